@@ -1,0 +1,46 @@
+"""Exception hierarchy.
+
+Peer misbehaviour is never an exception (it is a finding); these are for input that
+cannot be read or decoded.  The CLI maps them to exit codes (see README, "Exit codes").
+"""
+
+
+class TcpAnalyzeError(Exception):
+    """Base of every error tcpanalyze raises on purpose."""
+
+
+class DecodeError(TcpAnalyzeError, ValueError):
+    """A packet could not be decoded.  ``kind`` is a short counter name, ``offset`` a byte offset in the frame."""
+
+    def __init__(self, kind: str, offset: int = 0, detail: str = ""):
+        self.kind = kind
+        self.offset = offset
+        self.detail = detail
+        super().__init__(f"{kind} at byte {offset}" + (f": {detail}" if detail else ""))
+
+
+class TruncatedError(DecodeError):
+    """The frame ends before a header it announces."""
+
+
+class SourceError(TcpAnalyzeError):
+    """A capture source cannot be read at all (not a capture, unsupported, I/O error). Exit code 3."""
+
+    def __init__(self, message: str, offset: int | None = None, frame: int | None = None):
+        self.offset = offset
+        self.frame = frame
+        super().__init__(message)
+
+
+class CaptureDamage(TcpAnalyzeError):
+    """Damage a reader met: stored in ``reader.damage`` (never raised by iteration) after it
+    yielded everything readable.
+
+    ``fatal`` is False for a truncated tail (a warning) and True for corrupt data (exit code 3).
+    """
+
+    def __init__(self, message: str, offset: int, frame: int, fatal: bool):
+        self.offset = offset
+        self.frame = frame
+        self.fatal = fatal
+        super().__init__(message)

@@ -1,0 +1,793 @@
+"""Frame decoder: link layer -> (tunnels) -> innermost IPv4/IPv6 -> TCP header.
+
+``decode()`` turns one captured frame into a :class:`~tcpanalyze.model.Segment`, returns
+``None`` for a frame that carries no decodable TCP segment (after counting the reason in
+``counts``), or raises :class:`~tcpanalyze.errors.DecodeError` (``TruncatedError`` when the
+frame ends before a header it announces) for a malformed frame.
+
+Design (speed is the product):
+
+* One buffer, integer offsets, module-level ``struct.Struct`` objects and ``unpack_from``;
+  no per-layer slicing (the only bytes objects created are the packed src/dst addresses).
+* The overwhelmingly common frame -- Ethernet, IPv4 without options, TCP with no options
+  or with exactly ``NOP NOP Timestamp`` (Linux) -- is decoded by one ``unpack_from`` in
+  ``decode()`` itself.  Everything else goes through small per-protocol handlers chosen by
+  dict look-ups on the link type, the ethertype and the IP protocol number.
+* Every handler has the signature ``(frame, ts_ns, buf, off, end, lim, depth, counts)``:
+  ``off`` is where its header starts; ``lim`` is the *reported* end of this packet: the
+  frame's wire length lowered by every enclosing length field (PPPoE, 802.3, outer IP,
+  UDP), or ``_NOLIM`` when nothing bounds it; ``end`` is the *captured* end,
+  ``min(len(buf), lim)`` -- headers must fit before ``end``.  An IP length larger than
+  ``lim`` is cut to ``lim`` (as Wireshark does), so a lying IP header cannot inflate
+  ``paylen`` beyond the frame.  ``depth`` counts the tunnels entered so far.
+* Termination: header chains that can repeat (VLAN tags, MPLS labels, NFLOG TLVs, GRE
+  routing entries) are walked in loops that advance by at least one byte per step; IPv6
+  extension headers are capped at ``_MAX_EXT``; recursion happens only when entering a
+  tunnel, capped at ``_MAX_DEPTH``.  Every ``unpack_from``/index is preceded by a bounds
+  check, and ``decode()`` additionally turns any stray ``struct.error``/``IndexError`` into a
+  ``DecodeError`` so that no other exception can escape.
+"""
+from __future__ import annotations
+
+import struct
+
+from tcpanalyze.errors import DecodeError, TruncatedError
+from tcpanalyze.model import Segment
+
+__all__ = ["decode", "LINKTYPE_NAMES"]
+
+# pcap LINKTYPE_* numbers (https://www.tcpdump.org/linktypes.html) -> name, for messages.
+LINKTYPE_NAMES: dict[int, str] = {
+    0: "NULL", 1: "ETHERNET", 3: "AX25", 6: "IEEE802_5", 7: "ARCNET_BSD", 8: "SLIP", 9: "PPP",
+    10: "FDDI", 12: "RAW (DLT_RAW)", 14: "RAW (OpenBSD DLT_RAW)", 50: "PPP_HDLC", 51: "PPP_ETHER",
+    100: "ATM_RFC1483", 101: "RAW", 104: "C_HDLC", 105: "IEEE802_11", 106: "ATM_CLIP",
+    107: "FRELAY", 108: "LOOP", 113: "LINUX_SLL", 114: "LTALK", 117: "PFLOG",
+    119: "IEEE802_11_PRISM", 122: "IP_OVER_FC", 123: "SUNATM", 127: "IEEE802_11_RADIOTAP",
+    129: "ARCNET_LINUX", 138: "APPLE_IP_OVER_IEEE1394", 139: "MTP2_WITH_PHDR", 140: "MTP2",
+    141: "MTP3", 142: "SCCP", 143: "DOCSIS", 144: "LINUX_IRDA",
+    **{147 + i: f"USER{i}" for i in range(16)},
+    163: "IEEE802_11_AVS", 165: "BACNET_MS_TP", 166: "PPP_PPPD", 169: "GPRS_LLC",
+    177: "LINUX_LAPD", 187: "BLUETOOTH_HCI_H4", 189: "USB_LINUX", 192: "PPI",
+    195: "IEEE802_15_4_WITHFCS", 201: "BLUETOOTH_HCI_H4_WITH_PHDR", 215: "IEEE802_15_4_NONASK_PHY",
+    220: "USB_LINUX_MMAPPED", 224: "FC_2", 226: "IPNET", 227: "CAN_SOCKETCAN", 228: "IPV4",
+    229: "IPV6", 230: "IEEE802_15_4_NOFCS", 231: "DBUS", 235: "DVB_CI", 239: "NFLOG",
+    240: "NETANALYZER", 241: "NETANALYZER_TRANSPARENT", 242: "IPOIB", 243: "MPEG_2_TS",
+    247: "INFINIBAND", 248: "SCTP", 249: "USBPCAP", 251: "BLUETOOTH_LE_LL", 252: "WIRESHARK_UPPER_PDU",
+    253: "NETLINK", 254: "BLUETOOTH_LINUX_MONITOR", 256: "BLUETOOTH_LE_LL_WITH_PHDR",
+    274: "ETHERNET_MPACKET", 276: "LINUX_SLL2",
+}
+
+_NOLIM = 1 << 62  # "no enclosing length known" (wire length not given, no length fields)
+_MAX_DEPTH = 8   # tunnels (IP-in-IP, GRE, VXLAN, Teredo) entered before giving up
+_MAX_EXT = 8     # IPv6 extension headers before declaring the chain a loop
+
+# --- struct layouts (network byte order unless noted) ----------------------------------
+_U8x2 = struct.Struct("!BB")
+_U16 = struct.Struct("!H")
+_U16x2 = struct.Struct("!HH")
+_U16x3 = struct.Struct("!HHH")
+_U32 = struct.Struct("!I")
+_U32LE = struct.Struct("<I")
+_U16LEx2 = struct.Struct("<HH")
+_U16LE = struct.Struct("<H")
+_II = struct.Struct("!II")
+_III = struct.Struct("!III")
+# IPv4 (RFC 791 §3.1): ver/IHL, [tos], total length, [id], flags/fragment offset, [ttl],
+# protocol, [checksum], source, destination.
+_IP4 = struct.Struct("!BxHxxHxBxx4s4s")
+_IP4ADDR = struct.Struct("4s")
+# IPv6 (RFC 8200 §3): [ver/class/flow], payload length, next header, [hop limit], src, dst.
+_IP6 = struct.Struct("!4xHBx16s16s")
+# TCP (RFC 9293 §3.1): sport, dport, seq, ack, data offset/reserved/flags, window.
+_TCP = struct.Struct("!HHIIHH")
+# Fast path: Ethernet (dst, src, type) + IPv4 without options (vihl, total length, flags/
+# fragment offset, protocol, src, dst) + TCP (ports, seq, ack, offset/flags, window, skip
+# checksum and urgent pointer) + 12 option bytes read as the (NOP NOP 8 10) word, TSval,
+# TSecr: 66 bytes.  _FAST54 stops at the TCP window, for 54..65-byte frames.
+_FAST66 = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIHH4xIII")
+_FAST54 = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIHH")
+
+_TS_WORD = 0x0101080A   # NOP, NOP, kind 8, length 10 (RFC 7323 Appendix A layout)
+
+
+def _skip(counts, reason):
+    """Count a frame that carries no TCP segment and return None."""
+    counts[reason] = counts.get(reason, 0) + 1
+    return None
+
+
+# ======================================================================================
+# TCP
+# ======================================================================================
+
+def _tcp(frame, ts, buf, off, end, counts, src, dst, plen):
+    """TCP header at ``off``; ``plen`` = IP payload length (from the IP header, see _ipv4).
+
+    RFC 9293 §3.1: data offset (4 bits, 32-bit words), 3 reserved bits, 9 flag bits
+    (AE CWR ECE URG ACK PSH RST SYN FIN); options up to 40 bytes (§3.2).
+    """
+    if plen < 20:
+        raise DecodeError("bad_tcp_length", off, f"IP payload of {plen} bytes cannot hold a TCP header")
+    if off + 20 > end:
+        raise TruncatedError("truncated_tcp", off, f"{end - off} of 20 header bytes captured")
+    sport, dport, seq, ack, offfl, win = _TCP.unpack_from(buf, off)
+    hl = (offfl >> 10) & 0x3C
+    if hl < 20:
+        raise DecodeError("bad_tcp_offset", off + 12, f"data offset {hl >> 2} < 5")
+    paylen = plen - hl
+    if paylen < 0:
+        raise DecodeError("bad_tcp_length", off + 12,
+                          f"TCP header of {hl} bytes longer than IP payload of {plen}")
+    if off + hl > end:
+        raise TruncatedError("truncated_tcp", off, f"{end - off} of {hl} header bytes captured")
+    pay = off + hl
+    cap = end - pay             # captured payload bytes
+    flags = offfl & 0x1FF
+    if hl == 20:
+        return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
+                       -1, -1, False, None, -1, -1, cap < paylen)
+    if hl == 32:
+        word, tsval, tsecr = _III.unpack_from(buf, off + 20)
+        if word == _TS_WORD:
+            return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
+                           -1, -1, False, None, tsval, tsecr, cap < paylen)
+    # General option walk (RFC 9293 §3.2, RFC 7323, RFC 2018).
+    mss = wscale = tsval = tsecr = -1
+    sack_perm = False
+    sack = None
+    bad = False
+    i = off + 20
+    while i < pay:
+        kind = buf[i]
+        if kind == 0:                       # End of Option List
+            break
+        if kind == 1:                       # No-Operation
+            i += 1
+            continue
+        if i + 2 > pay:                     # kind byte without a length byte
+            bad = True
+            break
+        ln = buf[i + 1]
+        if ln < 2 or i + ln > pay:          # length 0/1 would loop; past the header: stop
+            bad = True
+            break
+        if kind == 8:                       # Timestamps: kind, len 10, TSval, TSecr (RFC 7323 §3.2)
+            if ln == 10:
+                tsval, tsecr = _II.unpack_from(buf, i + 2)
+            else:
+                bad = True
+        elif kind == 2:                     # Maximum Segment Size: kind, len 4, 16-bit MSS
+            if ln == 4:
+                mss = _U16.unpack_from(buf, i + 2)[0]
+            else:
+                bad = True
+        elif kind == 3:                     # Window Scale: kind, len 3, shift (RFC 7323 §2.2)
+            if ln == 3:
+                wscale = buf[i + 2]
+            else:
+                bad = True
+        elif kind == 4:                     # SACK-Permitted: kind, len 2 (RFC 2018 §2)
+            if ln == 2:
+                sack_perm = True
+            else:
+                bad = True
+        elif kind == 5:                     # SACK: kind, len 2+8n, n (left, right) edges (RFC 2018 §3)
+            if ln >= 10 and (ln - 2) & 7 == 0:
+                j = i + 2
+                blocks = []
+                while j < i + ln:
+                    blocks.append(_II.unpack_from(buf, j))
+                    j += 8
+                sack = tuple(blocks)
+            else:
+                bad = True
+        i += ln                             # unknown kinds are skipped by their length
+    if bad:
+        counts["bad_tcp_option"] = counts.get("bad_tcp_option", 0) + 1
+    return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
+                   mss, wscale, sack_perm, sack, tsval, tsecr, cap < paylen)
+
+
+# ======================================================================================
+# IP layer and IP-level tunnels
+# ======================================================================================
+
+def _ipv4_final_dst(buf, i, oend, dst):
+    """Walk IPv4 options (RFC 791 §3.1); with a pending loose/strict source route (LSRR 131,
+    SSRR 137: type, length, pointer, route data) the final destination is the last route
+    address, not the header's next hop -- report that one, as Wireshark's ``ip.dst`` does.
+    A malformed option list just ends the walk (the header fields stay as they are)."""
+    while i < oend:
+        kind = buf[i]
+        if kind == 0:               # End of Option List
+            break
+        if kind == 1:               # No Operation
+            i += 1
+            continue
+        if i + 2 > oend:
+            break
+        ln = buf[i + 1]
+        if ln < 2 or i + ln > oend:
+            break
+        if (kind == 131 or kind == 137) and ln >= 7 and (ln - 3) & 3 == 0:
+            ptr = buf[i + 2]
+            if 4 <= ptr <= ln and not ptr & 3:      # route not yet completed
+                return _IP4ADDR.unpack_from(buf, i + ln - 4)[0]
+        i += ln
+    return dst
+
+
+def _ipv4(frame, ts, buf, off, end, lim, depth, counts):
+    """IPv4 (RFC 791 §3.1): IHL in 32-bit words (options skipped), total length, fragments."""
+    if off + 20 > end:
+        raise TruncatedError("truncated_ipv4", off, f"{end - off} of 20 header bytes captured")
+    vihl, tot, frag, proto, src, dst = _IP4.unpack_from(buf, off)
+    if vihl >> 4 != 4:
+        raise DecodeError("bad_ip_version", off, f"version {vihl >> 4} in an IPv4 header")
+    hl = (vihl & 0xF) << 2
+    if hl < 20:
+        raise DecodeError("bad_ipv4_ihl", off, f"IHL {hl >> 2} < 5")
+    if off + hl > end:
+        raise TruncatedError("truncated_ipv4", off, f"{end - off} of {hl} header bytes captured")
+    if hl > 20:
+        dst = _ipv4_final_dst(buf, off + 20, off + hl, dst)
+    if frag & 0x1FFF:
+        # Non-first fragment: no TCP header here (reassembly is out of scope).
+        return _skip(counts, "ip_fragment")
+    if tot:
+        if tot < hl:
+            raise DecodeError("bad_ipv4_length", off + 2, f"total length {tot} < header length {hl}")
+        e = off + tot
+        if e < lim:
+            lim = e
+            if e < end:
+                end = e             # drop Ethernet padding / trailers
+        plen = lim - off - hl
+    else:
+        # Total length 0: TSO/GSO capture; the frame (wire length, else captured) decides.
+        plen = (end if lim == _NOLIM else lim) - off - hl
+    if proto == 6:
+        return _tcp(frame, ts, buf, off + hl, end, counts, src, dst, plen)
+    return _l4(proto, frame, ts, buf, off + hl, end, lim, depth, counts, src, dst, plen)
+
+
+# IPv6 extension headers whose length byte counts 8-octet units beyond the first 8
+# (RFC 8200 §4.3-4.6 hop-by-hop/routing/destination; RFC 6275 mobility; RFC 7401 HIP;
+# RFC 5533 shim6).  Fragment (44) and AH (51) are handled separately.
+_IP6_EXT_8 = frozenset((0, 43, 60, 135, 139, 140))
+_IP6_EXT = _IP6_EXT_8 | {44, 51}
+
+
+def _ipv6(frame, ts, buf, off, end, lim, depth, counts):
+    """IPv6 (RFC 8200 §3/§4): fixed 40-byte header, then the extension-header chain."""
+    if off + 40 > end:
+        raise TruncatedError("truncated_ipv6", off, f"{end - off} of 40 header bytes captured")
+    if buf[off] >> 4 != 6:
+        raise DecodeError("bad_ip_version", off, f"version {buf[off] >> 4} in an IPv6 header")
+    plen, nh, src, dst = _IP6.unpack_from(buf, off)
+    p = off + 40
+    if plen:
+        e = p + plen
+        if e < lim:
+            lim = e
+            if e < end:
+                end = e
+    # else payload length 0: jumbogram (RFC 2675) or TSO capture: the frame decides (below).
+    n = 0
+    while nh in _IP6_EXT:
+        n += 1
+        if n > _MAX_EXT:
+            raise DecodeError("ipv6_ext_loop", p, f"more than {_MAX_EXT} extension headers")
+        if p + 8 > end:             # every extension header is at least 8 bytes
+            raise TruncatedError("truncated_ipv6_ext", p, f"extension header {nh} not captured")
+        nxt, hlen = _U8x2.unpack_from(buf, p)
+        if nh == 44:
+            # Fragment header (RFC 8200 §4.5): next, reserved, offset(13)/res(2)/M(1), id.
+            if _U16.unpack_from(buf, p + 2)[0] & 0xFFF8:
+                return _skip(counts, "ip_fragment")
+            ln = 8
+        elif nh == 51:
+            ln = (hlen + 2) << 2    # Authentication Header (RFC 4302 §2.2): 4-octet units, minus 2
+        else:
+            ln = (hlen + 1) << 3
+        if p + ln > end:
+            raise TruncatedError("truncated_ipv6_ext", p, f"extension header {nh} of {ln} bytes not captured")
+        p += ln
+        nh = nxt
+    if nh == 59:                    # No Next Header (RFC 8200 §4.7)
+        return _skip(counts, "non_tcp")
+    return _l4(nh, frame, ts, buf, p, end, lim, depth, counts, src, dst,
+               (end if lim == _NOLIM else lim) - p)
+
+
+def _l4(proto, frame, ts, buf, off, end, lim, depth, counts, src, dst, plen):
+    """Dispatch on the IP protocol number (IANA): TCP, or a tunnel carrying IP."""
+    if proto == 6:
+        return _tcp(frame, ts, buf, off, end, counts, src, dst, plen)
+    h = _TUNNEL_PROTO.get(proto)
+    if h is None:
+        return _skip(counts, "non_tcp")
+    if depth >= _MAX_DEPTH:
+        raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+    return h(frame, ts, buf, off, end, lim, depth + 1, counts)
+
+
+def _gre(frame, ts, buf, off, end, lim, depth, counts):
+    """GRE (RFC 2784 + RFC 2890 key/sequence; RFC 1701 routing; RFC 2637 enhanced GRE).
+
+    Header: C R K S s Recur | flags | version (16 bits), protocol type (16 bits), then
+    optional checksum+offset (C or R), key (K), sequence number (S), routing (R),
+    and for version 1 an acknowledgement number (A, 0x0080).
+    """
+    if off + 4 > end:
+        raise TruncatedError("truncated_gre", off, "GRE header not captured")
+    fl, pt = _U16x2.unpack_from(buf, off)
+    ver = fl & 7
+    p = off + 4
+    if ver == 0:
+        if fl & 0xC000:
+            p += 4                  # checksum + reserved1 / offset
+        if fl & 0x2000:
+            p += 4                  # key
+        if fl & 0x1000:
+            p += 4                  # sequence number
+        if fl & 0x4000:
+            # RFC 1701 source route entries: address family(2), SRE offset(1), SRE length(1),
+            # routing information; the list ends with an entry of length 0.
+            while True:
+                if p + 4 > end:
+                    raise TruncatedError("truncated_gre", p, "GRE routing entry not captured")
+                sre_len = buf[p + 3]
+                p += 4 + sre_len
+                if sre_len == 0:
+                    break
+    elif ver == 1:
+        # Enhanced GRE (PPTP): key (payload length + call id) always present.
+        if pt != 0x880B:
+            return _skip(counts, "non_ip")
+        p += 4
+        if fl & 0x1000:
+            p += 4
+        if fl & 0x0080:
+            p += 4                  # acknowledgement number
+    else:
+        return _skip(counts, "non_ip")
+    if p > end:
+        raise TruncatedError("truncated_gre", off, "GRE optional fields not captured")
+    if pt == 0x6558:                # Transparent Ethernet Bridging
+        return _ether(frame, ts, buf, p, end, lim, depth, counts)
+    if pt == 0x88BE:
+        # ERSPAN: type I has no header (GRE without sequence number); type II an 8-byte one:
+        # ver(4) vlan(12) | cos(3) en(2) t(1) session(10) | reserved(12) index(20).
+        if fl & 0x1000:
+            p += 8
+        if p > end:
+            raise TruncatedError("truncated_erspan", off, "ERSPAN II header not captured")
+        return _ether(frame, ts, buf, p, end, lim, depth, counts)
+    if pt == 0x22EB:
+        # ERSPAN type III: 12 bytes: ver/vlan, cos/bso/t/session, timestamp,
+        # sgt(16) p(1) ft(5) hw id(6) d(1) gra(2) o(1); O set -> 8-byte platform subheader.
+        if p + 12 > end:
+            raise TruncatedError("truncated_erspan", p, "ERSPAN III header not captured")
+        p += 20 if buf[p + 11] & 1 else 12
+        return _ether(frame, ts, buf, p, end, lim, depth, counts)
+    if pt == 0x880B:                # PPP (PPTP)
+        return _ppp(frame, ts, buf, p, end, lim, depth, counts)
+    return _ethertype(pt, frame, ts, buf, p, end, lim, depth, counts)
+
+
+_VXLAN_PORT = 4789
+_TEREDO_PORT = 3544
+
+
+def _udp(frame, ts, buf, off, end, lim, depth, counts):
+    """UDP (RFC 768) carrying VXLAN (RFC 7348, dst port 4789) or Teredo (RFC 4380, port 3544)."""
+    if off + 8 > end:
+        raise TruncatedError("truncated_udp", off, "UDP header not captured")
+    sport, dport, ulen = _U16x3.unpack_from(buf, off)
+    if ulen >= 8 and off + ulen < lim:
+        lim = off + ulen
+        if lim < end:
+            end = lim
+    p = off + 8
+    if dport == _VXLAN_PORT:
+        # VXLAN header: flags (I = 0x08 means a valid VNI), 24 reserved bits, VNI(24), reserved(8).
+        if p + 8 > end:
+            raise TruncatedError("truncated_vxlan", p, "VXLAN header not captured")
+        if not buf[p] & 0x08:
+            return _skip(counts, "non_tcp")
+        return _ether(frame, ts, buf, p + 8, end, lim, depth, counts)
+    if sport == _TEREDO_PORT or dport == _TEREDO_PORT:
+        # Teredo (RFC 4380 §5.1.1): optional authentication indicator
+        # 00 01 id-len au-len client-id auth-value nonce(8) confirmation(1),
+        # then optional origin indication 00 00 port(2) address(4), then IPv6.
+        if p + 4 <= end and buf[p] == 0 and buf[p + 1] == 1:
+            p += 4 + buf[p + 2] + buf[p + 3] + 9
+        if p + 8 <= end and buf[p] == 0 and buf[p + 1] == 0:
+            p += 8
+        if p < end and buf[p] >> 4 == 6:
+            return _ipv6(frame, ts, buf, p, end, lim, depth, counts)
+    return _skip(counts, "non_tcp")
+
+
+# IP protocol numbers of tunnels (handlers get depth + 1 from _l4).
+_TUNNEL_PROTO = {
+    4: _ipv4,       # IP-in-IP (RFC 2003), also 4in6 (RFC 2473)
+    41: _ipv6,      # IPv6 encapsulation (RFC 2473 / 6in4 RFC 4213)
+    47: _gre,
+    17: _udp,
+}
+
+
+# ======================================================================================
+# Layer-2.5 / shims keyed by ethertype
+# ======================================================================================
+
+_VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
+
+
+def _ether(frame, ts, buf, off, end, lim, depth, counts):
+    """Ethernet II (IEEE 802.3 §3.2.6): dst(6), src(6), type/length(2)."""
+    if off + 14 > end:
+        raise TruncatedError("truncated_ethernet", off, f"{end - off} of 14 header bytes captured")
+    return _ethertype(_U16.unpack_from(buf, off + 12)[0], frame, ts, buf, off + 14, end, lim, depth, counts)
+
+
+def _ethertype(et, frame, ts, buf, off, end, lim, depth, counts):
+    """Dispatch on an ethertype; values < 0x0600 are IEEE 802.3 lengths: an LLC header follows."""
+    h = _ETHERTYPES.get(et)
+    if h is not None:
+        return h(frame, ts, buf, off, end, lim, depth, counts)
+    if et < 0x0600:
+        e = off + et                # IEEE 802.3 length of the LLC data (padding excluded)
+        if e < lim:
+            lim = e
+            if e < end:
+                end = e
+        return _llc(frame, ts, buf, off, end, lim, depth, counts)
+    return _skip(counts, "non_ip")
+
+
+def _llc(frame, ts, buf, off, end, lim, depth, counts):
+    """IEEE 802.2 LLC; only SNAP (aa aa 03, RFC 1042) with OUI 000000 or 0000f8 (802.1H) carries an ethertype."""
+    if off + 8 > end:
+        raise TruncatedError("truncated_llc", off, "LLC/SNAP header not captured")
+    if buf[off] != 0xAA or buf[off + 1] != 0xAA or buf[off + 2] != 0x03 or buf[off + 3] or buf[off + 4] \
+            or buf[off + 5] not in (0x00, 0xF8):
+        return _skip(counts, "non_ip")
+    et = _U16.unpack_from(buf, off + 6)[0]
+    h = _ETHERTYPES.get(et)
+    if h is None:                   # includes et < 0x0600: no LLC-in-LLC
+        return _skip(counts, "non_ip")
+    return h(frame, ts, buf, off + 8, end, lim, depth, counts)
+
+
+def _vlan(frame, ts, buf, off, end, lim, depth, counts):
+    """IEEE 802.1Q / 802.1ad / legacy QinQ tags: TCI(2), then the next type; tags may stack."""
+    while True:
+        if off + 4 > end:
+            raise TruncatedError("truncated_vlan", off, "VLAN tag not captured")
+        et = _U16.unpack_from(buf, off + 2)[0]
+        off += 4
+        if et not in _VLAN_TPIDS:
+            return _ethertype(et, frame, ts, buf, off, end, lim, depth, counts)
+
+
+def _mpls(frame, ts, buf, off, end, lim, depth, counts):
+    """MPLS label stack (RFC 3032 §2.1): label(20) TC(3) S(1) TTL(8); S marks the bottom.
+
+    The payload has no type field: guess IPv4/IPv6 from the first nibble (RFC 4385 §2: a
+    pseudowire control word starts with 0000, so it is not mistaken for IP).
+    """
+    while True:
+        if off + 4 > end:
+            raise TruncatedError("truncated_mpls", off, "MPLS label not captured")
+        bos = buf[off + 2] & 1
+        off += 4
+        if bos:
+            break
+    if off >= end:
+        raise TruncatedError("truncated_mpls", off, "MPLS payload not captured")
+    v = buf[off] >> 4
+    if v == 4:
+        return _ipv4(frame, ts, buf, off, end, lim, depth, counts)
+    if v == 6:
+        return _ipv6(frame, ts, buf, off, end, lim, depth, counts)
+    return _skip(counts, "non_ip")
+
+
+def _pppoe(frame, ts, buf, off, end, lim, depth, counts):
+    """PPPoE session stage (RFC 2516 §4): ver/type(1), code(1) = 0, session id(2), length(2), PPP."""
+    if off + 6 > end:
+        raise TruncatedError("truncated_pppoe", off, "PPPoE header not captured")
+    if buf[off + 1] != 0:           # not a session data packet (discovery codes are non-zero)
+        return _skip(counts, "non_ip")
+    e = off + 6 + _U16.unpack_from(buf, off + 4)[0]     # the length field excludes padding
+    if e < lim:
+        lim = e
+        if e < end:
+            end = e
+    return _ppp_proto(frame, ts, buf, off + 6, end, lim, depth, counts)
+
+
+def _ppp(frame, ts, buf, off, end, lim, depth, counts):
+    """PPP frame (RFC 1661 §2) optionally in HDLC-like framing (RFC 1662 §3.1: ff 03 prefix)."""
+    if off + 2 <= end and buf[off] == 0xFF and buf[off + 1] == 0x03:
+        off += 2
+    return _ppp_proto(frame, ts, buf, off, end, lim, depth, counts)
+
+
+_PPP_PROTO = {
+    0x0021: _ipv4,      # RFC 1332
+    0x0057: _ipv6,      # RFC 5072
+    0x0281: _mpls,      # RFC 3032 §5 (unicast)
+    0x0283: _mpls,      # (multicast)
+}
+
+
+def _ppp_proto(frame, ts, buf, off, end, lim, depth, counts):
+    """PPP protocol field (RFC 1661 §2): 2 bytes, or 1 when compressed (PFC: first byte odd)."""
+    if off >= end:
+        raise TruncatedError("truncated_ppp", off, "PPP protocol not captured")
+    if buf[off] & 1:
+        proto = buf[off]
+        off += 1
+    else:
+        if off + 2 > end:
+            raise TruncatedError("truncated_ppp", off, "PPP protocol not captured")
+        proto = _U16.unpack_from(buf, off)[0]
+        off += 2
+    h = _PPP_PROTO.get(proto)
+    if h is None:
+        return _skip(counts, "non_ip")
+    return h(frame, ts, buf, off, end, lim, depth, counts)
+
+
+_ETHERTYPES = {
+    0x0800: _ipv4,
+    0x86DD: _ipv6,
+    0x8100: _vlan,      # IEEE 802.1Q
+    0x88A8: _vlan,      # IEEE 802.1ad service tag
+    0x9100: _vlan,      # pre-standard QinQ
+    0x9200: _vlan,
+    0x8864: _pppoe,     # PPPoE session stage (0x8863 discovery carries no IP)
+    0x8847: _mpls,      # MPLS unicast
+    0x8848: _mpls,      # MPLS multicast
+}
+
+
+# ======================================================================================
+# Link layers (pcap LINKTYPE_*), all called with off = 0, end = len(buf), depth = 0
+# ======================================================================================
+
+def _raw(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_RAW 101 (and 12/14): a bare IP packet; the version nibble tells which."""
+    if off >= end:
+        raise TruncatedError("truncated_ip", off, "empty frame")
+    v = buf[off] >> 4
+    if v == 4:
+        return _ipv4(frame, ts, buf, off, end, lim, depth, counts)
+    if v == 6:
+        return _ipv6(frame, ts, buf, off, end, lim, depth, counts)
+    raise DecodeError("bad_ip_version", off, f"IP version {v}")
+
+
+# BSD address families: AF_INET 2; AF_INET6 is 24 (NetBSD/OpenBSD), 28 (FreeBSD), 30 (Darwin).
+_AF = {2: _ipv4, 24: _ipv6, 28: _ipv6, 30: _ipv6}
+
+
+def _null(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_NULL 0 (4-byte AF in the capturing host's byte order) / LOOP 108 (network order)."""
+    if off + 4 > end:
+        raise TruncatedError("truncated_null", off, "loopback header not captured")
+    fam = _U32LE.unpack_from(buf, off)[0]
+    if fam > 0xFFFF:                # written big-endian
+        fam = _U32.unpack_from(buf, off)[0]
+    h = _AF.get(fam)
+    if h is None:
+        return _skip(counts, "non_ip")
+    return h(frame, ts, buf, off + 4, end, lim, depth, counts)
+
+
+def _ppp_hdlc(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_PPP_HDLC 50: PPP in HDLC-like framing, or Cisco HDLC when the first byte is 0x0f/0x8f."""
+    if off < end and buf[off] in (0x0F, 0x8F):
+        return _chdlc(frame, ts, buf, off, end, lim, depth, counts)
+    return _ppp(frame, ts, buf, off, end, lim, depth, counts)
+
+
+def _chdlc(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_C_HDLC 104 (Cisco HDLC): address(1), control(1), ethertype(2)."""
+    if off + 4 > end:
+        raise TruncatedError("truncated_chdlc", off, "Cisco HDLC header not captured")
+    return _ethertype(_U16.unpack_from(buf, off + 2)[0], frame, ts, buf, off + 4, end, lim, depth, counts)
+
+
+def _sll(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_LINUX_SLL 113: packet type(2), ARPHRD(2), addr len(2), addr(8), protocol(2)."""
+    if off + 16 > end:
+        raise TruncatedError("truncated_sll", off, "Linux cooked header not captured")
+    return _ethertype(_U16.unpack_from(buf, off + 14)[0], frame, ts, buf, off + 16, end, lim, depth, counts)
+
+
+def _sll2(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_LINUX_SLL2 276: protocol(2), reserved(2), ifindex(4), ARPHRD(2), pkttype(1), addr len(1), addr(8)."""
+    if off + 20 > end:
+        raise TruncatedError("truncated_sll2", off, "Linux cooked v2 header not captured")
+    return _ethertype(_U16.unpack_from(buf, off)[0], frame, ts, buf, off + 20, end, lim, depth, counts)
+
+
+def _wlan(frame, ts, buf, off, end, lim, depth, counts, datapad=False):
+    """IEEE 802.11 MAC header (IEEE 802.11-2020 §9.2.3) of a data frame, then LLC/SNAP.
+
+    Frame control byte 0: subtype(4) type(2) version(2); byte 1: order, protected, more data,
+    power mgmt, retry, more fragments, from DS, to DS.  Header: 24 bytes, 30 with four
+    addresses (to DS and from DS), +2 QoS control for QoS subtypes, +4 HT control when a
+    QoS frame has the +HTC/Order bit.  ``datapad`` (radiotap flag 0x20) pads the header to
+    a multiple of 4 bytes.
+    """
+    if off + 2 > end:
+        raise TruncatedError("truncated_80211", off, "frame control not captured")
+    fc0 = buf[off]
+    fc1 = buf[off + 1]
+    if fc0 & 0x0C != 0x08 or fc0 & 0x43 or fc1 & 0x40:
+        # Not version 0 / not a data frame / a no-data subtype (null, CF-ack/poll only) / protected.
+        return _skip(counts, "non_ip")
+    hl = 30 if fc1 & 3 == 3 else 24
+    if fc0 & 0x80:                  # QoS subtypes
+        if off + hl + 2 > end:
+            raise TruncatedError("truncated_80211", off, "802.11 header not captured")
+        if buf[off + hl] & 0x80:    # A-MSDU present: several packets in one frame, not decoded
+            return _skip(counts, "non_ip")
+        hl += 2
+        if fc1 & 0x80:
+            hl += 4
+    if datapad:
+        hl = (hl + 3) & ~3
+    if off + hl > end:
+        raise TruncatedError("truncated_80211", off, "802.11 header not captured")
+    return _llc(frame, ts, buf, off + hl, end, lim, depth, counts)
+
+
+def _radiotap(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_IEEE802_11_RADIOTAP 127: version(1) = 0, pad(1), length(2, LE), present(4, LE)...
+
+    Only the Flags field is looked at (for the "data pad" bit 0x20); it follows the
+    present words and the 8-byte-aligned TSFT field when those are present.
+    """
+    if off + 8 > end:
+        raise TruncatedError("truncated_radiotap", off, "radiotap header not captured")
+    if buf[off] != 0:
+        raise DecodeError("bad_radiotap_version", off, f"radiotap version {buf[off]}")
+    rlen = _U16LE.unpack_from(buf, off + 2)[0]
+    if rlen < 8:
+        raise DecodeError("bad_radiotap_length", off + 2, f"radiotap length {rlen} < 8")
+    rend = off + rlen
+    if rend > end:
+        raise TruncatedError("truncated_radiotap", off, f"radiotap header of {rlen} bytes not captured")
+    present = _U32LE.unpack_from(buf, off + 4)[0]
+    datapad = False
+    if present & 2:                 # Flags field present
+        p = off + 8
+        w = present
+        while w & 0x80000000 and p + 4 <= rend:     # extended present bitmaps
+            w = _U32LE.unpack_from(buf, p)[0]
+            p += 4
+        if present & 1:             # TSFT: 8 bytes, 8-byte aligned from the header start
+            p = off + ((p - off + 7) & ~7) + 8
+        if p < rend:
+            datapad = bool(buf[p] & 0x20)
+    return _wlan(frame, ts, buf, rend, end, lim, depth, counts, datapad)
+
+
+def _wlan_link(frame, ts, buf, off, end, lim, depth, counts):
+    return _wlan(frame, ts, buf, off, end, lim, depth, counts)
+
+
+def _nflog(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_NFLOG 239: family(1), version(1), resource id(2, BE), then TLVs.
+
+    TLV: length(2, LE, includes the 4-byte TLV header), type(2, LE); values padded to 4
+    bytes.  Type 9 (NFULA_PAYLOAD) holds the network-layer packet.
+    """
+    if off + 4 > end:
+        raise TruncatedError("truncated_nflog", off, "NFLOG header not captured")
+    p = off + 4
+    while p + 4 <= end:
+        tlen, ttype = _U16LEx2.unpack_from(buf, p)
+        if tlen < 4:
+            raise DecodeError("bad_nflog_tlv", p, f"TLV length {tlen} < 4")
+        if ttype & 0x3FFF == 9:     # strip the netlink NLA_F_NESTED / NLA_F_NET_BYTEORDER bits
+            # The TLV holds what netlink copied (the copy range may cut the packet): it bounds
+            # the captured bytes only, the IP length still tells the packet's real size.
+            s = p + 4
+            e = p + tlen
+            if e < end:
+                end = e
+            if s >= end:
+                return _skip(counts, "non_ip")
+            v = buf[s] >> 4
+            if v == 4:
+                return _ipv4(frame, ts, buf, s, end, lim, depth, counts)
+            if v == 6:
+                return _ipv6(frame, ts, buf, s, end, lim, depth, counts)
+            return _skip(counts, "non_ip")
+        p += (tlen + 3) & ~3
+    return _skip(counts, "non_ip")
+
+
+_LINKTYPES = {
+    0: _null,
+    108: _null,
+    1: _ether,
+    9: _ppp,
+    50: _ppp_hdlc,
+    51: _pppoe,         # LINKTYPE_PPP_ETHER: starts with the PPPoE header
+    104: _chdlc,
+    105: _wlan_link,
+    127: _radiotap,
+    113: _sll,
+    276: _sll2,
+    12: _raw,
+    14: _raw,
+    101: _raw,
+    228: _ipv4,
+    229: _ipv6,
+    239: _nflog,
+}
+
+
+def _decode_general(frame, ts_ns, linktype, buf, counts, wirelen=0):
+    """The table-driven path (also what the tests fuzz: no exception safety net here)."""
+    h = _LINKTYPES.get(linktype)
+    if h is None:
+        name = LINKTYPE_NAMES.get(linktype)
+        raise DecodeError("unsupported_linktype", 0,
+                          f"link type {linktype} ({name})" if name else f"link type {linktype}")
+    n = len(buf)
+    return h(frame, ts_ns, buf, 0, n, (wirelen if wirelen > n else n) if wirelen else _NOLIM, 0, counts)
+
+
+def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], wirelen: int = 0) -> Segment | None:
+    """Decode one frame to its innermost TCP segment.
+
+    ``buf`` is the captured frame (bytes, bytearray or memoryview).  ``wirelen`` (optional)
+    is the frame's original length on the wire; when given, an IP length that claims more
+    than the frame held is cut to the frame (as Wireshark does) instead of being trusted.
+
+    Returns None (and increments ``counts[reason]``: ``non_ip``, ``non_tcp``,
+    ``ip_fragment``) when the frame carries no TCP header; counts ``bad_tcp_option`` when an
+    option list had to be abandoned (the segment is still returned).  Raises
+    DecodeError/TruncatedError for malformed frames and
+    ``DecodeError("unsupported_linktype", 0, "link type N (NAME)")`` for unknown link types.
+    """
+    if linktype == 1:
+        # Fast path: Ethernet II, IPv4 with IHL 5, not a non-first fragment, IP length set
+        # (and within the wire length when known), TCP with no options or with exactly
+        # NOP NOP Timestamp.  Anything else falls through to the general path.
+        n = len(buf)
+        if n >= 66:
+            (et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win,
+             word, tsval, tsecr) = _FAST66.unpack_from(buf)
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+                    and (not wirelen or tot + 14 <= wirelen):
+                hl = offfl & 0xF000
+                if hl == 0x8000 and word == _TS_WORD and tot >= 52:
+                    paylen = tot - 52
+                    return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                   paylen, -1, -1, False, None, tsval, tsecr, n - 66 < paylen)
+                if hl == 0x5000 and tot >= 40:
+                    paylen = tot - 40
+                    return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                   paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+        elif n >= 54:
+            et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win = _FAST54.unpack_from(buf)
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+                    and offfl & 0xF000 == 0x5000 and tot >= 40 and (not wirelen or tot + 14 <= wirelen):
+                paylen = tot - 40
+                return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                               paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+    try:
+        return _decode_general(frame, ts_ns, linktype, buf, counts, wirelen)
+    except (struct.error, IndexError) as exc:   # safety net only: every access is bounds-checked
+        raise TruncatedError("truncated", 0, f"{type(exc).__name__}: {exc}") from None

@@ -1,0 +1,379 @@
+"""Zeek-compatible TCP endpoint states, ``history`` and ``conn_state``.
+
+Zeek (``src/packet_analysis/protocol/tcp/TCPSessionAdapter.cc``, ``TCP_Endpoint.{h,cc}``,
+``src/Conn.cc``, ``scripts/base/protocols/conn/main.zeek``) summarises a TCP connection with
+one coarse state per endpoint, a history string and a ``conn_state`` derived from both.
+:class:`ZeekConn` reproduces them from the segments the engine already decoded, with ints
+and a list of letters, so it can run in the per-packet loop.
+
+Endpoint states (``TCP_ENDPOINT_*``; index = Zeek's enum value, which the ``conn`` record's
+``orig$state``/``resp$state`` also carry)::
+
+    INACTIVE 0  nothing seen from this side          PARTIAL 3      data without a SYN
+    SYN_SENT 1  SYN, no ack                          ESTABLISHED 4
+    SYN_ACK_SENT 2  SYN/ACK seen, no initial SYN     CLOSED 5 (FIN seen)   RESET 6 (RST seen)
+
+How the engine uses it
+----------------------
+1. At the connection's first segment: ``zc = ZeekConn(orig_is_first_sender)``.  Pass
+   ``True`` when Zeek would make the first sender the originator, ``False`` when Zeek flips
+   the roles when it creates the connection (``TCP.cc`` ``WantConnection``: the first
+   segment is not a pure SYN and its *source* port is a likely server port, unless both
+   ports are and it is a SYN/ACK or ``src_port >= dst_port``).  A flip at creation starts
+   the history with ``^`` as in Zeek.
+2. For every segment, in capture order and *before* anything else about Zeek:
+   ``zc.update(is_orig, flags, rel_seq, paylen, win, is_retransmission)``.
+
+   * ``is_orig`` -- the sender is the originator **as fixed at construction** (the engine
+     keeps one orientation for the connection's lifetime).  Zeek may flip the roles later
+     (the "``H`` then ``A``/``D``" rule and the SYN/SYN-ACK reversal); :class:`ZeekConn`
+     then swaps internally.  Read ``zc.orig_is_first_sender`` at the end to know who Zeek
+     calls the originator (``zc.flipped`` says whether any flip happened).
+   * ``rel_seq`` -- the segment's sequence number relative to any fixed base of that side
+     (only equality between segments of the same side matters: it decides whether a
+     SYN/FIN/RST letter repeats).
+   * ``paylen`` -- TCP payload length; ``win`` -- the raw 16-bit window field.
+   * ``is_retransmission`` -- Zeek's ``update_last_seq`` rule: with
+     ``seg_len = paylen + SYN + FIN`` (``- paylen`` for a RST) and
+     ``delta_last = seq + seg_len - last_seq`` (32-bit signed), it is
+     ``delta_last <= 0 and paylen > 0``, except that SYN/RST segments with
+     ``|delta_last| > 2**20`` and a FIN when ``last_seq == start_seq + 1`` never count.
+     This class adds Zeek's remaining gate itself: nothing counts once the sender is RESET.
+3. A segment with a bad checksum is dropped by Zeek before any of this: call
+   ``zc.checksum_error(is_orig)`` *instead of* ``update``.  Content gaps found by
+   reassembly: ``zc.gap(is_orig)`` (Zeek only counts them while established or cleanly
+   closing; that decision is the caller's).
+4. At the end: ``zc.history`` and ``zc.conn_state(orig_size, resp_size)`` (the sizes are
+   only used for ``REJ`` when both sides reset; pass Zeek's ``orig$size``/``resp$size``).
+
+Never raises: a malformed call leaves the object as it was.
+"""
+from __future__ import annotations
+
+import re
+
+from tcpanalyze.model import ACK, FIN, RST, SYN
+
+__all__ = ["ZeekConn", "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED",
+           "RESET", "STATE_NAMES"]
+
+# TCP_Endpoint.h, enum EndpointState
+INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
+#: Script-level names, as ``orig$state``/``resp$state`` print in Zeek.
+STATE_NAMES = ("TCP_INACTIVE", "TCP_SYN_SENT", "TCP_SYN_ACK_SENT", "TCP_PARTIAL", "TCP_ESTABLISHED",
+               "TCP_CLOSED", "TCP_RESET")
+
+# Once-only / first-time history bits (our own values; the responder's are shifted by 16).
+_H_SYN, _H_FIN, _H_RST, _H_FIN_RST, _H_DATA, _H_ACK, _H_MULTI = 1, 2, 4, 8, 0x10, 0x20, 0x40
+_LOW = 0xFFFF
+
+# Segment kinds by (flags & FIN|SYN|RST|ACK), following update_history's bits_set logic.
+_K_NONE, _K_SYN, _K_FIN, _K_RST, _K_FIN_RST, _K_MULTI = range(6)
+
+
+def _kind(f: int) -> int:
+    n = bool(f & SYN) + bool(f & FIN) + bool(f & RST)
+    if n > 1:
+        return _K_FIN_RST if f & FIN and f & RST else _K_MULTI
+    if n == 0:
+        return _K_NONE
+    return _K_SYN if f & SYN else _K_FIN if f & FIN else _K_RST
+
+
+_KIND = tuple(_kind(i) for i in range(32))
+_CTL = FIN | SYN | RST | ACK
+
+# Logarithmic ("scaled") letters: index into the counter lists is letter * 2 + side.
+_T, _W, _G, _C = 0, 1, 2, 3
+_SCALED = ("Tt", "Ww", "Gg", "Cc")
+
+# Zeek's regex for RSTOS0 (main.zeek): /\^?S[^HAFGIQ]*R.*/, matched against the whole string.
+_RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*", re.S)
+
+
+class ZeekConn:
+    """Zeek's per-connection TCP summary state; see the module docstring for the protocol."""
+
+    __slots__ = ("os", "rs", "oprev", "rprev", "hist", "seen", "last_syn", "last_fin", "last_rst",
+                 "cnt", "thr", "flipped", "orig_is_first_sender", "_swap")
+
+    def __init__(self, orig_is_first_sender: bool = True):
+        self.os = INACTIVE          # originator's endpoint state
+        self.rs = INACTIVE          # responder's endpoint state
+        self.oprev = INACTIVE       # previous states (Zeek's prev_state; used by the rules)
+        self.rprev = INACTIVE
+        self.hist: list[str] = []   # history letters
+        self.seen = 0               # once-only bits: originator's low 16, responder's high 16
+        self.last_syn = [0, 0]      # [orig, resp]: hist_last_SYN/FIN/RST
+        self.last_fin = [0, 0]
+        self.last_rst = [0, 0]
+        self.cnt = [0] * 8          # scaled-letter counters, index letter*2 + side
+        self.thr = [1] * 8          # ... and their next thresholds (1, 10, 100, ...)
+        self.flipped = False
+        self.orig_is_first_sender = True
+        self._swap = False          # roles swapped relative to the constructor's orientation
+        if not orig_is_first_sender:
+            # Zeek's Connection::FlipRoles at creation: '^' before any letter.
+            self.hist.append("^")
+            self.flipped = True
+            self.orig_is_first_sender = False
+
+    # ------------------------------------------------------------------ per packet
+    def update(self, is_orig: bool, flags: int, rel_seq: int, paylen: int, win: int,
+               is_retransmission: bool) -> None:
+        """Account one segment (see the module docstring for the arguments)."""
+        try:
+            if self._swap:
+                is_orig = not is_orig
+            side = 0 if is_orig else 1
+            if not flags & 7:
+                # -- no SYN/FIN/RST: 'D' or 'A', once per direction (update_history) --
+                if paylen > 0:
+                    bit = _H_DATA
+                elif flags & ACK:
+                    bit = _H_ACK
+                else:
+                    bit = 0
+                if bit and not self.seen & (bit << (16 * side)):
+                    hist = self.hist
+                    if len(hist) == 1 and hist[0] == "H":
+                        # PR zeek/zeek#2191: a connection that began with a SYN/ACK and now
+                        # sees an ACK or data (either direction) lost its SYN; it is no
+                        # stealth scan.  Flip the roles and write the history as "^h".
+                        self._flip(True)
+                        is_orig = not is_orig
+                        side ^= 1
+                    self.seen |= bit << (16 * side)
+                    hist.append(("Dd" if bit == _H_DATA else "Aa")[side])
+            else:
+                self._control_letter(side, flags, rel_seq, paylen)
+
+            if is_orig:
+                me, peer = self.os, self.rs
+            else:
+                me, peer = self.rs, self.os
+            # -- zero window (update_window), then retransmission (update_last_seq) --
+            if win == 0 and not flags & RST and peer != CLOSED and me != RESET:
+                self._scaled(_W * 2 + side)
+            if is_retransmission and paylen > 0 and me != RESET:
+                self._scaled(_T * 2 + side)
+            # -- endpoint states (UpdateStateMachine); nothing changes otherwise --
+            if flags & 7 or me == INACTIVE:
+                self._states(is_orig, flags, paylen)
+        except Exception:
+            pass
+
+    def settled(self, is_orig: bool) -> bool:
+        """True when an ordinary segment (no SYN/FIN/RST, window > 0, not a retransmission) from
+        this side can no longer change anything here: its A and D letters are written and its
+        endpoint is past INACTIVE.  The engine then skips ``update`` for such segments."""
+        if self._swap:
+            is_orig = not is_orig
+        side = 0 if is_orig else 1
+        both = (_H_DATA | _H_ACK) << (16 * side)
+        return self.seen & both == both and (self.os if is_orig else self.rs) != INACTIVE
+
+    def _control_letter(self, side: int, flags: int, rel_seq: int, paylen: int) -> None:
+        """History letter of a segment with SYN, FIN or RST (update_history)."""
+        k = _KIND[flags & _CTL]
+        shift = 16 * side
+        hist = self.hist
+        if k == _K_SYN:
+            code = ("Hh" if flags & ACK else "Ss")[side]
+            bit = _H_SYN << shift
+            if not self.seen & bit:
+                self.seen |= bit
+                hist.append(code)
+            elif rel_seq != self.last_syn[side]:
+                hist.append(code)             # a SYN at a new sequence number repeats
+            self.last_syn[side] = rel_seq
+        elif k == _K_FIN:
+            end = rel_seq + paylen            # a FIN's sequence is taken after its data
+            bit = _H_FIN << shift
+            if not self.seen & bit:
+                self.seen |= bit
+                hist.append("Ff"[side])
+            elif end != self.last_fin[side]:
+                hist.append("Ff"[side])
+            self.last_fin[side] = end
+        elif k == _K_RST:
+            bit = _H_RST << shift
+            if not self.seen & bit:
+                self.seen |= bit
+                hist.append("Rr"[side])
+            elif rel_seq != self.last_rst[side]:
+                hist.append("Rr"[side])
+            self.last_rst[side] = rel_seq
+        else:                                 # more than one of SYN/FIN/RST: once only
+            if k == _K_FIN_RST:
+                bit, code = _H_FIN_RST << shift, "Ii"[side]
+            else:
+                bit, code = _H_MULTI << shift, "Qq"[side]
+            if not self.seen & bit:
+                self.seen |= bit
+                hist.append(code)
+
+    def checksum_error(self, is_orig: bool) -> None:
+        """A segment Zeek drops for its checksum ('C'/'c', logarithmic)."""
+        try:
+            self._scaled(_C * 2 + (0 if bool(is_orig) != self._swap else 1))
+        except Exception:
+            pass
+
+    def gap(self, is_orig: bool) -> None:
+        """A content gap reported by reassembly ('G'/'g', logarithmic)."""
+        try:
+            self._scaled(_G * 2 + (0 if bool(is_orig) != self._swap else 1))
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ internals
+    def _scaled(self, i: int) -> None:
+        """Session::ScaledHistoryEntry: letter at the 1st, 10th, 100th ... event."""
+        c = self.cnt[i] + 1
+        t = self.thr[i]
+        if c == t:
+            self.hist.append(_SCALED[i >> 1][i & 1])
+            nt = (t * 10) & 0xFFFFFFFF       # uint32 arithmetic, as in Zeek
+            if nt <= t:
+                c = 0                        # wrapped: restart the count, keep the threshold
+            else:
+                self.thr[i] = nt
+        self.cnt[i] = c
+
+    def _states(self, is_orig: bool, flags: int, paylen: int) -> None:
+        """Zeek's UpdateStateMachine for the sender, with Zeek's SetState/prev_state rules."""
+        if is_orig:
+            me, mp, pe, pp = self.os, self.oprev, self.rs, self.rprev
+        else:
+            me, mp, pe, pp = self.rs, self.rprev, self.os, self.oprev
+        syn = flags & SYN
+        fin = flags & FIN
+        rst = flags & RST
+        ack = flags & ACK
+        flip = False
+
+        if me == INACTIVE:                                    # UpdateInactiveState
+            if syn:
+                if is_orig:
+                    ns = SYN_ACK_SENT if ack else SYN_SENT
+                    if ns != me:
+                        me, mp = ns, me
+                else:
+                    if not ack and pe == SYN_ACK_SENT:
+                        # SYN/SYN-ACK reversal (captured out of order): Zeek flips the roles
+                        # and establishes the connection.
+                        flip = True
+                        pe, pp = ESTABLISHED, pe
+                    if pe == SYN_SENT:
+                        pe, pp = ESTABLISHED, pe
+                    me, mp = ESTABLISHED, me
+            if fin and me != CLOSED:
+                me, mp = CLOSED, me
+            if rst and me != RESET:
+                me, mp = RESET, me
+            if me == INACTIVE:                                # no control flag moved it
+                if not is_orig and paylen == 0 and pe == SYN_SENT:
+                    pass                                      # ACK of a SYN before the SYN/ACK
+                elif ack and pe == ESTABLISHED:
+                    me, mp = ESTABLISHED, me                  # SYN/ACK seen, its SYN missed
+                else:
+                    me, mp = PARTIAL, me
+        elif me == SYN_SENT or me == SYN_ACK_SENT:            # UpdateSYN_SentState
+            if fin:
+                me, mp = CLOSED, me
+            if rst:
+                me, mp = RESET, me
+        elif me == ESTABLISHED or me == PARTIAL:              # UpdateEstablishedState
+            if syn and me == PARTIAL and pe == INACTIVE and not ack:
+                me, mp = SYN_SENT, me                         # SYN_after_partial
+            if fin and not rst:
+                if me != CLOSED:
+                    me, mp = CLOSED, me
+                if pe == RESET and pp == CLOSED:
+                    pe, pp = CLOSED, pe                       # FIN then RST was a normal close
+            if rst and me != RESET:
+                me, mp = RESET, me
+        elif me == CLOSED:                                    # UpdateClosedState
+            if rst and pe != CLOSED:
+                me, mp = RESET, me
+        # RESET: UpdateResetState only raises weirds
+
+        if is_orig:
+            self.os, self.oprev, self.rs, self.rprev = me, mp, pe, pp
+        else:
+            self.rs, self.rprev, self.os, self.oprev = me, mp, pe, pp
+        if flip:
+            self._flip(False)
+
+    def _flip(self, rewrite_h: bool) -> None:
+        """Swap originator and responder (Zeek's Connection::FlipRoles)."""
+        self.os, self.rs = self.rs, self.os
+        self.oprev, self.rprev = self.rprev, self.oprev
+        s = self.seen
+        self.seen = ((s & _LOW) << 16) | ((s >> 16) & _LOW)
+        for lst in (self.last_syn, self.last_fin, self.last_rst):
+            lst[0], lst[1] = lst[1], lst[0]
+        for lst in (self.cnt, self.thr):
+            for i in (0, 2, 4, 6):
+                lst[i], lst[i + 1] = lst[i + 1], lst[i]
+        self._swap = not self._swap
+        self.orig_is_first_sender = not self.orig_is_first_sender
+        self.flipped = True
+        if rewrite_h:
+            # History was exactly "H": the SYN/ACK's sender is the responder.
+            self.hist[:] = ["^", "h"]
+            # Inference (not stated by the notes): the SYN/ACK sender now stands where Zeek
+            # would have put it had it flipped at creation -- a responder that sent SYN/ACK
+            # is ESTABLISHED (UpdateInactiveState) -- so the rest of the connection is
+            # summarised exactly like a creation-time flip ("^hADdFaf", SF).
+            if self.rs == SYN_ACK_SENT:
+                self.rs, self.rprev = ESTABLISHED, SYN_ACK_SENT
+        else:
+            self.hist.append("^")
+
+    # ------------------------------------------------------------------ results
+    @property
+    def history(self) -> str:
+        """The ``history`` string, as in Zeek's conn.log."""
+        return "".join(self.hist)
+
+    @property
+    def orig_state(self) -> str:
+        return STATE_NAMES[self.os]
+
+    @property
+    def resp_state(self) -> str:
+        return STATE_NAMES[self.rs]
+
+    def conn_state(self, orig_size: int = 0, resp_size: int = 0) -> str:
+        """Zeek's ``conn_state`` (main.zeek ``function conn_state``), in its check order."""
+        try:
+            os, rs = self.os, self.rs
+            o_inactive = os == INACTIVE or os == PARTIAL
+            r_inactive = rs == INACTIVE or rs == PARTIAL
+            if rs == RESET:
+                if os == SYN_SENT or os == SYN_ACK_SENT or (os == RESET and orig_size == 0 and resp_size == 0):
+                    return "REJ"
+                return "RSTRH" if o_inactive else "RSTR"
+            if os == RESET:
+                if r_inactive:
+                    return "RSTOS0" if _RSTOS0.fullmatch(self.history) else "OTH"
+                return "RSTO"
+            if rs == CLOSED and os == CLOSED:
+                return "SF"
+            if os == CLOSED:
+                return "SH" if r_inactive else "S2"
+            if rs == CLOSED:
+                return "SHR" if o_inactive else "S3"
+            if os == SYN_SENT and rs == INACTIVE:
+                return "S0"
+            if os == ESTABLISHED and rs == ESTABLISHED:
+                return "S1"
+            return "OTH"
+        except Exception:
+            return "OTH"
+
+    def __repr__(self) -> str:
+        return (f"ZeekConn(history={self.history!r}, orig={STATE_NAMES[self.os]}, "
+                f"resp={STATE_NAMES[self.rs]}, flipped={self.flipped})")

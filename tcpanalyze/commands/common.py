@@ -1,0 +1,111 @@
+"""Options, error handling and I/O shared by the commands (click only; no rich here)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+
+
+class InputError(click.ClickException):
+    """Unreadable or unsupported input: one line on stderr, exit code 3."""
+
+    exit_code = EXIT_INPUT
+
+    def show(self, file=None):
+        click.echo(f"tcpanalyze: error: {self.format_message()}", err=True)
+
+
+def engine_options(f):
+    """Thresholds and resource bounds every analysing command accepts."""
+    from tcpanalyze import analysis as A
+    from tcpanalyze import engine as E
+
+    opts = [
+        click.option("--fast-rtx-ms", type=click.FloatRange(min=0), default=A.K_FAST_RETRANSMIT_NS / 1e6,
+                     show_default=True, help="Fast-retransmission window after >= 2 dup ACKs (Wireshark: 20 ms)."),
+        click.option("--ooo-ms", type=click.FloatRange(min=0), default=A.K_OOO_DEFAULT_NS / 1e6, show_default=True,
+                     help="Out-of-order window while the iRTT is unknown (Wireshark: 3 ms)."),
+        click.option("--msl", type=click.FloatRange(min=0), default=E.K_MSL_S, show_default=True,
+                     help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2*MSL."),
+        click.option("--max-unacked", type=click.IntRange(min=1), default=A.K_MAX_UNACKED, show_default=True,
+                     help="Unacked segments remembered per direction."),
+        click.option("--max-connections", type=click.IntRange(min=1), default=E.K_MAX_CONNECTIONS, show_default=True,
+                     help="Live connections kept; beyond it the least recently active is evicted (counted)."),
+        click.option("--idle-timeout", type=click.FloatRange(min=0), default=E.K_IDLE_TIMEOUT_NS / 1e9,
+                     show_default=True, help="Seconds of capture time after which an idle open connection expires (0: never, like Wireshark; "
+                     "a later segment then starts a new stream)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def make_config(explain: bool = False, **kw):
+    from tcpanalyze.engine import Config
+
+    return Config(fast_rtx_ns=int(kw.get("fast_rtx_ms", 20.0) * 1e6), ooo_ns=int(kw.get("ooo_ms", 3.0) * 1e6),
+                  msl_s=kw.get("msl", 60.0), max_unacked=kw.get("max_unacked", 10000),
+                  max_connections=kw.get("max_connections", 1_000_000),
+                  idle_timeout_ns=int(kw.get("idle_timeout", 0.0) * 1e9), explain=explain)
+
+
+ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout")
+
+
+def pop_engine_kw(kw: dict) -> dict:
+    return {k: kw.pop(k) for k in ENGINE_KEYS if k in kw}
+
+
+def open_output(path: str | None):
+    """stdout for None or '-', else the file (text, UTF-8)."""
+    if path is None or path == "-":
+        return sys.stdout, False
+    try:
+        return open(path, "w", encoding="utf-8", newline="\n"), True
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror}") from None
+
+
+def warn(msg: str) -> None:
+    click.echo(f"tcpanalyze: warning: {msg}", err=True)
+
+
+def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, keep=None):
+    """Read one capture through ``analyzer``; report damage on stderr; SourceError -> exit 3.
+
+    Returns the RunStats.  A truncated tail is a warning; corrupt data after which nothing
+    could be read sets ``stats.damage.fatal`` (the caller exits 3 after writing its output).
+    """
+    from tcpanalyze.errors import SourceError
+    from tcpanalyze.pipeline import analyze_source
+
+    cb = None
+    bar = None
+    if progress and sys.stderr.isatty() and path != "-":
+        from tcpanalyze.report.progress import ProgressBar
+
+        bar = ProgressBar(path)
+        cb = bar.update
+    try:
+        stats = analyze_source(path, analyzer, on_segment=on_segment, progress=cb, keep=keep)
+    except SourceError as e:
+        raise InputError(str(e)) from None
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror or e}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    for w in stats.warnings:
+        warn(f"{path}: {w}")
+    if stats.damage is not None:
+        warn(f"{path}: {stats.damage}" + ("" if stats.damage.fatal else "; analyzed up to the cut"))
+    if stats.errors:
+        total = sum(stats.errors.values())
+        kinds = ", ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))
+        warn(f"{path}: {total} frame(s) could not be decoded ({kinds})")
+    return stats

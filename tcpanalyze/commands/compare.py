@@ -1,0 +1,155 @@
+"""``tcpanalyze compare``: run Wireshark's own TCP analysis on the same file and list where
+tcpanalyze and Wireshark disagree, flag by flag."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import click
+
+from tcpanalyze.commands.common import EXIT_FAIL, InputError, engine_options, make_config, open_output, pop_engine_kw, run_capture
+
+#: Wireshark analysis fields compared (names without the ``tcp.analysis.`` prefix).
+FLAGS = ("retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order", "lost_segment",
+         "ack_lost_segment", "duplicate_ack", "zero_window", "zero_window_probe", "zero_window_probe_ack",
+         "window_full", "window_update", "keep_alive", "keep_alive_ack", "reused_ports")
+
+
+def tshark_verdicts(path: str, tshark: str) -> dict[int, set[str]]:
+    """Per frame, the analysis flags tshark sets (one tshark run, field output)."""
+    cmd = [tshark, "-n", "-r", path, "-Y", "tcp", "-o", "tcp.relative_sequence_numbers:TRUE",
+           "-o", "tcp.analyze_sequence_numbers:TRUE", "-o", "tcp.check_checksum:FALSE",
+           "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f", "-e", "frame.number"]
+    for f in FLAGS:
+        cmd += ["-e", f"tcp.analysis.{f}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = {}
+    for line in proc.stdout:
+        cols = line.rstrip("\n").split("\t")
+        try:
+            frame = int(cols[0])
+        except ValueError:
+            continue
+        out[frame] = {f for f, v in zip(FLAGS, cols[1:]) if v}
+    err = proc.stderr.read()
+    rc = proc.wait()
+    if rc != 0 and not out:
+        raise InputError(f"tshark failed on {path}: {err.strip().splitlines()[-1] if err.strip() else rc}")
+    return out
+
+
+def pyshark_verdicts(path: str) -> dict[int, set[str]]:
+    """The same through pyshark (tshark's PDML, parsed in Python): slow, for small files."""
+    import pyshark  # optional path: pyshark drives tshark
+
+    out = {}
+    cap = pyshark.FileCapture(path, display_filter="tcp", keep_packets=False,
+                              override_prefs={"tcp.relative_sequence_numbers": "TRUE",
+                                              "tcp.analyze_sequence_numbers": "TRUE"})
+    try:
+        for pkt in cap:
+            tcp = pkt.tcp
+            names = set()
+            for f in FLAGS:
+                if tcp.get_field(f"analysis_{f}") is not None:
+                    names.add(f)
+            out[int(pkt.number)] = names
+    finally:
+        cap.close()
+    return out
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--engine", "via", type=click.Choice(["fields", "pyshark"]), default="fields", show_default=True,
+              help="How to run Wireshark's analysis: tshark field output (fast) or pyshark (slow, small files).")
+@click.option("--tshark", "tshark_path", default=None, help="Path of the tshark binary.")
+@click.option("--show", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Disagreeing frames listed per flag.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("-o", "--output", default=None, help="Write to this file instead of stdout.")
+@engine_options
+def compare(file, via, tshark_path, show, as_json, output, **kw):
+    """Compare tcpanalyze's per-packet analysis of FILE with Wireshark's (tshark).
+
+    Exit 0 when every flag agrees on every frame, 1 when some disagree, 3 when tshark is
+    not installed or the file is unreadable."""
+    from tcpanalyze.analysis import RETRANSMISSION_FAMILY, analysis_names
+    from tcpanalyze.engine import Analyzer
+
+    tshark = tshark_path or shutil.which("tshark")
+    if via == "fields" and (not tshark or not shutil.which(tshark)):
+        raise InputError("tshark is not installed (Debian/Ubuntu: apt-get install tshark); compare needs it")
+    if via == "pyshark":
+        try:
+            import pyshark  # noqa: F401
+        except ImportError:
+            raise InputError("pyshark is not installed (pip install pyshark)") from None
+        if not shutil.which("tshark"):
+            raise InputError("tshark is not installed (apt-get install tshark); pyshark needs it")
+
+    ours: dict[int, set[str]] = {}
+    why: dict[int, dict] = {}
+
+    def on_seg(seg, a):
+        names = set(analysis_names(a.r_flags))
+        ours[seg.frame] = names
+        if names and a.r_reasons:
+            why[seg.frame] = dict(a.r_reasons)
+        if a.r_flags & RETRANSMISSION_FAMILY:
+            names.add("retransmission")
+
+    analyzer = Analyzer(make_config(explain=True, **pop_engine_kw(kw)), keep_timeline=False)
+    run_capture(file, analyzer, on_segment=on_seg)
+    analyzer.finish()
+    theirs = tshark_verdicts(file, tshark) if via == "fields" else pyshark_verdicts(file)
+
+    frames = sorted(set(ours) | set(theirs))
+    result = {"file": file, "frames": len(frames), "engine": via, "flags": {}}
+    all_agree = 0
+    for fr in frames:
+        all_agree += ours.get(fr, set()) == theirs.get(fr, set())
+    result["rows_all_flags_equal"] = all_agree
+    disagree_total = 0
+    for f in FLAGS:
+        both = only_us = only_them = 0
+        examples = []
+        for fr in frames:
+            u = f in ours.get(fr, ())
+            t = f in theirs.get(fr, ())
+            if u and t:
+                both += 1
+            elif u or t:
+                if u:
+                    only_us += 1
+                else:
+                    only_them += 1
+                if len(examples) < show:
+                    examples.append({"frame": fr, "tcpanalyze": sorted(ours.get(fr, ())),
+                                     "wireshark": sorted(theirs.get(fr, ())),
+                                     "reason": why.get(fr, {}).get(f)})
+        if both or only_us or only_them:
+            result["flags"][f] = {"both": both, "only_tcpanalyze": only_us, "only_wireshark": only_them,
+                                  "examples": examples}
+            disagree_total += only_us + only_them
+    out, close = open_output(output)
+    try:
+        if as_json:
+            out.write(json.dumps(result, indent=2) + "\n")
+        else:
+            out.write(f"{file}: {len(frames)} TCP frames, all flags equal on {all_agree} "
+                      f"({100.0 * all_agree / max(1, len(frames)):.2f}%)\n")
+            out.write(f"{'flag':26} {'both':>7} {'only us':>8} {'only ws':>8}\n")
+            for f, v in result["flags"].items():
+                out.write(f"{f:26} {v['both']:7} {v['only_tcpanalyze']:8} {v['only_wireshark']:8}\n")
+            for f, v in result["flags"].items():
+                for ex in v["examples"]:
+                    out.write(f"  {f}: frame {ex['frame']}: tcpanalyze={','.join(ex['tcpanalyze']) or '-'} "
+                              f"wireshark={','.join(ex['wireshark']) or '-'}"
+                              + (f" ({ex['reason']})" if ex["reason"] else "") + "\n")
+    finally:
+        if close:
+            out.close()
+    sys.exit(EXIT_FAIL if disagree_total else 0)

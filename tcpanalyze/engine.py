@@ -1,0 +1,797 @@
+"""The sans-IO analysis engine: decoded segments in, per-packet verdicts and a Report out.
+
+Theory of operation
+-------------------
+``Analyzer.feed(seg)`` is called once per TCP segment, in capture order.  It
+
+1. finds the connection by its directional 4-tuple (both directions are keys of one dict,
+   so no sorting per packet) or creates one, numbering streams like Wireshark's
+   ``tcp.stream``: 0-based, in order of first appearance, with a new stream when a pure SYN
+   arrives on a known 4-tuple with a different ISN (flagged ``reused_ports``);
+2. keeps Wireshark's relative sequence bases and window-scale bookkeeping (calculated
+   window);
+3. runs Wireshark's ``tcp_analyze_sequence_number`` rules in Wireshark's order (see
+   ``_analyze`` below and the README section "Agreement with Wireshark");
+4. steps both endpoints' RFC 9293 state machines (``state.py``) and the Zeek history
+   (``zeek.py``), and keeps the per-connection counters the detectors need.
+
+After ``feed`` returns, the verdict for that packet is in the ``r_*`` attributes (no
+per-packet result object is allocated).  ``finish()`` summarises what is still open and
+returns the ``Report``.  The clock is the packet timestamp; nothing here reads the wall
+clock or does I/O.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from tcpanalyze import analysis as A
+from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str
+from tcpanalyze.state import TcpState, classify, initial_states, step
+from tcpanalyze.zeek import ZeekConn
+
+MASK = 0xFFFFFFFF
+HALF = 0x80000000
+
+_ZWP = A.ZERO_WINDOW_PROBE
+_SFR = SYN | FIN | RST
+_SF = SYN | FIN
+
+_ESTABLISHED = TcpState.ESTABLISHED
+_TIME_WAIT = TcpState.TIME_WAIT
+_CLOSED = TcpState.CLOSED
+_LISTEN = TcpState.LISTEN
+
+#: Default limits (issue 10; README "Resource bounds").
+K_MAX_CONNECTIONS = 1_000_000
+K_MAX_EVENTS_PER_CONN = 256
+K_LINGER_NS = 120 * 1_000_000_000          # keep a closed connection this long for late packets
+K_IDLE_TIMEOUT_NS = 0                       # expire an open connection idle this long (0: never, as Wireshark)
+K_SWEEP_EVERY_NS = 10 * 1_000_000_000
+K_MSL_S = 60.0
+
+
+class Config:
+    """Knobs of the engine; every default is a named constant the CLI can override."""
+
+    __slots__ = ("fast_rtx_ns", "ooo_ns", "max_unacked", "max_connections", "linger_ns",
+                 "idle_timeout_ns", "msl_ns", "explain", "max_events")
+
+    def __init__(self, *, fast_rtx_ns: int = A.K_FAST_RETRANSMIT_NS, ooo_ns: int = A.K_OOO_DEFAULT_NS,
+                 max_unacked: int = A.K_MAX_UNACKED, max_connections: int = K_MAX_CONNECTIONS,
+                 linger_ns: int = K_LINGER_NS, idle_timeout_ns: int = K_IDLE_TIMEOUT_NS,
+                 msl_s: float = K_MSL_S, explain: bool = False, max_events: int = K_MAX_EVENTS_PER_CONN):
+        self.fast_rtx_ns = fast_rtx_ns
+        self.ooo_ns = ooo_ns
+        self.max_unacked = max_unacked
+        self.max_connections = max_connections
+        self.linger_ns = linger_ns
+        self.idle_timeout_ns = idle_timeout_ns
+        self.msl_ns = int(msl_s * 1e9)
+        self.explain = explain
+        self.max_events = max_events
+
+
+class Flow:
+    """One direction of a connection: what its sender has sent (Wireshark's ``tcp_flow_t``)."""
+
+    __slots__ = (
+        # relative numbering and window
+        "base_seq", "base_set", "saw_syn", "win_scale", "window", "is_first_ack", "mss", "sack",
+        # Wireshark's tcp_analyze_seq_flow_info_t
+        "nextseq", "nextseqtime", "nextseqframe", "maxseqtobeacked", "lastack", "lastacktime",
+        "lastnondupack", "dupacknum", "lastsegflags", "segs", "segs_disordered", "valid_bif",
+        # counters for summaries and detectors
+        "pkts", "bytes", "data_pkts", "first_ns", "last_ns", "rtx", "rtx_bytes", "fast_rtx", "spurious",
+        "ooo", "lost", "ack_lost", "dupacks", "zero_win", "zwp", "keepalive", "win_full", "win_update",
+        "syns", "fins", "rsts", "fin_next", "fin_frame", "fin_ns", "rst_frame", "rst_ns",
+        "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "rtt_samples",
+        "edge", "shrinks", "shrink_bytes", "zw_open", "zw_episodes", "max_seg", "trunc",
+        "data_after_fin", "last_data_ns", "zsettled",
+    )
+
+    def __init__(self):
+        self.base_seq = 0
+        self.base_set = False
+        self.saw_syn = False
+        self.win_scale = -1          # -1 unknown, -2 no scaling negotiated, else the shift
+        self.window = -1             # last raw window sent (Wireshark starts at G_MAXUINT32)
+        self.is_first_ack = True
+        self.mss = 0
+        self.sack = None
+        self.nextseq = 0             # 0 means "not seen yet", as in Wireshark
+        self.nextseqtime = 0
+        self.nextseqframe = 0
+        self.maxseqtobeacked = 0
+        self.lastack = 0
+        self.lastacktime = 0
+        self.lastnondupack = 0
+        self.dupacknum = 0
+        self.lastsegflags = 0
+        self.segs = []               # unacked: [seq, nextseq, frame, ts_ns, karn], oldest first
+        self.segs_disordered = False
+        self.valid_bif = True
+        self.pkts = self.bytes = self.data_pkts = 0
+        self.first_ns = self.last_ns = 0
+        self.rtx = self.rtx_bytes = self.fast_rtx = self.spurious = self.ooo = self.lost = self.ack_lost = 0
+        self.dupacks = self.zero_win = self.zwp = self.keepalive = self.win_full = self.win_update = 0
+        self.syns = self.fins = self.rsts = 0
+        self.fin_next = -1
+        self.fin_frame = self.fin_ns = self.rst_frame = self.rst_ns = 0
+        self.rtt_n = self.rtt_sum = 0
+        self.rtt_min = self.rtt_max = -1
+        self.rtt_samples = None      # list of (ts_ns, frame, rtt_ns) when the caller keeps them
+        self.edge = -1               # right edge of the receive window this sender advertised (unwrapped)
+        self.shrinks = None          # list of (frame, ts_ns, retreat_bytes)
+        self.shrink_bytes = 0
+        self.zw_open = None          # [start_frame, start_ns, probes] while a zero-window episode is open
+        self.zw_episodes = None      # list of (start_frame, start_ns, end_frame, end_ns, probes)
+        self.max_seg = 0
+        self.trunc = 0
+        self.data_after_fin = 0
+        self.last_data_ns = 0
+        self.zsettled = False
+
+
+class Conn:
+    """A TCP connection as seen at the capture point: two flows and two endpoint states.
+
+    Flow 0 is the sender of the first captured segment.  ``orig`` is the index of the
+    originator (the flow that sent the first SYN; inferred when no SYN was seen).
+    """
+
+    __slots__ = ("stream", "key", "addr", "port", "flows", "orig", "handshake_seen", "first_ns", "last_ns",
+                 "first_frame", "last_frame", "irtt", "ts_mru_syn", "syn_frame", "state", "inferred", "timeline",
+                 "anomalies", "zeek", "done", "end_reason", "tw_start", "close_initiator", "reset_by",
+                 "reset_state", "reset_inflight", "syn_times", "events", "frames")
+
+    def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
+        self.stream = stream
+        self.key = (seg.src, seg.sport, seg.dst, seg.dport)
+        self.addr = (seg.src, seg.dst)
+        self.port = (seg.sport, seg.dport)
+        self.flows = (Flow(), Flow())
+        self.first_ns = self.last_ns = seg.ts_ns
+        self.first_frame = self.last_frame = seg.frame
+        self.irtt = 0
+        self.ts_mru_syn = 0
+        self.syn_frame = 0
+        s0, s1, inferred = initial_states(seg.flags)
+        self.state = [s0, s1]
+        self.inferred = inferred
+        self.timeline = ([], []) if keep_timeline else None
+        self.anomalies = None
+        flags = seg.flags
+        if flags & SYN and not flags & ACK:
+            self.orig = 0
+            self.handshake_seen = True
+        elif flags & SYN:
+            self.orig = 1                      # first seen is the SYN/ACK: its receiver opened
+            self.handshake_seen = True
+        else:
+            # No handshake: the side with the lower (likelier server) port is the responder.
+            self.orig = 1 if seg.sport < seg.dport and seg.sport < 1024 <= seg.dport else 0
+            self.handshake_seen = False
+        self.zeek = ZeekConn(orig_is_first_sender=(self.orig == 0))
+        self.done = False
+        self.end_reason = "open"
+        self.tw_start = None            # (endpoint index, ts_ns, frame) when it entered TIME_WAIT
+        self.close_initiator = -1
+        self.reset_by = -1
+        self.reset_state = None
+        self.reset_inflight = 0
+        self.syn_times = None           # SYN retransmission times (ns) of the originator
+        self.events = None              # other per-connection events for the detectors
+        self.frames = 0
+
+
+class Analyzer:
+    """Feed segments in capture order; read per-packet verdicts from ``r_*``; call ``finish()``."""
+
+    def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
+                 on_conn_done=None):
+        self.cfg = config or Config()
+        self.table: dict[tuple, tuple[Conn, int]] = {}
+        self.streams = 0
+        self.done: list[Conn] = []
+        self.on_conn_done = on_conn_done
+        self.keep_timeline = keep_timeline
+        self.keep_rtt = keep_rtt
+        self.segments = 0
+        self.first_ns = None
+        self.last_ns = 0
+        self.ts_backwards = 0
+        self.evicted = 0
+        self.expired = 0
+        self.next_sweep = 0
+        self.live_peak = 0
+        # TIME_WAIT bookkeeping: per host, the start times of its TIME_WAIT periods (sorted).
+        self.tw_starts: dict[bytes, list[int]] = {}
+        self.tw_port_starts: dict[tuple[bytes, int], list[int]] = {}
+        self.tw_active: dict[bytes, deque] = {}
+        self.tw_peak: dict[bytes, tuple[int, int]] = {}
+        self.syn_in_time_wait: list[tuple[int, int, int]] = []   # (stream, frame, ts_ns)
+        self.rst_no_conn: list[tuple[int, int]] = []
+        # per-packet results
+        self.r_conn: Conn | None = None
+        self.r_dir = 0
+        self.r_flags = 0
+        self.r_rel_seq = 0
+        self.r_rel_ack = 0
+        self.r_win = 0
+        self.r_ack_rtt = -1
+        self.r_acks_frame = 0
+        self.r_bif = -1
+        self.r_dupack_num = 0
+        self.r_dupack_frame = 0
+        self.r_reasons: dict[str, str] | None = None
+
+    # ------------------------------------------------------------------ connections
+    def _new_conn(self, seg: Segment, key: tuple) -> Conn:
+        conn = Conn(self.streams, seg, self.keep_timeline)
+        self.streams += 1
+        table = self.table
+        table[key] = (conn, 0)
+        table[(seg.dst, seg.dport, seg.src, seg.sport)] = (conn, 1)
+        n = len(table) >> 1
+        if n > self.live_peak:
+            self.live_peak = n
+            if n > self.cfg.max_connections:
+                self._evict_oldest()
+        return conn
+
+    def _drop(self, conn: Conn) -> None:
+        table = self.table
+        key = conn.key
+        rkey = (key[2], key[3], key[0], key[1])
+        if table.get(key, (None,))[0] is conn:
+            del table[key]
+        if table.get(rkey, (None,))[0] is conn:
+            del table[rkey]
+
+    def _finalize(self, conn: Conn, reason: str | None = None) -> None:
+        """Summarise a connection that will get no more packets and release its per-segment state."""
+        if conn.done:
+            return
+        conn.done = True
+        if reason:
+            conn.end_reason = reason
+        for f in conn.flows:
+            f.segs = []
+            if f.zw_open is not None:
+                self._close_zero_window(conn, f, None, None)
+        if self.on_conn_done is not None:
+            # handed over, not kept: the caller summarises it and memory stays O(live connections)
+            self.on_conn_done(conn)
+        else:
+            self.done.append(conn)
+
+    def _evict_oldest(self) -> None:
+        """Over the live-connection bound: drop the least recently active connection (counted)."""
+        oldest = None
+        for conn, d in self.table.values():
+            if d == 0 and (oldest is None or conn.last_ns < oldest.last_ns):
+                oldest = conn
+        if oldest is not None:
+            self.evicted += 1
+            self._drop(oldest)
+            self._finalize(oldest, "evicted" if oldest.end_reason == "open" else None)
+
+    def _sweep(self, now: int) -> None:
+        """Release connections closed longer than the linger time or idle past the timeout."""
+        cfg = self.cfg
+        stale = []
+        for conn, d in self.table.values():
+            if d:
+                continue
+            idle = now - conn.last_ns
+            if conn.end_reason != "open":
+                if idle > cfg.linger_ns:
+                    stale.append((conn, None))
+            elif cfg.idle_timeout_ns and idle > cfg.idle_timeout_ns:
+                stale.append((conn, "timeout"))
+        for conn, reason in stale:
+            if reason:
+                self.expired += 1
+            self._drop(conn)
+            self._finalize(conn, reason)
+
+    # ------------------------------------------------------------------ the hot path
+    def feed(self, seg: Segment) -> Conn:  # noqa: C901 - one function on purpose: it is the hot path
+        """Analyse one segment.  Returns its connection; the verdict is in ``self.r_*``."""
+        now = seg.ts_ns
+        if now < self.last_ns:
+            self.ts_backwards += 1
+        else:
+            self.last_ns = now
+            if now >= self.next_sweep:
+                if self.first_ns is None:
+                    self.first_ns = now
+                elif self.table:
+                    self._sweep(now)
+                self.next_sweep = now + K_SWEEP_EVERY_NS
+        self.segments += 1
+        flags = seg.flags
+        seq = seg.seq
+        ack = seg.ack
+        seglen = seg.paylen
+        win = seg.win
+        frame = seg.frame
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        aflags = 0
+        ent = self.table.get(key)
+        if ent is None:
+            conn = self._new_conn(seg, key)
+            d = 0
+        else:
+            conn, d = ent
+            # A new stream on a known 4-tuple: a pure SYN with another ISN (Wireshark 4.0 rule).
+            if flags & (SYN | ACK) == SYN:
+                f = conn.flows[d]
+                if f.base_set and seq != f.base_seq:
+                    self._reuse(conn, d, seg)
+                    self._drop(conn)
+                    self._finalize(conn, None if conn.end_reason != "open" else "reused")
+                    conn = self._new_conn(seg, key)
+                    d = 0
+                    aflags = A.REUSED_PORTS
+        fwd = conn.flows[d]
+        rev = conn.flows[d ^ 1]
+        conn.last_ns = now
+        conn.last_frame = frame
+        conn.frames += 1
+        fwd.pkts += 1
+        if not fwd.first_ns:
+            fwd.first_ns = now
+        fwd.last_ns = now
+        if seglen:
+            fwd.bytes += seglen
+            fwd.data_pkts += 1
+            fwd.last_data_ns = now
+            if seglen > fwd.max_seg:
+                fwd.max_seg = seglen
+            if seg.truncated:
+                fwd.trunc += 1
+
+        # Relative sequence bases (Wireshark: SYN's seq, else seq-1; the reverse from the first ACK).
+        if not fwd.base_set:
+            fwd.base_seq = seq if flags & SYN else (seq - 1) & MASK
+            fwd.base_set = True
+        if flags & ACK:
+            if not rev.base_set:
+                rev.base_seq = (ack - 1) & MASK
+                rev.base_set = True
+            rev.valid_bif = True
+        if flags & SYN:
+            self._on_syn(conn, d, fwd, rev, seg)
+        st = flags & (SYN | ACK)
+        if st == SYN:
+            conn.ts_mru_syn = now
+        elif st == ACK and conn.ts_mru_syn and not conn.irtt:
+            conn.irtt = now - conn.ts_mru_syn or 1
+
+        # ---- Wireshark tcp_analyze_sequence_number(), in its order -------------------
+        ex = self.cfg.explain
+        reasons = {} if ex else None
+        nextseq_f = fwd.nextseq
+        lastack_f = fwd.lastack
+        noctl = not flags & _SFR
+        dupack_num = 0
+        dupack_frame = 0
+        if seglen == 1 and seq == nextseq_f and rev.window == 0:
+            aflags |= _ZWP
+            if ex:
+                reasons["zero_window_probe"] = "1 byte at the next expected seq while the peer's window is 0"
+        else:
+            if win == 0 and noctl:
+                aflags |= A.ZERO_WINDOW
+                if ex:
+                    reasons["zero_window"] = "advertised window 0 on a segment without SYN/FIN/RST"
+            if nextseq_f and 0 < ((seq - nextseq_f) & MASK) < HALF and not flags & RST:
+                aflags |= A.LOST_SEGMENT
+                fwd.valid_bif = False
+                if ex:
+                    reasons["lost_segment"] = (f"seq {(seq - fwd.base_seq) & MASK} is beyond the next expected "
+                                               f"{(nextseq_f - fwd.base_seq) & MASK}: {(seq - nextseq_f) & MASK} bytes not captured")
+            if seglen <= 1 and noctl and seq == (nextseq_f - 1) & MASK:
+                aflags |= A.KEEP_ALIVE
+                if ex:
+                    reasons["keep_alive"] = f"{seglen} byte(s) at next expected seq - 1"
+            same = seglen == 0 and noctl and seq == nextseq_f and ack == lastack_f
+            if same and win and win != fwd.window:
+                aflags |= A.WINDOW_UPDATE
+                if ex:
+                    reasons["window_update"] = f"no data, same seq/ack, window {fwd.window} -> {win}"
+            if seglen and noctl and rev.win_scale != -1:
+                sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
+                if (seq + seglen) & MASK == (rev.lastack + (rev.window << sc)) & MASK:
+                    aflags |= A.WINDOW_FULL
+                    if ex:
+                        reasons["window_full"] = (f"segment ends exactly at the receiver's right edge "
+                                                  f"(ack + window = {(rev.lastack + (rev.window << sc) - fwd.base_seq) & MASK})")
+            if same and win:
+                if win == fwd.window:
+                    if rev.lastsegflags & A.KEEP_ALIVE:
+                        aflags |= A.KEEP_ALIVE_ACK
+                        if ex:
+                            reasons["keep_alive_ack"] = "repeats the last ACK and window after the peer's keep-alive"
+                    else:
+                        dn = fwd.dupacknum
+                        dn = 1 if dn == -1 else dn + 1
+                        fwd.dupacknum = dn
+                        aflags |= A.DUPLICATE_ACK
+                        dupack_num = dn
+                        dupack_frame = fwd.lastnondupack
+                        if ex:
+                            reasons["duplicate_ack"] = (f"#{dn} of frame {dupack_frame}: no data, same seq, ack and "
+                                                        f"window ({win}) as the previous segment")
+            elif same and win == 0 and fwd.window == 0 and rev.lastsegflags & _ZWP:
+                aflags |= A.ZERO_WINDOW_PROBE_ACK
+                if ex:
+                    reasons["zero_window_probe_ack"] = "repeats the zero window after the peer's zero-window probe"
+
+        # finished_fwd: an advancing ACK resets this direction's dup-ACK run.
+        if ack != lastack_f:
+            fwd.lastnondupack = frame
+            fwd.dupacknum = 0
+
+        # ACKed unseen segment: this ACK covers data the other direction was never seen sending.
+        rmax = rev.maxseqtobeacked
+        if rmax and flags & ACK and 0 < ((ack - rmax) & MASK) < HALF:
+            # Wireshark 4.0: flag once, then move the mark to the peer's next expected seq.
+            aflags |= A.ACK_LOST_SEGMENT
+            rev.maxseqtobeacked = rev.nextseq
+            if ex:
+                reasons["ack_lost_segment"] = (f"ACKs {(ack - rev.base_seq) & MASK}, beyond the highest seq "
+                                               f"{(rmax - rev.base_seq) & MASK} seen from the peer")
+
+        # Retransmission / fast retransmission / spurious / out-of-order.
+        if (seglen or flags & _SF) and not aflags & A.KEEP_ALIVE:
+            not_adv = nextseq_f != 0 and 0 < ((nextseq_f - seq) & MASK) < HALF
+            if seglen > 1 and (nextseq_f - 1) & MASK == seq:
+                not_adv = False              # new data right after a zero-window-probe byte
+            rla = rev.lastack
+            end = (seq + seglen) & MASK
+            if seglen and rla and not (0 < ((end - rla) & MASK) < HALF):
+                aflags |= A.SPURIOUS_RETRANSMISSION
+                if ex:
+                    reasons["spurious_retransmission"] = (f"every byte (up to {(end - fwd.base_seq) & MASK}) was already "
+                                                          f"ACKed by the receiver (ack {(rla - fwd.base_seq) & MASK})")
+            elif not_adv:
+                cfg = self.cfg
+                t = now - rev.lastacktime
+                if rev.dupacknum >= 2 and rla == seq and 0 <= t < cfg.fast_rtx_ns:
+                    aflags |= A.FAST_RETRANSMISSION
+                    if ex:
+                        reasons["fast_retransmission"] = (f"{rev.dupacknum} duplicate ACKs asked for seq "
+                                                          f"{(seq - fwd.base_seq) & MASK}; resent {t / 1e6:.1f} ms after "
+                                                          f"the peer's last segment < {cfg.fast_rtx_ns / 1e6:g} ms")
+                else:
+                    t2 = now - fwd.nextseqtime
+                    thr = conn.irtt or cfg.ooo_ns
+                    if 0 <= t2 < thr and nextseq_f != (end + (1 if flags & _SF else 0)) & MASK:
+                        aflags |= A.OUT_OF_ORDER
+                        if ex:
+                            reasons["out_of_order"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
+                                                       f"{(nextseq_f - fwd.base_seq) & MASK}, arrived {t2 / 1e6:.3f} ms after "
+                                                       f"the highest segment < {'iRTT' if conn.irtt else 'default'} "
+                                                       f"{thr / 1e6:.3f} ms")
+                    else:
+                        aflags |= A.RETRANSMISSION
+                        if ex:
+                            reasons["retransmission"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
+                                                         f"{(nextseq_f - fwd.base_seq) & MASK}, "
+                                                         f"{t2 / 1e6:.3f} ms after the highest segment")
+
+        # Book-keeping: remember the segment, advance nextseq / maxseqtobeacked.
+        nxt = (seq + seglen) & MASK
+        if seglen or flags & _SF:
+            if flags & _SF:
+                nxt = (nxt + 1) & MASK
+            segs = fwd.segs
+            if len(segs) < self.cfg.max_unacked:
+                if segs and not fwd.segs_disordered and 0 < ((segs[-1][1] - seq) & MASK) < HALF:
+                    fwd.segs_disordered = True
+                segs.append([seq, nxt, frame, now, aflags & A.RETRANSMISSION_FAMILY])
+        if not nextseq_f or 0 < ((nxt - nextseq_f) & MASK) < HALF:
+            if not aflags & _ZWP:
+                fwd.nextseq = nxt
+                fwd.nextseqframe = frame
+                fwd.nextseqtime = now
+        if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+            if not aflags & _ZWP:
+                fwd.maxseqtobeacked = fwd.nextseq
+        fwd.window = win
+        fwd.lastack = ack
+        fwd.lastacktime = now
+        fwd.lastsegflags = aflags
+        if flags & ACK and not flags & SYN:
+            fwd.is_first_ack = False
+
+        # ACK matching against the other direction's unacked segments (RTT, removal).
+        ack_rtt = -1
+        acks_frame = 0
+        rsegs = rev.segs
+        if rsegs:
+            if not rev.segs_disordered:
+                k = 0
+                n = len(rsegs)
+                karn = 0
+                while k < n:
+                    e = rsegs[k]
+                    dn = (ack - e[1]) & MASK
+                    if dn >= HALF:           # ack before this segment's end
+                        break
+                    if dn == 0 and ack_rtt < 0:
+                        ack_rtt = now - e[3]
+                        acks_frame = e[2]
+                    karn |= e[4]
+                    k += 1
+                if k:
+                    del rsegs[:k]
+                if rsegs:
+                    e = rsegs[0]
+                    if 0 < ((ack - e[0]) & MASK) < HALF:
+                        e[0] = ack           # partial ACK: trim the acked part
+            else:
+                keep = []
+                karn = 0
+                for e in rsegs:
+                    if ack == e[1]:
+                        if ack_rtt < 0:
+                            ack_rtt = now - e[3]
+                            acks_frame = e[2]
+                        karn |= e[4]
+                        continue
+                    if 0 < ((ack - e[0]) & MASK) < HALF and not (0 < ((ack - e[1]) & MASK) < HALF):
+                        e[0] = ack
+                        keep.append(e)
+                    elif 0 < ((e[1] - ack) & MASK) < HALF:
+                        keep.append(e)
+                    else:
+                        karn |= e[4]
+                rev.segs = rsegs = keep
+                if not keep:
+                    rev.segs_disordered = False
+            if ack_rtt >= 0 and not karn:
+                # Karn's rule: no RTT sample from an ACK of retransmitted data.
+                rev.rtt_n += 1
+                rev.rtt_sum += ack_rtt
+                if rev.rtt_min < 0 or ack_rtt < rev.rtt_min:
+                    rev.rtt_min = ack_rtt
+                if ack_rtt > rev.rtt_max:
+                    rev.rtt_max = ack_rtt
+                if rev.rtt_samples is not None:
+                    rev.rtt_samples.append((now, frame, ack_rtt))
+
+        # Bytes in flight (payload based: span of the sender's unacked segments, less SACKed bytes).
+        bif = -1
+        if seglen and fwd.valid_bif:
+            segs = fwd.segs
+            if segs:
+                base = fwd.base_seq
+                if fwd.segs_disordered:
+                    lo = min((e[0] - base) & MASK for e in segs)
+                    hi = max((e[1] - base) & MASK for e in segs)
+                else:
+                    lo = (segs[0][0] - base) & MASK
+                    hi = (segs[-1][1] - base) & MASK
+                inflight = hi - lo
+                sack = rev.sack
+                if sack:
+                    for left, right in sack:
+                        inflight -= (right - left) & MASK
+                if 0 < inflight < 2_000_000_000:
+                    bif = inflight - 1 if flags & _SF else inflight
+        if seg.sack is not None:
+            fwd.sack = seg.sack
+        elif fwd.sack is not None and flags & ACK:
+            fwd.sack = None
+
+        # ---- counters, window edge, zero-window episodes, state machines -------------
+        if aflags:
+            if aflags & A.RETRANSMISSION_FAMILY:
+                fwd.rtx += 1
+                fwd.rtx_bytes += seglen
+                if aflags & A.FAST_RETRANSMISSION:
+                    fwd.fast_rtx += 1
+                if aflags & A.SPURIOUS_RETRANSMISSION:
+                    fwd.spurious += 1
+            if aflags & A.OUT_OF_ORDER:
+                fwd.ooo += 1
+            if aflags & A.LOST_SEGMENT:
+                fwd.lost += 1
+            if aflags & A.ACK_LOST_SEGMENT:
+                fwd.ack_lost += 1
+            if aflags & A.DUPLICATE_ACK:
+                fwd.dupacks += 1
+            if aflags & A.ZERO_WINDOW:
+                fwd.zero_win += 1
+                if fwd.zw_open is None:
+                    fwd.zw_open = [frame, now, 0]
+            if aflags & _ZWP:
+                fwd.zwp += 1
+                if rev.zw_open is not None:
+                    rev.zw_open[2] += 1
+            if aflags & A.KEEP_ALIVE:
+                fwd.keepalive += 1
+            if aflags & A.WINDOW_FULL:
+                fwd.win_full += 1
+            if aflags & A.WINDOW_UPDATE:
+                fwd.win_update += 1
+        if win and fwd.zw_open is not None and not flags & RST:
+            self._close_zero_window(conn, fwd, frame, now)
+        if flags & ACK and noctl and fwd.win_scale != -1:
+            # Right edge of the window this sender advertises: ack + scaled window (RFC 9293 §3.8.6).
+            sc = fwd.win_scale if fwd.win_scale > 0 else 0
+            rb = rev.base_seq
+            edge = ((ack - rb) & MASK) + (win << sc)
+            old = fwd.edge
+            if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < HALF:
+                fwd.shrink_bytes += old - edge
+                if fwd.shrinks is None:
+                    fwd.shrinks = []
+                if len(fwd.shrinks) < self.cfg.max_events:
+                    fwd.shrinks.append((frame, now, old - edge))
+            if edge > old:
+                fwd.edge = edge
+
+        # Endpoint state machines (RFC 9293) and Zeek history.  Fast path: an ordinary
+        # segment between two ESTABLISHED endpoints changes neither state.
+        state = conn.state
+        if flags & _SFR or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
+            if flags & _SFR:
+                self._control(conn, d, fwd, rev, seg, nxt)
+            acks_fin = rev.fin_next >= 0 and flags & ACK and ((ack - rev.fin_next) & MASK) < HALF
+            ev_s, ev_r = classify(flags, bool(acks_fin))
+            s0 = state[d]
+            s1, anom = step(s0, ev_s)
+            if s1 is not s0:
+                self._transition(conn, d, s0, s1, seg, True)
+            elif anom is not None:
+                self._anomaly(conn, d, anom, seg)
+            r = d ^ 1
+            s0 = state[r]
+            s1, anom = step(s0, ev_r)
+            if s1 is not s0:
+                self._transition(conn, r, s0, s1, seg, False)
+            elif anom is not None:
+                self._anomaly(conn, r, anom, seg)
+            if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
+                conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
+            if seglen and fwd.fin_next >= 0 and not aflags & A.RETRANSMISSION_FAMILY \
+                    and 0 < ((nxt - fwd.fin_next) & MASK) < HALF:
+                fwd.data_after_fin += 1
+        # Zeek's retransmission rule (update_last_seq): payload that brings no new sequence space.
+        zrtx = seglen > 0 and nextseq_f != 0 and ((nextseq_f - nxt) & MASK) < HALF
+        if flags & _SFR or not win or zrtx or not fwd.zsettled:
+            z = conn.zeek
+            is_orig = d == conn.orig
+            z.update(is_orig, flags, (seq - fwd.base_seq) & MASK, seglen, win, zrtx)
+            fwd.zsettled = z.settled(is_orig)
+
+        # ---- results for this packet --------------------------------------------------
+        self.r_conn = conn
+        self.r_dir = d
+        self.r_flags = aflags
+        self.r_rel_seq = (seq - fwd.base_seq) & MASK
+        self.r_rel_ack = (ack - rev.base_seq) & MASK if flags & ACK else 0
+        ws = fwd.win_scale
+        self.r_win = win << ws if ws > 0 and not flags & SYN else win
+        self.r_ack_rtt = ack_rtt
+        self.r_acks_frame = acks_frame
+        self.r_bif = bif
+        self.r_dupack_num = dupack_num
+        self.r_dupack_frame = dupack_frame
+        self.r_reasons = reasons
+        return conn
+
+    # ------------------------------------------------------------------ helpers (not per data packet)
+    def _on_syn(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment) -> None:
+        """Window scale and MSS from a SYN or SYN/ACK (Wireshark's verify_tcp_window_scaling)."""
+        ws = seg.wscale
+        if ws >= 0:
+            fwd.win_scale = ws if ws <= 14 else 14
+        if fwd.win_scale == -1:
+            fwd.win_scale = -2
+            rev.win_scale = -2
+        elif seg.flags & ACK and rev.win_scale == -2:
+            fwd.win_scale = -2
+        if seg.mss > 0:
+            fwd.mss = seg.mss
+        fwd.saw_syn = True
+
+    def _control(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment, nxt: int) -> None:
+        flags = seg.flags
+        now = seg.ts_ns
+        if flags & SYN:
+            fwd.syns += 1
+            if not flags & ACK and d == conn.orig:
+                if conn.syn_times is None:
+                    conn.syn_times = []
+                    conn.syn_frame = seg.frame
+                if len(conn.syn_times) < 64:
+                    conn.syn_times.append(now)
+        if flags & FIN:
+            fwd.fins += 1
+            if fwd.fin_next < 0:
+                fwd.fin_next = nxt
+                fwd.fin_frame = seg.frame
+                fwd.fin_ns = now
+                if conn.close_initiator < 0:
+                    conn.close_initiator = d
+        if flags & RST:
+            fwd.rsts += 1
+            if not fwd.rst_frame:
+                fwd.rst_frame = seg.frame
+                fwd.rst_ns = now
+            if conn.reset_by < 0:
+                conn.reset_by = d
+                conn.reset_state = (conn.state[d], conn.state[d ^ 1])
+                # Data the resetting side had sent that was never acknowledged is discarded.
+                segs = fwd.segs
+                if segs:
+                    conn.reset_inflight = sum((e[1] - e[0]) & MASK for e in segs)
+
+    def _transition(self, conn: Conn, ep: int, s0: TcpState, s1: TcpState, seg: Segment, sent: bool) -> None:
+        conn.state[ep] = s1
+        if conn.timeline is not None:
+            conn.timeline[ep].append((seg.ts_ns, seg.frame, s0, s1, seg.flags, seg.paylen, sent))
+        if s1 is _TIME_WAIT:
+            self._enter_time_wait(conn, ep, seg.ts_ns, seg.frame)
+
+    def _anomaly(self, conn: Conn, ep: int, name: str, seg: Segment) -> None:
+        if conn.anomalies is None:
+            conn.anomalies = []
+        if len(conn.anomalies) < self.cfg.max_events:
+            conn.anomalies.append((seg.frame, seg.ts_ns, ep, name))
+
+    def _enter_time_wait(self, conn: Conn, ep: int, now: int, frame: int) -> None:
+        conn.tw_start = (ep, now, frame)
+        host = conn.addr[ep]
+        port = conn.port[ep]
+        self.tw_starts.setdefault(host, []).append(now)
+        self.tw_port_starts.setdefault((host, port), []).append(now)
+        # streaming peak: TIME_WAIT periods all last 2*MSL, so they expire in start order
+        q = self.tw_active.get(host)
+        if q is None:
+            q = self.tw_active[host] = deque()
+        cutoff = now - self.cfg.msl_ns * 2
+        while q and q[0] <= cutoff:
+            q.popleft()
+        q.append(now)
+        peak = self.tw_peak.get(host)
+        if peak is None or len(q) > peak[0]:
+            self.tw_peak[host] = (len(q), now)
+
+    def _close_zero_window(self, conn: Conn, f: Flow, frame, now) -> None:
+        start_frame, start_ns, probes = f.zw_open
+        f.zw_open = None
+        if f.zw_episodes is None:
+            f.zw_episodes = []
+        if len(f.zw_episodes) < self.cfg.max_events:
+            f.zw_episodes.append((start_frame, start_ns, frame, now, probes))
+
+    def _reuse(self, old: Conn, d: int, seg: Segment) -> None:
+        """A new SYN on the 4-tuple of ``old``: note it when an endpoint is still in TIME_WAIT."""
+        tw = old.tw_start
+        if tw is not None and old.state[tw[0]] is _TIME_WAIT and seg.ts_ns - tw[1] < 2 * self.cfg.msl_ns:
+            self.syn_in_time_wait.append((old.stream, seg.frame, seg.ts_ns))
+
+    # ------------------------------------------------------------------ end of input
+    def finish(self) -> list[Conn]:
+        """Summarise every connection still in the table; returns all connections in stream order
+        (an empty list when ``on_conn_done`` is set: each connection was handed to it instead)."""
+        for conn, d in list(self.table.values()):
+            if d == 0:
+                self._finalize(conn)
+        self.table.clear()
+        self.done.sort(key=lambda c: c.stream)
+        return self.done
+
+
+_FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
+
+
+def addr_port(conn: Conn, ep: int) -> str:
+    a = addr_str(conn.addr[ep])
+    return f"[{a}]:{conn.port[ep]}" if ":" in a else f"{a}:{conn.port[ep]}"

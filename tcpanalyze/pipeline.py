@@ -1,0 +1,140 @@
+"""Glue: a capture source feeds the decoder and the engine, one packet at a time.
+
+This is the loop every command runs.  It counts what it could not decode (per kind, with
+the first frame of each kind) instead of stopping, and turns a source that yields nothing
+decodable into a clear error.  No printing here: callers get ``RunStats`` and decide.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from tcpanalyze.decode import LINKTYPE_NAMES, decode
+from tcpanalyze.engine import Analyzer
+from tcpanalyze.errors import DecodeError, SourceError
+
+#: Decode-error examples kept per kind (frame, byte offset, detail).
+K_MAX_ERROR_EXAMPLES = 5
+
+
+class RunStats:
+    """What happened while reading one source."""
+
+    __slots__ = ("source", "frames", "tcp", "skipped", "errors", "error_examples", "damage", "warnings",
+                 "format", "linktypes", "bytes_read", "unsupported")
+
+    def __init__(self, source: str):
+        self.source = source
+        self.frames = 0
+        self.tcp = 0
+        self.skipped: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.error_examples: dict[str, list[tuple[int, int, str]]] = {}
+        self.damage = None
+        self.warnings: list[str] = []
+        self.format = ""
+        self.linktypes: list[int] = []
+        self.bytes_read = 0
+        self.unsupported: dict[int, int] = {}
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "format": self.format,
+            "linktypes": sorted(self.linktypes),
+            "frames": self.frames,
+            "tcp_segments": self.tcp,
+            "skipped": dict(sorted(self.skipped.items())),
+            "decode_errors": dict(sorted(self.errors.items())),
+            "decode_error_examples": {k: [{"frame": f, "offset": o, "detail": t} for f, o, t in v]
+                                      for k, v in sorted(self.error_examples.items())},
+            "unsupported_linktypes": {str(k): v for k, v in sorted(self.unsupported.items())},
+            "damage": None if self.damage is None else {
+                "message": str(self.damage), "offset": self.damage.offset, "frame": self.damage.frame,
+                "fatal": self.damage.fatal},
+            "warnings": list(self.warnings),
+        }
+
+
+def linktype_label(lt: int) -> str:
+    name = LINKTYPE_NAMES.get(lt)
+    return f"link type {lt} ({name})" if name else f"link type {lt}"
+
+
+def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
+                on_segment: Callable | None = None, keep: Callable | None = None) -> None:
+    """Decode and analyse an iterable of (frame, ts_ns, linktype, data, wirelen) tuples.
+
+    ``on_segment(seg, analyzer)`` is called after each analysed segment (the ``packets``
+    command uses it); ``keep(seg)`` may filter segments before analysis (``--jobs``
+    partitions by connection hash with it).
+    """
+    counts = stats.skipped
+    errors = stats.errors
+    feed = analyzer.feed
+    frames = 0
+    tcp = 0
+    for pkt in packets:
+        frames += 1
+        frame, ts, lt, data, _wirelen = pkt
+        try:
+            seg = decode(frame, ts, lt, data, counts, _wirelen)
+        except DecodeError as e:
+            kind = e.kind
+            if kind == "unsupported_linktype":
+                stats.unsupported[lt] = stats.unsupported.get(lt, 0) + 1
+            errors[kind] = errors.get(kind, 0) + 1
+            ex = stats.error_examples.setdefault(kind, [])
+            if len(ex) < K_MAX_ERROR_EXAMPLES:
+                ex.append((frame, e.offset, e.detail))
+            continue
+        if seg is None:
+            continue
+        if keep is not None and not keep(seg):
+            continue
+        tcp += 1
+        feed(seg)
+        if on_segment is not None:
+            on_segment(seg, analyzer)
+    stats.frames += frames
+    stats.tcp += tcp
+
+
+def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = None,
+                   progress: Callable[[int, int | None], None] | None = None,
+                   keep: Callable | None = None) -> RunStats:
+    """Read one capture file (or ``-``) through ``analyzer``; raises SourceError if unreadable."""
+    from tcpanalyze.sources.pcap import open_capture
+
+    stats = RunStats(path)
+    reader = open_capture(path)
+    try:
+        stats.format = reader.format
+        it = iter(reader)
+        if progress is not None:
+            it = _with_progress(it, reader, progress)
+        run_packets(it, analyzer, stats, on_segment, keep)
+    finally:
+        stats.damage = reader.damage
+        stats.warnings = list(reader.warnings)
+        stats.linktypes = sorted(reader.linktypes)
+        stats.bytes_read = reader.bytes_read
+        reader.close()
+    check_decodable(stats)
+    return stats
+
+
+def check_decodable(stats: RunStats) -> None:
+    """A capture whose every frame has an unsupported link type is unreadable: say which."""
+    if stats.unsupported and stats.tcp == 0 and sum(stats.unsupported.values()) == stats.frames:
+        lts = ", ".join(linktype_label(lt) for lt in sorted(stats.unsupported))
+        raise SourceError(f"{stats.source}: unsupported {lts}: no frame could be decoded")
+
+
+def _with_progress(it, reader, progress, every: int = 65536):
+    n = 0
+    for pkt in it:
+        n += 1
+        if n % every == 0:
+            progress(reader.bytes_read, reader.size)
+        yield pkt
+    progress(reader.bytes_read, reader.size)

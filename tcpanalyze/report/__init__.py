@@ -1,0 +1,1 @@
+"""Reporters: render a Report (console via rich, JSON, JUnit, ladder, plots)."""

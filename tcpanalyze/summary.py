@@ -1,0 +1,83 @@
+"""Connection summary records (the ``flows`` rows and the report's ``connections``).
+
+A summary is a plain dict with stable keys (documented in the README, "JSON contract").
+Times are seconds since the epoch (floats); durations and RTTs are seconds.
+"""
+from __future__ import annotations
+
+from tcpanalyze.engine import Conn, Flow
+from tcpanalyze.model import addr_str, flag_names
+
+
+def _s(ns: int) -> float:
+    return round(ns / 1e9, 9)
+
+
+def _rtt(f: Flow) -> dict | None:
+    if not f.rtt_n:
+        return None
+    return {"samples": f.rtt_n, "min": _s(f.rtt_min), "avg": round(f.rtt_sum / f.rtt_n / 1e9, 9), "max": _s(f.rtt_max)}
+
+
+def side_stats(f: Flow) -> dict:
+    return {
+        "packets": f.pkts, "bytes": f.bytes, "data_packets": f.data_pkts,
+        "retransmissions": f.rtx, "retransmitted_bytes": f.rtx_bytes, "fast_retransmissions": f.fast_rtx,
+        "spurious_retransmissions": f.spurious, "out_of_order": f.ooo, "lost_segments": f.lost,
+        "acked_unseen": f.ack_lost, "duplicate_acks": f.dupacks, "zero_windows": f.zero_win,
+        "zero_window_probes": f.zwp, "keep_alives": f.keepalive, "window_full": f.win_full,
+        "window_updates": f.win_update, "syn": f.syns, "fin": f.fins, "rst": f.rsts,
+        "window_scale": None if f.win_scale == -1 else (0 if f.win_scale == -2 else f.win_scale),
+        "window_scale_known": f.win_scale != -1, "mss": f.mss or None, "max_segment": f.max_seg,
+        "window_shrinks": len(f.shrinks) if f.shrinks else 0, "window_shrink_bytes": f.shrink_bytes,
+        "rtt": _rtt(f),
+    }
+
+
+def endpoint_label(conn: Conn, ep: int) -> str:
+    a = addr_str(conn.addr[ep])
+    return f"[{a}]:{conn.port[ep]}" if ":" in a else f"{a}:{conn.port[ep]}"
+
+
+def summarize(conn: Conn, *, timelines: bool = False) -> dict:
+    o = conn.orig
+    r = o ^ 1
+    fo, fr = conn.flows[o], conn.flows[r]
+    z = conn.zeek
+    rec = {
+        "stream": conn.stream,
+        "orig_h": addr_str(conn.addr[o]), "orig_p": conn.port[o],
+        "resp_h": addr_str(conn.addr[r]), "resp_p": conn.port[r],
+        "orig_state": conn.state[o].name, "resp_state": conn.state[r].name,
+        "conn_state": z.conn_state(), "history": z.history,
+        "orig_pkts": fo.pkts, "resp_pkts": fr.pkts, "orig_bytes": fo.bytes, "resp_bytes": fr.bytes,
+        "start": _s(conn.first_ns), "end": _s(conn.last_ns), "duration": _s(conn.last_ns - conn.first_ns),
+        "first_frame": conn.first_frame, "last_frame": conn.last_frame,
+        "close_initiator": None if conn.close_initiator < 0 else ("orig" if conn.close_initiator == o else "resp"),
+        "end_reason": conn.end_reason,
+        "reset_by": None if conn.reset_by < 0 else ("orig" if conn.reset_by == o else "resp"),
+        "handshake_seen": conn.handshake_seen,
+        "states_inferred": conn.inferred,
+        "handshake_rtt": _s(conn.irtt) if conn.irtt else None,
+        "syn_retries": max(0, len(conn.syn_times) - 1) if conn.syn_times else 0,
+        "retransmissions": fo.rtx + fr.rtx,
+        "orig": side_stats(fo), "resp": side_stats(fr),
+        "unexpected": [{"frame": fr_, "endpoint": "orig" if ep == o else "resp", "anomaly": name}
+                       for fr_, _ts, ep, name in (conn.anomalies or ())],
+    }
+    if conn.tw_start is not None:
+        ep, ts, frame = conn.tw_start
+        rec["time_wait"] = {"endpoint": "orig" if ep == o else "resp", "start": _s(ts), "frame": frame}
+    if timelines and conn.timeline is not None:
+        rec["timeline"] = {
+            "orig": timeline(conn, o),
+            "resp": timeline(conn, r),
+        }
+    return rec
+
+
+def timeline(conn: Conn, ep: int) -> list[dict]:
+    """One endpoint's transitions: time, frame, from, to, and the segment that caused them."""
+    return [{"time": _s(ts), "frame": frame, "from": s0.name, "to": s1.name,
+             "cause": f"{'sent' if sent else 'received'} {flag_names(flags)}" + (f" LEN={paylen}" if paylen else "")}
+            for ts, frame, s0, s1, flags, paylen, sent in conn.timeline[ep]]

@@ -397,17 +397,27 @@ def _udp(frame, ts, buf, off, end, lim, depth, counts):
         if not buf[p] & 0x08:
             return _skip(counts, "non_tcp")
         return _ether(frame, ts, buf, p + 8, end, lim, depth, counts)
-    if sport == _TEREDO_PORT or dport == _TEREDO_PORT:
-        # Teredo (RFC 4380 §5.1.1): optional authentication indicator
-        # 00 01 id-len au-len client-id auth-value nonce(8) confirmation(1),
-        # then optional origin indication 00 00 port(2) address(4), then IPv6.
+    # Teredo (RFC 4380 §5.1.1): optional authentication indicator
+    # 00 01 id-len au-len client-id auth-value nonce(8) confirmation(1),
+    # then optional origin indication 00 00 port(2) address(4), then IPv6.
+    # Port 3544 is the server's; relays use any port, so (like Zeek) other ports are accepted
+    # when the payload is exactly one IPv6 packet whose payload length fills the datagram.
+    on_port = sport == _TEREDO_PORT or dport == _TEREDO_PORT
+    if on_port or p + 40 <= lim:
         if p + 4 <= end and buf[p] == 0 and buf[p + 1] == 1:
             p += 4 + buf[p + 2] + buf[p + 3] + 9
         if p + 8 <= end and buf[p] == 0 and buf[p + 1] == 0:
             p += 8
         if p < end and buf[p] >> 4 == 6:
-            return _ipv6(frame, ts, buf, p, end, lim, depth, counts)
+            if on_port:
+                return _ipv6(frame, ts, buf, p, end, lim, depth, counts)
+            if p + 40 <= end and p + 40 + _U16.unpack_from(buf, p + 4)[0] == lim and buf[p + 6] in _TEREDO_NEXT:
+                return _ipv6(frame, ts, buf, p, end, lim, depth, counts)
     return _skip(counts, "non_tcp")
+
+
+#: Next headers accepted after a heuristic (off-port) Teredo IPv6 header.
+_TEREDO_NEXT = frozenset((0, 6, 17, 43, 44, 58, 59, 60))
 
 
 # IP protocol numbers of tunnels (handlers get depth + 1 from _l4).

@@ -48,6 +48,9 @@ K_LINGER_NS = 120 * 1_000_000_000          # keep a closed connection this long 
 K_IDLE_TIMEOUT_NS = 0                       # expire an open connection idle this long (0: never, as Wireshark)
 K_SWEEP_EVERY_NS = 10 * 1_000_000_000
 K_MSL_S = 60.0
+#: Zeek removes a closed, reset or one-sided connection after 5 s without packets (its
+#: tcp_close_delay / tcp_reset_delay / tcp_attempt_delay); Zeek-compatible records split there.
+K_ZEEK_LINGER_NS = 5 * 1_000_000_000
 
 
 class Config:
@@ -142,7 +145,7 @@ class Conn:
     __slots__ = ("stream", "key", "addr", "port", "flows", "orig", "handshake_seen", "first_ns", "last_ns",
                  "first_frame", "last_frame", "irtt", "ts_mru_syn", "syn_frame", "state", "inferred", "timeline",
                  "anomalies", "zeek", "done", "end_reason", "tw_start", "close_initiator", "reset_by",
-                 "reset_state", "reset_inflight", "syn_times", "events", "frames")
+                 "reset_state", "reset_inflight", "syn_times", "events", "frames", "zorig", "zeek_done", "zdeadline")
 
     def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
         self.stream = stream
@@ -172,6 +175,9 @@ class Conn:
             self.orig = 1 if seg.sport < seg.dport and seg.sport < 1024 <= seg.dport else 0
             self.handshake_seen = False
         self.zeek = ZeekConn(orig_is_first_sender=(self.orig == 0))
+        self.zorig = self.orig          # Zeek's originator for the current Zeek record
+        self.zeek_done = None           # earlier Zeek records of this stream: (ZeekConn, zorig, first_ns, last_ns)
+        self.zdeadline = seg.ts_ns + K_ZEEK_LINGER_NS   # Zeek's attempt timer for the current record
         self.done = False
         self.end_reason = "open"
         self.tw_start = None            # (endpoint index, ts_ns, frame) when it entered TIME_WAIT
@@ -336,6 +342,8 @@ class Analyzer:
                     aflags = A.REUSED_PORTS
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
+        if now >= conn.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
+            self._zeek_timers(conn, d, seg)
         conn.last_ns = now
         conn.last_frame = frame
         conn.frames += 1
@@ -437,12 +445,19 @@ class Analyzer:
         # ACKed unseen segment: this ACK covers data the other direction was never seen sending.
         rmax = rev.maxseqtobeacked
         if rmax and flags & ACK and 0 < ((ack - rmax) & MASK) < HALF:
-            # Wireshark 4.0: flag once, then move the mark to the peer's next expected seq.
-            aflags |= A.ACK_LOST_SEGMENT
-            rev.maxseqtobeacked = rev.nextseq
-            if ex:
-                reasons["ack_lost_segment"] = (f"ACKs {(ack - rev.base_seq) & MASK}, beyond the highest seq "
-                                               f"{(rmax - rev.base_seq) & MASK} seen from the peer")
+            # One flag per gap: when the mark already sits at the peer's next expected seq (the
+            # peer sent nothing new since), only the first such ACK is flagged until the peer
+            # sends again (its dupacknum is reset then).  This reproduces tshark 4.0.17 on
+            # every oracle file (README, "Agreement with Wireshark").
+            rnext = rev.nextseq
+            if rmax != rnext or rev.dupacknum == 0:
+                aflags |= A.ACK_LOST_SEGMENT
+                if ex:
+                    reasons["ack_lost_segment"] = (f"ACKs {(ack - rev.base_seq) & MASK}, beyond the highest seq "
+                                                   f"{(rmax - rev.base_seq) & MASK} seen from the peer")
+            if rmax == rnext:
+                rev.dupacknum = -1
+            rev.maxseqtobeacked = rnext
 
         # Retransmission / fast retransmission / spurious / out-of-order.
         if (seglen or flags & _SF) and not aflags & A.KEEP_ALIVE:
@@ -602,6 +617,7 @@ class Analyzer:
                 fwd.lost += 1
             if aflags & A.ACK_LOST_SEGMENT:
                 fwd.ack_lost += 1
+                conn.zeek.gap((d ^ 1) == conn.zorig)     # Zeek: a content gap in the peer's data
             if aflags & A.DUPLICATE_ACK:
                 fwd.dupacks += 1
             if aflags & A.ZERO_WINDOW:
@@ -665,7 +681,7 @@ class Analyzer:
         zrtx = seglen > 0 and nextseq_f != 0 and ((nextseq_f - nxt) & MASK) < HALF
         if flags & _SFR or not win or zrtx or not fwd.zsettled:
             z = conn.zeek
-            is_orig = d == conn.orig
+            is_orig = d == conn.zorig
             z.update(is_orig, flags, (seq - fwd.base_seq) & MASK, seglen, win, zrtx)
             fwd.zsettled = z.settled(is_orig)
 
@@ -771,6 +787,34 @@ class Analyzer:
         if len(f.zw_episodes) < self.cfg.max_events:
             f.zw_episodes.append((start_frame, start_ns, frame, now, probes))
 
+    def _zeek_timers(self, conn: Conn, d: int, seg: Segment) -> None:
+        """Zeek's attempt timer (an attempt still unanswered 5 s after it began) and its close
+        and reset delays (5 s quiet after the connection ended): either removes the Zeek
+        connection, so this segment starts a new Zeek record."""
+        now = seg.ts_ns
+        split = False
+        if now >= conn.zdeadline:
+            conn.zdeadline = _NEVER
+            split = conn.zeek.attempt()
+        if not split and now - conn.last_ns >= K_ZEEK_LINGER_NS and conn.zeek.expirable():
+            split = True
+        if split:
+            self._zeek_split(conn, d, seg)
+
+    def _zeek_split(self, conn: Conn, d: int, seg: Segment) -> None:
+        """Start a new Zeek record inside this stream (Wireshark keeps one stream; Zeek would log
+        a new connection).  Its originator follows Zeek's rule for a first packet."""
+        if conn.zeek_done is None:
+            conn.zeek_done = []
+        start = conn.zeek_done[-1][3] if conn.zeek_done else conn.first_ns
+        conn.zeek_done.append((conn.zeek, conn.zorig, start, conn.last_ns))
+        flags = seg.flags
+        flip = not (flags & SYN and not flags & ACK) and seg.sport < 1024 <= seg.dport
+        conn.zorig = d ^ 1 if flip else d
+        conn.zeek = ZeekConn(orig_is_first_sender=not flip)
+        conn.zdeadline = seg.ts_ns + K_ZEEK_LINGER_NS
+        conn.flows[0].zsettled = conn.flows[1].zsettled = False
+
     def _reuse(self, old: Conn, d: int, seg: Segment) -> None:
         """A new SYN on the 4-tuple of ``old``: note it when an endpoint is still in TIME_WAIT."""
         tw = old.tw_start
@@ -790,6 +834,7 @@ class Analyzer:
 
 
 _FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
+_NEVER = 1 << 62
 
 
 def addr_port(conn: Conn, ep: int) -> str:

@@ -65,6 +65,15 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
         "unexpected": [{"frame": fr_, "endpoint": "orig" if ep == o else "resp", "anomaly": name}
                        for fr_, _ts, ep, name in (conn.anomalies or ())],
     }
+    if conn.zeek_done:
+        # Zeek would have logged several connections for this stream (timers after a close,
+        # reset or one-sided start): list them all; the top-level fields describe the first.
+        recs = [(z, zo, a, b) for z, zo, a, b in conn.zeek_done] + [(conn.zeek, conn.zorig, conn.zeek_done[-1][3], conn.last_ns)]
+        rec["zeek"] = [{"start": _s(a), "orig_h": addr_str(conn.addr[zo]), "orig_p": conn.port[zo],
+                        "resp_h": addr_str(conn.addr[zo ^ 1]), "resp_p": conn.port[zo ^ 1],
+                        "conn_state": z.conn_state(), "history": z.history} for z, zo, a, b in recs]
+        first = conn.zeek_done[0][0]
+        rec["conn_state"], rec["history"] = first.conn_state(), first.history
     if conn.tw_start is not None:
         ep, ts, frame = conn.tw_start
         rec["time_wait"] = {"endpoint": "orig" if ep == o else "resp", "start": _s(ts), "frame": frame}

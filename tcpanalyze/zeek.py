@@ -163,6 +163,24 @@ class ZeekConn:
         except Exception:
             pass
 
+    def attempt(self) -> bool:
+        """An unanswered connection attempt (Zeek's AttemptTimer condition)."""
+        return self.os in (SYN_SENT, SYN_ACK_SENT) and self.rs == INACTIVE
+
+    def expirable(self) -> bool:
+        """Whether Zeek's timers (tcp_close_delay, tcp_reset_delay, tcp_attempt_delay, 5 s each)
+        would have removed this connection after a quiet period: one endpoint closed or reset
+        and the other closed too, or never more than partially active.  A later segment then
+        starts a new Zeek connection."""
+        os, rs = self.os, self.rs
+        if os == RESET or rs == RESET:          # tcp_reset_delay: a reset ends it either way
+            return True
+        if os >= CLOSED:
+            return rs >= CLOSED or rs == INACTIVE or rs == PARTIAL
+        if rs >= CLOSED:
+            return os == INACTIVE or os == PARTIAL
+        return False
+
     def settled(self, is_orig: bool) -> bool:
         """True when an ordinary segment (no SYN/FIN/RST, window > 0, not a retransmission) from
         this side can no longer change anything here: its A and D letters are written and its

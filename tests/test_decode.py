@@ -700,6 +700,10 @@ MUST_HAVE = ["Teredo.pcap", "suricata-decode-sll2-01-input.pcap", "suricata-deco
              "zeek-pppoe-over-qinq.pcap", "suricata-detect-ipopts-input.pcap", "zeek-stream.pcap"]
 
 
+#: Captures with Teredo on a relay port (not 3544), decoded by content like Zeek does.
+OFF_PORT_TEREDO = {"Teredo.pcap"}
+
+
 def test_trace_inventory():
     names = _plain_pcaps()
     for n in MUST_HAVE:
@@ -722,6 +726,11 @@ def test_real_capture_matches_tshark(name):
             continue
         if seg is None:
             assert row is None or not row["tcp.srcport"], f"frame {n}: tshark sees TCP"
+            continue
+        if row is None and name in OFF_PORT_TEREDO:
+            # Teredo through a relay port: tshark 4.0 does not decode it, Zeek does (and so
+            # does tcpanalyze, by content); the TCP inside is checked by the Zeek tests.
+            assert seg.dport == 80 or seg.sport == 80
             continue
         assert row is not None and row["tcp.srcport"], f"frame {n}: tshark sees no TCP"
         decoded += 1

@@ -16,3 +16,14 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_golden(request) -> bool:
     return bool(request.config.getoption("--update-golden") or os.environ.get("TCPANALYZE_REGEN_GOLDEN"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the agreement tables the oracle tests computed (issue 3: "print the table")."""
+    try:
+        from test_oracle import TABLES
+    except ImportError:
+        return
+    for title, table in TABLES.items():
+        terminalreporter.write_sep("-", title)
+        terminalreporter.write_line(table)

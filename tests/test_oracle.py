@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from oracle import ALL_FLAGS, Agreement, capture_of, load_oracle, oracle_files, our_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPORA = {"public": ROOT / "tests" / "data" / "traces", "samples": ROOT / "samples"}
+CORPORA = {"public": ROOT / "tests" / "data" / "traces", "samples": ROOT / "samples",
+           "crafted": ROOT / "tests" / "data" / "crafted"}
 ORACLES = [p for c in CORPORA.values() for p in oracle_files(c)]
 
 TABLES: dict[str, str] = {}

@@ -33,6 +33,20 @@ MASK = 0xFFFFFFFF
 HALF = 0x80000000
 
 _ZWP = A.ZERO_WINDOW_PROBE
+_ZW = A.ZERO_WINDOW
+_LOST = A.LOST_SEGMENT
+_KA = A.KEEP_ALIVE
+_KA_ACK = A.KEEP_ALIVE_ACK
+_WUPD = A.WINDOW_UPDATE
+_WFULL = A.WINDOW_FULL
+_DUPACK = A.DUPLICATE_ACK
+_ACKLOST = A.ACK_LOST_SEGMENT
+_ZWP_ACK = A.ZERO_WINDOW_PROBE_ACK
+_RTX = A.RETRANSMISSION
+_FAST = A.FAST_RETRANSMISSION
+_SPUR = A.SPURIOUS_RETRANSMISSION
+_OOO = A.OUT_OF_ORDER
+_RTX_FAMILY = A.RETRANSMISSION_FAMILY
 _SFR = SYN | FIN | RST
 _SF = SYN | FIN
 
@@ -194,8 +208,12 @@ class Analyzer:
     """Feed segments in capture order; read per-packet verdicts from ``r_*``; call ``finish()``."""
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
-                 on_conn_done=None):
+                 on_conn_done=None, emit: bool = True):
         self.cfg = config or Config()
+        #: fill the per-packet ``r_*`` results beyond r_conn/r_dir/r_flags (packets, ladder, compare)
+        self.emit = emit
+        self.explain = self.cfg.explain
+        self.max_unacked = self.cfg.max_unacked
         self.table: dict[tuple, tuple[Conn, int]] = {}
         self.streams = 0
         self.done: list[Conn] = []
@@ -347,9 +365,9 @@ class Analyzer:
         conn.last_ns = now
         conn.last_frame = frame
         conn.frames += 1
-        fwd.pkts += 1
-        if not fwd.first_ns:
+        if not fwd.pkts:
             fwd.first_ns = now
+        fwd.pkts += 1
         fwd.last_ns = now
         if seglen:
             fwd.bytes += seglen
@@ -378,10 +396,11 @@ class Analyzer:
             conn.irtt = now - conn.ts_mru_syn or 1
 
         # ---- Wireshark tcp_analyze_sequence_number(), in its order -------------------
-        ex = self.cfg.explain
+        ex = self.explain
         reasons = {} if ex else None
         nextseq_f = fwd.nextseq
         lastack_f = fwd.lastack
+        win_f = fwd.window
         noctl = not flags & _SFR
         dupack_num = 0
         dupack_frame = 0
@@ -391,49 +410,49 @@ class Analyzer:
                 reasons["zero_window_probe"] = "1 byte at the next expected seq while the peer's window is 0"
         else:
             if win == 0 and noctl:
-                aflags |= A.ZERO_WINDOW
+                aflags |= _ZW
                 if ex:
                     reasons["zero_window"] = "advertised window 0 on a segment without SYN/FIN/RST"
             if nextseq_f and 0 < ((seq - nextseq_f) & MASK) < HALF and not flags & RST:
-                aflags |= A.LOST_SEGMENT
+                aflags |= _LOST
                 fwd.valid_bif = False
                 if ex:
                     reasons["lost_segment"] = (f"seq {(seq - fwd.base_seq) & MASK} is beyond the next expected "
                                                f"{(nextseq_f - fwd.base_seq) & MASK}: {(seq - nextseq_f) & MASK} bytes not captured")
             if seglen <= 1 and noctl and seq == (nextseq_f - 1) & MASK:
-                aflags |= A.KEEP_ALIVE
+                aflags |= _KA
                 if ex:
                     reasons["keep_alive"] = f"{seglen} byte(s) at next expected seq - 1"
             same = seglen == 0 and noctl and seq == nextseq_f and ack == lastack_f
-            if same and win and win != fwd.window:
-                aflags |= A.WINDOW_UPDATE
+            if same and win and win != win_f:
+                aflags |= _WUPD
                 if ex:
                     reasons["window_update"] = f"no data, same seq/ack, window {fwd.window} -> {win}"
             if seglen and noctl and rev.win_scale != -1:
                 sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
                 if (seq + seglen) & MASK == (rev.lastack + (rev.window << sc)) & MASK:
-                    aflags |= A.WINDOW_FULL
+                    aflags |= _WFULL
                     if ex:
                         reasons["window_full"] = (f"segment ends exactly at the receiver's right edge "
                                                   f"(ack + window = {(rev.lastack + (rev.window << sc) - fwd.base_seq) & MASK})")
             if same and win:
-                if win == fwd.window:
-                    if rev.lastsegflags & A.KEEP_ALIVE:
-                        aflags |= A.KEEP_ALIVE_ACK
+                if win == win_f:
+                    if rev.lastsegflags & _KA:
+                        aflags |= _KA_ACK
                         if ex:
                             reasons["keep_alive_ack"] = "repeats the last ACK and window after the peer's keep-alive"
                     else:
                         dn = fwd.dupacknum
                         dn = 1 if dn == -1 else dn + 1
                         fwd.dupacknum = dn
-                        aflags |= A.DUPLICATE_ACK
+                        aflags |= _DUPACK
                         dupack_num = dn
                         dupack_frame = fwd.lastnondupack
                         if ex:
                             reasons["duplicate_ack"] = (f"#{dn} of frame {dupack_frame}: no data, same seq, ack and "
                                                         f"window ({win}) as the previous segment")
-            elif same and win == 0 and fwd.window == 0 and rev.lastsegflags & _ZWP:
-                aflags |= A.ZERO_WINDOW_PROBE_ACK
+            elif same and win == 0 and win_f == 0 and rev.lastsegflags & _ZWP:
+                aflags |= _ZWP_ACK
                 if ex:
                     reasons["zero_window_probe_ack"] = "repeats the zero window after the peer's zero-window probe"
 
@@ -451,7 +470,7 @@ class Analyzer:
             # every oracle file (README, "Agreement with Wireshark").
             rnext = rev.nextseq
             if rmax != rnext or rev.dupacknum == 0:
-                aflags |= A.ACK_LOST_SEGMENT
+                aflags |= _ACKLOST
                 if ex:
                     reasons["ack_lost_segment"] = (f"ACKs {(ack - rev.base_seq) & MASK}, beyond the highest seq "
                                                    f"{(rmax - rev.base_seq) & MASK} seen from the peer")
@@ -460,14 +479,14 @@ class Analyzer:
             rev.maxseqtobeacked = rnext
 
         # Retransmission / fast retransmission / spurious / out-of-order.
-        if (seglen or flags & _SF) and not aflags & A.KEEP_ALIVE:
+        if (seglen or flags & _SF) and not aflags & _KA:
             not_adv = nextseq_f != 0 and 0 < ((nextseq_f - seq) & MASK) < HALF
             if seglen > 1 and (nextseq_f - 1) & MASK == seq:
                 not_adv = False              # new data right after a zero-window-probe byte
             rla = rev.lastack
             end = (seq + seglen) & MASK
             if seglen and rla and not (0 < ((end - rla) & MASK) < HALF):
-                aflags |= A.SPURIOUS_RETRANSMISSION
+                aflags |= _SPUR
                 if ex:
                     reasons["spurious_retransmission"] = (f"every byte (up to {(end - fwd.base_seq) & MASK}) was already "
                                                           f"ACKed by the receiver (ack {(rla - fwd.base_seq) & MASK})")
@@ -475,7 +494,7 @@ class Analyzer:
                 cfg = self.cfg
                 t = now - rev.lastacktime
                 if rev.dupacknum >= 2 and rla == seq and 0 <= t < cfg.fast_rtx_ns:
-                    aflags |= A.FAST_RETRANSMISSION
+                    aflags |= _FAST
                     if ex:
                         reasons["fast_retransmission"] = (f"{rev.dupacknum} duplicate ACKs asked for seq "
                                                           f"{(seq - fwd.base_seq) & MASK}; resent {t / 1e6:.1f} ms after "
@@ -484,14 +503,14 @@ class Analyzer:
                     t2 = now - fwd.nextseqtime
                     thr = conn.irtt or cfg.ooo_ns
                     if 0 <= t2 < thr and nextseq_f != (end + (1 if flags & _SF else 0)) & MASK:
-                        aflags |= A.OUT_OF_ORDER
+                        aflags |= _OOO
                         if ex:
                             reasons["out_of_order"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
                                                        f"{(nextseq_f - fwd.base_seq) & MASK}, arrived {t2 / 1e6:.3f} ms after "
                                                        f"the highest segment < {'iRTT' if conn.irtt else 'default'} "
                                                        f"{thr / 1e6:.3f} ms")
                     else:
-                        aflags |= A.RETRANSMISSION
+                        aflags |= _RTX
                         if ex:
                             reasons["retransmission"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
                                                          f"{(nextseq_f - fwd.base_seq) & MASK}, "
@@ -503,10 +522,10 @@ class Analyzer:
             if flags & _SF:
                 nxt = (nxt + 1) & MASK
             segs = fwd.segs
-            if len(segs) < self.cfg.max_unacked:
+            if len(segs) < self.max_unacked:
                 if segs and not fwd.segs_disordered and 0 < ((segs[-1][1] - seq) & MASK) < HALF:
                     fwd.segs_disordered = True
-                segs.append([seq, nxt, frame, now, aflags & A.RETRANSMISSION_FAMILY])
+                segs.append([seq, nxt, frame, now, aflags & _RTX_FAMILY])
         if not nextseq_f or 0 < ((nxt - nextseq_f) & MASK) < HALF:
             if not aflags & _ZWP:
                 fwd.nextseq = nxt
@@ -604,23 +623,23 @@ class Analyzer:
 
         # ---- counters, window edge, zero-window episodes, state machines -------------
         if aflags:
-            if aflags & A.RETRANSMISSION_FAMILY:
+            if aflags & _RTX_FAMILY:
                 fwd.rtx += 1
                 fwd.rtx_bytes += seglen
-                if aflags & A.FAST_RETRANSMISSION:
+                if aflags & _FAST:
                     fwd.fast_rtx += 1
-                if aflags & A.SPURIOUS_RETRANSMISSION:
+                if aflags & _SPUR:
                     fwd.spurious += 1
-            if aflags & A.OUT_OF_ORDER:
+            if aflags & _OOO:
                 fwd.ooo += 1
-            if aflags & A.LOST_SEGMENT:
+            if aflags & _LOST:
                 fwd.lost += 1
-            if aflags & A.ACK_LOST_SEGMENT:
+            if aflags & _ACKLOST:
                 fwd.ack_lost += 1
                 conn.zeek.gap((d ^ 1) == conn.zorig)     # Zeek: a content gap in the peer's data
-            if aflags & A.DUPLICATE_ACK:
+            if aflags & _DUPACK:
                 fwd.dupacks += 1
-            if aflags & A.ZERO_WINDOW:
+            if aflags & _ZW:
                 fwd.zero_win += 1
                 if fwd.zw_open is None:
                     fwd.zw_open = [frame, now, 0]
@@ -628,15 +647,15 @@ class Analyzer:
                 fwd.zwp += 1
                 if rev.zw_open is not None:
                     rev.zw_open[2] += 1
-            if aflags & A.KEEP_ALIVE:
+            if aflags & _KA:
                 fwd.keepalive += 1
-            if aflags & A.WINDOW_FULL:
+            if aflags & _WFULL:
                 fwd.win_full += 1
-            if aflags & A.WINDOW_UPDATE:
+            if aflags & _WUPD:
                 fwd.win_update += 1
         if win and fwd.zw_open is not None and not flags & RST:
             self._close_zero_window(conn, fwd, frame, now)
-        if flags & ACK and noctl and fwd.win_scale != -1:
+        if (ack != lastack_f or win != win_f) and flags & ACK and noctl and fwd.win_scale != -1:
             # Right edge of the window this sender advertises: ack + scaled window (RFC 9293 §3.8.6).
             sc = fwd.win_scale if fwd.win_scale > 0 else 0
             rb = rev.base_seq
@@ -674,7 +693,7 @@ class Analyzer:
                 self._anomaly(conn, r, anom, seg)
             if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
                 conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
-            if seglen and fwd.fin_next >= 0 and not aflags & A.RETRANSMISSION_FAMILY \
+            if seglen and fwd.fin_next >= 0 and not aflags & _RTX_FAMILY \
                     and 0 < ((nxt - fwd.fin_next) & MASK) < HALF:
                 fwd.data_after_fin += 1
         # Zeek's retransmission rule (update_last_seq): payload that brings no new sequence space.
@@ -689,16 +708,17 @@ class Analyzer:
         self.r_conn = conn
         self.r_dir = d
         self.r_flags = aflags
-        self.r_rel_seq = (seq - fwd.base_seq) & MASK
-        self.r_rel_ack = (ack - rev.base_seq) & MASK if flags & ACK else 0
-        ws = fwd.win_scale
-        self.r_win = win << ws if ws > 0 and not flags & SYN else win
-        self.r_ack_rtt = ack_rtt
-        self.r_acks_frame = acks_frame
-        self.r_bif = bif
-        self.r_dupack_num = dupack_num
-        self.r_dupack_frame = dupack_frame
-        self.r_reasons = reasons
+        if self.emit:
+            self.r_rel_seq = (seq - fwd.base_seq) & MASK
+            self.r_rel_ack = (ack - rev.base_seq) & MASK if flags & ACK else 0
+            ws = fwd.win_scale
+            self.r_win = win << ws if ws > 0 and not flags & SYN else win
+            self.r_ack_rtt = ack_rtt
+            self.r_acks_frame = acks_frame
+            self.r_bif = bif
+            self.r_dupack_num = dupack_num
+            self.r_dupack_frame = dupack_frame
+            self.r_reasons = reasons
         return conn
 
     # ------------------------------------------------------------------ helpers (not per data packet)

@@ -167,7 +167,7 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None, progress=None
         rec["score"] = _score(labels)
         conns.add(rec)
 
-    an = Analyzer(cfg, keep_timeline=False, on_conn_done=done)
+    an = Analyzer(cfg, keep_timeline=False, on_conn_done=done, emit=False)
     det.analyzer = an
     try:
         stats = analyze_source(path, an, on_segment=det.on_segment, progress=progress)

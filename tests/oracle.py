@@ -120,28 +120,14 @@ class Agreement:
             self.fields_equal += ok
             oa, ua = o["analysis"], u["analysis"]
             same = True
-            for f in ORACLE_FLAGS:
+            for f in ALL_FLAGS:
                 if f in oa and f in ua:
                     self.tp[f] += 1
-                elif f in oa:
-                    self.fn[f] += 1
+                elif f in oa or f in ua:
                     same = False
-                    self._ex(f"fn:{f}", (name, fr))
-                elif f in ua:
-                    self.fp[f] += 1
-                    same = False
-                    self._ex(f"fp:{f}", (name, fr))
-            for f in EXTRA_FLAGS:
-                if f in oa and f in ua:
-                    self.tp[f] += 1
-                elif f in oa:
-                    self.fn[f] += 1
-                    same = False
-                    self._ex(f"fn:{f}", (name, fr))
-                elif f in ua:
-                    self.fp[f] += 1
-                    same = False
-                    self._ex(f"fp:{f}", (name, fr))
+                    kind = "fn" if f in oa else "fp"
+                    (self.fn if f in oa else self.fp)[f] += 1
+                    self._ex(f"{kind}:{f}", (name, fr))
             self.rows_all_flags_equal += same
 
     def _ex(self, key, val):

@@ -138,85 +138,102 @@ def _score(labels: list) -> int:
     return sum(_WEIGHT[sev] for _lab, sev in labels)
 
 
-def analyze_file(path: str, options: AnalyzeOptions | None = None, progress=None) -> Report:
-    """Analyse one capture file; never raises for bad input (the Report carries the error).
+class ReportBuilder:
+    """The engine, detectors and connection records of one capture, and the Report built from
+    them.  ``analyze_file`` feeds it from a file, ``live`` from an interface: both end with the
+    same document.  Feed ``analyzer`` (with ``on_segment`` as the per-segment callback), then
+    call ``build(stats)``."""
 
-    ``progress(done_bytes, total_bytes)`` is called now and then while reading (optional).
-    """
-    from tcpanalyze.engine import Analyzer, Config
-    from tcpanalyze.errors import SourceError
-    from tcpanalyze.pipeline import analyze_source
-    from tcpanalyze.summary import summarize
+    def __init__(self, path: str, options: AnalyzeOptions | None = None):
+        from tcpanalyze.engine import Analyzer, Config
 
-    opts = options or AnalyzeOptions()
-    cfg = Config(**opts.engine)
-    th = replace(opts.thresholds, msl_s=cfg.msl_ns / 1e9)
-    det = Detectors(th)
-    conns = _Connections(path, opts.keep_connections)
+        opts = options or AnalyzeOptions()
+        cfg = Config(**opts.engine)
+        self.path = path
+        self.th = replace(opts.thresholds, msl_s=cfg.msl_ns / 1e9)
+        self.det = Detectors(self.th)
+        self.conns = _Connections(path, opts.keep_connections)
+        self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
+        self.det.analyzer = self.analyzer
+        self.on_segment = self.det.on_segment
 
-    def done(conn):
-        fs = det.on_conn_done(conn)
+    def _done(self, conn) -> None:
+        from tcpanalyze.summary import summarize
+
+        fs = self.det.on_conn_done(conn)
         labels = [(f.label, f.severity) for f in fs]
         ev = conn.events
         if ev and "labels" in ev:
             labels.extend(ev["labels"])
         rec = summarize(conn)
-        rec["file"] = path
+        rec["file"] = self.path
         rec["findings"] = sorted({lab for lab, _sev in labels})
         rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
         rec["score"] = _score(labels)
-        conns.add(rec)
+        self.conns.add(rec)
 
-    an = Analyzer(cfg, keep_timeline=False, on_conn_done=done, emit=False)
-    det.analyzer = an
+    def build(self, stats) -> Report:
+        """Finish the engine and build the Report."""
+        an, det, path, conns = self.analyzer, self.det, self.path, self.conns
+        an.finish()
+        extra = det.finish(an, stats)
+        records = conns.records()
+        findings = []
+        by_stream = {r["stream"]: r for r in records}
+        for f in det.sink.kept:
+            d = f.to_dict()
+            d["file"] = path
+            findings.append(d)
+            # aggregate findings about one connection (handshake RTT outliers) are added to its record
+            if f.host is not None and f.stream is not None and f.stream in by_stream:
+                rec = by_stream[f.stream]
+                if f.label not in rec["findings"]:
+                    rec["findings"] = sorted(rec["findings"] + [f.label])
+                    rec["score"] += _WEIGHT[f.severity]
+                    if rec["severity"] is None or SEVERITY_RANK[f.severity] > SEVERITY_RANK[rec["severity"]]:
+                        rec["severity"] = f.severity
+        findings.sort(key=_finding_order)
+
+        summ = _empty_summary(self.th)
+        first, last = an.first_ns, an.last_ns
+        by_kind = {k: dict(v) for k, v in sorted(det.sink.by_kind.items())}
+        by_sev = {s: sum(v[s] for v in by_kind.values()) for s in SEVERITIES}
+        summ.update({
+            "packets": stats.frames, "tcp_segments": stats.tcp, "connections": conns.n,
+            "connections_reported": len(records), "bytes": conns.bytes,
+            "start": None if first is None else round(first / 1e9, 9),
+            "end": None if first is None else round(last / 1e9, 9),
+            "duration": 0.0 if first is None else round((last - first) / 1e9, 9),
+            "conn_states": dict(sorted(conns.states.items())),
+            "findings": {"total": sum(v["total"] for v in by_kind.values()),
+                         "reported": sum(v["reported"] for v in by_kind.values()),
+                         "by_severity": by_sev, "by_kind": by_kind},
+            "worst_severity": next((s for s in reversed(SEVERITIES) if by_sev[s]), None),
+            "time_wait": extra["time_wait"],
+            "capture_quality": extra["capture_quality"],
+        })
+        entry = stats.to_dict()
+        entry["error"] = None
+        entry["summary"] = summ
+        return Report(files=[entry], summary=dict(summ), connections=records, findings=findings)
+
+
+def analyze_file(path: str, options: AnalyzeOptions | None = None, progress=None) -> Report:
+    """Analyse one capture file; never raises for bad input (the Report carries the error).
+
+    ``progress(done_bytes, total_bytes)`` is called now and then while reading (optional).
+    """
+    from tcpanalyze.errors import SourceError
+    from tcpanalyze.pipeline import analyze_source
+
+    b = ReportBuilder(path, options)
     try:
-        stats = analyze_source(path, an, on_segment=det.on_segment, progress=progress)
+        stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress)
     except SourceError as e:
-        return failed_report(path, str(e), th)
+        return failed_report(path, str(e), b.th)
     except OSError as e:
-        return failed_report(path, f"{path}: {e.strerror or e}", th)
-    an.finish()
-    extra = det.finish(an, stats)
-
-    records = conns.records()
-    findings = []
-    by_stream = {r["stream"]: r for r in records}
-    for f in det.sink.kept:
-        d = f.to_dict()
-        d["file"] = path
-        findings.append(d)
-        # aggregate findings about one connection (handshake RTT outliers) are added to its record
-        if f.host is not None and f.stream is not None and f.stream in by_stream:
-            rec = by_stream[f.stream]
-            if f.label not in rec["findings"]:
-                rec["findings"] = sorted(rec["findings"] + [f.label])
-                rec["score"] += _WEIGHT[f.severity]
-                if rec["severity"] is None or SEVERITY_RANK[f.severity] > SEVERITY_RANK[rec["severity"]]:
-                    rec["severity"] = f.severity
-    findings.sort(key=_finding_order)
-
-    summ = _empty_summary(th)
-    first, last = an.first_ns, an.last_ns
-    by_kind = {k: dict(v) for k, v in sorted(det.sink.by_kind.items())}
-    by_sev = {s: sum(v[s] for v in by_kind.values()) for s in SEVERITIES}
-    summ.update({
-        "packets": stats.frames, "tcp_segments": stats.tcp, "connections": conns.n,
-        "connections_reported": len(records), "bytes": conns.bytes,
-        "start": None if first is None else round(first / 1e9, 9),
-        "end": None if first is None else round(last / 1e9, 9),
-        "duration": 0.0 if first is None else round((last - first) / 1e9, 9),
-        "conn_states": dict(sorted(conns.states.items())),
-        "findings": {"total": sum(v["total"] for v in by_kind.values()),
-                     "reported": sum(v["reported"] for v in by_kind.values()),
-                     "by_severity": by_sev, "by_kind": by_kind},
-        "worst_severity": next((s for s in reversed(SEVERITIES) if by_sev[s]), None),
-        "time_wait": extra["time_wait"],
-        "capture_quality": extra["capture_quality"],
-    })
-    entry = stats.to_dict()
-    entry["error"] = None
-    entry["summary"] = summ
-    return Report(files=[entry], summary=dict(summ), connections=records, findings=findings)
+        return failed_report(path, f"{path}: {e.strerror or e}", b.th)
+    return b.build(stats)
 
 
 def _finding_order(d: dict) -> tuple:

@@ -88,7 +88,7 @@ def _stderr_notes(rep) -> None:
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table", show_default=True,
               help="table: the rich report; json: one document; jsonl: one record per line.")
 @click.option("--json", "fmt", flag_value="json", help="Shorthand for --format json.")
@@ -98,9 +98,14 @@ def _stderr_notes(rep) -> None:
               help="Exit 1 when a finding of this severity or worse is found.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
               help="Worst connections listed in the table report.")
+# --- parallel hook (issue 9, tcpanalyze/parallel.py): --jobs; directories and globs ---
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes: one file is split by connection (same output), several files run side by side. "
+                   "FILES may be directories or glob patterns.")
+# --- end parallel hook ---
 @threshold_options
 @engine_options
-def analyze(files, fmt, output, fail_on, top, **kw):
+def analyze(files, fmt, output, fail_on, top, jobs, **kw):
     """Analyze capture FILES ('-' reads stdin): connections, findings, TIME_WAIT, worst connections.
 
     \b
@@ -132,9 +137,14 @@ def analyze(files, fmt, output, fail_on, top, **kw):
     else:
         out, close = open_output(output)
     reports = []
+    # --- parallel hook (issue 9): expand directories/globs; --jobs N runs tcpanalyze.parallel ---
+    from tcpanalyze.parallel import expand_inputs, iter_reports
+
+    files = expand_inputs(files)
+    each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options) for path in files)
+    # --- end parallel hook ---
     try:
-        for path in files:
-            rep = _one(path, options)
+        for rep in each:
             _stderr_notes(rep)
             reports.append(rep)
             if fmt == "jsonl":

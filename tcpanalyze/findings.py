@@ -683,7 +683,13 @@ def time_wait_profile(starts, first_ns: int, last_ns: int, hold_ns: int, points:
             peak, peak_ns = c, t
     at_end = n - bisect_right(st, last_ns - hold_ns)
     series = []
-    if n and last_ns > first_ns and points > 0:
+    if n == 1 and last_ns > first_ns and points > 0:
+        # one period (most client hosts): it counts 1 in every slice it overlaps
+        t = st[0]
+        width = (last_ns - first_ns) / points
+        series = [1 if first_ns + k * width - hold_ns < t <= first_ns + (k + 1) * width else 0
+                  for k in range(points)]
+    elif n and last_ns > first_ns and points > 0:
         width = (last_ns - first_ns) / points
         for k in range(points):
             lo = first_ns + k * width

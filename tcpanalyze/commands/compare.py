@@ -101,7 +101,8 @@ def compare(file, via, tshark_path, show, as_json, output, **kw):
         if a.r_flags & RETRANSMISSION_FAMILY:
             names.add("retransmission")
 
-    analyzer = Analyzer(make_config(explain=True, **pop_engine_kw(kw)), keep_timeline=False)
+    analyzer = Analyzer(make_config(explain=True, **pop_engine_kw(kw)), keep_timeline=False,
+                        on_conn_done=lambda conn: None)     # nothing is kept per connection
     run_capture(file, analyzer, on_segment=on_seg)
     analyzer.finish()
     theirs = tshark_verdicts(file, tshark) if via == "fields" else pyshark_verdicts(file)

@@ -12,6 +12,10 @@ COLUMNS = ("frame", "time", "stream", "src", "sport", "dst", "dport", "seq", "ac
            "analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
 
 
+def _drop(conn) -> None:
+    """Finished connections are not kept: packets only streams rows."""
+
+
 def _ts(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
@@ -34,7 +38,7 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     from tcpanalyze.model import addr_str, flag_str
 
     cfg = make_config(explain=(fmt == "jsonl"), **pop_engine_kw(kw))
-    analyzer = Analyzer(cfg, keep_timeline=False)
+    analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=_drop)
     out, close = open_output(output)
     host_raw = None
     if host is not None:

@@ -21,7 +21,11 @@ def dumps(obj, indent: int | None = None) -> str:
 
 
 def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
-    out.write(dumps(report.to_dict(), indent))
+    # json.dump streams the document in chunks instead of building one big string.
+    if indent is None:
+        json.dump(report.to_dict(), out, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    else:
+        json.dump(report.to_dict(), out, indent=indent, ensure_ascii=False, allow_nan=False)
     out.write("\n")
 
 

@@ -78,6 +78,10 @@ _MAX_READ = 16 << 20                # largest single read() request
 _RESYNC_WINDOW = 16 << 20           # how far a pcapng resynchronisation scans
 _MAX_WARNINGS = 100                 # keep reader.warnings bounded on pathological input
 _MAX_INTERFACES = 1 << 16           # keep a section's interface table bounded likewise
+# A mapped file's pages count in the process's RSS once touched: every this many bytes
+# the walk drops the pages it has finished with (the data stays in the page cache).
+_RELEASE_EVERY = 64 << 20
+_NEVER = 1 << 62
 
 
 class _Order:
@@ -331,7 +335,10 @@ class CaptureReader:
         end = len(buf)
         p = 24 - base
         frame = 0
+        release_at = _RELEASE_EVERY if self._mm is not None else _NEVER
         while True:
+            if p >= release_at:
+                release_at = self._release(p)
             q = p + 16
             if q > end:
                 ok = ensure(base + p, 16)
@@ -387,7 +394,10 @@ class CaptureReader:
         p = -base
         frame = 0                   # last frame number assigned (packet blocks seen)
         dropped = 0                 # packet blocks skipped as damaged
+        release_at = _RELEASE_EVERY if self._mm is not None else _NEVER
         while True:
+            if p >= release_at:
+                release_at = self._release(p)
             # Fast path: a well-formed Enhanced Packet Block (pcapng §4.3) that is entirely
             # in the window.  Anything else, including a damaged EPB, takes the general path.
             if p + 28 <= end:
@@ -681,6 +691,18 @@ class CaptureReader:
         if self._gen is None:
             self._gen = iter(()) if self._closed else self._walk()
         return self._gen
+
+    def _release(self, upto: int) -> int:
+        """Drop the mapped pages before ``upto`` from this process (a map's offsets are absolute);
+        returns the next offset to do it at.  Yielded records are copies, so nothing refers to them."""
+        mm = self._mm
+        if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+            return _NEVER
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, 0, upto - upto % mmap.PAGESIZE)
+        except (OSError, ValueError):
+            return _NEVER
+        return upto + _RELEASE_EVERY
 
     def close(self) -> None:
         """Release the map and files (standard input itself is left open)."""

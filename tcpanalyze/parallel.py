@@ -1,0 +1,526 @@
+"""``analyze --jobs N``: one large capture split by connection across processes, or many
+captures analysed side by side; and the deterministic merge of the parts.
+
+One file, N processes (``analyze_partitioned``)
+------------------------------------------------
+Every worker reads and decodes the whole file and keeps only its share of the connections
+(``pipeline.analyze_source(..., keep=...)``): a connection belongs to worker
+``crc32(unordered 4-tuple) % N``, so both directions and every reuse of a 4-tuple go to
+the same worker.  For the segments it does not keep, a worker still advances the engine's
+capture clock (``_make_clock``: the same code as the start of ``Analyzer.feed``), so every
+worker sweeps lingering connections at the same moments as a single process would,
+counts the same backwards timestamps, and has the same first/last time.  The result is
+the same as ``--jobs 1``.  Workers and the merge both use ``report.model.ReportBuilder``
+(the merge hands it the merged state and lets its ``build`` make the Report), so records,
+findings and summary come from the same code as ``analyze_file``:
+
+* streams: a worker numbers its connections 0, 1, ... in order of first appearance; the
+  global number of a connection is the rank of its first frame over all workers
+  (``tcp.stream`` is the order of first appearance), and it is rewritten wherever a
+  stream number appears (connection records, findings, ``previous_stream`` and the
+  "stream N" of port-reuse messages, the example streams of the aggregates);
+* findings per connection: a worker keeps the first ``max_findings_per_kind`` of each
+  kind in its own finalization order and tags each with the global position of the event
+  that produced it (frame of the segment being processed, then sweep / in-segment /
+  per-segment callback / end of input, then stream).  The merge sorts the union by that
+  key and keeps the first ``max_findings_per_kind``: exactly the set and order a single
+  process keeps (it is a prefix of each worker's list).  Totals per kind are added up;
+* aggregate findings (TIME_WAIT per host, server_active_close, RSTs per port, SYN flood,
+  handshake-RTT outliers, capture quality) are *recomputed* by
+  ``findings.aggregate_findings`` from the workers' merged tallies (``findings.Tallies``:
+  counts added, example lists merged in global finalization order, handshake RTTs of all
+  connections, TIME_WAIT start times of all hosts), never added up from per-worker
+  findings (a per-worker TIME_WAIT peak or median RTT is meaningless).
+
+Not identical by construction (documented limits): ``--max-connections`` applies to each
+worker's own live table (evictions only happen past a million live connections by
+default), and the SYN-flood distinct-source count is capped per worker (100k).
+
+Scaling: each worker still reads and decodes every packet; only the engine, detectors and
+summaries are divided, and the merge, the aggregate findings and writing the output run
+in the parent alone.  With ``r`` the serial share (reading + decoding was 2.3 of 15.7 us
+per packet on the benchmark capture, so r is about 0.15-0.2 before the merge and output),
+N workers take ``r + (1 - r) / N`` of the time (Amdahl): about 1.6x with 2 idle cores,
+2.5x with 4, never more than 1/r (5-6x) however many cores.  The total CPU time grows
+by the repeated reading and decoding (measured: +25% with 2 workers).
+
+Many files (``iter_reports``)
+-----------------------------
+With several inputs and ``--jobs N`` the files are analysed by a pool of N processes
+(``report.model.analyze_file`` per file, reports returned in input order);
+``expand_inputs`` turns directories and glob patterns into file lists.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import zlib
+from typing import Iterable, Iterator
+
+#: capture file names a directory argument expands to
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+_FINISH_FRAME = 1 << 62                 # finalization "frame" of connections still open at the end
+# phases of a finalization / finding within the processing of one frame
+_PH_SWEEP, _PH_FEED, _PH_SEGMENT, _PH_FINISH = 0, 1, 2, 3
+_KEY_CACHE_MAX = 1 << 17
+
+
+# ---------------------------------------------------------------------------- inputs
+def expand_inputs(args: Iterable[str]) -> list[str]:
+    """Files named on the command line: a directory gives its capture files (sorted, not
+    recursive); a pattern with ``*?[`` that names no existing file gives its matches
+    (sorted); anything else (including ``-``) is kept as is, so a missing file is still
+    reported as unreadable."""
+    out: list[str] = []
+    for a in args:
+        if a != "-" and os.path.isdir(a):
+            names = sorted(n for n in os.listdir(a) if n.lower().endswith(CAPTURE_SUFFIXES)
+                           and os.path.isfile(os.path.join(a, n)))
+            # a directory without captures stays as it is: it is then reported as unreadable
+            out.extend([os.path.join(a, n) for n in names] if names else [a])
+        elif a != "-" and glob.has_magic(a) and not os.path.exists(a):
+            hits = sorted(p for p in glob.glob(a) if os.path.isfile(p))
+            out.extend(hits if hits else [a])
+        else:
+            out.append(a)
+    return out
+
+
+# ---------------------------------------------------------------------------- process pools
+def _mp_context():
+    import multiprocessing as mp
+
+    # fork starts a worker in milliseconds and shares the imported modules; elsewhere the default
+    return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+
+
+def _pool(jobs: int):
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context())
+
+
+def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
+    """Reports of ``paths`` in input order: one file with ``jobs > 1`` is split by connection;
+    several files are analysed ``jobs`` at a time (standard input always in this process)."""
+    from tcpanalyze.report.model import analyze_file
+
+    paths = list(paths)
+    if jobs <= 1:
+        for p in paths:
+            yield analyze_file(p, options)
+        return
+    if len(paths) == 1:
+        p = paths[0]
+        yield analyze_file(p, options) if p == "-" else analyze_partitioned(p, options, jobs)
+        return
+    with _pool(min(jobs, len(paths))) as ex:
+        futs = [None if p == "-" else ex.submit(analyze_file, p, options) for p in paths]
+        for p, fut in zip(paths, futs):
+            yield analyze_file(p, options) if fut is None else fut.result()
+
+
+def analyze_many(paths: list[str], options=None, jobs: int = 1):
+    """Per-file reports and their total (``merge_reports``): ``(reports, total)``."""
+    from tcpanalyze.report.model import merge_reports
+
+    reps = list(iter_reports(expand_inputs(paths), options, jobs))
+    keep = options.keep_connections if options is not None else None
+    return reps, merge_reports(reps, keep_connections=keep)
+
+
+def analyze_partitioned(path: str, options=None, jobs: int = 2):
+    """``analyze_file(path, options)`` computed by ``jobs`` processes (see the module doc)."""
+    if jobs <= 1:
+        return merge_parts(path, options, [analyze_part(path, options, 0, 1)])
+    with _pool(jobs) as ex:
+        futs = [ex.submit(analyze_part, path, options, k, jobs) for k in range(jobs)]
+        parts = [f.result() for f in futs]
+    return merge_parts(path, options, parts)
+
+
+# ---------------------------------------------------------------------------- the worker
+def _owner(seg, nparts: int) -> int:
+    """Worker of a segment's connection: crc32 of the unordered 4-tuple (stable across processes)."""
+    a = seg.src + seg.sport.to_bytes(2, "big")
+    b = seg.dst + seg.dport.to_bytes(2, "big")
+    return zlib.crc32(a + b if a <= b else b + a) % nparts
+
+
+class _Ctx:
+    """Where the worker is: frame being processed and phase (orders finalizations globally)."""
+
+    __slots__ = ("frame", "phase", "stream", "n")
+
+    def __init__(self):
+        self.frame = 0
+        self.phase = _PH_FEED
+        self.stream = -1
+        self.n = 0
+
+
+def _keyed_sink(cap: int, ctx: _Ctx):
+    from tcpanalyze.findings import FindingSink
+
+    class KeyedSink(FindingSink):
+        """A FindingSink that also remembers when (globally) each kept finding was made."""
+
+        def __init__(self):
+            super().__init__(cap)
+            self.keys: list[tuple] = []
+
+        def add(self, f, scope: str = "conn") -> bool:
+            kept = super().add(f, scope)
+            if kept:
+                ctx.n += 1
+                if ctx.stream >= 0:         # while a connection is finalized (on_conn_done)
+                    self.keys.append((ctx.frame, ctx.phase, ctx.stream, ctx.n))
+                else:                       # from Detectors.on_segment, after the engine saw the segment
+                    self.keys.append((ctx.frame, _PH_SEGMENT, -1, ctx.n))
+            return kept
+
+    return KeyedSink()
+
+
+def _make_clock(an):
+    """For segments another worker analyses: what ``Analyzer.feed`` does with the capture clock
+    before it looks at the segment (backwards-timestamp count, first/last time, the periodic
+    sweep of lingering connections), so every worker sweeps at the same instants."""
+    from tcpanalyze import engine as E
+
+    every = E.K_SWEEP_EVERY_NS
+
+    def tick(now: int) -> None:
+        if now < an.last_ns:
+            an.ts_backwards += 1
+        else:
+            an.last_ns = now
+            if now >= an.next_sweep:
+                if an.first_ns is None:
+                    an.first_ns = now
+                elif an.table:
+                    an._sweep(now)
+                an.next_sweep = now + every
+
+    return tick
+
+
+def analyze_part(path: str, options, part: int, nparts: int) -> dict:
+    """Worker ``part`` of ``nparts``: analyse the connections it owns with a
+    ``report.model.ReportBuilder`` (the engine, detectors and records of ``analyze_file``);
+    plain picklable data out."""
+    from tcpanalyze.errors import SourceError
+    from tcpanalyze.pipeline import analyze_source
+    from tcpanalyze.report.model import ReportBuilder
+
+    b = ReportBuilder(path, options)
+    ctx = _Ctx()
+    sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
+    an = b.analyzer
+    fin: dict[int, tuple[int, int]] = {}
+    firsts: dict[int, int] = {}
+    builder_done = an.on_conn_done
+
+    def done(conn):
+        s = conn.stream
+        fin[s] = (ctx.frame, ctx.phase)
+        firsts[s] = conn.first_frame
+        ctx.stream = s
+        builder_done(conn)
+        ctx.stream = -1
+
+    an.on_conn_done = done
+    sweep = an._sweep
+
+    def sweep_wrapped(now):
+        ctx.phase = _PH_SWEEP
+        try:
+            sweep(now)
+        finally:
+            ctx.phase = _PH_FEED
+
+    an._sweep = sweep_wrapped                      # instance attribute: feed() and tick() call it
+    enter_tw = an._enter_time_wait
+    tw_first: dict[bytes, int] = {}                # host -> frame of its first TIME_WAIT entry
+
+    def enter_tw_wrapped(conn, ep, now, frame):
+        host = conn.addr[ep]
+        if host not in tw_first:
+            tw_first[host] = frame
+        enter_tw(conn, ep, now, frame)
+
+    an._enter_time_wait = enter_tw_wrapped
+    tick = _make_clock(an)
+    cache: dict[tuple, bool] = {}
+
+    def keep(seg) -> bool:
+        ctx.frame = seg.frame
+        k = (seg.src, seg.sport, seg.dst, seg.dport)
+        mine = cache.get(k)
+        if mine is None:
+            if len(cache) >= _KEY_CACHE_MAX:
+                cache.clear()
+            mine = _owner(seg, nparts) == part
+            cache[k] = mine
+            cache[(seg.dst, seg.dport, seg.src, seg.sport)] = mine
+        if not mine:
+            tick(seg.ts_ns)
+        return mine
+
+    try:
+        stats = analyze_source(path, an, on_segment=b.on_segment, keep=keep)
+    except SourceError as e:
+        return {"error": str(e), "part": part}
+    except OSError as e:
+        return {"error": f"{path}: {e.strerror or e}", "part": part}
+    ctx.frame, ctx.phase = _FINISH_FRAME, _PH_FINISH
+    an.finish()
+    n = an.streams
+    conns = b.conns
+    dmg = stats.damage
+    return {
+        "error": None, "part": part, "nparts": nparts,
+        "stats": stats.to_dict(), "stats_errors": dict(stats.errors),
+        "damage": None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal),
+        "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
+        "records": conns.records(), "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
+        "findings": list(sink.kept), "keys": sink.keys,
+        "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
+        "acc": b.det.acc,
+        "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
+                  "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
+        "tw_starts": an.tw_starts, "tw_port_starts": an.tw_port_starts, "tw_first": tw_first,
+    }
+
+
+# ---------------------------------------------------------------------------- the merge
+_STREAM_RE = re.compile(r"\bstream (\d+)")
+#: per-connection finding kinds whose message names another stream ("of stream N", "(stream N)")
+_MSG_STREAM_KINDS = frozenset({"port_reuse", "syn_in_time_wait"})
+#: the attributes of findings.Tallies this merge knows (tests/test_parallel.py checks it)
+TALLY_FIELDS = frozenset({"connections", "s0", "rst_ports", "server_close", "hs_rtt", "no_handshake",
+                          "scale_unknown", "one_sided", "truncated", "super_segments", "unexpected"})
+
+
+def _global_streams(parts: list[dict]) -> list[list[int]]:
+    """Per part, local stream -> global stream: the rank of the connection's first frame."""
+    allf = []
+    for k, p in enumerate(parts):
+        allf.extend((ff, k, s) for s, ff in enumerate(p["firsts"]))
+    allf.sort()
+    maps = [[0] * len(p["firsts"]) for p in parts]
+    for g, (_ff, k, s) in enumerate(allf):
+        maps[k][s] = g
+    return maps
+
+
+def _merge_examples(lists, key, cap: int = 10) -> list:
+    """Example lists (global streams) merged in global finalization order, first ``cap``."""
+    return sorted((x for lst in lists for x in lst), key=key)[:cap]
+
+
+def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
+    from array import array
+
+    from tcpanalyze.findings import Tallies
+
+    accs = []
+    for p, m in zip(parts, maps):
+        a = p["acc"]
+        unknown = set(vars(a)) - TALLY_FIELDS
+        if unknown:
+            raise RuntimeError(f"parallel merge does not know Tallies fields {sorted(unknown)}")
+        accs.append((a, m))
+    out = Tallies()
+    out.connections = sum(a.connections for a, _ in accs)
+
+    def g(m, streams):
+        return [m[s] for s in streams]
+
+    # unanswered SYNs per (host, port): [n, first, last, streams, origs]
+    for a, m in accs:
+        for key, (n, t0, t1, streams, origs) in a.s0.items():
+            t = out.s0.get(key)
+            if t is None:
+                out.s0[key] = [n, t0, t1, g(m, streams), set(origs)]
+            else:
+                t[0] += n
+                t[1] = min(t[1], t0)
+                t[2] = max(t[2], t1)
+                t[3] = _merge_examples([t[3], g(m, streams)], finkey)
+                t[4] |= origs
+    # RSTs per server port: counts, example streams, time of the first finalized one
+    for a, m in accs:
+        for key, d in a.rst_ports.items():
+            d2 = {**d, "streams": g(m, d["streams"])}
+            t = out.rst_ports.get(key)
+            if t is None:
+                out.rst_ports[key] = d2
+                continue
+            first = min(t["streams"][:1] + d2["streams"][:1], key=finkey)
+            if first in d2["streams"][:1]:
+                t["first_ns"] = d2["first_ns"]
+            for cls in ("refused", "aborted", "reset_after_close", "unknown_connection"):
+                t[cls] += d2[cls]
+            t["streams"] = _merge_examples([t["streams"], d2["streams"]], finkey)
+    # servers closing first: [n, streams, fin frames] (examples paired)
+    for a, m in accs:
+        for key, (n, streams, frames) in a.server_close.items():
+            pairs = list(zip(g(m, streams), frames))
+            t = out.server_close.get(key)
+            if t is None:
+                out.server_close[key] = [n, [s for s, _ in pairs], [f for _, f in pairs]]
+                continue
+            both = sorted(list(zip(t[1], t[2])) + pairs, key=lambda sf: finkey(sf[0]))[:10]
+            t[0] += n
+            t[1] = [s for s, _ in both]
+            t[2] = [f for _, f in both]
+    # handshake RTTs per server host, in global finalization order
+    hs: dict[str, list] = {}
+    for a, m in accs:
+        for host, (irtts, streams) in a.hs_rtt.items():
+            hs.setdefault(host, []).extend(zip(irtts, g(m, streams)))
+    for host, pairs in hs.items():
+        pairs.sort(key=lambda x: finkey(x[1]))
+        out.hs_rtt[host] = (array("q", [x[0] for x in pairs]), array("q", [x[1] for x in pairs]))
+    # capture-quality counters: [n, examples], [n, m, examples] (m added, or the max for super segments)
+    for name in ("no_handshake", "scale_unknown", "one_sided"):
+        lists = [getattr(a, name) for a, _ in accs]
+        setattr(out, name, [sum(x[0] for x in lists),
+                            _merge_examples([g(m, getattr(a, name)[1]) for a, m in accs], finkey)])
+    for name, comb in (("truncated", sum), ("super_segments", max), ("unexpected", sum)):
+        lists = [getattr(a, name) for a, _ in accs]
+        setattr(out, name, [sum(x[0] for x in lists), comb(x[1] for x in lists),
+                            _merge_examples([g(m, getattr(a, name)[2]) for a, m in accs], finkey)])
+    return out
+
+
+def _renumber_finding(f, m: list[int]):
+    """A worker's findings.Finding with global stream numbers (also in ``previous_stream`` and
+    in the "stream N" of port-reuse messages)."""
+    if f.stream is not None:
+        f.stream = m[f.stream]
+    data = f.data
+    if data and data.get("previous_stream") is not None:
+        data["previous_stream"] = m[data["previous_stream"]]
+    if f.kind in _MSG_STREAM_KINDS:
+        f.message = _STREAM_RE.sub(lambda mo: f"stream {m[int(mo.group(1))]}", f.message)
+    return f
+
+
+class _MergedClock:
+    """What ``ReportBuilder.build`` and ``findings.aggregate_findings`` read from an Analyzer."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def finish(self):
+        return []
+
+
+def merge_parts(path: str, options, parts: list[dict]):
+    """One Report from the workers' parts, built by ``report.model.ReportBuilder.build`` from the
+    merged state: equal to ``analyze_file(path, options)``."""
+    from tcpanalyze.errors import CaptureDamage
+    from tcpanalyze.findings import FindingSink
+    from tcpanalyze.pipeline import RunStats
+    from tcpanalyze.report.model import ReportBuilder, failed_report
+
+    b = ReportBuilder(path, options)
+    th = b.th
+    parts = sorted(parts, key=lambda p: p["part"])
+    bad = next((p for p in parts if p["error"]), None)
+    if bad is not None:
+        return failed_report(path, bad["error"], th)
+    maps = _global_streams(parts)
+    fin_of: dict[int, tuple] = {}
+    for p, m in zip(parts, maps):
+        for s, (fr, ph) in enumerate(p["fin"]):
+            fin_of[m[s]] = (fr, ph, m[s])
+    finkey = fin_of.__getitem__
+
+    # ---- connection records (global streams); the keep-N selection is redone over all of them
+    conns = b.conns
+    for p, m in zip(parts, maps):
+        for rec in p["records"]:
+            rec["stream"] = m[rec["stream"]]
+            conns.add(rec)
+    conns.n = sum(p["totals"]["n"] for p in parts)
+    conns.bytes = sum(p["totals"]["bytes"] for p in parts)
+    states: dict[str, int] = {}
+    for p in parts:
+        for k, v in p["totals"]["states"].items():
+            states[k] = states.get(k, 0) + v
+    conns.states = states
+
+    # ---- per-connection findings: the first `cap` of each kind in global order
+    cap = th.max_findings_per_kind
+    keyed = []
+    for p, m in zip(parts, maps):
+        for f, (fr, ph, s, n) in zip(p["findings"], p["keys"]):
+            keyed.append(((fr, ph, m[s] if s >= 0 else -1, n), _renumber_finding(f, m)))
+    keyed.sort(key=lambda x: x[0])
+    sink = FindingSink(cap)
+    by_kind: dict[str, dict] = {}
+    for p in parts:
+        for kind, cnt in p["by_kind"].items():
+            t = by_kind.setdefault(kind, {"total": 0, "reported": 0, "info": 0, "warning": 0, "error": 0})
+            for k2, v2 in cnt.items():
+                if k2 != "reported":
+                    t[k2] += v2
+    kept_n: dict[str, int] = {}
+    for _key, f in keyed:
+        if kept_n.get(f.kind, 0) < cap:
+            kept_n[f.kind] = kept_n.get(f.kind, 0) + 1
+            by_kind[f.kind]["reported"] += 1
+            sink.kept.append(f)
+    sink.by_kind = by_kind
+    b.det.sink = sink                  # the aggregate findings are added to it by build()
+
+    # ---- the state the aggregates are computed from: merged tallies, clock, TIME_WAIT starts
+    b.det.acc = _merge_tallies(parts, maps, finkey)
+    c0 = parts[0]["clock"]
+    # hosts in the order they first entered TIME_WAIT (the cap on time_wait_buildup keeps the first)
+    first_tw: dict = {}
+    for p in parts:
+        for h, fr in p["tw_first"].items():
+            first_tw[h] = min(fr, first_tw.get(h, fr))
+    tw_starts: dict = {h: [] for h in sorted(first_tw, key=lambda h: (first_tw[h], h))}
+    tw_port: dict = {}
+    for p in parts:
+        for h, st in p["tw_starts"].items():
+            tw_starts.setdefault(h, []).extend(st)
+        for hp, st in p["tw_port_starts"].items():
+            tw_port.setdefault(hp, []).extend(st)
+    b.analyzer = _MergedClock(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
+                              evicted=sum(p["clock"]["evicted"] for p in parts),
+                              expired=sum(p["clock"]["expired"] for p in parts),
+                              tw_starts=tw_starts, tw_port_starts=tw_port)
+    b.det.analyzer = b.analyzer
+    # every worker read every frame: frame counts, decode errors and damage are worker 0's
+    sd = parts[0]["stats"]
+    stats = RunStats(path)
+    stats.frames = sd["frames"]
+    stats.tcp = sum(p["stats"]["tcp_segments"] for p in parts)
+    stats.skipped = dict(sd["skipped"])
+    stats.errors = dict(parts[0]["stats_errors"])
+    stats.error_examples = {k: [(e["frame"], e["offset"], e["detail"]) for e in v]
+                            for k, v in sd["decode_error_examples"].items()}
+    stats.unsupported = {int(k): v for k, v in sd["unsupported_linktypes"].items()}
+    stats.format = sd["format"]
+    stats.linktypes = list(sd["linktypes"])
+    stats.warnings = list(sd["warnings"])
+    dmg = parts[0]["damage"]
+    stats.damage = None if dmg is None else CaptureDamage(*dmg)
+    rep = b.build(stats)
+    entry = rep.files[0]
+    for k, v in sd.items():             # the file record exactly as the worker's RunStats wrote it
+        if k != "tcp_segments":
+            entry[k] = v
+    return rep
+
+
+__all__ = ["expand_inputs", "iter_reports", "analyze_many", "analyze_partitioned", "analyze_part", "merge_parts",
+           "CAPTURE_SUFFIXES"]

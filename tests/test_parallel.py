@@ -1,0 +1,252 @@
+"""``--jobs``: one file split by connection gives the same report as one process; many files
+side by side; directory/glob inputs; and the engine's memory bound on many short connections."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tcpanalyze import parallel as P
+from tcpanalyze.findings import Tallies, Thresholds
+from tcpanalyze.report.model import AnalyzeOptions, analyze_file, merge_reports
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = ROOT / "tests" / "data" / "traces"
+BENCH = ROOT / "bench"
+
+#: public traces with several connections, port reuse, RSTs, damage, IPv6, pcapng, gzip
+SOME_TRACES = [
+    "206_example_b.pcap", "bruteforce.pcap", "missing-syn.pcap", "pcapplusplus-ldap.pcapng",
+    "pcapplusplus-one_ipv6_http_stream.pcap", "retransmit-fast009.pcap", "tcp-badsegments.pcap",
+    "zeek-smb_many_open_files_500.pcap.gz", "suricata-tcp-rst-unacked-stream-03-gap-input.pcap",
+    "zeek-tracker.pcap", "wireshark-rsasnakeoil2.pcap", "Teredo.pcap",
+]
+
+
+def _doc(rep) -> dict:
+    """The JSON document as written (no timing fields exist in it)."""
+    return json.loads(json.dumps(rep.to_dict()))
+
+
+def _parts(path, opts, n):
+    """The partitioned analysis run in this process (no pool: fast, and coverage sees it)."""
+    return P.merge_parts(str(path), opts, [P.analyze_part(str(path), opts, k, n) for k in range(n)])
+
+
+def _gen(out: Path, *args: str) -> Path:
+    subprocess.run([sys.executable, str(BENCH / "gen_capture.py"), str(out), *args], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gen_pcap(tmp_path_factory) -> Path:
+    """A generated capture: IPv4 and IPv6, loss, RSTs, refused and unanswered SYNs, and a second
+    copy of the same 4-tuples with new ISNs 1 s later (port reuse, SYN in TIME_WAIT)."""
+    d = tmp_path_factory.mktemp("gen")
+    a = _gen(d / "a.pcap", "--conns", "400", "--conn-rate", "40", "--seed", "5", "--refused", "0.03",
+             "--unanswered", "0.03", "--loss", "0.02")
+    b = _gen(d / "b.pcap", "--conns", "400", "--conn-rate", "40", "--seed", "6")
+    sys.path.insert(0, str(BENCH))
+    try:
+        import concat_pcap
+    finally:
+        sys.path.remove(str(BENCH))
+    out = d / "ab.pcap"
+    concat_pcap.concat(str(out), [str(a), str(b)], gap_s=1.0)
+    return out
+
+
+@pytest.mark.parametrize("name", SOME_TRACES)
+def test_jobs_equal_on_public_traces(name):
+    path = TRACES / name
+    assert path.exists()
+    opts = AnalyzeOptions()
+    one = _doc(analyze_file(str(path), opts))
+    for n in (2, 3):
+        assert _doc(_parts(path, opts, n)) == one, f"{name}: {n} parts differ from one process"
+
+
+def test_jobs_equal_on_all_public_traces_small_caps():
+    """Every public trace, with caps and thresholds low enough that the merge's ordering
+    (which findings are kept), the aggregates and the idle timeout all matter."""
+    opts = AnalyzeOptions(thresholds=Thresholds(max_findings_per_kind=2, time_wait_peak=1, syn_flood=2),
+                          engine={"idle_timeout_ns": 2_000_000_000, "msl_s": 5.0})
+    names = sorted(p for p in os.listdir(TRACES) if p.endswith((".pcap", ".pcapng", ".gz")))
+    assert len(names) > 50
+    for name in names:
+        path = TRACES / name
+        assert _doc(_parts(path, opts, 2)) == _doc(analyze_file(str(path), opts)), name
+
+
+@pytest.mark.parametrize("keep", [None, 5])
+@pytest.mark.parametrize("cap", [1000, 3])
+@pytest.mark.parametrize("msl", [60.0, 3.0])
+def test_jobs_equal_on_generated_capture(gen_pcap, keep, cap, msl):
+    # with a short MSL and a low TIME_WAIT threshold many hosts get time_wait_buildup, of which
+    # the cap keeps the first ones in order of first TIME_WAIT entry
+    opts = AnalyzeOptions(keep_connections=keep, engine={"msl_s": msl},
+                          thresholds=Thresholds(max_findings_per_kind=cap, time_wait_peak=1 if msl < 60 else 5))
+    one = _doc(analyze_file(str(gen_pcap), opts))
+    kinds = one["summary"]["findings"]["by_kind"]
+    # the capture exercises what the merge must get right
+    want = ["retransmissions", "rst", "handshake", "time_wait_buildup", "server_active_close", "port_reuse"]
+    if msl == 60.0:
+        want.append("syn_in_time_wait")
+    for k in want:
+        assert kinds.get(k, {}).get("total"), k
+    if cap == 3:
+        assert any(v["total"] > v["reported"] for v in kinds.values())
+        if msl < 60:
+            assert kinds["time_wait_buildup"]["total"] > 3
+    for n in (2, 4):
+        assert _doc(_parts(gen_pcap, opts, n)) == one
+
+
+def test_jobs_with_backwards_timestamps(gen_pcap, tmp_path):
+    """The same records twice, unshifted: timestamps step back, every 4-tuple reappears."""
+    data = gen_pcap.read_bytes()
+    path = tmp_path / "twice.pcap"
+    path.write_bytes(data + data[24:])
+    opts = AnalyzeOptions(engine={"msl_s": 2.0})
+    one = _doc(analyze_file(str(path), opts))
+    assert one["summary"]["capture_quality"]["timestamps_backwards"] > 0
+    assert _doc(_parts(path, opts, 2)) == one
+
+
+def test_partition_uses_unordered_four_tuple():
+    from tcpanalyze.model import Segment
+
+    a = Segment(1, 0, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80, 1, 0, 2, 100, 0)
+    b = Segment(2, 0, b"\x0a\x00\x00\x02", b"\x0a\x00\x00\x01", 80, 40000, 5, 2, 0x12, 100, 0)
+    for n in (2, 3, 7):
+        assert P._owner(a, n) == P._owner(b, n)
+    # spread: 1000 client ports over 2 workers
+    owners = [P._owner(Segment(1, 0, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 1024 + 2 * i, 80, 1, 0, 2, 1, 0), 2)
+              for i in range(1000)]
+    assert 400 < sum(owners) < 600
+
+
+def test_merge_knows_every_tally_field():
+    """A new field in findings.Tallies must be merged by parallel._merge_tallies too."""
+    assert set(vars(Tallies())) == P.TALLY_FIELDS
+
+
+def test_jobs_failed_file(tmp_path):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    rep = _parts(bad, None, 2)
+    assert rep.files[0]["error"] and rep.failed
+
+
+def test_jobs_pool_end_to_end(gen_pcap):
+    """The real process pool (fork) gives the document of one process."""
+    opts = AnalyzeOptions()
+    assert _doc(P.analyze_partitioned(str(gen_pcap), opts, 2)) == _doc(analyze_file(str(gen_pcap), opts))
+
+
+def test_cli_jobs_single_file_and_many(gen_pcap, tmp_path):
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "tcpanalyze", "analyze", *args], capture_output=True, text=True)
+        assert r.returncode in (0, 3), r.stderr
+        return r
+
+    one = json.loads(run(str(gen_pcap), "--json").stdout)
+    two = json.loads(run(str(gen_pcap), "--json", "--jobs", "2").stdout)
+    assert one == two
+    # many files: a directory and a glob, side by side, in input order, with the total
+    d = tmp_path / "caps"
+    d.mkdir()
+    names = ["206_example_b.pcap", "bruteforce.pcap", "zeek-tracker.pcap"]
+    for n in names:
+        (d / n).write_bytes((TRACES / n).read_bytes())
+    (d / "notes.txt").write_text("not a capture")
+    seq = json.loads(run(str(d), "--json").stdout)
+    par = json.loads(run(str(d / "*.pcap"), "--json", "-j", "2").stdout)
+    assert seq == par
+    assert [f["source"] for f in par["files"]] == [str(d / n) for n in sorted(names)]
+    want = merge_reports([analyze_file(str(d / n)) for n in sorted(names)])
+    assert par["summary"] == _doc(want)["summary"]
+    jl = run(str(d), "--jsonl", "-j", "2").stdout.splitlines()
+    assert json.loads(jl[-1])["type"] == "summary"
+
+
+def test_expand_inputs(tmp_path):
+    (tmp_path / "b.pcap").write_bytes(b"")
+    (tmp_path / "a.pcapng").write_bytes(b"")
+    (tmp_path / "c.txt").write_bytes(b"")
+    assert P.expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.pcapng"), str(tmp_path / "b.pcap")]
+    assert P.expand_inputs([str(tmp_path / "*.pcap")]) == [str(tmp_path / "b.pcap")]
+    assert P.expand_inputs(["-", "missing.pcap", str(tmp_path / "nomatch*.pcap")]) == \
+        ["-", "missing.pcap", str(tmp_path / "nomatch*.pcap")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert P.expand_inputs([str(empty)]) == [str(empty)]
+
+
+# ---------------------------------------------------------------------------- memory bound
+def test_live_table_bounded_with_many_short_connections():
+    """200k short connections over ~17 minutes of capture time: with the default linger (120 s)
+    the closed ones are released, so the live table never holds more than the last ~2 minutes'
+    worth, and every connection is handed to on_conn_done exactly once."""
+    from tcpanalyze.engine import K_LINGER_NS, K_SWEEP_EVERY_NS, Analyzer, Config
+    from tcpanalyze.model import ACK, FIN, RST, SYN, Segment
+
+    n_conns = 200_000
+    rate = 200                      # new connections per second of capture time
+    gap = 1_000_000_000 // rate
+    seen = []
+    an = Analyzer(Config(), keep_timeline=False, on_conn_done=lambda c: seen.append(c.stream))
+    srv = b"\x0a\xc8\x00\x02"
+    feed = an.feed
+    frame = 0
+    peak_table = 0
+    t = 1_700_000_000_000_000_000
+    for i in range(n_conns):
+        cli = bytes((10, 1 + (i >> 16) % 8, (i >> 8) & 255, i & 255))
+        sp = 1024 + i % 60000
+        isn = (i * 2654435761) & 0xFFFFFFFF
+        frame += 1
+        feed(Segment(frame, t, cli, srv, sp, 80, isn, 0, SYN, 64240, 0))
+        if i % 4:                 # three in four refused: RST/ACK
+            frame += 1
+            feed(Segment(frame, t + 100_000, srv, cli, 80, sp, 0, isn + 1, RST | ACK, 0, 0))
+        else:                     # the others: SYN/ACK, ACK, FIN/ACK both ways, last ACK
+            s = 7 * i & 0xFFFFFFFF
+            for dt, fwd, seq, ack, fl in ((100_000, False, s, isn + 1, SYN | ACK), (200_000, True, isn + 1, s + 1, ACK),
+                                          (300_000, True, isn + 1, s + 1, FIN | ACK),
+                                          (400_000, False, s + 1, isn + 2, FIN | ACK),
+                                          (500_000, True, isn + 2, s + 2, ACK)):
+                frame += 1
+                if fwd:
+                    feed(Segment(frame, t + dt, cli, srv, sp, 80, seq, ack, fl, 502, 0))
+                else:
+                    feed(Segment(frame, t + dt, srv, cli, 80, sp, seq, ack, fl, 502, 0))
+        t += gap
+        if i % 1000 == 0:
+            peak_table = max(peak_table, len(an.table) // 2)
+    bound = (K_LINGER_NS + K_SWEEP_EVERY_NS) // gap + 1000
+    assert an.live_peak <= bound, (an.live_peak, bound)
+    assert peak_table <= bound
+    assert len(an.table) // 2 <= bound
+    assert an.live_peak < n_conns // 5
+    an.finish()
+    assert len(seen) == n_conns == len(set(seen))
+    assert an.evicted == 0
+
+
+def test_jobs_option_in_help():
+    r = subprocess.run([sys.executable, "-m", "tcpanalyze", "analyze", "--help"], capture_output=True, text=True)
+    assert "--jobs" in r.stdout
+
+
+def test_thresholds_replace_keeps_msl():
+    """The merge applies the engine's MSL to the thresholds as analyze_file does."""
+    opts = AnalyzeOptions(engine={"msl_s": 7.0})
+    rep = _parts(TRACES / "206_example_b.pcap", opts, 2)
+    assert rep.summary["time_wait"]["msl_s"] == replace(Thresholds(), msl_s=7.0).msl_s

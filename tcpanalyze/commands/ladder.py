@@ -1,0 +1,65 @@
+"""``tcpanalyze ladder``: the ladder diagram of one connection, in the terminal or as SVG."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tcpanalyze.commands.common import EXIT_INPUT, engine_options, make_config, pop_engine_kw, run_capture
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--stream", type=click.IntRange(min=0), required=True, help="The connection (tcp.stream index).")
+@click.option("--absolute", is_flag=True, help="Raw sequence and acknowledgment numbers instead of relative.")
+@click.option("--max-packets", type=click.IntRange(min=0), default=40, show_default=True,
+              help="Segments drawn: the first half and the last half, the middle elided with a count; 0 = all.")
+@click.option("--svg", "svg_path", default=None, metavar="PATH",
+              help="Write the ladder as an SVG document to PATH ('-' for stdout) instead of printing it.")
+@click.option("--width", type=click.IntRange(min=60), default=None,
+              help="Terminal width in cells (default: the terminal's, or 100 when not a terminal).")
+@engine_options
+def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
+    """Ladder diagram of one connection of FILE: client left, server right, one arrow per
+    segment labelled like the lecture notes (SYN, ACK(SEQ=0, ACK=1, LEN=0)), analysis flags
+    marked, each endpoint's TCP state written where it changes.
+
+    Payload bytes are not kept, so data segments are labelled by their flags only
+    (ACK(SEQ=1, ACK=1, LEN=562)); PSH is left out."""
+    from tcpanalyze.engine import Analyzer
+    from tcpanalyze.report.ladder import LadderCollector
+
+    cfg = make_config(**pop_engine_kw(kw))
+    analyzer = Analyzer(cfg, keep_timeline=True)
+    collector = LadderCollector(stream, max_packets=max_packets, absolute=absolute)
+    stats = run_capture(file, analyzer, on_segment=collector, progress=True)
+    analyzer.finish()
+    if collector.conn is None:
+        raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} stream"
+                                 f"{'' if analyzer.streams == 1 else 's'}, numbered from 0)", param_hint="--stream")
+    lad = collector.build()
+    if svg_path is not None:
+        from tcpanalyze.report.ladder import render_svg
+
+        doc = render_svg(lad)
+        if svg_path == "-":
+            sys.stdout.write(doc)
+            sys.stdout.flush()
+        else:
+            try:
+                with open(svg_path, "w", encoding="utf-8", newline="\n") as fh:
+                    fh.write(doc)
+            except OSError as e:
+                raise click.ClickException(f"cannot write {svg_path}: {e.strerror}") from None
+            click.echo(f"tcpanalyze: wrote {svg_path} ({lad.shown} of {lad.total} segments)", err=True)
+    else:
+        from rich.console import Console
+
+        from tcpanalyze.report.ladder import print_ladder
+
+        console = Console(highlight=False, width=width)
+        if width is None and not console.is_terminal:
+            console = Console(highlight=False, width=100)
+        print_ladder(lad, console)
+    if stats.damage is not None and stats.damage.fatal:
+        sys.exit(EXIT_INPUT)

@@ -228,6 +228,8 @@ class Analyzer:
         self.expired = 0
         self.next_sweep = 0
         self.live_peak = 0
+        self.live = 0                   # connections in the table
+        self.self_conns = 0             # connections from an endpoint to itself (one key)
         # TIME_WAIT bookkeeping: per host, the start times of its TIME_WAIT periods (sorted).
         self.tw_starts: dict[bytes, list[int]] = {}
         self.tw_port_starts: dict[tuple[bytes, int], list[int]] = {}
@@ -255,22 +257,32 @@ class Analyzer:
         self.streams += 1
         table = self.table
         table[key] = (conn, 0)
-        table[(seg.dst, seg.dport, seg.src, seg.sport)] = (conn, 1)
-        n = len(table) >> 1
-        if n > self.live_peak:
-            self.live_peak = n
-            if n > self.cfg.max_connections:
-                self._evict_oldest()
+        rkey = (seg.dst, seg.dport, seg.src, seg.sport)
+        if rkey != key:                # a connection from an endpoint to itself has one key
+            table[rkey] = (conn, 1)
+            self.live += 1
+        else:
+            self.live += 1
+            self.self_conns += 1
+        if self.live > self.cfg.max_connections:
+            self._evict_oldest()
+        if self.live > self.live_peak:
+            self.live_peak = self.live
         return conn
 
     def _drop(self, conn: Conn) -> None:
         table = self.table
         key = conn.key
         rkey = (key[2], key[3], key[0], key[1])
+        dropped = False
         if table.get(key, (None,))[0] is conn:
             del table[key]
-        if table.get(rkey, (None,))[0] is conn:
+            dropped = True
+        if rkey != key and table.get(rkey, (None,))[0] is conn:
             del table[rkey]
+            dropped = True
+        if dropped:
+            self.live -= 1
 
     def _finalize(self, conn: Conn, reason: str | None = None) -> None:
         """Summarise a connection that will get no more packets and release its per-segment state."""
@@ -290,12 +302,15 @@ class Analyzer:
             self.done.append(conn)
 
     def _evict_oldest(self) -> None:
-        """Over the live-connection bound: drop the least recently active connection (counted)."""
-        oldest = None
-        for conn, d in self.table.values():
-            if d == 0 and (oldest is None or conn.last_ns < oldest.last_ns):
-                oldest = conn
-        if oldest is not None:
+        """Over the live-connection bound: drop the least recently active connections (counted).
+
+        One scan evicts the oldest tenth of the table (at least one), so the cost per new
+        connection stays amortised O(log n) however long the flood lasts."""
+        conns = [c for c, d in self.table.values() if d == 0]
+        excess = self.live - self.cfg.max_connections
+        k = max(excess, len(conns) // 10, 1)
+        conns.sort(key=lambda c: c.last_ns)
+        for oldest in conns[:k]:
             self.evicted += 1
             self._drop(oldest)
             self._finalize(oldest, "evicted" if oldest.end_reason == "open" else None)
@@ -849,6 +864,7 @@ class Analyzer:
             if d == 0:
                 self._finalize(conn)
         self.table.clear()
+        self.live = 0
         self.done.sort(key=lambda c: c.stream)
         return self.done
 

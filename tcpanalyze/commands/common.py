@@ -102,8 +102,11 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
             bar.close()
     for w in stats.warnings:
         warn(f"{path}: {w}")
-    if stats.damage is not None:
-        warn(f"{path}: {stats.damage}" + ("" if stats.damage.fatal else "; analyzed up to the cut"))
+    dmg = stats.damage
+    if dmg is not None and not any(str(dmg).startswith(w) for w in stats.warnings):
+        # (a region skipped by a resynchronisation was already reported as a warning above)
+        cut = not dmg.fatal and "truncated" in str(dmg)
+        warn(f"{path}: {dmg}" + ("; analyzed up to the cut" if cut else ""))
     if stats.errors:
         total = sum(stats.errors.values())
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))

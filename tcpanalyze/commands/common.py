@@ -95,6 +95,8 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
         stats = analyze_source(path, analyzer, on_segment=on_segment, progress=cb, keep=keep)
     except SourceError as e:
         raise InputError(str(e)) from None
+    except BrokenPipeError:
+        raise                      # the reader of our output went away (`| head`): not an input error
     except OSError as e:
         raise InputError(f"{path}: {e.strerror or e}") from None
     finally:

@@ -78,6 +78,11 @@ _MAX_READ = 16 << 20                # largest single read() request
 _RESYNC_WINDOW = 16 << 20           # how far a pcapng resynchronisation scans
 _MAX_WARNINGS = 100                 # keep reader.warnings bounded on pathological input
 _MAX_INTERFACES = 1 << 16           # keep a section's interface table bounded likewise
+# Timestamps are yielded as nanoseconds in [0, 2**63) (1970..2262), so that they and their
+# differences fit the int64 / array('q') storage consumers use.  pcap's unsigned 32-bit seconds
+# always fit; a pcapng timestamp (64-bit units, if_tsresol, signed if_tsoffset) may not, and is
+# clamped (with a warning).
+_TS_MAX = (1 << 63) - 1
 # A mapped file's pages count in the process's RSS once touched: every this many bytes
 # the walk drops the pages it has finished with (the data stays in the page cache).
 _RELEASE_EVERY = 64 << 20
@@ -170,6 +175,7 @@ class CaptureReader:
         self._skips = 0
         self._first_skip: tuple[str, int, int] | None = None
         self._skip_damage: CaptureDamage | None = None
+        self._ts_clamped = False
         self._gen: Iterator | None = None
         self._closed = False
         try:
@@ -413,6 +419,8 @@ class CaptureReader:
                             ts = ts * mul // div + off
                         elif mul != 1:
                             ts *= mul
+                        if ts >> 63:                # negative, or 2**63 and beyond
+                            ts = self._clamp_ts(ts, base + p, frame)
                         self.frames = frame - dropped
                         self.bytes_read = base + r
                         yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
@@ -495,7 +503,10 @@ class CaptureReader:
                     lt, _snap, mul, div, off = ifaces[iid]
                     self.frames = frame - dropped
                     self.bytes_read = base + r
-                    yield (frame, ((hi << 32) | lo) * mul // div + off, lt, buf[p + 28:p + 28 + caplen], wirelen)
+                    ts = ((hi << 32) | lo) * mul // div + off
+                    if ts >> 63:
+                        ts = self._clamp_ts(ts, base + p, frame)
+                    yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
                 else:
                     dropped += 1
                     self._bad_packet_block(base + p, frame, iid, caplen, blen - 32, ifaces)
@@ -537,12 +548,23 @@ class CaptureReader:
                     lt, _snap, mul, div, off = ifaces[iid]
                     self.frames = frame - dropped
                     self.bytes_read = base + r
-                    yield (frame, ((hi << 32) | lo) * mul // div + off, lt, buf[p + 28:p + 28 + caplen], wirelen)
+                    ts = ((hi << 32) | lo) * mul // div + off
+                    if ts >> 63:
+                        ts = self._clamp_ts(ts, base + p, frame)
+                    yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
                 else:
                     dropped += 1
                     self._bad_packet_block(base + p, frame, iid, caplen, blen - 32, ifaces)
             # Any other block type (NRB, ISB, DSB, custom, unknown) is skipped.
             p = r
+
+    def _clamp_ts(self, ts: int, offset: int, frame: int) -> int:
+        """A timestamp outside [0, 2**63) ns: clamp it; warn the first time."""
+        if not self._ts_clamped:
+            self._ts_clamped = True
+            self._warn(f"pcapng: timestamp of frame {frame} (block at byte {offset}) is outside the "
+                       f"representable range (1970 to 2262); clamped, as are any later ones")
+        return _TS_MAX if ts > 0 else 0
 
     def _bad_packet_block(self, offset: int, frame: int, iid: int, caplen: int, room: int, ifaces: list) -> None:
         if iid >= len(ifaces):

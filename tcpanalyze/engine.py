@@ -335,19 +335,29 @@ class Analyzer:
             self._finalize(conn, reason)
 
     # ------------------------------------------------------------------ the hot path
+    def advance(self, now: int) -> None:
+        """Move the capture clock to ``now`` (a packet's timestamp): count timestamps going
+        backwards, and every K_SWEEP_EVERY_NS release lingering and expired connections.
+        ``feed`` does this for every segment; ``--jobs`` workers call it for the segments
+        another worker analyses, so all of them sweep at the same instants."""
+        if now < self.last_ns:
+            self.ts_backwards += 1
+            return
+        self.last_ns = now
+        if now >= self.next_sweep:
+            if self.first_ns is None:
+                self.first_ns = now
+            elif self.table:
+                self._sweep(now)
+            self.next_sweep = now + K_SWEEP_EVERY_NS
+
     def feed(self, seg: Segment) -> Conn:  # noqa: C901 - one function on purpose: it is the hot path
         """Analyse one segment.  Returns its connection; the verdict is in ``self.r_*``."""
         now = seg.ts_ns
-        if now < self.last_ns:
-            self.ts_backwards += 1
+        if now < self.last_ns or now >= self.next_sweep:
+            self.advance(now)
         else:
             self.last_ns = now
-            if now >= self.next_sweep:
-                if self.first_ns is None:
-                    self.first_ns = now
-                elif self.table:
-                    self._sweep(now)
-                self.next_sweep = now + K_SWEEP_EVERY_NS
         self.segments += 1
         flags = seg.flags
         seq = seg.seq

@@ -185,26 +185,8 @@ def _keyed_sink(cap: int, ctx: _Ctx):
 
 
 def _make_clock(an):
-    """For segments another worker analyses: what ``Analyzer.feed`` does with the capture clock
-    before it looks at the segment (backwards-timestamp count, first/last time, the periodic
-    sweep of lingering connections), so every worker sweeps at the same instants."""
-    from tcpanalyze import engine as E
-
-    every = E.K_SWEEP_EVERY_NS
-
-    def tick(now: int) -> None:
-        if now < an.last_ns:
-            an.ts_backwards += 1
-        else:
-            an.last_ns = now
-            if now >= an.next_sweep:
-                if an.first_ns is None:
-                    an.first_ns = now
-                elif an.table:
-                    an._sweep(now)
-                an.next_sweep = now + every
-
-    return tick
+    """For segments another worker analyses: only the capture clock moves."""
+    return an.advance
 
 
 def analyze_part(path: str, options, part: int, nparts: int) -> dict:

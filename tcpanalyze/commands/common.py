@@ -20,6 +20,15 @@ class InputError(click.ClickException):
         click.echo(f"tcpanalyze: error: {self.format_message()}", err=True)
 
 
+class UsageProblem(click.ClickException):
+    """A usage-level error (bad capture filter, conflicting options): one line, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None):
+        click.echo(f"tcpanalyze: error: {self.format_message()}", err=True)
+
+
 def engine_options(f):
     """Thresholds and resource bounds every analysing command accepts."""
     from tcpanalyze import analysis as A

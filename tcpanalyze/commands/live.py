@@ -15,7 +15,7 @@ import time
 import click
 
 from tcpanalyze.commands.analyze import FAIL_ON, _engine_kwargs, _thresholds, threshold_options
-from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError, engine_options,
+from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_OK, InputError, UsageProblem, engine_options,
                                         open_output, pop_engine_kw, warn)
 
 #: default --idle-timeout of ``live`` (s): an open connection idle this long expires (bounded memory)
@@ -23,15 +23,6 @@ K_LIVE_IDLE_TIMEOUT_S = 300.0
 #: live-view snapshot period (s) and its cost bound (fraction of the analysis loop's time)
 K_SNAPSHOT_S = 0.25
 K_SNAPSHOT_SHARE = 0.05
-
-
-class UsageProblem(click.ClickException):
-    """A usage-level error (bad capture filter, conflicting options): exit 2, one line."""
-
-    exit_code = EXIT_USAGE
-
-    def show(self, file=None):
-        click.echo(f"tcpanalyze: error: {self.format_message()}", err=True)
 
 
 def _live_engine_options(f):

@@ -22,7 +22,7 @@ clock or does I/O.
 """
 from __future__ import annotations
 
-from collections import deque
+from array import array
 
 from tcpanalyze import analysis as A
 from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str
@@ -62,6 +62,11 @@ K_LINGER_NS = 120 * 1_000_000_000          # keep a closed connection this long 
 K_IDLE_TIMEOUT_NS = 0                       # expire an open connection idle this long (0: never, as Wireshark)
 K_SWEEP_EVERY_NS = 10 * 1_000_000_000
 K_MSL_S = 60.0
+#: hosts whose TIME_WAIT periods are tracked one by one; beyond it the quietest are folded
+#: into a count (a million clients each closing once must not cost a record each)
+K_MAX_TW_HOSTS = 10_000
+#: ports remembered per TIME_WAIT host; beyond it ports seen once (ephemeral) are folded
+K_MAX_TW_PORTS = 64
 #: Zeek removes a closed, reset or one-sided connection after 5 s without packets (its
 #: tcp_close_delay / tcp_reset_delay / tcp_attempt_delay); Zeek-compatible records split there.
 K_ZEEK_LINGER_NS = 5 * 1_000_000_000
@@ -71,12 +76,13 @@ class Config:
     """Knobs of the engine; every default is a named constant the CLI can override."""
 
     __slots__ = ("fast_rtx_ns", "ooo_ns", "max_unacked", "max_connections", "linger_ns",
-                 "idle_timeout_ns", "msl_ns", "explain", "max_events")
+                 "idle_timeout_ns", "msl_ns", "explain", "max_events", "max_tw_hosts")
 
     def __init__(self, *, fast_rtx_ns: int = A.K_FAST_RETRANSMIT_NS, ooo_ns: int = A.K_OOO_DEFAULT_NS,
                  max_unacked: int = A.K_MAX_UNACKED, max_connections: int = K_MAX_CONNECTIONS,
                  linger_ns: int = K_LINGER_NS, idle_timeout_ns: int = K_IDLE_TIMEOUT_NS,
-                 msl_s: float = K_MSL_S, explain: bool = False, max_events: int = K_MAX_EVENTS_PER_CONN):
+                 msl_s: float = K_MSL_S, explain: bool = False, max_events: int = K_MAX_EVENTS_PER_CONN,
+                 max_tw_hosts: int = K_MAX_TW_HOSTS):
         self.fast_rtx_ns = fast_rtx_ns
         self.ooo_ns = ooo_ns
         self.max_unacked = max_unacked
@@ -86,6 +92,34 @@ class Config:
         self.msl_ns = int(msl_s * 1e9)
         self.explain = explain
         self.max_events = max_events
+        self.max_tw_hosts = max(1, max_tw_hosts)
+
+
+class TwHost:
+    """TIME_WAIT periods of one host: their start times (8 bytes each), a running count of
+    those still within 2*MSL (``lo`` indexes the oldest), the peak, and the same per port."""
+
+    __slots__ = ("starts", "lo", "peak", "peak_ns", "ports", "folded_ports", "first_frame")
+
+    def __init__(self, first_frame: int = 0):
+        self.first_frame = first_frame
+        self.starts = array("q")
+        self.lo = 0
+        self.peak = 0
+        self.peak_ns = 0
+        self.ports: dict[int, array] = {}
+        self.folded_ports = 0           # TIME_WAIT periods on ports folded away (seen once each)
+
+    def active(self, now: int, hold: int) -> int:
+        """Periods still running at ``now`` (a period started at t covers (t, t + hold])."""
+        st = self.starts
+        lo = self.lo
+        n = len(st)
+        cutoff = now - hold
+        while lo < n and st[lo] <= cutoff:
+            lo += 1
+        self.lo = lo
+        return n - lo
 
 
 class Flow:
@@ -96,7 +130,8 @@ class Flow:
         "base_seq", "base_set", "saw_syn", "win_scale", "window", "is_first_ack", "mss", "sack",
         # Wireshark's tcp_analyze_seq_flow_info_t
         "nextseq", "nextseqtime", "nextseqframe", "maxseqtobeacked", "lastack", "lastacktime",
-        "lastnondupack", "dupacknum", "lastsegflags", "segs", "segs_disordered", "valid_bif",
+        "lastnondupack", "dupacknum", "lastsegflags", "segs", "segs_disordered", "seg_lo", "seg_hi",
+        "valid_bif",
         # counters for summaries and detectors
         "pkts", "bytes", "data_pkts", "first_ns", "last_ns", "rtx", "rtx_bytes", "fast_rtx", "spurious",
         "ooo", "lost", "ack_lost", "dupacks", "zero_win", "zwp", "keepalive", "win_full", "win_update",
@@ -126,6 +161,10 @@ class Flow:
         self.lastsegflags = 0
         self.segs = []               # unacked: [seq, nextseq, frame, ts_ns, karn], oldest first
         self.segs_disordered = False
+        # while segs is disordered: lowest start and highest end over it, relative to base_seq
+        # (so neither an ACK that acknowledges nothing nor bytes-in-flight walks the list)
+        self.seg_lo = 0
+        self.seg_hi = 0
         self.valid_bif = True
         self.pkts = self.bytes = self.data_pkts = 0
         self.first_ns = self.last_ns = 0
@@ -230,11 +269,11 @@ class Analyzer:
         self.live_peak = 0
         self.live = 0                   # connections in the table
         self.self_conns = 0             # connections from an endpoint to itself (one key)
-        # TIME_WAIT bookkeeping: per host, the start times of its TIME_WAIT periods (sorted).
-        self.tw_starts: dict[bytes, list[int]] = {}
-        self.tw_port_starts: dict[tuple[bytes, int], list[int]] = {}
-        self.tw_active: dict[bytes, deque] = {}
-        self.tw_peak: dict[bytes, tuple[int, int]] = {}
+        # TIME_WAIT bookkeeping per host (in the order hosts first entered it), bounded by
+        # cfg.max_tw_hosts: the quietest hosts are folded into the two counters below.
+        self.tw_hosts: dict[bytes, TwHost] = {}
+        self.tw_folded_hosts = 0
+        self.tw_folded_periods = 0
         self.syn_in_time_wait: list[tuple[int, int, int]] = []   # (stream, frame, ts_ns)
         self.rst_no_conn: list[tuple[int, int]] = []
         # per-packet results
@@ -293,6 +332,7 @@ class Analyzer:
             conn.end_reason = reason
         for f in conn.flows:
             f.segs = []
+            f.segs_disordered = False
             if f.zw_open is not None:
                 self._close_zero_window(conn, f, None, None)
         if self.on_conn_done is not None:
@@ -548,8 +588,19 @@ class Analyzer:
                 nxt = (nxt + 1) & MASK
             segs = fwd.segs
             if len(segs) < self.max_unacked:
-                if segs and not fwd.segs_disordered and 0 < ((segs[-1][1] - seq) & MASK) < HALF:
+                if fwd.segs_disordered:
+                    base = fwd.base_seq
+                    r = (seq - base) & MASK
+                    if r < fwd.seg_lo:
+                        fwd.seg_lo = r
+                    r = (nxt - base) & MASK
+                    if r > fwd.seg_hi:
+                        fwd.seg_hi = r
+                elif segs and 0 < ((segs[-1][1] - seq) & MASK) < HALF:
                     fwd.segs_disordered = True
+                    base = fwd.base_seq
+                    fwd.seg_lo = min((seq - base) & MASK, min((e[0] - base) & MASK for e in segs))
+                    fwd.seg_hi = max((nxt - base) & MASK, max((e[1] - base) & MASK for e in segs))
                 segs.append([seq, nxt, frame, now, aflags & _RTX_FAMILY])
         if not nextseq_f or 0 < ((nxt - nextseq_f) & MASK) < HALF:
             if not aflags & _ZWP:
@@ -591,7 +642,8 @@ class Analyzer:
                     e = rsegs[0]
                     if 0 < ((ack - e[0]) & MASK) < HALF:
                         e[0] = ack           # partial ACK: trim the acked part
-            else:
+            elif 0 < ((ack - rev.base_seq - rev.seg_lo) & MASK) < HALF:
+                # the ACK is past the lowest start: something is acked or trimmed
                 keep = []
                 karn = 0
                 for e in rsegs:
@@ -611,6 +663,12 @@ class Analyzer:
                 rev.segs = rsegs = keep
                 if not keep:
                     rev.segs_disordered = False
+                else:
+                    base = rev.base_seq
+                    rev.seg_lo = min((e[0] - base) & MASK for e in keep)
+                    rev.seg_hi = max((e[1] - base) & MASK for e in keep)
+            else:
+                karn = 0
             if ack_rtt >= 0 and not karn:
                 # Karn's rule: no RTT sample from an ACK of retransmitted data.
                 rev.rtt_n += 1
@@ -629,8 +687,8 @@ class Analyzer:
             if segs:
                 base = fwd.base_seq
                 if fwd.segs_disordered:
-                    lo = min((e[0] - base) & MASK for e in segs)
-                    hi = max((e[1] - base) & MASK for e in segs)
+                    lo = fwd.seg_lo
+                    hi = fwd.seg_hi
                 else:
                     lo = (segs[0][0] - base) & MASK
                     hi = (segs[-1][1] - base) & MASK
@@ -810,19 +868,61 @@ class Analyzer:
         conn.tw_start = (ep, now, frame)
         host = conn.addr[ep]
         port = conn.port[ep]
-        self.tw_starts.setdefault(host, []).append(now)
-        self.tw_port_starts.setdefault((host, port), []).append(now)
-        # streaming peak: TIME_WAIT periods all last 2*MSL, so they expire in start order
-        q = self.tw_active.get(host)
-        if q is None:
-            q = self.tw_active[host] = deque()
-        cutoff = now - self.cfg.msl_ns * 2
-        while q and q[0] <= cutoff:
-            q.popleft()
-        q.append(now)
-        peak = self.tw_peak.get(host)
-        if peak is None or len(q) > peak[0]:
-            self.tw_peak[host] = (len(q), now)
+        hosts = self.tw_hosts
+        h = hosts.get(host)
+        if h is None:
+            if len(hosts) >= self.cfg.max_tw_hosts:
+                self._fold_tw_hosts(now)
+            h = hosts[host] = TwHost(frame)
+        h.starts.append(now)
+        n = h.active(now, self.cfg.msl_ns * 2)
+        if n > h.peak:
+            h.peak, h.peak_ns = n, now
+        ports = h.ports
+        ps = ports.get(port)
+        if ps is None:
+            if len(ports) >= K_MAX_TW_PORTS:
+                # ephemeral ports of a client closing first: each seen once; fold them
+                for p in [p for p, v in ports.items() if len(v) == 1]:
+                    del ports[p]
+                    h.folded_ports += 1
+                if len(ports) >= K_MAX_TW_PORTS:
+                    for p in sorted(ports, key=lambda p: len(ports[p]))[:K_MAX_TW_PORTS // 2]:
+                        h.folded_ports += len(ports.pop(p))
+            ps = ports[port] = array("q")
+        ps.append(now)
+
+    def _fold_tw_hosts(self, now: int) -> None:
+        """Drop the tenth of tracked hosts that matter least (none in TIME_WAIT now, lowest
+        peak, fewest periods, oldest), counting what they held."""
+        hold = self.cfg.msl_ns * 2
+        hosts = self.tw_hosts
+        rank = sorted(hosts, key=lambda k: (hosts[k].active(now, hold) > 0, hosts[k].peak,
+                                            len(hosts[k].starts), hosts[k].starts[-1]))
+        for k in rank[:max(1, len(hosts) // 10)]:
+            self.tw_folded_periods += len(hosts.pop(k).starts)
+            self.tw_folded_hosts += 1
+
+    @property
+    def tw_starts(self) -> dict[bytes, array]:
+        """Host -> start times of its TIME_WAIT periods (hosts in first-entry order)."""
+        return {k: h.starts for k, h in self.tw_hosts.items()}
+
+    @property
+    def tw_port_starts(self) -> dict[tuple[bytes, int], array]:
+        """(host, port) -> start times of the TIME_WAIT periods on that port."""
+        return {(k, p): v for k, h in self.tw_hosts.items() for p, v in h.ports.items()}
+
+    def time_wait_now(self, now: int | None = None) -> list[tuple[int, bytes]]:
+        """(connections in TIME_WAIT at ``now``, host) for every tracked host with any."""
+        now = self.last_ns if now is None else now
+        hold = self.cfg.msl_ns * 2
+        out = []
+        for k, h in self.tw_hosts.items():
+            n = h.active(now, hold)
+            if n:
+                out.append((n, k))
+        return out
 
     def _close_zero_window(self, conn: Conn, f: Flow, frame, now) -> None:
         start_frame, start_ns, probes = f.zw_open

@@ -815,7 +815,13 @@ def aggregate_findings(analyzer, stats=None, th: Thresholds | None = None, acc: 
 
     # ---- capture quality
     cq = _capture_quality(analyzer, stats, acc, out)
-    return out, {"time_wait": {"msl_s": th.msl_s, "hosts": tw_hosts}, "capture_quality": cq}
+    tw = {"msl_s": th.msl_s, "hosts": tw_hosts}
+    folded = getattr(analyzer, "tw_folded_hosts", 0)
+    if folded:
+        # beyond Config.max_tw_hosts the quietest hosts were folded into these counts
+        tw["untracked_hosts"] = folded
+        tw["untracked_periods"] = getattr(analyzer, "tw_folded_periods", 0)
+    return out, {"time_wait": tw, "capture_quality": cq}
 
 
 def _median(a) -> float:

@@ -224,16 +224,6 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
             ctx.phase = _PH_FEED
 
     an._sweep = sweep_wrapped                      # instance attribute: feed() and tick() call it
-    enter_tw = an._enter_time_wait
-    tw_first: dict[bytes, int] = {}                # host -> frame of its first TIME_WAIT entry
-
-    def enter_tw_wrapped(conn, ep, now, frame):
-        host = conn.addr[ep]
-        if host not in tw_first:
-            tw_first[host] = frame
-        enter_tw(conn, ep, now, frame)
-
-    an._enter_time_wait = enter_tw_wrapped
     tick = _make_clock(an)
     cache: dict[tuple, bool] = {}
 
@@ -273,7 +263,8 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         "acc": b.det.acc,
         "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
                   "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
-        "tw_starts": an.tw_starts, "tw_port_starts": an.tw_port_starts, "tw_first": tw_first,
+        "tw_starts": an.tw_starts, "tw_port_starts": an.tw_port_starts, "tw_first": {k: h.first_frame for k, h in an.tw_hosts.items()},
+        "tw_folded": (an.tw_folded_hosts, an.tw_folded_periods),
     }
 
 
@@ -479,7 +470,9 @@ def merge_parts(path: str, options, parts: list[dict]):
     b.analyzer = _MergedClock(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
                               evicted=sum(p["clock"]["evicted"] for p in parts),
                               expired=sum(p["clock"]["expired"] for p in parts),
-                              tw_starts=tw_starts, tw_port_starts=tw_port)
+                              tw_starts=tw_starts, tw_port_starts=tw_port,
+                              tw_folded_hosts=sum(p["tw_folded"][0] for p in parts),
+                              tw_folded_periods=sum(p["tw_folded"][1] for p in parts))
     b.det.analyzer = b.analyzer
     # every worker read every frame: frame counts, decode errors and damage are worker 0's
     sd = parts[0]["stats"]

@@ -97,17 +97,7 @@ class LiveSession:
             a, b = conn.state[o], conn.state[o ^ 1]
             key = a.name if a is b else f"{a.name} / {b.name}"
             states[key] = states.get(key, 0) + 1
-        tw = []
-        hold = 2 * an.cfg.msl_ns
-        now = an.last_ns
-        for host, q in an.tw_active.items():
-            n = 0
-            for t in reversed(q):
-                if t <= now - hold:
-                    break
-                n += 1
-            if n:
-                tw.append((n, addr_str(host)))
+        tw = [(n, addr_str(host)) for n, host in an.time_wait_now()]
         tw.sort(reverse=True)
         kept = self.det.sink.kept
         newest = [(f.severity, f.label, f.message) for f in kept[-6:]][::-1]

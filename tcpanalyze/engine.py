@@ -24,6 +24,11 @@ from __future__ import annotations
 
 from array import array
 
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed: the declarations are no-ops
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze import analysis as A
 from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str
 from tcpanalyze.state import TcpState, classify, initial_states, step
@@ -391,6 +396,20 @@ class Analyzer:
                 self._sweep(now)
             self.next_sweep = now + K_SWEEP_EVERY_NS
 
+    @cython.locals(seg=Segment, conn=Conn, fwd=Flow, rev=Flow, f=Flow,
+                   now=cython.longlong, flags=cython.longlong, seq=cython.longlong,
+                   ack=cython.longlong, seglen=cython.longlong, win=cython.longlong,
+                   frame=cython.longlong, aflags=cython.longlong, d=cython.longlong,
+                   nextseq_f=cython.longlong, lastack_f=cython.longlong, win_f=cython.longlong,
+                   dupack_num=cython.longlong, dupack_frame=cython.longlong, rmax=cython.longlong,
+                   rnext=cython.longlong, rla=cython.longlong, end=cython.longlong,
+                   t=cython.longlong, t2=cython.longlong, thr=cython.longlong, nxt=cython.longlong,
+                   ack_rtt=cython.longlong, acks_frame=cython.longlong, k=cython.longlong,
+                   n=cython.longlong, karn=cython.longlong, dn=cython.longlong, sc=cython.longlong,
+                   rb=cython.longlong, edge=cython.longlong, old=cython.longlong,
+                   bif=cython.longlong, lo=cython.longlong, hi=cython.longlong,
+                   inflight=cython.longlong, base=cython.longlong, r=cython.longlong,
+                   dn2=cython.longlong, ws=cython.longlong, st=cython.longlong)
     def feed(self, seg: Segment) -> Conn:  # noqa: C901 - one function on purpose: it is the hot path
         """Analyse one segment.  Returns its connection; the verdict is in ``self.r_*``."""
         now = seg.ts_ns

@@ -70,6 +70,9 @@ K_MAX_FINDINGS_PER_KIND = 1000
 K_TW_SERIES_POINTS = 48
 #: host:port entries of TIME_WAIT reported per host.
 K_TW_TOP_PORTS = 5
+#: hosts listed in the report's time_wait section (by peak); every host over the threshold
+#: is still a finding, and the total number of hosts is given
+K_TW_REPORT_HOSTS = 100
 
 
 @dataclass
@@ -723,16 +726,24 @@ def aggregate_findings(analyzer, stats=None, th: Thresholds | None = None, acc: 
     last_ns = analyzer.last_ns or first_ns
     hold = int(th.msl_s * 2e9)
 
-    # ---- TIME_WAIT per host (and host:port)
+    # ---- TIME_WAIT per host (and host:port).  A cheap pass for every host's peak (most
+    # client hosts hold one period), then the full profile for the hosts that are listed
+    # (the K_TW_REPORT_HOSTS highest peaks) or over the threshold.
     tw_hosts = []
+    peaks = []
+    for i, (host, starts) in enumerate(analyzer.tw_starts.items()):
+        pk = 1 if len(starts) == 1 else time_wait_profile(starts, first_ns, last_ns, hold, points=0)["peak"]
+        peaks.append((-pk, addr_str(host), i, host, starts))
+    peaks.sort()
+    wanted = {p[3] for p in peaks[:K_TW_REPORT_HOSTS] if -p[0] > 0} | {p[3] for p in peaks if -p[0] > th.time_wait_peak}
     ports_by_host: dict[bytes, list] = {}
     for (host, port), starts in analyzer.tw_port_starts.items():
-        prof = time_wait_profile(starts, first_ns, last_ns, hold, points=0)
-        ports_by_host.setdefault(host, []).append((prof["peak"], port, prof))
+        if host in wanted:
+            prof = time_wait_profile(starts, first_ns, last_ns, hold, points=0)
+            ports_by_host.setdefault(host, []).append((prof["peak"], port, prof))
     server_close_hosts = {h for (h, _p) in acc.server_close}
-    for host, starts in analyzer.tw_starts.items():
+    for _npk, hs, _i, host, starts in sorted((p for p in peaks if p[3] in wanted), key=lambda p: p[2]):
         prof = time_wait_profile(starts, first_ns, last_ns, hold)
-        hs = addr_str(host)
         ports = sorted(ports_by_host.get(host, ()), key=lambda x: (-x[0], x[1]))[:K_TW_TOP_PORTS]
         entry = {"host": hs, "peak": prof["peak"], "peak_time": _s(prof["peak_ns"]), "at_end": prof["at_end"],
                  "total": prof["total"], "series": prof["series"],
@@ -750,8 +761,10 @@ def aggregate_findings(analyzer, stats=None, th: Thresholds | None = None, acc: 
                 host=hs, port=top[1] if top else None, ts_ns=prof["peak_ns"],
                 data={k: entry[k] for k in ("peak", "peak_time", "at_end", "total", "ports")}
                 | {"threshold": th.time_wait_peak, "msl_s": th.msl_s}))
+    tw_all_peaks = {p[1]: -p[0] for p in peaks}
     tw_hosts.sort(key=lambda e: (-e["peak"], e["host"]))
-    tw_peaks = {e["host"]: e["peak"] for e in tw_hosts}
+    tw_hosts = tw_hosts[:max(K_TW_REPORT_HOSTS, sum(1 for e in tw_hosts if e["peak"] > th.time_wait_peak))]
+    tw_peaks = tw_all_peaks
 
     # ---- servers that close first
     for (hs, port), (n, streams, frames) in sorted(acc.server_close.items(), key=lambda kv: (-kv[1][0], kv[0])):
@@ -816,6 +829,8 @@ def aggregate_findings(analyzer, stats=None, th: Thresholds | None = None, acc: 
     # ---- capture quality
     cq = _capture_quality(analyzer, stats, acc, out)
     tw = {"msl_s": th.msl_s, "hosts": tw_hosts}
+    if len(peaks) > len(tw_hosts):
+        tw["hosts_total"] = len(peaks)
     folded = getattr(analyzer, "tw_folded_hosts", 0)
     if folded:
         # beyond Config.max_tw_hosts the quietest hosts were folded into these counts

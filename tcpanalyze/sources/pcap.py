@@ -78,11 +78,12 @@ _MAX_READ = 16 << 20                # largest single read() request
 _RESYNC_WINDOW = 16 << 20           # how far a pcapng resynchronisation scans
 _MAX_WARNINGS = 100                 # keep reader.warnings bounded on pathological input
 _MAX_INTERFACES = 1 << 16           # keep a section's interface table bounded likewise
-# Timestamps are yielded as nanoseconds in [0, 2**63) (1970..2262), so that they and their
-# differences fit the int64 / array('q') storage consumers use.  pcap's unsigned 32-bit seconds
+# Timestamps are yielded as nanoseconds in [0, 2**62) (1970..2116), so that they, their
+# differences and the engine's deadlines (a timestamp plus seconds) fit the int64 fields and
+# array('q') storage consumers use.  pcap's unsigned 32-bit seconds
 # always fit; a pcapng timestamp (64-bit units, if_tsresol, signed if_tsoffset) may not, and is
 # clamped (with a warning).
-_TS_MAX = (1 << 63) - 1
+_TS_MAX = (1 << 62) - 1
 # A mapped file's pages count in the process's RSS once touched: every this many bytes
 # the walk drops the pages it has finished with (the data stays in the page cache).
 _RELEASE_EVERY = 64 << 20
@@ -419,7 +420,7 @@ class CaptureReader:
                             ts = ts * mul // div + off
                         elif mul != 1:
                             ts *= mul
-                        if ts >> 63:                # negative, or 2**63 and beyond
+                        if ts >> 62:                # negative, or 2**62 and beyond
                             ts = self._clamp_ts(ts, base + p, frame)
                         self.frames = frame - dropped
                         self.bytes_read = base + r
@@ -504,7 +505,7 @@ class CaptureReader:
                     self.frames = frame - dropped
                     self.bytes_read = base + r
                     ts = ((hi << 32) | lo) * mul // div + off
-                    if ts >> 63:
+                    if ts >> 62:
                         ts = self._clamp_ts(ts, base + p, frame)
                     yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
                 else:
@@ -549,7 +550,7 @@ class CaptureReader:
                     self.frames = frame - dropped
                     self.bytes_read = base + r
                     ts = ((hi << 32) | lo) * mul // div + off
-                    if ts >> 63:
+                    if ts >> 62:
                         ts = self._clamp_ts(ts, base + p, frame)
                     yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
                 else:
@@ -559,11 +560,11 @@ class CaptureReader:
             p = r
 
     def _clamp_ts(self, ts: int, offset: int, frame: int) -> int:
-        """A timestamp outside [0, 2**63) ns: clamp it; warn the first time."""
+        """A timestamp outside [0, 2**62) ns: clamp it; warn the first time."""
         if not self._ts_clamped:
             self._ts_clamped = True
             self._warn(f"pcapng: timestamp of frame {frame} (block at byte {offset}) is outside the "
-                       f"representable range (1970 to 2262); clamped, as are any later ones")
+                       f"representable range (1970 to 2116); clamped, as are any later ones")
         return _TS_MAX if ts > 0 else 0
 
     def _bad_packet_block(self, offset: int, frame: int, iid: int, caplen: int, room: int, ifaces: list) -> None:

@@ -506,7 +506,6 @@ def _window_shrink(conn, out) -> None:
 
 
 def _close(conn, th, out, acc, end_ns) -> None:
-    o = conn.orig
     ci = conn.close_initiator
     if ci < 0:
         return

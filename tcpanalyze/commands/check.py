@@ -10,7 +10,7 @@ import time
 
 import click
 
-from tcpanalyze.commands.analyze import _engine_kwargs, _stderr_notes, _thresholds, threshold_options
+from tcpanalyze.commands.reporting import engine_kwargs, stderr_notes, thresholds_from, threshold_options
 from tcpanalyze.commands.common import EXIT_USAGE, engine_options, open_output, pop_engine_kw
 
 
@@ -132,12 +132,12 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
     except PolicyError as e:
         raise CheckUsageError(str(e)) from None
 
-    th = _thresholds(kw)
+    th = thresholds_from(kw)
     ek = pop_engine_kw(kw)
     ek["max_connections"] = live_connections
     from tcpanalyze.report.model import AnalyzeOptions
 
-    options = AnalyzeOptions(engine=_engine_kwargs(ek), thresholds=th, keep_connections=None)
+    options = AnalyzeOptions(engine=engine_kwargs(ek), thresholds=th, keep_connections=None)
     results = [_check_one(path, options, policy, base_doc, evaluate) for path in files]
 
     from tcpanalyze.report import ci
@@ -194,7 +194,7 @@ def _check_one(path: str, options, policy, base_views, evaluate):
     t0 = time.perf_counter()
     rep = analyze_file(path, options)
     elapsed = time.perf_counter() - t0
-    _stderr_notes(rep)
+    stderr_notes(rep)
     view = file_views(rep)[0]
     view.file = path
     entry = rep.files[0]

@@ -14,7 +14,7 @@ import time
 
 import click
 
-from tcpanalyze.commands.analyze import FAIL_ON, _engine_kwargs, _thresholds, threshold_options
+from tcpanalyze.commands.reporting import FAIL_ON, engine_kwargs, thresholds_from, threshold_options
 from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_OK, InputError, UsageProblem, engine_options,
                                         open_output, pop_engine_kw, warn)
 
@@ -157,8 +157,8 @@ def live(iface, bpf, duration, count, write_path, backend, user, fmt, output, no
     from tcpanalyze.report.model import AnalyzeOptions
     from tcpanalyze.sources import live as L
 
-    th = _thresholds(kw)
-    engine = _engine_kwargs(pop_engine_kw(kw))
+    th = thresholds_from(kw)
+    engine = engine_kwargs(pop_engine_kw(kw))
     options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None)
     if user and backend != "scapy":
         raise UsageProblem("--user applies to the scapy backend; with --backend tshark run tcpanalyze as the "
@@ -217,14 +217,14 @@ def _preload(fmt: str, view: bool) -> None:
     J.write_json(rep, buf)
     J.write_jsonl(rep, buf)
     if fmt == "table" or view:
-        from rich.console import Console
+        from tcpanalyze.report.richout import OutConsole as Console
 
         from tcpanalyze.report.console import render
 
         render(rep, Console(file=buf, width=120, color_system=None), top=10)
         render(rep, Console(file=buf, width=120, force_terminal=True, color_system="truecolor"), top=10)
     if view:
-        from rich.console import Console
+        from tcpanalyze.report.richout import OutConsole as Console
 
         from tcpanalyze.report.liveview import LiveView, render_snapshot
 
@@ -411,7 +411,7 @@ def _write_report(report, fmt, out, output, top) -> None:
 
         write_jsonl(report, out)
     else:
-        from rich.console import Console
+        from tcpanalyze.report.richout import OutConsole as Console
 
         from tcpanalyze.report.console import render
 
@@ -435,7 +435,7 @@ def interfaces(as_json):
 
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
+    from tcpanalyze.report.richout import OutConsole as Console
     from rich.table import Table
 
     t = Table(title=None, box=None, pad_edge=False)

@@ -1,0 +1,85 @@
+"""Options and helpers shared by the commands that build a report (analyze, check, live)."""
+from __future__ import annotations
+
+import click
+
+from tcpanalyze.commands.common import warn
+from tcpanalyze.findings import (K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
+                                 K_RETRANS_MIN_SEGMENTS, K_RETRANS_RATE, K_SYN_FLOOD, K_TIME_WAIT_PEAK,
+                                 K_ZERO_WINDOW_S)
+
+FAIL_ON = ("info", "warning", "error", "never")
+
+
+def threshold_options(f):
+    """The detectors' thresholds (defaults: the ``K_*`` constants of ``tcpanalyze.findings``)."""
+    opts = [
+        click.option("--retrans-rate", type=click.FloatRange(min=0), default=K_RETRANS_RATE * 100, show_default=True,
+                     help="retransmissions: warn above this percentage of a connection's data segments ..."),
+        click.option("--retrans-min", type=click.IntRange(min=1), default=K_RETRANS_MIN_SEGMENTS, show_default=True,
+                     help="... and only with at least this many retransmitted data segments."),
+        click.option("--time-wait-peak", type=click.IntRange(min=0), default=K_TIME_WAIT_PEAK, show_default=True,
+                     help="time_wait_buildup: warn when a host holds more connections than this in TIME_WAIT at once."),
+        click.option("--close-wait", type=click.FloatRange(min=0), default=K_CLOSE_WAIT_S, show_default=True,
+                     help="close_wait_stall: seconds a side may stay idle without FIN after the peer's FIN."),
+        click.option("--zero-window", type=click.FloatRange(min=0), default=K_ZERO_WINDOW_S, show_default=True,
+                     help="zero_window: an episode at least this many seconds long is a warning."),
+        click.option("--syn-flood", type=click.IntRange(min=1), default=K_SYN_FLOOD, show_default=True,
+                     help="syn_flood: unanswered SYNs to one host:port at or above this count."),
+        click.option("--hs-rtt-factor", type=click.FloatRange(min=0), default=K_HS_RTT_FACTOR, show_default=True,
+                     help="handshake rtt_outlier: handshake RTT above this factor times the median ..."),
+        click.option("--hs-rtt-min-ms", type=click.FloatRange(min=0), default=K_HS_RTT_MIN_S * 1000, show_default=True,
+                     help="... and above this many milliseconds."),
+        click.option("--max-findings-per-kind", type=click.IntRange(min=0), default=K_MAX_FINDINGS_PER_KIND,
+                     show_default=True, help="Findings listed per kind (all are still counted)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def thresholds_from(kw: dict):
+    from tcpanalyze.findings import Thresholds
+
+    return Thresholds(
+        retrans_rate=kw.pop("retrans_rate") / 100.0, retrans_min_segments=kw.pop("retrans_min"),
+        time_wait_peak=kw.pop("time_wait_peak"), close_wait_s=kw.pop("close_wait"),
+        zero_window_s=kw.pop("zero_window"), syn_flood=kw.pop("syn_flood"), hs_rtt_factor=kw.pop("hs_rtt_factor"),
+        hs_rtt_min_s=kw.pop("hs_rtt_min_ms") / 1000.0, max_findings_per_kind=kw.pop("max_findings_per_kind"),
+        msl_s=kw.get("msl", 60.0))
+
+
+def engine_kwargs(ek: dict) -> dict:
+    """``engine.Config`` keyword arguments from the engine options (as ``common.make_config``)."""
+    out = {}
+    if "fast_rtx_ms" in ek:
+        out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
+    if "ooo_ms" in ek:
+        out["ooo_ns"] = int(ek["ooo_ms"] * 1e6)
+    if "msl" in ek:
+        out["msl_s"] = ek["msl"]
+    if "max_unacked" in ek:
+        out["max_unacked"] = ek["max_unacked"]
+    if "max_connections" in ek:
+        out["max_connections"] = ek["max_connections"]
+    if "idle_timeout" in ek:
+        out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
+    return out
+
+
+def stderr_notes(rep) -> None:
+    """What ``run_capture`` prints for one file: errors, damage, decode errors (stderr)."""
+    for f in rep.files:
+        src = f["source"]
+        if f.get("error"):
+            click.echo(f"tcpanalyze: error: {f['error']}", err=True)
+            continue
+        for w in f.get("warnings", ()):
+            warn(f"{src}: {w}")
+        dmg = f.get("damage")
+        if dmg:
+            warn(f"{src}: {dmg['message']}" + ("" if dmg["fatal"] else "; analyzed up to the cut"))
+        errs = f.get("decode_errors") or {}
+        if errs:
+            kinds = ", ".join(f"{k}={v}" for k, v in sorted(errs.items()))
+            warn(f"{src}: {sum(errs.values())} frame(s) could not be decoded ({kinds})")

@@ -41,6 +41,15 @@ class LazyGroup(click.Group):
             raise
         return getattr(mod, attr or name)
 
+    def invoke(self, ctx):
+        # A reader of our output that goes away (`tcpanalyze flows --jsonl f | head`) ends the
+        # run normally: click would turn the EPIPE into a silent exit 1.
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            raise click.exceptions.Exit(0) from None
+
     def format_commands(self, ctx, formatter):
         rows = [(name, spec[1]) for name, spec in COMMANDS.items()]
         with formatter.section("Commands"):
@@ -58,14 +67,24 @@ def cli():
     """
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        sys.stdout = None
+
+
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="tcpanalyze", standalone_mode=True)
-    except BrokenPipeError:  # `tcpanalyze packets f | head`
-        try:
-            sys.stdout = None
-        finally:
-            sys.exit(0)
+    except BrokenPipeError:  # `tcpanalyze packets f | head`, raised outside a command
+        _stdout_to_devnull()
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,25 @@ def test_packets_filters_and_absolute():
     assert rows[0][7] == "3145310914"          # raw ISN of frame 1 (tshark tcp.seq_raw)
     r = CliRunner().invoke(cli, ["packets", str(POP3), "--host", "212.227.15.171", "--format", "jsonl"])
     assert r.exit_code == 0 and r.output.count("\n") == 6
+
+
+@pytest.fixture(scope="module")
+def many_conns(tmp_path_factory):
+    """A capture whose every output format is far larger than a pipe buffer (64 KiB)."""
+    out = tmp_path_factory.mktemp("pipe") / "many.pcap"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), str(out), "--conns", "1500",
+                    "--packets", "30000", "--seed", "3"], check=True, capture_output=True, timeout=120)
+    return out
+
+
+@pytest.mark.parametrize("args", [["analyze"], ["analyze", "--json"], ["analyze", "--jsonl"], ["flows"],
+                                  ["flows", "--jsonl"], ["packets"], ["packets", "--format", "jsonl"]])
+def test_reader_going_away_ends_quietly(many_conns, args):
+    """`tcpanalyze ... | head -1`: exit 0, nothing on stderr (click and rich would exit 1)."""
+    p = subprocess.Popen([sys.executable, "-m", "tcpanalyze", *args, str(many_conns)], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.read(100)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0, err.decode()
+    assert err == b""

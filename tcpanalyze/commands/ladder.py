@@ -53,7 +53,7 @@ def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
                 raise click.ClickException(f"cannot write {svg_path}: {e.strerror}") from None
             click.echo(f"tcpanalyze: wrote {svg_path} ({lad.shown} of {lad.total} segments)", err=True)
     else:
-        from rich.console import Console
+        from tcpanalyze.report.richout import OutConsole as Console
 
         from tcpanalyze.report.ladder import print_ladder
 

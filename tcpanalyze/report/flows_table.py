@@ -1,7 +1,7 @@
 """Rich rendering of connection summaries and of one connection's two state timelines."""
 from __future__ import annotations
 
-from rich.console import Console
+from tcpanalyze.report.richout import OutConsole as Console
 from rich.table import Table
 
 _STATE_STYLE = {"ESTABLISHED": "green", "TIME_WAIT": "yellow", "CLOSE_WAIT": "magenta", "CLOSED": "dim",

@@ -100,6 +100,10 @@ class Config:
         self.max_tw_hosts = max(1, max_tw_hosts)
 
 
+def _stream_of(conn: Conn) -> int:
+    return conn.stream
+
+
 class TwHost:
     """TIME_WAIT periods of one host: their start times (8 bytes each), a running count of
     those still within 2*MSL (``lo`` indexes the oldest), the peak, and the same per port."""
@@ -259,6 +263,7 @@ class Analyzer:
         self.explain = self.cfg.explain
         self.max_unacked = self.cfg.max_unacked
         self.table: dict[tuple, tuple[Conn, int]] = {}
+        self.closed: list[Conn] = []    # connections that reached their end, until released
         self.streams = 0
         self.done: list[Conn] = []
         self.on_conn_done = on_conn_done
@@ -364,6 +369,23 @@ class Analyzer:
         """Release connections closed longer than the linger time or idle past the timeout."""
         cfg = self.cfg
         stale = []
+        if not cfg.idle_timeout_ns:
+            # only closed connections can go: look at those, not the whole table, and release
+            # them in stream order (the table's order, as the full walk below)
+            keep = []
+            for conn in self.closed:
+                if conn.done:
+                    continue
+                if now - conn.last_ns > cfg.linger_ns:
+                    stale.append(conn)
+                else:
+                    keep.append(conn)
+            self.closed = keep
+            stale.sort(key=_stream_of)
+            for conn in stale:
+                self._drop(conn)
+                self._finalize(conn)
+            return
         for conn, d in self.table.values():
             if d:
                 continue
@@ -378,6 +400,7 @@ class Analyzer:
                 self.expired += 1
             self._drop(conn)
             self._finalize(conn, reason)
+        self.closed = [c for c in self.closed if not c.done]
 
     # ------------------------------------------------------------------ the hot path
     def advance(self, now: int) -> None:
@@ -795,6 +818,7 @@ class Analyzer:
                 self._anomaly(conn, r, anom, seg)
             if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
                 conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
+                self.closed.append(conn)
             if seglen and fwd.fin_next >= 0 and not aflags & _RTX_FAMILY \
                     and 0 < ((nxt - fwd.fin_next) & MASK) < HALF:
                 fwd.data_after_fin += 1

@@ -6,6 +6,8 @@ decodable into a clear error.  No printing here: callers get ``RunStats`` and de
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from typing import Callable, Iterable
 
 from tcpanalyze.decode import LINKTYPE_NAMES, decode
@@ -14,6 +16,12 @@ from tcpanalyze.errors import DecodeError, SourceError
 
 #: Decode-error examples kept per kind (frame, byte offset, detail).
 K_MAX_ERROR_EXAMPLES = 5
+
+#: Generation-0 threshold of the cyclic garbage collector while packets run.  The default
+#: (700 allocations) makes CPython scan the young objects, and every tenth time the growing
+#: table of connections, about every 700 new connections: 14% of `analyze` on a 2.4 M-packet
+#: capture.  Connection state has no reference cycles to collect, so collect rarely.
+K_GC_GEN0 = 50_000
 
 
 class RunStats:
@@ -68,6 +76,23 @@ def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
     command uses it); ``keep(seg)`` may filter segments before analysis (``--jobs``
     partitions by connection hash with it).
     """
+    with gc_tuned():
+        _run(packets, analyzer, stats, on_segment, keep)
+
+
+@contextmanager
+def gc_tuned():
+    """Run a block with the collector's generation-0 threshold raised to K_GC_GEN0."""
+    saved = gc.get_threshold()
+    if saved[0] < K_GC_GEN0:
+        gc.set_threshold(K_GC_GEN0, max(saved[1], 20), saved[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+
+
+def _run(packets, analyzer, stats, on_segment, keep) -> None:
     counts = stats.skipped
     errors = stats.errors
     feed = analyzer.feed

@@ -116,13 +116,25 @@ class _Connections:
         if self.keep is None:
             self.all.append(rec)
             return
-        if self.keep <= 0:
-            return
-        item = (_rank(rec), -rec["stream"], rec)
-        if len(self.heap) < self.keep:
-            heapq.heappush(self.heap, item)
-        elif item[:2] > self.heap[0][:2]:
-            heapq.heapreplace(self.heap, item)
+        self._push((_rank(rec), -rec["stream"]), rec)
+
+    def wanted(self, key: tuple) -> bool:
+        """Would a record with this (rank, -stream) key be kept?  (Lets the caller skip
+        building the records of the many connections a top-N report drops.)"""
+        keep = self.keep
+        if keep is None:
+            return True
+        return keep > 0 and (len(self.heap) < keep or key > self.heap[0][:2])
+
+    def _push(self, key: tuple, rec: dict) -> None:
+        if self.keep is None:
+            self.all.append(rec)
+        elif self.keep > 0:
+            item = (*key, rec)
+            if len(self.heap) < self.keep:
+                heapq.heappush(self.heap, item)
+            elif key > self.heap[0][:2]:
+                heapq.heapreplace(self.heap, item)
 
     def records(self) -> list[dict]:
         recs = self.all if self.keep is None else [x[2] for x in self.heap]
@@ -165,12 +177,24 @@ class ReportBuilder:
         ev = conn.events
         if ev and "labels" in ev:
             labels.extend(ev["labels"])
+        conns = self.conns
+        fo, fr = conn.flows
+        nbytes = fo.bytes + fr.bytes
+        # what summarize() reports as conn_state (the first Zeek record of the stream)
+        st = (conn.zeek_done[0][0] if conn.zeek_done else conn.zeek).conn_state()
+        conns.n += 1
+        conns.bytes += nbytes
+        conns.states[st] = conns.states.get(st, 0) + 1
+        score = _score(labels)
+        key = ((score, fo.rtx + fr.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
+        if not conns.wanted(key):
+            return
         rec = summarize(conn)
         rec["file"] = self.path
         rec["findings"] = sorted({lab for lab, _sev in labels})
         rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
-        rec["score"] = _score(labels)
-        self.conns.add(rec)
+        rec["score"] = score
+        conns._push(key, rec)
 
     def build(self, stats) -> Report:
         """Finish the engine and build the Report."""
@@ -224,16 +248,17 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None, progress=None
     ``progress(done_bytes, total_bytes)`` is called now and then while reading (optional).
     """
     from tcpanalyze.errors import SourceError
-    from tcpanalyze.pipeline import analyze_source
+    from tcpanalyze.pipeline import analyze_source, gc_tuned
 
     b = ReportBuilder(path, options)
-    try:
-        stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress)
-    except SourceError as e:
-        return failed_report(path, str(e), b.th)
-    except OSError as e:
-        return failed_report(path, f"{path}: {e.strerror or e}", b.th)
-    return b.build(stats)
+    with gc_tuned():
+        try:
+            stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress)
+        except SourceError as e:
+            return failed_report(path, str(e), b.th)
+        except OSError as e:
+            return failed_report(path, f"{path}: {e.strerror or e}", b.th)
+        return b.build(stats)
 
 
 def _finding_order(d: dict) -> tuple:

@@ -100,6 +100,22 @@ class Config:
         self.max_tw_hosts = max(1, max_tw_hosts)
 
 
+def _span(segs: list, base: int, lo: int, hi: int) -> tuple[int, int]:
+    """Lowest start and highest end, relative to ``base``, of ``segs`` and of [lo, hi).
+    (A plain loop: Cython 3.0 evaluated ``min(... for e in segs)`` in ``feed`` with the
+    wrong ``base``.)"""
+    lo = (lo - base) & MASK
+    hi = (hi - base) & MASK
+    for e in segs:
+        r = (e[0] - base) & MASK
+        if r < lo:
+            lo = r
+        r = (e[1] - base) & MASK
+        if r > hi:
+            hi = r
+    return lo, hi
+
+
 def _stream_of(conn: Conn) -> int:
     return conn.stream
 
@@ -640,9 +656,7 @@ class Analyzer:
                         fwd.seg_hi = r
                 elif segs and 0 < ((segs[-1][1] - seq) & MASK) < HALF:
                     fwd.segs_disordered = True
-                    base = fwd.base_seq
-                    fwd.seg_lo = min((seq - base) & MASK, min((e[0] - base) & MASK for e in segs))
-                    fwd.seg_hi = max((nxt - base) & MASK, max((e[1] - base) & MASK for e in segs))
+                    fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
                 segs.append([seq, nxt, frame, now, aflags & _RTX_FAMILY])
         if not nextseq_f or 0 < ((nxt - nextseq_f) & MASK) < HALF:
             if not aflags & _ZWP:
@@ -706,9 +720,8 @@ class Analyzer:
                 if not keep:
                     rev.segs_disordered = False
                 else:
-                    base = rev.base_seq
-                    rev.seg_lo = min((e[0] - base) & MASK for e in keep)
-                    rev.seg_hi = max((e[1] - base) & MASK for e in keep)
+                    e = keep[0]
+                    rev.seg_lo, rev.seg_hi = _span(keep, rev.base_seq, e[0], e[1])
             else:
                 karn = 0
             if ack_rtt >= 0 and not karn:

@@ -33,9 +33,9 @@ def _ts(ns: int) -> str:
 def packets(file, fmt, absolute, stream, host, port, output, **kw):
     """One row per TCP segment of FILE ('-' reads stdin): relative SEQ/ACK, calculated window,
     Wireshark-named analysis flags (with their reasons in jsonl), ack_rtt, bytes in flight."""
-    from tcpanalyze.analysis import analysis_str
+    from tcpanalyze.analysis import _NAMES_CACHE, analysis_str
     from tcpanalyze.engine import Analyzer
-    from tcpanalyze.model import addr_str, flag_str
+    from tcpanalyze.model import _ADDR_CACHE, _FLAG_STR_CACHE, addr_str, flag_str
 
     cfg = make_config(explain=(fmt == "jsonl"), **pop_engine_kw(kw))
     analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=_drop)
@@ -53,13 +53,50 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     if fmt == "tsv":
         write("\t".join(COLUMNS) + "\n")
 
-    def row(seg, a):
-        conn = a.r_conn
+    filtered = stream is not None or host_raw is not None or port is not None
+
+    def wanted(seg, conn) -> bool:
         if stream is not None and conn.stream != stream:
-            return
+            return False
         if host_raw is not None and seg.src != host_raw and seg.dst != host_raw:
+            return False
+        return port is None or seg.sport == port or seg.dport == port
+
+    # The TSV row is the hot path of this command: caches as locals, no calls but the cached
+    # lookups, one f-string per row.
+    fnames = _FLAG_STR_CACHE
+    anames = _NAMES_CACHE
+    addrs = _ADDR_CACHE
+    append = buf.append
+    flush_at = 2048
+
+    def row_tsv(seg, a):
+        conn = a.r_conn
+        if filtered and not wanted(seg, conn):
             return
-        if port is not None and seg.sport != port and seg.dport != port:
+        flags = seg.flags
+        if absolute:
+            s, k = seg.seq, (seg.ack if flags & 0x10 else 0)
+        else:
+            s, k = a.r_rel_seq, a.r_rel_ack
+        rtt = a.r_ack_rtt
+        bif = a.r_bif
+        ns = seg.ts_ns
+        src = addrs.get(seg.src) or addr_str(seg.src)
+        dst = addrs.get(seg.dst) or addr_str(seg.dst)
+        fs = fnames.get(flags) or flag_str(flags)
+        af = a.r_flags
+        an = (anames.get(af) or analysis_str(af)) if af else ""
+        append(f"{seg.frame}\t{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}\t{conn.stream}\t{src}\t{seg.sport}\t"
+               f"{dst}\t{seg.dport}\t{s}\t{k}\t{seg.paylen}\t{fs}\t{a.r_win}\t{an}\t"
+               f"{'' if rtt < 0 else f'{rtt / 1e9:.9f}'}\t{'' if bif < 0 else bif}\t{a.r_dupack_num or ''}\n")
+        if len(buf) >= flush_at:
+            write("".join(buf))
+            buf.clear()
+
+    def row_jsonl(seg, a):
+        conn = a.r_conn
+        if filtered and not wanted(seg, conn):
             return
         if absolute:
             s, k = seg.seq, (seg.ack if seg.flags & 0x10 else 0)
@@ -67,25 +104,21 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
             s, k = a.r_rel_seq, a.r_rel_ack
         rtt = a.r_ack_rtt
         bif = a.r_bif
-        if fmt == "tsv":
-            buf.append(f"{seg.frame}\t{_ts(seg.ts_ns)}\t{conn.stream}\t{addr_str(seg.src)}\t{seg.sport}\t"
-                       f"{addr_str(seg.dst)}\t{seg.dport}\t{s}\t{k}\t{seg.paylen}\t{flag_str(seg.flags)}\t{a.r_win}\t"
-                       f"{analysis_str(a.r_flags)}\t{'' if rtt < 0 else f'{rtt / 1e9:.9f}'}\t"
-                       f"{'' if bif < 0 else bif}\t{a.r_dupack_num or ''}\n")
-        else:
-            rec = {"frame": seg.frame, "time": _ts(seg.ts_ns), "stream": conn.stream, "src": addr_str(seg.src),
-                   "sport": seg.sport, "dst": addr_str(seg.dst), "dport": seg.dport, "seq": s, "ack": k,
-                   "len": seg.paylen, "flags": flag_str(seg.flags), "win": a.r_win,
-                   "analysis": a.r_reasons or {}, "ack_rtt": None if rtt < 0 else rtt / 1e9,
-                   "acks_frame": a.r_acks_frame or None, "bytes_in_flight": None if bif < 0 else bif,
-                   "dup_ack_num": a.r_dupack_num or None,
-                   "dup_ack_frame": a.r_dupack_frame if a.r_dupack_num else None}
-            if a.r_flags & 0x2000:
-                rec["analysis"]["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
-            buf.append(json.dumps(rec, separators=(",", ":")) + "\n")
-        if len(buf) >= 2048:
+        rec = {"frame": seg.frame, "time": _ts(seg.ts_ns), "stream": conn.stream, "src": addr_str(seg.src),
+               "sport": seg.sport, "dst": addr_str(seg.dst), "dport": seg.dport, "seq": s, "ack": k,
+               "len": seg.paylen, "flags": flag_str(seg.flags), "win": a.r_win,
+               "analysis": a.r_reasons or {}, "ack_rtt": None if rtt < 0 else rtt / 1e9,
+               "acks_frame": a.r_acks_frame or None, "bytes_in_flight": None if bif < 0 else bif,
+               "dup_ack_num": a.r_dupack_num or None,
+               "dup_ack_frame": a.r_dupack_frame if a.r_dupack_num else None}
+        if a.r_flags & 0x2000:
+            rec["analysis"]["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
+        append(json.dumps(rec, separators=(",", ":")) + "\n")
+        if len(buf) >= flush_at:
             write("".join(buf))
             buf.clear()
+
+    row = row_tsv if fmt == "tsv" else row_jsonl
 
     try:
         stats = run_capture(file, analyzer, on_segment=row, progress=output is not None)

@@ -147,6 +147,76 @@ class TwHost:
         return n - lo
 
 
+class TwTable:
+    """TIME_WAIT periods per host (hosts in the order they first entered TIME_WAIT), bounded
+    to ``max_hosts``: past it the tenth of hosts that matter least is folded into
+    ``folded_hosts`` / ``folded_periods``.  ``enter`` depends only on its arguments and the
+    table, so replaying the same calls in the same order gives the same table (``--jobs``
+    workers log their calls and the parent replays them in frame order)."""
+
+    def __init__(self, max_hosts: int, hold_ns: int):
+        self.max_hosts = max_hosts
+        self.hold = hold_ns                 # 2*MSL
+        self.hosts: dict[bytes, TwHost] = {}
+        self.folded_hosts = 0
+        self.folded_periods = 0
+
+    def enter(self, host: bytes, port: int, now: int, frame: int) -> None:
+        hosts = self.hosts
+        h = hosts.get(host)
+        if h is None:
+            if len(hosts) >= self.max_hosts:
+                self._fold(now)
+            h = hosts[host] = TwHost(frame)
+        h.starts.append(now)
+        n = h.active(now, self.hold)
+        if n > h.peak:
+            h.peak, h.peak_ns = n, now
+        ports = h.ports
+        ps = ports.get(port)
+        if ps is None:
+            if len(ports) >= K_MAX_TW_PORTS:
+                # ephemeral ports of a client closing first: each seen once; fold them
+                for p in [p for p, v in ports.items() if len(v) == 1]:
+                    del ports[p]
+                    h.folded_ports += 1
+                if len(ports) >= K_MAX_TW_PORTS:
+                    for p in sorted(ports, key=lambda p: len(ports[p]))[:K_MAX_TW_PORTS // 2]:
+                        h.folded_ports += len(ports.pop(p))
+            ps = ports[port] = array("q")
+        ps.append(now)
+
+    def _fold(self, now: int) -> None:
+        """Drop the tenth of tracked hosts that matter least (none in TIME_WAIT now, lowest
+        peak, fewest periods, oldest), counting what they held."""
+        hold = self.hold
+        hosts = self.hosts
+        rank = sorted(hosts, key=lambda k: (hosts[k].active(now, hold) > 0, hosts[k].peak,
+                                            len(hosts[k].starts), hosts[k].starts[-1]))
+        for k in rank[:max(1, len(hosts) // 10)]:
+            self.folded_periods += len(hosts.pop(k).starts)
+            self.folded_hosts += 1
+
+    @property
+    def starts(self) -> dict[bytes, array]:
+        """Host -> start times of its TIME_WAIT periods (hosts in first-entry order)."""
+        return {k: h.starts for k, h in self.hosts.items()}
+
+    @property
+    def port_starts(self) -> dict[tuple[bytes, int], array]:
+        """(host, port) -> start times of the TIME_WAIT periods on that port."""
+        return {(k, p): v for k, h in self.hosts.items() for p, v in h.ports.items()}
+
+    def active_now(self, now: int) -> list[tuple[int, bytes]]:
+        """(connections in TIME_WAIT at ``now``, host) for every tracked host with any."""
+        out = []
+        for k, h in self.hosts.items():
+            n = h.active(now, self.hold)
+            if n:
+                out.append((n, k))
+        return out
+
+
 class Flow:
     """One direction of a connection: what its sender has sent (Wireshark's ``tcp_flow_t``)."""
 
@@ -295,11 +365,9 @@ class Analyzer:
         self.live_peak = 0
         self.live = 0                   # connections in the table
         self.self_conns = 0             # connections from an endpoint to itself (one key)
-        # TIME_WAIT bookkeeping per host (in the order hosts first entered it), bounded by
-        # cfg.max_tw_hosts: the quietest hosts are folded into the two counters below.
-        self.tw_hosts: dict[bytes, TwHost] = {}
-        self.tw_folded_hosts = 0
-        self.tw_folded_periods = 0
+        # TIME_WAIT bookkeeping per host, bounded by cfg.max_tw_hosts (TwTable)
+        self.tw = TwTable(self.cfg.max_tw_hosts, self.cfg.msl_ns * 2)
+        self.tw_enter = self.tw.enter   # --jobs workers log the calls instead (parallel.py)
         self.syn_in_time_wait: list[tuple[int, int, int]] = []   # (stream, frame, ts_ns)
         self.rst_no_conn: list[tuple[int, int]] = []
         # per-packet results
@@ -922,63 +990,32 @@ class Analyzer:
 
     def _enter_time_wait(self, conn: Conn, ep: int, now: int, frame: int) -> None:
         conn.tw_start = (ep, now, frame)
-        host = conn.addr[ep]
-        port = conn.port[ep]
-        hosts = self.tw_hosts
-        h = hosts.get(host)
-        if h is None:
-            if len(hosts) >= self.cfg.max_tw_hosts:
-                self._fold_tw_hosts(now)
-            h = hosts[host] = TwHost(frame)
-        h.starts.append(now)
-        n = h.active(now, self.cfg.msl_ns * 2)
-        if n > h.peak:
-            h.peak, h.peak_ns = n, now
-        ports = h.ports
-        ps = ports.get(port)
-        if ps is None:
-            if len(ports) >= K_MAX_TW_PORTS:
-                # ephemeral ports of a client closing first: each seen once; fold them
-                for p in [p for p, v in ports.items() if len(v) == 1]:
-                    del ports[p]
-                    h.folded_ports += 1
-                if len(ports) >= K_MAX_TW_PORTS:
-                    for p in sorted(ports, key=lambda p: len(ports[p]))[:K_MAX_TW_PORTS // 2]:
-                        h.folded_ports += len(ports.pop(p))
-            ps = ports[port] = array("q")
-        ps.append(now)
+        self.tw_enter(conn.addr[ep], conn.port[ep], now, frame)
 
-    def _fold_tw_hosts(self, now: int) -> None:
-        """Drop the tenth of tracked hosts that matter least (none in TIME_WAIT now, lowest
-        peak, fewest periods, oldest), counting what they held."""
-        hold = self.cfg.msl_ns * 2
-        hosts = self.tw_hosts
-        rank = sorted(hosts, key=lambda k: (hosts[k].active(now, hold) > 0, hosts[k].peak,
-                                            len(hosts[k].starts), hosts[k].starts[-1]))
-        for k in rank[:max(1, len(hosts) // 10)]:
-            self.tw_folded_periods += len(hosts.pop(k).starts)
-            self.tw_folded_hosts += 1
+    # the TIME_WAIT table's view, under the names the findings and the live view use
+    @property
+    def tw_hosts(self) -> dict[bytes, TwHost]:
+        return self.tw.hosts
+
+    @property
+    def tw_folded_hosts(self) -> int:
+        return self.tw.folded_hosts
+
+    @property
+    def tw_folded_periods(self) -> int:
+        return self.tw.folded_periods
 
     @property
     def tw_starts(self) -> dict[bytes, array]:
-        """Host -> start times of its TIME_WAIT periods (hosts in first-entry order)."""
-        return {k: h.starts for k, h in self.tw_hosts.items()}
+        return self.tw.starts
 
     @property
     def tw_port_starts(self) -> dict[tuple[bytes, int], array]:
-        """(host, port) -> start times of the TIME_WAIT periods on that port."""
-        return {(k, p): v for k, h in self.tw_hosts.items() for p, v in h.ports.items()}
+        return self.tw.port_starts
 
     def time_wait_now(self, now: int | None = None) -> list[tuple[int, bytes]]:
         """(connections in TIME_WAIT at ``now``, host) for every tracked host with any."""
-        now = self.last_ns if now is None else now
-        hold = self.cfg.msl_ns * 2
-        out = []
-        for k, h in self.tw_hosts.items():
-            n = h.active(now, hold)
-            if n:
-                out.append((n, k))
-        return out
+        return self.tw.active_now(self.last_ns if now is None else now)
 
     def _close_zero_window(self, conn: Conn, f: Flow, frame, now) -> None:
         start_frame, start_ns, probes = f.zw_open
@@ -1030,6 +1067,7 @@ class Analyzer:
             if d == 0:
                 self._finalize(conn)
         self.table.clear()
+        self.closed = []
         self.live = 0
         self.done.sort(key=lambda c: c.stream)
         return self.done

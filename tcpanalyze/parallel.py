@@ -53,8 +53,11 @@ With several inputs and ``--jobs N`` the files are analysed by a pool of N proce
 from __future__ import annotations
 
 import glob
+import heapq
 import os
 import re
+import struct
+import tempfile
 import zlib
 from typing import Iterable, Iterator
 
@@ -241,14 +244,35 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
             tick(seg.ts_ns)
         return mine
 
+    # TIME_WAIT entries go to a log the parent replays in frame order (see merge_parts)
+    fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
+    twf = os.fdopen(fd, "wb", buffering=1 << 16)
+    tw_write = twf.write
+    tw_pack = _TW_REC.pack
+
+    def tw_log(host: bytes, port: int, now: int, frame: int) -> None:
+        tw_write(tw_pack(frame, now, port, len(host), host))
+
+    an.tw_enter = tw_log
+    err = None
     try:
-        stats = analyze_source(path, an, on_segment=b.on_segment, keep=keep)
-    except SourceError as e:
-        return {"error": str(e), "part": part}
-    except OSError as e:
-        return {"error": f"{path}: {e.strerror or e}", "part": part}
-    ctx.frame, ctx.phase = _FINISH_FRAME, _PH_FINISH
-    an.finish()
+        try:
+            stats = analyze_source(path, an, on_segment=b.on_segment, keep=keep)
+        except SourceError as e:
+            err = str(e)
+        except OSError as e:
+            err = f"{path}: {e.strerror or e}"
+        else:
+            ctx.frame, ctx.phase = _FINISH_FRAME, _PH_FINISH
+            an.finish()
+    except BaseException:
+        twf.close()
+        os.unlink(tw_path)
+        raise
+    twf.close()
+    if err is not None:
+        os.unlink(tw_path)
+        return {"error": err, "part": part}
     n = an.streams
     conns = b.conns
     dmg = stats.damage
@@ -263,9 +287,37 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         "acc": b.det.acc,
         "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
                   "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
-        "tw_starts": an.tw_starts, "tw_port_starts": an.tw_port_starts, "tw_first": {k: h.first_frame for k, h in an.tw_hosts.items()},
-        "tw_folded": (an.tw_folded_hosts, an.tw_folded_periods),
+        "tw_log": tw_path,
     }
+
+
+#: one TIME_WAIT entry in a worker's log: frame, time (ns), port, address length, address
+_TW_REC = struct.Struct("<qqHB16s")
+
+
+def _tw_entries(path: str):
+    size = _TW_REC.size
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(size * 4096)
+            if not block:
+                return
+            for frame, now, port, n, host in _TW_REC.iter_unpack(block[:len(block) - len(block) % size]):
+                yield frame, now, port, host[:n]
+
+
+def _replay_time_wait(parts: list[dict], cfg):
+    """The TIME_WAIT table ``--jobs 1`` would have built: every worker's entries, merged in
+    frame order (each worker's log is in frame order already), through the same bounded
+    ``engine.TwTable``."""
+    from tcpanalyze.engine import TwTable
+
+    tw = TwTable(cfg.max_tw_hosts, cfg.msl_ns * 2)
+    paths = [p["tw_log"] for p in parts if p.get("tw_log")]
+    enter = tw.enter
+    for frame, now, port, host in heapq.merge(*(_tw_entries(x) for x in paths), key=lambda e: e[0]):
+        enter(host, port, now, frame)
+    return tw
 
 
 # ---------------------------------------------------------------------------- the merge
@@ -395,7 +447,19 @@ class _MergedClock:
 
 def merge_parts(path: str, options, parts: list[dict]):
     """One Report from the workers' parts, built by ``report.model.ReportBuilder.build`` from the
-    merged state: equal to ``analyze_file(path, options)``."""
+    merged state: equal to ``analyze_file(path, options)``.  Deletes the workers' logs."""
+    try:
+        return _merge_parts(path, options, parts)
+    finally:
+        for p in parts:
+            if p.get("tw_log"):
+                try:
+                    os.unlink(p["tw_log"])
+                except OSError:
+                    pass
+
+
+def _merge_parts(path: str, options, parts: list[dict]):
     from tcpanalyze.errors import CaptureDamage
     from tcpanalyze.findings import FindingSink
     from tcpanalyze.pipeline import RunStats
@@ -455,24 +519,12 @@ def merge_parts(path: str, options, parts: list[dict]):
     # ---- the state the aggregates are computed from: merged tallies, clock, TIME_WAIT starts
     b.det.acc = _merge_tallies(parts, maps, finkey)
     c0 = parts[0]["clock"]
-    # hosts in the order they first entered TIME_WAIT (the cap on time_wait_buildup keeps the first)
-    first_tw: dict = {}
-    for p in parts:
-        for h, fr in p["tw_first"].items():
-            first_tw[h] = min(fr, first_tw.get(h, fr))
-    tw_starts: dict = {h: [] for h in sorted(first_tw, key=lambda h: (first_tw[h], h))}
-    tw_port: dict = {}
-    for p in parts:
-        for h, st in p["tw_starts"].items():
-            tw_starts.setdefault(h, []).extend(st)
-        for hp, st in p["tw_port_starts"].items():
-            tw_port.setdefault(hp, []).extend(st)
+    tw = _replay_time_wait(parts, b.analyzer.cfg)
     b.analyzer = _MergedClock(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
                               evicted=sum(p["clock"]["evicted"] for p in parts),
                               expired=sum(p["clock"]["expired"] for p in parts),
-                              tw_starts=tw_starts, tw_port_starts=tw_port,
-                              tw_folded_hosts=sum(p["tw_folded"][0] for p in parts),
-                              tw_folded_periods=sum(p["tw_folded"][1] for p in parts))
+                              tw_starts=tw.starts, tw_port_starts=tw.port_starts,
+                              tw_folded_hosts=tw.folded_hosts, tw_folded_periods=tw.folded_periods)
     b.det.analyzer = b.analyzer
     # every worker read every frame: frame counts, decode errors and damage are worker 0's
     sd = parts[0]["stats"]

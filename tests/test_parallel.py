@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,6 +149,19 @@ def test_jobs_pool_end_to_end(gen_pcap):
     """The real process pool (fork) gives the document of one process."""
     opts = AnalyzeOptions()
     assert _doc(P.analyze_partitioned(str(gen_pcap), opts, 2)) == _doc(analyze_file(str(gen_pcap), opts))
+
+
+@pytest.mark.parametrize("max_tw_hosts", [20, 150])
+def test_jobs_equal_when_time_wait_hosts_are_folded(gen_pcap, max_tw_hosts):
+    """Past max_tw_hosts the engine folds hosts away as it goes; the workers log their
+    TIME_WAIT entries and the parent replays them in frame order, so the folding (and the
+    time_wait summary) is that of one process."""
+    opts = AnalyzeOptions(engine={"max_tw_hosts": max_tw_hosts})
+    one = _doc(analyze_file(str(gen_pcap), opts))
+    assert one["summary"]["time_wait"].get("untracked_hosts", 0) > 0
+    for n in (2, 3):
+        assert _doc(_parts(gen_pcap, opts, n)) == one
+    assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*")), "TIME_WAIT logs left behind"
 
 
 def test_cli_jobs_single_file_and_many(gen_pcap, tmp_path):

@@ -86,6 +86,11 @@ _TCP = struct.Struct("!HHIIHH")
 # TSecr: 66 bytes.  _FAST54 stops at the TCP window, for 54..65-byte frames.
 _FAST66 = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIHH4xIII")
 _FAST54 = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIHH")
+# The same for IPv6 without extension headers, from offset 14: version/class/flow label,
+# payload length, next header, (hop limit), src, dst, then TCP as above.  86 bytes with the
+# timestamp word, 74 without (_FAST74 stops at the window).
+_FAST86 = struct.Struct("!IHBx16s16sHHIIHH4xIII")
+_FAST74 = struct.Struct("!IHBx16s16sHHIIHH")
 
 _TS_WORD = 0x0101080A   # NOP, NOP, kind 8, length 10 (RFC 7323 Appendix A layout)
 
@@ -773,8 +778,9 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
     """
     if linktype == 1:
         # Fast path: Ethernet II, IPv4 with IHL 5, not a non-first fragment, IP length set
-        # (and within the wire length when known), TCP with no options or with exactly
-        # NOP NOP Timestamp.  Anything else falls through to the general path.
+        # (and within the wire length when known), or IPv6 with TCP as the first next
+        # header and a payload length; TCP with no options or with exactly NOP NOP
+        # Timestamp.  Anything else falls through to the general path.
         n = len(buf)
         if n >= 66:
             (et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win,
@@ -790,6 +796,24 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
                     paylen = tot - 40
                     return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
                                    paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+            if et == 0x86DD and n >= 74:
+                # IPv6, next header TCP, payload length set (and within the wire length)
+                if n >= 86:
+                    vtc, plen, nh, src, dst, sport, dport, seq, ack, offfl, win, word, tsval, tsecr = \
+                        _FAST86.unpack_from(buf, 14)
+                else:
+                    vtc, plen, nh, src, dst, sport, dport, seq, ack, offfl, win = _FAST74.unpack_from(buf, 14)
+                    word = 0
+                if nh == 6 and vtc >> 28 == 6 and plen and (not wirelen or plen + 54 <= wirelen):
+                    hl = offfl & 0xF000
+                    if hl == 0x8000 and word == _TS_WORD and plen >= 32:
+                        paylen = plen - 32
+                        return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                       paylen, -1, -1, False, None, tsval, tsecr, n - 86 < paylen)
+                    if hl == 0x5000 and plen >= 20:
+                        paylen = plen - 20
+                        return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                       paylen, -1, -1, False, None, -1, -1, n - 74 < paylen)
         elif n >= 54:
             et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win = _FAST54.unpack_from(buf)
             if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \

@@ -116,6 +116,10 @@ def _same(a: Segment, b: Segment):
     Ether() / ip4() / tcp(options=TS_OPTS),
     Ether() / ip4(flags="MF") / tcp(options=TS_OPTS),
     Ether() / ip4() / TCP(flags="S", options=TS_OPTS) / Raw(b"twenty-one bytes here"),
+    Ether() / ip6() / tcp(),
+    Ether() / ip6() / tcp(options=TS_OPTS),
+    Ether() / ip6() / TCP(flags="S", options=TS_OPTS) / Raw(b"twenty-one bytes here"),
+    Ether() / ip6() / IPv6ExtHdrHopByHop() / tcp(options=TS_OPTS),
 ])
 @pytest.mark.parametrize("cut", [0, 1, 20])
 def test_fast_path_equals_general_path(pkt, cut):
@@ -125,6 +129,20 @@ def test_fast_path_equals_general_path(pkt, cut):
     slow = decmod._decode_general(1, 2, 1, frame, {})
     assert _same(fast, slow)
     assert fast.truncated == (cut > 0)
+
+
+@pytest.mark.parametrize("pkt", [Ether() / ip4() / tcp(options=TS_OPTS), Ether() / ip6() / tcp(options=TS_OPTS),
+                                 Ether() / ip6() / tcp(), Ether() / ip6() / TCP(flags="A"),
+                                 Ether() / ip6() / TCP(flags="A", options=TS_OPTS)])
+@pytest.mark.parametrize("extra", [-40, -1, 0, 1, 100])
+def test_fast_path_equals_general_path_with_wire_length(pkt, extra):
+    """An IP length beyond the wire length is cut to it on both paths alike."""
+    frame = bytes(pkt)
+    wire = len(frame) + extra
+    fast = decode(1, 2, 1, frame, {}, wire)
+    slow = decmod._decode_general(1, 2, 1, frame, {}, wire)
+    assert (fast is None) == (slow is None)
+    assert fast is None or _same(fast, slow)
 
 
 def test_all_flag_bits():

@@ -876,3 +876,26 @@ def test_memoryview_input():
     seg = decode(7, 123, 1, memoryview(bytes(Ether() / Dot1Q() / ip6() / tcp())), {})
     check(seg, src=SRC6, dst=DST6)
     assert isinstance(seg.src, bytes)
+
+
+def test_addr_str_writes_what_ipaddress_writes():
+    """addr_str uses inet_ntop for speed; its text must stay that of ipaddress (RFC 5952 for
+    IPv6, and IPv4-mapped/-compatible addresses in hex, not dotted)."""
+    import ipaddress
+    import random
+
+    from tcpanalyze import model
+
+    rng = random.Random(5)
+    cases = [bytes(16), bytes(15) + b"\1", bytes(10) + b"\xff\xff" + bytes([192, 0, 2, 1]), bytes(12) + b"\1\2\3\4",
+             bytes(4), b"\xff" * 4, b"\x20\x01\x0d\xb8" + bytes(11) + b"\1"]
+    for _ in range(20000):
+        n = rng.choice((4, 16))
+        b = bytearray(rng.getrandbits(8) for _ in range(n))
+        for j in range(0, n, 2):
+            if rng.random() < 0.5:
+                b[j:j + 2] = b"\0\0"
+        cases.append(bytes(b))
+    for raw in cases:
+        model._ADDR_CACHE.pop(raw, None)
+        assert model.addr_str(raw) == str(ipaddress.ip_address(raw)), raw.hex()

@@ -516,9 +516,23 @@ class Analyzer:
                    rb=cython.longlong, edge=cython.longlong, old=cython.longlong,
                    bif=cython.longlong, lo=cython.longlong, hi=cython.longlong,
                    inflight=cython.longlong, base=cython.longlong, r=cython.longlong,
-                   dn2=cython.longlong, ws=cython.longlong, st=cython.longlong)
+                   dn2=cython.longlong, ws=cython.longlong, st=cython.longlong,
+                   k_mask=cython.longlong, k_half=cython.longlong, k_ack=cython.longlong, k_syn=cython.longlong,
+                   k_rst=cython.longlong, k_sf=cython.longlong, k_sfr=cython.longlong, k_rtxf=cython.longlong,
+                   k_rtx=cython.longlong, k_fast=cython.longlong, k_spur=cython.longlong, k_ooo=cython.longlong,
+                   k_lost=cython.longlong, k_acklost=cython.longlong, k_dupack=cython.longlong,
+                   k_zw=cython.longlong, k_zwp=cython.longlong, k_zwp_ack=cython.longlong, k_ka=cython.longlong,
+                   k_ka_ack=cython.longlong, k_wupd=cython.longlong, k_wfull=cython.longlong,
+                   k_linger=cython.longlong)
     def feed(self, seg: Segment) -> Conn:  # noqa: C901 - one function on purpose: it is the hot path
         """Analyse one segment.  Returns its connection; the verdict is in ``self.r_*``."""
+        # module constants as (C-typed, when compiled) locals: the compiled feed then does
+        # its sequence arithmetic and flag tests in C instead of on Python ints
+        k_mask = MASK; k_half = HALF; k_ack = ACK; k_syn = SYN; k_rst = RST  # noqa: E702
+        k_sf = _SF; k_sfr = _SFR; k_rtxf = _RTX_FAMILY; k_rtx = _RTX; k_fast = _FAST  # noqa: E702
+        k_spur = _SPUR; k_ooo = _OOO; k_lost = _LOST; k_acklost = _ACKLOST; k_dupack = _DUPACK  # noqa: E702
+        k_zw = _ZW; k_zwp = _ZWP; k_zwp_ack = _ZWP_ACK; k_ka = _KA; k_ka_ack = _KA_ACK  # noqa: E702
+        k_wupd = _WUPD; k_wfull = _WFULL; k_linger = K_ZEEK_LINGER_NS  # noqa: E702
         now = seg.ts_ns
         if now < self.last_ns or now >= self.next_sweep:
             self.advance(now)
@@ -540,7 +554,7 @@ class Analyzer:
         else:
             conn, d = ent
             # A new stream on a known 4-tuple: a pure SYN with another ISN (Wireshark 4.0 rule).
-            if flags & (SYN | ACK) == SYN:
+            if flags & (k_syn | k_ack) == k_syn:
                 f = conn.flows[d]
                 if f.base_set and seq != f.base_seq:
                     self._reuse(conn, d, seg)
@@ -551,7 +565,7 @@ class Analyzer:
                     aflags = A.REUSED_PORTS
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
-        if now >= conn.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
+        if now >= conn.zdeadline or now - conn.last_ns >= k_linger:
             self._zeek_timers(conn, d, seg)
         conn.last_ns = now
         conn.last_frame = frame
@@ -571,19 +585,19 @@ class Analyzer:
 
         # Relative sequence bases (Wireshark: SYN's seq, else seq-1; the reverse from the first ACK).
         if not fwd.base_set:
-            fwd.base_seq = seq if flags & SYN else (seq - 1) & MASK
+            fwd.base_seq = seq if flags & k_syn else (seq - 1) & k_mask
             fwd.base_set = True
-        if flags & ACK:
+        if flags & k_ack:
             if not rev.base_set:
-                rev.base_seq = (ack - 1) & MASK
+                rev.base_seq = (ack - 1) & k_mask
                 rev.base_set = True
             rev.valid_bif = True
-        if flags & SYN:
+        if flags & k_syn:
             self._on_syn(conn, d, fwd, rev, seg)
-        st = flags & (SYN | ACK)
-        if st == SYN:
+        st = flags & (k_syn | k_ack)
+        if st == k_syn:
             conn.ts_mru_syn = now
-        elif st == ACK and conn.ts_mru_syn and not conn.irtt:
+        elif st == k_ack and conn.ts_mru_syn and not conn.irtt:
             conn.irtt = now - conn.ts_mru_syn or 1
 
         # ---- Wireshark tcp_analyze_sequence_number(), in its order -------------------
@@ -592,58 +606,58 @@ class Analyzer:
         nextseq_f = fwd.nextseq
         lastack_f = fwd.lastack
         win_f = fwd.window
-        noctl = not flags & _SFR
+        noctl = not flags & k_sfr
         dupack_num = 0
         dupack_frame = 0
         if seglen == 1 and seq == nextseq_f and rev.window == 0:
-            aflags |= _ZWP
+            aflags |= k_zwp
             if ex:
                 reasons["zero_window_probe"] = "1 byte at the next expected seq while the peer's window is 0"
         else:
             if win == 0 and noctl:
-                aflags |= _ZW
+                aflags |= k_zw
                 if ex:
                     reasons["zero_window"] = "advertised window 0 on a segment without SYN/FIN/RST"
-            if nextseq_f and 0 < ((seq - nextseq_f) & MASK) < HALF and not flags & RST:
-                aflags |= _LOST
+            if nextseq_f and 0 < ((seq - nextseq_f) & k_mask) < k_half and not flags & k_rst:
+                aflags |= k_lost
                 fwd.valid_bif = False
                 if ex:
                     reasons["lost_segment"] = (f"seq {(seq - fwd.base_seq) & MASK} is beyond the next expected "
                                                f"{(nextseq_f - fwd.base_seq) & MASK}: {(seq - nextseq_f) & MASK} bytes not captured")
-            if seglen <= 1 and noctl and seq == (nextseq_f - 1) & MASK:
-                aflags |= _KA
+            if seglen <= 1 and noctl and seq == (nextseq_f - 1) & k_mask:
+                aflags |= k_ka
                 if ex:
                     reasons["keep_alive"] = f"{seglen} byte(s) at next expected seq - 1"
             same = seglen == 0 and noctl and seq == nextseq_f and ack == lastack_f
             if same and win and win != win_f:
-                aflags |= _WUPD
+                aflags |= k_wupd
                 if ex:
                     reasons["window_update"] = f"no data, same seq/ack, window {fwd.window} -> {win}"
             if seglen and noctl and rev.win_scale != -1:
                 sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
-                if (seq + seglen) & MASK == (rev.lastack + (rev.window << sc)) & MASK:
-                    aflags |= _WFULL
+                if (seq + seglen) & k_mask == (rev.lastack + (rev.window << sc)) & k_mask:
+                    aflags |= k_wfull
                     if ex:
                         reasons["window_full"] = (f"segment ends exactly at the receiver's right edge "
                                                   f"(ack + window = {(rev.lastack + (rev.window << sc) - fwd.base_seq) & MASK})")
             if same and win:
                 if win == win_f:
-                    if rev.lastsegflags & _KA:
-                        aflags |= _KA_ACK
+                    if rev.lastsegflags & k_ka:
+                        aflags |= k_ka_ack
                         if ex:
                             reasons["keep_alive_ack"] = "repeats the last ACK and window after the peer's keep-alive"
                     else:
                         dn = fwd.dupacknum
                         dn = 1 if dn == -1 else dn + 1
                         fwd.dupacknum = dn
-                        aflags |= _DUPACK
+                        aflags |= k_dupack
                         dupack_num = dn
                         dupack_frame = fwd.lastnondupack
                         if ex:
                             reasons["duplicate_ack"] = (f"#{dn} of frame {dupack_frame}: no data, same seq, ack and "
                                                         f"window ({win}) as the previous segment")
-            elif same and win == 0 and win_f == 0 and rev.lastsegflags & _ZWP:
-                aflags |= _ZWP_ACK
+            elif same and win == 0 and win_f == 0 and rev.lastsegflags & k_zwp:
+                aflags |= k_zwp_ack
                 if ex:
                     reasons["zero_window_probe_ack"] = "repeats the zero window after the peer's zero-window probe"
 
@@ -654,14 +668,14 @@ class Analyzer:
 
         # ACKed unseen segment: this ACK covers data the other direction was never seen sending.
         rmax = rev.maxseqtobeacked
-        if rmax and flags & ACK and 0 < ((ack - rmax) & MASK) < HALF:
+        if rmax and flags & k_ack and 0 < ((ack - rmax) & k_mask) < k_half:
             # One flag per gap: when the mark already sits at the peer's next expected seq (the
             # peer sent nothing new since), only the first such ACK is flagged until the peer
             # sends again (its dupacknum is reset then).  This reproduces tshark 4.0.17 on
             # every oracle file (README, "Agreement with Wireshark").
             rnext = rev.nextseq
             if rmax != rnext or rev.dupacknum == 0:
-                aflags |= _ACKLOST
+                aflags |= k_acklost
                 if ex:
                     reasons["ack_lost_segment"] = (f"ACKs {(ack - rev.base_seq) & MASK}, beyond the highest seq "
                                                    f"{(rmax - rev.base_seq) & MASK} seen from the peer")
@@ -670,14 +684,14 @@ class Analyzer:
             rev.maxseqtobeacked = rnext
 
         # Retransmission / fast retransmission / spurious / out-of-order.
-        if (seglen or flags & _SF) and not aflags & _KA:
-            not_adv = nextseq_f != 0 and 0 < ((nextseq_f - seq) & MASK) < HALF
-            if seglen > 1 and (nextseq_f - 1) & MASK == seq:
+        if (seglen or flags & k_sf) and not aflags & k_ka:
+            not_adv = nextseq_f != 0 and 0 < ((nextseq_f - seq) & k_mask) < k_half
+            if seglen > 1 and (nextseq_f - 1) & k_mask == seq:
                 not_adv = False              # new data right after a zero-window-probe byte
             rla = rev.lastack
-            end = (seq + seglen) & MASK
-            if seglen and rla and not (0 < ((end - rla) & MASK) < HALF):
-                aflags |= _SPUR
+            end = (seq + seglen) & k_mask
+            if seglen and rla and not (0 < ((end - rla) & k_mask) < k_half):
+                aflags |= k_spur
                 if ex:
                     reasons["spurious_retransmission"] = (f"every byte (up to {(end - fwd.base_seq) & MASK}) was already "
                                                           f"ACKed by the receiver (ack {(rla - fwd.base_seq) & MASK})")
@@ -685,7 +699,7 @@ class Analyzer:
                 cfg = self.cfg
                 t = now - rev.lastacktime
                 if rev.dupacknum >= 2 and rla == seq and 0 <= t < cfg.fast_rtx_ns:
-                    aflags |= _FAST
+                    aflags |= k_fast
                     if ex:
                         reasons["fast_retransmission"] = (f"{rev.dupacknum} duplicate ACKs asked for seq "
                                                           f"{(seq - fwd.base_seq) & MASK}; resent {t / 1e6:.1f} ms after "
@@ -693,52 +707,52 @@ class Analyzer:
                 else:
                     t2 = now - fwd.nextseqtime
                     thr = conn.irtt or cfg.ooo_ns
-                    if 0 <= t2 < thr and nextseq_f != (end + (1 if flags & _SF else 0)) & MASK:
-                        aflags |= _OOO
+                    if 0 <= t2 < thr and nextseq_f != (end + (1 if flags & k_sf else 0)) & k_mask:
+                        aflags |= k_ooo
                         if ex:
                             reasons["out_of_order"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
                                                        f"{(nextseq_f - fwd.base_seq) & MASK}, arrived {t2 / 1e6:.3f} ms after "
                                                        f"the highest segment < {'iRTT' if conn.irtt else 'default'} "
                                                        f"{thr / 1e6:.3f} ms")
                     else:
-                        aflags |= _RTX
+                        aflags |= k_rtx
                         if ex:
                             reasons["retransmission"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
                                                          f"{(nextseq_f - fwd.base_seq) & MASK}, "
                                                          f"{t2 / 1e6:.3f} ms after the highest segment")
 
         # Book-keeping: remember the segment, advance nextseq / maxseqtobeacked.
-        nxt = (seq + seglen) & MASK
-        if seglen or flags & _SF:
-            if flags & _SF:
-                nxt = (nxt + 1) & MASK
+        nxt = (seq + seglen) & k_mask
+        if seglen or flags & k_sf:
+            if flags & k_sf:
+                nxt = (nxt + 1) & k_mask
             segs = fwd.segs
             if len(segs) < self.max_unacked:
                 if fwd.segs_disordered:
                     base = fwd.base_seq
-                    r = (seq - base) & MASK
+                    r = (seq - base) & k_mask
                     if r < fwd.seg_lo:
                         fwd.seg_lo = r
-                    r = (nxt - base) & MASK
+                    r = (nxt - base) & k_mask
                     if r > fwd.seg_hi:
                         fwd.seg_hi = r
-                elif segs and 0 < ((segs[-1][1] - seq) & MASK) < HALF:
+                elif segs and 0 < ((segs[-1][1] - seq) & k_mask) < k_half:
                     fwd.segs_disordered = True
                     fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
-                segs.append([seq, nxt, frame, now, aflags & _RTX_FAMILY])
-        if not nextseq_f or 0 < ((nxt - nextseq_f) & MASK) < HALF:
-            if not aflags & _ZWP:
+                segs.append([seq, nxt, frame, now, aflags & k_rtxf])
+        if not nextseq_f or 0 < ((nxt - nextseq_f) & k_mask) < k_half:
+            if not aflags & k_zwp:
                 fwd.nextseq = nxt
                 fwd.nextseqframe = frame
                 fwd.nextseqtime = now
         if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
-            if not aflags & _ZWP:
+            if not aflags & k_zwp:
                 fwd.maxseqtobeacked = fwd.nextseq
         fwd.window = win
         fwd.lastack = ack
         fwd.lastacktime = now
         fwd.lastsegflags = aflags
-        if flags & ACK and not flags & SYN:
+        if flags & k_ack and not flags & k_syn:
             fwd.is_first_ack = False
 
         # ACK matching against the other direction's unacked segments (RTT, removal).
@@ -752,8 +766,8 @@ class Analyzer:
                 karn = 0
                 while k < n:
                     e = rsegs[k]
-                    dn = (ack - e[1]) & MASK
-                    if dn >= HALF:           # ack before this segment's end
+                    dn = (ack - e[1]) & k_mask
+                    if dn >= k_half:           # ack before this segment's end
                         break
                     if dn == 0 and ack_rtt < 0:
                         ack_rtt = now - e[3]
@@ -764,9 +778,9 @@ class Analyzer:
                     del rsegs[:k]
                 if rsegs:
                     e = rsegs[0]
-                    if 0 < ((ack - e[0]) & MASK) < HALF:
+                    if 0 < ((ack - e[0]) & k_mask) < k_half:
                         e[0] = ack           # partial ACK: trim the acked part
-            elif 0 < ((ack - rev.base_seq - rev.seg_lo) & MASK) < HALF:
+            elif 0 < ((ack - rev.base_seq - rev.seg_lo) & k_mask) < k_half:
                 # the ACK is past the lowest start: something is acked or trimmed
                 keep = []
                 karn = 0
@@ -777,10 +791,10 @@ class Analyzer:
                             acks_frame = e[2]
                         karn |= e[4]
                         continue
-                    if 0 < ((ack - e[0]) & MASK) < HALF and not (0 < ((ack - e[1]) & MASK) < HALF):
+                    if 0 < ((ack - e[0]) & k_mask) < k_half and not (0 < ((ack - e[1]) & k_mask) < k_half):
                         e[0] = ack
                         keep.append(e)
-                    elif 0 < ((e[1] - ack) & MASK) < HALF:
+                    elif 0 < ((e[1] - ack) & k_mask) < k_half:
                         keep.append(e)
                     else:
                         karn |= e[4]
@@ -813,61 +827,61 @@ class Analyzer:
                     lo = fwd.seg_lo
                     hi = fwd.seg_hi
                 else:
-                    lo = (segs[0][0] - base) & MASK
-                    hi = (segs[-1][1] - base) & MASK
+                    lo = (segs[0][0] - base) & k_mask
+                    hi = (segs[-1][1] - base) & k_mask
                 inflight = hi - lo
                 sack = rev.sack
                 if sack:
                     for left, right in sack:
-                        inflight -= (right - left) & MASK
+                        inflight -= (right - left) & k_mask
                 if 0 < inflight < 2_000_000_000:
-                    bif = inflight - 1 if flags & _SF else inflight
+                    bif = inflight - 1 if flags & k_sf else inflight
         if seg.sack is not None:
             fwd.sack = seg.sack
-        elif fwd.sack is not None and flags & ACK:
+        elif fwd.sack is not None and flags & k_ack:
             fwd.sack = None
 
         # ---- counters, window edge, zero-window episodes, state machines -------------
         if aflags:
-            if aflags & _RTX_FAMILY:
+            if aflags & k_rtxf:
                 fwd.rtx += 1
                 fwd.rtx_bytes += seglen
-                if aflags & _FAST:
+                if aflags & k_fast:
                     fwd.fast_rtx += 1
-                if aflags & _SPUR:
+                if aflags & k_spur:
                     fwd.spurious += 1
-            if aflags & _OOO:
+            if aflags & k_ooo:
                 fwd.ooo += 1
-            if aflags & _LOST:
+            if aflags & k_lost:
                 fwd.lost += 1
-            if aflags & _ACKLOST:
+            if aflags & k_acklost:
                 fwd.ack_lost += 1
                 conn.zeek.gap((d ^ 1) == conn.zorig)     # Zeek: a content gap in the peer's data
-            if aflags & _DUPACK:
+            if aflags & k_dupack:
                 fwd.dupacks += 1
-            if aflags & _ZW:
+            if aflags & k_zw:
                 fwd.zero_win += 1
                 if fwd.zw_open is None:
                     fwd.zw_open = [frame, now, 0]
-            if aflags & _ZWP:
+            if aflags & k_zwp:
                 fwd.zwp += 1
                 if rev.zw_open is not None:
                     rev.zw_open[2] += 1
-            if aflags & _KA:
+            if aflags & k_ka:
                 fwd.keepalive += 1
-            if aflags & _WFULL:
+            if aflags & k_wfull:
                 fwd.win_full += 1
-            if aflags & _WUPD:
+            if aflags & k_wupd:
                 fwd.win_update += 1
-        if win and fwd.zw_open is not None and not flags & RST:
+        if win and fwd.zw_open is not None and not flags & k_rst:
             self._close_zero_window(conn, fwd, frame, now)
-        if (ack != lastack_f or win != win_f) and flags & ACK and noctl and fwd.win_scale != -1:
+        if (ack != lastack_f or win != win_f) and flags & k_ack and noctl and fwd.win_scale != -1:
             # Right edge of the window this sender advertises: ack + scaled window (RFC 9293 §3.8.6).
             sc = fwd.win_scale if fwd.win_scale > 0 else 0
             rb = rev.base_seq
-            edge = ((ack - rb) & MASK) + (win << sc)
+            edge = ((ack - rb) & k_mask) + (win << sc)
             old = fwd.edge
-            if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < HALF:
+            if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < k_half:
                 fwd.shrink_bytes += old - edge
                 if fwd.shrinks is None:
                     fwd.shrinks = []
@@ -879,10 +893,10 @@ class Analyzer:
         # Endpoint state machines (RFC 9293) and Zeek history.  Fast path: an ordinary
         # segment between two ESTABLISHED endpoints changes neither state.
         state = conn.state
-        if flags & _SFR or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
-            if flags & _SFR:
+        if flags & k_sfr or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
+            if flags & k_sfr:
                 self._control(conn, d, fwd, rev, seg, nxt)
-            acks_fin = rev.fin_next >= 0 and flags & ACK and ((ack - rev.fin_next) & MASK) < HALF
+            acks_fin = rev.fin_next >= 0 and flags & k_ack and ((ack - rev.fin_next) & k_mask) < k_half
             ev_s, ev_r = classify(flags, bool(acks_fin))
             s0 = state[d]
             s1, anom = step(s0, ev_s)
@@ -900,15 +914,15 @@ class Analyzer:
             if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
                 conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
                 self.closed.append(conn)
-            if seglen and fwd.fin_next >= 0 and not aflags & _RTX_FAMILY \
-                    and 0 < ((nxt - fwd.fin_next) & MASK) < HALF:
+            if seglen and fwd.fin_next >= 0 and not aflags & k_rtxf \
+                    and 0 < ((nxt - fwd.fin_next) & k_mask) < k_half:
                 fwd.data_after_fin += 1
         # Zeek's retransmission rule (update_last_seq): payload that brings no new sequence space.
-        zrtx = seglen > 0 and nextseq_f != 0 and ((nextseq_f - nxt) & MASK) < HALF
-        if flags & _SFR or not win or zrtx or not fwd.zsettled:
+        zrtx = seglen > 0 and nextseq_f != 0 and ((nextseq_f - nxt) & k_mask) < k_half
+        if flags & k_sfr or not win or zrtx or not fwd.zsettled:
             z = conn.zeek
             is_orig = d == conn.zorig
-            z.update(is_orig, flags, (seq - fwd.base_seq) & MASK, seglen, win, zrtx)
+            z.update(is_orig, flags, (seq - fwd.base_seq) & k_mask, seglen, win, zrtx)
             fwd.zsettled = z.settled(is_orig)
 
         # ---- results for this packet --------------------------------------------------
@@ -916,10 +930,10 @@ class Analyzer:
         self.r_dir = d
         self.r_flags = aflags
         if self.emit:
-            self.r_rel_seq = (seq - fwd.base_seq) & MASK
-            self.r_rel_ack = (ack - rev.base_seq) & MASK if flags & ACK else 0
+            self.r_rel_seq = (seq - fwd.base_seq) & k_mask
+            self.r_rel_ack = (ack - rev.base_seq) & k_mask if flags & k_ack else 0
             ws = fwd.win_scale
-            self.r_win = win << ws if ws > 0 and not flags & SYN else win
+            self.r_win = win << ws if ws > 0 and not flags & k_syn else win
             self.r_ack_rtt = ack_rtt
             self.r_acks_frame = acks_frame
             self.r_bif = bif

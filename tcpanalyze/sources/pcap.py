@@ -86,7 +86,7 @@ _MAX_INTERFACES = 1 << 16           # keep a section's interface table bounded l
 _TS_MAX = (1 << 62) - 1
 # A mapped file's pages count in the process's RSS once touched: every this many bytes
 # the walk drops the pages it has finished with (the data stays in the page cache).
-_RELEASE_EVERY = 64 << 20
+_RELEASE_EVERY = 16 << 20
 _NEVER = 1 << 62
 
 
@@ -167,6 +167,7 @@ class CaptureReader:
         self.frames = 0
         self.max_record = max(int(max_record), 16)
         self._mm = mm
+        self._released = 0               # mapped bytes already given back (page-aligned)
         self._read = None if stream is None else getattr(stream, "read1", stream.read)
         self._closers = tuple(closers)
         self._buf = mm if mm is not None else b""
@@ -721,10 +722,14 @@ class CaptureReader:
         mm = self._mm
         if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
             return _NEVER
-        try:
-            mm.madvise(mmap.MADV_DONTNEED, 0, upto - upto % mmap.PAGESIZE)
-        except (OSError, ValueError):
-            return _NEVER
+        start = self._released
+        end = upto - upto % mmap.PAGESIZE
+        if end > start:
+            try:
+                mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+            except (OSError, ValueError):
+                return _NEVER
+            self._released = end
         return upto + _RELEASE_EVERY
 
     def close(self) -> None:

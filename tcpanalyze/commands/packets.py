@@ -12,10 +12,6 @@ COLUMNS = ("frame", "time", "stream", "src", "sport", "dst", "dport", "seq", "ac
            "analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
 
 
-def _drop(conn) -> None:
-    """Finished connections are not kept: packets only streams rows."""
-
-
 def _ts(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
@@ -35,10 +31,13 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     Wireshark-named analysis flags (with their reasons in jsonl), ack_rtt, bytes in flight."""
     from tcpanalyze.analysis import _NAMES_CACHE, analysis_str
     from tcpanalyze.engine import Analyzer
-    from tcpanalyze.model import _ADDR_CACHE, _FLAG_STR_CACHE, addr_str, flag_str
+    from tcpanalyze.model import _FLAG_STR_CACHE, addr_str, flag_str
 
     cfg = make_config(explain=(fmt == "jsonl"), **pop_engine_kw(kw))
-    analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=_drop)
+    # per connection, the row's constant middle for each direction: "stream, src, sport, dst,
+    # dport"; dropped with the connection (packets keeps nothing of finished connections)
+    middles: dict = {}
+    analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=lambda conn: middles.pop(conn, None))
     out, close = open_output(output)
     host_raw = None
     if host is not None:
@@ -66,7 +65,6 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     # lookups, one f-string per row.
     fnames = _FLAG_STR_CACHE
     anames = _NAMES_CACHE
-    addrs = _ADDR_CACHE
     append = buf.append
     flush_at = 2048
 
@@ -82,13 +80,18 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
         rtt = a.r_ack_rtt
         bif = a.r_bif
         ns = seg.ts_ns
-        src = addrs.get(seg.src) or addr_str(seg.src)
-        dst = addrs.get(seg.dst) or addr_str(seg.dst)
+        mid = middles.get(conn)
+        if mid is None:
+            src = addr_str(seg.src)
+            dst = addr_str(seg.dst)
+            one = f"{conn.stream}\t{src}\t{seg.sport}\t{dst}\t{seg.dport}"
+            other = f"{conn.stream}\t{dst}\t{seg.dport}\t{src}\t{seg.sport}"
+            mid = middles[conn] = (one, other) if a.r_dir == 0 else (other, one)
         fs = fnames.get(flags) or flag_str(flags)
         af = a.r_flags
         an = (anames.get(af) or analysis_str(af)) if af else ""
-        append(f"{seg.frame}\t{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}\t{conn.stream}\t{src}\t{seg.sport}\t"
-               f"{dst}\t{seg.dport}\t{s}\t{k}\t{seg.paylen}\t{fs}\t{a.r_win}\t{an}\t"
+        append(f"{seg.frame}\t{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}\t{mid[a.r_dir]}\t{s}\t{k}\t"
+               f"{seg.paylen}\t{fs}\t{a.r_win}\t{an}\t"
                f"{'' if rtt < 0 else f'{rtt / 1e9:.9f}'}\t{'' if bif < 0 else bif}\t{a.r_dupack_num or ''}\n")
         if len(buf) >= flush_at:
             write("".join(buf))

@@ -4,9 +4,9 @@ captures analysed side by side; and the deterministic merge of the parts.
 One file, N processes (``analyze_partitioned``)
 ------------------------------------------------
 Every worker reads and decodes the whole file and keeps only its share of the connections
-(``pipeline.analyze_source(..., keep=...)``): a connection belongs to worker
-``crc32(unordered 4-tuple) % N``, so both directions and every reuse of a 4-tuple go to
-the same worker.  For the segments it does not keep, a worker still advances the engine's
+(``pipeline.analyze_source(..., keep=...)``): a connection belongs to the worker chosen by a
+symmetric hash of its 4-tuple (``_owner``: ports and the last byte of each address), so both
+directions and every reuse of a 4-tuple go to the same worker.  For the segments it does not keep, a worker still advances the engine's
 capture clock (``_make_clock``: the same code as the start of ``Analyzer.feed``), so every
 worker sweeps lingering connections at the same moments as a single process would,
 counts the same backwards timestamps, and has the same first/last time.  The result is
@@ -58,7 +58,6 @@ import os
 import re
 import struct
 import tempfile
-import zlib
 from typing import Iterable, Iterator
 
 #: capture file names a directory argument expands to
@@ -67,7 +66,6 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz"
 _FINISH_FRAME = 1 << 62                 # finalization "frame" of connections still open at the end
 # phases of a finalization / finding within the processing of one frame
 _PH_SWEEP, _PH_FEED, _PH_SEGMENT, _PH_FINISH = 0, 1, 2, 3
-_KEY_CACHE_MAX = 1 << 17
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -146,10 +144,14 @@ def analyze_partitioned(path: str, options=None, jobs: int = 2):
 
 # ---------------------------------------------------------------------------- the worker
 def _owner(seg, nparts: int) -> int:
-    """Worker of a segment's connection: crc32 of the unordered 4-tuple (stable across processes)."""
-    a = seg.src + seg.sport.to_bytes(2, "big")
-    b = seg.dst + seg.dport.to_bytes(2, "big")
-    return zlib.crc32(a + b if a <= b else b + a) % nparts
+    """Worker of a segment's connection: a hash of the unordered 4-tuple that is the same in
+    every process and cheap enough to compute for every segment (each worker sees them all):
+    the sum of both ports and of each address's last byte, spread by Fibonacci hashing."""
+    return ((seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]) * _GOLDEN >> 16) % nparts
+
+
+#: 2**32 / golden ratio (Knuth's multiplicative hashing)
+_GOLDEN = 0x9E3779B1
 
 
 class _Ctx:
@@ -228,21 +230,14 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
 
     an._sweep = sweep_wrapped                      # instance attribute: feed() and tick() call it
     tick = _make_clock(an)
-    cache: dict[tuple, bool] = {}
+    golden = _GOLDEN
 
     def keep(seg) -> bool:
         ctx.frame = seg.frame
-        k = (seg.src, seg.sport, seg.dst, seg.dport)
-        mine = cache.get(k)
-        if mine is None:
-            if len(cache) >= _KEY_CACHE_MAX:
-                cache.clear()
-            mine = _owner(seg, nparts) == part
-            cache[k] = mine
-            cache[(seg.dst, seg.dport, seg.src, seg.sport)] = mine
-        if not mine:
-            tick(seg.ts_ns)
-        return mine
+        if ((seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]) * golden >> 16) % nparts == part:   # _owner
+            return True
+        tick(seg.ts_ns)
+        return False
 
     # TIME_WAIT entries go to a log the parent replays in frame order (see merge_parts)
     fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")

@@ -77,20 +77,23 @@ def child(argv: list[str]) -> None:
         from tcpanalyze.engine import Analyzer, Config
         from tcpanalyze.sources.pcap import open_capture
 
+        from tcpanalyze.pipeline import gc_tuned
+
         an = Analyzer(Config(), keep_timeline=False, on_conn_done=lambda c: None)
         feed = an.feed if mode == "engine" else None
         counts: dict = {}
         r = open_capture(path)
         t0 = time.perf_counter()
-        for frame, ts, lt, data, wl in r:
-            n += 1
-            try:
-                seg = decode(frame, ts, lt, data, counts, wl)
-            except ValueError:
-                continue
-            if seg is not None and feed is not None:
-                feed(seg)
-        an.finish()
+        with gc_tuned():                # as every command runs its loop (pipeline.run_packets)
+            for frame, ts, lt, data, wl in r:
+                n += 1
+                try:
+                    seg = decode(frame, ts, lt, data, counts, wl)
+                except ValueError:
+                    continue
+                if seg is not None and feed is not None:
+                    feed(seg)
+            an.finish()
         r.close()
         if feed is not None:
             print(json.dumps({"live_peak": an.live_peak}), file=sys.stderr)
@@ -358,16 +361,20 @@ def markdown(res: dict) -> str:
     lines += ["", f"`tcpanalyze --help`: {s['min'] * 1000:.0f} ms best, {s['median'] * 1000:.0f} ms median of 10; "
                   f"heavy modules imported on that path: {', '.join(s['heavy_imports']) or 'none'} "
                   f"({s['modules']} top-level modules).", ""]
-    an = by.get("tcpanalyze analyze --json")
+    an = by.get("tcpanalyze analyze (table, --top 10)")
+    aj = by.get("tcpanalyze analyze --json")
     pk = by.get("tcpanalyze packets > /dev/null")
     mx = max(e["analyze_table_mb"] for e in res["memory"])
     jmax = max(e.get("analyze_json_mb", 0) for e in res["memory"])
     mn = min(e["analyze_table_mb"] for e in res["memory"])
     lines += ["Targets:", "",
               "| target | measured | met |", "| --- | ---: | --- |",
-              _target("analyze >= 150k pkt/s (one core)", f"{an['pps']:,.0f} pkt/s",
+              _target("analyze >= 150k pkt/s (one core; table report)", f"{an['pps']:,.0f} pkt/s",
                       an["pps"] >= TARGETS["analyze_pps"]),
-              _target("packets >= 250k pkt/s", f"{pk['pps']:,.0f} pkt/s", pk["pps"] >= TARGETS["packets_pps"]),
+              _target("analyze --json >= 150k pkt/s (one core)", f"{aj['pps']:,.0f} pkt/s",
+                      aj["pps"] >= TARGETS["analyze_pps"]),
+              _target("packets >= 100k pkt/s (issue 2)", f"{pk['pps']:,.0f} pkt/s", pk["pps"] >= 100_000),
+              _target("packets >= 250k pkt/s (issue 3)", f"{pk['pps']:,.0f} pkt/s", pk["pps"] >= TARGETS["packets_pps"]),
               _target("analyze RSS < 200 MB (table)", f"{mx:,.0f} MB", mx < TARGETS["rss_mb"]),
               _target("analyze RSS flat with file size (table, 1x -> 4x)", f"{mn:,.0f} -> {mx:,.0f} MB",
                       mx <= mn * 1.25),

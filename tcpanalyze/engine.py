@@ -102,7 +102,7 @@ class Config:
 
 def _span(segs: list, base: int, lo: int, hi: int) -> tuple[int, int]:
     """Lowest start and highest end, relative to ``base``, of ``segs`` and of [lo, hi).
-    (A plain loop: Cython 3.0 evaluated ``min(... for e in segs)`` in ``feed`` with the
+    (A plain loop: Cython 3.3 evaluated ``min(... for e in segs)`` in ``feed`` with the
     wrong ``base``.)"""
     lo = (lo - base) & MASK
     hi = (hi - base) & MASK

@@ -100,3 +100,46 @@ cdef class Conn:
     cdef public long long zorig
     cdef public object zeek_done
     cdef public long long zdeadline
+
+
+# The analyzer's own state and per-packet results: C fields, so feed() neither boxes the
+# results nor looks its attributes up in a dictionary.
+cdef class Analyzer:
+    cdef public object cfg
+    cdef public object table
+    cdef public object closed
+    cdef public object done
+    cdef public object on_conn_done
+    cdef public object on_sweep
+    cdef public object tw
+    cdef public object tw_enter
+    cdef public object syn_in_time_wait
+    cdef public object rst_no_conn
+    cdef public object first_ns
+    cdef public bint emit
+    cdef public bint explain
+    cdef public bint keep_timeline
+    cdef public bint keep_rtt
+    cdef public long long max_unacked
+    cdef public long long streams
+    cdef public long long segments
+    cdef public long long last_ns
+    cdef public long long ts_backwards
+    cdef public long long evicted
+    cdef public long long expired
+    cdef public long long next_sweep
+    cdef public long long live_peak
+    cdef public long long live
+    cdef public long long self_conns
+    cdef public object r_conn
+    cdef public long long r_dir
+    cdef public long long r_flags
+    cdef public long long r_rel_seq
+    cdef public long long r_rel_ack
+    cdef public long long r_win
+    cdef public long long r_ack_rtt
+    cdef public long long r_acks_frame
+    cdef public long long r_bif
+    cdef public long long r_dupack_num
+    cdef public long long r_dupack_frame
+    cdef public object r_reasons

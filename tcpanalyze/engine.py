@@ -368,6 +368,7 @@ class Analyzer:
         # TIME_WAIT bookkeeping per host, bounded by cfg.max_tw_hosts (TwTable)
         self.tw = TwTable(self.cfg.max_tw_hosts, self.cfg.msl_ns * 2)
         self.tw_enter = self.tw.enter   # --jobs workers log the calls instead (parallel.py)
+        self.on_sweep = None            # on_sweep(True) before a sweep, (False) after (parallel.py)
         self.syn_in_time_wait: list[tuple[int, int, int]] = []   # (stream, frame, ts_ns)
         self.rst_no_conn: list[tuple[int, int]] = []
         # per-packet results
@@ -500,7 +501,12 @@ class Analyzer:
             if self.first_ns is None:
                 self.first_ns = now
             elif self.table:
+                hook = self.on_sweep
+                if hook is not None:
+                    hook(True)
                 self._sweep(now)
+                if hook is not None:
+                    hook(False)
             self.next_sweep = now + K_SWEEP_EVERY_NS
 
     @cython.locals(seg=Segment, conn=Conn, fwd=Flow, rev=Flow, f=Flow,

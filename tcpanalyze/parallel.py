@@ -219,16 +219,11 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         ctx.stream = -1
 
     an.on_conn_done = done
-    sweep = an._sweep
 
-    def sweep_wrapped(now):
-        ctx.phase = _PH_SWEEP
-        try:
-            sweep(now)
-        finally:
-            ctx.phase = _PH_FEED
+    def sweeping(entering: bool) -> None:
+        ctx.phase = _PH_SWEEP if entering else _PH_FEED
 
-    an._sweep = sweep_wrapped                      # instance attribute: feed() and tick() call it
+    an.on_sweep = sweeping                         # feed() and tick() sweep through advance()
     tick = _make_clock(an)
     golden = _GOLDEN
 

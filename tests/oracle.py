@@ -58,14 +58,13 @@ def our_rows(capture: Path, config: Config | None = None, transform=None) -> dic
     """Run tcpanalyze on ``capture``; ``transform(seg)`` may rewrite each segment first (property tests)."""
     rows = {}
     a = Analyzer(config or Config(), keep_timeline=False)
+    keep = None
     if transform is not None:
-        feed = a.feed
-
-        def fed(seg):
+        def transformed(seg):       # runs before the engine sees the segment
             transform(seg)
-            return feed(seg)
+            return True
 
-        a.feed = fed
+        keep = transformed
 
     def on_seg(seg, an):
         bits = an.r_flags
@@ -79,7 +78,7 @@ def our_rows(capture: Path, config: Config | None = None, transform=None) -> dic
                            "seq": an.r_rel_seq, "ack": an.r_rel_ack, "len": seg.paylen, "flags": seg.flags,
                            "win": an.r_win, "analysis": names, "dup_ack_num": an.r_dupack_num}
 
-    analyze_source(str(capture), a, on_segment=on_seg)
+    analyze_source(str(capture), a, on_segment=on_seg, keep=keep)
     a.finish()
     return rows
 

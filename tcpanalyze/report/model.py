@@ -109,14 +109,14 @@ class _Connections:
         self.states: dict[str, int] = {}
 
     def add(self, rec: dict) -> None:
+        self.count(rec["orig_bytes"] + rec["resp_bytes"], rec["conn_state"])
+        self.push((_rank(rec), -rec["stream"]), rec)
+
+    def count(self, nbytes: int, conn_state: str) -> None:
+        """Totals over every connection, kept or not."""
         self.n += 1
-        self.bytes += rec["orig_bytes"] + rec["resp_bytes"]
-        st = rec["conn_state"]
-        self.states[st] = self.states.get(st, 0) + 1
-        if self.keep is None:
-            self.all.append(rec)
-            return
-        self._push((_rank(rec), -rec["stream"]), rec)
+        self.bytes += nbytes
+        self.states[conn_state] = self.states.get(conn_state, 0) + 1
 
     def wanted(self, key: tuple) -> bool:
         """Would a record with this (rank, -stream) key be kept?  (Lets the caller skip
@@ -126,7 +126,8 @@ class _Connections:
             return True
         return keep > 0 and (len(self.heap) < keep or key > self.heap[0][:2])
 
-    def _push(self, key: tuple, rec: dict) -> None:
+    def push(self, key: tuple, rec: dict) -> None:
+        """Keep ``rec`` (all of them, or in the top-N heap by ``key``)."""
         if self.keep is None:
             self.all.append(rec)
         elif self.keep > 0:
@@ -182,9 +183,7 @@ class ReportBuilder:
         nbytes = fo.bytes + fr.bytes
         # what summarize() reports as conn_state (the first Zeek record of the stream)
         st = (conn.zeek_done[0][0] if conn.zeek_done else conn.zeek).conn_state()
-        conns.n += 1
-        conns.bytes += nbytes
-        conns.states[st] = conns.states.get(st, 0) + 1
+        conns.count(nbytes, st)
         score = _score(labels)
         key = ((score, fo.rtx + fr.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
         if not conns.wanted(key):
@@ -194,7 +193,7 @@ class ReportBuilder:
         rec["findings"] = sorted({lab for lab, _sev in labels})
         rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
         rec["score"] = score
-        conns._push(key, rec)
+        conns.push(key, rec)
 
     def build(self, stats) -> Report:
         """Finish the engine and build the Report."""

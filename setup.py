@@ -1,8 +1,9 @@
 """Optional compiled build of the per-packet core.
 
-``tcpanalyze/model.py`` and ``tcpanalyze/engine.py`` are plain Python; with Cython and a C
-compiler at install time they are also compiled (Cython's pure-Python mode, with the types
-in ``model.pxd``/``engine.pxd``).  Without either -- or if compiling fails for any reason --
+The modules of the per-packet path (model, engine, decode, state, zeek, findings, summary,
+analysis, seq) are plain Python; with Cython and a C compiler at install time they are also
+compiled (Cython's pure-Python mode; ``model.pxd``/``engine.pxd`` type the per-connection
+records, the other modules compile as they are).  Without either -- or if compiling fails for any reason --
 the install goes on and the same files run as Python.  ``TCPANALYZE_PURE=1`` skips the build.
 Everything else lives in pyproject.toml.
 """
@@ -12,7 +13,9 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = ["tcpanalyze/model.py", "tcpanalyze/engine.py"]
+COMPILED = ["tcpanalyze/model.py", "tcpanalyze/engine.py", "tcpanalyze/decode.py", "tcpanalyze/state.py",
+            "tcpanalyze/zeek.py", "tcpanalyze/findings.py", "tcpanalyze/summary.py", "tcpanalyze/analysis.py",
+            "tcpanalyze/seq.py"]
 
 
 class OptionalBuildExt(build_ext):

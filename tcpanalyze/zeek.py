@@ -1,3 +1,5 @@
+# cython: annotation_typing=False
+# (compiled: update() must keep accepting any argument types, as it does as plain Python)
 """Zeek-compatible TCP endpoint states, ``history`` and ``conn_state``.
 
 Zeek (``src/packet_analysis/protocol/tcp/TCPSessionAdapter.cc``, ``TCP_Endpoint.{h,cc}``,

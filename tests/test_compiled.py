@@ -1,4 +1,4 @@
-"""The optional compiled core (Cython build of engine.py and model.py, see setup.py) must
+"""The optional compiled core (Cython build of the per-packet modules, see setup.py) must
 give exactly what the same source gives as plain Python: every captured sample and the
 public traces through ``packets --format jsonl`` (with every flag's reason) and ``analyze --json``, once with
 the installed package and once with a copy of its ``.py`` sources only."""

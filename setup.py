@@ -1,9 +1,10 @@
 """Optional compiled build of the per-packet core.
 
 The modules of the per-packet path (model, engine, decode, state, zeek, findings, summary,
-analysis, seq) are plain Python; with Cython and a C compiler at install time they are also
+analysis, seq, pipeline, and the packets rows) are plain Python; with Cython and a C compiler at install time they are also
 compiled (Cython's pure-Python mode; ``model.pxd``/``engine.pxd`` type the per-connection
-records, the other modules compile as they are).  Without either -- or if compiling fails for any reason --
+records and ``rows.pxd`` the packets row writer, the other modules compile as they
+are).  Without either -- or if compiling fails for any reason --
 the install goes on and the same files run as Python.  ``TCPANALYZE_PURE=1`` skips the build.
 Everything else lives in pyproject.toml.
 """
@@ -15,7 +16,7 @@ from setuptools.command.build_ext import build_ext
 
 COMPILED = ["tcpanalyze/model.py", "tcpanalyze/engine.py", "tcpanalyze/decode.py", "tcpanalyze/state.py",
             "tcpanalyze/zeek.py", "tcpanalyze/findings.py", "tcpanalyze/summary.py", "tcpanalyze/analysis.py",
-            "tcpanalyze/seq.py"]
+            "tcpanalyze/seq.py", "tcpanalyze/rows.py", "tcpanalyze/pipeline.py"]
 
 
 class OptionalBuildExt(build_ext):

@@ -1,0 +1,11 @@
+# Optional compiled build (Cython, pure-Python mode): rows.py is the source.
+from tcpanalyze.engine cimport Analyzer, Conn
+from tcpanalyze.model cimport Segment
+
+cdef class TsvRows:
+    cdef public object write
+    cdef public bint absolute
+    cdef public object wanted
+    cdef public long long flush_at
+    cdef public list buf
+    cdef public dict middles

@@ -1,11 +1,26 @@
-"""Stand-in for the ``cython`` module when Cython is not installed: the engine's type
-declarations (``@cython.locals``) become no-ops and everything runs as plain Python."""
+"""Stand-in for the ``cython`` module when Cython is not installed: the core's type
+declarations (``@cython.locals``, ``@cython.cfunc`` ...) become no-ops, the C type names mere
+placeholders, and everything runs as plain Python.  Code that only makes sense compiled
+sits behind ``if cython.compiled:`` and never runs here."""
 
 compiled = False
 longlong = int
+Py_ssize_t = int
+p_uchar = p_char = object
 
 
 def locals(**_types):  # noqa: A001 - the name Cython uses
     def keep(f):
         return f
     return keep
+
+
+def returns(_type):
+    return locals()
+
+
+def cfunc(f):
+    return f
+
+
+inline = cfunc

@@ -31,6 +31,11 @@ from __future__ import annotations
 
 import struct
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze.errors import DecodeError, TruncatedError
 from tcpanalyze.model import Segment
 
@@ -763,6 +768,101 @@ def _decode_general(frame, ts_ns, linktype, buf, counts, wirelen=0):
     return h(frame, ts_ns, buf, 0, n, (wirelen if wirelen > n else n) if wirelen else _NOLIM, 0, counts)
 
 
+# ======================================================================================
+# Compiled fast path (only when Cython built this module, see setup.py)
+# ======================================================================================
+# The same frames and the same Segment as the struct fast path in decode(), read with C
+# byte access instead of struct.unpack_from (which makes a tuple and a Python int per
+# field).  Plain Python never calls these functions.
+
+@cython.cfunc
+@cython.inline
+@cython.locals(p=cython.p_uchar, i=cython.Py_ssize_t)
+@cython.returns(cython.longlong)
+def _be16(p, i):
+    return (cython.cast(cython.longlong, p[i]) << 8) | p[i + 1]
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(p=cython.p_uchar, i=cython.Py_ssize_t)
+@cython.returns(cython.longlong)
+def _be32(p, i):
+    return ((cython.cast(cython.longlong, p[i]) << 24) | (cython.cast(cython.longlong, p[i + 1]) << 16)
+            | (cython.cast(cython.longlong, p[i + 2]) << 8) | p[i + 3])
+
+
+@cython.cfunc
+@cython.locals(p=cython.p_uchar, n=cython.Py_ssize_t, frame=cython.longlong, ts_ns=cython.longlong,
+               wirelen=cython.longlong, et=cython.longlong, tot=cython.longlong, hl=cython.longlong,
+               paylen=cython.longlong, t=cython.Py_ssize_t, a=cython.Py_ssize_t, asz=cython.Py_ssize_t,
+               seg=Segment, tsval=cython.longlong, tsecr=cython.longlong, hdr=cython.Py_ssize_t)
+def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
+    """Ethernet II + IPv4 (IHL 5, not a later fragment) or IPv6 (TCP first) + TCP with no
+    options or NOP NOP Timestamp: the Segment, or None for the general path."""
+    n = len(buf)
+    if n < 54:
+        return None
+    p = buf
+    et = _be16(p, 12)
+    if et == 0x0800:
+        if p[14] != 0x45 or p[23] != 6 or _be16(p, 20) & 0x1FFF:
+            return None
+        tot = _be16(p, 16)
+        if wirelen and tot + 14 > wirelen:
+            return None
+        t = 34                       # TCP header
+        a = 26                       # source address
+        asz = 4
+    elif et == 0x86DD:
+        if n < 74 or p[20] != 6 or p[14] >> 4 != 6:
+            return None
+        tot = _be16(p, 18)           # payload length
+        if not tot or (wirelen and tot + 54 > wirelen):
+            return None
+        t = 54
+        a = 22
+        asz = 16
+    else:
+        return None
+    hl = p[t + 12] >> 4
+    if hl == 8:
+        if n < t + 32 or _be32(p, t + 20) != _TS_WORD:
+            return None
+        hdr = 32
+        tsval = _be32(p, t + 24)
+        tsecr = _be32(p, t + 28)
+    elif hl == 5:
+        hdr = 20
+        tsval = tsecr = -1
+    else:
+        return None
+    # IPv4: total length covers the 20-byte IP header; IPv6: the payload length does not
+    paylen = tot - hdr - (20 if asz == 4 else 0)
+    if paylen < 0:
+        return None
+    seg = Segment.__new__(Segment)
+    seg.frame = frame
+    seg.ts_ns = ts_ns
+    seg.src = cython.cast(cython.p_char, p)[a:a + asz]
+    seg.dst = cython.cast(cython.p_char, p)[a + asz:a + 2 * asz]
+    seg.sport = _be16(p, t)
+    seg.dport = _be16(p, t + 2)
+    seg.seq = _be32(p, t + 4)
+    seg.ack = _be32(p, t + 8)
+    seg.flags = _be16(p, t + 12) & 0x1FF
+    seg.win = _be16(p, t + 14)
+    seg.paylen = paylen
+    seg.mss = -1
+    seg.wscale = -1
+    seg.sack_perm = False
+    seg.sack = None
+    seg.tsval = tsval
+    seg.tsecr = tsecr
+    seg.truncated = n - t - hdr < paylen
+    return seg
+
+
 def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], wirelen: int = 0) -> Segment | None:
     """Decode one frame to its innermost TCP segment.
 
@@ -777,6 +877,11 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
     ``DecodeError("unsupported_linktype", 0, "link type N (NAME)")`` for unknown link types.
     """
     if linktype == 1:
+        if cython.compiled and type(buf) is bytes:
+            seg = _fast_ether(frame, ts_ns, buf, wirelen)
+            if seg is not None:
+                return seg
+            return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
         # Fast path: Ethernet II, IPv4 with IHL 5, not a non-first fragment, IP length set
         # (and within the wire length when known), or IPv6 with TCP as the first next
         # header and a payload length; TCP with no options or with exactly NOP NOP
@@ -821,6 +926,10 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
                 paylen = tot - 40
                 return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
                                paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+    return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+
+
+def _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen):
     try:
         return _decode_general(frame, ts_ns, linktype, buf, counts, wirelen)
     except (struct.error, IndexError) as exc:   # safety net only: every access is bounds-checked

@@ -28,6 +28,7 @@ GOLDEN = HERE / "golden"
 B206 = TRACES / "206_example_b.pcap"
 FINRTX = TRACES / "fin_retransmission.pcap"
 TEREDO = TRACES / "Teredo.pcap"
+SAMPLES = HERE.parent / "samples"
 
 
 def rendered(report: Report, top: int = 10) -> str:
@@ -196,3 +197,58 @@ def test_analyze_file_is_picklable_and_merges():
     assert len(total.findings) == len(a.findings) + len(b.findings)
     assert [f["summary"] for f in total.files] == [a.summary, b.summary]
     assert validate(total.to_dict()) == []
+
+
+# ---------------------------------------------------------------------------- records on disk
+def _rtt_outlier_capture(path: Path) -> Path:
+    """Ten connections, stream 7 with a slow handshake: its record gets the handshake/
+    rtt_outlier label only when the report is built (an aggregate finding)."""
+    cap = Craft()
+    for i in range(10):
+        c = TcpConn(cap, cport=46000 + i)
+        c.handshake(dt=0.002 if i != 7 else 0.4)
+        c.close()
+    return cap.write(path)
+
+
+def _in_memory_output(paths: list[str], fmt: str) -> str:
+    from tcpanalyze.report.jsonout import dumps, summary_record, write_json, write_jsonl_file
+
+    reps = [analyze_file(p, AnalyzeOptions()) for p in paths]
+    assert all(isinstance(r.connections, list) for r in reps)
+    out = StringIO()
+    for r in reps:
+        if fmt == "jsonl":
+            write_jsonl_file(r, out)
+    total = merge_reports(reps)
+    if fmt == "json":
+        write_json(total, out)
+    else:
+        out.write(dumps(summary_record(total)) + "\n")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_spilled_records_give_the_in_memory_document(tmp_path, fmt):
+    """analyze --json/--jsonl keep connection records on disk until they are written
+    (report.records): the output must be the in-memory one byte for byte, for one file and
+    for several, including a record that an aggregate finding changes at the end."""
+    rtt = str(_rtt_outlier_capture(tmp_path / "rtt.pcap"))
+    samples = sorted(str(p) for p in SAMPLES.glob("*.pcap"))[:4]
+    for paths in ([rtt], [samples[0], rtt, *samples[1:]]):
+        res = CliRunner().invoke(cli, ["analyze", f"--{fmt}", *paths])
+        assert res.exit_code == 0, res.output
+        assert res.output == _in_memory_output(paths, fmt)
+    assert '"handshake/rtt_outlier"' in res.output
+
+
+def test_spilled_records_stay_on_disk(tmp_path):
+    rtt = str(_rtt_outlier_capture(tmp_path / "rtt.pcap"))
+    rep = analyze_file(rtt, AnalyzeOptions(spill_records=True))
+    recs = rep.connections
+    assert not isinstance(recs, list) and len(recs) == 10
+    assert not recs._patched.keys() - {7}      # only the changed record is held as a dict
+    assert [r["stream"] for r in recs] == list(range(10))
+    assert "handshake/rtt_outlier" in list(recs)[7]["findings"]
+    with pytest.raises(TypeError, match="stay in the process"):
+        pickle.dumps(rep)

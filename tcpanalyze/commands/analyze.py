@@ -46,7 +46,9 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
 
     th = thresholds_from(kw)
     engine = engine_kwargs(pop_engine_kw(kw))
-    options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None)
+    # --json/--jsonl in this process: connection records wait on disk, not in memory
+    options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None,
+                             spill_records=fmt != "table" and jobs == 1)
     if fmt == "table":
         from tcpanalyze.report.richout import OutConsole as Console
 

@@ -12,6 +12,7 @@ import json
 from typing import IO, Iterator
 
 from tcpanalyze.report.model import SCHEMA_VERSION, Report
+from tcpanalyze.report.records import record_lines
 
 
 def dumps(obj, indent: int | None = None) -> str:
@@ -31,6 +32,8 @@ def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
     written a record at a time instead of as one string."""
     doc = report.to_dict()
     if indent is None:
+        if not isinstance(report.connections, list):
+            doc["connections"] = list(report.connections)
         out.write(dumps(doc) + "\n")
         return
     pad = " " * indent
@@ -38,12 +41,12 @@ def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
     out.write("{\n")
     for i, (key, value) in enumerate(items):
         out.write(f"{pad}{dumps(key)}: ")
-        if key in _LINE_LISTS and isinstance(value, list) and value:
+        if key in _LINE_LISTS and not isinstance(value, (dict, str)) and len(value):
             out.write("[\n")
             buf = []
             last = len(value) - 1
-            for j, elem in enumerate(value):
-                buf.append(f"{pad}{pad}{dumps(elem)}{',' if j < last else ''}\n")
+            for j, text in enumerate(record_lines(value)):
+                buf.append(f"{pad}{pad}{text}{',' if j < last else ''}\n")
                 if len(buf) >= 1024:
                     out.write("".join(buf))
                     buf.clear()
@@ -58,10 +61,17 @@ def file_records(report: Report) -> Iterator[dict]:
     """The streamable part of one file's report: connections, findings, then the file record."""
     for c in report.connections:
         yield {"type": "connection", **c}
+    yield from _other_records(report)
+
+
+def _other_records(report: Report) -> Iterator[dict]:
     for f in report.findings:
         yield {"type": "finding", **f}
     for f in report.files:
         yield {"type": "file", **f}
+
+
+_CONN_PREFIX = '{"type":"connection",'
 
 
 def summary_record(report: Report) -> dict:
@@ -73,7 +83,14 @@ def summary_record(report: Report) -> dict:
 
 def write_jsonl_file(report: Report, out: IO[str]) -> None:
     buf = []
-    for rec in file_records(report):
+    # a connection line is its record's compact text with the type first (the same bytes
+    # as dumps({"type": "connection", **rec}), without decoding records spilled to disk)
+    for text in record_lines(report.connections):
+        buf.append(_CONN_PREFIX + text[1:] if len(text) > 2 else '{"type":"connection"}')
+        if len(buf) >= 1024:
+            out.write("\n".join(buf) + "\n")
+            buf.clear()
+    for rec in _other_records(report):
         buf.append(dumps(rec))
         if len(buf) >= 1024:
             out.write("\n".join(buf) + "\n")

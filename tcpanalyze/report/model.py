@@ -31,12 +31,16 @@ class AnalyzeOptions:
 
     ``engine``: keyword arguments of ``engine.Config`` (``fast_rtx_ns``, ``ooo_ns``, ``msl_s``,
     ``max_unacked``, ``max_connections``, ``idle_timeout_ns``); ``keep_connections``: None keeps
-    every connection record, N keeps only the N worst (the console report needs no more).
+    every connection record, N keeps only the N worst (the console report needs no more);
+    ``spill_records``: see below.
     """
 
     engine: dict = field(default_factory=dict)
     thresholds: Thresholds = field(default_factory=Thresholds)
     keep_connections: int | None = None
+    #: keep every connection record on disk until written (report.records), not in memory;
+    #: the Report then only serves its own process (analyze --json/--jsonl without --jobs)
+    spill_records: bool = False
 
 
 @dataclass
@@ -99,10 +103,12 @@ def failed_report(path: str, message: str, th: Thresholds | None = None) -> Repo
 class _Connections:
     """Connection records as they are finalized: all of them, or the ``keep`` worst (a heap)."""
 
-    def __init__(self, path: str, keep: int | None):
+    def __init__(self, path: str, keep: int | None, spill: bool = False):
+        from tcpanalyze.report.records import SpilledRecords
+
         self.path = path
         self.keep = keep
-        self.all: list[dict] = []
+        self.all = SpilledRecords() if spill and keep is None else []
         self.heap: list[tuple] = []
         self.n = 0
         self.bytes = 0
@@ -137,7 +143,10 @@ class _Connections:
             elif key > self.heap[0][:2]:
                 heapq.heapreplace(self.heap, item)
 
-    def records(self) -> list[dict]:
+    def records(self):
+        """The kept records in stream order: a list, or SpilledRecords when spilled."""
+        if self.keep is None and not isinstance(self.all, list):
+            return self.all.seal()
         recs = self.all if self.keep is None else [x[2] for x in self.heap]
         recs.sort(key=lambda r: r["stream"])
         return recs
@@ -165,7 +174,7 @@ class ReportBuilder:
         self.path = path
         self.th = replace(opts.thresholds, msl_s=cfg.msl_ns / 1e9)
         self.det = Detectors(self.th)
-        self.conns = _Connections(path, opts.keep_connections)
+        self.conns = _Connections(path, opts.keep_connections, opts.spill_records)
         self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
         self.det.analyzer = self.analyzer
         self.on_segment = self.det.on_segment
@@ -202,12 +211,16 @@ class ReportBuilder:
         extra = det.finish(an, stats)
         records = conns.records()
         findings = []
-        by_stream = {r["stream"]: r for r in records}
+        # aggregate findings about one connection (handshake RTT outliers) are added to its record
+        patch = {f.stream for f in det.sink.kept if f.host is not None and f.stream is not None}
+        if isinstance(records, list):
+            by_stream = {r["stream"]: r for r in records if r["stream"] in patch}
+        else:
+            by_stream = records.pick(sorted(patch))
         for f in det.sink.kept:
             d = f.to_dict()
             d["file"] = path
             findings.append(d)
-            # aggregate findings about one connection (handshake RTT outliers) are added to its record
             if f.host is not None and f.stream is not None and f.stream in by_stream:
                 rec = by_stream[f.stream]
                 if f.label not in rec["findings"]:
@@ -279,8 +292,14 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     files, conns, finds = [], [], []
     for r in reports:
         files.extend(r.files)
-        conns.extend(r.connections)
         finds.extend(r.findings)
+    if keep_connections is None and not all(isinstance(r.connections, list) for r in reports):
+        from tcpanalyze.report.records import RecordChain
+
+        conns = RecordChain([r.connections for r in reports])    # spilled: stay on disk
+    else:
+        for r in reports:
+            conns.extend(r.connections)
     if keep_connections is not None:
         conns = sorted(conns, key=lambda c: _rank(c), reverse=True)[:keep_connections]
     finds.sort(key=_finding_order)

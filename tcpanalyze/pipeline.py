@@ -17,12 +17,12 @@ from tcpanalyze.errors import DecodeError, SourceError
 #: Decode-error examples kept per kind (frame, byte offset, detail).
 K_MAX_ERROR_EXAMPLES = 5
 
-#: Generation-0 threshold of the cyclic garbage collector while packets run.  The default
-#: (700 allocations) makes CPython scan the young objects, and every tenth time the growing
-#: table of connections, about every 700 new connections: 14% of `analyze` on a 2.4 M-packet
-#: capture.  Connection state has no reference cycles to collect, so collect rarely.
+#: Generation-0 threshold of the cyclic garbage collector while a live capture runs.  The
+#: default (700 allocations) makes CPython scan the young objects, and every tenth time the
+#: growing table of connections, about every 700 new connections: 14% of `analyze` on a
+#: 2.4 M-packet capture.  Connection state makes no reference cycles, so collect rarely; a
+#: capture file (finite) runs with the collector off (see gc_tuned).
 K_GC_GEN0 = 50_000
-
 
 class RunStats:
     """What happened while reading one source."""
@@ -69,27 +69,40 @@ def linktype_label(lt: int) -> str:
 
 
 def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
-                on_segment: Callable | None = None, keep: Callable | None = None) -> None:
+                on_segment: Callable | None = None, keep: Callable | None = None, finite: bool = False) -> None:
     """Decode and analyse an iterable of (frame, ts_ns, linktype, data, wirelen) tuples.
 
     ``on_segment(seg, analyzer)`` is called after each analysed segment (the ``packets``
     command uses it); ``keep(seg)`` may filter segments before analysis (``--jobs``
-    partitions by connection hash with it).
+    partitions by connection hash with it).  ``finite``: the packets come from a file (the
+    collector may stay off, see gc_tuned).
     """
-    with gc_tuned():
+    with gc_tuned(off=finite):
         _run(packets, analyzer, stats, on_segment, keep)
 
 
 @contextmanager
-def gc_tuned():
-    """Run a block with the collector's generation-0 threshold raised to K_GC_GEN0."""
+def gc_tuned(off: bool = False):
+    """Run a block with the cyclic garbage collector off, or with its generation-0 threshold
+    raised to K_GC_GEN0.
+
+    Off is for runs over a file: what the per-packet path allocates is freed by reference
+    counting (a run leaves a handful of cycles at its end, whatever the number of packets:
+    tests/test_bounds.py), and even rare collections still cost 8-10% of `analyze` on the
+    2.4 M-packet bench capture (each one walks the young connection state).  Live captures,
+    which have no end, keep a (high) threshold."""
     saved = gc.get_threshold()
-    if saved[0] < K_GC_GEN0:
+    was_on = gc.isenabled()
+    if off:
+        gc.disable()
+    elif saved[0] < K_GC_GEN0:
         gc.set_threshold(K_GC_GEN0, max(saved[1], 20), saved[2])
     try:
         yield
     finally:
         gc.set_threshold(*saved)
+        if was_on:
+            gc.enable()
 
 
 def _run(packets, analyzer, stats, on_segment, keep) -> None:
@@ -137,7 +150,7 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
         it = iter(reader)
         if progress is not None:
             it = _with_progress(it, reader, progress)
-        run_packets(it, analyzer, stats, on_segment, keep)
+        run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-")  # stdin may be a live pipe
     finally:
         stats.damage = reader.damage
         stats.warnings = list(reader.warnings)

@@ -371,3 +371,30 @@ def test_bounds_are_documented_and_exposed():
     for cmd in ("packets", "flows"):
         helptext = CliRunner().invoke(cli, [cmd, "--help"]).output
         assert "--max-connections" in helptext and "--max-unacked" in helptext
+
+
+def test_a_file_run_makes_no_reference_cycles_per_packet(tmp_path):
+    """Files are analysed with the cyclic collector off (pipeline.gc_tuned): that is only
+    sound if the per-packet path frees everything by reference counting.  Whatever cycles a
+    run leaves must not grow with the number of packets and connections."""
+    import gc
+    import subprocess
+
+    from tcpanalyze.pipeline import analyze_source
+
+    garbage = []
+    for n in (3_000, 30_000):
+        cap = tmp_path / f"gen{n}.pcap"
+        subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "gen_capture.py"),
+                        str(cap), "--packets", str(n), "--conns", str(n // 10), "--seed", "2"],
+                       check=True, capture_output=True, timeout=120)
+        gc.collect()
+        an = Analyzer(Config(), keep_timeline=False)
+        assert gc.isenabled()
+        analyze_source(str(cap), an, on_segment=lambda seg, a: None)
+        assert gc.isenabled()                # switched back on after the run
+        an.finish()
+        del an
+        garbage.append(gc.collect())
+    print("cyclic garbage after 3k / 30k packets:", garbage)
+    assert garbage[1] <= garbage[0] + 10, garbage

@@ -263,7 +263,7 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None, progress=None
     from tcpanalyze.pipeline import analyze_source, gc_tuned
 
     b = ReportBuilder(path, options)
-    with gc_tuned():
+    with gc_tuned(off=path != "-"):     # a file (stdin may be a live pipe): see pipeline.gc_tuned
         try:
             stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress)
         except SourceError as e:

@@ -58,6 +58,7 @@ import os
 import re
 import struct
 import tempfile
+from dataclasses import replace
 from typing import Iterable, Iterator
 
 #: capture file names a directory argument expands to
@@ -117,6 +118,9 @@ def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
         p = paths[0]
         yield analyze_file(p, options) if p == "-" else analyze_partitioned(p, options, jobs)
         return
+    if options is not None and options.spill_records:
+        # whole reports come back from the pool: their records cannot stay on a worker's disk
+        options = replace(options, spill_records=False)
     with _pool(min(jobs, len(paths))) as ex:
         futs = [None if p == "-" else ex.submit(analyze_file, p, options) for p in paths]
         for p, fut in zip(paths, futs):
@@ -202,7 +206,7 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
     from tcpanalyze.pipeline import analyze_source
     from tcpanalyze.report.model import ReportBuilder
 
-    b = ReportBuilder(path, options)
+    b = ReportBuilder(path, options, worker=True)
     ctx = _Ctx()
     sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
     an = b.analyzer
@@ -258,10 +262,12 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
     except BaseException:
         twf.close()
         os.unlink(tw_path)
+        _drop_spill(b.conns)
         raise
     twf.close()
     if err is not None:
         os.unlink(tw_path)
+        _drop_spill(b.conns)
         return {"error": err, "part": part}
     n = an.streams
     conns = b.conns
@@ -271,7 +277,8 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         "stats": stats.to_dict(), "stats_errors": dict(stats.errors),
         "damage": None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal),
         "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
-        "records": conns.records(), "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
+        # spilled records stay in the worker's file: only their index travels
+        "records": conns.records() if isinstance(conns.all, list) else conns.all.export(), "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
         "findings": list(sink.kept), "keys": sink.keys,
         "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
         "acc": b.det.acc,
@@ -279,6 +286,11 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
                   "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
         "tw_log": tw_path,
     }
+
+
+def _drop_spill(conns) -> None:
+    if not isinstance(conns.all, list):
+        conns.all._store.close()
 
 
 #: one TIME_WAIT entry in a worker's log: frame, time (ns), port, address length, address
@@ -471,6 +483,9 @@ def _merge_parts(path: str, options, parts: list[dict]):
     # ---- connection records (global streams); the keep-N selection is redone over all of them
     conns = b.conns
     for p, m in zip(parts, maps):
+        if isinstance(p["records"], tuple):         # a worker's spilled records (report.records)
+            conns.all.adopt(p["records"], m)
+            continue
         for rec in p["records"]:
             rec["stream"] = m[rec["stream"]]
             conns.add(rec)

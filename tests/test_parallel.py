@@ -264,3 +264,27 @@ def test_thresholds_replace_keeps_msl():
     opts = AnalyzeOptions(engine={"msl_s": 7.0})
     rep = _parts(TRACES / "206_example_b.pcap", opts, 2)
     assert rep.summary["time_wait"]["msl_s"] == replace(Thresholds(), msl_s=7.0).msl_s
+
+
+def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path):
+    """analyze --json --jobs N: each worker spills its connection records to a file of its
+    own and the parent adopts them, renumbering the streams in the stored text
+    (report.records).  The document must be the in-memory one byte for byte, also for a
+    record that an aggregate finding changes after the merge, and no file may be left."""
+    from io import StringIO
+
+    from tcpanalyze.report.jsonout import write_json
+    from test_analyze_cli import _rtt_outlier_capture
+
+    rtt = _rtt_outlier_capture(tmp_path / "rtt.pcap")
+    for path in (gen_pcap, rtt):
+        want = StringIO()
+        write_json(analyze_file(str(path), AnalyzeOptions()), want)
+        for n in (2, 3):
+            rep = _parts(path, AnalyzeOptions(spill_records=True), n)
+            assert not isinstance(rep.connections, list)
+            got = StringIO()
+            write_json(rep, got)
+            assert got.getvalue() == want.getvalue(), (path.name, n)
+    assert '"handshake/rtt_outlier"' in got.getvalue()
+    assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-records-*")), "spill files left behind"

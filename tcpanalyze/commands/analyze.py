@@ -46,9 +46,9 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
 
     th = thresholds_from(kw)
     engine = engine_kwargs(pop_engine_kw(kw))
-    # --json/--jsonl in this process: connection records wait on disk, not in memory
+    # --json/--jsonl: connection records wait on disk, not in memory (report.records)
     options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None,
-                             spill_records=fmt != "table" and jobs == 1)
+                             spill_records=fmt != "table")
     if fmt == "table":
         from tcpanalyze.report.richout import OutConsole as Console
 

@@ -103,12 +103,15 @@ def failed_report(path: str, message: str, th: Thresholds | None = None) -> Repo
 class _Connections:
     """Connection records as they are finalized: all of them, or the ``keep`` worst (a heap)."""
 
-    def __init__(self, path: str, keep: int | None, spill: bool = False):
-        from tcpanalyze.report.records import SpilledRecords
+    def __init__(self, path: str, keep: int | None, spill: bool | str = False):
+        from tcpanalyze.report.records import SpilledRecords, _SpillFile
 
         self.path = path
         self.keep = keep
-        self.all = SpilledRecords() if spill and keep is None else []
+        # spill: True to this process's spill file, "named" to a file of its own that
+        # another process adopts (a --jobs worker's)
+        self.all = [] if not spill or keep is not None else \
+            SpilledRecords(_SpillFile(named=True) if spill == "named" else None)
         self.heap: list[tuple] = []
         self.n = 0
         self.bytes = 0
@@ -166,7 +169,7 @@ class ReportBuilder:
     same document.  Feed ``analyzer`` (with ``on_segment`` as the per-segment callback), then
     call ``build(stats)``."""
 
-    def __init__(self, path: str, options: AnalyzeOptions | None = None):
+    def __init__(self, path: str, options: AnalyzeOptions | None = None, worker: bool = False):
         from tcpanalyze.engine import Analyzer, Config
 
         opts = options or AnalyzeOptions()
@@ -174,7 +177,8 @@ class ReportBuilder:
         self.path = path
         self.th = replace(opts.thresholds, msl_s=cfg.msl_ns / 1e9)
         self.det = Detectors(self.th)
-        self.conns = _Connections(path, opts.keep_connections, opts.spill_records)
+        self.conns = _Connections(path, opts.keep_connections,
+                                  opts.spill_records and ("named" if worker else True))
         self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
         self.det.analyzer = self.analyzer
         self.on_segment = self.det.on_segment

@@ -8,8 +8,10 @@ report keeps 20 bytes per connection (stream, offset, length) and reads the reco
 in stream order, when it is written.  The JSON written is byte-for-byte what the in-memory
 records would give: the stored text is the same compact encoding the writers use.
 
-A spilled report lives in the process that made it: it is not picklable, so ``--jobs``
-workers keep plain lists.
+A spilled report lives in the process that made it: it is not picklable.  ``analyze --jobs``
+on one file has each worker spill to a named file of its own and send back only the index
+(``export``); the parent ``adopt``s those files, renumbers the streams (every record's text
+starts with its ``"stream"``) and writes the records from there.
 """
 from __future__ import annotations
 
@@ -30,12 +32,34 @@ def dumps(obj) -> str:
 
 
 class _SpillFile:
-    """One append-only, unlinked temporary file per process; records are read back with pread."""
+    """An append-only file of records, read back with pread: the process's unlinked
+    temporary file, or (``named``) a file another process can adopt (see ``export``)."""
 
-    def __init__(self):
-        self._fd: int | None = None
+    def __init__(self, named: bool = False, fd: int | None = None, size: int = 0):
+        self._fd: int | None = fd
         self._chunk = bytearray()
-        self._flushed = 0      # bytes already in the file
+        self._flushed = size   # bytes already in the file
+        self.path: str | None = None
+        if named:
+            self._fd, self.path = tempfile.mkstemp(prefix="tcpanalyze-records-", suffix=".jsonl")
+
+    @classmethod
+    def adopt(cls, path: str, size: int) -> "_SpillFile":
+        """Open another process's named file, and unlink it: it goes when this process does."""
+        fd = os.open(path, os.O_RDONLY)
+        os.unlink(path)
+        return cls(fd=fd, size=size)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            self.path = None
 
     def put(self, data: bytes) -> int:
         off = self._flushed + len(self._chunk)
@@ -81,9 +105,12 @@ class SpilledRecords:
     are written back; iteration yields dicts, ``lines()`` the compact JSON text, both in
     stream order."""
 
-    def __init__(self):
-        self._store = _store()
-        self._streams = array("q")
+    def __init__(self, store: _SpillFile | None = None):
+        self._store = store or _store()
+        self._stores = [self._store]
+        self._sid = array("H")          # which store holds each record
+        self._streams = array("q")      # stream as written in the report
+        self._local = array("q")        # stream as written in the stored text
         self._offs = array("q")
         self._lens = array("l")
         self._order: list[int] | None = None
@@ -91,9 +118,40 @@ class SpilledRecords:
 
     def append(self, rec: dict) -> None:
         data = dumps(rec).encode()
-        self._streams.append(rec["stream"])
+        s = rec["stream"]
+        self._sid.append(0)
+        self._streams.append(s)
+        self._local.append(s)
         self._offs.append(self._store.put(data))
         self._lens.append(len(data))
+        self._order = None
+
+    def export(self) -> tuple:
+        """Picklable index of records in a named store (a ``--jobs`` worker's), for ``adopt``."""
+        st = self._store
+        st.sync()
+        assert st.path is not None and len(self._stores) == 1
+        path, size = st.path, st._flushed
+        st.path = None          # the file is the adopter's now: closed here, not unlinked
+        st.close()
+        return ("spilled", path, size, self._local.tobytes(), self._offs.tobytes(), self._lens.tobytes())
+
+    def adopt(self, exported: tuple, stream_map: list[int]) -> None:
+        """Take over a worker's exported records; ``stream_map[local]`` is the report's stream."""
+        _tag, path, size, local, offs, lens = exported
+        sid = len(self._stores)
+        self._stores.append(_SpillFile.adopt(path, size))
+        loc = array("q")
+        loc.frombytes(local)
+        self._local.extend(loc)
+        self._streams.extend(array("q", (stream_map[s] for s in loc)))
+        self._sid.extend(array("H", [sid]) * len(loc))
+        o = array("q")
+        o.frombytes(offs)
+        self._offs.extend(o)
+        n = array("l")
+        n.frombytes(lens)
+        self._lens.extend(n)
         self._order = None
 
     def seal(self) -> "SpilledRecords":
@@ -108,7 +166,13 @@ class SpilledRecords:
         raise TypeError("spilled connection records stay in the process that wrote them")
 
     def _text(self, i: int) -> str:
-        return self._store.get(self._offs[i], self._lens[i]).decode()
+        text = self._stores[self._sid[i]].get(self._offs[i], self._lens[i]).decode()
+        s, loc = self._streams[i], self._local[i]
+        if s != loc:        # renumbered by a merge: the text starts with {"stream":<local>,
+            head = f'{{"stream":{loc},'
+            assert text.startswith(head)
+            text = f'{{"stream":{s},' + text[len(head):]
+        return text
 
     def pick(self, streams: Iterable[int]) -> dict[int, dict]:
         """The records of these streams (those present), as dicts whose later changes are

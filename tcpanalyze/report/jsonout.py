@@ -12,12 +12,12 @@ import json
 from typing import IO, Iterator
 
 from tcpanalyze.report.model import SCHEMA_VERSION, Report
-from tcpanalyze.report.records import record_lines
+from tcpanalyze.report.records import dumps as compact, record_lines
 
 
 def dumps(obj, indent: int | None = None) -> str:
     if indent is None:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return compact(obj)
     return json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
 
 

@@ -26,9 +26,14 @@ from typing import Iterable, Iterator
 K_SPILL_CHUNK = 1 << 20
 
 
+#: json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False), without
+#: building a new encoder for every call (json.dumps does when given any option)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(obj) -> str:
     """The compact encoding every writer uses for one record (see report.jsonout)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _COMPACT.encode(obj)
 
 
 class _SpillFile:

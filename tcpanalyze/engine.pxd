@@ -131,6 +131,7 @@ cdef class Analyzer:
     cdef public long long live_peak
     cdef public long long live
     cdef public long long self_conns
+    cdef public long long cur_frame
     cdef public object r_conn
     cdef public long long r_dir
     cdef public long long r_flags

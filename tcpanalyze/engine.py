@@ -371,6 +371,9 @@ class Analyzer:
         self.on_sweep = None            # on_sweep(True) before a sweep, (False) after (parallel.py)
         self.syn_in_time_wait: list[tuple[int, int, int]] = []   # (stream, frame, ts_ns)
         self.rst_no_conn: list[tuple[int, int]] = []
+        # frame of the packet being processed, set by the pipeline before it feeds a segment or
+        # moves the clock for one (--jobs workers order what happens with it, parallel.py)
+        self.cur_frame = 0
         # per-packet results
         self.r_conn: Conn | None = None
         self.r_dir = 0

@@ -4,10 +4,11 @@ captures analysed side by side; and the deterministic merge of the parts.
 One file, N processes (``analyze_partitioned``)
 ------------------------------------------------
 Every worker reads and decodes the whole file and keeps only its share of the connections
-(``pipeline.analyze_source(..., keep=...)``): a connection belongs to the worker chosen by a
-symmetric hash of its 4-tuple (``_owner``: ports and the last byte of each address), so both
-directions and every reuse of a 4-tuple go to the same worker.  For the segments it does not keep, a worker still advances the engine's
-capture clock (``_make_clock``: the same code as the start of ``Analyzer.feed``), so every
+(``pipeline.analyze_source(..., share=(part, n))``): a connection belongs to the worker chosen
+by a symmetric hash of its 4-tuple (``pipeline.owner``: ports and the last byte of each
+address), so both directions and every reuse of a 4-tuple go to the same worker.  For the
+segments it does not keep, a worker still advances the engine's capture clock
+(``Analyzer.advance``: the same code as the start of ``Analyzer.feed``), so every
 worker sweeps lingering connections at the same moments as a single process would,
 counts the same backwards timestamps, and has the same first/last time.  The result is
 the same as ``--jobs 1``.  Workers and the merge both use ``report.model.ReportBuilder``
@@ -148,26 +149,27 @@ def analyze_partitioned(path: str, options=None, jobs: int = 2):
 
 # ---------------------------------------------------------------------------- the worker
 def _owner(seg, nparts: int) -> int:
-    """Worker of a segment's connection: a hash of the unordered 4-tuple that is the same in
-    every process and cheap enough to compute for every segment (each worker sees them all):
-    the sum of both ports and of each address's last byte, spread by Fibonacci hashing."""
-    return ((seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]) * _GOLDEN >> 16) % nparts
+    """Worker of a segment's connection (pipeline.owner: the loop computes it in C)."""
+    from tcpanalyze.pipeline import owner
 
-
-#: 2**32 / golden ratio (Knuth's multiplicative hashing)
-_GOLDEN = 0x9E3779B1
+    return owner(seg, nparts)
 
 
 class _Ctx:
-    """Where the worker is: frame being processed and phase (orders finalizations globally)."""
+    """Where the worker is: frame being processed (the analyzer's ``cur_frame``, which the
+    pipeline sets for every segment) and phase (orders finalizations globally)."""
 
-    __slots__ = ("frame", "phase", "stream", "n")
+    __slots__ = ("an", "phase", "stream", "n")
 
-    def __init__(self):
-        self.frame = 0
+    def __init__(self, an):
+        self.an = an
         self.phase = _PH_FEED
         self.stream = -1
         self.n = 0
+
+    @property
+    def frame(self) -> int:
+        return self.an.cur_frame
 
 
 def _keyed_sink(cap: int, ctx: _Ctx):
@@ -193,11 +195,6 @@ def _keyed_sink(cap: int, ctx: _Ctx):
     return KeyedSink()
 
 
-def _make_clock(an):
-    """For segments another worker analyses: only the capture clock moves."""
-    return an.advance
-
-
 def analyze_part(path: str, options, part: int, nparts: int) -> dict:
     """Worker ``part`` of ``nparts``: analyse the connections it owns with a
     ``report.model.ReportBuilder`` (the engine, detectors and records of ``analyze_file``);
@@ -207,9 +204,9 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
     from tcpanalyze.report.model import ReportBuilder
 
     b = ReportBuilder(path, options, worker=True)
-    ctx = _Ctx()
-    sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
     an = b.analyzer
+    ctx = _Ctx(an)
+    sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
     fin: dict[int, tuple[int, int]] = {}
     firsts: dict[int, int] = {}
     builder_done = an.on_conn_done
@@ -227,16 +224,7 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
     def sweeping(entering: bool) -> None:
         ctx.phase = _PH_SWEEP if entering else _PH_FEED
 
-    an.on_sweep = sweeping                         # feed() and tick() sweep through advance()
-    tick = _make_clock(an)
-    golden = _GOLDEN
-
-    def keep(seg) -> bool:
-        ctx.frame = seg.frame
-        if ((seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]) * golden >> 16) % nparts == part:   # _owner
-            return True
-        tick(seg.ts_ns)
-        return False
+    an.on_sweep = sweeping                         # feed() and the clock sweep through advance()
 
     # TIME_WAIT entries go to a log the parent replays in frame order (see merge_parts)
     fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
@@ -251,13 +239,15 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
     err = None
     try:
         try:
-            stats = analyze_source(path, an, on_segment=b.on_segment, keep=keep)
+            # the pipeline feeds this worker's connections and only moves the clock
+            # (Analyzer.advance) for the others
+            stats = analyze_source(path, an, on_segment=b.on_segment, share=(part, nparts))
         except SourceError as e:
             err = str(e)
         except OSError as e:
             err = f"{path}: {e.strerror or e}"
         else:
-            ctx.frame, ctx.phase = _FINISH_FRAME, _PH_FINISH
+            an.cur_frame, ctx.phase = _FINISH_FRAME, _PH_FINISH
             an.finish()
     except BaseException:
         twf.close()

@@ -10,9 +10,15 @@ import gc
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze.decode import LINKTYPE_NAMES, decode
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.errors import DecodeError, SourceError
+from tcpanalyze.model import Segment
 
 #: Decode-error examples kept per kind (frame, byte offset, detail).
 K_MAX_ERROR_EXAMPLES = 5
@@ -69,16 +75,43 @@ def linktype_label(lt: int) -> str:
 
 
 def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
-                on_segment: Callable | None = None, keep: Callable | None = None, finite: bool = False) -> None:
+                on_segment: Callable | None = None, keep: Callable | None = None, finite: bool = False,
+                share: tuple[int, int] | None = None) -> None:
     """Decode and analyse an iterable of (frame, ts_ns, linktype, data, wirelen) tuples.
 
     ``on_segment(seg, analyzer)`` is called after each analysed segment (the ``packets``
-    command uses it); ``keep(seg)`` may filter segments before analysis (``--jobs``
-    partitions by connection hash with it).  ``finite``: the packets come from a file (the
-    collector may stay off, see gc_tuned).
+    command uses it); ``keep(seg)`` may filter segments before analysis.  ``share=(part, n)``
+    analyses only the connections that ``owner`` gives to ``part`` of ``n`` and only moves
+    the analyzer's clock for the others (a ``--jobs`` worker, parallel.py).  ``finite``: the
+    packets come from a file (the collector may stay off, see gc_tuned).
     """
+    part, nparts = share if share is not None else (0, 1)
+    if not 0 <= part < nparts:
+        raise ValueError(f"share {share!r}: part must be in [0, n)")
     with gc_tuned(off=finite):
-        _run(packets, analyzer, stats, on_segment, keep)
+        _run(packets, analyzer, stats, on_segment, keep, part, nparts)
+
+
+#: 2**32 / golden ratio (Knuth's multiplicative hashing), for owner()
+_GOLDEN = 0x9E3779B1
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(seg=Segment, nparts=cython.longlong, h=cython.longlong, g=cython.longlong)
+@cython.returns(cython.longlong)
+def _owner_of(seg, nparts):
+    g = _GOLDEN                 # a C-typed local: C arithmetic when compiled (no overflow: h < 2**18)
+    h = seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]
+    return ((h * g) >> 16) % nparts
+
+
+def owner(seg: Segment, nparts: int) -> int:
+    """Which of ``nparts`` workers analyses a segment's connection: a hash of the unordered
+    4-tuple (the sum of both ports and of each address's last byte, spread by Fibonacci
+    hashing), the same in every process, so both directions and every reuse of a 4-tuple go
+    to the same worker, and cheap enough to compute for every segment of the file."""
+    return _owner_of(seg, nparts)
 
 
 @contextmanager
@@ -105,7 +138,8 @@ def gc_tuned(off: bool = False):
             gc.enable()
 
 
-def _run(packets, analyzer, stats, on_segment, keep) -> None:
+@cython.locals(analyzer=Analyzer, seg=Segment, part=cython.longlong, nparts=cython.longlong)
+def _run(packets, analyzer, stats, on_segment, keep, part, nparts) -> None:
     counts = stats.skipped
     errors = stats.errors
     feed = analyzer.feed
@@ -127,6 +161,10 @@ def _run(packets, analyzer, stats, on_segment, keep) -> None:
             continue
         if seg is None:
             continue
+        analyzer.cur_frame = seg.frame
+        if nparts > 1 and _owner_of(seg, nparts) != part:
+            analyzer.advance(seg.ts_ns)         # another worker's connection: only the clock moves
+            continue
         if keep is not None and not keep(seg):
             continue
         tcp += 1
@@ -139,7 +177,7 @@ def _run(packets, analyzer, stats, on_segment, keep) -> None:
 
 def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = None,
                    progress: Callable[[int, int | None], None] | None = None,
-                   keep: Callable | None = None) -> RunStats:
+                   keep: Callable | None = None, share: tuple[int, int] | None = None) -> RunStats:
     """Read one capture file (or ``-``) through ``analyzer``; raises SourceError if unreadable."""
     from tcpanalyze.sources.pcap import open_capture
 
@@ -150,7 +188,7 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
         it = iter(reader)
         if progress is not None:
             it = _with_progress(it, reader, progress)
-        run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-")  # stdin may be a live pipe
+        run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-", share=share)  # stdin may be live
     finally:
         stats.damage = reader.damage
         stats.warnings = list(reader.warnings)

@@ -82,8 +82,9 @@ def test_compiled_core_equals_pure_python_on_lossy_generated_traffic(pure_copy, 
         assert compiled == _run(args, pure_copy, pure_copy), f"{' '.join(args)}: compiled and pure Python differ"
 
 
-def test_pure_python_needs_no_cython(tmp_path):
-    """Without Cython installed, the declarations fall back to a no-op shim."""
+def test_pure_python_needs_no_cython(tmp_path, pure_copy):
+    """Without Cython installed, the declarations fall back to a no-op shim, and the plain
+    sources give the installed package's output."""
     from tcpanalyze import _cyshim
 
     @_cyshim.locals(x=_cyshim.longlong)
@@ -91,3 +92,12 @@ def test_pure_python_needs_no_cython(tmp_path):
         return x + 1
 
     assert f(1) == 2 and _cyshim.compiled is False
+    capture = str(ROOT / "samples" / "lossy_bulk.pcap")
+    code = ("import sys, runpy; sys.modules['cython'] = None; import tcpanalyze.decode as d; "
+            "assert d.cython.__name__ == 'tcpanalyze._cyshim', d.cython; "
+            "sys.argv = ['tcpanalyze'] + sys.argv[1:]; runpy.run_module('tcpanalyze', run_name='__main__')")
+    for args in (["packets", capture], ["analyze", "--json", capture]):
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                           cwd=pure_copy, env={**os.environ, "PYTHONPATH": pure_copy})
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == _run(args, None, str(tmp_path)), f"{' '.join(args)}: no-Cython run differs"

@@ -283,7 +283,6 @@ def render_lines(ladder: Ladder, width: int = 100) -> list:
     tw = max([len("time (s)")] + [len(t) for t in times])
     sw = _state_width(ladder)
     aw = max(30, width - tw - 2 * sw - 6)          # cells between the two lifelines
-    pad_l = " " * (tw + 2)
 
     def line(t: str, cstate, sstate, middle, left="│", right="│", cstyle="bold", sstyle="bold") -> Text:
         txt = Text(f"{t:>{tw}}  ")

@@ -148,13 +148,6 @@ def analyze_partitioned(path: str, options=None, jobs: int = 2):
 
 
 # ---------------------------------------------------------------------------- the worker
-def _owner(seg, nparts: int) -> int:
-    """Worker of a segment's connection (pipeline.owner: the loop computes it in C)."""
-    from tcpanalyze.pipeline import owner
-
-    return owner(seg, nparts)
-
-
 class _Ctx:
     """Where the worker is: frame being processed (the analyzer's ``cur_frame``, which the
     pipeline sets for every segment) and phase (orders finalizations globally)."""
@@ -268,7 +261,8 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         "damage": None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal),
         "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
         # spilled records stay in the worker's file: only their index travels
-        "records": conns.records() if isinstance(conns.all, list) else conns.all.export(), "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
+        "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
+        "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
         "findings": list(sink.kept), "keys": sink.keys,
         "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
         "acc": b.det.acc,
@@ -280,7 +274,7 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
 
 def _drop_spill(conns) -> None:
     if not isinstance(conns.all, list):
-        conns.all._store.close()
+        conns.all.discard()
 
 
 #: one TIME_WAIT entry in a worker's log: frame, time (ns), port, address length, address

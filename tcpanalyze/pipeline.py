@@ -30,6 +30,7 @@ K_MAX_ERROR_EXAMPLES = 5
 #: capture file (finite) runs with the collector off (see gc_tuned).
 K_GC_GEN0 = 50_000
 
+
 class RunStats:
     """What happened while reading one source."""
 
@@ -121,8 +122,8 @@ def gc_tuned(off: bool = False):
 
     Off is for runs over a file: what the per-packet path allocates is freed by reference
     counting (a run leaves a handful of cycles at its end, whatever the number of packets:
-    tests/test_bounds.py), and even rare collections still cost 8-10% of `analyze` on the
-    2.4 M-packet bench capture (each one walks the young connection state).  Live captures,
+    tests/test_bounds.py), and even rare collections still took 12% of the engine loop's
+    samples (perf) on the 2.4 M-packet bench capture (each one walks young connection state).  Live captures,
     which have no end, keep a (high) threshold."""
     saved = gc.get_threshold()
     was_on = gc.isenabled()

@@ -14,6 +14,7 @@ import pytest
 
 from tcpanalyze import parallel as P
 from tcpanalyze.findings import Tallies, Thresholds
+from tcpanalyze.pipeline import owner
 from tcpanalyze.report.model import AnalyzeOptions, analyze_file, merge_reports
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,9 +127,9 @@ def test_partition_uses_unordered_four_tuple():
     a = Segment(1, 0, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 40000, 80, 1, 0, 2, 100, 0)
     b = Segment(2, 0, b"\x0a\x00\x00\x02", b"\x0a\x00\x00\x01", 80, 40000, 5, 2, 0x12, 100, 0)
     for n in (2, 3, 7):
-        assert P._owner(a, n) == P._owner(b, n)
+        assert owner(a, n) == owner(b, n)
     # spread: 1000 client ports over 2 workers
-    owners = [P._owner(Segment(1, 0, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 1024 + 2 * i, 80, 1, 0, 2, 1, 0), 2)
+    owners = [owner(Segment(1, 0, b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02", 1024 + 2 * i, 80, 1, 0, 2, 1, 0), 2)
               for i in range(1000)]
     assert 400 < sum(owners) < 600
 

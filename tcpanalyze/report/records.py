@@ -131,6 +131,12 @@ class SpilledRecords:
         self._lens.append(len(data))
         self._order = None
 
+    def discard(self) -> None:
+        """Forget the records and close (and remove, if named) this report's own store."""
+        if self._store is not _STORE:
+            self._store.close()
+        self._stores = []
+
     def export(self) -> tuple:
         """Picklable index of records in a named store (a ``--jobs`` worker's), for ``adopt``."""
         st = self._store

@@ -16,7 +16,8 @@ from setuptools.command.build_ext import build_ext
 
 COMPILED = ["tcpanalyze/model.py", "tcpanalyze/engine.py", "tcpanalyze/decode.py", "tcpanalyze/state.py",
             "tcpanalyze/zeek.py", "tcpanalyze/findings.py", "tcpanalyze/summary.py", "tcpanalyze/analysis.py",
-            "tcpanalyze/seq.py", "tcpanalyze/rows.py", "tcpanalyze/pipeline.py"]
+            "tcpanalyze/seq.py", "tcpanalyze/rows.py", "tcpanalyze/pipeline.py",
+            "tcpanalyze/sources/pcap.py"]
 
 
 class OptionalBuildExt(build_ext):

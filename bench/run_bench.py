@@ -55,22 +55,13 @@ def child(argv: list[str]) -> None:
                 n += 1
                 if n >= SCAPY_PREFIX:
                     break
-    elif mode in ("walk", "walk-madvise"):
-        import mmap
-
+    elif mode == "walk":
         from tcpanalyze.sources.pcap import open_capture
 
         r = open_capture(path)
-        mm = getattr(r, "_mm", None) if mode == "walk-madvise" else None
-        step = 64 << 20
-        nxt = step
         t0 = time.perf_counter()
         for _p in r:
             n += 1
-            if mm is not None and r.bytes_read >= nxt:
-                # what bench/patches/pcap-mmap-release.patch does inside the reader
-                mm.madvise(mmap.MADV_DONTNEED, 0, r.bytes_read & ~(mmap.PAGESIZE - 1))
-                nxt = r.bytes_read + step
         r.close()
     elif mode in ("decode", "engine"):
         from tcpanalyze.decode import decode
@@ -293,9 +284,8 @@ def run(args) -> dict:
             log(f"memory {k}x: analyze --json ...")
             r = measure(ta + ["analyze", str(p), "--json", "-o", os.devnull], label=f"analyze-json-x{k}")
             entry["analyze_json_mb"] = r["rss_mb"]
-        log(f"memory {k}x: reader walk, with and without madvise ...")
+        log(f"memory {k}x: reader walk ...")
         entry["walk_mb"] = measure(child_cmd("walk", p), stdout="capture")["rss_mb"]
-        entry["walk_madvise_mb"] = measure(child_cmd("walk-madvise", p), stdout="capture")["rss_mb"]
         if args.quick:
             r = child_rate(measure(child_cmd("engine", p), stdout="capture", label=f"engine-x{k}"))
             entry["engine_mb"] = r["rss_mb"]
@@ -357,13 +347,13 @@ def markdown(res: dict) -> str:
                   f"(JSON output identical to `--jobs 1`: {'yes' if j['identical'] else 'NO'}); table "
                   f"{jt['j1_s']:.1f} s -> {jt['j2_s']:.1f} s, speed-up {jt['speedup']:.2f}x.", ""]
     lines += ["Peak RSS (MB) versus file size (copies of the capture one after another):", "",
-              "| copies | packets | file (MiB) | analyze (table) | analyze --json | reader walk (mmap) "
-              "| reader walk + madvise | engine loop |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| copies | packets | file (MiB) | analyze (table) | analyze --json | reader walk "
+              "| engine loop |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for e in res["memory"]:
         eng = f"{e['engine_mb']:,.0f}" if "engine_mb" in e else "-"
         lines.append(f"| {e['times']}x | {e['packets']:,} | {e['size_mb']:,.0f} | {e['analyze_table_mb']:,.0f} | "
-                     f"{_mb(e, 'analyze_json_mb')} | {e['walk_mb']:,.0f} | {e['walk_madvise_mb']:,.0f} | {eng} |")
+                     f"{_mb(e, 'analyze_json_mb')} | {e['walk_mb']:,.0f} | {eng} |")
     s = res["startup"]
     lines += ["", f"`tcpanalyze --help`: {s['min'] * 1000:.0f} ms best, {s['median'] * 1000:.0f} ms median of 10; "
                   f"heavy modules imported on that path: {', '.join(s['heavy_imports']) or 'none'} "

@@ -4,8 +4,21 @@ placeholders, and everything runs as plain Python.  Code that only makes sense c
 sits behind ``if cython.compiled:`` and never runs here."""
 
 compiled = False
-longlong = int
-Py_ssize_t = int
+
+
+class _CType(type):
+    """A C type name: subscripting it (a memoryview type such as ``longlong[::1]``) gives
+    the same placeholder."""
+
+    def __getitem__(cls, _item):
+        return cls
+
+
+class longlong(int, metaclass=_CType):  # noqa: N801 - Cython's name
+    pass
+
+
+Py_ssize_t = bint = longlong
 p_uchar = p_char = object
 
 
@@ -24,3 +37,7 @@ def cfunc(f):
 
 
 inline = cfunc
+
+
+def cdivision(_flag):
+    return locals()

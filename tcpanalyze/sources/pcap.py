@@ -6,13 +6,15 @@ File Format" (draft-ietf-opsawg-pcapng, cited as *pcapng §...*).
 
 Design
 ------
-* Regular uncompressed files are memory-mapped and walked with precompiled
-  ``struct.Struct.unpack_from`` calls on offsets; a record's data is a ``bytes`` slice of
-  the map.  Streams (standard input, gzip) are read in large chunks (``read1``, so a live
-  ``tcpdump -w - |`` pipe is not held back waiting for a full chunk) into a sliding
-  ``bytes`` window that only ever holds the record being parsed plus read-ahead.  Both
-  cases run the same loop: ``self._buf`` is either the map or the window, ``self._base``
-  the absolute offset of its first byte, and ``_ensure`` tops the window up.
+* Every input -- a file, standard input, gzip -- is read in large chunks (``read1``, so a
+  live ``tcpdump -w - |`` pipe is not held back waiting for a full chunk) into a sliding
+  ``bytes`` window that only ever holds the record being parsed plus read-ahead:
+  ``self._buf`` is the window, ``self._base`` the absolute offset of its first byte, and
+  ``_ensure`` tops it up.  Records are walked with precompiled ``struct.Struct.unpack_from``
+  calls on offsets into the window; compiled (setup.py), the pcap walk reads the record
+  header with C byte access instead.  (Files were memory-mapped until 2026-12: a window of
+  copied chunks costs the same memcpy, keeps RSS at the window's size instead of the
+  touched pages, and is a ``bytes`` object the compiled walk can read directly.)
 * Memory never grows with the file: nothing is collected, and no allocation is sized by a
   length read from the file unless that length passed a bound (``max_record``; for pcap
   also ``max(snaplen, 262144)``).
@@ -24,16 +26,21 @@ Design
 from __future__ import annotations
 
 import gzip
-import mmap
 import os
 import re
 import stat
 import struct
 import sys
 import zlib
+from array import array
 from typing import Iterator
 
 from ..errors import CaptureDamage, SourceError
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from .. import _cyshim as cython
 
 __all__ = ["CaptureReader", "DEFAULT_MAX_RECORD", "open_capture"]
 
@@ -84,10 +91,6 @@ _MAX_INTERFACES = 1 << 16           # keep a section's interface table bounded l
 # always fit; a pcapng timestamp (64-bit units, if_tsresol, signed if_tsoffset) may not, and is
 # clamped (with a warning).
 _TS_MAX = (1 << 62) - 1
-# A mapped file's pages count in the process's RSS once touched: every this many bytes
-# the walk drops the pages it has finished with (the data stays in the page cache).
-_RELEASE_EVERY = 16 << 20
-_NEVER = 1 << 62
 
 
 class _Order:
@@ -143,6 +146,19 @@ class _Prefixed:
         return self._read1(n)
 
 
+@cython.cfunc
+@cython.inline
+@cython.locals(h=cython.p_uchar, i=cython.Py_ssize_t, big=cython.bint)
+@cython.returns(cython.longlong)
+def _u32(h, i, big):
+    """An unsigned 32-bit field at ``h[i]`` in the file's byte order (compiled reader only)."""
+    if big:
+        return ((cython.cast(cython.longlong, h[i]) << 24) | (cython.cast(cython.longlong, h[i + 1]) << 16)
+                | (cython.cast(cython.longlong, h[i + 2]) << 8) | h[i + 3])
+    return ((cython.cast(cython.longlong, h[i + 3]) << 24) | (cython.cast(cython.longlong, h[i + 2]) << 16)
+            | (cython.cast(cython.longlong, h[i + 1]) << 8) | h[i])
+
+
 class CaptureReader:
     """Iterate ``(frame, ts_ns, linktype, data, wirelen)`` tuples (see ``model.RawPacket``).
 
@@ -155,24 +171,23 @@ class CaptureReader:
     been yielded and when iteration ends.  Iterate once; use :func:`open_capture`.
     """
 
-    def __init__(self, name: str, *, mm=None, stream=None, closers=(), compressed=False,
+    def __init__(self, name: str, *, stream, closers=(), compressed=False, size: int | None = None,
                  max_record: int = DEFAULT_MAX_RECORD):
         self.name = name
-        self.size: int | None = len(mm) if mm is not None else None
-        self.bytes_read = 0
+        self.size = size
+        # frames yielded and bytes read, in one int64 array the compiled walk stores into
+        # without making Python ints (the ``frames``/``bytes_read`` properties read it)
+        self._pos = array("q", [0, 0])
         self.damage: CaptureDamage | None = None
         self.warnings: list[str] = []
         self.format = ""
         self.linktypes: set[int] = set()
-        self.frames = 0
         self.max_record = max(int(max_record), 16)
-        self._mm = mm
-        self._released = 0               # mapped bytes already given back (page-aligned)
-        self._read = None if stream is None else getattr(stream, "read1", stream.read)
+        self._read = getattr(stream, "read1", stream.read)
         self._closers = tuple(closers)
-        self._buf = mm if mm is not None else b""
+        self._buf = b""
         self._base = 0
-        self._eof = mm is not None
+        self._eof = False
         self._read_error: BaseException | None = None
         self._skips = 0
         self._first_skip: tuple[str, int, int] | None = None
@@ -185,6 +200,22 @@ class CaptureReader:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def frames(self) -> int:
+        return self._pos[0]
+
+    @frames.setter
+    def frames(self, n: int) -> None:
+        self._pos[0] = n
+
+    @property
+    def bytes_read(self) -> int:
+        return self._pos[1]
+
+    @bytes_read.setter
+    def bytes_read(self, n: int) -> None:
+        self._pos[1] = n
 
     # ------------------------------------------------------------------ I/O window
 
@@ -264,6 +295,7 @@ class CaptureReader:
         self._snaplen = snaplen
         self._frac_mul = 1 if ns else 1000
         self._rec = struct.Struct(e + "IIII")        # pcap §5 "Packet Record" header
+        self._big = e == ">"
         self._caplen_limit = min(max(snaplen, _PCAP_SNAP_FLOOR), self.max_record)
         self._walk = self._iter_pcap
 
@@ -331,22 +363,32 @@ class CaptureReader:
 
     # ------------------------------------------------------------------ pcap
 
+    @cython.locals(p=cython.Py_ssize_t, q=cython.Py_ssize_t, r=cython.Py_ssize_t, end=cython.Py_ssize_t,
+                   base=cython.Py_ssize_t, frame=cython.longlong, sec=cython.longlong, frac=cython.longlong,
+                   caplen=cython.longlong, wirelen=cython.longlong, fmul=cython.longlong,
+                   limit=cython.longlong, big=cython.bint, fast=cython.bint, h=cython.p_uchar,
+                   pos=cython.longlong[::1])
     def _iter_pcap(self):
         # pcap §5 "Packet Record": ts seconds, ts micro/nanoseconds, CapLen, OrigLen, data.
+        # Compiled, while the window is a bytes object (always, for the streams this reader
+        # reads), the header is read with C byte access and the frame is copied out of the
+        # window directly: no struct tuple, no slice object, no Python int per field.
         unpack = self._rec.unpack_from
+        big = self._big
         lt = self._linktype
         fmul = self._frac_mul
         limit = self._caplen_limit
         ensure = self._ensure
+        pos = self._pos
         buf = self._buf
         base = self._base
         end = len(buf)
+        fast = cython.compiled and type(buf) is bytes
+        if fast:
+            h = buf
         p = 24 - base
         frame = 0
-        release_at = _RELEASE_EVERY if self._mm is not None else _NEVER
         while True:
-            if p >= release_at:
-                release_at = self._release(p)
             q = p + 16
             if q > end:
                 ok = ensure(base + p, 16)
@@ -354,14 +396,23 @@ class CaptureReader:
                 base = self._base
                 buf = self._buf
                 end = len(buf)
+                fast = cython.compiled and type(buf) is bytes
+                if fast:
+                    h = buf
                 if not ok:
                     self._end(base + p, frame, end - p, frame)
                     return
                 q = p + 16
-            sec, frac, caplen, wirelen = unpack(buf, p)
+            if fast:
+                sec = _u32(h, p, big)
+                frac = _u32(h, p + 4, big)
+                caplen = _u32(h, p + 8, big)
+                wirelen = _u32(h, p + 12, big)
+            else:
+                sec, frac, caplen, wirelen = unpack(buf, p)
             if caplen > limit:
-                self.bytes_read = base + p
-                self.frames = frame
+                pos[0] = frame
+                pos[1] = base + p
                 self._stop(f"corrupt record at byte {base + p} (frame {frame + 1}): captured length "
                            f"{caplen} exceeds the limit {limit} (snaplen {self._snaplen})",
                            base + p, frame + 1, True)
@@ -373,15 +424,21 @@ class CaptureReader:
                 base = self._base
                 buf = self._buf
                 end = len(buf)
+                fast = cython.compiled and type(buf) is bytes
+                if fast:
+                    h = buf
                 if not ok:
                     self._end(base + p, frame, end - p, frame)
                     return
                 q = p + 16
                 r = q + caplen
             frame += 1
-            self.frames = frame
-            self.bytes_read = base + r
-            yield (frame, sec * 1000000000 + frac * fmul, lt, buf[q:r], wirelen)
+            pos[0] = frame
+            pos[1] = base + r
+            if fast:
+                yield (frame, sec * 1000000000 + frac * fmul, lt, cython.cast(cython.p_char, h)[q:r], wirelen)
+            else:
+                yield (frame, sec * 1000000000 + frac * fmul, lt, buf[q:r], wirelen)
             p = r
 
     # ------------------------------------------------------------------ pcapng
@@ -402,10 +459,7 @@ class CaptureReader:
         p = -base
         frame = 0                   # last frame number assigned (packet blocks seen)
         dropped = 0                 # packet blocks skipped as damaged
-        release_at = _RELEASE_EVERY if self._mm is not None else _NEVER
         while True:
-            if p >= release_at:
-                release_at = self._release(p)
             # Fast path: a well-formed Enhanced Packet Block (pcapng §4.3) that is entirely
             # in the window.  Anything else, including a damaged EPB, takes the general path.
             if p + 28 <= end:
@@ -716,22 +770,6 @@ class CaptureReader:
             self._gen = iter(()) if self._closed else self._walk()
         return self._gen
 
-    def _release(self, upto: int) -> int:
-        """Drop the mapped pages before ``upto`` from this process (a map's offsets are absolute);
-        returns the next offset to do it at.  Yielded records are copies, so nothing refers to them."""
-        mm = self._mm
-        if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-            return _NEVER
-        start = self._released
-        end = upto - upto % mmap.PAGESIZE
-        if end > start:
-            try:
-                mm.madvise(mmap.MADV_DONTNEED, start, end - start)
-            except (OSError, ValueError):
-                return _NEVER
-            self._released = end
-        return upto + _RELEASE_EVERY
-
     def close(self) -> None:
         """Release the map and files (standard input itself is left open)."""
         if self._closed:
@@ -742,11 +780,6 @@ class CaptureReader:
             gen.close()
         self._gen = iter(())
         self._buf = b""
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except (BufferError, OSError):
-                pass
         for f in self._closers:
             try:
                 f.close()
@@ -811,20 +844,17 @@ def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureR
         if stat.S_ISDIR(st.st_mode):
             raise SourceError(f"cannot open {name}: Is a directory")
         head = _read_head(f, 2)
+        size = None
         if stat.S_ISREG(st.st_mode) and head != _GZIP_MAGIC:
             if st.st_size == 0 or not head:
                 raise SourceError("file is empty: not a pcap or pcapng capture")
-            try:
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                mm = None                   # e.g. a file system without mmap: stream it
-            if mm is not None:
-                if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
-                    mm.madvise(mmap.MADV_SEQUENTIAL)    # read-ahead hint for a front-to-back walk
-                f.close()                   # the map stays valid without the descriptor
-                closers.clear()
-                return CaptureReader(name, mm=mm, max_record=max_record)
-        return _open_stream(name, _Prefixed(head, f), head, closers, max_record)
+            size = st.st_size
+            if hasattr(os, "posix_fadvise"):    # read-ahead hint for a front-to-back walk
+                try:
+                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                except OSError:
+                    pass
+        return _open_stream(name, _Prefixed(head, f), head, closers, max_record, size)
     except OSError as exc:
         for c in closers:
             c.close()
@@ -835,10 +865,12 @@ def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureR
         raise
 
 
-def _open_stream(name: str, src, head: bytes, closers: list, max_record: int) -> CaptureReader:
+def _open_stream(name: str, src, head: bytes, closers: list, max_record: int,
+                 size: int | None = None) -> CaptureReader:
     compressed = head == _GZIP_MAGIC
     if compressed:
         gz = gzip.GzipFile(fileobj=src, mode="rb")
         closers.insert(0, gz)
         src = gz
-    return CaptureReader(name, stream=src, closers=closers, compressed=compressed, max_record=max_record)
+    return CaptureReader(name, stream=src, closers=closers, compressed=compressed, size=size,
+                         max_record=max_record)

@@ -18,7 +18,7 @@ class longlong(int, metaclass=_CType):  # noqa: N801 - Cython's name
     pass
 
 
-Py_ssize_t = bint = longlong
+Py_ssize_t = bint = char = longlong
 p_uchar = p_char = object
 
 
@@ -40,4 +40,8 @@ inline = cfunc
 
 
 def cdivision(_flag):
+    return locals()
+
+
+def exceptval(*_value, check=True):
     return locals()

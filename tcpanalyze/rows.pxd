@@ -9,3 +9,7 @@ cdef class TsvRows:
     cdef public long long flush_at
     cdef public list buf
     cdef public dict middles
+    cdef public dict flag_text
+    cdef public dict analysis_text
+    cdef public Py_ssize_t cn
+    cdef char cbuf[65536]

@@ -1,8 +1,10 @@
 """The TSV rows of ``tcpanalyze packets``: the per-segment text, formatted and buffered.
 
 Kept out of the command module so it compiles with the core (setup.py; types in
-``rows.pxd``): a row then reads the segment's and the analyzer's results as C fields and
-formats integers without making Python ints.  As plain Python it is the same code.
+``rows.pxd``).  Compiled, a row reads the segment's and the analyzer's results as C fields
+and is written digit by digit into a C buffer that becomes one ``str`` per flush: no
+Python int, no format call and no string per row.  As plain Python the row is an f-string
+of the same text (tests/test_compiled.py checks they agree).
 """
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 from tcpanalyze.analysis import _NAMES_CACHE, analysis_str
 from tcpanalyze.engine import Analyzer, Conn
 from tcpanalyze.model import _FLAG_STR_CACHE, Segment, addr_str, flag_str
+
+#: compiled: bytes in the C row buffer (rows.pxd); flushed when less than a row's worth is left
+K_CBUF = 65536
+K_ROW_ROOM = 512
 
 COLUMNS = ("frame", "time", "stream", "src", "sport", "dst", "dport", "seq", "ack", "len", "flags", "win",
            "analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
@@ -31,8 +37,11 @@ class TsvRows:
         self.flush_at = flush_at
         self.buf = []
         # per connection, the row's constant middle for each direction: "stream, src,
-        # sport, dst, dport"
+        # sport, dst, dport" (str; bytes when compiled, copied into the C buffer)
         self.middles = {}
+        self.flag_text = {}             # compiled: TCP flags -> their letters, as bytes
+        self.analysis_text = {}         # compiled: analysis bits -> names, as bytes
+        self.cn = 0
 
     def header(self) -> None:
         self.write("\t".join(COLUMNS) + "\n")
@@ -41,14 +50,18 @@ class TsvRows:
         self.middles.pop(conn, None)
 
     def flush(self) -> None:
-        if self.buf:
+        if cython.compiled:
+            if self.cn:
+                self.write(cython.cast(cython.p_char, self.cbuf)[:self.cn].decode("ascii"))
+                self.cn = 0
+        elif self.buf:
             self.write("".join(self.buf))
             self.buf.clear()
 
     @cython.locals(seg=Segment, a=Analyzer, conn=Conn, flags=cython.longlong, s=cython.longlong,
                    k=cython.longlong, rtt=cython.longlong, bif=cython.longlong, ns=cython.longlong,
                    sec=cython.longlong, frac=cython.longlong, af=cython.longlong, dn=cython.longlong,
-                   d=cython.longlong)
+                   d=cython.longlong, out=cython.p_char, n=cython.Py_ssize_t)
     def __call__(self, seg, a) -> None:
         conn = a.r_conn
         if self.wanted is not None and not self.wanted(seg, conn):
@@ -67,25 +80,138 @@ class TsvRows:
             dst = addr_str(seg.dst)
             one = f"{conn.stream}\t{src}\t{seg.sport}\t{dst}\t{seg.dport}"
             other = f"{conn.stream}\t{dst}\t{seg.dport}\t{src}\t{seg.sport}"
+            if cython.compiled:
+                one = one.encode("ascii")
+                other = other.encode("ascii")
             mid = (one, other) if d == 0 else (other, one)
             self.middles[conn] = mid
-        fs = _FLAG_STR_CACHE.get(flags)
-        if fs is None:
-            fs = flag_str(flags)
         af = a.r_flags
-        an = ""
-        if af:
-            an = _NAMES_CACHE.get(af)
-            if an is None:
-                an = analysis_str(af)
         ns = seg.ts_ns
         sec = ns // 1_000_000_000
         frac = ns - sec * 1_000_000_000
         rtt = a.r_ack_rtt
         bif = a.r_bif
         dn = a.r_dupack_num
+        if cython.compiled:
+            fs = self.flag_text.get(flags)
+            if fs is None:
+                fs = self.flag_text[flags] = flag_str(flags).encode("ascii")
+            an = b""
+            if af:
+                an = self.analysis_text.get(af)
+                if an is None:
+                    an = self.analysis_text[af] = analysis_str(af).encode("ascii")
+            mb = mid[d]
+            if self.cn + len(mb) + len(an) + K_ROW_ROOM > K_CBUF:
+                self.flush()
+            out = self.cbuf
+            n = self.cn
+            n = _put_int(out, n, seg.frame)
+            out[n] = 9
+            n = _put_int(out, n + 1, sec)
+            out[n] = 46                                     # "."
+            n = _put_digits(out, n + 1, frac, 9)
+            out[n] = 9
+            n = _put_bytes(out, n + 1, mb)
+            out[n] = 9
+            n = _put_int(out, n + 1, s)
+            out[n] = 9
+            n = _put_int(out, n + 1, k)
+            out[n] = 9
+            n = _put_int(out, n + 1, seg.paylen)
+            out[n] = 9
+            n = _put_bytes(out, n + 1, fs)
+            out[n] = 9
+            n = _put_int(out, n + 1, a.r_win)
+            out[n] = 9
+            n = _put_bytes(out, n + 1, an)
+            out[n] = 9
+            n += 1
+            if rtt >= 0:                                    # seconds with 9 decimals
+                n = _put_int(out, n, rtt // 1_000_000_000)
+                out[n] = 46
+                n = _put_digits(out, n + 1, rtt % 1_000_000_000, 9)
+            out[n] = 9
+            n += 1
+            if bif >= 0:
+                n = _put_int(out, n, bif)
+            out[n] = 9
+            n += 1
+            if dn:
+                n = _put_int(out, n, dn)
+            out[n] = 10
+            self.cn = n + 1
+            return
+        fs = _FLAG_STR_CACHE.get(flags)
+        if fs is None:
+            fs = flag_str(flags)
+        an = ""
+        if af:
+            an = _NAMES_CACHE.get(af)
+            if an is None:
+                an = analysis_str(af)
         self.buf.append(f"{seg.frame}\t{sec}.{frac:09d}\t{mid[d]}\t{s}\t{k}\t{seg.paylen}\t{fs}\t{a.r_win}\t{an}\t"
                         f"{'' if rtt < 0 else '%.9f' % (rtt / 1e9)}\t{'' if bif < 0 else bif}\t"
                         f"{dn if dn else ''}\n")
         if len(self.buf) >= self.flush_at:
             self.flush()
+
+
+# Compiled only: text into the C row buffer, each returning the position after what it wrote.
+
+@cython.cfunc
+@cython.cdivision(True)
+@cython.locals(out=cython.p_char, n=cython.Py_ssize_t, v=cython.longlong, i=cython.Py_ssize_t,
+               j=cython.Py_ssize_t, c=cython.char)
+@cython.returns(cython.Py_ssize_t)
+@cython.exceptval(check=False)
+def _put_int(out, n, v):
+    """``v`` in decimal."""
+    if v < 0:
+        out[n] = 45                                         # "-"
+        n += 1
+        v = -v
+    i = n
+    while True:
+        out[i] = 48 + v % 10
+        v = v // 10
+        i += 1
+        if v == 0:
+            break
+    j = i - 1
+    while n < j:                                            # the digits came out reversed
+        c = out[n]
+        out[n] = out[j]
+        out[j] = c
+        n += 1
+        j -= 1
+    return i
+
+
+@cython.cfunc
+@cython.cdivision(True)
+@cython.locals(out=cython.p_char, n=cython.Py_ssize_t, v=cython.longlong, width=cython.Py_ssize_t,
+               i=cython.Py_ssize_t)
+@cython.returns(cython.Py_ssize_t)
+@cython.exceptval(check=False)
+def _put_digits(out, n, v, width):
+    """``0 <= v < 10**width`` as exactly ``width`` digits (zero-padded)."""
+    i = n + width - 1
+    while i >= n:
+        out[i] = 48 + v % 10
+        v = v // 10
+        i -= 1
+    return n + width
+
+
+@cython.cfunc
+@cython.locals(out=cython.p_char, n=cython.Py_ssize_t, b=bytes, p=cython.p_char, i=cython.Py_ssize_t,
+               m=cython.Py_ssize_t)
+@cython.returns(cython.Py_ssize_t)
+@cython.exceptval(check=False)
+def _put_bytes(out, n, b):
+    p = b
+    m = len(b)
+    for i in range(m):
+        out[n + i] = p[i]
+    return n + m

@@ -1,7 +1,8 @@
 """The optional compiled core (Cython build of the per-packet modules, see setup.py) must
 give exactly what the same source gives as plain Python: every captured sample and the
-public traces through ``packets --format jsonl`` (with every flag's reason) and ``analyze --json``, once with
-the installed package and once with a copy of its ``.py`` sources only."""
+public traces through ``packets`` (TSV rows), ``packets --format jsonl`` (with every flag's
+reason) and ``analyze --json``, once with the installed package and once with a copy of its
+``.py`` sources only."""
 from __future__ import annotations
 
 import os
@@ -63,7 +64,8 @@ def pure_copy(tmp_path_factory) -> str:
 @pytest.mark.skipif(not COMPILED, reason="the compiled core is not built in this install (pure Python only)")
 @pytest.mark.parametrize("capture", CAPTURES, ids=[Path(c).name for c in CAPTURES])
 def test_compiled_core_equals_pure_python(capture, pure_copy, elsewhere):
-    for args in (["packets", "--format", "jsonl", capture], ["analyze", "--json", capture]):
+    # the TSV rows too: compiled, they are written digit by digit into a C buffer (rows.py)
+    for args in (["packets", "--format", "jsonl", capture], ["packets", capture], ["analyze", "--json", capture]):
         compiled = _run(args, None, str(elsewhere))
         assert compiled.count("\n") > 2
         assert compiled == _run(args, pure_copy, pure_copy), f"{' '.join(args)}: compiled and pure Python differ"
@@ -77,7 +79,8 @@ def test_compiled_core_equals_pure_python_on_lossy_generated_traffic(pure_copy, 
     cap = tmp_path / "lossy.pcap"
     subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), str(cap), "--packets", "20000",
                     "--conns", "12000", "--seed", "1"], check=True, capture_output=True, timeout=120)
-    for args in (["packets", "--format", "jsonl", str(cap)], ["analyze", "--json", str(cap)]):
+    for args in (["packets", "--format", "jsonl", str(cap)], ["packets", str(cap)], ["packets", "--absolute", str(cap)],
+                 ["analyze", "--json", str(cap)]):
         compiled = _run(args, None, str(elsewhere))
         assert compiled == _run(args, pure_copy, pure_copy), f"{' '.join(args)}: compiled and pure Python differ"
 

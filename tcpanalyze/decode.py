@@ -796,10 +796,13 @@ def _be32(p, i):
 @cython.locals(p=cython.p_uchar, n=cython.Py_ssize_t, frame=cython.longlong, ts_ns=cython.longlong,
                wirelen=cython.longlong, et=cython.longlong, tot=cython.longlong, hl=cython.longlong,
                paylen=cython.longlong, t=cython.Py_ssize_t, a=cython.Py_ssize_t, asz=cython.Py_ssize_t,
-               seg=Segment, tsval=cython.longlong, tsecr=cython.longlong, hdr=cython.Py_ssize_t)
+               seg=Segment, tsval=cython.longlong, tsecr=cython.longlong, hdr=cython.Py_ssize_t,
+               mss=cython.longlong, wscale=cython.longlong, sack_perm=cython.bint, i=cython.Py_ssize_t,
+               j=cython.Py_ssize_t, pay=cython.Py_ssize_t, kind=cython.longlong, ln=cython.Py_ssize_t)
 def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
-    """Ethernet II + IPv4 (IHL 5, not a later fragment) or IPv6 (TCP first) + TCP with no
-    options or NOP NOP Timestamp: the Segment, or None for the general path."""
+    """Ethernet II + IPv4 (IHL 5, not a later fragment) or IPv6 (TCP first) + TCP with a
+    captured header: the Segment, or None for the general path (which also takes every
+    option list _tcp would count as ``bad_tcp_option``)."""
     n = len(buf)
     if n < 54:
         return None
@@ -826,17 +829,63 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     else:
         return None
     hl = p[t + 12] >> 4
-    if hl == 8:
-        if n < t + 32 or _be32(p, t + 20) != _TS_WORD:
-            return None
+    mss = wscale = -1
+    sack_perm = False
+    sack = None
+    if hl == 5:
+        hdr = 20
+        tsval = tsecr = -1
+    elif hl == 8 and n >= t + 32 and _be32(p, t + 20) == _TS_WORD:
         hdr = 32
         tsval = _be32(p, t + 24)
         tsecr = _be32(p, t + 28)
-    elif hl == 5:
-        hdr = 20
-        tsval = tsecr = -1
     else:
-        return None
+        # _tcp's option walk (SYNs, SACK blocks): any option it would count as bad goes there
+        hdr = hl * 4
+        if hdr < 20 or n < t + hdr:
+            return None
+        tsval = tsecr = -1
+        i = t + 20
+        pay = t + hdr
+        while i < pay:
+            kind = p[i]
+            if kind == 0:
+                break
+            if kind == 1:
+                i += 1
+                continue
+            if i + 2 > pay:
+                return None
+            ln = p[i + 1]
+            if ln < 2 or i + ln > pay:
+                return None
+            if kind == 8:
+                if ln != 10:
+                    return None
+                tsval = _be32(p, i + 2)
+                tsecr = _be32(p, i + 6)
+            elif kind == 2:
+                if ln != 4:
+                    return None
+                mss = _be16(p, i + 2)
+            elif kind == 3:
+                if ln != 3:
+                    return None
+                wscale = p[i + 2]
+            elif kind == 4:
+                if ln != 2:
+                    return None
+                sack_perm = True
+            elif kind == 5:
+                if ln < 10 or (ln - 2) & 7:
+                    return None
+                blocks = []
+                j = i + 2
+                while j < i + ln:
+                    blocks.append((_be32(p, j), _be32(p, j + 4)))
+                    j += 8
+                sack = tuple(blocks)
+            i += ln
     # IPv4: total length covers the 20-byte IP header; IPv6: the payload length does not
     paylen = tot - hdr - (20 if asz == 4 else 0)
     if paylen < 0:
@@ -853,10 +902,10 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     seg.flags = _be16(p, t + 12) & 0x1FF
     seg.win = _be16(p, t + 14)
     seg.paylen = paylen
-    seg.mss = -1
-    seg.wscale = -1
-    seg.sack_perm = False
-    seg.sack = None
+    seg.mss = mss
+    seg.wscale = wscale
+    seg.sack_perm = sack_perm
+    seg.sack = sack
     seg.tsval = tsval
     seg.tsecr = tsecr
     seg.truncated = n - t - hdr < paylen

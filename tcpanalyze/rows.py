@@ -102,7 +102,7 @@ class TsvRows:
                 if an is None:
                     an = self.analysis_text[af] = analysis_str(af).encode("ascii")
             mb = mid[d]
-            if self.cn + len(mb) + len(an) + K_ROW_ROOM > K_CBUF:
+            if self.cn + len(mb) + len(an) + 512 > 65536:         # K_ROW_ROOM, K_CBUF (C literals)
                 self.flush()
             out = self.cbuf
             n = self.cn

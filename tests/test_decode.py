@@ -35,6 +35,7 @@ TRACES = Path(__file__).parent / "data" / "traces"
 SRC4, DST4 = "192.0.2.1", "198.51.100.2"
 SRC6, DST6 = "2001:db8::1", "2001:db8::2"
 PAYLOAD = b"x" * 37
+MAC1, MAC2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 
 def tcp(**kw) -> TCP:
@@ -129,6 +130,100 @@ def test_fast_path_equals_general_path(pkt, cut):
     slow = decmod._decode_general(1, 2, 1, frame, {})
     assert _same(fast, slow)
     assert fast.truncated == (cut > 0)
+
+
+# Raw TCP option bytes (padded to a 4-byte multiple with EOL) for the option walk, which the
+# compiled fast path also does in C for Ethernet frames: valid lists, and every kind of bad one.
+_SYN_OPTS = bytes([2, 4, 5, 0xB4, 4, 2, 8, 10]) + struct.pack(">II", 7, 0) + bytes([1, 3, 3, 7])
+_OPTION_LISTS = {
+    "syn": _SYN_OPTS,
+    "sack1": bytes([1, 1, 5, 10]) + struct.pack(">II", 1000, 2000),
+    "sack3_ts": bytes([1, 1, 8, 10]) + struct.pack(">II", 5, 6) + bytes([1, 1, 5, 26])
+    + struct.pack(">IIIIII", 1, 2, 3, 4, 0xFFFFFFF0, 8),
+    "two_sack": bytes([5, 10]) + struct.pack(">II", 1, 2) + bytes([5, 10]) + struct.pack(">II", 3, 4),
+    "unknown_kind": bytes([30, 6, 1, 2, 3, 4, 2, 4, 1, 0]),
+    "eol_then_junk": bytes([2, 4, 1, 0, 0, 99, 99, 99]),
+    "len0": bytes([2, 0, 0, 0]),
+    "len1": bytes([30, 1, 0, 0]),
+    "past_header": bytes([1, 1, 30, 9]),
+    "kind_without_len": bytes([1, 1, 1, 2]),
+    "mss_len3": bytes([2, 3, 1, 0]),
+    "ws_len4": bytes([3, 4, 7, 0]),
+    "sackok_len3": bytes([4, 3, 0, 0]),
+    "ts_len8": bytes([8, 8, 0, 0, 0, 1, 0, 0]),
+    "sack_len9": bytes([5, 9]) + bytes(7) + bytes(3),
+    "sack_len6": bytes([5, 6, 0, 0, 0, 0, 0, 0]),
+}
+
+
+def _with_options(raw_tcp: bytes, opts: bytes) -> bytes:
+    opts += bytes(-len(opts) % 4)
+    hl = 20 + len(opts)
+    hdr = raw_tcp[:12] + bytes([(hl // 4) << 4, raw_tcp[13]]) + raw_tcp[14:20]
+    return hdr + opts + raw_tcp[20:]
+
+
+@pytest.mark.parametrize("name", sorted(_OPTION_LISTS))
+@pytest.mark.parametrize("ipv", [4, 6])
+@pytest.mark.parametrize("cut", [0, 1, 30])
+def test_option_walk_fast_path_equals_general_path(name, ipv, cut):
+    seg_bytes = _with_options(bytes(tcp(flags="SA" if name == "syn" else "A")), _OPTION_LISTS[name])
+    if ipv == 4:
+        frame = bytes(Ether(src=MAC1, dst=MAC2) / IP(src=SRC4, dst=DST4, proto=6, len=20 + len(seg_bytes))) + seg_bytes
+    else:
+        frame = bytes(Ether(src=MAC1, dst=MAC2) / IPv6(src=SRC6, dst=DST6, nh=6, plen=len(seg_bytes))) + seg_bytes
+    frame = frame[:len(frame) - cut]
+    fast_counts: dict[str, int] = {}
+    slow_counts: dict[str, int] = {}
+    try:
+        fast = decode(1, 2, 1, frame, fast_counts)
+    except DecodeError as e:
+        fast = e.kind
+    try:
+        slow = decmod._decode_general(1, 2, 1, frame, slow_counts)
+    except DecodeError as e:
+        slow = e.kind
+    assert fast_counts == slow_counts
+    assert fast == slow if isinstance(fast, str) else _same(fast, slow)
+    if name == "syn" and not cut:
+        assert (fast.mss, fast.wscale, fast.sack_perm, fast.tsval) == (1460, 7, True, 7)
+    if name == "sack3_ts" and not cut:
+        assert fast.sack == ((1, 2), (3, 4), (0xFFFFFFF0, 8)) and fast.tsval == 5
+    if name == "two_sack" and not cut:
+        assert fast.sack == ((3, 4),)
+    if name.startswith(("len", "past", "kind_without", "mss_", "ws_", "sackok_", "ts_", "sack_")) and cut == 0:
+        assert slow_counts == {"bad_tcp_option": 1}
+
+
+def test_fast_path_equals_general_path_on_every_trace_frame():
+    """Every Ethernet frame of the bundled traces: decode() (the compiled fast path when
+    built) gives what the table-driven path gives, segments and counts alike."""
+    from tcpanalyze.sources.pcap import open_capture
+
+    frames = 0
+    for oracle in sorted(TRACES.glob("*.tshark.tsv")):
+        path = oracle.with_name(oracle.name[:-len(".tshark.tsv")])
+        with open_capture(str(path)) as r:
+            for frame, ts, lt, data, wl in r:
+                if lt != 1:
+                    continue
+                frames += 1
+                fc: dict[str, int] = {}
+                sc: dict[str, int] = {}
+                try:
+                    fast = decode(frame, ts, lt, data, fc, wl)
+                except DecodeError as e:
+                    fast = (e.kind, e.offset)
+                try:
+                    slow = decmod._decode_general_safe(frame, ts, lt, data, sc, wl)
+                except DecodeError as e:
+                    slow = (e.kind, e.offset)
+                assert fc == sc, (path.name, frame)
+                if isinstance(fast, Segment) and isinstance(slow, Segment):
+                    assert _same(fast, slow), (path.name, frame)
+                else:
+                    assert fast == slow, (path.name, frame)
+    assert frames > 20_000
 
 
 @pytest.mark.parametrize("pkt", [Ether() / ip4() / tcp(options=TS_OPTS), Ether() / ip6() / tcp(options=TS_OPTS),

@@ -18,7 +18,7 @@ class longlong(int, metaclass=_CType):  # noqa: N801 - Cython's name
     pass
 
 
-Py_ssize_t = bint = char = longlong
+Py_ssize_t = bint = char = uchar = longlong
 p_uchar = p_char = object
 
 

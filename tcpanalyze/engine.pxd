@@ -2,6 +2,13 @@
 # types the per-connection records so the compiled hot path reads C fields.
 from tcpanalyze.model cimport Segment
 
+cdef class Unacked:
+    cdef public long long seq
+    cdef public long long end
+    cdef public long long frame
+    cdef public long long ts_ns
+    cdef public long long karn
+
 cdef class Flow:
     cdef public long long base_seq
     cdef public bint base_set
@@ -106,8 +113,8 @@ cdef class Conn:
 # results nor looks its attributes up in a dictionary.
 cdef class Analyzer:
     cdef public object cfg
-    cdef public object table
-    cdef public object closed
+    cdef public dict table
+    cdef public list closed
     cdef public object done
     cdef public object on_conn_done
     cdef public object on_sweep

@@ -22,6 +22,7 @@ clock or does I/O.
 """
 from __future__ import annotations
 
+import struct
 from array import array
 
 try:
@@ -100,6 +101,38 @@ class Config:
         self.max_tw_hosts = max(1, max_tw_hosts)
 
 
+class Unacked:
+    """One segment its receiver has not acknowledged yet: raw ``seq`` and ``end`` (seq + len,
+    + 1 for SYN/FIN), ``frame``, ``ts_ns``, and ``karn`` (the retransmission bits of its
+    analysis flags: an ACK of it gives no RTT sample).  A C record when compiled (engine.pxd)."""
+
+    __slots__ = ("seq", "end", "frame", "ts_ns", "karn")
+
+    def __init__(self, seq: int, end: int, frame: int, ts_ns: int, karn: int):
+        self.seq = seq
+        self.end = end
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.karn = karn
+
+    def __repr__(self) -> str:
+        return f"Unacked(seq={self.seq}, end={self.end}, frame={self.frame}, ts_ns={self.ts_ns}, karn={self.karn})"
+
+
+@cython.cfunc
+@cython.locals(e=Unacked, seq=cython.longlong, end=cython.longlong, frame=cython.longlong,
+               ts_ns=cython.longlong, karn=cython.longlong)
+def _unacked(seq, end, frame, ts_ns, karn):
+    e = Unacked.__new__(Unacked)
+    e.seq = seq
+    e.end = end
+    e.frame = frame
+    e.ts_ns = ts_ns
+    e.karn = karn
+    return e
+
+
+@cython.locals(e=Unacked)
 def _span(segs: list, base: int, lo: int, hi: int) -> tuple[int, int]:
     """Lowest start and highest end, relative to ``base``, of ``segs`` and of [lo, hi).
     (A plain loop: Cython 3.3 evaluated ``min(... for e in segs)`` in ``feed`` with the
@@ -107,13 +140,56 @@ def _span(segs: list, base: int, lo: int, hi: int) -> tuple[int, int]:
     lo = (lo - base) & MASK
     hi = (hi - base) & MASK
     for e in segs:
-        r = (e[0] - base) & MASK
+        r = (e.seq - base) & MASK
         if r < lo:
             lo = r
-        r = (e[1] - base) & MASK
+        r = (e.end - base) & MASK
         if r > hi:
             hi = r
     return lo, hi
+
+
+_PORTS = struct.Struct(">HH")
+
+
+def flow_key(src: bytes, sport: int, dst: bytes, dport: int) -> bytes:
+    """The connection table's key for segments from ``src:sport`` to ``dst:dport``: the
+    packed addresses then both ports big-endian (12 bytes for IPv4, 36 for IPv6).  One bytes
+    object hashes and compares in C, where a 4-tuple hashed and compared four objects."""
+    return src + dst + _PORTS.pack(sport, dport)
+
+
+def reverse_key(key: bytes) -> bytes:
+    """The key of the other direction."""
+    n = (len(key) - 4) >> 1
+    return key[n:2 * n] + key[:n] + key[2 * n + 2:] + key[2 * n:2 * n + 2]
+
+
+@cython.cfunc
+@cython.locals(seg=Segment, b=cython.uchar[40], p=cython.p_uchar, n=cython.Py_ssize_t, i=cython.Py_ssize_t,
+               sport=cython.longlong, dport=cython.longlong)
+def _seg_key(seg):
+    """flow_key() of a segment; compiled, built in a C buffer (one bytes object, no concatenation)."""
+    if not cython.compiled:
+        return flow_key(seg.src, seg.sport, seg.dst, seg.dport)
+    src = seg.src
+    dst = seg.dst
+    n = len(src)
+    if n > 16 or len(dst) != n:
+        return flow_key(src, seg.sport, dst, seg.dport)
+    p = src
+    for i in range(n):
+        b[i] = p[i]
+    p = dst
+    for i in range(n):
+        b[n + i] = p[i]
+    sport = seg.sport
+    dport = seg.dport
+    b[2 * n] = (sport >> 8) & 255
+    b[2 * n + 1] = sport & 255
+    b[2 * n + 2] = (dport >> 8) & 255
+    b[2 * n + 3] = dport & 255
+    return cython.cast(cython.p_char, b)[:2 * n + 4]
 
 
 def _stream_of(conn: Conn) -> int:
@@ -254,7 +330,7 @@ class Flow:
         self.lastnondupack = 0
         self.dupacknum = 0
         self.lastsegflags = 0
-        self.segs = []               # unacked: [seq, nextseq, frame, ts_ns, karn], oldest first
+        self.segs = []               # Unacked records, oldest first
         self.segs_disordered = False
         # while segs is disordered: lowest start and highest end over it, relative to base_seq
         # (so neither an ACK that acknowledges nothing nor bytes-in-flight walks the list)
@@ -297,7 +373,7 @@ class Conn:
 
     def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
         self.stream = stream
-        self.key = (seg.src, seg.sport, seg.dst, seg.dport)
+        self.key = flow_key(seg.src, seg.sport, seg.dst, seg.dport)
         self.addr = (seg.src, seg.dst)
         self.port = (seg.sport, seg.dport)
         self.flows = (Flow(), Flow())
@@ -348,7 +424,7 @@ class Analyzer:
         self.emit = emit
         self.explain = self.cfg.explain
         self.max_unacked = self.cfg.max_unacked
-        self.table: dict[tuple, tuple[Conn, int]] = {}
+        self.table: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
         self.closed: list[Conn] = []    # connections that reached their end, until released
         self.streams = 0
         self.done: list[Conn] = []
@@ -389,12 +465,12 @@ class Analyzer:
         self.r_reasons: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ connections
-    def _new_conn(self, seg: Segment, key: tuple) -> Conn:
+    def _new_conn(self, seg: Segment, key: bytes) -> Conn:
         conn = Conn(self.streams, seg, self.keep_timeline)
         self.streams += 1
         table = self.table
         table[key] = (conn, 0)
-        rkey = (seg.dst, seg.dport, seg.src, seg.sport)
+        rkey = reverse_key(key)
         if rkey != key:                # a connection from an endpoint to itself has one key
             table[rkey] = (conn, 1)
             self.live += 1
@@ -410,7 +486,7 @@ class Analyzer:
     def _drop(self, conn: Conn) -> None:
         table = self.table
         key = conn.key
-        rkey = (key[2], key[3], key[0], key[1])
+        rkey = reverse_key(key)
         dropped = False
         if table.get(key, (None,))[0] is conn:
             del table[key]
@@ -512,7 +588,7 @@ class Analyzer:
                     hook(False)
             self.next_sweep = now + K_SWEEP_EVERY_NS
 
-    @cython.locals(seg=Segment, conn=Conn, fwd=Flow, rev=Flow, f=Flow,
+    @cython.locals(seg=Segment, conn=Conn, fwd=Flow, rev=Flow, f=Flow, e=Unacked,
                    now=cython.longlong, flags=cython.longlong, seq=cython.longlong,
                    ack=cython.longlong, seglen=cython.longlong, win=cython.longlong,
                    frame=cython.longlong, aflags=cython.longlong, d=cython.longlong,
@@ -554,7 +630,7 @@ class Analyzer:
         seglen = seg.paylen
         win = seg.win
         frame = seg.frame
-        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        key = _seg_key(seg)
         aflags = 0
         ent = self.table.get(key)
         if ent is None:
@@ -745,10 +821,13 @@ class Analyzer:
                     r = (nxt - base) & k_mask
                     if r > fwd.seg_hi:
                         fwd.seg_hi = r
-                elif segs and 0 < ((segs[-1][1] - seq) & k_mask) < k_half:
-                    fwd.segs_disordered = True
-                    fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
-                segs.append([seq, nxt, frame, now, aflags & k_rtxf])
+                else:
+                    if segs:
+                        e = segs[-1]
+                        if 0 < ((e.end - seq) & k_mask) < k_half:
+                            fwd.segs_disordered = True
+                            fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
+                segs.append(_unacked(seq, nxt, frame, now, aflags & k_rtxf))
         if not nextseq_f or 0 < ((nxt - nextseq_f) & k_mask) < k_half:
             if not aflags & k_zwp:
                 fwd.nextseq = nxt
@@ -775,44 +854,44 @@ class Analyzer:
                 karn = 0
                 while k < n:
                     e = rsegs[k]
-                    dn = (ack - e[1]) & k_mask
+                    dn = (ack - e.end) & k_mask
                     if dn >= k_half:           # ack before this segment's end
                         break
                     if dn == 0 and ack_rtt < 0:
-                        ack_rtt = now - e[3]
-                        acks_frame = e[2]
-                    karn |= e[4]
+                        ack_rtt = now - e.ts_ns
+                        acks_frame = e.frame
+                    karn |= e.karn
                     k += 1
                 if k:
                     del rsegs[:k]
                 if rsegs:
                     e = rsegs[0]
-                    if 0 < ((ack - e[0]) & k_mask) < k_half:
-                        e[0] = ack           # partial ACK: trim the acked part
+                    if 0 < ((ack - e.seq) & k_mask) < k_half:
+                        e.seq = ack           # partial ACK: trim the acked part
             elif 0 < ((ack - rev.base_seq - rev.seg_lo) & k_mask) < k_half:
                 # the ACK is past the lowest start: something is acked or trimmed
                 keep = []
                 karn = 0
                 for e in rsegs:
-                    if ack == e[1]:
+                    if ack == e.end:
                         if ack_rtt < 0:
-                            ack_rtt = now - e[3]
-                            acks_frame = e[2]
-                        karn |= e[4]
+                            ack_rtt = now - e.ts_ns
+                            acks_frame = e.frame
+                        karn |= e.karn
                         continue
-                    if 0 < ((ack - e[0]) & k_mask) < k_half and not (0 < ((ack - e[1]) & k_mask) < k_half):
-                        e[0] = ack
+                    if 0 < ((ack - e.seq) & k_mask) < k_half and not (0 < ((ack - e.end) & k_mask) < k_half):
+                        e.seq = ack
                         keep.append(e)
-                    elif 0 < ((e[1] - ack) & k_mask) < k_half:
+                    elif 0 < ((e.end - ack) & k_mask) < k_half:
                         keep.append(e)
                     else:
-                        karn |= e[4]
+                        karn |= e.karn
                 rev.segs = rsegs = keep
                 if not keep:
                     rev.segs_disordered = False
                 else:
                     e = keep[0]
-                    rev.seg_lo, rev.seg_hi = _span(keep, rev.base_seq, e[0], e[1])
+                    rev.seg_lo, rev.seg_hi = _span(keep, rev.base_seq, e.seq, e.end)
             else:
                 karn = 0
             if ack_rtt >= 0 and not karn:
@@ -836,8 +915,10 @@ class Analyzer:
                     lo = fwd.seg_lo
                     hi = fwd.seg_hi
                 else:
-                    lo = (segs[0][0] - base) & k_mask
-                    hi = (segs[-1][1] - base) & k_mask
+                    e = segs[0]
+                    lo = (e.seq - base) & k_mask
+                    e = segs[-1]
+                    hi = (e.end - base) & k_mask
                 inflight = hi - lo
                 sack = rev.sack
                 if sack:
@@ -996,7 +1077,7 @@ class Analyzer:
                 # Data the resetting side had sent that was never acknowledged is discarded.
                 segs = fwd.segs
                 if segs:
-                    conn.reset_inflight = sum((e[1] - e[0]) & MASK for e in segs)
+                    conn.reset_inflight = sum((e.end - e.seq) & MASK for e in segs)
 
     def _transition(self, conn: Conn, ep: int, s0: TcpState, s1: TcpState, seg: Segment, sent: bool) -> None:
         conn.state[ep] = s1

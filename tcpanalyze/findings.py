@@ -245,7 +245,7 @@ def _unacked(f) -> int:
     if not segs:
         return 0
     base = f.base_seq
-    spans = sorted((((s0 - base) & 0xFFFFFFFF), ((s1 - base) & 0xFFFFFFFF)) for s0, s1, *_ in segs)
+    spans = sorted((((e.seq - base) & 0xFFFFFFFF), ((e.end - base) & 0xFFFFFFFF)) for e in segs)
     total = 0
     cur_lo, cur_hi = spans[0]
     for lo, hi in spans[1:]:

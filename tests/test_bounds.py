@@ -28,7 +28,7 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 from tcpanalyze import engine as E  # noqa: E402
-from tcpanalyze.engine import Analyzer, Config  # noqa: E402
+from tcpanalyze.engine import Analyzer, Config, flow_key  # noqa: E402
 from tcpanalyze.model import ACK, FIN, PSH, SYN, Segment  # noqa: E402
 
 SERVER = b"\xc0\x00\x02\x01"            # 192.0.2.1
@@ -304,7 +304,7 @@ def test_disordered_unacked_list_is_not_walked_by_every_ack():
     for i in range(100_000):
         a.feed(Segment(frame, NS + 10 + frame, s, c, 80, 40000, 8, 1, ACK, 65535, 0))
         frame += 1
-    conn = a.table[(c, 40000, s, 80)][0]
+    conn = a.table[flow_key(c, 40000, s, 80)][0]
     f = conn.flows[0]
     assert len(f.segs) == 5000 and f.segs_disordered
     assert f.seg_lo == 101 and f.seg_hi == 500_101

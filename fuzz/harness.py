@@ -19,7 +19,7 @@ and runs it through ``open_capture`` -> ``decode`` -> ``Analyzer.feed``/``finish
 
 * ``open_capture`` raises nothing but ``SourceError`` (one line); iteration raises nothing;
   frame numbers increase; damage is a ``CaptureDamage`` naming its byte offset and frame;
-  warnings stay bounded; the mmap walk and the stream walk of the same bytes agree exactly;
+  warnings stay bounded; the file walk and the stdin walk of the same bytes agree exactly;
 * ``decode`` returns a ``Segment`` or None (and counts why) or raises ``DecodeError`` -- and
   never needs its ``struct.error``/``IndexError`` safety net (kind ``truncated``), and its
   Ethernet fast path agrees with the general path;
@@ -230,7 +230,7 @@ def one_input(data: bytes, workdir: str) -> None:
         out = read_capture(path)
         ref = read_capture("-", body)
         if out[0] == "ok" or ref[0] == "ok":
-            # The same bytes read from a regular file (mmap) and from a pipe must agree exactly;
+            # The same bytes read from a regular file and from a pipe must agree exactly;
             # only the way an unopenable input is worded may differ.
             assert out == ref, (out[:1] + out[2:] if out[0] == "ok" else out,
                                 ref[:1] + ref[2:] if ref[0] == "ok" else ref)

@@ -1,7 +1,7 @@
 """Robustness (issue 10): untrusted input in, only values and counted decode errors out.
 
 The oracle is ``fuzz/harness.py``, shared with the long-running atheris fuzzer
-``fuzz/fuzz_capture.py``: the reader (file/mmap and stream walks agree), the decoder (never
+``fuzz/fuzz_capture.py``: the reader (file and stdin walks agree), the decoder (never
 needs its safety net; the Ethernet fast path agrees with the general path), the engine
 (never raises, keeps its bounds, finalizes every stream) and ``summarize`` (JSON values).
 

@@ -206,13 +206,13 @@ def test_formats_reported():
     assert read_all(TRACES / "zeek-smb_many_open_files_500.pcap.gz")[1].format == "pcap, gzip"
 
 
-def test_mmap_and_stream_agree(monkeypatch):
+def test_file_and_stdin_agree(monkeypatch):
     for name in ("pop3.pcap", "pcapplusplus-ldap.pcapng", "zeek-get-to-ssh-server.pcap"):
         data = (TRACES / name).read_bytes()
         a, ra = read_all(TRACES / name)
         b, rb = read_stdin(monkeypatch, data)
-        assert a == b and ra.format == rb.format and rb.size is None
-        assert rb.bytes_read == len(data)
+        assert a == b and ra.format == rb.format and rb.size is None and ra.size == len(data)
+        assert ra.bytes_read == rb.bytes_read == len(data) and ra.frames == rb.frames == len(a)
 
 
 # --------------------------------------------------------------------------- conversions
@@ -360,7 +360,7 @@ TRUNCATION_CASES = {"pcap": "pop3.pcap", "pcap-ns": "zeek-get-to-ssh-server.pcap
 
 
 @pytest.mark.parametrize("kind", sorted(TRUNCATION_CASES))
-@pytest.mark.parametrize("mode", ["mmap", "stream"])
+@pytest.mark.parametrize("mode", ["file", "stream"])
 def test_truncation_at_every_offset(tmp_path, monkeypatch, kind, mode):
     """Cut within the last 3 records/blocks at every byte: all complete frames, then damage."""
     src = TRACES / TRUNCATION_CASES[kind]
@@ -376,7 +376,7 @@ def test_truncation_at_every_offset(tmp_path, monkeypatch, kind, mode):
     path = tmp_path / "cut"
     for cut in range(start, len(data) + 1):
         chunk = data[:cut]
-        if mode == "mmap":
+        if mode == "file":
             path.write_bytes(chunk)
             recs, r = read_all(path)
         else:
@@ -538,8 +538,8 @@ def test_pcapng_resync(tmp_path, monkeypatch, pop3, e, how):
     expected = expected_from(pop3[:k - 1]) + expected_from(pop3[k:])
     if how == "garbage":
         expected = expected_from(pop3[:k - 1]) + expected_from(pop3[k - 1:])
-    for mode in ("mmap", "stream"):
-        if mode == "mmap":
+    for mode in ("file", "stream"):
+        if mode == "file":
             recs, r = read_bytes(tmp_path, data)
         else:
             recs, r = read_stdin(monkeypatch, data)
@@ -663,8 +663,8 @@ def _trickle_cases():
             gzip.decompress((TRACES / "wireshark-grpc_web.pcapng.gz").read_bytes())]
 
 
-def test_small_stream_reads_match_mmap(tmp_path, monkeypatch):
-    """Refilling the stream window at every possible place gives the mmap result."""
+def test_small_stream_reads_match_file(tmp_path, monkeypatch):
+    """Refilling the stream window at every possible place gives the file result (read in 1 MiB chunks)."""
     for i, data in enumerate(_trickle_cases()):
         expected, rm = read_bytes(tmp_path, data)
         for seed in range(3):
@@ -768,7 +768,7 @@ def test_fuzz_never_escapes(tmp_path_factory, monkeypatch, data, gz):
     path.write_bytes(data)
     a = _outcome(str(path))
     b = _outcome("-", monkeypatch, data)
-    # The mmap walk and the stream walk must agree exactly.
+    # The file walk and the stream walk must agree exactly.
     assert a == b
 
 

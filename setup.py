@@ -1,12 +1,13 @@
 """Optional compiled build of the per-packet core.
 
 The modules of the per-packet path (model, engine, decode, state, zeek, findings, summary,
-analysis, seq, pipeline, and the packets rows) are plain Python; with Cython and a C compiler at install time they are also
-compiled (Cython's pure-Python mode; ``model.pxd``/``engine.pxd`` type the per-connection
-records and ``rows.pxd`` the packets row writer, the other modules compile as they
-are).  Without either -- or if compiling fails for any reason --
-the install goes on and the same files run as Python.  ``TCPANALYZE_PURE=1`` skips the build.
-Everything else lives in pyproject.toml.
+analysis, seq, pipeline, the packets rows and the capture reader) are plain Python; with
+Cython and a C compiler at install time they are also compiled (Cython's pure-Python mode;
+``model.pxd``/``engine.pxd`` type the per-connection records, ``rows.pxd`` the packets row
+writer, the other modules compile as they are, with their ``@cython.locals`` types).
+Without either -- or if compiling fails for any reason -- the install goes on and the same
+files run as Python.  ``TCPANALYZE_PURE=1`` skips the build.  Everything else lives in
+pyproject.toml.
 """
 import os
 import sys

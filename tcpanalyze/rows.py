@@ -17,10 +17,6 @@ from tcpanalyze.analysis import _NAMES_CACHE, analysis_str
 from tcpanalyze.engine import Analyzer, Conn
 from tcpanalyze.model import _FLAG_STR_CACHE, Segment, addr_str, flag_str
 
-#: compiled: bytes in the C row buffer (rows.pxd); flushed when less than a row's worth is left
-K_CBUF = 65536
-K_ROW_ROOM = 512
-
 COLUMNS = ("frame", "time", "stream", "src", "sport", "dst", "dport", "seq", "ack", "len", "flags", "win",
            "analysis", "ack_rtt", "bytes_in_flight", "dup_ack_num")
 
@@ -102,7 +98,9 @@ class TsvRows:
                 if an is None:
                     an = self.analysis_text[af] = analysis_str(af).encode("ascii")
             mb = mid[d]
-            if self.cn + len(mb) + len(an) + 512 > 65536:         # K_ROW_ROOM, K_CBUF (C literals)
+            # flush while a row still fits: the buffer is rows.pxd's 64 KiB; besides the middle
+            # and the analysis names a row has ten numbers and the flag letters, < 512 bytes
+            if self.cn + len(mb) + len(an) + 512 > 65536:
                 self.flush()
             out = self.cbuf
             n = self.cn

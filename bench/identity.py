@@ -2,7 +2,8 @@
 """Record what tcpanalyze prints for a set of captures, or compare two such records.
 
 A refactor of the engine must not change a single byte of output.  ``record`` runs
-``packets`` (TSV), ``flows --format jsonl`` and ``analyze --json`` on every bundled
+``packets`` (TSV, and JSON lines with every flag's reason), ``flows --format jsonl`` and
+``analyze --json`` on every bundled
 sample, every capture of the public traces and any extra capture named with ``--extra``,
 and writes one file per (capture, command) into OUT, with a SHA-256 list in
 ``OUT/SUMS``.  ``diff A B`` compares two records file by file and names every file that
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
 COMMANDS = {
     "packets.tsv": ["packets"],
+    "packets.jsonl": ["packets", "--format", "jsonl"],
     "flows.jsonl": ["flows", "--format", "jsonl"],
     "analyze.json": ["analyze", "--json"],
 }

@@ -1,51 +1,217 @@
 """Optional compiled build of the per-packet core.
 
-The modules of the per-packet path (model, engine, decode, state, zeek, findings, summary,
-analysis, seq, pipeline, the packets rows and the capture reader) are plain Python; with
-Cython and a C compiler at install time they are also compiled (Cython's pure-Python mode;
-``model.pxd``/``engine.pxd`` type the per-connection records, ``rows.pxd`` the packets row
-writer, the other modules compile as they are, with their ``@cython.locals`` types).
-Without either -- or if compiling fails for any reason -- the install goes on and the same
-files run as Python.  ``TCPANALYZE_PURE=1`` skips the build.  Everything else lives in
-pyproject.toml.
-"""
-import os
-import sys
+The modules in ``COMPILED`` are plain Python; with Cython and a C compiler at install time
+they are also compiled (Cython's pure-Python mode; the ``.pxd`` files next to some of them
+type their records, the others compile as they are, with their ``@cython.locals`` types).
+Cython translates them in parallel processes and the C compiler runs on every core.
 
-from setuptools import setup
+The install never fails for the compiled core: without Cython, with ``TCPANALYZE_PURE=1``,
+or when Cython or the C compiler fails on any module, no extension is installed (the
+modules share C types through the ``.pxd`` files, so they are compiled all together or not
+at all) and the same files run as Python.  A failure prints one line on stderr; what Cython
+and the compiler printed is in ``build/tcpanalyze-build.log``.
+
+Every build writes ``tcpanalyze/_compiled.txt`` (next to the extensions, so in the source
+tree too for ``pip install -e .`` and ``build_ext --inplace``): the modules built and the
+size, time and digest of the sources they were built from.  ``tcpanalyze/_loader.py`` reads
+it at import time and runs the ``.py`` files when an extension no longer matches them.
+Everything else lives in pyproject.toml.
+"""
+import contextlib
+import os
+import re
+import sys
+import traceback
+from hashlib import blake2b
+
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-COMPILED = ["tcpanalyze/model.py", "tcpanalyze/engine.py", "tcpanalyze/decode.py", "tcpanalyze/state.py",
-            "tcpanalyze/zeek.py", "tcpanalyze/findings.py", "tcpanalyze/summary.py", "tcpanalyze/analysis.py",
-            "tcpanalyze/seq.py", "tcpanalyze/rows.py", "tcpanalyze/pipeline.py",
-            "tcpanalyze/sources/pcap.py"]
+PACKAGE = "tcpanalyze"
+# The one list of compiled modules (dotted names below the package).  A module whose .py is
+# missing is left out; a .pxd next to a module is used when there is one.
+COMPILED = ["model", "engine", "decode", "state", "zeek", "findings", "summary", "analysis", "seq", "rows",
+            "pipeline", "sources.pcap"]
+DIRECTIVES = {"binding": False, "boundscheck": False, "wraparound": True}
+RECORD = "_compiled.txt"  # read by tcpanalyze/_loader.py
+LOG = os.path.join("build", "tcpanalyze-build.log")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pure_requested():
+    """``TCPANALYZE_PURE`` set to anything but empty or ``0`` (the same test as _loader's)."""
+    return os.environ.get("TCPANALYZE_PURE", "") not in ("", "0")
+
+
+def _source(module, suffix):
+    return os.path.join(PACKAGE, *module.split(".")) + suffix
+
+
+def extensions():
+    return [Extension(f"{PACKAGE}.{m}", [_source(m, ".py")]) for m in COMPILED
+            if os.path.exists(os.path.join(HERE, _source(m, ".py")))]
+
+
+@contextlib.contextmanager
+def _output_to(path):
+    """Send this process's and its children's stdout and stderr to ``path`` (appended)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _first_error(log_path):
+    """The first error line Cython or the compiler wrote, for the one-line note."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    for pattern in (r"^\S+\.(?:pxd|py|pyx):\d+:\d+: .+$",  # Cython: file:line:col: message
+                    r"^\S+:\d+:\d+: (?:fatal )?error: .+$",  # gcc/clang
+                    r"^\w*(?:Error|error)\b.*$"):
+        m = re.search(pattern, text, re.M)
+        if m:
+            line = m.group(0).strip()
+            return line if len(line) <= 200 else line[:197] + "..."
+    return ""
+
+
+def _translation_failed(c_file):
+    """Cython leaves no C file, or one that starts with ``#error``, for a module it failed on
+    (when it translates in parallel, that is all it says)."""
+    try:
+        with open(c_file, "rb") as f:
+            return f.read(7) == b"#error "
+    except OSError:
+        return True
 
 
 class OptionalBuildExt(build_ext):
-    """A failed compile leaves the pure-Python package, with a note, instead of failing."""
+    """Cythonize and compile ``COMPILED``; any failure leaves the pure-Python package, with
+    one line on stderr, instead of failing the install."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
     def run(self):
+        inplace = self.inplace
+        sources = list(self.extensions)
+        self._failed = []
+        if not sources:
+            return
+        if pure_requested():
+            return self._fall_back(sources, inplace, "TCPANALYZE_PURE is set", quiet=True)
         try:
-            super().run()
-        except Exception as e:  # noqa: BLE001 - any compiler problem means "no speed-up"
-            print(f"tcpanalyze: compiled core not built ({e}); using pure Python", file=sys.stderr)
+            from Cython.Build import cythonize
+        except ImportError:
+            return self._fall_back(sources, inplace, "Cython is not installed", quiet=True)
+        log = os.path.join(HERE, LOG)
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        with open(log, "w"):
+            pass
+        with _output_to(log):
+            try:
+                translated = cythonize(
+                    [Extension(e.name, list(e.sources)) for e in sources], nthreads=int(self.parallel),
+                    build_dir=os.path.join("build", "cython"), language_level=3, quiet=True,
+                    compiler_directives=DIRECTIVES)
+                failed = [e.name for e in translated if _translation_failed(e.sources[0])]
+                problem = f"Cython failed on {', '.join(failed)}" if failed else ""
+            except Exception as e:  # noqa: BLE001 - whatever Cython raises means "no compiled core"
+                traceback.print_exc()  # into the log
+                translated, problem = [], "Cython failed"
+        if problem:
+            return self._fall_back(sources, inplace, problem, log=log)
+        c_files = {e.name: e.sources for e in translated}
+        for ext in sources:
+            ext.sources = c_files[ext.name]
+        # the biggest C files first, so that the compiler processes finish together
+        self.extensions = sorted(sources, key=lambda e: -os.path.getsize(e.sources[0]))
+        if os.name == "posix":
+            for ext in self.extensions:
+                ext.extra_compile_args = [*ext.extra_compile_args, "-g0"]  # no debug info: 3x smaller, faster
+        with _output_to(log):
+            super().run()  # build_extension below records failures instead of raising
+        if self._failed:
+            names = ", ".join(name for name, _ in self._failed)
+            return self._fall_back(sources, inplace, f"compiler failed on {names}", log=log)
+        self._write_record(inplace, self.extensions)
+        print(f"tcpanalyze: compiled {len(self.extensions)} modules (log: {LOG})")
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
-        except Exception as e:  # noqa: BLE001
-            print(f"tcpanalyze: {ext.name} not compiled ({e}); using pure Python", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - any compiler problem means "no compiled core"
+            traceback.print_exc()  # into the log
+            self._failed.append((ext.name, e))
 
+    def build_extensions(self):
+        super().build_extensions()
+        if self._failed:  # nothing of this build is installed or copied next to the sources
+            self.extensions = []
 
-def extensions():
-    if os.environ.get("TCPANALYZE_PURE"):
-        return []
-    try:
-        from Cython.Build import cythonize
-    except ImportError:
-        return []
-    return cythonize(COMPILED, language_level=3, quiet=True,
-                     compiler_directives={"binding": False, "boundscheck": False, "wraparound": True})
+    def _fall_back(self, sources, inplace, why, log=None, quiet=False):
+        self.extensions = []
+        for ext in sources:  # extensions of an earlier build would not match this one
+            for path in self._ext_paths(ext.name, inplace):
+                if os.path.exists(path):
+                    os.remove(path)
+        self._write_record(inplace, [], why)
+        if not quiet:
+            detail = _first_error(log) if log else ""
+            where = f"{detail}; log: {LOG}" if detail else f"log: {LOG}"
+            sys.stderr.write(f"tcpanalyze: compiled core not built ({why}: {where}); using pure Python\n")
+            sys.stderr.flush()
+
+    def _ext_paths(self, name, inplace):
+        filename = self.get_ext_filename(name)
+        yield os.path.join(self.build_lib, filename)
+        if inplace:
+            yield os.path.join(HERE, self._package_dir(name), os.path.basename(filename))
+
+    def _package_dir(self, name):
+        return self.get_finalized_command("build_py").get_package_dir(name.rpartition(".")[0])
+
+    def _write_record(self, inplace, built, why=""):
+        lines = ["# Written by setup.py build_ext; read by tcpanalyze/_loader.py at import time.",
+                 "status compiled" if built else f"status pure {why}"]
+        for ext in built:
+            module = ext.name[len(PACKAGE) + 1:]
+            lines.append(f"module {ext.name} {os.path.basename(self.get_ext_filename(ext.name))}")
+            for suffix in (".py", ".pxd"):
+                rel = _source(module, suffix)[len(PACKAGE) + 1:].replace(os.sep, "/")
+                path = os.path.join(HERE, _source(module, suffix))
+                if os.path.exists(path):
+                    st = os.stat(path)
+                    with open(path, "rb") as f:
+                        digest = blake2b(f.read(), digest_size=16).hexdigest()
+                    lines.append(f"source {rel} {st.st_size} {st.st_mtime_ns} {digest}")
+                else:
+                    lines.append(f"source {rel} -")
+        text = "\n".join(lines) + "\n"
+        targets = [os.path.join(self.build_lib, PACKAGE)]
+        if inplace:
+            targets.append(os.path.join(HERE, self.get_finalized_command("build_py").get_package_dir(PACKAGE)))
+        for directory in targets:
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, RECORD), "w", encoding="utf-8") as f:
+                f.write(text)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -149,7 +149,8 @@ class OptionalBuildExt(build_ext):
         with _output_to(log):
             super().run()  # build_extension below records failures instead of raising
         if self._failed:
-            names = ", ".join(name for name, _ in self._failed)
+            names = sorted(name for name, _ in self._failed)
+            names = ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and {len(names) - 3} more"
             return self._fall_back(sources, inplace, f"compiler failed on {names}", log=log)
         self._write_record(inplace, self.extensions)
         print(f"tcpanalyze: compiled {len(self.extensions)} modules (log: {LOG})")
@@ -172,11 +173,12 @@ class OptionalBuildExt(build_ext):
             for path in self._ext_paths(ext.name, inplace):
                 if os.path.exists(path):
                     os.remove(path)
+        detail = _first_error(log) if log else ""
+        if detail:
+            why = f"{why}: {detail}"
         self._write_record(inplace, [], why)
         if not quiet:
-            detail = _first_error(log) if log else ""
-            where = f"{detail}; log: {LOG}" if detail else f"log: {LOG}"
-            sys.stderr.write(f"tcpanalyze: compiled core not built ({why}: {where}); using pure Python\n")
+            sys.stderr.write(f"tcpanalyze: compiled core not built ({why}; log: {LOG}); using pure Python\n")
             sys.stderr.flush()
 
     def _ext_paths(self, name, inplace):

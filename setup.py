@@ -120,7 +120,7 @@ class OptionalBuildExt(build_ext):
         try:
             from Cython.Build import cythonize
         except ImportError:
-            return self._fall_back(sources, inplace, "Cython is not installed", quiet=True)
+            return self._fall_back(sources, inplace, "Cython is not installed")
         log = os.path.join(HERE, LOG)
         os.makedirs(os.path.dirname(log), exist_ok=True)
         with open(log, "w"):

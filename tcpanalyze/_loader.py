@@ -15,17 +15,19 @@ loads the ``.py`` files too, without a note.
 
 ``compiled_modules()`` and ``status()`` say which build is in use, for tests and CI.
 """
-from __future__ import annotations
-
 import os
 import sys
-from importlib.machinery import ExtensionFileLoader, PathFinder
+
+try:  # the import system's own module, already loaded: importing importlib would cost more
+    from _frozen_importlib_external import ExtensionFileLoader, PathFinder
+except ImportError:  # pragma: no cover - a Python without it
+    from importlib.machinery import ExtensionFileLoader, PathFinder
 
 RECORD = "_compiled.txt"
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _PREFIX = __name__.rpartition(".")[0] + "."
 
-_state: tuple[tuple[str, ...], dict[str, str], str] | None = None  # (modules in use, their extension files, why not)
+_state = None  # (modules in use, {module: extension file name}, why not), once checked
 _noted = False
 
 
@@ -43,7 +45,7 @@ def _digest(path: str) -> str:
         return blake2b(f.read(), digest_size=16).hexdigest()
 
 
-def _source_differs(rel: str, fields: list[str]) -> bool:
+def _source_differs(rel: str, fields: "list[str]") -> bool:
     """``fields`` from a ``source`` line: ``-`` (the build had no such file) or size,
     mtime in ns and digest."""
     try:
@@ -59,7 +61,7 @@ def _source_differs(rel: str, fields: list[str]) -> bool:
     return _digest(os.path.join(_PKG_DIR, rel)) != fields[2]
 
 
-def _check() -> tuple[tuple[str, ...], dict[str, str], str]:
+def _check() -> "tuple[tuple[str, ...], dict[str, str], str]":
     if pure_requested():
         return (), {}, "TCPANALYZE_PURE is set"
     try:
@@ -81,14 +83,14 @@ def _check() -> tuple[tuple[str, ...], dict[str, str], str]:
     return tuple(sorted(modules)), modules, ""
 
 
-def _checked() -> tuple[tuple[str, ...], dict[str, str], str]:
+def _checked() -> "tuple[tuple[str, ...], dict[str, str], str]":
     global _state
     if _state is None:
         _state = _check()
     return _state
 
 
-def compiled_modules() -> tuple[str, ...]:
+def compiled_modules() -> "tuple[str, ...]":
     """The modules (dotted names) that load as compiled extensions in this process: those
     the build record lists, when it matches the sources; empty for a pure-Python run."""
     return _checked()[0]

@@ -121,6 +121,7 @@ class OptionalBuildExt(build_ext):
             from Cython.Build import cythonize
         except ImportError:
             return self._fall_back(sources, inplace, "Cython is not installed")
+        record = self._record_lines(sources)  # the sources as they are before Cython reads them
         log = os.path.join(HERE, LOG)
         os.makedirs(os.path.dirname(log), exist_ok=True)
         with open(log, "w"):
@@ -145,14 +146,18 @@ class OptionalBuildExt(build_ext):
         self.extensions = sorted(sources, key=lambda e: -os.path.getsize(e.sources[0]))
         if os.name == "posix":
             for ext in self.extensions:
-                ext.extra_compile_args = [*ext.extra_compile_args, "-g0"]  # no debug info: 3x smaller, faster
+                ext.extra_compile_args = [*ext.extra_compile_args, "-g0"]  # no debug info: faster, 6x smaller
         with _output_to(log):
-            super().run()  # build_extension below records failures instead of raising
+            try:
+                super().run()  # build_extension below records compiler failures instead of raising
+            except Exception as e:  # noqa: BLE001 - e.g. no compiler could be set up
+                traceback.print_exc()  # into the log
+                self._failed.append(("the build", e))
         if self._failed:
             names = sorted(name for name, _ in self._failed)
             names = ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and {len(names) - 3} more"
             return self._fall_back(sources, inplace, f"compiler failed on {names}", log=log)
-        self._write_record(inplace, self.extensions)
+        self._write_record(inplace, "status compiled", record)
         print(f"tcpanalyze: compiled {len(self.extensions)} modules (log: {LOG})")
 
     def build_extension(self, ext):
@@ -176,7 +181,7 @@ class OptionalBuildExt(build_ext):
         detail = _first_error(log) if log else ""
         if detail:
             why = f"{why}: {detail}"
-        self._write_record(inplace, [], why)
+        self._write_record(inplace, f"status pure {why}", [])
         if not quiet:
             sys.stderr.write(f"tcpanalyze: compiled core not built ({why}; log: {LOG}); using pure Python\n")
             sys.stderr.flush()
@@ -190,10 +195,11 @@ class OptionalBuildExt(build_ext):
     def _package_dir(self, name):
         return self.get_finalized_command("build_py").get_package_dir(name.rpartition(".")[0])
 
-    def _write_record(self, inplace, built, why=""):
-        lines = ["# Written by setup.py build_ext; read by tcpanalyze/_loader.py at import time.",
-                 "status compiled" if built else f"status pure {why}"]
-        for ext in built:
+    def _record_lines(self, exts):
+        """For each module: its extension's file name, and the size, time and digest of its
+        .py and .pxd (``-`` when there is none)."""
+        lines = []
+        for ext in exts:
             module = ext.name[len(PACKAGE) + 1:]
             lines.append(f"module {ext.name} {os.path.basename(self.get_ext_filename(ext.name))}")
             for suffix in (".py", ".pxd"):
@@ -206,7 +212,11 @@ class OptionalBuildExt(build_ext):
                     lines.append(f"source {rel} {st.st_size} {st.st_mtime_ns} {digest}")
                 else:
                     lines.append(f"source {rel} -")
-        text = "\n".join(lines) + "\n"
+        return lines
+
+    def _write_record(self, inplace, status, lines):
+        text = "\n".join(["# Written by setup.py build_ext; read by tcpanalyze/_loader.py at import time.",
+                          status, *lines]) + "\n"
         targets = [os.path.join(self.build_lib, PACKAGE)]
         if inplace:
             targets.append(os.path.join(HERE, self.get_finalized_command("build_py").get_package_dir(PACKAGE)))

@@ -30,7 +30,8 @@ CAPTURES += [str(ROOT / "tests/data/crafted" / n) for n in ("reused_ports.pcap",
 def _run(args: list[str], pythonpath: str | None, cwd: str) -> str:
     """``python -m tcpanalyze`` from the installed package (pythonpath None; ``cwd`` must then
     hold no ``tcpanalyze`` directory, since ``-m`` puts it first on sys.path) or from the
-    sources in ``pythonpath``.  Asserts which one it ran."""
+    sources in ``pythonpath``.  Asserts which one it ran (the installed package runs its
+    ``.py`` files too when it is not compiled or ``TCPANALYZE_PURE`` is set)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     if pythonpath:
@@ -41,7 +42,7 @@ def _run(args: list[str], pythonpath: str | None, cwd: str) -> str:
                        timeout=300, cwd=cwd)
     assert r.returncode in (0, 1), r.stderr
     engine_file = r.stderr.split("ENGINE=", 1)[1].split("\n", 1)[0]
-    assert engine_file.endswith(".py") == bool(pythonpath), engine_file
+    assert engine_file.endswith(".py") == (bool(pythonpath) or not COMPILED), engine_file
     return r.stdout
 
 

@@ -6,7 +6,7 @@ modification time and digest of each one's ``.py`` and ``.pxd`` (or that there i
 ``.pxd``).  Importing this module (the package's ``__init__`` does) puts a finder first on
 ``sys.meta_path``; when an import of a ``tcpanalyze`` module would load an extension, the
 finder checks that record against the sources once per process -- ``os.stat`` of each
-file, and a digest only of a file whose size and time differ from the record -- and loads
+file, and a digest only of a file of the recorded size but another time -- and loads
 the ``.py`` instead, with one line on stderr, when an extension was built from other
 sources (an edited ``.py`` or ``.pxd`` in an editable install, a checkout of another
 branch) or has no record.  The compiled modules share C types through the ``.pxd`` files,

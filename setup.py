@@ -134,7 +134,7 @@ class OptionalBuildExt(build_ext):
                     compiler_directives=DIRECTIVES)
                 failed = [e.name for e in translated if _translation_failed(e.sources[0])]
                 problem = f"Cython failed on {', '.join(failed)}" if failed else ""
-            except Exception as e:  # noqa: BLE001 - whatever Cython raises means "no compiled core"
+            except Exception:  # noqa: BLE001 - whatever Cython raises means "no compiled core"
                 traceback.print_exc()  # into the log
                 translated, problem = [], "Cython failed"
         if problem:

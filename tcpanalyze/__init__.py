@@ -3,6 +3,6 @@
 The core (decode, engine, state, analysis) is sans-IO; sources read captures, reporters
 render the Report, and the CLI wires them together.
 """
-__version__ = "0.1.0"
+from tcpanalyze._version import __version__
 
 __all__ = ["__version__"]

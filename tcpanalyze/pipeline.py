@@ -19,6 +19,7 @@ from tcpanalyze.decode import LINKTYPE_NAMES, decode
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.errors import DecodeError, SourceError
 from tcpanalyze.model import Segment
+from tcpanalyze.sources.pcap import open_capture
 
 #: Decode-error examples kept per kind (frame, byte offset, detail).
 K_MAX_ERROR_EXAMPLES = 5
@@ -180,8 +181,6 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
                    progress: Callable[[int, int | None], None] | None = None,
                    keep: Callable | None = None, share: tuple[int, int] | None = None) -> RunStats:
     """Read one capture file (or ``-``) through ``analyzer``; raises SourceError if unreadable."""
-    from tcpanalyze.sources.pcap import open_capture
-
     stats = RunStats(path)
     reader = open_capture(path)
     try:

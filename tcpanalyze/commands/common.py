@@ -5,6 +5,12 @@ import sys
 
 import click
 
+from tcpanalyze import analysis as A
+from tcpanalyze import engine as E
+from tcpanalyze.engine import Config
+from tcpanalyze.errors import SourceError
+from tcpanalyze.pipeline import analyze_source
+
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
@@ -31,9 +37,6 @@ class UsageProblem(click.ClickException):
 
 def engine_options(f):
     """Thresholds and resource bounds every analysing command accepts."""
-    from tcpanalyze import analysis as A
-    from tcpanalyze import engine as E
-
     opts = [
         click.option("--fast-rtx-ms", type=click.FloatRange(min=0), default=A.K_FAST_RETRANSMIT_NS / 1e6,
                      show_default=True, help="Fast-retransmission window after >= 2 dup ACKs (Wireshark: 20 ms)."),
@@ -55,8 +58,6 @@ def engine_options(f):
 
 
 def make_config(explain: bool = False, **kw):
-    from tcpanalyze.engine import Config
-
     return Config(fast_rtx_ns=int(kw.get("fast_rtx_ms", 20.0) * 1e6), ooo_ns=int(kw.get("ooo_ms", 3.0) * 1e6),
                   msl_s=kw.get("msl", 60.0), max_unacked=kw.get("max_unacked", 10000),
                   max_connections=kw.get("max_connections", 1_000_000),
@@ -90,9 +91,6 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
     Returns the RunStats.  A truncated tail is a warning; corrupt data after which nothing
     could be read sets ``stats.damage.fatal`` (the caller exits 3 after writing its output).
     """
-    from tcpanalyze.errors import SourceError
-    from tcpanalyze.pipeline import analyze_source
-
     cb = None
     bar = None
     if progress and sys.stderr.isatty() and path != "-":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from tcpanalyze.commands.common import warn
-from tcpanalyze.findings import (K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
+from tcpanalyze.findings import (Thresholds, K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
                                  K_RETRANS_MIN_SEGMENTS, K_RETRANS_RATE, K_SYN_FLOOD, K_TIME_WAIT_PEAK,
                                  K_ZERO_WINDOW_S)
 
@@ -39,8 +39,6 @@ def threshold_options(f):
 
 
 def thresholds_from(kw: dict):
-    from tcpanalyze.findings import Thresholds
-
     return Thresholds(
         retrans_rate=kw.pop("retrans_rate") / 100.0, retrans_min_segments=kw.pop("retrans_min"),
         time_wait_peak=kw.pop("time_wait_peak"), close_wait_s=kw.pop("close_wait"),

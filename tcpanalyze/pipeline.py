@@ -190,13 +190,19 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
             it = _with_progress(it, reader, progress)
         run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-", share=share)  # stdin may be live
     finally:
-        stats.damage = reader.damage
-        stats.warnings = list(reader.warnings)
-        stats.linktypes = sorted(reader.linktypes)
-        stats.bytes_read = reader.bytes_read
-        reader.close()
+        finish_stats(stats, reader)
     check_decodable(stats)
     return stats
+
+
+def finish_stats(stats: RunStats, reader) -> None:
+    """Copy what the reader learnt (damage, warnings, link types, bytes read) into ``stats``
+    and close it."""
+    stats.damage = reader.damage
+    stats.warnings = list(reader.warnings)
+    stats.linktypes = sorted(reader.linktypes)
+    stats.bytes_read = reader.bytes_read
+    reader.close()
 
 
 def check_decodable(stats: RunStats) -> None:

@@ -26,8 +26,8 @@ from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
 from tcpanalyze.schema import SCHEMA_VERSION
 from tcpanalyze.summary import summarize
 
-__all__ = ["AnalyzeOptions", "Report", "ReportBuilder", "analyze_file", "failed_report", "merge_reports",
-           "SCHEMA_VERSION"]
+__all__ = ["AnalyzeOptions", "Report", "ReportBuilder", "analyze_file", "engine_kwargs", "failed_report",
+           "merge_reports", "thresholds_from", "SCHEMA_VERSION"]
 
 #: a report's connection records: a list of dicts, or records kept on disk (tcpanalyze.records)
 Records = Union[list[dict[str, Any]], SpilledRecords, RecordChain]
@@ -82,6 +82,42 @@ class Report:
             if by.get(sev):
                 return sev
         return None
+
+
+def thresholds_from(kw: dict[str, Any]) -> Thresholds:
+    """Detector thresholds from the command-line threshold options, popped from ``kw`` (in
+    their command-line units: percent, milliseconds); a missing one keeps its default."""
+    d = Thresholds()
+    rate = kw.pop("retrans_rate", None)
+    hs_min = kw.pop("hs_rtt_min_ms", None)
+    return Thresholds(
+        retrans_rate=d.retrans_rate if rate is None else rate / 100.0,
+        retrans_min_segments=kw.pop("retrans_min", d.retrans_min_segments),
+        time_wait_peak=kw.pop("time_wait_peak", d.time_wait_peak), close_wait_s=kw.pop("close_wait", d.close_wait_s),
+        zero_window_s=kw.pop("zero_window", d.zero_window_s), syn_flood=kw.pop("syn_flood", d.syn_flood),
+        hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
+        hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
+        max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
+        msl_s=kw.get("msl", 60.0))
+
+
+def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
+    """``engine.Config`` keyword arguments from the command-line engine options (``fast_rtx_ms``,
+    ``ooo_ms``, ``msl``, ``max_unacked``, ``max_connections``, ``idle_timeout``) present in ``ek``."""
+    out: dict[str, Any] = {}
+    if "fast_rtx_ms" in ek:
+        out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
+    if "ooo_ms" in ek:
+        out["ooo_ns"] = int(ek["ooo_ms"] * 1e6)
+    if "msl" in ek:
+        out["msl_s"] = ek["msl"]
+    if "max_unacked" in ek:
+        out["max_unacked"] = ek["max_unacked"]
+    if "max_connections" in ek:
+        out["max_connections"] = ek["max_connections"]
+    if "idle_timeout" in ek:
+        out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
+    return out
 
 
 # ---------------------------------------------------------------------------- analysis of one file
@@ -187,7 +223,7 @@ class ReportBuilder:
         self.conns = _Connections(path, opts.keep_connections,
                                   opts.spill_records and ("named" if worker else True))
         self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
-        self.det.analyzer = self.analyzer
+        self.det.analyzer = self.analyzer     # type: ignore[assignment]  # (Detectors declares it None)
         self.on_segment: Callable[[Any, Analyzer], None] = self.det.on_segment
 
     def _done(self, conn: Conn) -> None:

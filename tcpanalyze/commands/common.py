@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -9,6 +10,7 @@ from tcpanalyze import analysis as A
 from tcpanalyze import engine as E
 from tcpanalyze.engine import Config
 from tcpanalyze.errors import SourceError
+from tcpanalyze.parquet import ParquetUnavailable, require_pyarrow
 from tcpanalyze.pipeline import analyze_source
 
 EXIT_OK = 0
@@ -109,6 +111,12 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
     finally:
         if bar is not None:
             bar.close()
+    stats_notes(path, stats)
+    return stats
+
+
+def stats_notes(path: str, stats) -> None:
+    """Warnings about a capture that was read (damage, truncation, decode errors), on stderr."""
     for w in stats.warnings:
         warn(f"{path}: {w}")
     dmg = stats.damage
@@ -120,4 +128,28 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
         total = sum(stats.errors.values())
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))
         warn(f"{path}: {total} frame(s) could not be decoded ({kinds})")
-    return stats
+
+
+@contextmanager
+def input_errors(path: str):
+    """SourceError and OSError while reading ``path`` -> InputError (one line, exit 3)."""
+    try:
+        yield
+    except SourceError as e:
+        raise InputError(str(e)) from None
+    except BrokenPipeError:
+        raise                      # the reader of our output went away (`| head`): not an input error
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror or e}") from None
+
+
+def parquet_output(output: str | None) -> str:
+    """The file ``--format parquet`` writes (``-o FILE`` is required), once pyarrow is known
+    to be importable; a one-line usage error (exit 2) otherwise."""
+    if output is None or output == "-":
+        raise UsageProblem("--format parquet writes a file: give -o FILE")
+    try:
+        require_pyarrow()
+    except ParquetUnavailable as e:
+        raise UsageProblem(str(e)) from None
+    return output

@@ -25,8 +25,8 @@ from tcpanalyze.model import Segment, addr_str, flag_str
 from tcpanalyze.parallel import expand_inputs, iter_reports
 from tcpanalyze.pipeline import RunStats, check_decodable, finish_stats, run_packets
 from tcpanalyze.schema import SCHEMA_VERSION
-from tcpanalyze.sources.pcap import open_capture
 from tcpanalyze.session import AnalyzeOptions, engine_kwargs, merge_reports, thresholds_from
+from tcpanalyze.sources.pcap import open_capture
 from tcpanalyze.summary import summarize
 
 __all__ = ["Connection", "EndpointSummary", "Finding", "Packet", "PacketStream", "ConnectionStream", "Report",
@@ -320,13 +320,18 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
     for rep in iter_reports(files, options, jobs):
         for f in rep.files:
             if f.get("error"):
-                raise SourceError(f["error"])
+                raise _named(f["source"], f["error"])
         reports.append(rep)
     total = merge_reports(reports, keep_connections=keep_connections)
     return Report(files=tuple(total.files), summary=total.summary,
                   connections=tuple(Connection.from_dict(c) for c in total.connections),
                   findings=tuple(Finding.from_dict(f) for f in total.findings),
                   schema_version=total.schema_version)
+
+
+def _named(path: str, message: str) -> SourceError:
+    """A SourceError whose message names the file."""
+    return SourceError(message if path in message else f"{path}: {message}")
 
 
 # ---------------------------------------------------------------------------- streaming
@@ -341,7 +346,12 @@ class _Stream:
         self._analyzer = analyzer
         self._on_segment = on_segment
         self._out = out
-        self._reader = open_capture(self.path)       # SourceError now, not at the first next()
+        try:
+            self._reader = open_capture(self.path)   # SourceError now, not at the first next()
+        except SourceError as e:
+            raise _named(self.path, str(e)) from None
+        except OSError as e:
+            raise _named(self.path, e.strerror or str(e)) from None
 
     def _blocks(self) -> Iterator[list[Any]]:
         reader, stats, out = self._reader, self.stats, self._out

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Union
 
 from tcpanalyze._version import __version__
-from tcpanalyze.engine import Analyzer, Config, Conn
+from tcpanalyze import engine
 from tcpanalyze.errors import SourceError
 from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK, Detectors, Thresholds
 from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
@@ -216,17 +216,17 @@ class ReportBuilder:
 
     def __init__(self, path: str, options: AnalyzeOptions | None = None, worker: bool = False):
         opts = options or AnalyzeOptions()
-        cfg = Config(**opts.engine)
+        cfg = engine.Config(**opts.engine)
         self.path = path
         self.th = replace(opts.thresholds, msl_s=cfg.msl_ns / 1e9)
         self.det = Detectors(self.th)
         self.conns = _Connections(path, opts.keep_connections,
                                   opts.spill_records and ("named" if worker else True))
-        self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
+        self.analyzer = engine.Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
         self.det.analyzer = self.analyzer     # type: ignore[assignment]  # (Detectors declares it None)
-        self.on_segment: Callable[[Any, Analyzer], None] = self.det.on_segment
+        self.on_segment: Callable[[Any, engine.Analyzer], None] = self.det.on_segment
 
-    def _done(self, conn: Conn) -> None:
+    def _done(self, conn: engine.Conn) -> None:
         fs = self.det.on_conn_done(conn)
         labels: list[tuple[str, str]] = [(f.label, f.severity) for f in fs]
         ev = conn.events

@@ -6,7 +6,8 @@ structs.  A connection's ``orig`` and ``resp`` are structs (``orig.retransmissio
 ``orig.rtt.avg`` in DuckDB), as in its JSON record: flattened, ``orig.bytes`` would collide
 with the top-level ``orig_bytes``.  Packets have no ``reasons`` column (``packets
 --format jsonl`` gives them).  Rows are written in row groups of ``row_group_size`` as
-they come, so memory stays bounded whatever the capture's size.
+they come (converted to Arrow a few thousand rows at a time), so memory stays bounded
+whatever the capture's size.
 
 pyarrow is imported when a file is written, never by ``import tcpanalyze``.
 """
@@ -18,14 +19,16 @@ import types
 import typing
 from itertools import islice
 from operator import attrgetter
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Iterator, Union
 
 from tcpanalyze.api import Connection, Packet
 from tcpanalyze.errors import TcpAnalyzeError
 
-#: rows per row group (and per batch held in memory)
-K_PACKET_ROWS = 131_072
-K_CONNECTION_ROWS = 16_384
+#: rows per row group
+K_PACKET_ROWS = 65_536
+K_CONNECTION_ROWS = 8_192
+#: packets turned from Python objects into Arrow arrays at a time (connections: an eighth)
+K_BATCH_ROWS = 8_192
 
 INSTALL_HINT = "pip install 'tcpanalyze[parquet]'"
 
@@ -86,17 +89,16 @@ def write_packets(records: Iterable[Packet], path: str | os.PathLike[str],
     pa = require_pyarrow()
     schema = packet_schema()
     row = attrgetter(*PACKET_COLUMNS)
-    n = 0
     it = iter(records)
-    with pa.parquet.ParquetWriter(os.fspath(path), schema, compression="zstd") as w:
+
+    def batches() -> Iterator[Any]:
         while True:
-            block = [row(p) for p in islice(it, row_group_size)]
-            if not block:
-                break
-            cols = [list(c) for c in zip(*block)]
-            w.write_batch(pa.record_batch(cols, schema=schema), row_group_size=row_group_size)
-            n += len(block)
-    return n
+            rows = [row(p) for p in islice(it, min(K_BATCH_ROWS, row_group_size))]
+            if not rows:
+                return
+            yield pa.record_batch([list(c) for c in zip(*rows)], schema=schema)
+
+    return _write(pa, path, schema, batches(), row_group_size)
 
 
 def write_connections(records: Iterable[Connection], path: str | os.PathLike[str],
@@ -104,13 +106,33 @@ def write_connections(records: Iterable[Connection], path: str | os.PathLike[str
     """Write connection records to a Parquet file; returns the number of rows."""
     pa = require_pyarrow()
     schema = connection_schema()
-    n = 0
     it = iter(records)
-    with pa.parquet.ParquetWriter(os.fspath(path), schema, compression="zstd") as w:
+
+    def batches() -> Iterator[Any]:
         while True:
-            block = [c.to_dict() for c in islice(it, row_group_size)]
-            if not block:
-                break
-            w.write_batch(pa.RecordBatch.from_pylist(block, schema=schema), row_group_size=row_group_size)
-            n += len(block)
+            rows = [c.to_dict() for c in islice(it, min(K_BATCH_ROWS // 8, row_group_size))]
+            if not rows:
+                return
+            yield pa.RecordBatch.from_pylist(rows, schema=schema)
+
+    return _write(pa, path, schema, batches(), row_group_size)
+
+
+def _write(pa: Any, path: str | os.PathLike[str], schema: Any, batches: Iterator[Any], row_group_size: int) -> int:
+    """Gather small Arrow batches (the Python objects of a few thousand rows at a time) into
+    row groups of ``row_group_size`` rows, each written as soon as it is full."""
+    n = 0
+    pending: list[Any] = []
+    size = 0
+    with pa.parquet.ParquetWriter(os.fspath(path), schema, compression="zstd") as w:
+        for b in batches:
+            pending.append(b)
+            size += b.num_rows
+            if size >= row_group_size:
+                w.write_table(pa.Table.from_batches(pending, schema), row_group_size=row_group_size)
+                n += size
+                pending, size = [], 0
+        if pending:
+            w.write_table(pa.Table.from_batches(pending, schema), row_group_size=row_group_size)
+            n += size
     return n

@@ -29,10 +29,13 @@ def _cli(*args: str) -> str:
     return r.output
 
 
-def test_import_tcpanalyze_is_light():
-    code = ("import sys, tcpanalyze\n"
-            "heavy = ('rich', 'click', 'scapy', 'pyshark', 'pyarrow', 'matplotlib', 'duckdb')\n"
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))")
+@pytest.mark.parametrize("code", ["import tcpanalyze",
+                                  "import tcpanalyze; tcpanalyze.analyze; tcpanalyze.Packet",
+                                  "import tcpanalyze.api, tcpanalyze.session, tcpanalyze.parquet, tcpanalyze.policy"])
+def test_import_tcpanalyze_is_light(code):
+    """The package, and the core its API loads, import no UI, capture or optional data library."""
+    code += ("\nimport sys\nheavy = ('rich', 'click', 'scapy', 'pyshark', 'pyarrow', 'matplotlib', 'duckdb')\n"
+             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(heavy))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == ""
 

@@ -500,16 +500,17 @@ def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, st
     (``tcpanalyze packets``).  ``stream``, ``host`` and ``port`` filter as the command's
     options do.  Raises ``SourceError`` if the file cannot be read."""
     host_raw = ipaddress.ip_address(host).packed if host is not None else None
-    wanted = None
-    if stream is not None or host_raw is not None or port is not None:
-        def wanted(seg: Segment, conn: Conn) -> bool:
-            if stream is not None and conn.stream != stream:
-                return False
-            if host_raw is not None and seg.src != host_raw and seg.dst != host_raw:
-                return False
-            return port is None or seg.sport == port or seg.dport == port
+
+    def wanted(seg: Segment, conn: Conn) -> bool:
+        if stream is not None and conn.stream != stream:
+            return False
+        if host_raw is not None and seg.src != host_raw and seg.dst != host_raw:
+            return False
+        return port is None or seg.sport == port or seg.dport == port
+
+    filtered = stream is not None or host_raw is not None or port is not None
     cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
-    return PacketStream(path, cfg, absolute, wanted)
+    return PacketStream(path, cfg, absolute, wanted if filtered else None)
 
 
 def connections(path: PathLike, *, order: str = "stream", fast_rtx_ms: float | None = None,

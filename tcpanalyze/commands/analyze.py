@@ -6,11 +6,11 @@ import sys
 import click
 
 from tcpanalyze.commands.common import EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, open_output, pop_engine_kw
-from tcpanalyze.commands.reporting import FAIL_ON, engine_kwargs, stderr_notes, threshold_options, thresholds_from
+from tcpanalyze.commands.reporting import FAIL_ON, stderr_notes, threshold_options
 from tcpanalyze.findings import severity_at_least
 from tcpanalyze.parallel import expand_inputs, iter_reports
 from tcpanalyze.report.jsonout import dumps, summary_record, write_json, write_jsonl_file
-from tcpanalyze.session import AnalyzeOptions, analyze_file, merge_reports
+from tcpanalyze.session import AnalyzeOptions, analyze_file, engine_kwargs, merge_reports, thresholds_from
 
 
 @click.command()

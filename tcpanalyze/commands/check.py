@@ -11,13 +11,13 @@ import time
 
 import click
 
-from tcpanalyze.commands.reporting import engine_kwargs, stderr_notes, thresholds_from, threshold_options
+from tcpanalyze.commands.reporting import stderr_notes, threshold_options
 from tcpanalyze.commands.common import EXIT_USAGE, engine_options, open_output, pop_engine_kw
 from tcpanalyze import engine as E
 from tcpanalyze.policy import (FileResult, Policy, PolicyError, baseline_view, evaluate, exit_code, file_views,
                                load_policy, parse_tolerances, validate_baseline)
 from tcpanalyze.report import ci
-from tcpanalyze.session import AnalyzeOptions, analyze_file
+from tcpanalyze.session import AnalyzeOptions, analyze_file, engine_kwargs, thresholds_from
 
 
 class CheckUsageError(click.ClickException):

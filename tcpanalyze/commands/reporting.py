@@ -7,7 +7,7 @@ from tcpanalyze.commands.common import warn
 from tcpanalyze.findings import (K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
                                  K_RETRANS_MIN_SEGMENTS, K_RETRANS_RATE, K_SYN_FLOOD, K_TIME_WAIT_PEAK,
                                  K_ZERO_WINDOW_S)
-from tcpanalyze.session import engine_kwargs, thresholds_from
+from tcpanalyze.session import engine_kwargs, thresholds_from  # noqa: F401 - commands.live imports them from here
 
 FAIL_ON = ("info", "warning", "error", "never")
 

@@ -20,7 +20,7 @@ A crash writes ``crash-<sha1>`` in the current directory; reproduce it with
 
     python fuzz/fuzz_capture.py crash-<sha1>
 
-Environment: ``TCPANALYZE_FUZZ_REPORT=1`` also runs ``report.model.analyze_file`` (the
+Environment: ``TCPANALYZE_FUZZ_REPORT=1`` also runs ``session.analyze_file`` (the
 findings detectors and the JSON report) on every file-mode input.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ if _REPORT:
     with atheris.instrument_imports(include=["tcpanalyze"]):
         import json
 
-        from tcpanalyze.report.model import analyze_file
+        from tcpanalyze.session import analyze_file
 
 
 def TestOneInput(data: bytes) -> None:

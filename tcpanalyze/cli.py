@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from tcpanalyze import __version__
+from tcpanalyze._version import __version__
 
 #: command name -> (module, one-line help shown by ``--help`` without importing the module)
 COMMANDS = {

@@ -7,10 +7,10 @@
     total = analyze_many(["/data/caps/*.pcap"], client, keep_connections=100)
     print(total.summary["connections"], total.summary["findings"]["by_kind"])
 
-The capture paths go into a Dask bag; each task runs ``report.model.analyze_file`` on its
+The capture paths go into a Dask bag; each task runs ``session.analyze_file`` on its
 file (the workers must see the same paths: a shared file system or object-store mount) and
 returns a ``Report`` (plain picklable data); the reports are added up with
-``report.model.merge_reports`` per partition and then across partitions, in input order,
+``session.merge_reports`` per partition and then across partitions, in input order,
 so the total is the one ``tcpanalyze analyze FILES... --json`` gives for the same files.
 Dask is imported only when a function here is called.
 """
@@ -19,25 +19,22 @@ from __future__ import annotations
 from functools import partial
 from typing import Iterable
 
+from tcpanalyze.parallel import expand_inputs
+from tcpanalyze.session import AnalyzeOptions, analyze_file, merge_reports
+
 
 def _options(options, kw: dict):
-    from tcpanalyze.report.model import AnalyzeOptions
-
     if options is not None and kw:
         raise TypeError("give either options= or AnalyzeOptions keyword arguments, not both")
     return options if options is not None else AnalyzeOptions(**kw)
 
 
 def _merge(reports, keep_connections):
-    from tcpanalyze.report.model import merge_reports
-
     return merge_reports(list(reports), keep_connections=keep_connections)
 
 
 def _merge_partials(partials, keep_connections):
     """Aggregate step: merge_reports over the partition totals (skipping empty partitions)."""
-    from tcpanalyze.report.model import merge_reports
-
     parts = [r for r in partials if r.files]
     return merge_reports(parts, keep_connections=keep_connections)
 
@@ -46,9 +43,6 @@ def report_bag(paths: Iterable[str], options=None, npartitions: int | None = Non
     """A Dask bag of per-file Reports (lazy).  ``paths`` may hold directories and globs,
     expanded here (on the client)."""
     import dask.bag as db
-
-    from tcpanalyze.parallel import expand_inputs
-    from tcpanalyze.report.model import analyze_file
 
     opts = _options(options, kw)
     files = expand_inputs(paths)

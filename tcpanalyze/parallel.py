@@ -11,7 +11,7 @@ segments it does not keep, a worker still advances the engine's capture clock
 (``Analyzer.advance``: the same code as the start of ``Analyzer.feed``), so every
 worker sweeps lingering connections at the same moments as a single process would,
 counts the same backwards timestamps, and has the same first/last time.  The result is
-the same as ``--jobs 1``.  Workers and the merge both use ``report.model.ReportBuilder``
+the same as ``--jobs 1``.  Workers and the merge both use ``session.ReportBuilder``
 (the merge hands it the merged state and lets its ``build`` make the Report), so records,
 findings and summary come from the same code as ``analyze_file``:
 
@@ -48,7 +48,7 @@ by the repeated reading and decoding (measured: +25% with 2 workers).
 Many files (``iter_reports``)
 -----------------------------
 With several inputs and ``--jobs N`` the files are analysed by a pool of N processes
-(``report.model.analyze_file`` per file, reports returned in input order);
+(``session.analyze_file`` per file, reports returned in input order);
 ``expand_inputs`` turns directories and glob patterns into file lists.
 """
 from __future__ import annotations
@@ -59,8 +59,15 @@ import os
 import re
 import struct
 import tempfile
+from array import array
 from dataclasses import replace
 from typing import Iterable, Iterator
+
+from tcpanalyze.engine import TwTable
+from tcpanalyze.errors import CaptureDamage, SourceError
+from tcpanalyze.findings import FindingSink, Tallies
+from tcpanalyze.pipeline import RunStats, analyze_source
+from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 
 #: capture file names a directory argument expands to
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
@@ -108,8 +115,6 @@ def _pool(jobs: int):
 def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
     """Reports of ``paths`` in input order: one file with ``jobs > 1`` is split by connection;
     several files are analysed ``jobs`` at a time (standard input always in this process)."""
-    from tcpanalyze.report.model import analyze_file
-
     paths = list(paths)
     if jobs <= 1:
         for p in paths:
@@ -130,8 +135,6 @@ def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
 
 def analyze_many(paths: list[str], options=None, jobs: int = 1):
     """Per-file reports and their total (``merge_reports``): ``(reports, total)``."""
-    from tcpanalyze.report.model import merge_reports
-
     reps = list(iter_reports(expand_inputs(paths), options, jobs))
     keep = options.keep_connections if options is not None else None
     return reps, merge_reports(reps, keep_connections=keep)
@@ -166,8 +169,6 @@ class _Ctx:
 
 
 def _keyed_sink(cap: int, ctx: _Ctx):
-    from tcpanalyze.findings import FindingSink
-
     class KeyedSink(FindingSink):
         """A FindingSink that also remembers when (globally) each kept finding was made."""
 
@@ -190,12 +191,8 @@ def _keyed_sink(cap: int, ctx: _Ctx):
 
 def analyze_part(path: str, options, part: int, nparts: int) -> dict:
     """Worker ``part`` of ``nparts``: analyse the connections it owns with a
-    ``report.model.ReportBuilder`` (the engine, detectors and records of ``analyze_file``);
+    ``session.ReportBuilder`` (the engine, detectors and records of ``analyze_file``);
     plain picklable data out."""
-    from tcpanalyze.errors import SourceError
-    from tcpanalyze.pipeline import analyze_source
-    from tcpanalyze.report.model import ReportBuilder
-
     b = ReportBuilder(path, options, worker=True)
     an = b.analyzer
     ctx = _Ctx(an)
@@ -296,8 +293,6 @@ def _replay_time_wait(parts: list[dict], cfg):
     """The TIME_WAIT table ``--jobs 1`` would have built: every worker's entries, merged in
     frame order (each worker's log is in frame order already), through the same bounded
     ``engine.TwTable``."""
-    from tcpanalyze.engine import TwTable
-
     tw = TwTable(cfg.max_tw_hosts, cfg.msl_ns * 2)
     paths = [p["tw_log"] for p in parts if p.get("tw_log")]
     enter = tw.enter
@@ -333,10 +328,6 @@ def _merge_examples(lists, key, cap: int = 10) -> list:
 
 
 def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
-    from array import array
-
-    from tcpanalyze.findings import Tallies
-
     accs = []
     for p, m in zip(parts, maps):
         a = p["acc"]
@@ -432,7 +423,7 @@ class _MergedClock:
 
 
 def merge_parts(path: str, options, parts: list[dict]):
-    """One Report from the workers' parts, built by ``report.model.ReportBuilder.build`` from the
+    """One Report from the workers' parts, built by ``session.ReportBuilder.build`` from the
     merged state: equal to ``analyze_file(path, options)``.  Deletes the workers' logs."""
     try:
         return _merge_parts(path, options, parts)
@@ -446,11 +437,6 @@ def merge_parts(path: str, options, parts: list[dict]):
 
 
 def _merge_parts(path: str, options, parts: list[dict]):
-    from tcpanalyze.errors import CaptureDamage
-    from tcpanalyze.findings import FindingSink
-    from tcpanalyze.pipeline import RunStats
-    from tcpanalyze.report.model import ReportBuilder, failed_report
-
     b = ReportBuilder(path, options)
     th = b.th
     parts = sorted(parts, key=lambda p: p["part"])
@@ -467,7 +453,7 @@ def _merge_parts(path: str, options, parts: list[dict]):
     # ---- connection records (global streams); the keep-N selection is redone over all of them
     conns = b.conns
     for p, m in zip(parts, maps):
-        if isinstance(p["records"], tuple):         # a worker's spilled records (report.records)
+        if isinstance(p["records"], tuple):         # a worker's spilled records (tcpanalyze.records)
             conns.all.adopt(p["records"], m)
             continue
         for rec in p["records"]:

@@ -19,6 +19,7 @@ from tcpanalyze.decode import LINKTYPE_NAMES, decode
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.errors import DecodeError, SourceError
 from tcpanalyze.model import Segment
+from tcpanalyze.sources.pcap import open_capture
 
 #: Decode-error examples kept per kind (frame, byte offset, detail).
 K_MAX_ERROR_EXAMPLES = 5
@@ -180,8 +181,6 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
                    progress: Callable[[int, int | None], None] | None = None,
                    keep: Callable | None = None, share: tuple[int, int] | None = None) -> RunStats:
     """Read one capture file (or ``-``) through ``analyzer``; raises SourceError if unreadable."""
-    from tcpanalyze.sources.pcap import open_capture
-
     stats = RunStats(path)
     reader = open_capture(path)
     try:
@@ -191,13 +190,19 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
             it = _with_progress(it, reader, progress)
         run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-", share=share)  # stdin may be live
     finally:
-        stats.damage = reader.damage
-        stats.warnings = list(reader.warnings)
-        stats.linktypes = sorted(reader.linktypes)
-        stats.bytes_read = reader.bytes_read
-        reader.close()
+        finish_stats(stats, reader)
     check_decodable(stats)
     return stats
+
+
+def finish_stats(stats: RunStats, reader) -> None:
+    """Copy what the reader learnt (damage, warnings, link types, bytes read) into ``stats``
+    and close it."""
+    stats.damage = reader.damage
+    stats.warnings = list(reader.warnings)
+    stats.linktypes = sorted(reader.linktypes)
+    stats.bytes_read = reader.bytes_read
+    reader.close()
 
 
 def check_decodable(stats: RunStats) -> None:

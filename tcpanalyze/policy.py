@@ -40,6 +40,9 @@ import os
 import re
 from dataclasses import dataclass, field, fields, replace
 
+from tcpanalyze.findings import time_wait_profile
+from tcpanalyze.schema import JSON_SCHEMA, SCHEMA_VERSION
+
 # ---------------------------------------------------------------------------- statuses, exit codes
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 
@@ -76,8 +79,6 @@ SUBKINDS = {
 
 def finding_kinds() -> tuple[str, ...]:
     """The finding kinds of the report's JSON schema."""
-    from tcpanalyze.report.model import JSON_SCHEMA
-
     return tuple(JSON_SCHEMA["$defs"]["finding"]["properties"]["kind"]["enum"])
 
 
@@ -791,8 +792,6 @@ def time_wait_peaks(view: FileView, conns=None) -> list[dict]:
         return sorted(({"host": h["host"], "peak": h["peak"], "peak_time": h.get("peak_time"),
                         "ports": h.get("ports", [])} for h in tw.get("hosts", ())),
                       key=lambda e: (-e["peak"], e["host"]))
-    from tcpanalyze.findings import time_wait_profile
-
     hold = int(round((tw.get("msl_s") or 60.0) * 2e9))
     starts: dict = {}
     for c in conns:
@@ -1130,8 +1129,6 @@ def validate_baseline(doc) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list) or "connections" not in doc:
         raise PolicyError("baseline is not a 'tcpanalyze analyze --json' document (no files/connections)",
                           key="baseline")
-    from tcpanalyze.report.model import SCHEMA_VERSION
-
     v = doc.get("schema_version")
     if v != SCHEMA_VERSION:
         raise PolicyError(f"baseline has schema_version {v!r}; this tcpanalyze reads {SCHEMA_VERSION}", key="baseline")

@@ -18,8 +18,8 @@ from rich.console import Console
 
 from tcpanalyze.cli import cli
 from tcpanalyze.report.console import render, sparkline
-from tcpanalyze.report.model import (JSON_SCHEMA, SCHEMA_VERSION, AnalyzeOptions, Report, analyze_file, merge_reports,
-                                     validate)
+from tcpanalyze.schema import JSON_SCHEMA, SCHEMA_VERSION, validate
+from tcpanalyze.session import AnalyzeOptions, Report, analyze_file, merge_reports
 from test_findings import Craft, TcpConn
 
 HERE = Path(__file__).parent
@@ -231,7 +231,7 @@ def _in_memory_output(paths: list[str], fmt: str) -> str:
 @pytest.mark.parametrize("fmt", ["json", "jsonl"])
 def test_spilled_records_give_the_in_memory_document(tmp_path, fmt):
     """analyze --json/--jsonl keep connection records on disk until they are written
-    (report.records): the output must be the in-memory one byte for byte, for one file and
+    (tcpanalyze.records): the output must be the in-memory one byte for byte, for one file and
     for several, including a record that an aggregate finding changes at the end."""
     rtt = str(_rtt_outlier_capture(tmp_path / "rtt.pcap"))
     samples = sorted(str(p) for p in SAMPLES.glob("*.pcap"))[:4]

@@ -117,7 +117,7 @@ def test_memory_does_not_grow_with_the_flood():
 def test_syn_flood_in_bounded_memory_is_flagged(tmp_path, monkeypatch):
     """50k SYNs through the whole `analyze` pipeline with max_connections=10k: the live table
     never exceeds the bound, 40k evictions are counted, and it is reported as a SYN flood."""
-    from tcpanalyze.report.model import AnalyzeOptions, analyze_file
+    from tcpanalyze.session import AnalyzeOptions, analyze_file
 
     path = write_syn_flood(tmp_path / "synflood.pcap", 50_000)
     seen = []
@@ -143,7 +143,7 @@ def test_syn_flood_in_bounded_memory_is_flagged(tmp_path, monkeypatch):
 
 def test_syn_flood_is_flagged(tmp_path):
     """Without any bound hit: 5000 half-open connections to one port are a SYN flood."""
-    from tcpanalyze.report.model import AnalyzeOptions, analyze_file
+    from tcpanalyze.session import AnalyzeOptions, analyze_file
 
     path = write_syn_flood(tmp_path / "synflood.pcap", 5000, port=443)
     rep = analyze_file(str(path), AnalyzeOptions(keep_connections=5))
@@ -339,7 +339,7 @@ def test_max_events_bounds_per_connection_lists():
 def test_findings_are_capped_per_kind(tmp_path):
     """1500 unanswered handshakes, cap 50: 50 findings kept, 1500 counted."""
     from tcpanalyze.findings import Thresholds
-    from tcpanalyze.report.model import AnalyzeOptions, analyze_file
+    from tcpanalyze.session import AnalyzeOptions, analyze_file
 
     path = write_syn_flood(tmp_path / "syns.pcap", 1500)
     rep = analyze_file(str(path), AnalyzeOptions(thresholds=Thresholds(max_findings_per_kind=50)))

@@ -22,7 +22,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 from tcpanalyze import policy as P
 from tcpanalyze.cli import cli
 from tcpanalyze.report import ci
-from tcpanalyze.report.model import AnalyzeOptions, analyze_file
+from tcpanalyze.session import AnalyzeOptions, analyze_file
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("dask.bag")
 distributed = pytest.importorskip("dask.distributed")
 
-from tcpanalyze.report.model import analyze_file, merge_reports  # noqa: E402
+from tcpanalyze.session import analyze_file, merge_reports  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "tests" / "data" / "traces"

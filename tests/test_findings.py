@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tcpanalyze.findings import (Finding, FindingSink, Thresholds, invalid_flag_kinds, time_wait_profile)
-from tcpanalyze.report.model import AnalyzeOptions, analyze_file
+from tcpanalyze.session import AnalyzeOptions, analyze_file
 
 HERE = Path(__file__).parent
 TRACES = HERE / "data" / "traces"

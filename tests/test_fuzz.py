@@ -370,7 +370,7 @@ def test_timestamps_outside_int64_are_clamped(tmp_path):
     """pcapng timestamps can exceed 2**63 ns (coarse if_tsresol) or go below 0 (negative
     if_tsoffset); the reader clamps them to [0, 2**63) with one warning, so that analyze, check
     and plot (int64 arrays, handshake-RTT tallies) keep working."""
-    from tcpanalyze.report.model import analyze_file
+    from tcpanalyze.session import analyze_file
 
     f = tmp_path / "future.pcapng"
     f.write_bytes(_future_pcapng())

@@ -378,7 +378,7 @@ def test_duration_stops_without_traffic(tmp_path, backend):
     doc = json.loads(out.read_text())
     assert doc["summary"]["packets"] == 0 and doc["connections"] == []
     assert doc["files"][0]["capture"]["stopped_by"] == "--duration 1 s"
-    from tcpanalyze.report.model import validate
+    from tcpanalyze.schema import validate
 
     assert validate(doc) == []
 
@@ -520,7 +520,7 @@ def test_idle_connections_expire_with_the_live_default(tmp_path):
     """A long capture keeps bounded memory: idle open connections leave the table after 300 s."""
     from tcpanalyze.commands.live import K_LIVE_IDLE_TIMEOUT_S, LiveSession
     from tcpanalyze.pipeline import RunStats, run_packets
-    from tcpanalyze.report.model import AnalyzeOptions
+    from tcpanalyze.session import AnalyzeOptions
 
     assert K_LIVE_IDLE_TIMEOUT_S == 300.0
     sess = LiveSession("live:test", AnalyzeOptions(engine={"idle_timeout_ns": int(K_LIVE_IDLE_TIMEOUT_S * 1e9)}))
@@ -574,7 +574,7 @@ def test_live_view_renders_a_snapshot():
     from tcpanalyze.commands.live import LiveSession
     from tcpanalyze.pipeline import RunStats, run_packets
     from tcpanalyze.report.liveview import render_snapshot
-    from tcpanalyze.report.model import AnalyzeOptions
+    from tcpanalyze.session import AnalyzeOptions
 
     sess = LiveSession("live:test", AnalyzeOptions())
     pkts = [_frame(10.0, 5555, 80, 0x02, 100, 0), _frame(10.001, 5555, 80, 0x14, 101, 1)]

@@ -15,7 +15,7 @@ import pytest
 from tcpanalyze import parallel as P
 from tcpanalyze.findings import Tallies, Thresholds
 from tcpanalyze.pipeline import owner
-from tcpanalyze.report.model import AnalyzeOptions, analyze_file, merge_reports
+from tcpanalyze.session import AnalyzeOptions, analyze_file, merge_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "tests" / "data" / "traces"
@@ -270,7 +270,7 @@ def test_thresholds_replace_keeps_msl():
 def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path):
     """analyze --json --jobs N: each worker spills its connection records to a file of its
     own and the parent adopts them, renumbering the streams in the stored text
-    (report.records).  The document must be the in-memory one byte for byte, also for a
+    (tcpanalyze.records).  The document must be the in-memory one byte for byte, also for a
     record that an aggregate finding changes after the merge, and no file may be left."""
     from io import StringIO
 

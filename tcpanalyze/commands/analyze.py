@@ -6,7 +6,11 @@ import sys
 import click
 
 from tcpanalyze.commands.common import EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, open_output, pop_engine_kw
-from tcpanalyze.commands.reporting import FAIL_ON, engine_kwargs, stderr_notes, threshold_options, thresholds_from
+from tcpanalyze.commands.reporting import FAIL_ON, stderr_notes, threshold_options
+from tcpanalyze.findings import severity_at_least
+from tcpanalyze.parallel import expand_inputs, iter_reports
+from tcpanalyze.report.jsonout import dumps, summary_record, write_json, write_jsonl_file
+from tcpanalyze.session import AnalyzeOptions, analyze_file, engine_kwargs, merge_reports, thresholds_from
 
 
 @click.command()
@@ -41,12 +45,9 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
     Exit codes: 0 ok; 1 a finding at or above --fail-on; 3 a file could not be read
     (the other files are still reported).
     """
-    from tcpanalyze.findings import severity_at_least
-    from tcpanalyze.report.model import AnalyzeOptions, merge_reports
-
     th = thresholds_from(kw)
     engine = engine_kwargs(pop_engine_kw(kw))
-    # --json/--jsonl: connection records wait on disk, not in memory (report.records)
+    # --json/--jsonl: connection records wait on disk, not in memory (tcpanalyze.records)
     options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None,
                              spill_records=fmt != "table")
     if fmt == "table":
@@ -62,8 +63,6 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
         out, close = open_output(output)
     reports = []
     # --- parallel hook (issue 9): expand directories/globs; --jobs N runs tcpanalyze.parallel ---
-    from tcpanalyze.parallel import expand_inputs, iter_reports
-
     files = expand_inputs(files)
     each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options) for path in files)
     # --- end parallel hook ---
@@ -72,18 +71,12 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
             stderr_notes(rep)
             reports.append(rep)
             if fmt == "jsonl":
-                from tcpanalyze.report.jsonout import write_jsonl_file
-
                 write_jsonl_file(rep, out)
                 out.flush()
         total = merge_reports(reports, keep_connections=options.keep_connections)
         if fmt == "json":
-            from tcpanalyze.report.jsonout import write_json
-
             write_json(total, out)
         elif fmt == "jsonl":
-            from tcpanalyze.report.jsonout import dumps, summary_record
-
             out.write(dumps(summary_record(total)) + "\n")
         else:
             from tcpanalyze.report.console import render
@@ -103,8 +96,6 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
 
 
 def _one(path: str, options):
-    from tcpanalyze.report.model import analyze_file
-
     bar = None
     cb = None
     if sys.stderr.isatty() and path != "-":

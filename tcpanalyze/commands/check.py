@@ -5,13 +5,19 @@ not be read (the others are still checked and reported); 1 a rule failed; 0 ever
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 
 import click
 
-from tcpanalyze.commands.reporting import engine_kwargs, stderr_notes, thresholds_from, threshold_options
+from tcpanalyze.commands.reporting import stderr_notes, threshold_options
 from tcpanalyze.commands.common import EXIT_USAGE, engine_options, open_output, pop_engine_kw
+from tcpanalyze import engine as E
+from tcpanalyze.policy import (FileResult, Policy, PolicyError, baseline_view, evaluate, exit_code, file_views,
+                               load_policy, parse_tolerances, validate_baseline)
+from tcpanalyze.report import ci
+from tcpanalyze.session import AnalyzeOptions, analyze_file, engine_kwargs, thresholds_from
 
 
 class CheckUsageError(click.ClickException):
@@ -26,8 +32,6 @@ class CheckUsageError(click.ClickException):
 def _check_engine_options(f):
     """``engine_options`` without ``--max-connections`` (here a rule), which becomes
     ``--max-live-connections``."""
-    from tcpanalyze import engine as E
-
     f = engine_options(f)
     f.__click_params__ = [p for p in f.__click_params__ if p.name != "max_connections"]
     return click.option("--max-live-connections", "live_connections", type=click.IntRange(min=1),
@@ -110,8 +114,6 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
       1 a rule failed;
       0 every rule passed.
     """
-    from tcpanalyze.policy import (Policy, PolicyError, evaluate, exit_code, load_policy, parse_tolerances)
-
     rule_kw = {k: kw.pop(k) for k in _RULE_OPTS}
     if not rule_kw["forbid"]:
         rule_kw["forbid"] = None
@@ -135,12 +137,8 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
     th = thresholds_from(kw)
     ek = pop_engine_kw(kw)
     ek["max_connections"] = live_connections
-    from tcpanalyze.report.model import AnalyzeOptions
-
     options = AnalyzeOptions(engine=engine_kwargs(ek), thresholds=th, keep_connections=None)
     results = [_check_one(path, options, policy, base_doc, evaluate) for path in files]
-
-    from tcpanalyze.report import ci
 
     if junit_path:
         try:
@@ -154,8 +152,6 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
     out, close = open_output(output)
     try:
         if as_json:
-            import json
-
             json.dump(ci.check_document(results, policy), out, indent=2, default=str)
             out.write("\n")
         else:
@@ -169,10 +165,6 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
 
 
 def _load_baseline(path: str):
-    import json
-
-    from tcpanalyze.policy import PolicyError, file_views, validate_baseline
-
     try:
         with open(path, encoding="utf-8") as fh:
             doc = json.load(fh)
@@ -188,9 +180,6 @@ def _load_baseline(path: str):
 
 
 def _check_one(path: str, options, policy, base_views, evaluate):
-    from tcpanalyze.policy import FileResult, baseline_view, file_views
-    from tcpanalyze.report.model import analyze_file
-
     t0 = time.perf_counter()
     rep = analyze_file(path, options)
     elapsed = time.perf_counter() - t0

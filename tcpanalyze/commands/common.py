@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
+
+from tcpanalyze import analysis as A
+from tcpanalyze import engine as E
+from tcpanalyze.engine import Config
+from tcpanalyze.errors import SourceError
+from tcpanalyze.parquet import ParquetUnavailable, require_pyarrow
+from tcpanalyze.pipeline import analyze_source
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -31,9 +39,6 @@ class UsageProblem(click.ClickException):
 
 def engine_options(f):
     """Thresholds and resource bounds every analysing command accepts."""
-    from tcpanalyze import analysis as A
-    from tcpanalyze import engine as E
-
     opts = [
         click.option("--fast-rtx-ms", type=click.FloatRange(min=0), default=A.K_FAST_RETRANSMIT_NS / 1e6,
                      show_default=True, help="Fast-retransmission window after >= 2 dup ACKs (Wireshark: 20 ms)."),
@@ -55,8 +60,6 @@ def engine_options(f):
 
 
 def make_config(explain: bool = False, **kw):
-    from tcpanalyze.engine import Config
-
     return Config(fast_rtx_ns=int(kw.get("fast_rtx_ms", 20.0) * 1e6), ooo_ns=int(kw.get("ooo_ms", 3.0) * 1e6),
                   msl_s=kw.get("msl", 60.0), max_unacked=kw.get("max_unacked", 10000),
                   max_connections=kw.get("max_connections", 1_000_000),
@@ -90,9 +93,6 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
     Returns the RunStats.  A truncated tail is a warning; corrupt data after which nothing
     could be read sets ``stats.damage.fatal`` (the caller exits 3 after writing its output).
     """
-    from tcpanalyze.errors import SourceError
-    from tcpanalyze.pipeline import analyze_source
-
     cb = None
     bar = None
     if progress and sys.stderr.isatty() and path != "-":
@@ -111,6 +111,12 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
     finally:
         if bar is not None:
             bar.close()
+    stats_notes(path, stats)
+    return stats
+
+
+def stats_notes(path: str, stats) -> None:
+    """Warnings about a capture that was read (damage, truncation, decode errors), on stderr."""
     for w in stats.warnings:
         warn(f"{path}: {w}")
     dmg = stats.damage
@@ -122,4 +128,28 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
         total = sum(stats.errors.values())
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))
         warn(f"{path}: {total} frame(s) could not be decoded ({kinds})")
-    return stats
+
+
+@contextmanager
+def input_errors(path: str):
+    """SourceError and OSError while reading ``path`` -> InputError (one line, exit 3)."""
+    try:
+        yield
+    except SourceError as e:
+        raise InputError(str(e)) from None
+    except BrokenPipeError:
+        raise                      # the reader of our output went away (`| head`): not an input error
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror or e}") from None
+
+
+def parquet_output(output: str | None) -> str:
+    """The file ``--format parquet`` writes (``-o FILE`` is required), once pyarrow is known
+    to be importable; a one-line usage error (exit 2) otherwise."""
+    if output is None or output == "-":
+        raise UsageProblem("--format parquet writes a file: give -o FILE")
+    try:
+        require_pyarrow()
+    except ParquetUnavailable as e:
+        raise UsageProblem(str(e)) from None
+    return output

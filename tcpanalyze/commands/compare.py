@@ -9,6 +9,9 @@ import sys
 
 import click
 
+from tcpanalyze.analysis import RETRANSMISSION_FAMILY, analysis_names
+from tcpanalyze.engine import Analyzer
+
 from tcpanalyze.commands.common import EXIT_FAIL, InputError, engine_options, make_config, open_output, pop_engine_kw, run_capture
 
 #: Wireshark analysis fields compared (names without the ``tcp.analysis.`` prefix).
@@ -76,8 +79,6 @@ def compare(file, via, tshark_path, show, as_json, output, **kw):
 
     Exit 0 when every flag agrees on every frame, 1 when some disagree, 3 when tshark is
     not installed or the file is unreadable."""
-    from tcpanalyze.analysis import RETRANSMISSION_FAMILY, analysis_names
-    from tcpanalyze.engine import Analyzer
 
     tshark = tshark_path or shutil.which("tshark")
     if via == "fields" and (not tshark or not shutil.which(tshark)):

@@ -6,12 +6,19 @@ import sys
 
 import click
 
-from tcpanalyze.commands.common import EXIT_INPUT, engine_options, make_config, open_output, pop_engine_kw, run_capture
+from tcpanalyze.api import connections
+from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, open_output,
+                                        parquet_output, pop_engine_kw, run_capture, stats_notes)
+from tcpanalyze.engine import Analyzer
+from tcpanalyze.parquet import write_connections
+from tcpanalyze.pipeline import RunStats
+from tcpanalyze.summary import summarize
 
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "parquet"]), default="table",
+              show_default=True, help="parquet: a typed table for DuckDB, pandas, Spark (needs -o FILE and pyarrow).")
 @click.option("--json", "fmt", flag_value="json", help="Shorthand for --format json.")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Shorthand for --format jsonl.")
 @click.option("--stream", type=int, default=None, help="Only this connection, with both endpoints' state timelines.")
@@ -20,18 +27,40 @@ from tcpanalyze.commands.common import EXIT_INPUT, engine_options, make_config, 
 def flows(file, fmt, stream, output, **kw):
     """Connection summaries of FILE: endpoints, RFC 9293 state of both ends, Zeek conn_state and
     history, packets and bytes each way, who closed first and how it ended."""
-    from tcpanalyze.engine import Analyzer
-    from tcpanalyze.summary import summarize
+    engine = pop_engine_kw(kw)
+    if fmt == "parquet":
+        path = parquet_output(output)
+        with input_errors(file):
+            it = connections(file, **engine)
+            write_connections((c for c in it if stream is None or c.stream == stream), path)
+        stats = it.stats
+        stats_notes(file, stats)
+    else:
+        if stream is not None:
+            recs, stats = _timelines(file, stream, engine)
+        else:
+            with input_errors(file):
+                it = connections(file, **engine)
+                recs = [c.to_dict() for c in it]
+            stats = it.stats
+            stats_notes(file, stats)
+        _write(file, recs, fmt, output, detail=stream is not None)
+    if stats.damage is not None and stats.damage.fatal:
+        sys.exit(EXIT_INPUT)
 
-    analyzer = Analyzer(make_config(**pop_engine_kw(kw)), keep_timeline=True, emit=False)
+
+def _timelines(file: str, stream: int, engine: dict) -> tuple[list[dict], RunStats]:
+    """The record of one stream with both endpoints' state timelines."""
+    analyzer = Analyzer(make_config(**engine), keep_timeline=True, emit=False)
     stats = run_capture(file, analyzer)
-    conns = analyzer.finish()
-    if stream is not None:
-        conns = [c for c in conns if c.stream == stream]
-        if not conns:
-            raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} streams)",
-                                     param_hint="--stream")
-    recs = [summarize(c, timelines=stream is not None) for c in conns]
+    conns = [c for c in analyzer.finish() if c.stream == stream]
+    if not conns:
+        raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} streams)",
+                                 param_hint="--stream")
+    return [summarize(c, timelines=True) for c in conns], stats
+
+
+def _write(file: str, recs: list[dict], fmt: str, output: str | None, detail: bool) -> None:
     out, close = open_output(output)
     try:
         if fmt == "jsonl":
@@ -42,9 +71,7 @@ def flows(file, fmt, stream, output, **kw):
         else:
             from tcpanalyze.report.flows_table import render_flows
 
-            render_flows(recs, out, detail=stream is not None)
+            render_flows(recs, out, detail=detail)
     finally:
         if close:
             out.close()
-    if stats.damage is not None and stats.damage.fatal:
-        sys.exit(EXIT_INPUT)

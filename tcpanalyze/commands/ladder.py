@@ -5,6 +5,9 @@ import sys
 
 import click
 
+from tcpanalyze.engine import Analyzer
+from tcpanalyze.report.ladder import LadderCollector, print_ladder, render_svg
+
 from tcpanalyze.commands.common import EXIT_INPUT, engine_options, make_config, pop_engine_kw, run_capture
 
 
@@ -26,8 +29,6 @@ def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
 
     Payload bytes are not kept, so data segments are labelled by their flags only
     (ACK(SEQ=1, ACK=1, LEN=562)); PSH is left out."""
-    from tcpanalyze.engine import Analyzer
-    from tcpanalyze.report.ladder import LadderCollector
 
     cfg = make_config(**pop_engine_kw(kw))
     analyzer = Analyzer(cfg, keep_timeline=True)
@@ -39,8 +40,6 @@ def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
                                  f"{'' if analyzer.streams == 1 else 's'}, numbered from 0)", param_hint="--stream")
     lad = collector.build()
     if svg_path is not None:
-        from tcpanalyze.report.ladder import render_svg
-
         doc = render_svg(lad)
         if svg_path == "-":
             sys.stdout.write(doc)
@@ -54,8 +53,6 @@ def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
             click.echo(f"tcpanalyze: wrote {svg_path} ({lad.shown} of {lad.total} segments)", err=True)
     else:
         from tcpanalyze.report.richout import OutConsole as Console
-
-        from tcpanalyze.report.ladder import print_ladder
 
         console = Console(highlight=False, width=width)
         if width is None and not console.is_terminal:

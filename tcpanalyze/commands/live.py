@@ -37,11 +37,11 @@ def _live_engine_options(f):
 
 # ---------------------------------------------------------------------------- the report of a run
 class LiveSession:
-    """``report.model.ReportBuilder`` fed packet by packet, plus two live counters for the view:
+    """``session.ReportBuilder`` fed packet by packet, plus two live counters for the view:
     ``report(stats)`` builds the same ``Report`` analyze builds."""
 
     def __init__(self, source: str, options):
-        from tcpanalyze.report.model import ReportBuilder
+        from tcpanalyze.session import ReportBuilder
 
         self.source = source
         self.options = options
@@ -154,7 +154,7 @@ def live(iface, bpf, duration, count, write_path, backend, user, fmt, output, no
     3 the capture cannot start (no permission, unknown interface, tshark missing).
     """
     from tcpanalyze.findings import severity_at_least
-    from tcpanalyze.report.model import AnalyzeOptions
+    from tcpanalyze.session import AnalyzeOptions
     from tcpanalyze.sources import live as L
 
     th = thresholds_from(kw)
@@ -207,7 +207,7 @@ def _preload(fmt: str, view: bool) -> None:
     import io
 
     from tcpanalyze.pipeline import RunStats
-    from tcpanalyze.report.model import AnalyzeOptions
+    from tcpanalyze.session import AnalyzeOptions
 
     sess = LiveSession("preload", AnalyzeOptions())
     rep = sess.report(RunStats("preload"))

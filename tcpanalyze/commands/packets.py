@@ -1,12 +1,20 @@
 """``tcpanalyze packets``: one row per TCP segment, Wireshark-comparable."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 
 import click
 
-from tcpanalyze.commands.common import EXIT_INPUT, engine_options, make_config, open_output, pop_engine_kw, run_capture
+from tcpanalyze.api import packets as packet_stream
+from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, open_output,
+                                        parquet_output, pop_engine_kw, run_capture, stats_notes)
+from tcpanalyze.engine import Analyzer
+from tcpanalyze.model import addr_str, flag_str
+from tcpanalyze.parquet import write_packets
+from tcpanalyze.rows import TsvRows
+
 
 def _ts(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
@@ -14,7 +22,8 @@ def _ts(ns: int) -> str:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--format", "fmt", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["tsv", "jsonl", "parquet"]), default="tsv", show_default=True,
+              help="parquet: a typed table for DuckDB, pandas, Spark (needs -o FILE and pyarrow).")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Shorthand for --format jsonl.")
 @click.option("--absolute", is_flag=True, help="Raw sequence and acknowledgment numbers instead of relative.")
 @click.option("--stream", type=int, default=None, help="Only this stream (tcp.stream index).")
@@ -25,20 +34,24 @@ def _ts(ns: int) -> str:
 def packets(file, fmt, absolute, stream, host, port, output, **kw):
     """One row per TCP segment of FILE ('-' reads stdin): relative SEQ/ACK, calculated window,
     Wireshark-named analysis flags (with their reasons in jsonl), ack_rtt, bytes in flight."""
-    from tcpanalyze.engine import Analyzer
-    from tcpanalyze.model import addr_str, flag_str
-    from tcpanalyze.rows import TsvRows
-
-    cfg = make_config(explain=(fmt == "jsonl"), **pop_engine_kw(kw))
-    out, close = open_output(output)
+    engine = pop_engine_kw(kw)
     host_raw = None
     if host is not None:
-        import ipaddress
-
         try:
             host_raw = ipaddress.ip_address(host).packed
         except ValueError:
             raise click.BadParameter(f"not an IP address: {host}", param_hint="--host") from None
+    if fmt == "parquet":
+        path = parquet_output(output)
+        with input_errors(file):
+            it = packet_stream(file, absolute=absolute, stream=stream, host=host, port=port, **engine)
+            write_packets(it, path)
+        stats_notes(file, it.stats)
+        if it.stats.damage is not None and it.stats.damage.fatal:
+            sys.exit(EXIT_INPUT)
+        return
+    cfg = make_config(explain=(fmt == "jsonl"), **engine)
+    out, close = open_output(output)
     write = out.write
 
     def wanted(seg, conn) -> bool:

@@ -6,6 +6,9 @@ import sys
 
 import click
 
+from tcpanalyze.engine import Analyzer
+from tcpanalyze.report import plots
+
 from tcpanalyze.commands.common import EXIT_INPUT, EXIT_USAGE, engine_options, make_config, pop_engine_kw, \
     run_capture, warn
 
@@ -47,8 +50,6 @@ def plot(file, kind, stream, output, direction, threshold, top, **kw):
     if kind != "timewait" and stream is None:
         raise click.UsageError(f"--kind {kind} needs --stream N (the connection to draw)")
     _need_matplotlib()
-    from tcpanalyze.engine import Analyzer
-    from tcpanalyze.report import plots
 
     cfg = make_config(**pop_engine_kw(kw))
     if kind == "timewait":

@@ -7,6 +7,7 @@ from tcpanalyze.commands.common import warn
 from tcpanalyze.findings import (K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
                                  K_RETRANS_MIN_SEGMENTS, K_RETRANS_RATE, K_SYN_FLOOD, K_TIME_WAIT_PEAK,
                                  K_ZERO_WINDOW_S)
+from tcpanalyze.session import engine_kwargs, thresholds_from  # noqa: F401 - commands.live imports them from here
 
 FAIL_ON = ("info", "warning", "error", "never")
 
@@ -36,35 +37,6 @@ def threshold_options(f):
     for o in reversed(opts):
         f = o(f)
     return f
-
-
-def thresholds_from(kw: dict):
-    from tcpanalyze.findings import Thresholds
-
-    return Thresholds(
-        retrans_rate=kw.pop("retrans_rate") / 100.0, retrans_min_segments=kw.pop("retrans_min"),
-        time_wait_peak=kw.pop("time_wait_peak"), close_wait_s=kw.pop("close_wait"),
-        zero_window_s=kw.pop("zero_window"), syn_flood=kw.pop("syn_flood"), hs_rtt_factor=kw.pop("hs_rtt_factor"),
-        hs_rtt_min_s=kw.pop("hs_rtt_min_ms") / 1000.0, max_findings_per_kind=kw.pop("max_findings_per_kind"),
-        msl_s=kw.get("msl", 60.0))
-
-
-def engine_kwargs(ek: dict) -> dict:
-    """``engine.Config`` keyword arguments from the engine options (as ``common.make_config``)."""
-    out = {}
-    if "fast_rtx_ms" in ek:
-        out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
-    if "ooo_ms" in ek:
-        out["ooo_ns"] = int(ek["ooo_ms"] * 1e6)
-    if "msl" in ek:
-        out["msl_s"] = ek["msl"]
-    if "max_unacked" in ek:
-        out["max_unacked"] = ek["max_unacked"]
-    if "max_connections" in ek:
-        out["max_connections"] = ek["max_connections"]
-    if "idle_timeout" in ek:
-        out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
-    return out
 
 
 def stderr_notes(rep) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from tcpanalyze._version import __version__
 from tcpanalyze.policy import ERROR, FAIL, PASS, SKIP, FileResult, exit_code
 
 CHECK_SCHEMA_VERSION = 1
@@ -89,8 +90,6 @@ def text_summary(files: list[FileResult], policy_source: str | None = None, verb
 # ---------------------------------------------------------------------------- JSON
 def check_document(files: list[FileResult], policy=None) -> dict:
     """What ``check --json`` prints: the same information as the summary, as data."""
-    from tcpanalyze import __version__
-
     code = exit_code(files)
     return {
         "schema_version": CHECK_SCHEMA_VERSION,

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK
-from tcpanalyze.report.model import Report
+from tcpanalyze.session import Report
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _SPARK = "▁▂▃▄▅▆▇█"

@@ -1,6 +1,6 @@
 """JSON and JSON Lines writers for a Report (no printing of their own: they write to ``out``).
 
-``--json``: one document, ``Report.to_dict()`` (see ``report.model.JSON_SCHEMA``).
+``--json``: one document, ``Report.to_dict()`` (see ``schema.JSON_SCHEMA``).
 ``--jsonl``: one record per line, each with a ``type``:
   ``connection`` (a connection summary record), then ``finding`` records, for each file in
   turn; then ``file`` (the file's RunStats and per-file summary); and last one ``summary``
@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from typing import IO, Iterator
 
-from tcpanalyze.report.model import SCHEMA_VERSION, Report
-from tcpanalyze.report.records import dumps as compact, record_lines
+from tcpanalyze._version import __version__
+from tcpanalyze.records import dumps as compact, record_lines
+from tcpanalyze.schema import SCHEMA_VERSION
+from tcpanalyze.session import Report
 
 
 def dumps(obj, indent: int | None = None) -> str:
@@ -75,8 +77,6 @@ _CONN_PREFIX = '{"type":"connection",'
 
 
 def summary_record(report: Report) -> dict:
-    from tcpanalyze import __version__
-
     return {"type": "summary", "schema_version": SCHEMA_VERSION,
             "tool": {"name": "tcpanalyze", "version": __version__}, **report.summary}
 

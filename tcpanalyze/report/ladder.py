@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from tcpanalyze import analysis as A
 from tcpanalyze.model import ACK, RST, SYN, addr_str, flag_names
+from tcpanalyze.state import TcpState
 
 #: Default number of segments drawn before the middle of a connection is elided.
 K_MAX_PACKETS = 40
@@ -247,8 +248,6 @@ def _secs(ns: int) -> str:
 
 def _state_width(ladder: Ladder) -> int:
     try:
-        from tcpanalyze.state import TcpState
-
         names = [s.name for s in TcpState]
     except ImportError:  # pragma: no cover - state.py is part of the package
         names = []

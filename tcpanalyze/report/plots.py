@@ -30,7 +30,8 @@ from __future__ import annotations
 from array import array
 
 from tcpanalyze import analysis as A
-from tcpanalyze.model import ACK, FIN, RST, SYN
+from tcpanalyze.model import ACK, FIN, RST, SYN, addr_str
+from tcpanalyze.report.ladder import endpoint_label
 
 MASK = 0xFFFFFFFF
 HALF = 0x80000000
@@ -160,8 +161,6 @@ def _empty_note(ax, text: str) -> None:
 
 
 def _title(rec: StreamRecorder, what: str) -> str:
-    from tcpanalyze.report.ladder import endpoint_label
-
     c = rec.conn
     o = c.orig
     return f"{what} — tcp.stream {c.stream}: {endpoint_label(c, o)} → {endpoint_label(c, o ^ 1)}"
@@ -357,8 +356,6 @@ def time_wait_series(starts: list[int], lifetime_ns: int) -> tuple[list[int], li
 
 def plot_timewait(analyzer, path: str, threshold: int = 100, top: int = 8) -> dict:
     """Connections in TIME_WAIT per host over the whole capture; the ``top`` hosts by peak."""
-    from tcpanalyze.model import addr_str
-
     fig, ax = _figure()
     life = analyzer.cfg.msl_ns * 2
     t0 = analyzer.first_ns or 0

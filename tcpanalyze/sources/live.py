@@ -42,6 +42,9 @@ import threading
 import time
 from collections import deque
 
+from tcpanalyze.errors import SourceError
+from tcpanalyze.sources.pcap import CaptureReader
+
 K_SNAPLEN = 262144                 # libpcap's MAXIMUM_SNAPLEN: GSO/GRO super-segments fit
 K_BUFFER_BYTES = 32 << 20          # kernel ring buffer
 K_TIMEOUT_MS = 50                  # libpcap packet-buffer timeout: frames reach us at most this late
@@ -495,9 +498,6 @@ class DumpcapBackend(Backend):
             raise CaptureError(f"cannot run {prog}: {e.strerror or e}", "missing") from None
         self._err_thread = threading.Thread(target=self._pump_stderr, name="dumpcap-stderr", daemon=True)
         self._err_thread.start()
-        from tcpanalyze.errors import SourceError
-        from tcpanalyze.sources.pcap import CaptureReader
-
         try:
             # blocks until dumpcap wrote its section/interface header: the capture is then up
             self.reader = CaptureReader(f"{os.path.basename(prog)}:{self.iface}",

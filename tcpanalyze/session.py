@@ -1,4 +1,4 @@
-"""The Report: what ``tcpanalyze analyze`` found in one or more captures, as plain data.
+"""One analysis run: options in, a ``Report`` out (the orchestrator of the engine and detectors).
 
 ``analyze_file(path, options)`` is a pure function of its input (no printing, no click, no
 rich): it runs the pipeline, the engine and the detectors over one capture and returns a
@@ -8,18 +8,29 @@ worker processes, or a Dask/Ray task can) and ``merge_reports`` can add reports 
 A file that cannot be read gives a Report whose ``files[0]["error"]`` says why; the other
 files of a run are still reported (the command exits 3).
 
-The JSON document (``Report.to_dict()``) is described by ``JSON_SCHEMA`` below and in the
-README ("JSON contract"); ``SCHEMA_VERSION`` changes when a key changes meaning or goes away
-(adding keys does not change it).
+The JSON document (``Report.to_dict()``) is described by ``schema.JSON_SCHEMA`` and in the
+README ("JSON contract").  Reporters (``tcpanalyze.report``) only render a Report.
 """
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Union
 
+from tcpanalyze._version import __version__
+from tcpanalyze import engine
+from tcpanalyze.errors import SourceError
 from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK, Detectors, Thresholds
+from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
+from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
+from tcpanalyze.schema import SCHEMA_VERSION
+from tcpanalyze.summary import summarize
 
-SCHEMA_VERSION = 1
+__all__ = ["AnalyzeOptions", "Report", "ReportBuilder", "analyze_file", "engine_kwargs", "failed_report",
+           "merge_reports", "thresholds_from", "SCHEMA_VERSION"]
+
+#: a report's connection records: a list of dicts, or records kept on disk (tcpanalyze.records)
+Records = Union[list[dict[str, Any]], SpilledRecords, RecordChain]
 
 #: how much a finding of each severity weighs when ranking the worst connections
 _WEIGHT = {"error": 10_000, "warning": 100, "info": 1}
@@ -35,10 +46,10 @@ class AnalyzeOptions:
     ``spill_records``: see below.
     """
 
-    engine: dict = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)
     thresholds: Thresholds = field(default_factory=Thresholds)
     keep_connections: int | None = None
-    #: keep every connection record on disk until written (report.records), not in memory;
+    #: keep every connection record on disk until written (tcpanalyze.records), not in memory;
     #: the Report then only serves its own process (analyze --json/--jsonl without --jobs)
     spill_records: bool = False
 
@@ -48,21 +59,19 @@ class Report:
     """Plain data: ``files`` (one entry per input, with its own ``summary``), the total ``summary``,
     ``connections`` (summary records) and ``findings`` (finding dicts), both tagged with ``file``."""
 
-    files: list = field(default_factory=list)
-    summary: dict = field(default_factory=dict)
-    connections: list = field(default_factory=list)
-    findings: list = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    connections: Records = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
-    def to_dict(self) -> dict:
-        from tcpanalyze import __version__
-
+    def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "tool": {"name": "tcpanalyze", "version": __version__},
                 "files": self.files, "summary": self.summary, "connections": self.connections,
                 "findings": self.findings}
 
     @property
-    def failed(self) -> list[dict]:
+    def failed(self) -> list[dict[str, Any]]:
         """Entries of ``files`` that could not be read (or whose data is corrupt past a point)."""
         return [f for f in self.files if f.get("error") or (f.get("damage") or {}).get("fatal")]
 
@@ -75,8 +84,44 @@ class Report:
         return None
 
 
+def thresholds_from(kw: dict[str, Any]) -> Thresholds:
+    """Detector thresholds from the command-line threshold options, popped from ``kw`` (in
+    their command-line units: percent, milliseconds); a missing one keeps its default."""
+    d = Thresholds()
+    rate = kw.pop("retrans_rate", None)
+    hs_min = kw.pop("hs_rtt_min_ms", None)
+    return Thresholds(
+        retrans_rate=d.retrans_rate if rate is None else rate / 100.0,
+        retrans_min_segments=kw.pop("retrans_min", d.retrans_min_segments),
+        time_wait_peak=kw.pop("time_wait_peak", d.time_wait_peak), close_wait_s=kw.pop("close_wait", d.close_wait_s),
+        zero_window_s=kw.pop("zero_window", d.zero_window_s), syn_flood=kw.pop("syn_flood", d.syn_flood),
+        hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
+        hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
+        max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
+        msl_s=kw.get("msl", 60.0))
+
+
+def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
+    """``engine.Config`` keyword arguments from the command-line engine options (``fast_rtx_ms``,
+    ``ooo_ms``, ``msl``, ``max_unacked``, ``max_connections``, ``idle_timeout``) present in ``ek``."""
+    out: dict[str, Any] = {}
+    if "fast_rtx_ms" in ek:
+        out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
+    if "ooo_ms" in ek:
+        out["ooo_ns"] = int(ek["ooo_ms"] * 1e6)
+    if "msl" in ek:
+        out["msl_s"] = ek["msl"]
+    if "max_unacked" in ek:
+        out["max_unacked"] = ek["max_unacked"]
+    if "max_connections" in ek:
+        out["max_connections"] = ek["max_connections"]
+    if "idle_timeout" in ek:
+        out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
+    return out
+
+
 # ---------------------------------------------------------------------------- analysis of one file
-def _empty_summary(th: Thresholds | None = None) -> dict:
+def _empty_summary(th: Thresholds | None = None) -> dict[str, Any]:
     return {
         "files": 1, "files_failed": 0, "packets": 0, "tcp_segments": 0, "connections": 0,
         "connections_reported": 0, "bytes": 0, "start": None, "end": None, "duration": 0.0,
@@ -90,8 +135,6 @@ def _empty_summary(th: Thresholds | None = None) -> dict:
 
 
 def failed_report(path: str, message: str, th: Thresholds | None = None) -> Report:
-    from tcpanalyze.pipeline import RunStats
-
     summ = _empty_summary(th)
     summ["files_failed"] = 1
     entry = RunStats(path).to_dict()
@@ -100,24 +143,25 @@ def failed_report(path: str, message: str, th: Thresholds | None = None) -> Repo
     return Report(files=[entry], summary=dict(summ))
 
 
+_Key = tuple[tuple[int, int, int], int]
+
+
 class _Connections:
     """Connection records as they are finalized: all of them, or the ``keep`` worst (a heap)."""
 
     def __init__(self, path: str, keep: int | None, spill: bool | str = False):
-        from tcpanalyze.report.records import SpilledRecords, _SpillFile
-
         self.path = path
         self.keep = keep
         # spill: True to this process's spill file, "named" to a file of its own that
         # another process adopts (a --jobs worker's)
-        self.all = [] if not spill or keep is not None else \
+        self.all: list[dict[str, Any]] | SpilledRecords = [] if not spill or keep is not None else \
             SpilledRecords(_SpillFile(named=True) if spill == "named" else None)
-        self.heap: list[tuple] = []
+        self.heap: list[tuple[Any, ...]] = []
         self.n = 0
         self.bytes = 0
         self.states: dict[str, int] = {}
 
-    def add(self, rec: dict) -> None:
+    def add(self, rec: dict[str, Any]) -> None:
         self.count(rec["orig_bytes"] + rec["resp_bytes"], rec["conn_state"])
         self.push((_rank(rec), -rec["stream"]), rec)
 
@@ -127,7 +171,7 @@ class _Connections:
         self.bytes += nbytes
         self.states[conn_state] = self.states.get(conn_state, 0) + 1
 
-    def wanted(self, key: tuple) -> bool:
+    def wanted(self, key: _Key) -> bool:
         """Would a record with this (rank, -stream) key be kept?  (Lets the caller skip
         building the records of the many connections a top-N report drops.)"""
         keep = self.keep
@@ -135,7 +179,7 @@ class _Connections:
             return True
         return keep > 0 and (len(self.heap) < keep or key > self.heap[0][:2])
 
-    def push(self, key: tuple, rec: dict) -> None:
+    def push(self, key: _Key, rec: dict[str, Any]) -> None:
         """Keep ``rec`` (all of them, or in the top-N heap by ``key``)."""
         if self.keep is None:
             self.all.append(rec)
@@ -146,20 +190,21 @@ class _Connections:
             elif key > self.heap[0][:2]:
                 heapq.heapreplace(self.heap, item)
 
-    def records(self):
+    def records(self) -> list[dict[str, Any]] | SpilledRecords:
         """The kept records in stream order: a list, or SpilledRecords when spilled."""
         if self.keep is None and not isinstance(self.all, list):
             return self.all.seal()
-        recs = self.all if self.keep is None else [x[2] for x in self.heap]
+        recs: list[dict[str, Any]] = self.all if isinstance(self.all, list) and self.keep is None else \
+            [x[2] for x in self.heap]
         recs.sort(key=lambda r: r["stream"])
         return recs
 
 
-def _rank(rec: dict) -> tuple:
+def _rank(rec: dict[str, Any]) -> tuple[int, int, int]:
     return (rec.get("score", 0), rec.get("retransmissions", 0), rec["orig_bytes"] + rec["resp_bytes"])
 
 
-def _score(labels: list) -> int:
+def _score(labels: Iterable[tuple[str, str]]) -> int:
     return sum(_WEIGHT[sev] for _lab, sev in labels)
 
 
@@ -170,24 +215,20 @@ class ReportBuilder:
     call ``build(stats)``."""
 
     def __init__(self, path: str, options: AnalyzeOptions | None = None, worker: bool = False):
-        from tcpanalyze.engine import Analyzer, Config
-
         opts = options or AnalyzeOptions()
-        cfg = Config(**opts.engine)
+        cfg = engine.Config(**opts.engine)
         self.path = path
         self.th = replace(opts.thresholds, msl_s=cfg.msl_ns / 1e9)
         self.det = Detectors(self.th)
         self.conns = _Connections(path, opts.keep_connections,
                                   opts.spill_records and ("named" if worker else True))
-        self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
-        self.det.analyzer = self.analyzer
-        self.on_segment = self.det.on_segment
+        self.analyzer = engine.Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
+        self.det.analyzer = self.analyzer     # type: ignore[assignment]  # (Detectors declares it None)
+        self.on_segment: Callable[[Any, engine.Analyzer], None] = self.det.on_segment
 
-    def _done(self, conn) -> None:
-        from tcpanalyze.summary import summarize
-
+    def _done(self, conn: engine.Conn) -> None:
         fs = self.det.on_conn_done(conn)
-        labels = [(f.label, f.severity) for f in fs]
+        labels: list[tuple[str, str]] = [(f.label, f.severity) for f in fs]
         ev = conn.events
         if ev and "labels" in ev:
             labels.extend(ev["labels"])
@@ -208,7 +249,7 @@ class ReportBuilder:
         rec["score"] = score
         conns.push(key, rec)
 
-    def build(self, stats) -> Report:
+    def build(self, stats: RunStats) -> Report:
         """Finish the engine and build the Report."""
         an, det, path, conns = self.analyzer, self.det, self.path, self.conns
         an.finish()
@@ -217,6 +258,7 @@ class ReportBuilder:
         findings = []
         # aggregate findings about one connection (handshake RTT outliers) are added to its record
         patch = {f.stream for f in det.sink.kept if f.host is not None and f.stream is not None}
+        by_stream: dict[int, dict[str, Any]]
         if isinstance(records, list):
             by_stream = {r["stream"]: r for r in records if r["stream"] in patch}
         else:
@@ -258,14 +300,12 @@ class ReportBuilder:
         return Report(files=[entry], summary=dict(summ), connections=records, findings=findings)
 
 
-def analyze_file(path: str, options: AnalyzeOptions | None = None, progress=None) -> Report:
+def analyze_file(path: str, options: AnalyzeOptions | None = None,
+                 progress: Callable[[int, int | None], None] | None = None) -> Report:
     """Analyse one capture file; never raises for bad input (the Report carries the error).
 
     ``progress(done_bytes, total_bytes)`` is called now and then while reading (optional).
     """
-    from tcpanalyze.errors import SourceError
-    from tcpanalyze.pipeline import analyze_source, gc_tuned
-
     b = ReportBuilder(path, options)
     with gc_tuned(off=path != "-"):     # a file (stdin may be a live pipe): see pipeline.gc_tuned
         try:
@@ -277,7 +317,7 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None, progress=None
         return b.build(stats)
 
 
-def _finding_order(d: dict) -> tuple:
+def _finding_order(d: dict[str, Any]) -> tuple[int, str, int, float, str, int]:
     return (-SEVERITY_RANK[d["severity"]], d["kind"], d["stream"] if d["stream"] is not None else -1,
             d["time"] if d["time"] is not None else 0.0, d["host"] or "", d["port"] or 0)
 
@@ -293,17 +333,19 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
         return Report(summary={**_empty_summary(), "files": 0})
     if len(reports) == 1:
         return reports[0]
-    files, conns, finds = [], [], []
+    files: list[dict[str, Any]] = []
+    finds: list[dict[str, Any]] = []
+    conns: Records = []
     for r in reports:
         files.extend(r.files)
         finds.extend(r.findings)
     if keep_connections is None and not all(isinstance(r.connections, list) for r in reports):
-        from tcpanalyze.report.records import RecordChain
-
         conns = RecordChain([r.connections for r in reports])    # spilled: stay on disk
     else:
+        listed: list[dict[str, Any]] = []
         for r in reports:
-            conns.extend(r.connections)
+            listed.extend(r.connections)
+        conns = listed
     if keep_connections is not None:
         conns = sorted(conns, key=lambda c: _rank(c), reverse=True)[:keep_connections]
     finds.sort(key=_finding_order)
@@ -350,185 +392,3 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     by_sev = summ["findings"]["by_severity"]
     summ["worst_severity"] = next((s for s in reversed(SEVERITIES) if by_sev[s]), None)
     return Report(files=files, summary=summ, connections=conns, findings=finds)
-
-
-# ---------------------------------------------------------------------------- JSON schema
-_NUM = {"type": "number"}
-_INT = {"type": "integer", "minimum": 0}
-_STR = {"type": "string"}
-_OPT_NUM = {"type": ["number", "null"]}
-_OPT_STR = {"type": ["string", "null"]}
-_OPT_INT = {"type": ["integer", "null"]}
-_COUNTS = {"type": "object", "additionalProperties": _INT}
-_SEV = {"enum": list(SEVERITIES)}
-
-JSON_SCHEMA: dict = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "tcpanalyze analyze --json",
-    "type": "object",
-    "required": ["schema_version", "tool", "files", "summary", "connections", "findings"],
-    "additionalProperties": False,
-    "properties": {
-        "schema_version": {"enum": [SCHEMA_VERSION]},
-        "tool": {"type": "object", "required": ["name", "version"],
-                 "properties": {"name": {"enum": ["tcpanalyze"]}, "version": _STR}},
-        "files": {"type": "array", "items": {"$ref": "#/$defs/file"}},
-        "summary": {"$ref": "#/$defs/summary"},
-        "connections": {"type": "array", "items": {"$ref": "#/$defs/connection"}},
-        "findings": {"type": "array", "items": {"$ref": "#/$defs/finding"}},
-    },
-    "$defs": {
-        "file": {
-            "type": "object",
-            "required": ["source", "format", "linktypes", "frames", "tcp_segments", "skipped", "decode_errors",
-                         "damage", "warnings", "error", "summary"],
-            "properties": {
-                "source": _STR, "format": _STR, "linktypes": {"type": "array", "items": {"type": "integer"}},
-                "frames": _INT, "tcp_segments": _INT, "skipped": _COUNTS, "decode_errors": _COUNTS,
-                "decode_error_examples": {"type": "object"}, "unsupported_linktypes": _COUNTS,
-                "damage": {"type": ["object", "null"]},
-                "warnings": {"type": "array", "items": _STR},
-                "error": _OPT_STR,
-                "summary": {"$ref": "#/$defs/summary"},
-            },
-        },
-        "summary": {
-            "type": "object",
-            "required": ["files", "files_failed", "packets", "tcp_segments", "connections", "connections_reported",
-                         "bytes", "start", "end", "duration", "conn_states", "findings", "worst_severity",
-                         "time_wait", "capture_quality", "thresholds"],
-            "additionalProperties": False,
-            "properties": {
-                "files": _INT, "files_failed": _INT, "packets": _INT, "tcp_segments": _INT, "connections": _INT,
-                "connections_reported": _INT, "bytes": _INT, "start": _OPT_NUM, "end": _OPT_NUM,
-                "duration": _NUM, "conn_states": _COUNTS,
-                "findings": {
-                    "type": "object", "required": ["total", "reported", "by_severity", "by_kind"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "total": _INT, "reported": _INT,
-                        "by_severity": {"type": "object", "required": list(SEVERITIES),
-                                        "additionalProperties": False,
-                                        "properties": {s: _INT for s in SEVERITIES}},
-                        "by_kind": {"type": "object", "additionalProperties": {
-                            "type": "object", "required": ["total", "reported", "info", "warning", "error"],
-                            "additionalProperties": False,
-                            "properties": {k: _INT for k in ("total", "reported", "info", "warning", "error")}}},
-                    },
-                },
-                "worst_severity": {"enum": list(SEVERITIES) + [None]},
-                "time_wait": {
-                    "type": "object", "required": ["msl_s", "hosts"],
-                    "properties": {
-                        "msl_s": _NUM,
-                        "hosts": {"type": "array", "items": {
-                            "type": "object",
-                            "required": ["host", "peak", "peak_time", "at_end", "total", "series", "ports"],
-                            "properties": {
-                                "host": _STR, "peak": _INT, "peak_time": _OPT_NUM, "at_end": _INT, "total": _INT,
-                                "series": {"type": "array", "items": _INT}, "file": _STR,
-                                "ports": {"type": "array", "items": {
-                                    "type": "object", "required": ["port", "peak", "at_end", "total"],
-                                    "properties": {"port": _INT, "peak": _INT, "at_end": _INT, "total": _INT}}},
-                            }}},
-                    },
-                },
-                "capture_quality": {"type": "object", "additionalProperties": _INT},
-                "thresholds": {"type": "object", "additionalProperties": _NUM},
-            },
-        },
-        "connection": {
-            "type": "object",
-            "required": ["stream", "orig_h", "orig_p", "resp_h", "resp_p", "orig_state", "resp_state", "conn_state",
-                         "history", "start", "end", "duration", "file", "findings", "severity", "score"],
-            "properties": {
-                "stream": _INT, "orig_h": _STR, "orig_p": _INT, "resp_h": _STR, "resp_p": _INT,
-                "orig_state": _STR, "resp_state": _STR, "conn_state": _STR, "history": _STR,
-                "orig_pkts": _INT, "resp_pkts": _INT, "orig_bytes": _INT, "resp_bytes": _INT,
-                "start": _NUM, "end": _NUM, "duration": _NUM, "file": _STR,
-                "findings": {"type": "array", "items": _STR}, "severity": {"enum": list(SEVERITIES) + [None]},
-                "score": _INT, "orig": {"type": "object"}, "resp": {"type": "object"},
-            },
-        },
-        "finding": {
-            "type": "object",
-            "required": ["kind", "subkind", "severity", "stream", "host", "port", "frames", "time", "message", "data",
-                         "cause", "file"],
-            "additionalProperties": False,
-            "properties": {
-                "kind": {"enum": ["rst", "time_wait_buildup", "server_active_close", "syn_in_time_wait",
-                                  "window_shrink", "zero_window", "retransmissions", "handshake",
-                                  "close_wait_stall", "half_close", "data_after_fin", "invalid_flags",
-                                  "port_reuse", "lost_segment", "ack_lost_segment", "out_of_order", "syn_flood",
-                                  "capture_quality"]},
-                "subkind": _OPT_STR, "severity": _SEV, "stream": _OPT_INT, "host": _OPT_STR, "port": _OPT_INT,
-                "frames": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-                "time": _OPT_NUM, "message": _STR, "data": {"type": "object"},
-                "cause": {"enum": ["capture", "network", None]}, "file": _STR,
-            },
-        },
-    },
-}
-
-#: JSON Lines records (``--jsonl``): one per line, each with a ``type``.
-JSONL_TYPES = ("connection", "finding", "file", "summary")
-
-
-# ---------------------------------------------------------------------------- a small validator
-_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
-
-
-def validate(instance, schema: dict | None = None) -> list[str]:
-    """Errors of ``instance`` against ``schema`` (default ``JSON_SCHEMA``): the subset of JSON Schema
-    used above (type, enum, required, properties, additionalProperties, items, minimum, $ref)."""
-    root = JSON_SCHEMA if schema is None else schema
-    errors: list[str] = []
-    _check(instance, root, root, "$", errors)
-    return errors
-
-
-def _is_type(x, t: str) -> bool:
-    if t == "integer":
-        return isinstance(x, int) and not isinstance(x, bool)
-    if t == "number":
-        return isinstance(x, (int, float)) and not isinstance(x, bool)
-    return isinstance(x, _TYPES[t])
-
-
-def _check(x, sch: dict, root: dict, path: str, errors: list) -> None:
-    if len(errors) > 50:
-        return
-    ref = sch.get("$ref")
-    if ref is not None:
-        node = root
-        for part in ref.lstrip("#/").split("/"):
-            node = node[part]
-        _check(x, node, root, path, errors)
-        return
-    if "enum" in sch and x not in sch["enum"]:
-        errors.append(f"{path}: {x!r} not one of {sch['enum']}")
-        return
-    t = sch.get("type")
-    if t is not None:
-        ts = t if isinstance(t, list) else [t]
-        if not any(_is_type(x, tt) for tt in ts):
-            errors.append(f"{path}: {type(x).__name__} is not {t}")
-            return
-    if "minimum" in sch and isinstance(x, (int, float)) and not isinstance(x, bool) and x < sch["minimum"]:
-        errors.append(f"{path}: {x} < minimum {sch['minimum']}")
-    if isinstance(x, dict):
-        props = sch.get("properties", {})
-        for k in sch.get("required", ()):
-            if k not in x:
-                errors.append(f"{path}: missing required key {k!r}")
-        addl = sch.get("additionalProperties", True)
-        for k, v in x.items():
-            if k in props:
-                _check(v, props[k], root, f"{path}.{k}", errors)
-            elif addl is False:
-                errors.append(f"{path}: unexpected key {k!r}")
-            elif isinstance(addl, dict):
-                _check(v, addl, root, f"{path}.{k}", errors)
-    elif isinstance(x, list) and "items" in sch:
-        for i, v in enumerate(x):
-            _check(v, sch["items"], root, f"{path}[{i}]", errors)

@@ -1,0 +1,525 @@
+"""The Python API: ``analyze``, ``packets`` and ``connections`` (re-exported by ``tcpanalyze``).
+
+The records are frozen, slotted dataclasses whose ``to_dict()`` gives exactly the dicts the
+command line writes: ``Connection`` a ``flows --format jsonl`` line (or an element of
+``analyze --json``'s ``connections``), ``Finding`` an element of ``analyze --json``'s
+``findings``, and ``Report.to_dict()`` the whole ``analyze --json`` document.
+
+``packets`` and ``connections`` stream: they read the capture a block of frames at a time
+through the same pipeline and engine as the commands, and yield records as they are made.
+An unreadable capture raises ``tcpanalyze.errors.SourceError``.  See docs/api.md.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, fields
+from itertools import islice
+from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar, Union
+
+from tcpanalyze._version import __version__
+from tcpanalyze.analysis import REUSED_PORTS, analysis_names
+from tcpanalyze.engine import Analyzer, Config, Conn
+from tcpanalyze.errors import SourceError
+from tcpanalyze.model import Segment, addr_str, flag_str
+from tcpanalyze.parallel import expand_inputs, iter_reports
+from tcpanalyze.pipeline import RunStats, check_decodable, finish_stats, run_packets
+from tcpanalyze.schema import SCHEMA_VERSION
+from tcpanalyze.session import AnalyzeOptions, engine_kwargs, merge_reports, thresholds_from
+from tcpanalyze.sources.pcap import open_capture
+from tcpanalyze.summary import summarize
+
+__all__ = ["Connection", "EndpointSummary", "Finding", "Packet", "PacketStream", "ConnectionStream", "Report",
+           "RttSummary", "TimeWait", "Unexpected", "ZeekRecord", "analyze", "connections", "packets"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: raw frames read from the capture between two batches of yielded records
+K_BLOCK_FRAMES = 4096
+
+_R = TypeVar("_R", bound="_Record")
+
+
+class _Record:
+    """``to_dict``/``from_dict`` for the records below: fields in order, nested records as
+    dicts, tuples as lists; the fields named in ``_OPTIONAL`` are left out when None (their
+    keys are absent from the command-line records, not null)."""
+
+    __slots__ = ()
+    _OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+    _NESTED: ClassVar[dict[str, type[_Record]]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._dict(frozenset())
+
+    def _dict(self, drop: frozenset[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        optional = self._OPTIONAL
+        for name in _names(type(self)):
+            if name in drop:
+                continue
+            v = getattr(self, name)
+            if v is None and name in optional:
+                continue
+            out[name] = _plain(v)
+        return out
+
+    @classmethod
+    def from_dict(cls: type[_R], d: dict[str, Any]) -> _R:
+        nested = cls._NESTED
+        kw: dict[str, Any] = {}
+        for name in _names(cls):
+            v = d.get(name)
+            sub = nested.get(name)
+            if v is None:
+                pass
+            elif sub is not None:
+                v = tuple(sub.from_dict(x) for x in v) if isinstance(v, list) else sub.from_dict(v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            kw[name] = v
+        return cls(**kw)
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, _Record):
+        return v.to_dict()
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+# ---------------------------------------------------------------------------- connection records
+@dataclass(frozen=True, slots=True)
+class RttSummary(_Record):
+    """ACK round-trip times of one direction, seconds."""
+
+    samples: int
+    min: float
+    avg: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSummary(_Record):
+    """What one endpoint sent (``Connection.orig`` / ``Connection.resp``)."""
+
+    _NESTED: ClassVar[dict[str, type[_Record]]] = {"rtt": RttSummary}
+
+    packets: int
+    bytes: int
+    data_packets: int
+    retransmissions: int
+    retransmitted_bytes: int
+    fast_retransmissions: int
+    spurious_retransmissions: int
+    out_of_order: int
+    lost_segments: int
+    acked_unseen: int
+    duplicate_acks: int
+    zero_windows: int
+    zero_window_probes: int
+    keep_alives: int
+    window_full: int
+    window_updates: int
+    syn: int
+    fin: int
+    rst: int
+    window_scale: int | None
+    window_scale_known: bool
+    mss: int | None
+    max_segment: int
+    window_shrinks: int
+    window_shrink_bytes: int
+    rtt: RttSummary | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unexpected(_Record):
+    """A segment the state machine had no transition for."""
+
+    frame: int
+    endpoint: str
+    anomaly: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZeekRecord(_Record):
+    """One of the Zeek conn.log records a stream would give (when Zeek would log several)."""
+
+    start: float
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    conn_state: str
+    history: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWait(_Record):
+    """Which endpoint entered TIME_WAIT, when, on which frame."""
+
+    endpoint: str
+    start: float
+    frame: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connection(_Record):
+    """One connection: a ``flows --format jsonl`` record.  In a ``Report`` it also has the
+    report's ``file``, ``findings`` (labels), ``severity`` and ``score``; elsewhere those are None."""
+
+    _OPTIONAL: ClassVar[frozenset[str]] = frozenset({"zeek", "time_wait"})
+    _NESTED: ClassVar[dict[str, type[_Record]]] = {"orig": EndpointSummary, "resp": EndpointSummary,
+                                                   "unexpected": Unexpected, "zeek": ZeekRecord,
+                                                   "time_wait": TimeWait}
+
+    stream: int
+    orig_h: str
+    orig_p: int
+    resp_h: str
+    resp_p: int
+    orig_state: str
+    resp_state: str
+    conn_state: str
+    history: str
+    orig_pkts: int
+    resp_pkts: int
+    orig_bytes: int
+    resp_bytes: int
+    start: float
+    end: float
+    duration: float
+    first_frame: int
+    last_frame: int
+    close_initiator: str | None
+    end_reason: str | None
+    reset_by: str | None
+    handshake_seen: bool
+    states_inferred: bool
+    handshake_rtt: float | None
+    syn_retries: int
+    retransmissions: int
+    orig: EndpointSummary
+    resp: EndpointSummary
+    unexpected: tuple[Unexpected, ...]
+    zeek: tuple[ZeekRecord, ...] | None = None
+    time_wait: TimeWait | None = None
+    file: str | None = None
+    findings: tuple[str, ...] | None = None
+    severity: str | None = None
+    score: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._dict(frozenset() if self.findings is not None else _REPORT_KEYS)
+
+
+#: the keys a connection record has in a report only
+_REPORT_KEYS = frozenset({"file", "findings", "severity", "score"})
+
+
+@dataclass(frozen=True, slots=True)
+class Finding(_Record):
+    """One finding of ``analyze`` (the JSON ``findings`` element): what rule fired, where, why."""
+
+    kind: str
+    subkind: str | None
+    severity: str
+    stream: int | None
+    host: str | None
+    port: int | None
+    frames: tuple[int, ...]
+    time: float | None
+    message: str
+    data: dict[str, Any]
+    cause: str | None
+    file: str | None = None
+
+    _OPTIONAL: ClassVar[frozenset[str]] = frozenset({"file"})
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.subkind}" if self.subkind else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What ``analyze`` found: ``files`` (one entry per input), the total ``summary``, typed
+    ``connections`` and ``findings``.  ``to_dict()`` is the ``analyze --json`` document."""
+
+    files: tuple[dict[str, Any], ...]
+    summary: dict[str, Any]
+    connections: tuple[Connection, ...]
+    findings: tuple[Finding, ...]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, "tool": {"name": "tcpanalyze", "version": __version__},
+                "files": list(self.files), "summary": self.summary,
+                "connections": [c.to_dict() for c in self.connections],
+                "findings": [f.to_dict() for f in self.findings]}
+
+    @property
+    def worst_severity(self) -> str | None:
+        """The worst severity among the findings (None without findings)."""
+        ws: str | None = self.summary.get("worst_severity")
+        return ws
+
+
+# ---------------------------------------------------------------------------- options
+def _engine(fast_rtx_ms: float | None, ooo_ms: float | None, msl: float | None, max_unacked: int | None,
+            max_connections: int | None, idle_timeout: float | None) -> dict[str, Any]:
+    given = {"fast_rtx_ms": fast_rtx_ms, "ooo_ms": ooo_ms, "msl": msl, "max_unacked": max_unacked,
+             "max_connections": max_connections, "idle_timeout": idle_timeout}
+    return engine_kwargs({k: v for k, v in given.items() if v is not None})
+
+
+def _paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [os.fspath(paths)]
+    return [os.fspath(p) for p in paths]
+
+
+def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connections: int | None = None,
+            fast_rtx_ms: float | None = None, ooo_ms: float | None = None, msl: float | None = None,
+            max_unacked: int | None = None, max_connections: int | None = None, idle_timeout: float | None = None,
+            retrans_rate: float | None = None, retrans_min: int | None = None, time_wait_peak: int | None = None,
+            close_wait: float | None = None, zero_window: float | None = None, syn_flood: int | None = None,
+            hs_rtt_factor: float | None = None, hs_rtt_min_ms: float | None = None,
+            max_findings_per_kind: int | None = None) -> Report:
+    """Analyse capture files as ``tcpanalyze analyze --json`` does and return the Report.
+
+    ``paths``: a path or a list of them (directories and glob patterns are expanded as on the
+    command line).  The keyword arguments are the command's options (same names, same units:
+    ``msl`` in seconds, ``retrans_rate`` in percent, ...); None keeps the default.
+    ``keep_connections=N`` keeps only the N worst connection records (all by default).
+    Raises ``SourceError`` when a file cannot be read.
+    """
+    th_given: dict[str, Any] = {"retrans_rate": retrans_rate, "retrans_min": retrans_min,
+                                "time_wait_peak": time_wait_peak, "close_wait": close_wait,
+                                "zero_window": zero_window, "syn_flood": syn_flood, "hs_rtt_factor": hs_rtt_factor,
+                                "hs_rtt_min_ms": hs_rtt_min_ms, "max_findings_per_kind": max_findings_per_kind}
+    if msl is not None:
+        th_given["msl"] = msl
+    options = AnalyzeOptions(engine=_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout),
+                             thresholds=thresholds_from({k: v for k, v in th_given.items() if v is not None}),
+                             keep_connections=keep_connections)
+    files = expand_inputs(_paths(paths))
+    reports = []
+    for rep in iter_reports(files, options, jobs):
+        for f in rep.files:
+            if f.get("error"):
+                raise _named(f["source"], f["error"])
+        reports.append(rep)
+    total = merge_reports(reports, keep_connections=keep_connections)
+    return Report(files=tuple(total.files), summary=total.summary,
+                  connections=tuple(Connection.from_dict(c) for c in total.connections),
+                  findings=tuple(Finding.from_dict(f) for f in total.findings),
+                  schema_version=total.schema_version)
+
+
+def _named(path: str, message: str) -> SourceError:
+    """A SourceError whose message names the file."""
+    return SourceError(message if path in message else f"{path}: {message}")
+
+
+# ---------------------------------------------------------------------------- streaming
+class _Stream:
+    """Drives the pipeline over a capture a block of frames at a time; ``stats`` (RunStats:
+    frames, decode errors, damage, warnings) is complete once the iteration ended."""
+
+    def __init__(self, path: PathLike, analyzer: Analyzer, on_segment: Callable[[Segment, Analyzer], None] | None,
+                 out: list[Any]):
+        self.path = os.fspath(path)
+        self.stats = RunStats(self.path)
+        self._analyzer = analyzer
+        self._on_segment = on_segment
+        self._out = out
+        try:
+            self._reader = open_capture(self.path)   # SourceError now, not at the first next()
+        except SourceError as e:
+            raise _named(self.path, str(e)) from None
+        except OSError as e:
+            raise _named(self.path, e.strerror or str(e)) from None
+
+    def _blocks(self) -> Iterator[list[Any]]:
+        reader, stats, out = self._reader, self.stats, self._out
+        try:
+            stats.format = reader.format
+            frames = iter(reader)
+            finite = self.path != "-"
+            while True:
+                block = list(islice(frames, K_BLOCK_FRAMES))
+                if not block:
+                    break
+                run_packets(block, self._analyzer, stats, self._on_segment, finite=finite)
+                if out:
+                    yield out
+                    out.clear()
+            self._at_end()
+            if out:
+                yield out
+                out.clear()
+        finally:
+            finish_stats(stats, reader)
+        check_decodable(stats)
+
+    def close(self) -> None:
+        """Close the capture (iterating to the end closes it too)."""
+        self._reader.close()
+
+    def _at_end(self) -> None:
+        """After the last frame (before the stats are final)."""
+
+
+class PacketStream(_Stream):
+    """Iterator of ``Packet`` records (``tcpanalyze.packets``)."""
+
+    def __init__(self, path: PathLike, cfg: Config, absolute: bool,
+                 wanted: Callable[[Segment, Conn], bool] | None):
+        out: list[Packet] = []
+        self._absolute = absolute
+        self._explain = cfg.explain
+        self._wanted = wanted
+        # finished connections are not kept: memory stays O(live connections)
+        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=_forget), self._row, out)
+        self._append = out.append
+
+    def _row(self, seg: Segment, a: Analyzer) -> None:
+        if self._wanted is not None and a.r_conn is not None and not self._wanted(seg, a.r_conn):
+            return
+        self._append(_packet(seg, a, self._absolute, self._explain))
+
+    def __iter__(self) -> Iterator[Packet]:
+        for block in self._blocks():
+            yield from block
+
+
+def _forget(conn: Conn) -> None:
+    """on_conn_done for the packet stream: nothing is kept of a finished connection."""
+
+
+class ConnectionStream(_Stream):
+    """Iterator of ``Connection`` records (``tcpanalyze.connections``), in stream order or in
+    the order connections end (``order="end"``)."""
+
+    def __init__(self, path: PathLike, cfg: Config, order: str):
+        if order not in ("stream", "end"):
+            raise ValueError(f"order must be 'stream' or 'end', not {order!r}")
+        out: list[Connection] = []
+        self._by_stream = order == "stream"
+        self._waiting: dict[int, Connection] = {}
+        self._next = 0
+        self._emit = out.append
+        super().__init__(path, Analyzer(cfg, keep_timeline=False, emit=False, on_conn_done=self._done), None, out)
+
+    def _done(self, conn: Conn) -> None:
+        rec = Connection.from_dict(summarize(conn))
+        if not self._by_stream:
+            self._emit(rec)
+            return
+        # stream order: a connection waits for every earlier stream to end
+        waiting = self._waiting
+        waiting[rec.stream] = rec
+        while self._next in waiting:
+            self._emit(waiting.pop(self._next))
+            self._next += 1
+
+    def _at_end(self) -> None:
+        self._analyzer.finish()
+
+    def __iter__(self) -> Iterator[Connection]:
+        for block in self._blocks():
+            yield from block
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One TCP segment as ``tcpanalyze packets`` prints it.  ``time`` is seconds since the
+    epoch (``ts_ns`` the exact nanoseconds); ``seq``/``ack`` relative unless ``absolute=True``;
+    ``win`` the calculated (scaled) window; ``analysis`` Wireshark's ``tcp.analysis`` flag
+    names; ``reasons`` (with ``explain=True``) why each flag was set."""
+
+    frame: int
+    time: float
+    stream: int
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    seq: int
+    ack: int
+    len: int
+    flags: str
+    win: int
+    analysis: tuple[str, ...]
+    ack_rtt: float | None
+    bytes_in_flight: int | None
+    dup_ack_num: int | None
+    reasons: dict[str, str] | None
+    ts_ns: int
+
+
+def _packet(seg: Segment, a: Analyzer, absolute: bool, explain: bool) -> Packet:
+    """The engine's verdict on the segment it was just fed, as a Packet."""
+    conn = a.r_conn
+    assert conn is not None
+    af = a.r_flags
+    if absolute:
+        seq, ack = seg.seq, (seg.ack if seg.flags & 0x10 else 0)
+    else:
+        seq, ack = a.r_rel_seq, a.r_rel_ack
+    rtt, bif = a.r_ack_rtt, a.r_bif
+    reasons = None
+    if explain:
+        reasons = dict(a.r_reasons or {})
+        if af & REUSED_PORTS:
+            reasons["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
+    return Packet(seg.frame, seg.ts_ns / 1e9, conn.stream, addr_str(seg.src), seg.sport, addr_str(seg.dst),
+                  seg.dport, seq, ack, seg.paylen, flag_str(seg.flags), a.r_win,
+                  tuple(analysis_names(af)) if af else (), None if rtt < 0 else rtt / 1e9,
+                  None if bif < 0 else bif, a.r_dupack_num or None, reasons, seg.ts_ns)
+
+
+def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, stream: int | None = None,
+            host: str | None = None, port: int | None = None, fast_rtx_ms: float | None = None,
+            ooo_ms: float | None = None, msl: float | None = None, max_unacked: int | None = None,
+            max_connections: int | None = None, idle_timeout: float | None = None) -> PacketStream:
+    """The TCP segments of a capture with the engine's per-packet analysis, as they are read
+    (``tcpanalyze packets``).  ``stream``, ``host`` and ``port`` filter as the command's
+    options do.  Raises ``SourceError`` if the file cannot be read."""
+    host_raw = ipaddress.ip_address(host).packed if host is not None else None
+
+    def wanted(seg: Segment, conn: Conn) -> bool:
+        if stream is not None and conn.stream != stream:
+            return False
+        if host_raw is not None and seg.src != host_raw and seg.dst != host_raw:
+            return False
+        return port is None or seg.sport == port or seg.dport == port
+
+    filtered = stream is not None or host_raw is not None or port is not None
+    cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
+    return PacketStream(path, cfg, absolute, wanted if filtered else None)
+
+
+def connections(path: PathLike, *, order: str = "stream", fast_rtx_ms: float | None = None,
+                ooo_ms: float | None = None, msl: float | None = None, max_unacked: int | None = None,
+                max_connections: int | None = None, idle_timeout: float | None = None) -> ConnectionStream:
+    """The connections of a capture as ``flows --format jsonl`` gives them, each yielded once
+    it has ended.  ``order="stream"`` (the default) yields them in stream order, as ``flows``
+    does: a connection that ended waits for the earlier streams still open.  ``order="end"``
+    yields each as soon as it ends (memory O(live connections)).
+    Raises ``SourceError`` if the file cannot be read."""
+    cfg = Config(**_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
+    return ConnectionStream(path, cfg, order)

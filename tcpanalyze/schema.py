@@ -1,0 +1,193 @@
+"""The JSON contract of ``tcpanalyze analyze --json``: ``SCHEMA_VERSION``, ``JSON_SCHEMA`` and a
+small validator for the subset of JSON Schema it uses.
+
+``SCHEMA_VERSION`` changes when a key changes meaning or goes away (adding keys does not
+change it).  The README ("JSON contract") describes the same document in words.
+"""
+from __future__ import annotations
+
+from tcpanalyze.findings import SEVERITIES
+
+SCHEMA_VERSION = 1
+
+
+# ---------------------------------------------------------------------------- JSON schema
+_NUM = {"type": "number"}
+_INT = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_OPT_NUM = {"type": ["number", "null"]}
+_OPT_STR = {"type": ["string", "null"]}
+_OPT_INT = {"type": ["integer", "null"]}
+_COUNTS = {"type": "object", "additionalProperties": _INT}
+_SEV = {"enum": list(SEVERITIES)}
+
+JSON_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "tcpanalyze analyze --json",
+    "type": "object",
+    "required": ["schema_version", "tool", "files", "summary", "connections", "findings"],
+    "additionalProperties": False,
+    "properties": {
+        "schema_version": {"enum": [SCHEMA_VERSION]},
+        "tool": {"type": "object", "required": ["name", "version"],
+                 "properties": {"name": {"enum": ["tcpanalyze"]}, "version": _STR}},
+        "files": {"type": "array", "items": {"$ref": "#/$defs/file"}},
+        "summary": {"$ref": "#/$defs/summary"},
+        "connections": {"type": "array", "items": {"$ref": "#/$defs/connection"}},
+        "findings": {"type": "array", "items": {"$ref": "#/$defs/finding"}},
+    },
+    "$defs": {
+        "file": {
+            "type": "object",
+            "required": ["source", "format", "linktypes", "frames", "tcp_segments", "skipped", "decode_errors",
+                         "damage", "warnings", "error", "summary"],
+            "properties": {
+                "source": _STR, "format": _STR, "linktypes": {"type": "array", "items": {"type": "integer"}},
+                "frames": _INT, "tcp_segments": _INT, "skipped": _COUNTS, "decode_errors": _COUNTS,
+                "decode_error_examples": {"type": "object"}, "unsupported_linktypes": _COUNTS,
+                "damage": {"type": ["object", "null"]},
+                "warnings": {"type": "array", "items": _STR},
+                "error": _OPT_STR,
+                "summary": {"$ref": "#/$defs/summary"},
+            },
+        },
+        "summary": {
+            "type": "object",
+            "required": ["files", "files_failed", "packets", "tcp_segments", "connections", "connections_reported",
+                         "bytes", "start", "end", "duration", "conn_states", "findings", "worst_severity",
+                         "time_wait", "capture_quality", "thresholds"],
+            "additionalProperties": False,
+            "properties": {
+                "files": _INT, "files_failed": _INT, "packets": _INT, "tcp_segments": _INT, "connections": _INT,
+                "connections_reported": _INT, "bytes": _INT, "start": _OPT_NUM, "end": _OPT_NUM,
+                "duration": _NUM, "conn_states": _COUNTS,
+                "findings": {
+                    "type": "object", "required": ["total", "reported", "by_severity", "by_kind"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "total": _INT, "reported": _INT,
+                        "by_severity": {"type": "object", "required": list(SEVERITIES),
+                                        "additionalProperties": False,
+                                        "properties": {s: _INT for s in SEVERITIES}},
+                        "by_kind": {"type": "object", "additionalProperties": {
+                            "type": "object", "required": ["total", "reported", "info", "warning", "error"],
+                            "additionalProperties": False,
+                            "properties": {k: _INT for k in ("total", "reported", "info", "warning", "error")}}},
+                    },
+                },
+                "worst_severity": {"enum": list(SEVERITIES) + [None]},
+                "time_wait": {
+                    "type": "object", "required": ["msl_s", "hosts"],
+                    "properties": {
+                        "msl_s": _NUM,
+                        "hosts": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["host", "peak", "peak_time", "at_end", "total", "series", "ports"],
+                            "properties": {
+                                "host": _STR, "peak": _INT, "peak_time": _OPT_NUM, "at_end": _INT, "total": _INT,
+                                "series": {"type": "array", "items": _INT}, "file": _STR,
+                                "ports": {"type": "array", "items": {
+                                    "type": "object", "required": ["port", "peak", "at_end", "total"],
+                                    "properties": {"port": _INT, "peak": _INT, "at_end": _INT, "total": _INT}}},
+                            }}},
+                    },
+                },
+                "capture_quality": {"type": "object", "additionalProperties": _INT},
+                "thresholds": {"type": "object", "additionalProperties": _NUM},
+            },
+        },
+        "connection": {
+            "type": "object",
+            "required": ["stream", "orig_h", "orig_p", "resp_h", "resp_p", "orig_state", "resp_state", "conn_state",
+                         "history", "start", "end", "duration", "file", "findings", "severity", "score"],
+            "properties": {
+                "stream": _INT, "orig_h": _STR, "orig_p": _INT, "resp_h": _STR, "resp_p": _INT,
+                "orig_state": _STR, "resp_state": _STR, "conn_state": _STR, "history": _STR,
+                "orig_pkts": _INT, "resp_pkts": _INT, "orig_bytes": _INT, "resp_bytes": _INT,
+                "start": _NUM, "end": _NUM, "duration": _NUM, "file": _STR,
+                "findings": {"type": "array", "items": _STR}, "severity": {"enum": list(SEVERITIES) + [None]},
+                "score": _INT, "orig": {"type": "object"}, "resp": {"type": "object"},
+            },
+        },
+        "finding": {
+            "type": "object",
+            "required": ["kind", "subkind", "severity", "stream", "host", "port", "frames", "time", "message", "data",
+                         "cause", "file"],
+            "additionalProperties": False,
+            "properties": {
+                "kind": {"enum": ["rst", "time_wait_buildup", "server_active_close", "syn_in_time_wait",
+                                  "window_shrink", "zero_window", "retransmissions", "handshake",
+                                  "close_wait_stall", "half_close", "data_after_fin", "invalid_flags",
+                                  "port_reuse", "lost_segment", "ack_lost_segment", "out_of_order", "syn_flood",
+                                  "capture_quality"]},
+                "subkind": _OPT_STR, "severity": _SEV, "stream": _OPT_INT, "host": _OPT_STR, "port": _OPT_INT,
+                "frames": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                "time": _OPT_NUM, "message": _STR, "data": {"type": "object"},
+                "cause": {"enum": ["capture", "network", None]}, "file": _STR,
+            },
+        },
+    },
+}
+
+#: JSON Lines records (``--jsonl``): one per line, each with a ``type``.
+JSONL_TYPES = ("connection", "finding", "file", "summary")
+
+
+# ---------------------------------------------------------------------------- a small validator
+_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def validate(instance, schema: dict | None = None) -> list[str]:
+    """Errors of ``instance`` against ``schema`` (default ``JSON_SCHEMA``): the subset of JSON Schema
+    used above (type, enum, required, properties, additionalProperties, items, minimum, $ref)."""
+    root = JSON_SCHEMA if schema is None else schema
+    errors: list[str] = []
+    _check(instance, root, root, "$", errors)
+    return errors
+
+
+def _is_type(x, t: str) -> bool:
+    if t == "integer":
+        return isinstance(x, int) and not isinstance(x, bool)
+    if t == "number":
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+    return isinstance(x, _TYPES[t])
+
+
+def _check(x, sch: dict, root: dict, path: str, errors: list) -> None:
+    if len(errors) > 50:
+        return
+    ref = sch.get("$ref")
+    if ref is not None:
+        node = root
+        for part in ref.lstrip("#/").split("/"):
+            node = node[part]
+        _check(x, node, root, path, errors)
+        return
+    if "enum" in sch and x not in sch["enum"]:
+        errors.append(f"{path}: {x!r} not one of {sch['enum']}")
+        return
+    t = sch.get("type")
+    if t is not None:
+        ts = t if isinstance(t, list) else [t]
+        if not any(_is_type(x, tt) for tt in ts):
+            errors.append(f"{path}: {type(x).__name__} is not {t}")
+            return
+    if "minimum" in sch and isinstance(x, (int, float)) and not isinstance(x, bool) and x < sch["minimum"]:
+        errors.append(f"{path}: {x} < minimum {sch['minimum']}")
+    if isinstance(x, dict):
+        props = sch.get("properties", {})
+        for k in sch.get("required", ()):
+            if k not in x:
+                errors.append(f"{path}: missing required key {k!r}")
+        addl = sch.get("additionalProperties", True)
+        for k, v in x.items():
+            if k in props:
+                _check(v, props[k], root, f"{path}.{k}", errors)
+            elif addl is False:
+                errors.append(f"{path}: unexpected key {k!r}")
+            elif isinstance(addl, dict):
+                _check(v, addl, root, f"{path}.{k}", errors)
+    elif isinstance(x, list) and "items" in sch:
+        for i, v in enumerate(x):
+            _check(v, sch["items"], root, f"{path}[{i}]", errors)

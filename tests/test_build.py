@@ -135,4 +135,4 @@ def test_import_of_the_package_stays_light():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(PKG.parent)})
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "['tcpanalyze', 'tcpanalyze._loader']"
+    assert r.stdout.strip() == "['tcpanalyze', 'tcpanalyze._loader', 'tcpanalyze._version']"

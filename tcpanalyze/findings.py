@@ -939,14 +939,14 @@ class Detectors:
         slow = self._slow
 
         def on_segment(seg, a):
-            if a.r_flags or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
+            if a.verdict.analysis or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
                 slow(seg, a)
 
         return on_segment
 
     def _slow(self, seg, a) -> None:
-        conn = a.r_conn
-        bits = a.r_flags
+        conn = a.verdict.conn
+        bits = a.verdict.analysis
         fl = seg.flags
         frame = seg.frame
         ev = conn.events
@@ -994,10 +994,10 @@ class Detectors:
                     e[0] += 1
                     if len(e[1]) < k:
                         e[1].append(frame)
-            if fl & RST and "rst" not in ev and conn.reset_by == a.r_dir:
+            if fl & RST and "rst" not in ev and conn.reset_by == a.verdict.direction:
                 # Bytes in flight the RST discards: each side's data still unacknowledged after it
                 # (the RST's own ACK has been applied), counted once even if retransmitted.
-                d = a.r_dir
+                d = a.verdict.direction
                 peer = conn.flows[d ^ 1]
                 ev["rst"] = [_unacked(peer), frame, _unacked(conn.flows[d]), peer.nextseq]
 

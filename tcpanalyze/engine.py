@@ -18,9 +18,9 @@ Theory of operation
    (``zeek.py``), and keeps the per-connection counters the detectors need.
 
 ``feed`` returns the packet's ``Verdict``: one record per analyzer, refilled by every
-call, so it is valid until the next ``feed`` (no result object is allocated per packet).  ``finish()`` summarises what is still open and
-returns the ``Report``.  The clock is the packet timestamp; nothing here reads the wall
-clock or does I/O.
+call, so it is valid until the next ``feed`` (no result object is allocated per packet).
+``finish()`` summarises what is still open and returns the ``Report``.  The clock is the
+packet timestamp; nothing here reads the wall clock or does I/O.
 """
 from __future__ import annotations
 

@@ -153,10 +153,10 @@ def check_frame(frame: int, ts: int, linktype: int, data: bytes, wirelen: int, c
 def _check_conn_bounds(a: Analyzer, conn, cfg: Config) -> None:
     for f in conn.flows:
         assert len(f.segs) <= cfg.max_unacked, (len(f.segs), cfg.max_unacked)
-        for lst in (f.shrinks, f.zw_episodes):
+        for lst in (f.track.shrinks, f.track.zw_episodes):
             assert lst is None or len(lst) <= cfg.max_events
     assert conn.anomalies is None or len(conn.anomalies) <= cfg.max_events
-    assert conn.syn_times is None or len(conn.syn_times) <= 64
+    assert conn.handshake.syn_times is None or len(conn.handshake.syn_times) <= 64
     assert a.live <= cfg.max_connections and len(a.table) <= 2 * a.live, (a.live, len(a.table))
 
 
@@ -170,15 +170,16 @@ def run_engine(segments, cfg: Config, explain_rows: bool = False) -> list[dict]:
     done: list = []
     a = Analyzer(cfg, keep_timeline=True, keep_rtt=True, on_conn_done=done.append)
     for seg in segments:
-        conn = a.feed(seg)
-        assert a.r_conn is conn
-        assert 0 <= a.r_rel_seq <= 0xFFFFFFFF and 0 <= a.r_rel_ack <= 0xFFFFFFFF
-        assert a.r_bif >= -1 and a.r_win >= 0
+        v = a.feed(seg)
+        conn = v.conn
+        assert v is a.verdict
+        assert 0 <= a.verdict.rel_seq <= 0xFFFFFFFF and 0 <= a.verdict.rel_ack <= 0xFFFFFFFF
+        assert a.verdict.bytes_in_flight >= -1 and a.verdict.win >= 0
         _check_conn_bounds(a, conn, cfg)
         if explain_rows:
             # What `tcpanalyze packets` prints for the row.
-            "\t".join((addr_str(seg.src), addr_str(seg.dst), flag_str(seg.flags), analysis_str(a.r_flags)))
-            json.dumps(a.r_reasons or {})
+            "\t".join((addr_str(seg.src), addr_str(seg.dst), flag_str(seg.flags), analysis_str(a.verdict.analysis)))
+            json.dumps(a.verdict.reasons or {})
     rest = a.finish()
     assert rest == [], "with on_conn_done every connection is handed over"
     streams = sorted(c.stream for c in done)

@@ -397,7 +397,8 @@ class PacketStream(_Stream):
         self._append = out.append
 
     def _row(self, seg: Segment, a: Analyzer) -> None:
-        if self._wanted is not None and a.r_conn is not None and not self._wanted(seg, a.r_conn):
+        conn = a.verdict.conn
+        if self._wanted is not None and conn is not None and not self._wanted(seg, conn):
             return
         self._append(_packet(seg, a, self._absolute, self._explain))
 
@@ -422,7 +423,7 @@ class ConnectionStream(_Stream):
         self._waiting: dict[int, Connection] = {}
         self._next = 0
         self._emit = out.append
-        super().__init__(path, Analyzer(cfg, keep_timeline=False, emit=False, on_conn_done=self._done), None, out)
+        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=self._done), None, out)
 
     def _done(self, conn: Conn) -> None:
         rec = Connection.from_dict(summarize(conn))
@@ -473,23 +474,24 @@ class Packet:
 
 def _packet(seg: Segment, a: Analyzer, absolute: bool, explain: bool) -> Packet:
     """The engine's verdict on the segment it was just fed, as a Packet."""
-    conn = a.r_conn
+    v = a.verdict
+    conn = v.conn
     assert conn is not None
-    af = a.r_flags
+    af = v.analysis
     if absolute:
         seq, ack = seg.seq, (seg.ack if seg.flags & 0x10 else 0)
     else:
-        seq, ack = a.r_rel_seq, a.r_rel_ack
-    rtt, bif = a.r_ack_rtt, a.r_bif
+        seq, ack = v.rel_seq, v.rel_ack
+    rtt, bif = v.ack_rtt, v.bytes_in_flight
     reasons = None
     if explain:
-        reasons = dict(a.r_reasons or {})
+        reasons = dict(v.reasons or {})
         if af & REUSED_PORTS:
             reasons["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
     return Packet(seg.frame, seg.ts_ns / 1e9, conn.stream, addr_str(seg.src), seg.sport, addr_str(seg.dst),
-                  seg.dport, seq, ack, seg.paylen, flag_str(seg.flags), a.r_win,
+                  seg.dport, seq, ack, seg.paylen, flag_str(seg.flags), v.win,
                   tuple(analysis_names(af)) if af else (), None if rtt < 0 else rtt / 1e9,
-                  None if bif < 0 else bif, a.r_dupack_num or None, reasons, seg.ts_ns)
+                  None if bif < 0 else bif, v.dupack_num or None, reasons, seg.ts_ns)
 
 
 def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, stream: int | None = None,

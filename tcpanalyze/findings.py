@@ -290,26 +290,26 @@ def conn_findings(conn, th: Thresholds | None = None, acc: Tallies | None = None
 
 
 def _rst(conn, out, acc) -> None:
-    d = conn.reset_by
+    d = conn.ending.reset_by
     if d < 0:
         return
     o = conn.orig
     f = conn.flows[d]
     peer = conn.flows[d ^ 1]
-    rf = f.rst_frame
+    rf = f.times.rst_frame
     who = _role(conn, d)
-    st = conn.reset_state
+    st = conn.ending.reset_state
     s_self = _sname(st[0]) if st else "?"
     s_peer = _sname(st[1]) if st else "?"
     extra = _ev(conn, "rst")
     peer_unacked = extra[0] if extra else 0
-    own_unacked = extra[2] if extra else conn.reset_inflight
+    own_unacked = extra[2] if extra else conn.ending.reset_inflight
     # data the peer still sent after the RST (it crossed the RST, or the peer had not seen it yet)
     after = (peer.nextseq - extra[3]) & 0xFFFFFFFF if extra and extra[3] and peer.nextseq else 0
     if after >= 0x80000000:
         after = 0
     data = {"sent_by": who, "endpoint": _label(conn, d), "state": s_self, "peer_state": s_peer,
-            "rsts": f.rsts, "unacked_discarded": own_unacked, "peer_unacked_discarded": peer_unacked,
+            "rsts": f.stats.rsts, "unacked_discarded": own_unacked, "peer_unacked_discarded": peer_unacked,
             "peer_sent_after_rst": after}
     if rf == conn.first_frame and not conn.handshake_seen:
         cls = "unknown_connection"
@@ -317,14 +317,14 @@ def _rst(conn, out, acc) -> None:
         msg = (f"rst unknown_connection: the first segment seen of this 4-tuple is a RST from "
                f"{_label(conn, d)} (frame {rf}); the connection it resets was not captured")
         frames = [rf]
-    elif d != o and not f.syns and conn.flows[o].syns:
+    elif d != o and not f.stats.syns and conn.flows[o].stats.syns:
         cls = "refused"
         sev, cause = "warning", None
-        msg = (f"rst refused: {_label(conn, d)} answered the SYN (frame {conn.syn_frame}) with RST "
+        msg = (f"rst refused: {_label(conn, d)} answered the SYN (frame {conn.handshake.syn_frame}) with RST "
                f"(frame {rf}): nothing listening, or a firewall rejecting")
-        frames = [conn.syn_frame, rf]
-    elif s_self in _AFTER_CLOSE or (f.fin_next >= 0 and peer.fin_next >= 0 and f.fin_ns <= f.rst_ns
-                                     and peer.fin_ns <= f.rst_ns):
+        frames = [conn.handshake.syn_frame, rf]
+    elif s_self in _AFTER_CLOSE or (f.times.fin_next >= 0 and peer.times.fin_next >= 0 and f.times.fin_ns <= f.times.rst_ns
+                                     and peer.times.fin_ns <= f.times.rst_ns):
         cls = "reset_after_close"
         sev, cause = "info", None
         msg = (f"rst reset_after_close: {who} {_label(conn, d)} sent RST (frame {rf}) after both sides "
@@ -343,23 +343,23 @@ def _rst(conn, out, acc) -> None:
         frames = [rf]
     data["inflight_discarded"] = own_unacked + peer_unacked + after
     data["class"] = cls
-    out.append(Finding("rst", sev, msg, subkind=cls, stream=conn.stream, frames=frames, ts_ns=f.rst_ns,
+    out.append(Finding("rst", sev, msg, subkind=cls, stream=conn.stream, frames=frames, ts_ns=f.times.rst_ns,
                        data=data, cause=cause))
     if acc is not None:
         key = (addr_str(conn.addr[o ^ 1]), conn.port[o ^ 1])
         t = acc.rst_ports.get(key)
         if t is None:
             t = acc.rst_ports[key] = {"refused": 0, "aborted": 0, "reset_after_close": 0,
-                                      "unknown_connection": 0, "streams": [], "first_ns": f.rst_ns}
+                                      "unknown_connection": 0, "streams": [], "first_ns": f.times.rst_ns}
         t[cls] += 1
         _tally_example(t["streams"], conn.stream)
 
 
 def _handshake(conn, fo, fr, out, acc) -> None:
     o = conn.orig
-    syn_times = conn.syn_times
-    if fo.syns and syn_times:
-        answered = fr.pkts > 0
+    syn_times = conn.handshake.syn_times
+    if fo.stats.syns and syn_times:
+        answered = fr.stats.pkts > 0
         if len(syn_times) > 1:
             iv = [_ms(b - a) for a, b in zip(syn_times, syn_times[1:])]
             doubling = len(iv) >= 2 and all(a > 0 and 1.6 <= b / a <= 2.5 for a, b in zip(iv, iv[1:]))
@@ -376,7 +376,7 @@ def _handshake(conn, fo, fr, out, acc) -> None:
                 + (" (linear back-off, as Linux's tcp_syn_linear_timeouts)" if linear else "")
                 + (f" (below the {K_MIN_RTO_MS:g} ms minimum RTO: duplicates, not back-off)" if dup else "")
                 + ("" if answered else "; never answered"),
-                subkind="syn_retries", stream=conn.stream, frames=[conn.syn_frame], ts_ns=syn_times[0],
+                subkind="syn_retries", stream=conn.stream, frames=[conn.handshake.syn_frame], ts_ns=syn_times[0],
                 data={"syns": len(syn_times), "retries": len(syn_times) - 1, "intervals_ms": iv,
                       "backoff": backoff, "answered": answered, "duplicates": dup},
                 cause="capture" if dup and min(iv) == 0 else None))
@@ -386,7 +386,7 @@ def _handshake(conn, fo, fr, out, acc) -> None:
                 "handshake", "warning",
                 f"handshake syn_unanswered: {len(syn_times)} SYN(s) from {_label(conn, o)} to "
                 f"{_label(conn, o ^ 1)} got no reply in {waited / 1e9:.3f} s (half-open, Zeek S0)",
-                subkind="syn_unanswered", stream=conn.stream, frames=[conn.syn_frame], ts_ns=syn_times[0],
+                subkind="syn_unanswered", stream=conn.stream, frames=[conn.handshake.syn_frame], ts_ns=syn_times[0],
                 data={"syns": len(syn_times), "waited_s": _s(waited), "to": _label(conn, o ^ 1)}))
             if acc is not None:
                 key = (addr_str(conn.addr[o ^ 1]), conn.port[o ^ 1])
@@ -399,9 +399,9 @@ def _handshake(conn, fo, fr, out, acc) -> None:
                 _tally_example(t[3], conn.stream)
                 if len(t[4]) < 100_000:
                     t[4].add(conn.addr[o])
-    elif conn.handshake_seen and fr.syns and not fo.syns:
+    elif conn.handshake_seen and fr.stats.syns and not fo.stats.syns:
         # The first segment seen was the responder's SYN/ACK.
-        silent = fo.pkts == 0
+        silent = fo.stats.pkts == 0
         out.append(Finding(
             "handshake", "warning" if silent else "info",
             f"handshake synack_without_syn: {_label(conn, o ^ 1)} sent a SYN/ACK (frame {conn.first_frame}) "
@@ -414,20 +414,20 @@ def _handshake(conn, fo, fr, out, acc) -> None:
 
 def _retrans(conn, th, out) -> None:
     fo, fr = conn.flows[conn.orig], conn.flows[conn.orig ^ 1]
-    rtx = fo.rtx + fr.rtx
+    rtx = fo.stats.rtx + fr.stats.rtx
     if not rtx:
         return
     # SYN and FIN retransmissions are in Wireshark's count; the rate is over data segments.
-    syn_rtx = sum(max(0, f.syns - 1) for f in (fo, fr))
-    ctl = syn_rtx + sum(max(0, f.fins - 1) for f in (fo, fr))
-    data_pkts = fo.data_pkts + fr.data_pkts
+    syn_rtx = sum(max(0, f.stats.syns - 1) for f in (fo, fr))
+    ctl = syn_rtx + sum(max(0, f.stats.fins - 1) for f in (fo, fr))
+    data_pkts = fo.stats.data_pkts + fr.stats.data_pkts
     data_rtx = min(max(0, rtx - ctl), data_pkts)
     if data_rtx == 0 and rtx <= syn_rtx:
         return          # only SYNs were repeated: handshake/syn_retries says so
-    byts = fo.bytes + fr.bytes
-    rtx_bytes = fo.rtx_bytes + fr.rtx_bytes
-    fast = fo.fast_rtx + fr.fast_rtx
-    spurious = fo.spurious + fr.spurious
+    byts = fo.stats.bytes + fr.stats.bytes
+    rtx_bytes = fo.stats.rtx_bytes + fr.stats.rtx_bytes
+    fast = fo.stats.fast_rtx + fr.stats.fast_rtx
+    spurious = fo.stats.spurious + fr.stats.spurious
     rto = max(0, rtx - fast - spurious)
     rate = data_rtx / data_pkts if data_pkts else 0.0
     brate = rtx_bytes / byts if byts else 0.0
@@ -442,9 +442,9 @@ def _retrans(conn, th, out) -> None:
     ev = _ev(conn, "rtx")
     per_side = {}
     for name, f in (("orig", fo), ("resp", fr)):
-        if f.rtx:
-            per_side[name] = {"segments": f.rtx, "bytes": f.rtx_bytes, "fast": f.fast_rtx, "spurious": f.spurious,
-                              "data_segments": f.data_pkts}
+        if f.stats.rtx:
+            per_side[name] = {"segments": f.stats.rtx, "bytes": f.stats.rtx_bytes, "fast": f.stats.fast_rtx, "spurious": f.stats.spurious,
+                              "data_segments": f.stats.data_pkts}
     out.append(Finding(
         "retransmissions", "warning" if warn else "info",
         f"retransmissions: {rtx} segment(s) retransmitted: {data_rtx} of {data_pkts} data segments = "
@@ -460,13 +460,13 @@ def _retrans(conn, th, out) -> None:
 def _zero_window(conn, th, out) -> None:
     for ep in (conn.orig, conn.orig ^ 1):
         f = conn.flows[ep]
-        eps = f.zw_episodes
+        eps = f.track.zw_episodes
         if not eps:
             continue
         for start_frame, start_ns, end_frame, end_ns, probes in eps:
             if end_frame is None:
                 died = (conn.end_reason in ("rst", "timeout", "evicted")
-                        or bool(conn.flows[0].rsts or conn.flows[1].rsts))
+                        or bool(conn.flows[0].stats.rsts or conn.flows[1].stats.rsts))
                 dur = conn.last_ns - start_ns
                 sev = "error" if died else "warning"
                 how = ("the connection died in it (" + conn.end_reason + ")" if died
@@ -490,63 +490,63 @@ def _zero_window(conn, th, out) -> None:
 def _window_shrink(conn, out) -> None:
     for ep in (conn.orig, conn.orig ^ 1):
         f = conn.flows[ep]
-        if not f.shrinks:
+        if not f.track.shrinks:
             continue
-        retreats = [{"frame": fr, "bytes": b} for fr, _ns, b in f.shrinks]
+        retreats = [{"frame": fr, "bytes": b} for fr, _ns, b in f.track.shrinks]
         largest = max(x["bytes"] for x in retreats)
         out.append(Finding(
             "window_shrink", "warning",
             f"window_shrink: {_role(conn, ep)} {_label(conn, ep)} advertised a right window edge (ACK + scaled "
-            f"window) left of the furthest one it had advertised on {len(f.shrinks)} ACK(s), by up to {largest} "
-            f"bytes (sum {f.shrink_bytes}); RFC 9293 §3.8.6: a receiver should not shrink the window",
-            stream=conn.stream, frames=[x["frame"] for x in retreats[:10]], ts_ns=f.shrinks[0][1],
-            data={"advertised_by": _role(conn, ep), "endpoint": _label(conn, ep), "shrinks": len(f.shrinks),
-                  "total_bytes": f.shrink_bytes, "largest_bytes": largest,
+            f"window) left of the furthest one it had advertised on {len(f.track.shrinks)} ACK(s), by up to {largest} "
+            f"bytes (sum {f.track.shrink_bytes}); RFC 9293 §3.8.6: a receiver should not shrink the window",
+            stream=conn.stream, frames=[x["frame"] for x in retreats[:10]], ts_ns=f.track.shrinks[0][1],
+            data={"advertised_by": _role(conn, ep), "endpoint": _label(conn, ep), "shrinks": len(f.track.shrinks),
+                  "total_bytes": f.track.shrink_bytes, "largest_bytes": largest,
                   "window_scale": 0 if f.win_scale < 0 else f.win_scale, "retreats": retreats}))
 
 
 def _close(conn, th, out, acc, end_ns) -> None:
-    ci = conn.close_initiator
+    ci = conn.ending.close_initiator
     if ci < 0:
         return
     f = conn.flows[ci]
     p = conn.flows[ci ^ 1]
-    fin_ns = f.fin_ns
+    fin_ns = f.times.fin_ns
     # Half-close: the peer kept sending data after this side's FIN (RFC 9293 §3.6).
-    if p.last_data_ns - fin_ns > max(conn.irtt, 0):
+    if p.times.last_data_ns - fin_ns > max(conn.irtt, 0):
         # (data sent less than a handshake RTT after the FIN may have crossed it: not a half-close)
         out.append(Finding(
             "half_close", "info",
-            f"half_close: {_role(conn, ci)} {_label(conn, ci)} sent FIN (frame {f.fin_frame}); the peer kept "
-            f"sending data for {(p.last_data_ns - fin_ns) / 1e9:.3f} s before "
-            + (f"its own FIN (frame {p.fin_frame})" if p.fin_next >= 0 else "the end"),
-            stream=conn.stream, frames=[f.fin_frame, p.fin_frame if p.fin_next >= 0 else 0], ts_ns=fin_ns,
-            data={"fin_by": _role(conn, ci), "peer_data_after_fin_s": _s(p.last_data_ns - fin_ns)}))
+            f"half_close: {_role(conn, ci)} {_label(conn, ci)} sent FIN (frame {f.times.fin_frame}); the peer kept "
+            f"sending data for {(p.times.last_data_ns - fin_ns) / 1e9:.3f} s before "
+            + (f"its own FIN (frame {p.times.fin_frame})" if p.times.fin_next >= 0 else "the end"),
+            stream=conn.stream, frames=[f.times.fin_frame, p.times.fin_frame if p.times.fin_next >= 0 else 0], ts_ns=fin_ns,
+            data={"fin_by": _role(conn, ci), "peer_data_after_fin_s": _s(p.times.last_data_ns - fin_ns)}))
     # CLOSE_WAIT stall: the peer neither sent data nor its FIN for long after the FIN.
-    if p.fin_next >= 0:
-        stop_ns, how = p.fin_ns, f"until its FIN (frame {p.fin_frame})"
-        stop_frame = p.fin_frame
-    elif p.rsts or f.rsts:
-        rs = p.rst_ns if p.rsts else f.rst_ns
+    if p.times.fin_next >= 0:
+        stop_ns, how = p.times.fin_ns, f"until its FIN (frame {p.times.fin_frame})"
+        stop_frame = p.times.fin_frame
+    elif p.stats.rsts or f.stats.rsts:
+        rs = p.times.rst_ns if p.stats.rsts else f.times.rst_ns
         stop_ns, how = rs, "until a RST"
-        stop_frame = p.rst_frame if p.rsts else f.rst_frame
-    elif p.last_ns >= fin_ns:
+        stop_frame = p.times.rst_frame if p.stats.rsts else f.times.rst_frame
+    elif p.times.last_ns >= fin_ns:
         # Never sent FIN, but was seen after the FIN (its ACK): stalled until the capture ended.
         stop_ns, how = end_ns, "and never sent FIN"
         stop_frame = 0
     else:
         return _data_after_fin(conn, out, acc, ci, f)   # the peer was never seen after the FIN
-    idle_from = max(fin_ns, p.last_data_ns)
+    idle_from = max(fin_ns, p.times.last_data_ns)
     idle = stop_ns - idle_from
     if idle > th.close_wait_s * 1e9:
         out.append(Finding(
             "close_wait_stall", "warning",
-            f"close_wait_stall: {_role(conn, ci)} {_label(conn, ci)} sent FIN (frame {f.fin_frame}); "
+            f"close_wait_stall: {_role(conn, ci)} {_label(conn, ci)} sent FIN (frame {f.times.fin_frame}); "
             f"{_role(conn, ci ^ 1)} {_label(conn, ci ^ 1)} stayed in CLOSE_WAIT, idle {idle / 1e9:.3f} s {how} "
             f"(> {th.close_wait_s:g} s)",
-            stream=conn.stream, frames=[f.fin_frame, stop_frame], ts_ns=fin_ns,
+            stream=conn.stream, frames=[f.times.fin_frame, stop_frame], ts_ns=fin_ns,
             data={"fin_by": _role(conn, ci), "stalled": _role(conn, ci ^ 1), "idle_s": _s(idle),
-                  "peer_fin": p.fin_next >= 0, "peer_fin_frame": p.fin_frame or None}))
+                  "peer_fin": p.times.fin_next >= 0, "peer_fin_frame": p.times.fin_frame or None}))
     _data_after_fin(conn, out, acc, ci, f)
 
 
@@ -554,13 +554,13 @@ def _data_after_fin(conn, out, acc, ci, f) -> None:
     o = conn.orig
     for ep in (o, o ^ 1):
         fl = conn.flows[ep]
-        if fl.data_after_fin:
+        if fl.stats.data_after_fin:
             out.append(Finding(
                 "data_after_fin", "warning",
-                f"data_after_fin: {_role(conn, ep)} {_label(conn, ep)} sent {fl.data_after_fin} data segment(s) "
-                f"beyond its own FIN (frame {fl.fin_frame})",
-                stream=conn.stream, frames=[fl.fin_frame], ts_ns=fl.fin_ns,
-                data={"sent_by": _role(conn, ep), "segments": fl.data_after_fin}))
+                f"data_after_fin: {_role(conn, ep)} {_label(conn, ep)} sent {fl.stats.data_after_fin} data segment(s) "
+                f"beyond its own FIN (frame {fl.times.fin_frame})",
+                stream=conn.stream, frames=[fl.times.fin_frame], ts_ns=fl.times.fin_ns,
+                data={"sent_by": _role(conn, ep), "segments": fl.stats.data_after_fin}))
     if acc is not None and ci != o and conn.handshake_seen:
         key = (addr_str(conn.addr[ci]), conn.port[ci])
         t = acc.server_close.get(key)
@@ -568,7 +568,7 @@ def _data_after_fin(conn, out, acc, ci, f) -> None:
             t = acc.server_close[key] = [0, [], []]
         t[0] += 1
         _tally_example(t[1], conn.stream)
-        _tally_example(t[2], f.fin_frame)
+        _tally_example(t[2], f.times.fin_frame)
 
 
 def _invalid(conn, out) -> None:
@@ -589,10 +589,10 @@ def _invalid(conn, out) -> None:
 
 def _gaps(conn, out) -> None:
     fo, fr = conn.flows[conn.orig], conn.flows[conn.orig ^ 1]
-    lost = fo.lost + fr.lost
+    lost = fo.stats.lost + fr.stats.lost
     if lost:
         ev = _ev(conn, "lost")
-        rtx = fo.rtx + fr.rtx
+        rtx = fo.stats.rtx + fr.stats.rtx
         out.append(Finding(
             "lost_segment", "info",
             f"lost_segment: {lost} time(s) a segment started beyond the next expected sequence number "
@@ -601,7 +601,7 @@ def _gaps(conn, out) -> None:
                if rtx else "; no retransmission followed: the capture missed it"),
             stream=conn.stream, frames=ev[1] if ev else (), ts_ns=ev[2] if ev else None,
             data={"segments": lost, "retransmissions": rtx}, cause="network" if rtx else "capture"))
-    al = fo.ack_lost + fr.ack_lost
+    al = fo.stats.ack_lost + fr.stats.ack_lost
     if al:
         ev = _ev(conn, "ack_lost")
         out.append(Finding(
@@ -610,11 +610,11 @@ def _gaps(conn, out) -> None:
             f"or one direction routed past the capture point)",
             stream=conn.stream, frames=ev[1] if ev else (), ts_ns=ev[2] if ev else None,
             data={"segments": al}, cause="capture"))
-    ooo = fo.ooo + fr.ooo
+    ooo = fo.stats.ooo + fr.stats.ooo
     if ooo:
         ev = _ev(conn, "ooo")
         bursts, largest = (ev[3], ev[5]) if ev else (1, ooo)
-        data_pkts = fo.data_pkts + fr.data_pkts
+        data_pkts = fo.stats.data_pkts + fr.stats.data_pkts
         out.append(Finding(
             "out_of_order", "info",
             f"out_of_order: {ooo} segment(s) arrived below the highest sequence number already seen, within "
@@ -629,25 +629,25 @@ def _tally(conn, fo, fr, acc: Tallies) -> None:
     if not conn.handshake_seen:
         acc.no_handshake[0] += 1
         _tally_example(acc.no_handshake[1], s)
-    if (fo.win_scale == -1 or fr.win_scale == -1) and (fo.data_pkts or fr.data_pkts):
+    if (fo.win_scale == -1 or fr.win_scale == -1) and (fo.stats.data_pkts or fr.stats.data_pkts):
         acc.scale_unknown[0] += 1
         _tally_example(acc.scale_unknown[1], s)
-    if fo.pkts == 0 or fr.pkts == 0:
+    if fo.stats.pkts == 0 or fr.stats.pkts == 0:
         # One direction never seen although the other sent data (or kept talking): the capture
         # point saw one way only.  Unanswered SYNs, stray RSTs and scans are findings of their own.
-        seen = fo if fr.pkts == 0 else fr
-        if seen.data_pkts or (seen.pkts >= 3 and not seen.syns):
+        seen = fo if fr.stats.pkts == 0 else fr
+        if seen.stats.data_pkts or (seen.stats.pkts >= 3 and not seen.stats.syns):
             acc.one_sided[0] += 1
             _tally_example(acc.one_sided[1], s)
-    tr = fo.trunc + fr.trunc
+    tr = fo.stats.trunc + fr.stats.trunc
     if tr:
         acc.truncated[0] += 1
         acc.truncated[1] += tr
         _tally_example(acc.truncated[2], s)
     for f, peer in ((fo, fr), (fr, fo)):
-        if peer.mss and f.max_seg > peer.mss:
+        if peer.mss and f.stats.max_seg > peer.mss:
             acc.super_segments[0] += 1
-            acc.super_segments[1] = max(acc.super_segments[1], f.max_seg)
+            acc.super_segments[1] = max(acc.super_segments[1], f.stats.max_seg)
             _tally_example(acc.super_segments[2], s)
             break
     if conn.anomalies:
@@ -939,14 +939,14 @@ class Detectors:
         slow = self._slow
 
         def on_segment(seg, a):
-            if a.r_flags or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
+            if a.verdict.analysis or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
                 slow(seg, a)
 
         return on_segment
 
     def _slow(self, seg, a) -> None:
-        conn = a.r_conn
-        bits = a.r_flags
+        conn = a.verdict.conn
+        bits = a.verdict.analysis
         fl = seg.flags
         frame = seg.frame
         ev = conn.events
@@ -994,10 +994,10 @@ class Detectors:
                     e[0] += 1
                     if len(e[1]) < k:
                         e[1].append(frame)
-            if fl & RST and "rst" not in ev and conn.reset_by == a.r_dir:
+            if fl & RST and "rst" not in ev and conn.ending.reset_by == a.verdict.direction:
                 # Bytes in flight the RST discards: each side's data still unacknowledged after it
                 # (the RST's own ACK has been applied), counted once even if retransmitted.
-                d = a.r_dir
+                d = a.verdict.direction
                 peer = conn.flows[d ^ 1]
                 ev["rst"] = [_unacked(peer), frame, _unacked(conn.flows[d]), peer.nextseq]
 
@@ -1016,7 +1016,7 @@ class Detectors:
         data = {"previous_stream": prev, "previous_end": old.end_reason if old is not None else None,
                 "previous_conn_state": old.zeek.conn_state() if old is not None else None}
         if in_tw:
-            tw = old.tw_start if old is not None else None
+            tw = old.ending.tw_start if old is not None else None
             age = (seg.ts_ns - tw[1]) if tw else None
             holder = _label(old, tw[0]) if tw else "?"
             self.sink.add(Finding(

@@ -280,12 +280,12 @@ def test_max_unacked_bounds_each_direction():
     a.feed(Segment(2, NS + 1, s, c, 80, 40000, 7, 1, SYN | ACK, 65535, 0))
     seq = 1
     for i in range(5000):
-        conn = a.feed(Segment(3 + i, NS + 10 + i, c, s, 40000, 80, seq, 8, ACK | PSH, 64240, 100))
+        conn = a.feed(Segment(3 + i, NS + 10 + i, c, s, 40000, 80, seq, 8, ACK | PSH, 64240, 100)).conn
         seq += 100
         assert len(conn.flows[0].segs) <= 50 and len(conn.flows[1].segs) <= 50
     # ...and the data is still counted in full.
     conn, = a.finish()
-    assert conn.flows[0].bytes == 500_000 and conn.flows[0].data_pkts == 5000
+    assert conn.flows[0].stats.bytes == 500_000 and conn.flows[0].stats.data_pkts == 5000
 
 
 def test_disordered_unacked_list_is_not_walked_by_every_ack():
@@ -304,7 +304,7 @@ def test_disordered_unacked_list_is_not_walked_by_every_ack():
     for i in range(100_000):
         a.feed(Segment(frame, NS + 10 + frame, s, c, 80, 40000, 8, 1, ACK, 65535, 0))
         frame += 1
-    conn = a.table[flow_key(c, 40000, s, 80)][0]
+    conn = a.table.conns[flow_key(c, 40000, s, 80)][0]
     f = conn.flows[0]
     assert len(f.segs) == 5000 and f.segs_disordered
     assert f.seg_lo == 101 and f.seg_hi == 500_101
@@ -332,8 +332,8 @@ def test_max_events_bounds_per_connection_lists():
     conn, = a.finish()
     assert conn.anomalies is not None and len(conn.anomalies) == 5
     srv = conn.flows[1]
-    assert srv.zw_episodes is not None and len(srv.zw_episodes) == 5
-    assert srv.shrinks is not None and len(srv.shrinks) == 5 and srv.shrink_bytes > 0
+    assert srv.track.zw_episodes is not None and len(srv.track.zw_episodes) == 5
+    assert srv.track.shrinks is not None and len(srv.track.shrinks) == 5 and srv.track.shrink_bytes > 0
 
 
 def test_findings_are_capped_per_kind(tmp_path):

@@ -51,7 +51,7 @@ def flows(file, fmt, stream, output, **kw):
 
 def _timelines(file: str, stream: int, engine: dict) -> tuple[list[dict], RunStats]:
     """The record of one stream with both endpoints' state timelines."""
-    analyzer = Analyzer(make_config(**engine), keep_timeline=True, emit=False)
+    analyzer = Analyzer(make_config(**engine), keep_timeline=True)
     stats = run_capture(file, analyzer)
     conns = [c for c in analyzer.finish() if c.stream == stream]
     if not conns:

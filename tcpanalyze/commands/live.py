@@ -64,11 +64,11 @@ class LiveSession:
 
         def on_segment(seg, a):
             # the detectors' own fast test (findings.Detectors.on_segment), plus two live counters
-            if a.r_flags or seg.flags & 0x17 != 0x10:
+            if a.verdict.analysis or seg.flags & 0x17 != 0x10:
                 slow(seg, a)
                 if seg.flags & RST:
                     me.rst += 1
-                if a.r_flags & rtx_bits:
+                if a.verdict.analysis & rtx_bits:
                     me.rtx += 1
 
         return on_segment

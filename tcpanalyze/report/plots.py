@@ -32,10 +32,7 @@ from array import array
 from tcpanalyze import analysis as A
 from tcpanalyze.model import ACK, FIN, RST, SYN, addr_str
 from tcpanalyze.report.ladder import endpoint_label
-
-MASK = 0xFFFFFFFF
-HALF = 0x80000000
-MOD = 1 << 32
+from tcpanalyze.seq import SeqUnwrapper, seq_add, seq_delta
 
 KINDS = ("tseq", "window", "rtt", "timewait")
 
@@ -49,22 +46,20 @@ C_SIDE = ("tab:blue", "tab:orange")      # client, server
 
 
 class _Unwrap:
-    """Sequence-circle unwrapping: successive values become a continuous integer line."""
+    """Relative numbers on a continuous integer line past 2**32: the first value as it is,
+    the later ones offset from it by seq.py's SeqUnwrapper."""
 
-    __slots__ = ("last", "value")
+    __slots__ = ("first", "unwrapper")
 
     def __init__(self):
-        self.last = None
-        self.value = 0
+        self.first = 0
+        self.unwrapper = None
 
     def __call__(self, v: int) -> int:
-        if self.last is None:
-            self.value = v
-        else:
-            d = (v - self.last) & MASK
-            self.value += d - MOD if d >= HALF else d
-        self.last = v
-        return self.value
+        if self.unwrapper is None:
+            self.first = v
+            self.unwrapper = SeqUnwrapper(v)
+        return self.first + self.unwrapper.unwrap(v)
 
 
 class StreamRecorder:
@@ -74,7 +69,7 @@ class StreamRecorder:
     and ``ack`` (relative, unwrapped past 2**32), ``len``, ``win`` (calculated), ``aflags``,
     ``bif`` (-1 none), ``frame``; ``sack`` maps a row index to its SACK blocks (relative to
     the acknowledged direction, unwrapped like its ACK).  Also switches on the engine's RTT
-    sample lists (``Flow.rtt_samples``) for this stream's two flows.
+    sample lists (``Flow.track.rtt_samples``) for this stream's two flows.
     """
 
     def __init__(self, stream: int):
@@ -98,35 +93,33 @@ class StreamRecorder:
         return len(self.ts)
 
     def __call__(self, seg, a) -> None:
-        conn = a.r_conn
+        conn = a.verdict.conn
         if conn.stream != self.stream:
             return
         if self.conn is None:
             self.conn = conn
             for f in conn.flows:
-                if f.rtt_samples is None:
-                    f.rtt_samples = []
-        d = a.r_dir
+                if f.track.rtt_samples is None:
+                    f.track.rtt_samples = []
+        d = a.verdict.direction
         flags = seg.flags
         self.ts.append(seg.ts_ns)
         self.dir.append(d)
         self.flags.append(flags)
-        self.seq.append(self._useq[d](a.r_rel_seq))
-        ack = self._uack[d](a.r_rel_ack) if flags & ACK else (self.ack[-1] if self.ack else 0)
+        self.seq.append(self._useq[d](a.verdict.rel_seq))
+        ack = self._uack[d](a.verdict.rel_ack) if flags & ACK else (self.ack[-1] if self.ack else 0)
         self.ack.append(ack)
         self.len.append(seg.paylen)
-        self.win.append(a.r_win)
-        self.aflags.append(a.r_flags)
-        self.bif.append(a.r_bif)
+        self.win.append(a.verdict.win)
+        self.aflags.append(a.verdict.analysis)
+        self.bif.append(a.verdict.bytes_in_flight)
         self.frame.append(seg.frame)
         if seg.sack and flags & ACK:
             base = conn.flows[d ^ 1].base_seq
-            raw_ack = (a.r_rel_ack + base) & MASK
+            raw_ack = seq_add(a.verdict.rel_ack, base)
             blocks = []
             for left, right in seg.sack:
-                dl = (left - raw_ack) & MASK
-                dr = (right - raw_ack) & MASK
-                blocks.append((ack + (dl - MOD if dl >= HALF else dl), ack + (dr - MOD if dr >= HALF else dr)))
+                blocks.append((ack + seq_delta(left, raw_ack), ack + seq_delta(right, raw_ack)))
             self.sack[len(self.ts) - 1] = tuple(blocks)
 
     # helpers for the plots
@@ -174,9 +167,9 @@ def data_direction(rec: StreamRecorder, direction: str = "auto") -> int:
     if direction == "server":
         return conn.orig ^ 1
     f0, f1 = conn.flows
-    if f0.bytes == f1.bytes:
+    if f0.stats.bytes == f1.stats.bytes:
         return conn.orig
-    return 0 if f0.bytes > f1.bytes else 1
+    return 0 if f0.stats.bytes > f1.stats.bytes else 1
 
 
 def plot_tseq(rec: StreamRecorder, path: str, direction: str = "auto") -> dict:
@@ -282,13 +275,13 @@ def plot_window(rec: StreamRecorder, path: str) -> dict:
             ax.plot(bx, by, linestyle="none", marker=".", markersize=3, color=colour, alpha=0.6,
                     label=f"{side} bytes in flight")
         f = conn.flows[d]
-        for k, (_sf, s_ns, _ef, e_ns, probes) in enumerate(f.zw_episodes or ()):
+        for k, (_sf, s_ns, _ef, e_ns, probes) in enumerate(f.track.zw_episodes or ()):
             end = e_ns if e_ns is not None else conn.last_ns
             ax.axvspan((s_ns - t0) / 1e9, (end - t0) / 1e9, color=colour, alpha=0.15,
                        label=f"{side} zero window" if k == 0 else None)
             counts["zero_window_episodes"] += 1
         sx, sy = [], []
-        for frame, s_ns, _bytes in f.shrinks or ():
+        for frame, s_ns, _bytes in f.track.shrinks or ():
             sx.append((s_ns - t0) / 1e9)
             sy.append(win_at[d].get(frame, 0))
         if sx:
@@ -315,7 +308,7 @@ def plot_rtt(rec: StreamRecorder, path: str) -> dict:
     t0 = rec.t0()
     n = 0
     for d in (conn.orig, conn.orig ^ 1):
-        samples = conn.flows[d].rtt_samples or []
+        samples = conn.flows[d].track.rtt_samples or []
         if not samples:
             continue
         x = [(s[0] - t0) / 1e9 for s in samples]

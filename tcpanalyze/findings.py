@@ -33,6 +33,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 
 from tcpanalyze import analysis as A
+from tcpanalyze.engine import K_MSL_S
 from tcpanalyze.model import ACK, FIN, PSH, RST, SYN, URG, addr_str
 
 SEVERITIES = ("info", "warning", "error")
@@ -82,7 +83,7 @@ class Thresholds:
     retrans_rate: float = K_RETRANS_RATE
     retrans_min_segments: int = K_RETRANS_MIN_SEGMENTS
     time_wait_peak: int = K_TIME_WAIT_PEAK
-    msl_s: float = 60.0
+    msl_s: float = K_MSL_S
     close_wait_s: float = K_CLOSE_WAIT_S
     zero_window_s: float = K_ZERO_WINDOW_S
     syn_flood: int = K_SYN_FLOOD

@@ -791,9 +791,10 @@ def time_wait_peaks(view: FileView, conns=None) -> list[dict]:
         return sorted(({"host": h["host"], "peak": h["peak"], "peak_time": h.get("peak_time"),
                         "ports": h.get("ports", [])} for h in tw.get("hosts", ())),
                       key=lambda e: (-e["peak"], e["host"]))
+    from tcpanalyze.engine import K_MSL_S
     from tcpanalyze.findings import time_wait_profile
 
-    hold = int(round((tw.get("msl_s") or 60.0) * 2e9))
+    hold = int(round((tw.get("msl_s") or K_MSL_S) * 2e9))
     starts: dict = {}
     for c in conns:
         t = c.get("time_wait")

@@ -55,12 +55,28 @@ def engine_options(f):
 
 
 def make_config(explain: bool = False, **kw):
+    """``engine.Config`` from the engine options; an option not given keeps the engine's default."""
     from tcpanalyze.engine import Config
 
-    return Config(fast_rtx_ns=int(kw.get("fast_rtx_ms", 20.0) * 1e6), ooo_ns=int(kw.get("ooo_ms", 3.0) * 1e6),
-                  msl_s=kw.get("msl", 60.0), max_unacked=kw.get("max_unacked", 10000),
-                  max_connections=kw.get("max_connections", 1_000_000),
-                  idle_timeout_ns=int(kw.get("idle_timeout", 0.0) * 1e9), explain=explain)
+    return Config(explain=explain, **engine_kwargs(kw))
+
+
+def engine_kwargs(ek: dict) -> dict:
+    """``engine.Config`` keyword arguments from the engine options that are present in ``ek``."""
+    out = {}
+    if "fast_rtx_ms" in ek:
+        out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
+    if "ooo_ms" in ek:
+        out["ooo_ns"] = int(ek["ooo_ms"] * 1e6)
+    if "msl" in ek:
+        out["msl_s"] = ek["msl"]
+    if "max_unacked" in ek:
+        out["max_unacked"] = ek["max_unacked"]
+    if "max_connections" in ek:
+        out["max_connections"] = ek["max_connections"]
+    if "idle_timeout" in ek:
+        out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
+    return out
 
 
 ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from tcpanalyze.commands.common import warn
+from tcpanalyze.commands.common import engine_kwargs, warn
 from tcpanalyze.findings import (K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
                                  K_RETRANS_MIN_SEGMENTS, K_RETRANS_RATE, K_SYN_FLOOD, K_TIME_WAIT_PEAK,
                                  K_ZERO_WINDOW_S)
@@ -46,25 +46,7 @@ def thresholds_from(kw: dict):
         time_wait_peak=kw.pop("time_wait_peak"), close_wait_s=kw.pop("close_wait"),
         zero_window_s=kw.pop("zero_window"), syn_flood=kw.pop("syn_flood"), hs_rtt_factor=kw.pop("hs_rtt_factor"),
         hs_rtt_min_s=kw.pop("hs_rtt_min_ms") / 1000.0, max_findings_per_kind=kw.pop("max_findings_per_kind"),
-        msl_s=kw.get("msl", 60.0))
-
-
-def engine_kwargs(ek: dict) -> dict:
-    """``engine.Config`` keyword arguments from the engine options (as ``common.make_config``)."""
-    out = {}
-    if "fast_rtx_ms" in ek:
-        out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
-    if "ooo_ms" in ek:
-        out["ooo_ns"] = int(ek["ooo_ms"] * 1e6)
-    if "msl" in ek:
-        out["msl_s"] = ek["msl"]
-    if "max_unacked" in ek:
-        out["max_unacked"] = ek["max_unacked"]
-    if "max_connections" in ek:
-        out["max_connections"] = ek["max_connections"]
-    if "idle_timeout" in ek:
-        out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
-    return out
+        **({"msl_s": kw["msl"]} if "msl" in kw else {}))
 
 
 def stderr_notes(rep) -> None:

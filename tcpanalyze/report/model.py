@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field, replace
 
+from tcpanalyze.engine import K_MSL_S
 from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK, Detectors, Thresholds
 
 SCHEMA_VERSION = 1
@@ -310,7 +311,7 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     summ = _empty_summary()
     summ["files"] = 0
     summ["thresholds"] = reports[0].summary.get("thresholds", summ["thresholds"])
-    summ["time_wait"]["msl_s"] = reports[0].summary.get("time_wait", {}).get("msl_s", 60.0)
+    summ["time_wait"]["msl_s"] = reports[0].summary.get("time_wait", {}).get("msl_s", K_MSL_S)
     starts, ends = [], []
     for r in reports:
         s = r.summary

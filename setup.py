@@ -9,6 +9,7 @@ Without either -- or if compiling fails for any reason -- the install goes on an
 files run as Python.  ``TCPANALYZE_PURE=1`` skips the build.  Everything else lives in
 pyproject.toml.
 """
+import glob
 import os
 import sys
 
@@ -16,9 +17,11 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = ["tcpanalyze/model.py", "tcpanalyze/engine.py", "tcpanalyze/decode.py", "tcpanalyze/state.py",
-            "tcpanalyze/zeek.py", "tcpanalyze/findings.py", "tcpanalyze/summary.py", "tcpanalyze/analysis.py",
+            "tcpanalyze/zeek.py", "tcpanalyze/summary.py", "tcpanalyze/analysis.py",
             "tcpanalyze/seq.py", "tcpanalyze/rows.py", "tcpanalyze/pipeline.py",
             "tcpanalyze/sources/pcap.py"]
+# the detector modules (their package's __init__ stays Python: it imports every module it holds)
+COMPILED += sorted(p for p in glob.glob("tcpanalyze/findings/*.py") if not p.endswith("__init__.py"))
 
 
 class OptionalBuildExt(build_ext):

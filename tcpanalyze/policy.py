@@ -40,6 +40,8 @@ import os
 import re
 from dataclasses import dataclass, field, fields, replace
 
+from tcpanalyze import findings as _findings
+
 # ---------------------------------------------------------------------------- statuses, exit codes
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 
@@ -63,22 +65,13 @@ BASELINE_METRICS = {
 BASELINE_KEYS = ("file",) + tuple(BASELINE_METRICS)
 TOP_KEYS = RULE_KEYS + ("rule", "baseline")
 
-#: subkinds of the finding kinds that have them (``forbid = ["rst/refused"]``)
-SUBKINDS = {
-    "rst": ("refused", "aborted", "reset_after_close", "unknown_connection", "per_port"),
-    "handshake": ("syn_unanswered", "syn_retries", "synack_without_syn", "rtt_outlier"),
-    "invalid_flags": ("syn_fin", "syn_rst", "null", "xmas"),
-    "capture_quality": ("handshake_not_seen", "window_scale_unknown", "snaplen_truncation", "super_segments",
-                        "one_sided", "unexpected_transitions", "timestamps_backwards", "evicted", "expired",
-                        "decode_errors", "damaged_file"),
-}
+#: subkinds of the finding kinds that have them (``forbid = ["rst/refused"]``), from the registry
+SUBKINDS = _findings.subkinds()
 
 
 def finding_kinds() -> tuple[str, ...]:
-    """The finding kinds of the report's JSON schema."""
-    from tcpanalyze.report.model import JSON_SCHEMA
-
-    return tuple(JSON_SCHEMA["$defs"]["finding"]["properties"]["kind"]["enum"])
+    """The finding kinds (the registry's, as in the report's JSON schema)."""
+    return _findings.finding_kinds()
 
 
 # ---------------------------------------------------------------------------- errors

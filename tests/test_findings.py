@@ -149,8 +149,8 @@ def test_time_wait_profile_counts_overlapping_periods():
 def test_sink_caps_per_kind_and_counts_all():
     sink = FindingSink(cap=2)
     for i in range(5):
-        sink.add(Finding("rst", "warning", "x", stream=i))
-    sink.add(Finding("rst", "info", "agg", host="h"), "aggregate")
+        sink.add(Finding("rst", "warning", stream=i))
+    sink.add(Finding("rst", "info", host="h"), "aggregate")
     assert len(sink.kept) == 3
     assert sink.by_kind["rst"] == {"total": 6, "reported": 3, "info": 1, "warning": 5, "error": 0}
 

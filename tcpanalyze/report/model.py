@@ -18,7 +18,7 @@ import heapq
 from dataclasses import dataclass, field, replace
 
 from tcpanalyze.engine import K_MSL_S
-from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK, Detectors, Thresholds
+from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK, CaptureFacts, Detectors, Thresholds, finding_kinds
 
 SCHEMA_VERSION = 1
 
@@ -209,11 +209,14 @@ class ReportBuilder:
         rec["score"] = score
         conns.push(key, rec)
 
-    def build(self, stats) -> Report:
-        """Finish the engine and build the Report."""
-        an, det, path, conns = self.analyzer, self.det, self.path, self.conns
-        an.finish()
-        extra = det.finish(an, stats)
+    def build(self, stats, facts: CaptureFacts | None = None) -> Report:
+        """Finish the engine and build the Report (``facts``: the capture's, when no engine
+        ran here, as in the ``--jobs`` merge)."""
+        det, path, conns = self.det, self.path, self.conns
+        if facts is None:
+            self.analyzer.finish()
+            facts = CaptureFacts.of(self.analyzer, stats)
+        extra = det.finish(facts)
         records = conns.records()
         findings = []
         # aggregate findings about one connection (handshake RTT outliers) are added to its record
@@ -236,7 +239,7 @@ class ReportBuilder:
         findings.sort(key=_finding_order)
 
         summ = _empty_summary(self.th)
-        first, last = an.first_ns, an.last_ns
+        first, last = facts.first_ns, facts.last_ns
         by_kind = {k: dict(v) for k, v in sorted(det.sink.by_kind.items())}
         by_sev = {s: sum(v[s] for v in by_kind.values()) for s in SEVERITIES}
         summ.update({
@@ -457,11 +460,7 @@ JSON_SCHEMA: dict = {
                          "cause", "file"],
             "additionalProperties": False,
             "properties": {
-                "kind": {"enum": ["rst", "time_wait_buildup", "server_active_close", "syn_in_time_wait",
-                                  "window_shrink", "zero_window", "retransmissions", "handshake",
-                                  "close_wait_stall", "half_close", "data_after_fin", "invalid_flags",
-                                  "port_reuse", "lost_segment", "ack_lost_segment", "out_of_order", "syn_flood",
-                                  "capture_quality"]},
+                "kind": {"enum": list(finding_kinds())},
                 "subkind": _OPT_STR, "severity": _SEV, "stream": _OPT_INT, "host": _OPT_STR, "port": _OPT_INT,
                 "frames": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                 "time": _OPT_NUM, "message": _STR, "data": {"type": "object"},

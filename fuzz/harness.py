@@ -170,15 +170,16 @@ def run_engine(segments, cfg: Config, explain_rows: bool = False) -> list[dict]:
     done: list = []
     a = Analyzer(cfg, keep_timeline=True, keep_rtt=True, on_conn_done=done.append)
     for seg in segments:
-        conn = a.feed(seg)
-        assert a.r_conn is conn
-        assert 0 <= a.r_rel_seq <= 0xFFFFFFFF and 0 <= a.r_rel_ack <= 0xFFFFFFFF
-        assert a.r_bif >= -1 and a.r_win >= 0
+        v = a.feed(seg)
+        conn = v.conn
+        assert v is a.verdict
+        assert 0 <= a.verdict.rel_seq <= 0xFFFFFFFF and 0 <= a.verdict.rel_ack <= 0xFFFFFFFF
+        assert a.verdict.bytes_in_flight >= -1 and a.verdict.win >= 0
         _check_conn_bounds(a, conn, cfg)
         if explain_rows:
             # What `tcpanalyze packets` prints for the row.
-            "\t".join((addr_str(seg.src), addr_str(seg.dst), flag_str(seg.flags), analysis_str(a.r_flags)))
-            json.dumps(a.r_reasons or {})
+            "\t".join((addr_str(seg.src), addr_str(seg.dst), flag_str(seg.flags), analysis_str(a.verdict.analysis)))
+            json.dumps(a.verdict.reasons or {})
     rest = a.finish()
     assert rest == [], "with on_conn_done every connection is handed over"
     streams = sorted(c.stream for c in done)

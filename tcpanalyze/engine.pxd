@@ -109,7 +109,22 @@ cdef class Conn:
     cdef public long long zdeadline
 
 
-# The analyzer's own state and per-packet results: C fields, so feed() neither boxes the
+cdef class Verdict:
+    cdef public object conn
+    cdef public long long direction
+    cdef public long long analysis
+    cdef public long long rel_seq
+    cdef public long long rel_ack
+    cdef public long long win
+    cdef public long long ack_rtt
+    cdef public long long acks_frame
+    cdef public long long bytes_in_flight
+    cdef public long long dupack_num
+    cdef public long long dupack_frame
+    cdef public object reasons
+
+
+# The analyzer's own state and the per-packet verdict: C fields, so feed() neither boxes the
 # results nor looks its attributes up in a dictionary.
 cdef class Analyzer:
     cdef public object cfg
@@ -123,7 +138,6 @@ cdef class Analyzer:
     cdef public object syn_in_time_wait
     cdef public object rst_no_conn
     cdef public object first_ns
-    cdef public bint emit
     cdef public bint explain
     cdef public bint keep_timeline
     cdef public bint keep_rtt
@@ -139,15 +153,4 @@ cdef class Analyzer:
     cdef public long long live
     cdef public long long self_conns
     cdef public long long cur_frame
-    cdef public object r_conn
-    cdef public long long r_dir
-    cdef public long long r_flags
-    cdef public long long r_rel_seq
-    cdef public long long r_rel_ack
-    cdef public long long r_win
-    cdef public long long r_ack_rtt
-    cdef public long long r_acks_frame
-    cdef public long long r_bif
-    cdef public long long r_dupack_num
-    cdef public long long r_dupack_frame
-    cdef public object r_reasons
+    cdef public Verdict verdict

@@ -15,8 +15,8 @@ Theory of operation
 4. steps both endpoints' RFC 9293 state machines (``state.py``) and the Zeek history
    (``zeek.py``), and keeps the per-connection counters the detectors need.
 
-After ``feed`` returns, the verdict for that packet is in the ``r_*`` attributes (no
-per-packet result object is allocated).  ``finish()`` summarises what is still open and
+``feed`` returns the packet's ``Verdict``: one record per analyzer, refilled by every
+call, so it is valid until the next ``feed`` (no result object is allocated per packet).  ``finish()`` summarises what is still open and
 returns the ``Report``.  The clock is the packet timestamp; nothing here reads the wall
 clock or does I/O.
 """
@@ -414,14 +414,39 @@ class Conn:
         self.frames = 0
 
 
+class Verdict:
+    """What the engine concluded about one packet: its connection and direction (index of
+    the sending flow), the analysis bits (analysis.py), relative SEQ/ACK, the calculated
+    window, the RTT of the segment this ACK acknowledges (-1: none) and that segment's frame
+    (0: none), bytes in flight (-1: not computed), the duplicate-ACK number and the frame it
+    duplicates, and the reason per flag name (a dict only when ``Config.explain``).
+
+    ``Analyzer.feed`` refills one record per analyzer: read it before the next ``feed``."""
+
+    __slots__ = ("conn", "direction", "analysis", "rel_seq", "rel_ack", "win", "ack_rtt", "acks_frame",
+                 "bytes_in_flight", "dupack_num", "dupack_frame", "reasons")
+
+    def __init__(self):
+        self.conn = None
+        self.direction = 0
+        self.analysis = 0
+        self.rel_seq = 0
+        self.rel_ack = 0
+        self.win = 0
+        self.ack_rtt = -1
+        self.acks_frame = 0
+        self.bytes_in_flight = -1
+        self.dupack_num = 0
+        self.dupack_frame = 0
+        self.reasons = None
+
+
 class Analyzer:
-    """Feed segments in capture order; read per-packet verdicts from ``r_*``; call ``finish()``."""
+    """Feed segments in capture order; each ``feed`` returns the packet's ``Verdict``; call ``finish()``."""
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
-                 on_conn_done=None, emit: bool = True):
+                 on_conn_done=None):
         self.cfg = config or Config()
-        #: fill the per-packet ``r_*`` results beyond r_conn/r_dir/r_flags (packets, ladder, compare)
-        self.emit = emit
         self.explain = self.cfg.explain
         self.max_unacked = self.cfg.max_unacked
         self.table: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
@@ -450,19 +475,8 @@ class Analyzer:
         # frame of the packet being processed, set by the pipeline before it feeds a segment or
         # moves the clock for one (--jobs workers order what happens with it, parallel.py)
         self.cur_frame = 0
-        # per-packet results
-        self.r_conn: Conn | None = None
-        self.r_dir = 0
-        self.r_flags = 0
-        self.r_rel_seq = 0
-        self.r_rel_ack = 0
-        self.r_win = 0
-        self.r_ack_rtt = -1
-        self.r_acks_frame = 0
-        self.r_bif = -1
-        self.r_dupack_num = 0
-        self.r_dupack_frame = 0
-        self.r_reasons: dict[str, str] | None = None
+        #: the verdict on the last segment fed (refilled by every feed)
+        self.verdict = Verdict()
 
     # ------------------------------------------------------------------ connections
     def _new_conn(self, seg: Segment, key: bytes) -> Conn:
@@ -588,7 +602,7 @@ class Analyzer:
                     hook(False)
             self.next_sweep = now + K_SWEEP_EVERY_NS
 
-    @cython.locals(seg=Segment, conn=Conn, fwd=Flow, rev=Flow, f=Flow, e=Unacked,
+    @cython.locals(seg=Segment, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, f=Flow, e=Unacked,
                    now=cython.longlong, flags=cython.longlong, seq=cython.longlong,
                    ack=cython.longlong, seglen=cython.longlong, win=cython.longlong,
                    frame=cython.longlong, aflags=cython.longlong, d=cython.longlong,
@@ -609,8 +623,8 @@ class Analyzer:
                    k_zw=cython.longlong, k_zwp=cython.longlong, k_zwp_ack=cython.longlong, k_ka=cython.longlong,
                    k_ka_ack=cython.longlong, k_wupd=cython.longlong, k_wfull=cython.longlong,
                    k_linger=cython.longlong)
-    def feed(self, seg: Segment) -> Conn:  # noqa: C901 - one function on purpose: it is the hot path
-        """Analyse one segment.  Returns its connection; the verdict is in ``self.r_*``."""
+    def feed(self, seg: Segment) -> Verdict:  # noqa: C901 - one function on purpose: it is the hot path
+        """Analyse one segment; returns its verdict (``self.verdict``, valid until the next feed)."""
         # module constants as (C-typed, when compiled) locals: the compiled feed then does
         # its sequence arithmetic and flag tests in C instead of on Python ints
         k_mask = MASK; k_half = HALF; k_ack = ACK; k_syn = SYN; k_rst = RST  # noqa: E702
@@ -1015,22 +1029,22 @@ class Analyzer:
             z.update(is_orig, flags, (seq - fwd.base_seq) & k_mask, seglen, win, zrtx)
             fwd.zsettled = z.settled(is_orig)
 
-        # ---- results for this packet --------------------------------------------------
-        self.r_conn = conn
-        self.r_dir = d
-        self.r_flags = aflags
-        if self.emit:
-            self.r_rel_seq = (seq - fwd.base_seq) & k_mask
-            self.r_rel_ack = (ack - rev.base_seq) & k_mask if flags & k_ack else 0
-            ws = fwd.win_scale
-            self.r_win = win << ws if ws > 0 and not flags & k_syn else win
-            self.r_ack_rtt = ack_rtt
-            self.r_acks_frame = acks_frame
-            self.r_bif = bif
-            self.r_dupack_num = dupack_num
-            self.r_dupack_frame = dupack_frame
-            self.r_reasons = reasons
-        return conn
+        # ---- the verdict on this packet -----------------------------------------------
+        v = self.verdict
+        v.conn = conn
+        v.direction = d
+        v.analysis = aflags
+        v.rel_seq = (seq - fwd.base_seq) & k_mask
+        v.rel_ack = (ack - rev.base_seq) & k_mask if flags & k_ack else 0
+        ws = fwd.win_scale
+        v.win = win << ws if ws > 0 and not flags & k_syn else win
+        v.ack_rtt = ack_rtt
+        v.acks_frame = acks_frame
+        v.bytes_in_flight = bif
+        v.dupack_num = dupack_num
+        v.dupack_frame = dupack_frame
+        v.reasons = reasons
+        return v
 
     # ------------------------------------------------------------------ helpers (not per data packet)
     def _on_syn(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment) -> None:

@@ -1,5 +1,5 @@
 # Optional compiled build (Cython, pure-Python mode): rows.py is the source.
-from tcpanalyze.engine cimport Analyzer, Conn
+from tcpanalyze.engine cimport Analyzer, Conn, Verdict
 from tcpanalyze.model cimport Segment
 
 cdef class TsvRows:

@@ -1,7 +1,7 @@
 """The TSV rows of ``tcpanalyze packets``: the per-segment text, formatted and buffered.
 
 Kept out of the command module so it compiles with the core (setup.py; types in
-``rows.pxd``).  Compiled, a row reads the segment's and the analyzer's results as C fields
+``rows.pxd``).  Compiled, a row reads the segment's and the verdict's fields as C fields
 and is written digit by digit into a C buffer that becomes one ``str`` per flush: no
 Python int, no format call and no string per row.  As plain Python the row is an f-string
 of the same text (tests/test_compiled.py checks they agree).
@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
 from tcpanalyze.analysis import _NAMES_CACHE, analysis_str
-from tcpanalyze.engine import Analyzer, Conn
+from tcpanalyze.engine import Analyzer, Conn, Verdict
 from tcpanalyze.model import _FLAG_STR_CACHE, Segment, addr_str, flag_str
 
 COLUMNS = ("frame", "time", "stream", "src", "sport", "dst", "dport", "seq", "ack", "len", "flags", "win",
@@ -54,12 +54,13 @@ class TsvRows:
             self.write("".join(self.buf))
             self.buf.clear()
 
-    @cython.locals(seg=Segment, a=Analyzer, conn=Conn, flags=cython.longlong, s=cython.longlong,
+    @cython.locals(seg=Segment, a=Analyzer, v=Verdict, conn=Conn, flags=cython.longlong, s=cython.longlong,
                    k=cython.longlong, rtt=cython.longlong, bif=cython.longlong, ns=cython.longlong,
                    sec=cython.longlong, frac=cython.longlong, af=cython.longlong, dn=cython.longlong,
                    d=cython.longlong, out=cython.p_char, n=cython.Py_ssize_t)
     def __call__(self, seg, a) -> None:
-        conn = a.r_conn
+        v = a.verdict
+        conn = v.conn
         if self.wanted is not None and not self.wanted(seg, conn):
             return
         flags = seg.flags
@@ -67,9 +68,9 @@ class TsvRows:
             s = seg.seq
             k = seg.ack if flags & 0x10 else 0
         else:
-            s = a.r_rel_seq
-            k = a.r_rel_ack
-        d = a.r_dir
+            s = v.rel_seq
+            k = v.rel_ack
+        d = v.direction
         mid = self.middles.get(conn)
         if mid is None:
             src = addr_str(seg.src)
@@ -81,13 +82,13 @@ class TsvRows:
                 other = other.encode("ascii")
             mid = (one, other) if d == 0 else (other, one)
             self.middles[conn] = mid
-        af = a.r_flags
+        af = v.analysis
         ns = seg.ts_ns
         sec = ns // 1_000_000_000
         frac = ns - sec * 1_000_000_000
-        rtt = a.r_ack_rtt
-        bif = a.r_bif
-        dn = a.r_dupack_num
+        rtt = v.ack_rtt
+        bif = v.bytes_in_flight
+        dn = v.dupack_num
         if cython.compiled:
             fs = self.flag_text.get(flags)
             if fs is None:
@@ -120,7 +121,7 @@ class TsvRows:
             out[n] = 9
             n = _put_bytes(out, n + 1, fs)
             out[n] = 9
-            n = _put_int(out, n + 1, a.r_win)
+            n = _put_int(out, n + 1, v.win)
             out[n] = 9
             n = _put_bytes(out, n + 1, an)
             out[n] = 9
@@ -148,7 +149,7 @@ class TsvRows:
             an = _NAMES_CACHE.get(af)
             if an is None:
                 an = analysis_str(af)
-        self.buf.append(f"{seg.frame}\t{sec}.{frac:09d}\t{mid[d]}\t{s}\t{k}\t{seg.paylen}\t{fs}\t{a.r_win}\t{an}\t"
+        self.buf.append(f"{seg.frame}\t{sec}.{frac:09d}\t{mid[d]}\t{s}\t{k}\t{seg.paylen}\t{fs}\t{v.win}\t{an}\t"
                         f"{'' if rtt < 0 else '%.9f' % (rtt / 1e9)}\t{'' if bif < 0 else bif}\t"
                         f"{dn if dn else ''}\n")
         if len(self.buf) >= self.flush_at:

@@ -67,16 +67,16 @@ def our_rows(capture: Path, config: Config | None = None, transform=None) -> dic
         keep = transformed
 
     def on_seg(seg, an):
-        bits = an.r_flags
+        bits = an.verdict.analysis
         names = set()
         for name, bit in NAME_TO_BIT.items():
             if bits & bit:
                 names.add(name)
         if bits & RETRANSMISSION_FAMILY:
             names.add("retransmission")
-        rows[seg.frame] = {"stream": an.r_conn.stream, "sport": seg.sport, "dport": seg.dport,
-                           "seq": an.r_rel_seq, "ack": an.r_rel_ack, "len": seg.paylen, "flags": seg.flags,
-                           "win": an.r_win, "analysis": names, "dup_ack_num": an.r_dupack_num}
+        rows[seg.frame] = {"stream": an.verdict.conn.stream, "sport": seg.sport, "dport": seg.dport,
+                           "seq": an.verdict.rel_seq, "ack": an.verdict.rel_ack, "len": seg.paylen, "flags": seg.flags,
+                           "win": an.verdict.win, "analysis": names, "dup_ack_num": an.verdict.dupack_num}
 
     analyze_source(str(capture), a, on_segment=on_seg, keep=keep)
     a.finish()

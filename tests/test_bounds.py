@@ -280,7 +280,7 @@ def test_max_unacked_bounds_each_direction():
     a.feed(Segment(2, NS + 1, s, c, 80, 40000, 7, 1, SYN | ACK, 65535, 0))
     seq = 1
     for i in range(5000):
-        conn = a.feed(Segment(3 + i, NS + 10 + i, c, s, 40000, 80, seq, 8, ACK | PSH, 64240, 100))
+        conn = a.feed(Segment(3 + i, NS + 10 + i, c, s, 40000, 80, seq, 8, ACK | PSH, 64240, 100)).conn
         seq += 100
         assert len(conn.flows[0].segs) <= 50 and len(conn.flows[1].segs) <= 50
     # ...and the data is still counted in full.

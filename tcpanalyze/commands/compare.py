@@ -94,11 +94,11 @@ def compare(file, via, tshark_path, show, as_json, output, **kw):
     why: dict[int, dict] = {}
 
     def on_seg(seg, a):
-        names = set(analysis_names(a.r_flags))
+        names = set(analysis_names(a.verdict.analysis))
         ours[seg.frame] = names
-        if names and a.r_reasons:
-            why[seg.frame] = dict(a.r_reasons)
-        if a.r_flags & RETRANSMISSION_FAMILY:
+        if names and a.verdict.reasons:
+            why[seg.frame] = dict(a.verdict.reasons)
+        if a.verdict.analysis & RETRANSMISSION_FAMILY:
             names.add("retransmission")
 
     analyzer = Analyzer(make_config(explain=True, **pop_engine_kw(kw)), keep_timeline=False,

@@ -23,7 +23,7 @@ def flows(file, fmt, stream, output, **kw):
     from tcpanalyze.engine import Analyzer
     from tcpanalyze.summary import summarize
 
-    analyzer = Analyzer(make_config(**pop_engine_kw(kw)), keep_timeline=True, emit=False)
+    analyzer = Analyzer(make_config(**pop_engine_kw(kw)), keep_timeline=True)
     stats = run_capture(file, analyzer)
     conns = analyzer.finish()
     if stream is not None:

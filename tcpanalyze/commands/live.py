@@ -67,7 +67,7 @@ class LiveSession:
             if examined(seg, a):
                 if seg.flags & RST:
                     me.rst += 1
-                if a.r_flags & rtx_bits:
+                if a.verdict.analysis & rtx_bits:
                     me.rtx += 1
 
         return on_segment

@@ -60,23 +60,23 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
         tsv.header()
 
     def row_jsonl(seg, a):
-        conn = a.r_conn
+        conn = a.verdict.conn
         if filtered and not wanted(seg, conn):
             return
         if absolute:
             s, k = seg.seq, (seg.ack if seg.flags & 0x10 else 0)
         else:
-            s, k = a.r_rel_seq, a.r_rel_ack
-        rtt = a.r_ack_rtt
-        bif = a.r_bif
+            s, k = a.verdict.rel_seq, a.verdict.rel_ack
+        rtt = a.verdict.ack_rtt
+        bif = a.verdict.bytes_in_flight
         rec = {"frame": seg.frame, "time": _ts(seg.ts_ns), "stream": conn.stream, "src": addr_str(seg.src),
                "sport": seg.sport, "dst": addr_str(seg.dst), "dport": seg.dport, "seq": s, "ack": k,
-               "len": seg.paylen, "flags": flag_str(seg.flags), "win": a.r_win,
-               "analysis": a.r_reasons or {}, "ack_rtt": None if rtt < 0 else rtt / 1e9,
-               "acks_frame": a.r_acks_frame or None, "bytes_in_flight": None if bif < 0 else bif,
-               "dup_ack_num": a.r_dupack_num or None,
-               "dup_ack_frame": a.r_dupack_frame if a.r_dupack_num else None}
-        if a.r_flags & 0x2000:
+               "len": seg.paylen, "flags": flag_str(seg.flags), "win": a.verdict.win,
+               "analysis": a.verdict.reasons or {}, "ack_rtt": None if rtt < 0 else rtt / 1e9,
+               "acks_frame": a.verdict.acks_frame or None, "bytes_in_flight": None if bif < 0 else bif,
+               "dup_ack_num": a.verdict.dupack_num or None,
+               "dup_ack_frame": a.verdict.dupack_frame if a.verdict.dupack_num else None}
+        if a.verdict.analysis & 0x2000:
             rec["analysis"]["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
         append(json.dumps(rec, separators=(",", ":")) + "\n")
         if len(buf) >= flush_at:

@@ -92,7 +92,7 @@ class Detectors:
         examine = self.examine
 
         def on_segment(seg, a) -> bool:
-            if a.r_flags or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
+            if a.verdict.analysis or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
                 examine(seg, a)
                 return True
             return False
@@ -101,8 +101,9 @@ class Detectors:
 
     def examine(self, seg, a) -> None:
         """Record the evidence of a segment that is not an ordinary ACK (``on_segment`` tests that)."""
-        conn = a.r_conn
-        bits = a.r_flags
+        verdict = a.verdict
+        conn = verdict.conn
+        bits = verdict.analysis
         fl = seg.flags
         frame = seg.frame
         ev = conn.events
@@ -148,10 +149,10 @@ class Detectors:
                     e.count += 1
                     if len(e.frames) < k:
                         e.frames.append(frame)
-            if fl & RST and "rst" not in ev and conn.reset_by == a.r_dir:
+            if fl & RST and "rst" not in ev and conn.reset_by == verdict.direction:
                 # Bytes in flight the RST discards: each side's data still unacknowledged after it
                 # (the RST's own ACK has been applied), counted once even if retransmitted.
-                d = a.r_dir
+                d = verdict.direction
                 peer = conn.flows[d ^ 1]
                 ev["rst"] = RstEvidence(_unacked(peer), frame, _unacked(conn.flows[d]), peer.nextseq)
 

@@ -163,14 +163,14 @@ class LadderCollector:
         self._last_win = [None, None]
 
     def __call__(self, seg, a) -> None:
-        conn = a.r_conn
+        conn = a.verdict.conn
         if conn.stream != self.stream:
             return
         if self.conn is None:
             self.conn = conn
-        d = a.r_dir
+        d = a.verdict.direction
         flags = seg.flags
-        win = a.r_win
+        win = a.verdict.win
         shown = None
         if not flags & (SYN | RST):
             last = self._last_win[d]
@@ -180,8 +180,8 @@ class LadderCollector:
         if self.absolute:
             s, k = seg.seq, (seg.ack if flags & ACK else 0)
         else:
-            s, k = a.r_rel_seq, a.r_rel_ack
-        rec = (seg.frame, seg.ts_ns, d, flags, s, k, seg.paylen, shown, a.r_flags, a.r_dupack_num)
+            s, k = a.verdict.rel_seq, a.verdict.rel_ack
+        rec = (seg.frame, seg.ts_ns, d, flags, s, k, seg.paylen, shown, a.verdict.analysis, a.verdict.dupack_num)
         self.total += 1
         if self.head_n is None:
             self.head.append(rec)

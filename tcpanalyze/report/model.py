@@ -180,7 +180,7 @@ class ReportBuilder:
         self.det = Detectors(self.th)
         self.conns = _Connections(path, opts.keep_connections,
                                   opts.spill_records and ("named" if worker else True))
-        self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, emit=False)
+        self.analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=self._done)
         self.det.analyzer = self.analyzer
         self.on_segment = self.det.on_segment
 

@@ -97,7 +97,7 @@ class StreamRecorder:
         return len(self.ts)
 
     def __call__(self, seg, a) -> None:
-        conn = a.r_conn
+        conn = a.verdict.conn
         if conn.stream != self.stream:
             return
         if self.conn is None:
@@ -105,22 +105,22 @@ class StreamRecorder:
             for f in conn.flows:
                 if f.rtt_samples is None:
                     f.rtt_samples = []
-        d = a.r_dir
+        d = a.verdict.direction
         flags = seg.flags
         self.ts.append(seg.ts_ns)
         self.dir.append(d)
         self.flags.append(flags)
-        self.seq.append(self._useq[d](a.r_rel_seq))
-        ack = self._uack[d](a.r_rel_ack) if flags & ACK else (self.ack[-1] if self.ack else 0)
+        self.seq.append(self._useq[d](a.verdict.rel_seq))
+        ack = self._uack[d](a.verdict.rel_ack) if flags & ACK else (self.ack[-1] if self.ack else 0)
         self.ack.append(ack)
         self.len.append(seg.paylen)
-        self.win.append(a.r_win)
-        self.aflags.append(a.r_flags)
-        self.bif.append(a.r_bif)
+        self.win.append(a.verdict.win)
+        self.aflags.append(a.verdict.analysis)
+        self.bif.append(a.verdict.bytes_in_flight)
         self.frame.append(seg.frame)
         if seg.sack and flags & ACK:
             base = conn.flows[d ^ 1].base_seq
-            raw_ack = (a.r_rel_ack + base) & MASK
+            raw_ack = (a.verdict.rel_ack + base) & MASK
             blocks = []
             for left, right in seg.sack:
                 dl = (left - raw_ack) & MASK

@@ -61,6 +61,8 @@ import tempfile
 from dataclasses import replace
 from typing import Iterable, Iterator
 
+from tcpanalyze.findings import K_TALLY_EXAMPLES
+
 #: capture file names a directory argument expands to
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 
@@ -323,7 +325,7 @@ def _global_streams(parts: list[dict]) -> list[list[int]]:
     return maps
 
 
-def _merge_examples(lists, key, cap: int = 10) -> list:
+def _merge_examples(lists, key, cap: int = K_TALLY_EXAMPLES) -> list:
     """Example lists (global streams) merged in global finalization order, first ``cap``."""
     return sorted((x for lst in lists for x in lst), key=key)[:cap]
 
@@ -378,7 +380,7 @@ def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
             if t is None:
                 out.server_close[key] = CloseTally(c.connections, [s for s, _ in pairs], [f for _, f in pairs])
                 continue
-            both = sorted(list(zip(t.streams, t.fin_frames)) + pairs, key=lambda sf: finkey(sf[0]))[:10]
+            both = sorted(list(zip(t.streams, t.fin_frames)) + pairs, key=lambda sf: finkey(sf[0]))[:K_TALLY_EXAMPLES]
             t.connections += c.connections
             t.streams = [s for s, _ in both]
             t.fin_frames = [f for _, f in both]

@@ -74,7 +74,7 @@ def window_shrink(conn, th, acc, end_ns, out) -> None:
         largest = max(x["bytes"] for x in retreats)
         out.append(Finding(
             "window_shrink", "warning",
-            stream=conn.stream, frames=[x["frame"] for x in retreats[:10]], ts_ns=f.shrinks[0][1],
+            stream=conn.stream, frames=[x["frame"] for x in retreats[:th.evidence_frames]], ts_ns=f.shrinks[0][1],
             values={"advertised_by": role(conn, ep), "endpoint": label(conn, ep), "shrinks": len(f.shrinks),
                     "total_bytes": f.shrink_bytes, "largest_bytes": largest,
                     "window_scale": 0 if f.win_scale < 0 else f.win_scale, "retreats": retreats}))

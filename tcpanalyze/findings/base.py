@@ -103,6 +103,8 @@ KINDS: dict[str, Kind] = {}
 CONN_DETECTORS: list = []
 #: capture-wide detectors, ``(order, function(facts, th, acc, out, extra))``, in run order
 AGGREGATE_DETECTORS: list = []
+#: per-segment detectors, ``(order, function(seg, verdict, conn, events, th))``, in run order
+SEGMENT_DETECTORS: list = []
 
 
 def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = "", severity=None) -> Kind:
@@ -129,6 +131,18 @@ def aggregate_detector(order: int):
     def register(fn):
         AGGREGATE_DETECTORS.append((order, fn))
         AGGREGATE_DETECTORS.sort(key=lambda x: x[0])
+        return fn
+    return register
+
+
+def segment_detector(order: int):
+    """Register ``function(seg, verdict, conn, events, th)``: run on every segment that is not
+    an ordinary ACK (``Detectors.on_segment``: an analysis flag, or SYN/FIN/RST), after the
+    engine processed it, lowest ``order`` first; it records what it needs in ``events``
+    (``conn.events``) for a per-connection detector to read when the connection ends."""
+    def register(fn):
+        SEGMENT_DETECTORS.append((order, fn))
+        SEGMENT_DETECTORS.sort(key=lambda x: x[0])
         return fn
     return register
 
@@ -279,6 +293,17 @@ class Evidence:
         self.first_ns = ts_ns
 
 
+def add_evidence(events: dict, name: str, frame: int, ts_ns: int, keep: int) -> None:
+    """Count one more segment of evidence ``name``; keep its frame if fewer than ``keep`` are kept."""
+    e = events.get(name)
+    if e is None:
+        events[name] = Evidence(frame, ts_ns)
+    else:
+        e.count += 1
+        if len(e.frames) < keep:
+            e.frames.append(frame)
+
+
 class OutOfOrderEvidence(Evidence):
     """Out-of-order segments, grouped into bursts (segments less than the burst gap apart)."""
 
@@ -401,7 +426,7 @@ __all__ = [
     "K_ZERO_WINDOW_S", "K_SYN_FLOOD", "K_HS_RTT_FACTOR", "K_HS_RTT_MIN_S", "K_HS_RTT_MIN_SAMPLES",
     "K_OOO_BURST_GAP_S", "K_MIN_RTO_MS", "K_EVIDENCE_FRAMES", "K_MAX_FINDINGS_PER_KIND", "K_TALLY_EXAMPLES",
     "K_TW_SERIES_POINTS", "K_TW_TOP_PORTS", "K_TW_REPORT_HOSTS", "Thresholds", "Kind", "KINDS", "declare_kind",
-    "conn_detector", "aggregate_detector", "finding_kinds", "subkinds", "Finding", "FindingSink", "worst_severity",
+    "conn_detector", "aggregate_detector", "segment_detector", "finding_kinds", "subkinds", "Finding", "FindingSink", "worst_severity",
     "severity_at_least", "Tallies", "Examples", "SynTally", "RstTally", "CloseTally", "RttTally", "CaptureFacts",
-    "Evidence", "OutOfOrderEvidence", "RstEvidence",
+    "Evidence", "OutOfOrderEvidence", "RstEvidence", "add_evidence",
 ]

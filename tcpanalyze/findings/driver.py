@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections import deque
 
 from tcpanalyze import analysis as A
-from tcpanalyze.findings.base import (AGGREGATE_DETECTORS, CONN_DETECTORS, CaptureFacts, Evidence, Finding,
-                                      FindingSink, OutOfOrderEvidence, RstEvidence, Tallies, Thresholds)
-from tcpanalyze.findings.flags import invalid_flag_kinds
+from tcpanalyze.findings.base import (AGGREGATE_DETECTORS, CONN_DETECTORS, SEGMENT_DETECTORS, CaptureFacts,
+                                      Finding, FindingSink, OutOfOrderEvidence, Tallies, Thresholds, add_evidence)
 from tcpanalyze.findings.reuse import reuse_findings
-from tcpanalyze.model import RST
 
 #: evidence kinds recorded by ``Detectors.on_segment`` from the analysis bits
 _BIT_EVIDENCE = (
@@ -17,24 +15,6 @@ _BIT_EVIDENCE = (
     (A.LOST_SEGMENT, "lost"),
     (A.ACK_LOST_SEGMENT, "ack_lost"),
 )
-
-
-def _unacked(f) -> int:
-    """Bytes covered by a flow's unacknowledged segments (overlaps from retransmissions counted once)."""
-    segs = f.segs
-    if not segs:
-        return 0
-    base = f.base_seq
-    spans = sorted((((e.seq - base) & 0xFFFFFFFF), ((e.end - base) & 0xFFFFFFFF)) for e in segs)
-    total = 0
-    cur_lo, cur_hi = spans[0]
-    for lo, hi in spans[1:]:
-        if lo > cur_hi:
-            total += cur_hi - cur_lo
-            cur_lo, cur_hi = lo, hi
-        elif hi > cur_hi:
-            cur_hi = hi
-    return total + max(0, cur_hi - cur_lo)
 
 
 def conn_findings(conn, th: Thresholds | None = None, acc: Tallies | None = None,
@@ -100,11 +80,11 @@ class Detectors:
         return on_segment
 
     def examine(self, seg, a) -> None:
-        """Record the evidence of a segment that is not an ordinary ACK (``on_segment`` tests that)."""
+        """Record the evidence of a segment that is not an ordinary ACK (``on_segment`` tests
+        that): the analysis flags' evidence frames, port reuse, then the segment detectors."""
         verdict = a.verdict
         conn = verdict.conn
         bits = verdict.analysis
-        fl = seg.flags
         frame = seg.frame
         ev = conn.events
         if ev is None:
@@ -113,13 +93,7 @@ class Detectors:
         if bits:
             for bit, name in _BIT_EVIDENCE:
                 if bits & bit:
-                    e = ev.get(name)
-                    if e is None:
-                        ev[name] = Evidence(frame, seg.ts_ns)
-                    else:
-                        e.count += 1
-                        if len(e.frames) < k:
-                            e.frames.append(frame)
+                    add_evidence(ev, name, frame, seg.ts_ns, k)
             if bits & A.OUT_OF_ORDER:
                 e = ev.get("ooo")
                 now = seg.ts_ns
@@ -139,22 +113,9 @@ class Detectors:
                     e.last_ns = now
             if bits & A.REUSED_PORTS:
                 self._port_reuse(seg, a, conn)
-        if fl & 0x17 != 0x10:
-            for name in invalid_flag_kinds(fl):
-                key = "flags_" + name
-                e = ev.get(key)
-                if e is None:
-                    ev[key] = Evidence(frame, seg.ts_ns)
-                else:
-                    e.count += 1
-                    if len(e.frames) < k:
-                        e.frames.append(frame)
-            if fl & RST and "rst" not in ev and conn.reset_by == verdict.direction:
-                # Bytes in flight the RST discards: each side's data still unacknowledged after it
-                # (the RST's own ACK has been applied), counted once even if retransmitted.
-                d = verdict.direction
-                peer = conn.flows[d ^ 1]
-                ev["rst"] = RstEvidence(_unacked(peer), frame, _unacked(conn.flows[d]), peer.nextseq)
+        th = self.th
+        for _order, detect in SEGMENT_DETECTORS:
+            detect(seg, verdict, conn, ev, th)
 
     def _port_reuse(self, seg, a, conn) -> None:
         ends = {(seg.src, seg.sport), (seg.dst, seg.dport)}

@@ -2,7 +2,7 @@
 gives no meaning to them; scanners send them)."""
 from __future__ import annotations
 
-from tcpanalyze.findings.base import Finding, conn_detector, declare_kind
+from tcpanalyze.findings.base import Finding, add_evidence, conn_detector, declare_kind, segment_detector
 from tcpanalyze.model import ACK, FIN, PSH, RST, SYN, URG
 
 _XMAS = FIN | PSH | URG
@@ -45,3 +45,11 @@ def invalid_flags(conn, th, acc, end_ns, out) -> None:
         out.append(Finding(
             "invalid_flags", "warning", subkind=name, stream=conn.stream, frames=e.frames, ts_ns=e.first_ns,
             values={"flags": name, "segments": e.count}, terms={"first_frame": e.frames[0]}))
+
+
+@segment_detector(20)
+def count_invalid_flags(seg, verdict, conn, events, th) -> None:
+    fl = seg.flags
+    if fl & 0x17 != 0x10:
+        for name in invalid_flag_kinds(fl):
+            add_evidence(events, "flags_" + name, seg.frame, seg.ts_ns, th.evidence_frames)

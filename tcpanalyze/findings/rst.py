@@ -1,9 +1,10 @@
 """``rst``: who reset a connection and in which state; reset connections per server port."""
 from __future__ import annotations
 
-from tcpanalyze.findings.base import (Finding, RstTally, aggregate_detector, conn_detector, declare_kind,
-                                      evidence, label, role, state_name, tally_example)
-from tcpanalyze.model import addr_str
+from tcpanalyze.findings.base import (Finding, RstEvidence, RstTally, aggregate_detector, conn_detector,
+                                      declare_kind, evidence, label, role, segment_detector, state_name,
+                                      tally_example)
+from tcpanalyze.model import RST, addr_str
 
 _CLOSING = frozenset({"FIN_WAIT_1", "FIN_WAIT_2", "CLOSING", "LAST_ACK", "CLOSE_WAIT"})
 _AFTER_CLOSE = frozenset({"TIME_WAIT", "CLOSED"})
@@ -34,10 +35,38 @@ def render(f: Finding) -> str:
               f"{v['peer_sent_after_rst']} the peer sent after the RST)")
 
 
-RST = declare_kind(
+RST_KIND = declare_kind(
     "rst", render, subkinds=CLASSES + ("per_port",),
     description="a RST: refused (answering a SYN), aborted (mid-stream: who, bytes discarded), "
                 "reset_after_close, unknown_connection (the first segment seen); per_port counts per server port")
+
+
+def _unacked(f) -> int:
+    """Bytes covered by a flow's unacknowledged segments (overlaps from retransmissions counted once)."""
+    segs = f.segs
+    if not segs:
+        return 0
+    base = f.base_seq
+    spans = sorted((((e.seq - base) & 0xFFFFFFFF), ((e.end - base) & 0xFFFFFFFF)) for e in segs)
+    total = 0
+    cur_lo, cur_hi = spans[0]
+    for lo, hi in spans[1:]:
+        if lo > cur_hi:
+            total += cur_hi - cur_lo
+            cur_lo, cur_hi = lo, hi
+        elif hi > cur_hi:
+            cur_hi = hi
+    return total + max(0, cur_hi - cur_lo)
+
+
+@segment_detector(30)
+def measure_rst(seg, verdict, conn, events, th) -> None:
+    d = verdict.direction
+    if seg.flags & RST and "rst" not in events and conn.reset_by == d:
+        # Bytes in flight the RST discards: each side's data still unacknowledged after it
+        # (the RST's own ACK has been applied), counted once even if retransmitted.
+        peer = conn.flows[d ^ 1]
+        events["rst"] = RstEvidence(_unacked(peer), seg.frame, _unacked(conn.flows[d]), peer.nextseq)
 
 
 @conn_detector(10)

@@ -36,7 +36,7 @@ def cfunc(f):
     return f
 
 
-inline = cfunc
+inline = ccall = cfunc
 
 
 def cdivision(_flag):
@@ -45,3 +45,8 @@ def cdivision(_flag):
 
 def exceptval(*_value, check=True):
     return locals()
+
+
+def declare(_type=None, value=None, **_kw):
+    """``x = cython.declare(type, value)``: a C variable when compiled, here just the value."""
+    return value

@@ -1,6 +1,7 @@
 # Optional compiled build (Cython, pure-Python mode): engine.py is the source; this file
 # types the per-connection records so the compiled hot path reads C fields.
 from tcpanalyze.model cimport Segment
+from tcpanalyze.seq cimport seq_add, seq_delta, seq_dist, seq_gt, seq_lt
 
 cdef class Unacked:
     cdef public long long seq

@@ -35,26 +35,32 @@ from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str
 from tcpanalyze.state import TcpState, classify, initial_states, step
 from tcpanalyze.zeek import ZeekConn
 
-MASK = 0xFFFFFFFF
-HALF = 0x80000000
+if not cython.compiled:     # compiled, engine.pxd cimports them as C functions
+    from tcpanalyze.seq import seq_add, seq_delta, seq_dist, seq_gt, seq_lt
 
-_ZWP = A.ZERO_WINDOW_PROBE
-_ZW = A.ZERO_WINDOW
-_LOST = A.LOST_SEGMENT
-_KA = A.KEEP_ALIVE
-_KA_ACK = A.KEEP_ALIVE_ACK
-_WUPD = A.WINDOW_UPDATE
-_WFULL = A.WINDOW_FULL
-_DUPACK = A.DUPLICATE_ACK
-_ACKLOST = A.ACK_LOST_SEGMENT
-_ZWP_ACK = A.ZERO_WINDOW_PROBE_ACK
-_RTX = A.RETRANSMISSION
-_FAST = A.FAST_RETRANSMISSION
-_SPUR = A.SPURIOUS_RETRANSMISSION
-_OOO = A.OUT_OF_ORDER
-_RTX_FAMILY = A.RETRANSMISSION_FAMILY
-_SFR = SYN | FIN | RST
-_SF = SYN | FIN
+# analysis bits and TCP flags as C constants when compiled (module globals as plain Python)
+_ZWP = cython.declare(cython.longlong, A.ZERO_WINDOW_PROBE)
+_ZW = cython.declare(cython.longlong, A.ZERO_WINDOW)
+_LOST = cython.declare(cython.longlong, A.LOST_SEGMENT)
+_KA = cython.declare(cython.longlong, A.KEEP_ALIVE)
+_KA_ACK = cython.declare(cython.longlong, A.KEEP_ALIVE_ACK)
+_WUPD = cython.declare(cython.longlong, A.WINDOW_UPDATE)
+_WFULL = cython.declare(cython.longlong, A.WINDOW_FULL)
+_DUPACK = cython.declare(cython.longlong, A.DUPLICATE_ACK)
+_ACKLOST = cython.declare(cython.longlong, A.ACK_LOST_SEGMENT)
+_ZWP_ACK = cython.declare(cython.longlong, A.ZERO_WINDOW_PROBE_ACK)
+_RTX = cython.declare(cython.longlong, A.RETRANSMISSION)
+_FAST = cython.declare(cython.longlong, A.FAST_RETRANSMISSION)
+_SPUR = cython.declare(cython.longlong, A.SPURIOUS_RETRANSMISSION)
+_OOO = cython.declare(cython.longlong, A.OUT_OF_ORDER)
+_REUSED = cython.declare(cython.longlong, A.REUSED_PORTS)
+_RTX_FAMILY = cython.declare(cython.longlong, A.RETRANSMISSION_FAMILY)
+_SYN = cython.declare(cython.longlong, SYN)
+_ACK = cython.declare(cython.longlong, ACK)
+_RST = cython.declare(cython.longlong, RST)
+_SFR = cython.declare(cython.longlong, SYN | FIN | RST)
+_SF = cython.declare(cython.longlong, SYN | FIN)
+_HALF = cython.declare(cython.longlong, 1 << 31)
 
 _ESTABLISHED = TcpState.ESTABLISHED
 _TIME_WAIT = TcpState.TIME_WAIT
@@ -132,18 +138,18 @@ def _unacked(seq, end, frame, ts_ns, karn):
     return e
 
 
-@cython.locals(e=Unacked)
+@cython.locals(e=Unacked, base=cython.longlong, lo=cython.longlong, hi=cython.longlong, r=cython.longlong)
 def _span(segs: list, base: int, lo: int, hi: int) -> tuple[int, int]:
     """Lowest start and highest end, relative to ``base``, of ``segs`` and of [lo, hi).
     (A plain loop: Cython 3.3 evaluated ``min(... for e in segs)`` in ``feed`` with the
     wrong ``base``.)"""
-    lo = (lo - base) & MASK
-    hi = (hi - base) & MASK
+    lo = seq_dist(lo, base)
+    hi = seq_dist(hi, base)
     for e in segs:
-        r = (e.seq - base) & MASK
+        r = seq_dist(e.seq, base)
         if r < lo:
             lo = r
-        r = (e.end - base) & MASK
+        r = seq_dist(e.end, base)
         if r > hi:
             hi = r
     return lo, hi
@@ -441,6 +447,593 @@ class Verdict:
         self.reasons = None
 
 
+# ---------------------------------------------------------------------- sequence analysis
+# Wireshark's tcp_analyze_sequence_number() (epan/dissectors/packet-tcp.c), one function per
+# rule, called by Analyzer._analyze in Wireshark's order.  Each rule reads the sender's flow
+# ``fwd`` and the receiver's flow ``rev`` as they were before this segment (only the
+# duplicate-ACK and ACKed-unseen-segment rules update their own fields), returns its
+# analysis bit (0 when it does not fire) and, when ``reasons`` is a dict (Config.explain),
+# adds its explanation under its flag name, written by its ``_why_*`` function from the
+# values it tested.
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment)
+@cython.returns(cython.longlong)
+def _rule_zero_window_probe(fwd, rev, seg, reasons):
+    """zero_window_probe: one byte at the next expected seq while the peer's window is 0."""
+    if seg.paylen == 1 and seg.seq == fwd.nextseq and rev.window == 0:
+        if reasons is not None:
+            reasons["zero_window_probe"] = "1 byte at the next expected seq while the peer's window is 0"
+        return _ZWP
+    return 0
+
+
+@cython.cfunc
+@cython.locals(seg=Segment)
+@cython.returns(cython.longlong)
+def _rule_zero_window(seg, reasons):
+    """zero_window: an advertised window of 0 on a segment without SYN, FIN or RST."""
+    if seg.win == 0 and not seg.flags & _SFR:
+        if reasons is not None:
+            reasons["zero_window"] = "advertised window 0 on a segment without SYN/FIN/RST"
+        return _ZW
+    return 0
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment, nextseq=cython.longlong)
+@cython.returns(cython.longlong)
+def _rule_lost_segment(fwd, seg, reasons):
+    """lost_segment: the segment starts beyond the next expected seq (bytes not captured);
+    bytes in flight are unknown from here until the peer ACKs again."""
+    nextseq = fwd.nextseq
+    if nextseq and seq_gt(seg.seq, nextseq) and not seg.flags & _RST:
+        fwd.valid_bif = False
+        if reasons is not None:
+            reasons["lost_segment"] = _why_lost_segment(seg.seq, nextseq, fwd.base_seq)
+        return _LOST
+    return 0
+
+
+def _why_lost_segment(seq: int, nextseq: int, base: int) -> str:
+    return (f"seq {seq_dist(seq, base)} is beyond the next expected {seq_dist(nextseq, base)}: "
+            f"{seq_dist(seq, nextseq)} bytes not captured")
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment, seglen=cython.longlong)
+@cython.returns(cython.longlong)
+def _rule_keep_alive(fwd, seg, reasons):
+    """keep_alive: at most one byte, no SYN/FIN/RST, at the next expected seq - 1."""
+    seglen = seg.paylen
+    if seglen <= 1 and not seg.flags & _SFR and seg.seq == seq_add(fwd.nextseq, -1):
+        if reasons is not None:
+            reasons["keep_alive"] = f"{seglen} byte(s) at next expected seq - 1"
+        return _KA
+    return 0
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment)
+@cython.returns(cython.bint)
+def _repeats_seq_and_ack(fwd, seg):
+    """No data and no SYN/FIN/RST, at the next expected seq, with the ACK of the previous
+    segment: the segments the window-update and duplicate-ACK rules look at."""
+    return (seg.paylen == 0 and not seg.flags & _SFR and seg.seq == fwd.nextseq
+            and seg.ack == fwd.lastack)
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment)
+@cython.returns(cython.longlong)
+def _rule_window_update(fwd, seg, reasons):
+    """window_update (on a segment that repeats seq and ack): a new non-zero window."""
+    if seg.win and seg.win != fwd.window:
+        if reasons is not None:
+            reasons["window_update"] = f"no data, same seq/ack, window {fwd.window} -> {seg.win}"
+        return _WUPD
+    return 0
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, sc=cython.longlong, edge=cython.longlong)
+@cython.returns(cython.longlong)
+def _rule_window_full(fwd, rev, seg, reasons):
+    """window_full: data that ends exactly at the receiver's right edge (its last ACK plus
+    its window, scaled once the handshake is over)."""
+    if seg.paylen and not seg.flags & _SFR and rev.win_scale != -1:
+        sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
+        edge = seq_add(rev.lastack, rev.window << sc)
+        if seq_add(seg.seq, seg.paylen) == edge:
+            if reasons is not None:
+                reasons["window_full"] = ("segment ends exactly at the receiver's right edge "
+                                          f"(ack + window = {seq_dist(edge, fwd.base_seq)})")
+            return _WFULL
+    return 0
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment)
+@cython.returns(cython.longlong)
+def _rule_keep_alive_ack(fwd, rev, seg, reasons):
+    """keep_alive_ack (on a segment that repeats seq and ack): the same non-zero window
+    after the peer's keep-alive."""
+    if seg.win and seg.win == fwd.window and rev.lastsegflags & _KA:
+        if reasons is not None:
+            reasons["keep_alive_ack"] = "repeats the last ACK and window after the peer's keep-alive"
+        return _KA_ACK
+    return 0
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, v=Verdict, dn=cython.longlong)
+@cython.returns(cython.longlong)
+def _rule_duplicate_ack(fwd, rev, seg, v, reasons):
+    """duplicate_ack (on a segment that repeats seq and ack): the same non-zero window, not
+    after a keep-alive.  Counts the run (``v.dupack_num``) and names the frame it repeats."""
+    if seg.win and seg.win == fwd.window and not rev.lastsegflags & _KA:
+        dn = fwd.dupacknum
+        dn = 1 if dn == -1 else dn + 1
+        fwd.dupacknum = dn
+        v.dupack_num = dn
+        v.dupack_frame = fwd.lastnondupack
+        if reasons is not None:
+            reasons["duplicate_ack"] = _why_duplicate_ack(dn, fwd.lastnondupack, seg.win)
+        return _DUPACK
+    return 0
+
+
+def _why_duplicate_ack(dn: int, frame: int, win: int) -> str:
+    return f"#{dn} of frame {frame}: no data, same seq, ack and window ({win}) as the previous segment"
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment)
+@cython.returns(cython.longlong)
+def _rule_zero_window_probe_ack(fwd, rev, seg, reasons):
+    """zero_window_probe_ack (on a segment that repeats seq and ack): the zero window again
+    after the peer's zero-window probe."""
+    if seg.win == 0 and fwd.window == 0 and rev.lastsegflags & _ZWP:
+        if reasons is not None:
+            reasons["zero_window_probe_ack"] = "repeats the zero window after the peer's zero-window probe"
+        return _ZWP_ACK
+    return 0
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment)
+def _finish_fwd(fwd, seg):
+    """Wireshark's finished_fwd: an ACK that moves ends this direction's duplicate-ACK run."""
+    if seg.ack != fwd.lastack:
+        fwd.lastnondupack = seg.frame
+        fwd.dupacknum = 0
+
+
+@cython.cfunc
+@cython.locals(rev=Flow, seg=Segment, ack=cython.longlong, rmax=cython.longlong, rnext=cython.longlong,
+               bits=cython.longlong)
+@cython.returns(cython.longlong)
+def _rule_ack_lost_segment(rev, seg, reasons):
+    """ack_lost_segment: the ACK covers data the other direction was never seen sending.
+
+    One flag per gap: when the mark already sits at the peer's next expected seq (the peer
+    sent nothing new since), only the first such ACK is flagged until the peer sends again
+    (its dupacknum is reset then).  This reproduces tshark 4.0.17 on every oracle file
+    (README, "Agreement with Wireshark")."""
+    rmax = rev.maxseqtobeacked
+    ack = seg.ack
+    if not (rmax and seg.flags & _ACK and seq_gt(ack, rmax)):
+        return 0
+    bits = 0
+    rnext = rev.nextseq
+    if rmax != rnext or rev.dupacknum == 0:
+        bits = _ACKLOST
+        if reasons is not None:
+            reasons["ack_lost_segment"] = (f"ACKs {seq_dist(ack, rev.base_seq)}, beyond the highest seq "
+                                           f"{seq_dist(rmax, rev.base_seq)} seen from the peer")
+    if rmax == rnext:
+        rev.dupacknum = -1
+    rev.maxseqtobeacked = rnext
+    return bits
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, fast_ns=cython.longlong, ooo_ns=cython.longlong,
+               seq=cython.longlong, seglen=cython.longlong, nextseq=cython.longlong, rla=cython.longlong,
+               end=cython.longlong, t=cython.longlong, thr=cython.longlong, not_adv=cython.bint)
+@cython.returns(cython.longlong)
+def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
+    """The retransmission family, for a segment that occupies sequence space and is not a
+    keep-alive, in Wireshark's order: spurious_retransmission (every byte already ACKed by
+    the receiver), else, when it does not advance the next expected seq,
+    fast_retransmission (answering 2+ duplicate ACKs within ``fast_ns``), out_of_order
+    (within the iRTT, or ``ooo_ns`` without one, of the highest segment), or retransmission."""
+    seq = seg.seq
+    seglen = seg.paylen
+    nextseq = fwd.nextseq
+    not_adv = nextseq != 0 and seq_lt(seq, nextseq)
+    if seglen > 1 and seq_add(nextseq, -1) == seq:
+        not_adv = False              # new data right after a zero-window-probe byte
+    rla = rev.lastack
+    end = seq_add(seq, seglen)
+    if seglen and rla and not seq_gt(end, rla):
+        if reasons is not None:
+            reasons["spurious_retransmission"] = (f"every byte (up to {seq_dist(end, fwd.base_seq)}) was already "
+                                                  f"ACKed by the receiver (ack {seq_dist(rla, fwd.base_seq)})")
+        return _SPUR
+    if not not_adv:
+        return 0
+    t = seg.ts_ns - rev.lastacktime
+    if rev.dupacknum >= 2 and rla == seq and 0 <= t < fast_ns:
+        if reasons is not None:
+            reasons["fast_retransmission"] = _why_fast_retransmission(rev.dupacknum, seq_dist(seq, fwd.base_seq),
+                                                                      t, fast_ns)
+        return _FAST
+    t = seg.ts_ns - fwd.nextseqtime
+    thr = conn.irtt or ooo_ns
+    if 0 <= t < thr and nextseq != seq_add(end, 1 if seg.flags & _SF else 0):
+        if reasons is not None:
+            reasons["out_of_order"] = _why_out_of_order(seq_dist(seq, fwd.base_seq), seq_dist(nextseq, fwd.base_seq),
+                                                        t, "iRTT" if conn.irtt else "default", thr)
+        return _OOO
+    if reasons is not None:
+        reasons["retransmission"] = (f"seq {seq_dist(seq, fwd.base_seq)} below the next expected "
+                                     f"{seq_dist(nextseq, fwd.base_seq)}, {t / 1e6:.3f} ms after the highest segment")
+    return _RTX
+
+
+def _why_fast_retransmission(dupacks: int, rel_seq: int, t: int, fast_ns: int) -> str:
+    return (f"{dupacks} duplicate ACKs asked for seq {rel_seq}; resent {t / 1e6:.1f} ms after "
+            f"the peer's last segment < {fast_ns / 1e6:g} ms")
+
+
+def _why_out_of_order(rel_seq: int, rel_next: int, t: int, which: str, thr: int) -> str:
+    return (f"seq {rel_seq} below the next expected {rel_next}, arrived {t / 1e6:.3f} ms after "
+            f"the highest segment < {which} {thr / 1e6:.3f} ms")
+
+
+# ---------------------------------------------------------------------- per-flow concerns
+# Book-keeping that follows the rules, one function per concern (as Zeek's TCP_Endpoint
+# and TCPSessionAdapter keep UpdateWindow, update_last_seq ... apart).
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment, seglen=cython.longlong)
+def _count_sent(fwd, seg):
+    """The sender's packet and byte counters."""
+    now = seg.ts_ns
+    if not fwd.pkts:
+        fwd.first_ns = now
+    fwd.pkts += 1
+    fwd.last_ns = now
+    seglen = seg.paylen
+    if seglen:
+        fwd.bytes += seglen
+        fwd.data_pkts += 1
+        fwd.last_data_ns = now
+        if seglen > fwd.max_seg:
+            fwd.max_seg = seglen
+        if seg.truncated:
+            fwd.trunc += 1
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, flags=cython.longlong, st=cython.longlong,
+               now=cython.longlong)
+def _relative_bases(conn, fwd, rev, seg):
+    """Wireshark's relative sequence bases: the SYN's seq, else seq - 1; the other
+    direction's from the first ACK (ack - 1).  An ACK makes the peer's bytes in flight
+    computable again.  Also the iRTT: first pure ACK after the latest pure SYN."""
+    flags = seg.flags
+    if not fwd.base_set:
+        fwd.base_seq = seg.seq if flags & _SYN else seq_add(seg.seq, -1)
+        fwd.base_set = True
+    if flags & _ACK:
+        if not rev.base_set:
+            rev.base_seq = seq_add(seg.ack, -1)
+            rev.base_set = True
+        rev.valid_bif = True
+    now = seg.ts_ns
+    st = flags & (_SYN | _ACK)
+    if st == _SYN:
+        conn.ts_mru_syn = now
+    elif st == _ACK and conn.ts_mru_syn and not conn.irtt:
+        conn.irtt = now - conn.ts_mru_syn or 1
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment, aflags=cython.longlong, max_unacked=cython.longlong,
+               seq=cython.longlong, nxt=cython.longlong, flags=cython.longlong, nextseq=cython.longlong,
+               r=cython.longlong, base=cython.longlong, e=Unacked)
+@cython.returns(cython.longlong)
+def _remember_sent(fwd, seg, aflags, max_unacked):
+    """After the rules: keep the segment while its receiver has not ACKed it (at most
+    ``max_unacked``), advance nextseq and maxseqtobeacked, remember window, ACK and flags.
+    Returns the seq just past the segment (SYN and FIN count one)."""
+    flags = seg.flags
+    seq = seg.seq
+    nxt = seq_add(seq, seg.paylen)
+    if seg.paylen or flags & _SF:
+        if flags & _SF:
+            nxt = seq_add(nxt, 1)
+        segs = fwd.segs
+        if len(segs) < max_unacked:
+            if fwd.segs_disordered:
+                base = fwd.base_seq
+                r = seq_dist(seq, base)
+                if r < fwd.seg_lo:
+                    fwd.seg_lo = r
+                r = seq_dist(nxt, base)
+                if r > fwd.seg_hi:
+                    fwd.seg_hi = r
+            elif segs:
+                e = segs[-1]
+                if seq_gt(e.end, seq):
+                    fwd.segs_disordered = True
+                    fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
+            segs.append(_unacked(seq, nxt, seg.frame, seg.ts_ns, aflags & _RTX_FAMILY))
+    nextseq = fwd.nextseq
+    if not nextseq or seq_gt(nxt, nextseq):
+        if not aflags & _ZWP:
+            fwd.nextseq = nxt
+            fwd.nextseqframe = seg.frame
+            fwd.nextseqtime = seg.ts_ns
+    if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
+        if not aflags & _ZWP:
+            fwd.maxseqtobeacked = fwd.nextseq
+    fwd.window = seg.win
+    fwd.lastack = seg.ack
+    fwd.lastacktime = seg.ts_ns
+    fwd.lastsegflags = aflags
+    if flags & _ACK and not flags & _SYN:
+        fwd.is_first_ack = False
+    return nxt
+
+
+@cython.cfunc
+@cython.locals(rev=Flow, seg=Segment, v=Verdict, e=Unacked, ack=cython.longlong, now=cython.longlong,
+               karn=cython.longlong)
+def _match_ack(rev, seg, v):
+    """The ACK against the other direction's unacked segments: drop what it covers, trim a
+    partially ACKed one, and take the RTT of the segment it ACKs exactly (``v.ack_rtt``,
+    ``v.acks_frame``).  Karn's rule: no RTT sample from an ACK of retransmitted data."""
+    v.ack_rtt = -1
+    v.acks_frame = 0
+    if not rev.segs:
+        return
+    if not rev.segs_disordered:
+        karn = _ack_in_order(rev, seg.ack, seg.ts_ns, v)
+    elif seq_gt(seg.ack, seq_add(rev.base_seq, rev.seg_lo)):
+        karn = _ack_disordered(rev, seg.ack, seg.ts_ns, v)
+    else:
+        karn = 0
+    if v.ack_rtt >= 0 and not karn:
+        _rtt_sample(rev, seg, v.ack_rtt)
+
+
+@cython.cfunc
+@cython.locals(rev=Flow, ack=cython.longlong, now=cython.longlong, v=Verdict, e=Unacked, k=cython.longlong,
+               n=cython.longlong, karn=cython.longlong, dn=cython.longlong)
+@cython.returns(cython.longlong)
+def _ack_in_order(rev, ack, now, v):
+    """_match_ack over segments in sequence order: the acked ones are a prefix.  Returns the
+    retransmission bits of the acked segments."""
+    rsegs = rev.segs
+    k = 0
+    n = len(rsegs)
+    karn = 0
+    while k < n:
+        e = rsegs[k]
+        dn = seq_delta(ack, e.end)
+        if dn < 0:                     # ack before this segment's end
+            break
+        if dn == 0 and v.ack_rtt < 0:
+            v.ack_rtt = now - e.ts_ns
+            v.acks_frame = e.frame
+        karn |= e.karn
+        k += 1
+    if k:
+        del rsegs[:k]
+    if rsegs:
+        e = rsegs[0]
+        if seq_gt(ack, e.seq):
+            e.seq = ack               # partial ACK: trim the acked part
+    return karn
+
+
+@cython.cfunc
+@cython.locals(rev=Flow, ack=cython.longlong, now=cython.longlong, v=Verdict, e=Unacked, karn=cython.longlong)
+@cython.returns(cython.longlong)
+def _ack_disordered(rev, ack, now, v):
+    """_match_ack over segments out of sequence order (the ACK is past the lowest start):
+    every one is looked at.  Returns the retransmission bits of the acked segments."""
+    keep = []
+    karn = 0
+    for e in rev.segs:
+        if ack == e.end:
+            if v.ack_rtt < 0:
+                v.ack_rtt = now - e.ts_ns
+                v.acks_frame = e.frame
+            karn |= e.karn
+            continue
+        if seq_gt(ack, e.seq) and not seq_gt(ack, e.end):
+            e.seq = ack
+            keep.append(e)
+        elif seq_gt(e.end, ack):
+            keep.append(e)
+        else:
+            karn |= e.karn
+    rev.segs = keep
+    if not keep:
+        rev.segs_disordered = False
+    else:
+        e = keep[0]
+        rev.seg_lo, rev.seg_hi = _span(keep, rev.base_seq, e.seq, e.end)
+    return karn
+
+
+@cython.cfunc
+@cython.locals(rev=Flow, seg=Segment, rtt=cython.longlong)
+def _rtt_sample(rev, seg, rtt):
+    """One RTT sample of the acknowledged direction: count, sum, min, max (and the sample
+    itself when the caller keeps them)."""
+    rev.rtt_n += 1
+    rev.rtt_sum += rtt
+    if rev.rtt_min < 0 or rtt < rev.rtt_min:
+        rev.rtt_min = rtt
+    if rtt > rev.rtt_max:
+        rev.rtt_max = rtt
+    if rev.rtt_samples is not None:
+        rev.rtt_samples.append((seg.ts_ns, seg.frame, rtt))
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, e=Unacked, base=cython.longlong, lo=cython.longlong,
+               hi=cython.longlong, inflight=cython.longlong)
+@cython.returns(cython.longlong)
+def _bytes_in_flight(fwd, rev, seg):
+    """Bytes in flight after a data segment, payload based: the span of the sender's
+    unacked segments less the bytes the receiver SACKed (-1 when not computable)."""
+    if not seg.paylen or not fwd.valid_bif:
+        return -1
+    segs = fwd.segs
+    if not segs:
+        return -1
+    base = fwd.base_seq
+    if fwd.segs_disordered:
+        lo = fwd.seg_lo
+        hi = fwd.seg_hi
+    else:
+        e = segs[0]
+        lo = seq_dist(e.seq, base)
+        e = segs[-1]
+        hi = seq_dist(e.end, base)
+    inflight = hi - lo
+    sack = rev.sack
+    if sack:
+        for left, right in sack:
+            inflight -= seq_dist(right, left)
+    if 0 < inflight < 2_000_000_000:
+        return inflight - 1 if seg.flags & _SF else inflight
+    return -1
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, seg=Segment)
+def _remember_sack(fwd, seg):
+    """The SACK blocks the sender reported last (cleared by an ACK without them)."""
+    if seg.sack is not None:
+        fwd.sack = seg.sack
+    elif fwd.sack is not None and seg.flags & _ACK:
+        fwd.sack = None
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong)
+def _count_analysis(conn, d, fwd, rev, seg, aflags):
+    """The sender's counter of each analysis flag; a zero window opens an episode, a
+    zero-window probe counts in the receiver's open one; an ACKed unseen segment is a
+    content gap in the peer's data for Zeek."""
+    if aflags & _RTX_FAMILY:
+        fwd.rtx += 1
+        fwd.rtx_bytes += seg.paylen
+        if aflags & _FAST:
+            fwd.fast_rtx += 1
+        if aflags & _SPUR:
+            fwd.spurious += 1
+    if aflags & _OOO:
+        fwd.ooo += 1
+    if aflags & _LOST:
+        fwd.lost += 1
+    if aflags & _ACKLOST:
+        fwd.ack_lost += 1
+        conn.zeek.gap((d ^ 1) == conn.zorig)
+    if aflags & _DUPACK:
+        fwd.dupacks += 1
+    if aflags & _ZW:
+        fwd.zero_win += 1
+        if fwd.zw_open is None:
+            fwd.zw_open = [seg.frame, seg.ts_ns, 0]
+    if aflags & _ZWP:
+        fwd.zwp += 1
+        if rev.zw_open is not None:
+            rev.zw_open[2] += 1
+    if aflags & _KA:
+        fwd.keepalive += 1
+    if aflags & _WFULL:
+        fwd.win_full += 1
+    if aflags & _WUPD:
+        fwd.win_update += 1
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, lastack=cython.longlong, window=cython.longlong,
+               max_events=cython.longlong, sc=cython.longlong, edge=cython.longlong, old=cython.longlong)
+def _window_edge(fwd, rev, seg, lastack, window, max_events):
+    """Right edge of the window the sender advertises, ack + scaled window (RFC 9293
+    §3.8.6), when ACK or window changed from the sender's previous segment (``lastack``,
+    ``window``): a retreat by at least one scaled unit is a window shrink."""
+    flags = seg.flags
+    if not (seg.ack != lastack or seg.win != window) or not flags & _ACK or flags & _SFR or fwd.win_scale == -1:
+        return
+    sc = fwd.win_scale if fwd.win_scale > 0 else 0
+    edge = seq_dist(seg.ack, rev.base_seq) + (seg.win << sc)
+    old = fwd.edge
+    if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
+        fwd.shrink_bytes += old - edge
+        if fwd.shrinks is None:
+            fwd.shrinks = []
+        if len(fwd.shrinks) < max_events:
+            fwd.shrinks.append((seg.frame, seg.ts_ns, old - edge))
+    if edge > old:
+        fwd.edge = edge
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, seg=Segment, nextseq=cython.longlong,
+               nxt=cython.longlong, zrtx=cython.bint, flags=cython.longlong)
+def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
+    """Zeek's history letters and conn_state for the segment.  Zeek's retransmission rule
+    (update_last_seq): payload that brings no new sequence space past ``nextseq`` (the
+    sender's next expected seq before this segment).  Once the letters of an ordinary
+    segment can no longer change (``zsettled``), only control, zero-window and
+    retransmitted segments are passed on."""
+    flags = seg.flags
+    zrtx = seg.paylen > 0 and nextseq != 0 and seq_delta(nextseq, nxt) >= 0
+    if flags & _SFR or not seg.win or zrtx or not fwd.zsettled:
+        z = conn.zeek
+        is_orig = d == conn.zorig
+        z.update(is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
+        fwd.zsettled = z.settled(is_orig)
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, v=Verdict, fast_ns=cython.longlong,
+               ooo_ns=cython.longlong, aflags=cython.longlong)
+@cython.returns(cython.longlong)
+def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
+    """Wireshark's tcp_analyze_sequence_number(): the rules above in its order; returns the
+    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here)."""
+    v.dupack_num = 0
+    v.dupack_frame = 0
+    aflags = _rule_zero_window_probe(fwd, rev, seg, reasons)
+    if not aflags:
+        aflags = _rule_zero_window(seg, reasons)
+        aflags |= _rule_lost_segment(fwd, seg, reasons)
+        aflags |= _rule_keep_alive(fwd, seg, reasons)
+        if _repeats_seq_and_ack(fwd, seg):
+            aflags |= _rule_window_update(fwd, seg, reasons)
+            aflags |= _rule_keep_alive_ack(fwd, rev, seg, reasons)
+            aflags |= _rule_duplicate_ack(fwd, rev, seg, v, reasons)
+            aflags |= _rule_zero_window_probe_ack(fwd, rev, seg, reasons)
+        else:
+            aflags |= _rule_window_full(fwd, rev, seg, reasons)
+    _finish_fwd(fwd, seg)
+    aflags |= _rule_ack_lost_segment(rev, seg, reasons)
+    if (seg.paylen or seg.flags & _SF) and not aflags & _KA:
+        aflags |= _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons)
+    return aflags
+
+
 class Analyzer:
     """Feed segments in capture order; each ``feed`` returns the packet's ``Verdict``; call ``finish()``."""
 
@@ -602,36 +1195,11 @@ class Analyzer:
                     hook(False)
             self.next_sweep = now + K_SWEEP_EVERY_NS
 
-    @cython.locals(seg=Segment, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, f=Flow, e=Unacked,
-                   now=cython.longlong, flags=cython.longlong, seq=cython.longlong,
-                   ack=cython.longlong, seglen=cython.longlong, win=cython.longlong,
-                   frame=cython.longlong, aflags=cython.longlong, d=cython.longlong,
-                   nextseq_f=cython.longlong, lastack_f=cython.longlong, win_f=cython.longlong,
-                   dupack_num=cython.longlong, dupack_frame=cython.longlong, rmax=cython.longlong,
-                   rnext=cython.longlong, rla=cython.longlong, end=cython.longlong,
-                   t=cython.longlong, t2=cython.longlong, thr=cython.longlong, nxt=cython.longlong,
-                   ack_rtt=cython.longlong, acks_frame=cython.longlong, k=cython.longlong,
-                   n=cython.longlong, karn=cython.longlong, dn=cython.longlong, sc=cython.longlong,
-                   rb=cython.longlong, edge=cython.longlong, old=cython.longlong,
-                   bif=cython.longlong, lo=cython.longlong, hi=cython.longlong,
-                   inflight=cython.longlong, base=cython.longlong, r=cython.longlong,
-                   dn2=cython.longlong, ws=cython.longlong, st=cython.longlong,
-                   k_mask=cython.longlong, k_half=cython.longlong, k_ack=cython.longlong, k_syn=cython.longlong,
-                   k_rst=cython.longlong, k_sf=cython.longlong, k_sfr=cython.longlong, k_rtxf=cython.longlong,
-                   k_rtx=cython.longlong, k_fast=cython.longlong, k_spur=cython.longlong, k_ooo=cython.longlong,
-                   k_lost=cython.longlong, k_acklost=cython.longlong, k_dupack=cython.longlong,
-                   k_zw=cython.longlong, k_zwp=cython.longlong, k_zwp_ack=cython.longlong, k_ka=cython.longlong,
-                   k_ka_ack=cython.longlong, k_wupd=cython.longlong, k_wfull=cython.longlong,
-                   k_linger=cython.longlong)
-    def feed(self, seg: Segment) -> Verdict:  # noqa: C901 - one function on purpose: it is the hot path
+    @cython.locals(seg=Segment, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, f=Flow, now=cython.longlong,
+                   flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
+                   window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong)
+    def feed(self, seg: Segment) -> Verdict:
         """Analyse one segment; returns its verdict (``self.verdict``, valid until the next feed)."""
-        # module constants as (C-typed, when compiled) locals: the compiled feed then does
-        # its sequence arithmetic and flag tests in C instead of on Python ints
-        k_mask = MASK; k_half = HALF; k_ack = ACK; k_syn = SYN; k_rst = RST  # noqa: E702
-        k_sf = _SF; k_sfr = _SFR; k_rtxf = _RTX_FAMILY; k_rtx = _RTX; k_fast = _FAST  # noqa: E702
-        k_spur = _SPUR; k_ooo = _OOO; k_lost = _LOST; k_acklost = _ACKLOST; k_dupack = _DUPACK  # noqa: E702
-        k_zw = _ZW; k_zwp = _ZWP; k_zwp_ack = _ZWP_ACK; k_ka = _KA; k_ka_ack = _KA_ACK  # noqa: E702
-        k_wupd = _WUPD; k_wfull = _WFULL; k_linger = K_ZEEK_LINGER_NS  # noqa: E702
         now = seg.ts_ns
         if now < self.last_ns or now >= self.next_sweep:
             self.advance(now)
@@ -639,11 +1207,6 @@ class Analyzer:
             self.last_ns = now
         self.segments += 1
         flags = seg.flags
-        seq = seg.seq
-        ack = seg.ack
-        seglen = seg.paylen
-        win = seg.win
-        frame = seg.frame
         key = _seg_key(seg)
         aflags = 0
         ent = self.table.get(key)
@@ -653,400 +1216,89 @@ class Analyzer:
         else:
             conn, d = ent
             # A new stream on a known 4-tuple: a pure SYN with another ISN (Wireshark 4.0 rule).
-            if flags & (k_syn | k_ack) == k_syn:
+            if flags & (_SYN | _ACK) == _SYN:
                 f = conn.flows[d]
-                if f.base_set and seq != f.base_seq:
+                if f.base_set and seg.seq != f.base_seq:
                     self._reuse(conn, d, seg)
                     self._drop(conn)
                     self._finalize(conn, None if conn.end_reason != "open" else "reused")
                     conn = self._new_conn(seg, key)
                     d = 0
-                    aflags = A.REUSED_PORTS
+                    aflags = _REUSED
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
-        if now >= conn.zdeadline or now - conn.last_ns >= k_linger:
+        if now >= conn.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
             self._zeek_timers(conn, d, seg)
         conn.last_ns = now
-        conn.last_frame = frame
+        conn.last_frame = seg.frame
         conn.frames += 1
-        if not fwd.pkts:
-            fwd.first_ns = now
-        fwd.pkts += 1
-        fwd.last_ns = now
-        if seglen:
-            fwd.bytes += seglen
-            fwd.data_pkts += 1
-            fwd.last_data_ns = now
-            if seglen > fwd.max_seg:
-                fwd.max_seg = seglen
-            if seg.truncated:
-                fwd.trunc += 1
-
-        # Relative sequence bases (Wireshark: SYN's seq, else seq-1; the reverse from the first ACK).
-        if not fwd.base_set:
-            fwd.base_seq = seq if flags & k_syn else (seq - 1) & k_mask
-            fwd.base_set = True
-        if flags & k_ack:
-            if not rev.base_set:
-                rev.base_seq = (ack - 1) & k_mask
-                rev.base_set = True
-            rev.valid_bif = True
-        if flags & k_syn:
+        _count_sent(fwd, seg)
+        _relative_bases(conn, fwd, rev, seg)
+        if flags & _SYN:
             self._on_syn(conn, d, fwd, rev, seg)
-        st = flags & (k_syn | k_ack)
-        if st == k_syn:
-            conn.ts_mru_syn = now
-        elif st == k_ack and conn.ts_mru_syn and not conn.irtt:
-            conn.irtt = now - conn.ts_mru_syn or 1
 
-        # ---- Wireshark tcp_analyze_sequence_number(), in its order -------------------
-        ex = self.explain
-        reasons = {} if ex else None
-        nextseq_f = fwd.nextseq
-        lastack_f = fwd.lastack
-        win_f = fwd.window
-        noctl = not flags & k_sfr
-        dupack_num = 0
-        dupack_frame = 0
-        if seglen == 1 and seq == nextseq_f and rev.window == 0:
-            aflags |= k_zwp
-            if ex:
-                reasons["zero_window_probe"] = "1 byte at the next expected seq while the peer's window is 0"
-        else:
-            if win == 0 and noctl:
-                aflags |= k_zw
-                if ex:
-                    reasons["zero_window"] = "advertised window 0 on a segment without SYN/FIN/RST"
-            if nextseq_f and 0 < ((seq - nextseq_f) & k_mask) < k_half and not flags & k_rst:
-                aflags |= k_lost
-                fwd.valid_bif = False
-                if ex:
-                    reasons["lost_segment"] = (f"seq {(seq - fwd.base_seq) & MASK} is beyond the next expected "
-                                               f"{(nextseq_f - fwd.base_seq) & MASK}: {(seq - nextseq_f) & MASK} bytes not captured")
-            if seglen <= 1 and noctl and seq == (nextseq_f - 1) & k_mask:
-                aflags |= k_ka
-                if ex:
-                    reasons["keep_alive"] = f"{seglen} byte(s) at next expected seq - 1"
-            same = seglen == 0 and noctl and seq == nextseq_f and ack == lastack_f
-            if same and win and win != win_f:
-                aflags |= k_wupd
-                if ex:
-                    reasons["window_update"] = f"no data, same seq/ack, window {fwd.window} -> {win}"
-            if seglen and noctl and rev.win_scale != -1:
-                sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
-                if (seq + seglen) & k_mask == (rev.lastack + (rev.window << sc)) & k_mask:
-                    aflags |= k_wfull
-                    if ex:
-                        reasons["window_full"] = (f"segment ends exactly at the receiver's right edge "
-                                                  f"(ack + window = {(rev.lastack + (rev.window << sc) - fwd.base_seq) & MASK})")
-            if same and win:
-                if win == win_f:
-                    if rev.lastsegflags & k_ka:
-                        aflags |= k_ka_ack
-                        if ex:
-                            reasons["keep_alive_ack"] = "repeats the last ACK and window after the peer's keep-alive"
-                    else:
-                        dn = fwd.dupacknum
-                        dn = 1 if dn == -1 else dn + 1
-                        fwd.dupacknum = dn
-                        aflags |= k_dupack
-                        dupack_num = dn
-                        dupack_frame = fwd.lastnondupack
-                        if ex:
-                            reasons["duplicate_ack"] = (f"#{dn} of frame {dupack_frame}: no data, same seq, ack and "
-                                                        f"window ({win}) as the previous segment")
-            elif same and win == 0 and win_f == 0 and rev.lastsegflags & k_zwp:
-                aflags |= k_zwp_ack
-                if ex:
-                    reasons["zero_window_probe_ack"] = "repeats the zero window after the peer's zero-window probe"
-
-        # finished_fwd: an advancing ACK resets this direction's dup-ACK run.
-        if ack != lastack_f:
-            fwd.lastnondupack = frame
-            fwd.dupacknum = 0
-
-        # ACKed unseen segment: this ACK covers data the other direction was never seen sending.
-        rmax = rev.maxseqtobeacked
-        if rmax and flags & k_ack and 0 < ((ack - rmax) & k_mask) < k_half:
-            # One flag per gap: when the mark already sits at the peer's next expected seq (the
-            # peer sent nothing new since), only the first such ACK is flagged until the peer
-            # sends again (its dupacknum is reset then).  This reproduces tshark 4.0.17 on
-            # every oracle file (README, "Agreement with Wireshark").
-            rnext = rev.nextseq
-            if rmax != rnext or rev.dupacknum == 0:
-                aflags |= k_acklost
-                if ex:
-                    reasons["ack_lost_segment"] = (f"ACKs {(ack - rev.base_seq) & MASK}, beyond the highest seq "
-                                                   f"{(rmax - rev.base_seq) & MASK} seen from the peer")
-            if rmax == rnext:
-                rev.dupacknum = -1
-            rev.maxseqtobeacked = rnext
-
-        # Retransmission / fast retransmission / spurious / out-of-order.
-        if (seglen or flags & k_sf) and not aflags & k_ka:
-            not_adv = nextseq_f != 0 and 0 < ((nextseq_f - seq) & k_mask) < k_half
-            if seglen > 1 and (nextseq_f - 1) & k_mask == seq:
-                not_adv = False              # new data right after a zero-window-probe byte
-            rla = rev.lastack
-            end = (seq + seglen) & k_mask
-            if seglen and rla and not (0 < ((end - rla) & k_mask) < k_half):
-                aflags |= k_spur
-                if ex:
-                    reasons["spurious_retransmission"] = (f"every byte (up to {(end - fwd.base_seq) & MASK}) was already "
-                                                          f"ACKed by the receiver (ack {(rla - fwd.base_seq) & MASK})")
-            elif not_adv:
-                cfg = self.cfg
-                t = now - rev.lastacktime
-                if rev.dupacknum >= 2 and rla == seq and 0 <= t < cfg.fast_rtx_ns:
-                    aflags |= k_fast
-                    if ex:
-                        reasons["fast_retransmission"] = (f"{rev.dupacknum} duplicate ACKs asked for seq "
-                                                          f"{(seq - fwd.base_seq) & MASK}; resent {t / 1e6:.1f} ms after "
-                                                          f"the peer's last segment < {cfg.fast_rtx_ns / 1e6:g} ms")
-                else:
-                    t2 = now - fwd.nextseqtime
-                    thr = conn.irtt or cfg.ooo_ns
-                    if 0 <= t2 < thr and nextseq_f != (end + (1 if flags & k_sf else 0)) & k_mask:
-                        aflags |= k_ooo
-                        if ex:
-                            reasons["out_of_order"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
-                                                       f"{(nextseq_f - fwd.base_seq) & MASK}, arrived {t2 / 1e6:.3f} ms after "
-                                                       f"the highest segment < {'iRTT' if conn.irtt else 'default'} "
-                                                       f"{thr / 1e6:.3f} ms")
-                    else:
-                        aflags |= k_rtx
-                        if ex:
-                            reasons["retransmission"] = (f"seq {(seq - fwd.base_seq) & MASK} below the next expected "
-                                                         f"{(nextseq_f - fwd.base_seq) & MASK}, "
-                                                         f"{t2 / 1e6:.3f} ms after the highest segment")
-
-        # Book-keeping: remember the segment, advance nextseq / maxseqtobeacked.
-        nxt = (seq + seglen) & k_mask
-        if seglen or flags & k_sf:
-            if flags & k_sf:
-                nxt = (nxt + 1) & k_mask
-            segs = fwd.segs
-            if len(segs) < self.max_unacked:
-                if fwd.segs_disordered:
-                    base = fwd.base_seq
-                    r = (seq - base) & k_mask
-                    if r < fwd.seg_lo:
-                        fwd.seg_lo = r
-                    r = (nxt - base) & k_mask
-                    if r > fwd.seg_hi:
-                        fwd.seg_hi = r
-                else:
-                    if segs:
-                        e = segs[-1]
-                        if 0 < ((e.end - seq) & k_mask) < k_half:
-                            fwd.segs_disordered = True
-                            fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
-                segs.append(_unacked(seq, nxt, frame, now, aflags & k_rtxf))
-        if not nextseq_f or 0 < ((nxt - nextseq_f) & k_mask) < k_half:
-            if not aflags & k_zwp:
-                fwd.nextseq = nxt
-                fwd.nextseqframe = frame
-                fwd.nextseqtime = now
-        if seq == fwd.maxseqtobeacked or not fwd.maxseqtobeacked:
-            if not aflags & k_zwp:
-                fwd.maxseqtobeacked = fwd.nextseq
-        fwd.window = win
-        fwd.lastack = ack
-        fwd.lastacktime = now
-        fwd.lastsegflags = aflags
-        if flags & k_ack and not flags & k_syn:
-            fwd.is_first_ack = False
-
-        # ACK matching against the other direction's unacked segments (RTT, removal).
-        ack_rtt = -1
-        acks_frame = 0
-        rsegs = rev.segs
-        if rsegs:
-            if not rev.segs_disordered:
-                k = 0
-                n = len(rsegs)
-                karn = 0
-                while k < n:
-                    e = rsegs[k]
-                    dn = (ack - e.end) & k_mask
-                    if dn >= k_half:           # ack before this segment's end
-                        break
-                    if dn == 0 and ack_rtt < 0:
-                        ack_rtt = now - e.ts_ns
-                        acks_frame = e.frame
-                    karn |= e.karn
-                    k += 1
-                if k:
-                    del rsegs[:k]
-                if rsegs:
-                    e = rsegs[0]
-                    if 0 < ((ack - e.seq) & k_mask) < k_half:
-                        e.seq = ack           # partial ACK: trim the acked part
-            elif 0 < ((ack - rev.base_seq - rev.seg_lo) & k_mask) < k_half:
-                # the ACK is past the lowest start: something is acked or trimmed
-                keep = []
-                karn = 0
-                for e in rsegs:
-                    if ack == e.end:
-                        if ack_rtt < 0:
-                            ack_rtt = now - e.ts_ns
-                            acks_frame = e.frame
-                        karn |= e.karn
-                        continue
-                    if 0 < ((ack - e.seq) & k_mask) < k_half and not (0 < ((ack - e.end) & k_mask) < k_half):
-                        e.seq = ack
-                        keep.append(e)
-                    elif 0 < ((e.end - ack) & k_mask) < k_half:
-                        keep.append(e)
-                    else:
-                        karn |= e.karn
-                rev.segs = rsegs = keep
-                if not keep:
-                    rev.segs_disordered = False
-                else:
-                    e = keep[0]
-                    rev.seg_lo, rev.seg_hi = _span(keep, rev.base_seq, e.seq, e.end)
-            else:
-                karn = 0
-            if ack_rtt >= 0 and not karn:
-                # Karn's rule: no RTT sample from an ACK of retransmitted data.
-                rev.rtt_n += 1
-                rev.rtt_sum += ack_rtt
-                if rev.rtt_min < 0 or ack_rtt < rev.rtt_min:
-                    rev.rtt_min = ack_rtt
-                if ack_rtt > rev.rtt_max:
-                    rev.rtt_max = ack_rtt
-                if rev.rtt_samples is not None:
-                    rev.rtt_samples.append((now, frame, ack_rtt))
-
-        # Bytes in flight (payload based: span of the sender's unacked segments, less SACKed bytes).
-        bif = -1
-        if seglen and fwd.valid_bif:
-            segs = fwd.segs
-            if segs:
-                base = fwd.base_seq
-                if fwd.segs_disordered:
-                    lo = fwd.seg_lo
-                    hi = fwd.seg_hi
-                else:
-                    e = segs[0]
-                    lo = (e.seq - base) & k_mask
-                    e = segs[-1]
-                    hi = (e.end - base) & k_mask
-                inflight = hi - lo
-                sack = rev.sack
-                if sack:
-                    for left, right in sack:
-                        inflight -= (right - left) & k_mask
-                if 0 < inflight < 2_000_000_000:
-                    bif = inflight - 1 if flags & k_sf else inflight
-        if seg.sack is not None:
-            fwd.sack = seg.sack
-        elif fwd.sack is not None and flags & k_ack:
-            fwd.sack = None
-
-        # ---- counters, window edge, zero-window episodes, state machines -------------
-        if aflags:
-            if aflags & k_rtxf:
-                fwd.rtx += 1
-                fwd.rtx_bytes += seglen
-                if aflags & k_fast:
-                    fwd.fast_rtx += 1
-                if aflags & k_spur:
-                    fwd.spurious += 1
-            if aflags & k_ooo:
-                fwd.ooo += 1
-            if aflags & k_lost:
-                fwd.lost += 1
-            if aflags & k_acklost:
-                fwd.ack_lost += 1
-                conn.zeek.gap((d ^ 1) == conn.zorig)     # Zeek: a content gap in the peer's data
-            if aflags & k_dupack:
-                fwd.dupacks += 1
-            if aflags & k_zw:
-                fwd.zero_win += 1
-                if fwd.zw_open is None:
-                    fwd.zw_open = [frame, now, 0]
-            if aflags & k_zwp:
-                fwd.zwp += 1
-                if rev.zw_open is not None:
-                    rev.zw_open[2] += 1
-            if aflags & k_ka:
-                fwd.keepalive += 1
-            if aflags & k_wfull:
-                fwd.win_full += 1
-            if aflags & k_wupd:
-                fwd.win_update += 1
-        if win and fwd.zw_open is not None and not flags & k_rst:
-            self._close_zero_window(conn, fwd, frame, now)
-        if (ack != lastack_f or win != win_f) and flags & k_ack and noctl and fwd.win_scale != -1:
-            # Right edge of the window this sender advertises: ack + scaled window (RFC 9293 §3.8.6).
-            sc = fwd.win_scale if fwd.win_scale > 0 else 0
-            rb = rev.base_seq
-            edge = ((ack - rb) & k_mask) + (win << sc)
-            old = fwd.edge
-            if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < k_half:
-                fwd.shrink_bytes += old - edge
-                if fwd.shrinks is None:
-                    fwd.shrinks = []
-                if len(fwd.shrinks) < self.cfg.max_events:
-                    fwd.shrinks.append((frame, now, old - edge))
-            if edge > old:
-                fwd.edge = edge
-
-        # Endpoint state machines (RFC 9293) and Zeek history.  Fast path: an ordinary
-        # segment between two ESTABLISHED endpoints changes neither state.
-        state = conn.state
-        if flags & k_sfr or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
-            if flags & k_sfr:
-                self._control(conn, d, fwd, rev, seg, nxt)
-            acks_fin = rev.fin_next >= 0 and flags & k_ack and ((ack - rev.fin_next) & k_mask) < k_half
-            ev_s, ev_r = classify(flags, bool(acks_fin))
-            s0 = state[d]
-            s1, anom = step(s0, ev_s)
-            if s1 is not s0:
-                self._transition(conn, d, s0, s1, seg, True)
-            elif anom is not None:
-                self._anomaly(conn, d, anom, seg)
-            r = d ^ 1
-            s0 = state[r]
-            s1, anom = step(s0, ev_r)
-            if s1 is not s0:
-                self._transition(conn, r, s0, s1, seg, False)
-            elif anom is not None:
-                self._anomaly(conn, r, anom, seg)
-            if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
-                conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
-                self.closed.append(conn)
-            if seglen and fwd.fin_next >= 0 and not aflags & k_rtxf \
-                    and 0 < ((nxt - fwd.fin_next) & k_mask) < k_half:
-                fwd.data_after_fin += 1
-        # Zeek's retransmission rule (update_last_seq): payload that brings no new sequence space.
-        zrtx = seglen > 0 and nextseq_f != 0 and ((nextseq_f - nxt) & k_mask) < k_half
-        if flags & k_sfr or not win or zrtx or not fwd.zsettled:
-            z = conn.zeek
-            is_orig = d == conn.zorig
-            z.update(is_orig, flags, (seq - fwd.base_seq) & k_mask, seglen, win, zrtx)
-            fwd.zsettled = z.settled(is_orig)
-
-        # ---- the verdict on this packet -----------------------------------------------
+        # the sender's state before this segment, for the concerns that compare with it
+        nextseq = fwd.nextseq
+        lastack = fwd.lastack
+        window = fwd.window
         v = self.verdict
+        reasons = {} if self.explain else None
+        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.cfg.fast_rtx_ns, self.cfg.ooo_ns)
+        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
+        _match_ack(rev, seg, v)
+        v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg)
+        _remember_sack(fwd, seg)
+        if aflags:
+            _count_analysis(conn, d, fwd, rev, seg, aflags)
+        if seg.win and fwd.zw_open is not None and not flags & _RST:
+            self._close_zero_window(conn, fwd, seg.frame, now)
+        _window_edge(fwd, rev, seg, lastack, window, self.cfg.max_events)
+        # Endpoint state machines (RFC 9293); an ordinary segment between two ESTABLISHED
+        # endpoints changes neither state.
+        state = conn.state
+        if flags & _SFR or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
+            self._step_states(conn, d, fwd, rev, seg, nxt, aflags)
+        _zeek_history(conn, d, fwd, seg, nextseq, nxt)
+
         v.conn = conn
         v.direction = d
         v.analysis = aflags
-        v.rel_seq = (seq - fwd.base_seq) & k_mask
-        v.rel_ack = (ack - rev.base_seq) & k_mask if flags & k_ack else 0
+        v.rel_seq = seq_dist(seg.seq, fwd.base_seq)
+        v.rel_ack = seq_dist(seg.ack, rev.base_seq) if flags & _ACK else 0
         ws = fwd.win_scale
-        v.win = win << ws if ws > 0 and not flags & k_syn else win
-        v.ack_rtt = ack_rtt
-        v.acks_frame = acks_frame
-        v.bytes_in_flight = bif
-        v.dupack_num = dupack_num
-        v.dupack_frame = dupack_frame
+        v.win = seg.win << ws if ws > 0 and not flags & _SYN else seg.win
         v.reasons = reasons
         return v
 
     # ------------------------------------------------------------------ helpers (not per data packet)
+    def _step_states(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment, nxt: int, aflags: int) -> None:
+        """Both endpoints' RFC 9293 states after a segment ``d`` sent (``nxt``: the seq just
+        past it): transitions, anomalies, the end of the connection, data after a FIN."""
+        flags = seg.flags
+        if flags & _SFR:
+            self._control(conn, d, fwd, rev, seg, nxt)
+        state = conn.state
+        acks_fin = rev.fin_next >= 0 and flags & _ACK and seq_delta(seg.ack, rev.fin_next) >= 0
+        ev_s, ev_r = classify(flags, bool(acks_fin))
+        s0 = state[d]
+        s1, anom = step(s0, ev_s)
+        if s1 is not s0:
+            self._transition(conn, d, s0, s1, seg, True)
+        elif anom is not None:
+            self._anomaly(conn, d, anom, seg)
+        r = d ^ 1
+        s0 = state[r]
+        s1, anom = step(s0, ev_r)
+        if s1 is not s0:
+            self._transition(conn, r, s0, s1, seg, False)
+        elif anom is not None:
+            self._anomaly(conn, r, anom, seg)
+        if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
+            conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
+            self.closed.append(conn)
+        if seg.paylen and fwd.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.fin_next):
+            fwd.data_after_fin += 1
+
     def _on_syn(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment) -> None:
         """Window scale and MSS from a SYN or SYN/ACK (Wireshark's verify_tcp_window_scaling)."""
         ws = seg.wscale
@@ -1089,9 +1341,11 @@ class Analyzer:
                 conn.reset_by = d
                 conn.reset_state = (conn.state[d], conn.state[d ^ 1])
                 # Data the resetting side had sent that was never acknowledged is discarded.
-                segs = fwd.segs
-                if segs:
-                    conn.reset_inflight = sum((e.end - e.seq) & MASK for e in segs)
+                inflight = 0
+                for e in fwd.segs:
+                    inflight += seq_dist(e.end, e.seq)
+                if fwd.segs:
+                    conn.reset_inflight = inflight
 
     def _transition(self, conn: Conn, ep: int, s0: TcpState, s1: TcpState, seg: Segment, sent: bool) -> None:
         conn.state[ep] = s1

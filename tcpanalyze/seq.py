@@ -4,42 +4,96 @@ TCP sequence numbers live on a circle of 2**32 values (RFC 9293 §3.4,
 https://www.rfc-editor.org/rfc/rfc9293#section-3.4).  Comparisons are therefore
 *serial* comparisons (RFC 1982): ``a`` is "after" ``b`` when the forward distance from
 ``b`` to ``a`` is less than 2**31.  Wireshark's ``GT_SEQ``/``LT_SEQ`` macros compute the
-same thing as ``(int32)(b - a) < 0``.  The engine inlines these expressions on its hot
-path; this module is the reference and what the tests exercise.
+same thing as ``(int32)(b - a) < 0``.
+
+Every mod-2**32 computation of the package goes through this module.  Compiled, the
+helpers are C functions on ``long long`` (``seq.pxd`` declares them for the modules that
+cimport them; they stay callable from Python); as plain Python they are ordinary functions.
 """
 from __future__ import annotations
+
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed: the declarations are no-ops
+    from tcpanalyze import _cyshim as cython
 
 MOD = 1 << 32
 MASK = MOD - 1
 HALF = 1 << 31
+# the same as C constants when compiled (Cython reads a literal past 2**31 as a Python int)
+_MASK = cython.declare(cython.longlong, MASK)
+_HALF = cython.declare(cython.longlong, HALF)
+_MOD = cython.declare(cython.longlong, MOD)
 
 
-def seq_add(a: int, n: int) -> int:
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, n=cython.longlong)
+@cython.returns(cython.longlong)
+def seq_add(a, n):
     """``a + n`` on the sequence circle."""
-    return (a + n) & MASK
+    return (a + n) & _MASK
 
 
-def seq_delta(a: int, b: int) -> int:
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, b=cython.longlong)
+@cython.returns(cython.longlong)
+def seq_dist(a, b):
+    """Forward distance from ``b`` to ``a`` (0 .. 2**32-1): ``a`` relative to the base ``b``."""
+    return (a - b) & _MASK
+
+
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, b=cython.longlong, d=cython.longlong)
+@cython.returns(cython.longlong)
+def seq_delta(a, b):
     """Signed distance from ``b`` to ``a``: positive when ``a`` is after ``b`` (range -2**31 .. 2**31-1)."""
-    d = (a - b) & MASK
-    return d - MOD if d >= HALF else d
+    d = (a - b) & _MASK
+    return d - _MOD if d >= _HALF else d
 
 
-def seq_gt(a: int, b: int) -> bool:
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, b=cython.longlong, d=cython.longlong)
+@cython.returns(cython.bint)
+def seq_gt(a, b):
     """``a`` strictly after ``b`` (Wireshark GT_SEQ)."""
-    return 0 < ((a - b) & MASK) < HALF
+    d = (a - b) & _MASK
+    return 0 < d < _HALF
 
 
-def seq_lt(a: int, b: int) -> bool:
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, b=cython.longlong, d=cython.longlong)
+@cython.returns(cython.bint)
+def seq_lt(a, b):
     """``a`` strictly before ``b`` (Wireshark LT_SEQ)."""
-    return 0 < ((b - a) & MASK) < HALF
+    d = (b - a) & _MASK
+    return 0 < d < _HALF
 
 
-def seq_ge(a: int, b: int) -> bool:
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, b=cython.longlong)
+@cython.returns(cython.bint)
+def seq_ge(a, b):
     return not seq_lt(a, b)
 
 
-def seq_le(a: int, b: int) -> bool:
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, b=cython.longlong)
+@cython.returns(cython.bint)
+def seq_le(a, b):
     return not seq_gt(a, b)
 
 

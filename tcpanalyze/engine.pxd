@@ -110,6 +110,20 @@ cdef class Conn:
     cdef public long long zdeadline
 
 
+cdef class FlowTable:
+    cdef public dict conns
+    cdef public list closed
+    cdef public long long streams
+    cdef public long long live
+    cdef public long long live_peak
+    cdef public long long self_conns
+    cdef public long long evicted
+    cdef public long long expired
+    cdef public long long max_connections
+    cdef public long long linger_ns
+    cdef public long long idle_timeout_ns
+    cdef public bint keep_timeline
+
 cdef class Verdict:
     cdef public object conn
     cdef public long long direction
@@ -129,8 +143,7 @@ cdef class Verdict:
 # results nor looks its attributes up in a dictionary.
 cdef class Analyzer:
     cdef public object cfg
-    cdef public dict table
-    cdef public list closed
+    cdef public FlowTable table
     cdef public object done
     cdef public object on_conn_done
     cdef public object on_sweep
@@ -143,15 +156,9 @@ cdef class Analyzer:
     cdef public bint keep_timeline
     cdef public bint keep_rtt
     cdef public long long max_unacked
-    cdef public long long streams
     cdef public long long segments
     cdef public long long last_ns
     cdef public long long ts_backwards
-    cdef public long long evicted
-    cdef public long long expired
     cdef public long long next_sweep
-    cdef public long long live_peak
-    cdef public long long live
-    cdef public long long self_conns
     cdef public long long cur_frame
     cdef public Verdict verdict

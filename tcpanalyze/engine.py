@@ -4,15 +4,17 @@ Theory of operation
 -------------------
 ``Analyzer.feed(seg)`` is called once per TCP segment, in capture order.  It
 
-1. finds the connection by its directional 4-tuple (both directions are keys of one dict,
-   so no sorting per packet) or creates one, numbering streams like Wireshark's
-   ``tcp.stream``: 0-based, in order of first appearance, with a new stream when a pure SYN
+1. finds the connection in the ``FlowTable`` by its directional 4-tuple or opens one,
+   numbering streams like Wireshark's ``tcp.stream``, with a new stream when a pure SYN
    arrives on a known 4-tuple with a different ISN (flagged ``reused_ports``);
 2. keeps Wireshark's relative sequence bases and window-scale bookkeeping (calculated
    window);
-3. runs Wireshark's ``tcp_analyze_sequence_number`` rules in Wireshark's order (see
-   ``_analyze`` below and the README section "Agreement with Wireshark");
-4. steps both endpoints' RFC 9293 state machines (``state.py``) and the Zeek history
+3. runs Wireshark's ``tcp_analyze_sequence_number`` rules in Wireshark's order, one
+   function per rule (``_rule_*``, called by ``_analyze``; README section "Agreement with
+   Wireshark");
+4. keeps the unacked segments, RTT samples (Karn's rule), bytes in flight, window edge and
+   zero-window episodes, one function per concern;
+5. steps both endpoints' RFC 9293 state machines (``state.py``) and the Zeek history
    (``zeek.py``), and keeps the per-connection counters the detectors need.
 
 ``feed`` returns the packet's ``Verdict``: one record per analyzer, refilled by every
@@ -420,6 +422,143 @@ class Conn:
         self.frames = 0
 
 
+class FlowTable:
+    """The connections by directional 4-tuple (both directions of one connection are keys of
+    one dict, so no key is sorted per packet), numbered like Wireshark's ``tcp.stream``:
+    0-based, in order of first appearance.  It owns port reuse, the live count and its
+    bound (evicting the least recently active), and the release of closed connections
+    after ``linger_ns`` (or of idle ones after ``idle_timeout_ns``).  A connection leaves
+    through the ``finalize(conn, reason)`` passed to the method that releases it (the table
+    keeps no reference to its owner, so the two make no reference cycle)."""
+
+    def __init__(self, max_connections: int, linger_ns: int, idle_timeout_ns: int, keep_timeline: bool):
+        self.conns: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
+        self.closed: list[Conn] = []    # connections that reached their end, until released
+        self.streams = 0
+        self.live = 0                   # connections in the table
+        self.live_peak = 0
+        self.self_conns = 0             # connections from an endpoint to itself (one key)
+        self.evicted = 0
+        self.expired = 0
+        self.max_connections = max_connections
+        self.linger_ns = linger_ns
+        self.idle_timeout_ns = idle_timeout_ns
+        self.keep_timeline = keep_timeline
+
+    def __len__(self) -> int:
+        return len(self.conns)
+
+    def values(self):
+        """(connection, direction) for every key: each connection once with direction 0."""
+        return self.conns.values()
+
+    @cython.locals(f=Flow)
+    def reused(self, conn: Conn, d: int, seg: Segment) -> bool:
+        """A pure SYN (the caller checked) with another ISN than the one this direction
+        started with opens a new stream on the 4-tuple (Wireshark 4.0 rule)."""
+        f = conn.flows[d]
+        return f.base_set and seg.seq != f.base_seq
+
+    def open(self, seg: Segment, key: bytes, finalize) -> Conn:
+        """A new connection, first seen with ``seg`` (sent in direction 0)."""
+        conn = Conn(self.streams, seg, self.keep_timeline)
+        self.streams += 1
+        conns = self.conns
+        conns[key] = (conn, 0)
+        rkey = reverse_key(key)
+        if rkey != key:                # a connection from an endpoint to itself has one key
+            conns[rkey] = (conn, 1)
+            self.live += 1
+        else:
+            self.live += 1
+            self.self_conns += 1
+        if self.live > self.max_connections:
+            self.evict_oldest(finalize)
+        if self.live > self.live_peak:
+            self.live_peak = self.live
+        return conn
+
+    def reopen(self, old: Conn, seg: Segment, key: bytes, finalize) -> Conn:
+        """Port reuse: end ``old`` and open the connection ``seg`` starts on its 4-tuple."""
+        self.drop(old)
+        finalize(old, None if old.end_reason != "open" else "reused")
+        return self.open(seg, key, finalize)
+
+    def drop(self, conn: Conn) -> None:
+        """Remove both keys of ``conn`` (if they still lead to it)."""
+        conns = self.conns
+        key = conn.key
+        rkey = reverse_key(key)
+        dropped = False
+        if conns.get(key, (None,))[0] is conn:
+            del conns[key]
+            dropped = True
+        if rkey != key and conns.get(rkey, (None,))[0] is conn:
+            del conns[rkey]
+            dropped = True
+        if dropped:
+            self.live -= 1
+
+    def evict_oldest(self, finalize) -> None:
+        """Over the live-connection bound: drop the least recently active connections (counted).
+
+        One scan evicts the oldest tenth of the table (at least one), so the cost per new
+        connection stays amortised O(log n) however long the flood lasts."""
+        conns = [c for c, d in self.conns.values() if d == 0]
+        excess = self.live - self.max_connections
+        k = max(excess, len(conns) // 10, 1)
+        conns.sort(key=lambda c: c.last_ns)
+        for oldest in conns[:k]:
+            self.evicted += 1
+            self.drop(oldest)
+            finalize(oldest, "evicted" if oldest.end_reason == "open" else None)
+
+    def sweep(self, now: int, finalize) -> None:
+        """Release connections closed longer than the linger time or idle past the timeout."""
+        stale = []
+        if not self.idle_timeout_ns:
+            # only closed connections can go: look at those, not the whole table, and release
+            # them in stream order (the table's order, as the full walk below)
+            keep = []
+            for conn in self.closed:
+                if conn.done:
+                    continue
+                if now - conn.last_ns > self.linger_ns:
+                    stale.append(conn)
+                else:
+                    keep.append(conn)
+            self.closed = keep
+            stale.sort(key=_stream_of)
+            for conn in stale:
+                self.drop(conn)
+                finalize(conn, None)
+            return
+        for conn, d in self.conns.values():
+            if d:
+                continue
+            idle = now - conn.last_ns
+            if conn.end_reason != "open":
+                if idle > self.linger_ns:
+                    stale.append((conn, None))
+            elif self.idle_timeout_ns and idle > self.idle_timeout_ns:
+                stale.append((conn, "timeout"))
+        for conn, reason in stale:
+            if reason:
+                self.expired += 1
+            self.drop(conn)
+            finalize(conn, reason)
+        self.closed = [c for c in self.closed if not c.done]
+
+    def close_all(self, finalize) -> None:
+        """End of input: finalize every connection still in the table and empty it."""
+        for conn, d in list(self.conns.values()):
+            if d == 0:
+                finalize(conn, None)
+        self.conns.clear()
+        self.closed = []
+        self.live = 0
+
+
 class Verdict:
     """What the engine concluded about one packet: its connection and direction (index of
     the sending flow), the analysis bits (analysis.py), relative SEQ/ACK, the calculated
@@ -487,7 +626,7 @@ def _rule_lost_segment(fwd, seg, reasons):
     """lost_segment: the segment starts beyond the next expected seq (bytes not captured);
     bytes in flight are unknown from here until the peer ACKs again."""
     nextseq = fwd.nextseq
-    if nextseq and seq_gt(seg.seq, nextseq) and not seg.flags & _RST:
+    if nextseq and seg.seq != nextseq and seq_gt(seg.seq, nextseq) and not seg.flags & _RST:
         fwd.valid_bif = False
         if reasons is not None:
             reasons["lost_segment"] = _why_lost_segment(seg.seq, nextseq, fwd.base_seq)
@@ -543,8 +682,8 @@ def _rule_window_full(fwd, rev, seg, reasons):
     its window, scaled once the handshake is over)."""
     if seg.paylen and not seg.flags & _SFR and rev.win_scale != -1:
         sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
-        edge = seq_add(rev.lastack, rev.window << sc)
-        if seq_add(seg.seq, seg.paylen) == edge:
+        edge = rev.lastack + (rev.window << sc)
+        if seq_dist(seg.seq + seg.paylen, edge) == 0:
             if reasons is not None:
                 reasons["window_full"] = ("segment ends exactly at the receiver's right edge "
                                           f"(ack + window = {seq_dist(edge, fwd.base_seq)})")
@@ -622,7 +761,7 @@ def _rule_ack_lost_segment(rev, seg, reasons):
     (README, "Agreement with Wireshark")."""
     rmax = rev.maxseqtobeacked
     ack = seg.ack
-    if not (rmax and seg.flags & _ACK and seq_gt(ack, rmax)):
+    if not (rmax and seg.flags & _ACK and ack != rmax and seq_gt(ack, rmax)):
         return 0
     bits = 0
     rnext = rev.nextseq
@@ -651,7 +790,7 @@ def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
     seq = seg.seq
     seglen = seg.paylen
     nextseq = fwd.nextseq
-    not_adv = nextseq != 0 and seq_lt(seq, nextseq)
+    not_adv = nextseq != 0 and seq != nextseq and seq_lt(seq, nextseq)
     if seglen > 1 and seq_add(nextseq, -1) == seq:
         not_adv = False              # new data right after a zero-window-probe byte
     rla = rev.lastack
@@ -1042,9 +1181,8 @@ class Analyzer:
         self.cfg = config or Config()
         self.explain = self.cfg.explain
         self.max_unacked = self.cfg.max_unacked
-        self.table: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
-        self.closed: list[Conn] = []    # connections that reached their end, until released
-        self.streams = 0
+        cfg = self.cfg
+        self.table = FlowTable(cfg.max_connections, cfg.linger_ns, cfg.idle_timeout_ns, keep_timeline)
         self.done: list[Conn] = []
         self.on_conn_done = on_conn_done
         self.keep_timeline = keep_timeline
@@ -1053,12 +1191,7 @@ class Analyzer:
         self.first_ns = None
         self.last_ns = 0
         self.ts_backwards = 0
-        self.evicted = 0
-        self.expired = 0
         self.next_sweep = 0
-        self.live_peak = 0
-        self.live = 0                   # connections in the table
-        self.self_conns = 0             # connections from an endpoint to itself (one key)
         # TIME_WAIT bookkeeping per host, bounded by cfg.max_tw_hosts (TwTable)
         self.tw = TwTable(self.cfg.max_tw_hosts, self.cfg.msl_ns * 2)
         self.tw_enter = self.tw.enter   # --jobs workers log the calls instead (parallel.py)
@@ -1072,37 +1205,26 @@ class Analyzer:
         self.verdict = Verdict()
 
     # ------------------------------------------------------------------ connections
-    def _new_conn(self, seg: Segment, key: bytes) -> Conn:
-        conn = Conn(self.streams, seg, self.keep_timeline)
-        self.streams += 1
-        table = self.table
-        table[key] = (conn, 0)
-        rkey = reverse_key(key)
-        if rkey != key:                # a connection from an endpoint to itself has one key
-            table[rkey] = (conn, 1)
-            self.live += 1
-        else:
-            self.live += 1
-            self.self_conns += 1
-        if self.live > self.cfg.max_connections:
-            self._evict_oldest()
-        if self.live > self.live_peak:
-            self.live_peak = self.live
-        return conn
+    # the flow table's counters, under the names the report and the findings read
+    @property
+    def streams(self) -> int:
+        return self.table.streams
 
-    def _drop(self, conn: Conn) -> None:
-        table = self.table
-        key = conn.key
-        rkey = reverse_key(key)
-        dropped = False
-        if table.get(key, (None,))[0] is conn:
-            del table[key]
-            dropped = True
-        if rkey != key and table.get(rkey, (None,))[0] is conn:
-            del table[rkey]
-            dropped = True
-        if dropped:
-            self.live -= 1
+    @property
+    def live(self) -> int:
+        return self.table.live
+
+    @property
+    def live_peak(self) -> int:
+        return self.table.live_peak
+
+    @property
+    def evicted(self) -> int:
+        return self.table.evicted
+
+    @property
+    def expired(self) -> int:
+        return self.table.expired
 
     def _finalize(self, conn: Conn, reason: str | None = None) -> None:
         """Summarise a connection that will get no more packets and release its per-segment state."""
@@ -1122,57 +1244,6 @@ class Analyzer:
         else:
             self.done.append(conn)
 
-    def _evict_oldest(self) -> None:
-        """Over the live-connection bound: drop the least recently active connections (counted).
-
-        One scan evicts the oldest tenth of the table (at least one), so the cost per new
-        connection stays amortised O(log n) however long the flood lasts."""
-        conns = [c for c, d in self.table.values() if d == 0]
-        excess = self.live - self.cfg.max_connections
-        k = max(excess, len(conns) // 10, 1)
-        conns.sort(key=lambda c: c.last_ns)
-        for oldest in conns[:k]:
-            self.evicted += 1
-            self._drop(oldest)
-            self._finalize(oldest, "evicted" if oldest.end_reason == "open" else None)
-
-    def _sweep(self, now: int) -> None:
-        """Release connections closed longer than the linger time or idle past the timeout."""
-        cfg = self.cfg
-        stale = []
-        if not cfg.idle_timeout_ns:
-            # only closed connections can go: look at those, not the whole table, and release
-            # them in stream order (the table's order, as the full walk below)
-            keep = []
-            for conn in self.closed:
-                if conn.done:
-                    continue
-                if now - conn.last_ns > cfg.linger_ns:
-                    stale.append(conn)
-                else:
-                    keep.append(conn)
-            self.closed = keep
-            stale.sort(key=_stream_of)
-            for conn in stale:
-                self._drop(conn)
-                self._finalize(conn)
-            return
-        for conn, d in self.table.values():
-            if d:
-                continue
-            idle = now - conn.last_ns
-            if conn.end_reason != "open":
-                if idle > cfg.linger_ns:
-                    stale.append((conn, None))
-            elif cfg.idle_timeout_ns and idle > cfg.idle_timeout_ns:
-                stale.append((conn, "timeout"))
-        for conn, reason in stale:
-            if reason:
-                self.expired += 1
-            self._drop(conn)
-            self._finalize(conn, reason)
-        self.closed = [c for c in self.closed if not c.done]
-
     # ------------------------------------------------------------------ the hot path
     def advance(self, now: int) -> None:
         """Move the capture clock to ``now`` (a packet's timestamp): count timestamps going
@@ -1190,12 +1261,12 @@ class Analyzer:
                 hook = self.on_sweep
                 if hook is not None:
                     hook(True)
-                self._sweep(now)
+                self.table.sweep(now, self._finalize)
                 if hook is not None:
                     hook(False)
             self.next_sweep = now + K_SWEEP_EVERY_NS
 
-    @cython.locals(seg=Segment, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, f=Flow, now=cython.longlong,
+    @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
                    window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong)
     def feed(self, seg: Segment) -> Verdict:
@@ -1209,22 +1280,18 @@ class Analyzer:
         flags = seg.flags
         key = _seg_key(seg)
         aflags = 0
-        ent = self.table.get(key)
+        table = self.table
+        ent = table.conns.get(key)
         if ent is None:
-            conn = self._new_conn(seg, key)
+            conn = table.open(seg, key, self._finalize)
             d = 0
         else:
             conn, d = ent
-            # A new stream on a known 4-tuple: a pure SYN with another ISN (Wireshark 4.0 rule).
-            if flags & (_SYN | _ACK) == _SYN:
-                f = conn.flows[d]
-                if f.base_set and seg.seq != f.base_seq:
-                    self._reuse(conn, d, seg)
-                    self._drop(conn)
-                    self._finalize(conn, None if conn.end_reason != "open" else "reused")
-                    conn = self._new_conn(seg, key)
-                    d = 0
-                    aflags = _REUSED
+            if flags & (_SYN | _ACK) == _SYN and table.reused(conn, d, seg):
+                self._reuse(conn, d, seg)
+                conn = table.reopen(conn, seg, key, self._finalize)
+                d = 0
+                aflags = _REUSED
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
         if now >= conn.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
@@ -1295,7 +1362,7 @@ class Analyzer:
             self._anomaly(conn, r, anom, seg)
         if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
             conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
-            self.closed.append(conn)
+            self.table.closed.append(conn)
         if seg.paylen and fwd.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.fin_next):
             fwd.data_after_fin += 1
 
@@ -1435,12 +1502,7 @@ class Analyzer:
     def finish(self) -> list[Conn]:
         """Summarise every connection still in the table; returns all connections in stream order
         (an empty list when ``on_conn_done`` is set: each connection was handed to it instead)."""
-        for conn, d in list(self.table.values()):
-            if d == 0:
-                self._finalize(conn)
-        self.table.clear()
-        self.closed = []
-        self.live = 0
+        self.table.close_all(self._finalize)
         self.done.sort(key=lambda c: c.stream)
         return self.done
 

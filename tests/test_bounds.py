@@ -304,7 +304,7 @@ def test_disordered_unacked_list_is_not_walked_by_every_ack():
     for i in range(100_000):
         a.feed(Segment(frame, NS + 10 + frame, s, c, 80, 40000, 8, 1, ACK, 65535, 0))
         frame += 1
-    conn = a.table[flow_key(c, 40000, s, 80)][0]
+    conn = a.table.conns[flow_key(c, 40000, s, 80)][0]
     f = conn.flows[0]
     assert len(f.segs) == 5000 and f.segs_disordered
     assert f.seg_lo == 101 and f.seg_hi == 500_101

@@ -31,10 +31,7 @@ from array import array
 
 from tcpanalyze import analysis as A
 from tcpanalyze.model import ACK, FIN, RST, SYN
-
-MASK = 0xFFFFFFFF
-HALF = 0x80000000
-MOD = 1 << 32
+from tcpanalyze.seq import SeqUnwrapper, seq_add, seq_delta
 
 KINDS = ("tseq", "window", "rtt", "timewait")
 
@@ -48,22 +45,20 @@ C_SIDE = ("tab:blue", "tab:orange")      # client, server
 
 
 class _Unwrap:
-    """Sequence-circle unwrapping: successive values become a continuous integer line."""
+    """Relative numbers on a continuous integer line past 2**32: the first value as it is,
+    the later ones offset from it by seq.py's SeqUnwrapper."""
 
-    __slots__ = ("last", "value")
+    __slots__ = ("first", "unwrapper")
 
     def __init__(self):
-        self.last = None
-        self.value = 0
+        self.first = 0
+        self.unwrapper = None
 
     def __call__(self, v: int) -> int:
-        if self.last is None:
-            self.value = v
-        else:
-            d = (v - self.last) & MASK
-            self.value += d - MOD if d >= HALF else d
-        self.last = v
-        return self.value
+        if self.unwrapper is None:
+            self.first = v
+            self.unwrapper = SeqUnwrapper(v)
+        return self.first + self.unwrapper.unwrap(v)
 
 
 class StreamRecorder:
@@ -120,12 +115,10 @@ class StreamRecorder:
         self.frame.append(seg.frame)
         if seg.sack and flags & ACK:
             base = conn.flows[d ^ 1].base_seq
-            raw_ack = (a.verdict.rel_ack + base) & MASK
+            raw_ack = seq_add(a.verdict.rel_ack, base)
             blocks = []
             for left, right in seg.sack:
-                dl = (left - raw_ack) & MASK
-                dr = (right - raw_ack) & MASK
-                blocks.append((ack + (dl - MOD if dl >= HALF else dl), ack + (dr - MOD if dr >= HALF else dr)))
+                blocks.append((ack + seq_delta(left, raw_ack), ack + seq_delta(right, raw_ack)))
             self.sack[len(self.ts) - 1] = tuple(blocks)
 
     # helpers for the plots

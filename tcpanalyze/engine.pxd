@@ -10,6 +10,52 @@ cdef class Unacked:
     cdef public long long ts_ns
     cdef public long long karn
 
+cdef class EndpointStats:
+    cdef public long long pkts
+    cdef public long long bytes
+    cdef public long long data_pkts
+    cdef public long long rtx
+    cdef public long long rtx_bytes
+    cdef public long long fast_rtx
+    cdef public long long spurious
+    cdef public long long ooo
+    cdef public long long lost
+    cdef public long long ack_lost
+    cdef public long long dupacks
+    cdef public long long zero_win
+    cdef public long long zwp
+    cdef public long long keepalive
+    cdef public long long win_full
+    cdef public long long win_update
+    cdef public long long syns
+    cdef public long long fins
+    cdef public long long rsts
+    cdef public long long max_seg
+    cdef public long long trunc
+    cdef public long long data_after_fin
+
+cdef class EndpointTimes:
+    cdef public long long first_ns
+    cdef public long long last_ns
+    cdef public long long last_data_ns
+    cdef public long long fin_next
+    cdef public long long fin_frame
+    cdef public long long fin_ns
+    cdef public long long rst_frame
+    cdef public long long rst_ns
+
+cdef class EndpointTrack:
+    cdef public long long rtt_n
+    cdef public long long rtt_sum
+    cdef public long long rtt_min
+    cdef public long long rtt_max
+    cdef public object rtt_samples
+    cdef public long long edge
+    cdef public object shrinks
+    cdef public long long shrink_bytes
+    cdef public object zw_open
+    cdef public object zw_episodes
+
 cdef class Flow:
     cdef public long long base_seq
     cdef public bint base_set
@@ -33,47 +79,27 @@ cdef class Flow:
     cdef public long long seg_lo
     cdef public long long seg_hi
     cdef public bint valid_bif
-    cdef public long long pkts
-    cdef public long long bytes
-    cdef public long long data_pkts
-    cdef public long long first_ns
-    cdef public long long last_ns
-    cdef public long long rtx
-    cdef public long long rtx_bytes
-    cdef public long long fast_rtx
-    cdef public long long spurious
-    cdef public long long ooo
-    cdef public long long lost
-    cdef public long long ack_lost
-    cdef public long long dupacks
-    cdef public long long zero_win
-    cdef public long long zwp
-    cdef public long long keepalive
-    cdef public long long win_full
-    cdef public long long win_update
-    cdef public long long syns
-    cdef public long long fins
-    cdef public long long rsts
-    cdef public long long fin_next
-    cdef public long long fin_frame
-    cdef public long long fin_ns
-    cdef public long long rst_frame
-    cdef public long long rst_ns
-    cdef public long long rtt_n
-    cdef public long long rtt_sum
-    cdef public long long rtt_min
-    cdef public long long rtt_max
-    cdef public object rtt_samples
-    cdef public long long edge
-    cdef public object shrinks
-    cdef public long long shrink_bytes
-    cdef public object zw_open
-    cdef public object zw_episodes
-    cdef public long long max_seg
-    cdef public long long trunc
-    cdef public long long data_after_fin
-    cdef public long long last_data_ns
     cdef public bint zsettled
+    cdef public EndpointStats stats
+    cdef public EndpointTimes times
+    cdef public EndpointTrack track
+
+cdef class ConnEnding:
+    cdef public object tw_start
+    cdef public long long close_initiator
+    cdef public long long reset_by
+    cdef public object reset_state
+    cdef public long long reset_inflight
+
+cdef class HandshakeTrack:
+    cdef public long long ts_mru_syn
+    cdef public long long syn_frame
+    cdef public object syn_times
+
+cdef class ZeekTrack:
+    cdef public long long zorig
+    cdef public object zeek_done
+    cdef public long long zdeadline
 
 cdef class Conn:
     cdef public long long stream
@@ -88,8 +114,6 @@ cdef class Conn:
     cdef public long long first_frame
     cdef public long long last_frame
     cdef public long long irtt
-    cdef public long long ts_mru_syn
-    cdef public long long syn_frame
     cdef public object state
     cdef public object inferred
     cdef public object timeline
@@ -97,18 +121,11 @@ cdef class Conn:
     cdef public object zeek
     cdef public bint done
     cdef public object end_reason
-    cdef public object tw_start
-    cdef public long long close_initiator
-    cdef public long long reset_by
-    cdef public object reset_state
-    cdef public long long reset_inflight
-    cdef public object syn_times
     cdef public object events
     cdef public long long frames
-    cdef public long long zorig
-    cdef public object zeek_done
-    cdef public long long zdeadline
-
+    cdef public ConnEnding ending
+    cdef public HandshakeTrack handshake
+    cdef public ZeekTrack ztrack
 
 cdef class FlowTable:
     cdef public dict conns

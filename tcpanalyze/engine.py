@@ -301,8 +301,60 @@ class TwTable:
         return out
 
 
+class EndpointStats:
+    """What one endpoint sent, counted for the summaries and the detectors: packets, bytes,
+    data packets, each analysis flag, SYN/FIN/RST, the largest and the snaplen-truncated
+    segments, and data sent after its own FIN."""
+
+    __slots__ = ("pkts", "bytes", "data_pkts", "rtx", "rtx_bytes", "fast_rtx", "spurious", "ooo", "lost",
+                 "ack_lost", "dupacks", "zero_win", "zwp", "keepalive", "win_full", "win_update", "syns", "fins",
+                 "rsts", "max_seg", "trunc", "data_after_fin")
+
+    def __init__(self):
+        self.pkts = self.bytes = self.data_pkts = 0
+        self.rtx = self.rtx_bytes = self.fast_rtx = self.spurious = self.ooo = self.lost = self.ack_lost = 0
+        self.dupacks = self.zero_win = self.zwp = self.keepalive = self.win_full = self.win_update = 0
+        self.syns = self.fins = self.rsts = 0
+        self.max_seg = 0
+        self.trunc = 0
+        self.data_after_fin = 0
+
+
+class EndpointTimes:
+    """When one endpoint sent its first, last and last data segment, and its first FIN
+    (with the seq just past it, -1 before any) and first RST."""
+
+    __slots__ = ("first_ns", "last_ns", "last_data_ns", "fin_next", "fin_frame", "fin_ns", "rst_frame", "rst_ns")
+
+    def __init__(self):
+        self.first_ns = self.last_ns = self.last_data_ns = 0
+        self.fin_next = -1
+        self.fin_frame = self.fin_ns = self.rst_frame = self.rst_ns = 0
+
+
+class EndpointTrack:
+    """RTT samples of the segments one endpoint sent, and the receive window it advertised:
+    right-edge retreats (window shrinks) and zero-window episodes."""
+
+    __slots__ = ("rtt_n", "rtt_sum", "rtt_min", "rtt_max", "rtt_samples", "edge", "shrinks", "shrink_bytes",
+                 "zw_open", "zw_episodes")
+
+    def __init__(self):
+        self.rtt_n = self.rtt_sum = 0
+        self.rtt_min = self.rtt_max = -1
+        self.rtt_samples = None      # list of (ts_ns, frame, rtt_ns) when the caller keeps them
+        self.edge = -1               # right edge of the receive window this sender advertised (unwrapped)
+        self.shrinks = None          # list of (frame, ts_ns, retreat_bytes)
+        self.shrink_bytes = 0
+        self.zw_open = None          # [start_frame, start_ns, probes] while a zero-window episode is open
+        self.zw_episodes = None      # list of (start_frame, start_ns, end_frame, end_ns, probes)
+
+
 class Flow:
-    """One direction of a connection: what its sender has sent (Wireshark's ``tcp_flow_t``)."""
+    """One direction of a connection, i.e. one endpoint as a sender (Wireshark's
+    ``tcp_flow_t``): relative numbering, window scale, the unacked segments and Wireshark's
+    sequence-analysis state; its counters, times and window/RTT tracking are in ``stats``,
+    ``times`` and ``track``."""
 
     __slots__ = (
         # relative numbering and window
@@ -311,13 +363,9 @@ class Flow:
         "nextseq", "nextseqtime", "nextseqframe", "maxseqtobeacked", "lastack", "lastacktime",
         "lastnondupack", "dupacknum", "lastsegflags", "segs", "segs_disordered", "seg_lo", "seg_hi",
         "valid_bif",
-        # counters for summaries and detectors
-        "pkts", "bytes", "data_pkts", "first_ns", "last_ns", "rtx", "rtx_bytes", "fast_rtx", "spurious",
-        "ooo", "lost", "ack_lost", "dupacks", "zero_win", "zwp", "keepalive", "win_full", "win_update",
-        "syns", "fins", "rsts", "fin_next", "fin_frame", "fin_ns", "rst_frame", "rst_ns",
-        "rtt_n", "rtt_sum", "rtt_min", "rtt_max", "rtt_samples",
-        "edge", "shrinks", "shrink_bytes", "zw_open", "zw_episodes", "max_seg", "trunc",
-        "data_after_fin", "last_data_ns", "zsettled",
+        # Zeek's history letters can no longer change on an ordinary segment
+        "zsettled",
+        "stats", "times", "track",
     )
 
     def __init__(self):
@@ -345,26 +393,49 @@ class Flow:
         self.seg_lo = 0
         self.seg_hi = 0
         self.valid_bif = True
-        self.pkts = self.bytes = self.data_pkts = 0
-        self.first_ns = self.last_ns = 0
-        self.rtx = self.rtx_bytes = self.fast_rtx = self.spurious = self.ooo = self.lost = self.ack_lost = 0
-        self.dupacks = self.zero_win = self.zwp = self.keepalive = self.win_full = self.win_update = 0
-        self.syns = self.fins = self.rsts = 0
-        self.fin_next = -1
-        self.fin_frame = self.fin_ns = self.rst_frame = self.rst_ns = 0
-        self.rtt_n = self.rtt_sum = 0
-        self.rtt_min = self.rtt_max = -1
-        self.rtt_samples = None      # list of (ts_ns, frame, rtt_ns) when the caller keeps them
-        self.edge = -1               # right edge of the receive window this sender advertised (unwrapped)
-        self.shrinks = None          # list of (frame, ts_ns, retreat_bytes)
-        self.shrink_bytes = 0
-        self.zw_open = None          # [start_frame, start_ns, probes] while a zero-window episode is open
-        self.zw_episodes = None      # list of (start_frame, start_ns, end_frame, end_ns, probes)
-        self.max_seg = 0
-        self.trunc = 0
-        self.data_after_fin = 0
-        self.last_data_ns = 0
         self.zsettled = False
+        self.stats = EndpointStats()
+        self.times = EndpointTimes()
+        self.track = EndpointTrack()
+
+
+class ConnEnding:
+    """How a connection ended: who closed first (sent the first FIN, -1 none), who reset it
+    and in which pair of states, the unacknowledged bytes the RST discarded, and when an
+    endpoint entered TIME_WAIT ((endpoint, ts_ns, frame) or None)."""
+
+    __slots__ = ("tw_start", "close_initiator", "reset_by", "reset_state", "reset_inflight")
+
+    def __init__(self):
+        self.tw_start = None
+        self.close_initiator = -1
+        self.reset_by = -1
+        self.reset_state = None
+        self.reset_inflight = 0
+
+
+class HandshakeTrack:
+    """The originator's SYNs: time of the latest pure SYN (for the iRTT), frame of the first,
+    and the times of all of them (at most 64; None before any)."""
+
+    __slots__ = ("ts_mru_syn", "syn_frame", "syn_times")
+
+    def __init__(self):
+        self.ts_mru_syn = 0
+        self.syn_frame = 0
+        self.syn_times = None
+
+
+class ZeekTrack:
+    """Zeek's view of the stream: the originator of the current Zeek record, the earlier
+    records ((ZeekConn, zorig, first_ns, last_ns) list, or None) and the attempt timer."""
+
+    __slots__ = ("zorig", "zeek_done", "zdeadline")
+
+    def __init__(self, zorig: int, zdeadline: int):
+        self.zorig = zorig
+        self.zeek_done = None
+        self.zdeadline = zdeadline
 
 
 class Conn:
@@ -375,9 +446,8 @@ class Conn:
     """
 
     __slots__ = ("stream", "key", "addr", "port", "flows", "orig", "handshake_seen", "first_ns", "last_ns",
-                 "first_frame", "last_frame", "irtt", "ts_mru_syn", "syn_frame", "state", "inferred", "timeline",
-                 "anomalies", "zeek", "done", "end_reason", "tw_start", "close_initiator", "reset_by",
-                 "reset_state", "reset_inflight", "syn_times", "events", "frames", "zorig", "zeek_done", "zdeadline")
+                 "first_frame", "last_frame", "irtt", "state", "inferred", "timeline", "anomalies", "zeek",
+                 "done", "end_reason", "events", "frames", "ending", "handshake", "ztrack")
 
     def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
         self.stream = stream
@@ -388,8 +458,6 @@ class Conn:
         self.first_ns = self.last_ns = seg.ts_ns
         self.first_frame = self.last_frame = seg.frame
         self.irtt = 0
-        self.ts_mru_syn = 0
-        self.syn_frame = 0
         s0, s1, inferred = initial_states(seg.flags)
         self.state = [s0, s1]
         self.inferred = inferred
@@ -407,17 +475,11 @@ class Conn:
             self.orig = 1 if seg.sport < seg.dport and seg.sport < 1024 <= seg.dport else 0
             self.handshake_seen = False
         self.zeek = ZeekConn(orig_is_first_sender=(self.orig == 0))
-        self.zorig = self.orig          # Zeek's originator for the current Zeek record
-        self.zeek_done = None           # earlier Zeek records of this stream: (ZeekConn, zorig, first_ns, last_ns)
-        self.zdeadline = seg.ts_ns + K_ZEEK_LINGER_NS   # Zeek's attempt timer for the current record
+        self.ztrack = ZeekTrack(self.orig, seg.ts_ns + K_ZEEK_LINGER_NS)
         self.done = False
         self.end_reason = "open"
-        self.tw_start = None            # (endpoint index, ts_ns, frame) when it entered TIME_WAIT
-        self.close_initiator = -1
-        self.reset_by = -1
-        self.reset_state = None
-        self.reset_inflight = 0
-        self.syn_times = None           # SYN retransmission times (ns) of the originator
+        self.ending = ConnEnding()
+        self.handshake = HandshakeTrack()
         self.events = None              # other per-connection events for the detectors
         self.frames = 0
 
@@ -840,19 +902,19 @@ def _why_out_of_order(rel_seq: int, rel_next: int, t: int, which: str, thr: int)
 def _count_sent(fwd, seg):
     """The sender's packet and byte counters."""
     now = seg.ts_ns
-    if not fwd.pkts:
-        fwd.first_ns = now
-    fwd.pkts += 1
-    fwd.last_ns = now
+    if not fwd.stats.pkts:
+        fwd.times.first_ns = now
+    fwd.stats.pkts += 1
+    fwd.times.last_ns = now
     seglen = seg.paylen
     if seglen:
-        fwd.bytes += seglen
-        fwd.data_pkts += 1
-        fwd.last_data_ns = now
-        if seglen > fwd.max_seg:
-            fwd.max_seg = seglen
+        fwd.stats.bytes += seglen
+        fwd.stats.data_pkts += 1
+        fwd.times.last_data_ns = now
+        if seglen > fwd.stats.max_seg:
+            fwd.stats.max_seg = seglen
         if seg.truncated:
-            fwd.trunc += 1
+            fwd.stats.trunc += 1
 
 
 @cython.cfunc
@@ -874,9 +936,9 @@ def _relative_bases(conn, fwd, rev, seg):
     now = seg.ts_ns
     st = flags & (_SYN | _ACK)
     if st == _SYN:
-        conn.ts_mru_syn = now
-    elif st == _ACK and conn.ts_mru_syn and not conn.irtt:
-        conn.irtt = now - conn.ts_mru_syn or 1
+        conn.handshake.ts_mru_syn = now
+    elif st == _ACK and conn.handshake.ts_mru_syn and not conn.irtt:
+        conn.irtt = now - conn.handshake.ts_mru_syn or 1
 
 
 @cython.cfunc
@@ -1015,14 +1077,14 @@ def _ack_disordered(rev, ack, now, v):
 def _rtt_sample(rev, seg, rtt):
     """One RTT sample of the acknowledged direction: count, sum, min, max (and the sample
     itself when the caller keeps them)."""
-    rev.rtt_n += 1
-    rev.rtt_sum += rtt
-    if rev.rtt_min < 0 or rtt < rev.rtt_min:
-        rev.rtt_min = rtt
-    if rtt > rev.rtt_max:
-        rev.rtt_max = rtt
-    if rev.rtt_samples is not None:
-        rev.rtt_samples.append((seg.ts_ns, seg.frame, rtt))
+    rev.track.rtt_n += 1
+    rev.track.rtt_sum += rtt
+    if rev.track.rtt_min < 0 or rtt < rev.track.rtt_min:
+        rev.track.rtt_min = rtt
+    if rtt > rev.track.rtt_max:
+        rev.track.rtt_max = rtt
+    if rev.track.rtt_samples is not None:
+        rev.track.rtt_samples.append((seg.ts_ns, seg.frame, rtt))
 
 
 @cython.cfunc
@@ -1073,35 +1135,35 @@ def _count_analysis(conn, d, fwd, rev, seg, aflags):
     zero-window probe counts in the receiver's open one; an ACKed unseen segment is a
     content gap in the peer's data for Zeek."""
     if aflags & _RTX_FAMILY:
-        fwd.rtx += 1
-        fwd.rtx_bytes += seg.paylen
+        fwd.stats.rtx += 1
+        fwd.stats.rtx_bytes += seg.paylen
         if aflags & _FAST:
-            fwd.fast_rtx += 1
+            fwd.stats.fast_rtx += 1
         if aflags & _SPUR:
-            fwd.spurious += 1
+            fwd.stats.spurious += 1
     if aflags & _OOO:
-        fwd.ooo += 1
+        fwd.stats.ooo += 1
     if aflags & _LOST:
-        fwd.lost += 1
+        fwd.stats.lost += 1
     if aflags & _ACKLOST:
-        fwd.ack_lost += 1
-        conn.zeek.gap((d ^ 1) == conn.zorig)
+        fwd.stats.ack_lost += 1
+        conn.zeek.gap((d ^ 1) == conn.ztrack.zorig)
     if aflags & _DUPACK:
-        fwd.dupacks += 1
+        fwd.stats.dupacks += 1
     if aflags & _ZW:
-        fwd.zero_win += 1
-        if fwd.zw_open is None:
-            fwd.zw_open = [seg.frame, seg.ts_ns, 0]
+        fwd.stats.zero_win += 1
+        if fwd.track.zw_open is None:
+            fwd.track.zw_open = [seg.frame, seg.ts_ns, 0]
     if aflags & _ZWP:
-        fwd.zwp += 1
-        if rev.zw_open is not None:
-            rev.zw_open[2] += 1
+        fwd.stats.zwp += 1
+        if rev.track.zw_open is not None:
+            rev.track.zw_open[2] += 1
     if aflags & _KA:
-        fwd.keepalive += 1
+        fwd.stats.keepalive += 1
     if aflags & _WFULL:
-        fwd.win_full += 1
+        fwd.stats.win_full += 1
     if aflags & _WUPD:
-        fwd.win_update += 1
+        fwd.stats.win_update += 1
 
 
 @cython.cfunc
@@ -1116,15 +1178,15 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
         return
     sc = fwd.win_scale if fwd.win_scale > 0 else 0
     edge = seq_dist(seg.ack, rev.base_seq) + (seg.win << sc)
-    old = fwd.edge
+    old = fwd.track.edge
     if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
-        fwd.shrink_bytes += old - edge
-        if fwd.shrinks is None:
-            fwd.shrinks = []
-        if len(fwd.shrinks) < max_events:
-            fwd.shrinks.append((seg.frame, seg.ts_ns, old - edge))
+        fwd.track.shrink_bytes += old - edge
+        if fwd.track.shrinks is None:
+            fwd.track.shrinks = []
+        if len(fwd.track.shrinks) < max_events:
+            fwd.track.shrinks.append((seg.frame, seg.ts_ns, old - edge))
     if edge > old:
-        fwd.edge = edge
+        fwd.track.edge = edge
 
 
 @cython.cfunc
@@ -1140,7 +1202,7 @@ def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
     zrtx = seg.paylen > 0 and nextseq != 0 and seq_delta(nextseq, nxt) >= 0
     if flags & _SFR or not seg.win or zrtx or not fwd.zsettled:
         z = conn.zeek
-        is_orig = d == conn.zorig
+        is_orig = d == conn.ztrack.zorig
         z.update(is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
         fwd.zsettled = z.settled(is_orig)
 
@@ -1236,7 +1298,7 @@ class Analyzer:
         for f in conn.flows:
             f.segs = []
             f.segs_disordered = False
-            if f.zw_open is not None:
+            if f.track.zw_open is not None:
                 self._close_zero_window(conn, f, None, None)
         if self.on_conn_done is not None:
             # handed over, not kept: the caller summarises it and memory stays O(live connections)
@@ -1294,7 +1356,7 @@ class Analyzer:
                 aflags = _REUSED
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
-        if now >= conn.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
+        if now >= conn.ztrack.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
             self._zeek_timers(conn, d, seg)
         conn.last_ns = now
         conn.last_frame = seg.frame
@@ -1317,7 +1379,7 @@ class Analyzer:
         _remember_sack(fwd, seg)
         if aflags:
             _count_analysis(conn, d, fwd, rev, seg, aflags)
-        if seg.win and fwd.zw_open is not None and not flags & _RST:
+        if seg.win and fwd.track.zw_open is not None and not flags & _RST:
             self._close_zero_window(conn, fwd, seg.frame, now)
         _window_edge(fwd, rev, seg, lastack, window, self.cfg.max_events)
         # Endpoint state machines (RFC 9293); an ordinary segment between two ESTABLISHED
@@ -1345,7 +1407,7 @@ class Analyzer:
         if flags & _SFR:
             self._control(conn, d, fwd, rev, seg, nxt)
         state = conn.state
-        acks_fin = rev.fin_next >= 0 and flags & _ACK and seq_delta(seg.ack, rev.fin_next) >= 0
+        acks_fin = rev.times.fin_next >= 0 and flags & _ACK and seq_delta(seg.ack, rev.times.fin_next) >= 0
         ev_s, ev_r = classify(flags, bool(acks_fin))
         s0 = state[d]
         s1, anom = step(s0, ev_s)
@@ -1361,10 +1423,10 @@ class Analyzer:
         elif anom is not None:
             self._anomaly(conn, r, anom, seg)
         if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
-            conn.end_reason = "rst" if (conn.flows[0].rsts or conn.flows[1].rsts) else "fin"
+            conn.end_reason = "rst" if (conn.flows[0].stats.rsts or conn.flows[1].stats.rsts) else "fin"
             self.table.closed.append(conn)
-        if seg.paylen and fwd.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.fin_next):
-            fwd.data_after_fin += 1
+        if seg.paylen and fwd.times.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.times.fin_next):
+            fwd.stats.data_after_fin += 1
 
     def _on_syn(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment) -> None:
         """Window scale and MSS from a SYN or SYN/ACK (Wireshark's verify_tcp_window_scaling)."""
@@ -1384,35 +1446,35 @@ class Analyzer:
         flags = seg.flags
         now = seg.ts_ns
         if flags & SYN:
-            fwd.syns += 1
+            fwd.stats.syns += 1
             if not flags & ACK and d == conn.orig:
-                if conn.syn_times is None:
-                    conn.syn_times = []
-                    conn.syn_frame = seg.frame
-                if len(conn.syn_times) < 64:
-                    conn.syn_times.append(now)
+                if conn.handshake.syn_times is None:
+                    conn.handshake.syn_times = []
+                    conn.handshake.syn_frame = seg.frame
+                if len(conn.handshake.syn_times) < 64:
+                    conn.handshake.syn_times.append(now)
         if flags & FIN:
-            fwd.fins += 1
-            if fwd.fin_next < 0:
-                fwd.fin_next = nxt
-                fwd.fin_frame = seg.frame
-                fwd.fin_ns = now
-                if conn.close_initiator < 0:
-                    conn.close_initiator = d
+            fwd.stats.fins += 1
+            if fwd.times.fin_next < 0:
+                fwd.times.fin_next = nxt
+                fwd.times.fin_frame = seg.frame
+                fwd.times.fin_ns = now
+                if conn.ending.close_initiator < 0:
+                    conn.ending.close_initiator = d
         if flags & RST:
-            fwd.rsts += 1
-            if not fwd.rst_frame:
-                fwd.rst_frame = seg.frame
-                fwd.rst_ns = now
-            if conn.reset_by < 0:
-                conn.reset_by = d
-                conn.reset_state = (conn.state[d], conn.state[d ^ 1])
+            fwd.stats.rsts += 1
+            if not fwd.times.rst_frame:
+                fwd.times.rst_frame = seg.frame
+                fwd.times.rst_ns = now
+            if conn.ending.reset_by < 0:
+                conn.ending.reset_by = d
+                conn.ending.reset_state = (conn.state[d], conn.state[d ^ 1])
                 # Data the resetting side had sent that was never acknowledged is discarded.
                 inflight = 0
                 for e in fwd.segs:
                     inflight += seq_dist(e.end, e.seq)
                 if fwd.segs:
-                    conn.reset_inflight = inflight
+                    conn.ending.reset_inflight = inflight
 
     def _transition(self, conn: Conn, ep: int, s0: TcpState, s1: TcpState, seg: Segment, sent: bool) -> None:
         conn.state[ep] = s1
@@ -1428,7 +1490,7 @@ class Analyzer:
             conn.anomalies.append((seg.frame, seg.ts_ns, ep, name))
 
     def _enter_time_wait(self, conn: Conn, ep: int, now: int, frame: int) -> None:
-        conn.tw_start = (ep, now, frame)
+        conn.ending.tw_start = (ep, now, frame)
         self.tw_enter(conn.addr[ep], conn.port[ep], now, frame)
 
     # the TIME_WAIT table's view, under the names the findings and the live view use
@@ -1457,12 +1519,12 @@ class Analyzer:
         return self.tw.active_now(self.last_ns if now is None else now)
 
     def _close_zero_window(self, conn: Conn, f: Flow, frame, now) -> None:
-        start_frame, start_ns, probes = f.zw_open
-        f.zw_open = None
-        if f.zw_episodes is None:
-            f.zw_episodes = []
-        if len(f.zw_episodes) < self.cfg.max_events:
-            f.zw_episodes.append((start_frame, start_ns, frame, now, probes))
+        start_frame, start_ns, probes = f.track.zw_open
+        f.track.zw_open = None
+        if f.track.zw_episodes is None:
+            f.track.zw_episodes = []
+        if len(f.track.zw_episodes) < self.cfg.max_events:
+            f.track.zw_episodes.append((start_frame, start_ns, frame, now, probes))
 
     def _zeek_timers(self, conn: Conn, d: int, seg: Segment) -> None:
         """Zeek's attempt timer (an attempt still unanswered 5 s after it began) and its close
@@ -1470,8 +1532,8 @@ class Analyzer:
         connection, so this segment starts a new Zeek record."""
         now = seg.ts_ns
         split = False
-        if now >= conn.zdeadline:
-            conn.zdeadline = _NEVER
+        if now >= conn.ztrack.zdeadline:
+            conn.ztrack.zdeadline = _NEVER
             split = conn.zeek.attempt()
         if not split and now - conn.last_ns >= K_ZEEK_LINGER_NS and conn.zeek.expirable():
             split = True
@@ -1481,20 +1543,20 @@ class Analyzer:
     def _zeek_split(self, conn: Conn, d: int, seg: Segment) -> None:
         """Start a new Zeek record inside this stream (Wireshark keeps one stream; Zeek would log
         a new connection).  Its originator follows Zeek's rule for a first packet."""
-        if conn.zeek_done is None:
-            conn.zeek_done = []
-        start = conn.zeek_done[-1][3] if conn.zeek_done else conn.first_ns
-        conn.zeek_done.append((conn.zeek, conn.zorig, start, conn.last_ns))
+        if conn.ztrack.zeek_done is None:
+            conn.ztrack.zeek_done = []
+        start = conn.ztrack.zeek_done[-1][3] if conn.ztrack.zeek_done else conn.first_ns
+        conn.ztrack.zeek_done.append((conn.zeek, conn.ztrack.zorig, start, conn.last_ns))
         flags = seg.flags
         flip = not (flags & SYN and not flags & ACK) and seg.sport < 1024 <= seg.dport
-        conn.zorig = d ^ 1 if flip else d
+        conn.ztrack.zorig = d ^ 1 if flip else d
         conn.zeek = ZeekConn(orig_is_first_sender=not flip)
-        conn.zdeadline = seg.ts_ns + K_ZEEK_LINGER_NS
+        conn.ztrack.zdeadline = seg.ts_ns + K_ZEEK_LINGER_NS
         conn.flows[0].zsettled = conn.flows[1].zsettled = False
 
     def _reuse(self, old: Conn, d: int, seg: Segment) -> None:
         """A new SYN on the 4-tuple of ``old``: note it when an endpoint is still in TIME_WAIT."""
-        tw = old.tw_start
+        tw = old.ending.tw_start
         if tw is not None and old.state[tw[0]] is _TIME_WAIT and seg.ts_ns - tw[1] < 2 * self.cfg.msl_ns:
             self.syn_in_time_wait.append((old.stream, seg.frame, seg.ts_ns))
 

@@ -14,22 +14,22 @@ def _s(ns: int) -> float:
 
 
 def _rtt(f: Flow) -> dict | None:
-    if not f.rtt_n:
+    if not f.track.rtt_n:
         return None
-    return {"samples": f.rtt_n, "min": _s(f.rtt_min), "avg": round(f.rtt_sum / f.rtt_n / 1e9, 9), "max": _s(f.rtt_max)}
+    return {"samples": f.track.rtt_n, "min": _s(f.track.rtt_min), "avg": round(f.track.rtt_sum / f.track.rtt_n / 1e9, 9), "max": _s(f.track.rtt_max)}
 
 
 def side_stats(f: Flow) -> dict:
     return {
-        "packets": f.pkts, "bytes": f.bytes, "data_packets": f.data_pkts,
-        "retransmissions": f.rtx, "retransmitted_bytes": f.rtx_bytes, "fast_retransmissions": f.fast_rtx,
-        "spurious_retransmissions": f.spurious, "out_of_order": f.ooo, "lost_segments": f.lost,
-        "acked_unseen": f.ack_lost, "duplicate_acks": f.dupacks, "zero_windows": f.zero_win,
-        "zero_window_probes": f.zwp, "keep_alives": f.keepalive, "window_full": f.win_full,
-        "window_updates": f.win_update, "syn": f.syns, "fin": f.fins, "rst": f.rsts,
+        "packets": f.stats.pkts, "bytes": f.stats.bytes, "data_packets": f.stats.data_pkts,
+        "retransmissions": f.stats.rtx, "retransmitted_bytes": f.stats.rtx_bytes, "fast_retransmissions": f.stats.fast_rtx,
+        "spurious_retransmissions": f.stats.spurious, "out_of_order": f.stats.ooo, "lost_segments": f.stats.lost,
+        "acked_unseen": f.stats.ack_lost, "duplicate_acks": f.stats.dupacks, "zero_windows": f.stats.zero_win,
+        "zero_window_probes": f.stats.zwp, "keep_alives": f.stats.keepalive, "window_full": f.stats.win_full,
+        "window_updates": f.stats.win_update, "syn": f.stats.syns, "fin": f.stats.fins, "rst": f.stats.rsts,
         "window_scale": None if f.win_scale == -1 else (0 if f.win_scale == -2 else f.win_scale),
-        "window_scale_known": f.win_scale != -1, "mss": f.mss or None, "max_segment": f.max_seg,
-        "window_shrinks": len(f.shrinks) if f.shrinks else 0, "window_shrink_bytes": f.shrink_bytes,
+        "window_scale_known": f.win_scale != -1, "mss": f.mss or None, "max_segment": f.stats.max_seg,
+        "window_shrinks": len(f.track.shrinks) if f.track.shrinks else 0, "window_shrink_bytes": f.track.shrink_bytes,
         "rtt": _rtt(f),
     }
 
@@ -50,32 +50,32 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
         "resp_h": addr_str(conn.addr[r]), "resp_p": conn.port[r],
         "orig_state": conn.state[o].name, "resp_state": conn.state[r].name,
         "conn_state": z.conn_state(), "history": z.history,
-        "orig_pkts": fo.pkts, "resp_pkts": fr.pkts, "orig_bytes": fo.bytes, "resp_bytes": fr.bytes,
+        "orig_pkts": fo.stats.pkts, "resp_pkts": fr.stats.pkts, "orig_bytes": fo.stats.bytes, "resp_bytes": fr.stats.bytes,
         "start": _s(conn.first_ns), "end": _s(conn.last_ns), "duration": _s(conn.last_ns - conn.first_ns),
         "first_frame": conn.first_frame, "last_frame": conn.last_frame,
-        "close_initiator": None if conn.close_initiator < 0 else ("orig" if conn.close_initiator == o else "resp"),
+        "close_initiator": None if conn.ending.close_initiator < 0 else ("orig" if conn.ending.close_initiator == o else "resp"),
         "end_reason": conn.end_reason,
-        "reset_by": None if conn.reset_by < 0 else ("orig" if conn.reset_by == o else "resp"),
+        "reset_by": None if conn.ending.reset_by < 0 else ("orig" if conn.ending.reset_by == o else "resp"),
         "handshake_seen": conn.handshake_seen,
         "states_inferred": conn.inferred,
         "handshake_rtt": _s(conn.irtt) if conn.irtt else None,
-        "syn_retries": max(0, len(conn.syn_times) - 1) if conn.syn_times else 0,
-        "retransmissions": fo.rtx + fr.rtx,
+        "syn_retries": max(0, len(conn.handshake.syn_times) - 1) if conn.handshake.syn_times else 0,
+        "retransmissions": fo.stats.rtx + fr.stats.rtx,
         "orig": side_stats(fo), "resp": side_stats(fr),
         "unexpected": [{"frame": fr_, "endpoint": "orig" if ep == o else "resp", "anomaly": name}
                        for fr_, _ts, ep, name in (conn.anomalies or ())],
     }
-    if conn.zeek_done:
+    if conn.ztrack.zeek_done:
         # Zeek would have logged several connections for this stream (timers after a close,
         # reset or one-sided start): list them all; the top-level fields describe the first.
-        recs = [(z, zo, a, b) for z, zo, a, b in conn.zeek_done] + [(conn.zeek, conn.zorig, conn.zeek_done[-1][3], conn.last_ns)]
+        recs = [(z, zo, a, b) for z, zo, a, b in conn.ztrack.zeek_done] + [(conn.zeek, conn.ztrack.zorig, conn.ztrack.zeek_done[-1][3], conn.last_ns)]
         rec["zeek"] = [{"start": _s(a), "orig_h": addr_str(conn.addr[zo]), "orig_p": conn.port[zo],
                         "resp_h": addr_str(conn.addr[zo ^ 1]), "resp_p": conn.port[zo ^ 1],
                         "conn_state": z.conn_state(), "history": z.history} for z, zo, a, b in recs]
-        first = conn.zeek_done[0][0]
+        first = conn.ztrack.zeek_done[0][0]
         rec["conn_state"], rec["history"] = first.conn_state(), first.history
-    if conn.tw_start is not None:
-        ep, ts, frame = conn.tw_start
+    if conn.ending.tw_start is not None:
+        ep, ts, frame = conn.ending.tw_start
         rec["time_wait"] = {"endpoint": "orig" if ep == o else "resp", "start": _s(ts), "frame": frame}
     if timelines and conn.timeline is not None:
         rec["timeline"] = {

@@ -285,7 +285,7 @@ def test_max_unacked_bounds_each_direction():
         assert len(conn.flows[0].segs) <= 50 and len(conn.flows[1].segs) <= 50
     # ...and the data is still counted in full.
     conn, = a.finish()
-    assert conn.flows[0].bytes == 500_000 and conn.flows[0].data_pkts == 5000
+    assert conn.flows[0].stats.bytes == 500_000 and conn.flows[0].stats.data_pkts == 5000
 
 
 def test_disordered_unacked_list_is_not_walked_by_every_ack():
@@ -332,8 +332,8 @@ def test_max_events_bounds_per_connection_lists():
     conn, = a.finish()
     assert conn.anomalies is not None and len(conn.anomalies) == 5
     srv = conn.flows[1]
-    assert srv.zw_episodes is not None and len(srv.zw_episodes) == 5
-    assert srv.shrinks is not None and len(srv.shrinks) == 5 and srv.shrink_bytes > 0
+    assert srv.track.zw_episodes is not None and len(srv.track.zw_episodes) == 5
+    assert srv.track.shrinks is not None and len(srv.track.shrinks) == 5 and srv.track.shrink_bytes > 0
 
 
 def test_findings_are_capped_per_kind(tmp_path):

@@ -103,12 +103,12 @@ def test_recorder_keeps_only_its_stream():
     assert len(rec) == 23
     assert all(f == rec.frame[0] or f > rec.frame[0] for f in rec.frame)
     # the engine's per-flow RTT sample lists are switched on for this stream only
-    assert rec.conn.flows[0].rtt_samples is not None and rec.conn.flows[1].rtt_samples is not None
+    assert rec.conn.flows[0].track.rtt_samples is not None and rec.conn.flows[1].track.rtt_samples is not None
 
 
 def test_recorder_rtt_samples_and_sack_are_relative():
     rec = record(TRACES / "retransmit-fast009.pcap", 0)
-    samples = rec.conn.flows[rec.conn.orig ^ 1].rtt_samples
+    samples = rec.conn.flows[rec.conn.orig ^ 1].track.rtt_samples
     assert samples and all(s[2] > 0 for s in samples)
     assert rec.sack
     for i, blocks in rec.sack.items():

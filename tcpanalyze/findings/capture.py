@@ -67,25 +67,25 @@ def capture_tally(conn, th, acc, end_ns, out) -> None:
     if not conn.handshake_seen:
         acc.no_handshake.connections += 1
         tally_example(acc.no_handshake.streams, s)
-    if (fo.win_scale == -1 or fr.win_scale == -1) and (fo.data_pkts or fr.data_pkts):
+    if (fo.win_scale == -1 or fr.win_scale == -1) and (fo.stats.data_pkts or fr.stats.data_pkts):
         acc.scale_unknown.connections += 1
         tally_example(acc.scale_unknown.streams, s)
-    if fo.pkts == 0 or fr.pkts == 0:
+    if fo.stats.pkts == 0 or fr.stats.pkts == 0:
         # One direction never seen although the other sent data (or kept talking): the capture
         # point saw one way only.  Unanswered SYNs, stray RSTs and scans are findings of their own.
-        seen = fo if fr.pkts == 0 else fr
-        if seen.data_pkts or (seen.pkts >= 3 and not seen.syns):
+        seen = fo if fr.stats.pkts == 0 else fr
+        if seen.stats.data_pkts or (seen.stats.pkts >= 3 and not seen.stats.syns):
             acc.one_sided.connections += 1
             tally_example(acc.one_sided.streams, s)
-    tr = fo.trunc + fr.trunc
+    tr = fo.stats.trunc + fr.stats.trunc
     if tr:
         acc.truncated.connections += 1
         acc.truncated.amount += tr
         tally_example(acc.truncated.streams, s)
     for f, peer in ((fo, fr), (fr, fo)):
-        if peer.mss and f.max_seg > peer.mss:
+        if peer.mss and f.stats.max_seg > peer.mss:
             acc.super_segments.connections += 1
-            acc.super_segments.amount = max(acc.super_segments.amount, f.max_seg)
+            acc.super_segments.amount = max(acc.super_segments.amount, f.stats.max_seg)
             tally_example(acc.super_segments.streams, s)
             break
     if conn.anomalies:

@@ -45,44 +45,44 @@ DATA_AFTER_FIN = declare_kind("data_after_fin", render_data_after_fin, severity=
 
 @conn_detector(60)
 def close_findings(conn, th, acc, end_ns, out) -> None:
-    ci = conn.close_initiator
+    ci = conn.ending.close_initiator
     if ci < 0:
         return
     f = conn.flows[ci]
     p = conn.flows[ci ^ 1]
-    fin_ns = f.fin_ns
+    fin_ns = f.times.fin_ns
     # Half-close: the peer kept sending data after this side's FIN (RFC 9293 §3.6).
-    if p.last_data_ns - fin_ns > max(conn.irtt, 0):
+    if p.times.last_data_ns - fin_ns > max(conn.irtt, 0):
         # (data sent less than a handshake RTT after the FIN may have crossed it: not a half-close)
         out.append(Finding(
             "half_close", "info",
-            stream=conn.stream, frames=[f.fin_frame, p.fin_frame if p.fin_next >= 0 else 0], ts_ns=fin_ns,
-            values={"fin_by": role(conn, ci), "peer_data_after_fin_s": _s(p.last_data_ns - fin_ns)},
-            terms={"endpoint": label(conn, ci), "fin_frame": f.fin_frame, "after_ns": p.last_data_ns - fin_ns,
-                   "peer_fin_frame": p.fin_frame if p.fin_next >= 0 else None}))
+            stream=conn.stream, frames=[f.times.fin_frame, p.times.fin_frame if p.times.fin_next >= 0 else 0], ts_ns=fin_ns,
+            values={"fin_by": role(conn, ci), "peer_data_after_fin_s": _s(p.times.last_data_ns - fin_ns)},
+            terms={"endpoint": label(conn, ci), "fin_frame": f.times.fin_frame, "after_ns": p.times.last_data_ns - fin_ns,
+                   "peer_fin_frame": p.times.fin_frame if p.times.fin_next >= 0 else None}))
     # CLOSE_WAIT stall: the peer neither sent data nor its FIN for long after the FIN.
-    if p.fin_next >= 0:
-        stop_ns, until = p.fin_ns, "fin"
-        stop_frame = p.fin_frame
-    elif p.rsts or f.rsts:
-        stop_ns, until = (p.rst_ns if p.rsts else f.rst_ns), "rst"
-        stop_frame = p.rst_frame if p.rsts else f.rst_frame
-    elif p.last_ns >= fin_ns:
+    if p.times.fin_next >= 0:
+        stop_ns, until = p.times.fin_ns, "fin"
+        stop_frame = p.times.fin_frame
+    elif p.stats.rsts or f.stats.rsts:
+        stop_ns, until = (p.times.rst_ns if p.stats.rsts else f.times.rst_ns), "rst"
+        stop_frame = p.times.rst_frame if p.stats.rsts else f.times.rst_frame
+    elif p.times.last_ns >= fin_ns:
         # Never sent FIN, but was seen after the FIN (its ACK): stalled until the capture ended.
         stop_ns, until = end_ns, "end"
         stop_frame = 0
     else:
         return _data_after_fin(conn, out, acc, ci, f)   # the peer was never seen after the FIN
-    idle_from = max(fin_ns, p.last_data_ns)
+    idle_from = max(fin_ns, p.times.last_data_ns)
     idle = stop_ns - idle_from
     if idle > th.close_wait_s * 1e9:
         out.append(Finding(
             "close_wait_stall", "warning",
-            stream=conn.stream, frames=[f.fin_frame, stop_frame], ts_ns=fin_ns,
+            stream=conn.stream, frames=[f.times.fin_frame, stop_frame], ts_ns=fin_ns,
             values={"fin_by": role(conn, ci), "stalled": role(conn, ci ^ 1), "idle_s": _s(idle),
-                    "peer_fin": p.fin_next >= 0, "peer_fin_frame": p.fin_frame or None},
+                    "peer_fin": p.times.fin_next >= 0, "peer_fin_frame": p.times.fin_frame or None},
             terms={"fin_endpoint": label(conn, ci), "stalled_endpoint": label(conn, ci ^ 1),
-                   "fin_frame": f.fin_frame, "idle_ns": idle, "until": until, "stop_frame": stop_frame,
+                   "fin_frame": f.times.fin_frame, "idle_ns": idle, "until": until, "stop_frame": stop_frame,
                    "limit_s": th.close_wait_s}))
     _data_after_fin(conn, out, acc, ci, f)
 
@@ -91,12 +91,12 @@ def _data_after_fin(conn, out, acc, ci, f) -> None:
     o = conn.orig
     for ep in (o, o ^ 1):
         fl = conn.flows[ep]
-        if fl.data_after_fin:
+        if fl.stats.data_after_fin:
             out.append(Finding(
                 "data_after_fin", "warning",
-                stream=conn.stream, frames=[fl.fin_frame], ts_ns=fl.fin_ns,
-                values={"sent_by": role(conn, ep), "segments": fl.data_after_fin},
-                terms={"endpoint": label(conn, ep), "fin_frame": fl.fin_frame}))
+                stream=conn.stream, frames=[fl.times.fin_frame], ts_ns=fl.times.fin_ns,
+                values={"sent_by": role(conn, ep), "segments": fl.stats.data_after_fin},
+                terms={"endpoint": label(conn, ep), "fin_frame": fl.times.fin_frame}))
     if acc is not None and ci != o and conn.handshake_seen:
         key = (addr_str(conn.addr[ci]), conn.port[ci])
         t = acc.server_close.get(key)
@@ -104,4 +104,4 @@ def _data_after_fin(conn, out, acc, ci, f) -> None:
             t = acc.server_close[key] = CloseTally()
         t.connections += 1
         tally_example(t.streams, conn.stream)
-        tally_example(t.fin_frames, f.fin_frame)
+        tally_example(t.fin_frames, f.times.fin_frame)

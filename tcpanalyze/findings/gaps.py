@@ -35,26 +35,26 @@ OUT_OF_ORDER = declare_kind("out_of_order", render_out_of_order, severity="info"
 @conn_detector(80)
 def gaps(conn, th, acc, end_ns, out) -> None:
     fo, fr = conn.flows[conn.orig], conn.flows[conn.orig ^ 1]
-    lost = fo.lost + fr.lost
+    lost = fo.stats.lost + fr.stats.lost
     if lost:
         ev = evidence(conn, "lost")
-        rtx = fo.rtx + fr.rtx
+        rtx = fo.stats.rtx + fr.stats.rtx
         out.append(Finding(
             "lost_segment", "info",
             stream=conn.stream, frames=ev.frames if ev else (), ts_ns=ev.first_ns if ev else None,
             values={"segments": lost, "retransmissions": rtx}, cause="network" if rtx else "capture"))
-    al = fo.ack_lost + fr.ack_lost
+    al = fo.stats.ack_lost + fr.stats.ack_lost
     if al:
         ev = evidence(conn, "ack_lost")
         out.append(Finding(
             "ack_lost_segment", "info",
             stream=conn.stream, frames=ev.frames if ev else (), ts_ns=ev.first_ns if ev else None,
             values={"segments": al}, cause="capture"))
-    ooo = fo.ooo + fr.ooo
+    ooo = fo.stats.ooo + fr.stats.ooo
     if ooo:
         ev = evidence(conn, "ooo")
         bursts, largest = (ev.bursts, ev.largest_burst) if ev else (1, ooo)
-        data_pkts = fo.data_pkts + fr.data_pkts
+        data_pkts = fo.stats.data_pkts + fr.stats.data_pkts
         out.append(Finding(
             "out_of_order", "info",
             stream=conn.stream, frames=ev.frames if ev else (), ts_ns=ev.first_ns if ev else None,

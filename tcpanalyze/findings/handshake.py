@@ -58,9 +58,9 @@ SYN_FLOOD = declare_kind(
 def handshake_findings(conn, th, acc, end_ns, out) -> None:
     o = conn.orig
     fo, fr = conn.flows[o], conn.flows[o ^ 1]
-    syn_times = conn.syn_times
-    if fo.syns and syn_times:
-        answered = fr.pkts > 0
+    syn_times = conn.handshake.syn_times
+    if fo.stats.syns and syn_times:
+        answered = fr.stats.pkts > 0
         if len(syn_times) > 1:
             iv = [ms(b - a) for a, b in zip(syn_times, syn_times[1:])]
             doubling = len(iv) >= 2 and all(a > 0 and 1.6 <= b / a <= 2.5 for a, b in zip(iv, iv[1:]))
@@ -71,7 +71,7 @@ def handshake_findings(conn, th, acc, end_ns, out) -> None:
             dup = min(iv) < K_MIN_RTO_MS
             out.append(Finding(
                 "handshake", "info" if dup else "warning",
-                subkind="syn_retries", stream=conn.stream, frames=[conn.syn_frame], ts_ns=syn_times[0],
+                subkind="syn_retries", stream=conn.stream, frames=[conn.handshake.syn_frame], ts_ns=syn_times[0],
                 values={"syns": len(syn_times), "retries": len(syn_times) - 1, "intervals_ms": iv,
                         "backoff": backoff, "answered": answered, "duplicates": dup},
                 terms={"from": label(conn, o), "min_rto_ms": K_MIN_RTO_MS},
@@ -80,7 +80,7 @@ def handshake_findings(conn, th, acc, end_ns, out) -> None:
             waited = conn.last_ns - syn_times[0]
             out.append(Finding(
                 "handshake", "warning",
-                subkind="syn_unanswered", stream=conn.stream, frames=[conn.syn_frame], ts_ns=syn_times[0],
+                subkind="syn_unanswered", stream=conn.stream, frames=[conn.handshake.syn_frame], ts_ns=syn_times[0],
                 values={"syns": len(syn_times), "waited_s": _s(waited), "to": label(conn, o ^ 1)},
                 terms={"from": label(conn, o), "waited_ns": waited}))
             if acc is not None:
@@ -94,9 +94,9 @@ def handshake_findings(conn, th, acc, end_ns, out) -> None:
                 tally_example(t.streams, conn.stream)
                 if len(t.sources) < K_SYN_FLOOD_SOURCES:
                     t.sources.add(conn.addr[o])
-    elif conn.handshake_seen and fr.syns and not fo.syns:
+    elif conn.handshake_seen and fr.stats.syns and not fo.stats.syns:
         # The first segment seen was the responder's SYN/ACK.
-        silent = fo.pkts == 0
+        silent = fo.stats.pkts == 0
         out.append(Finding(
             "handshake", "warning" if silent else "info",
             subkind="synack_without_syn", stream=conn.stream, frames=[conn.first_frame], ts_ns=conn.first_ns,

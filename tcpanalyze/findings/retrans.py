@@ -30,20 +30,20 @@ RETRANSMISSIONS = declare_kind(
 @conn_detector(30)
 def retransmissions(conn, th, acc, end_ns, out) -> None:
     fo, fr = conn.flows[conn.orig], conn.flows[conn.orig ^ 1]
-    rtx = fo.rtx + fr.rtx
+    rtx = fo.stats.rtx + fr.stats.rtx
     if not rtx:
         return
     # SYN and FIN retransmissions are in Wireshark's count; the rate is over data segments.
-    syn_rtx = sum(max(0, f.syns - 1) for f in (fo, fr))
-    ctl = syn_rtx + sum(max(0, f.fins - 1) for f in (fo, fr))
-    data_pkts = fo.data_pkts + fr.data_pkts
+    syn_rtx = sum(max(0, f.stats.syns - 1) for f in (fo, fr))
+    ctl = syn_rtx + sum(max(0, f.stats.fins - 1) for f in (fo, fr))
+    data_pkts = fo.stats.data_pkts + fr.stats.data_pkts
     data_rtx = min(max(0, rtx - ctl), data_pkts)
     if data_rtx == 0 and rtx <= syn_rtx:
         return          # only SYNs were repeated: handshake/syn_retries says so
-    byts = fo.bytes + fr.bytes
-    rtx_bytes = fo.rtx_bytes + fr.rtx_bytes
-    fast = fo.fast_rtx + fr.fast_rtx
-    spurious = fo.spurious + fr.spurious
+    byts = fo.stats.bytes + fr.stats.bytes
+    rtx_bytes = fo.stats.rtx_bytes + fr.stats.rtx_bytes
+    fast = fo.stats.fast_rtx + fr.stats.fast_rtx
+    spurious = fo.stats.spurious + fr.stats.spurious
     rto = max(0, rtx - fast - spurious)
     rate = data_rtx / data_pkts if data_pkts else 0.0
     brate = rtx_bytes / byts if byts else 0.0
@@ -51,9 +51,9 @@ def retransmissions(conn, th, acc, end_ns, out) -> None:
     ev = evidence(conn, "rtx")
     per_side = {}
     for name, f in (("orig", fo), ("resp", fr)):
-        if f.rtx:
-            per_side[name] = {"segments": f.rtx, "bytes": f.rtx_bytes, "fast": f.fast_rtx, "spurious": f.spurious,
-                              "data_segments": f.data_pkts}
+        if f.stats.rtx:
+            per_side[name] = {"segments": f.stats.rtx, "bytes": f.stats.rtx_bytes, "fast": f.stats.fast_rtx, "spurious": f.stats.spurious,
+                              "data_segments": f.stats.data_pkts}
     out.append(Finding(
         "retransmissions", "warning" if warn else "info",
         stream=conn.stream, frames=ev.frames if ev else (), ts_ns=ev.first_ns if ev else conn.first_ns,

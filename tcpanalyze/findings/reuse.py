@@ -36,7 +36,7 @@ def reuse_findings(seg, conn, old, in_tw: bool, msl_s: float) -> list[Finding]:
               "previous_conn_state": old.zeek.conn_state() if old is not None else None}
     out = []
     if in_tw:
-        tw = old.tw_start if old is not None else None
+        tw = old.ending.tw_start if old is not None else None
         age = (seg.ts_ns - tw[1]) if tw else None
         holder = label(old, tw[0]) if tw else "?"
         out.append(Finding(

@@ -62,7 +62,7 @@ def _unacked(f) -> int:
 @segment_detector(30)
 def measure_rst(seg, verdict, conn, events, th) -> None:
     d = verdict.direction
-    if seg.flags & RST and "rst" not in events and conn.reset_by == d:
+    if seg.flags & RST and "rst" not in events and conn.ending.reset_by == d:
         # Bytes in flight the RST discards: each side's data still unacknowledged after it
         # (the RST's own ACK has been applied), counted once even if retransmitted.
         peer = conn.flows[d ^ 1]
@@ -71,39 +71,39 @@ def measure_rst(seg, verdict, conn, events, th) -> None:
 
 @conn_detector(10)
 def rst_finding(conn, th, acc, end_ns, out) -> None:
-    d = conn.reset_by
+    d = conn.ending.reset_by
     if d < 0:
         return
     o = conn.orig
     f = conn.flows[d]
     peer = conn.flows[d ^ 1]
-    rf = f.rst_frame
+    rf = f.times.rst_frame
     who = role(conn, d)
-    st = conn.reset_state
+    st = conn.ending.reset_state
     s_self = state_name(st[0]) if st else "?"
     s_peer = state_name(st[1]) if st else "?"
     extra = evidence(conn, "rst")
     peer_unacked = extra.peer_unacked if extra else 0
-    own_unacked = extra.own_unacked if extra else conn.reset_inflight
+    own_unacked = extra.own_unacked if extra else conn.ending.reset_inflight
     # data the peer still sent after the RST (it crossed the RST, or the peer had not seen it yet)
     after = (peer.nextseq - extra.peer_nextseq) & 0xFFFFFFFF if extra and extra.peer_nextseq and peer.nextseq else 0
     if after >= 0x80000000:
         after = 0
     values = {"sent_by": who, "endpoint": label(conn, d), "state": s_self, "peer_state": s_peer,
-              "rsts": f.rsts, "unacked_discarded": own_unacked, "peer_unacked_discarded": peer_unacked,
+              "rsts": f.stats.rsts, "unacked_discarded": own_unacked, "peer_unacked_discarded": peer_unacked,
               "peer_sent_after_rst": after}
     terms = {"frame": rf}
     if rf == conn.first_frame and not conn.handshake_seen:
         cls = "unknown_connection"
         sev, cause = "info", "capture"
         frames = [rf]
-    elif d != o and not f.syns and conn.flows[o].syns:
+    elif d != o and not f.stats.syns and conn.flows[o].stats.syns:
         cls = "refused"
         sev, cause = "warning", None
-        terms["syn_frame"] = conn.syn_frame
-        frames = [conn.syn_frame, rf]
-    elif s_self in _AFTER_CLOSE or (f.fin_next >= 0 and peer.fin_next >= 0 and f.fin_ns <= f.rst_ns
-                                     and peer.fin_ns <= f.rst_ns):
+        terms["syn_frame"] = conn.handshake.syn_frame
+        frames = [conn.handshake.syn_frame, rf]
+    elif s_self in _AFTER_CLOSE or (f.times.fin_next >= 0 and peer.times.fin_next >= 0 and f.times.fin_ns <= f.times.rst_ns
+                                     and peer.times.fin_ns <= f.times.rst_ns):
         cls = "reset_after_close"
         sev, cause = "info", None
         frames = [rf]
@@ -114,13 +114,13 @@ def rst_finding(conn, th, acc, end_ns, out) -> None:
         frames = [rf]
     values["inflight_discarded"] = own_unacked + peer_unacked + after
     values["class"] = cls
-    out.append(Finding("rst", sev, subkind=cls, stream=conn.stream, frames=frames, ts_ns=f.rst_ns,
+    out.append(Finding("rst", sev, subkind=cls, stream=conn.stream, frames=frames, ts_ns=f.times.rst_ns,
                        values=values, terms=terms, cause=cause))
     if acc is not None:
         key = (addr_str(conn.addr[o ^ 1]), conn.port[o ^ 1])
         t = acc.rst_ports.get(key)
         if t is None:
-            t = acc.rst_ports[key] = RstTally(first_ns=f.rst_ns)
+            t = acc.rst_ports[key] = RstTally(first_ns=f.times.rst_ns)
         t.counts[cls] += 1
         tally_example(t.streams, conn.stream)
 

@@ -50,7 +50,7 @@ class StallWatch:
 
 
 def _limit_ns(conn, f) -> float:
-    rtt = f.rtt_sum / f.rtt_n if f.rtt_n else conn.irtt
+    rtt = f.track.rtt_sum / f.track.rtt_n if f.track.rtt_n else conn.irtt
     return max(K_STALL_MIN_S * 1e9, K_STALL_RTT_FACTOR * rtt)
 
 

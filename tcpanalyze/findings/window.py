@@ -42,13 +42,13 @@ WINDOW_SHRINK = declare_kind(
 def zero_window(conn, th, acc, end_ns, out) -> None:
     for ep in (conn.orig, conn.orig ^ 1):
         f = conn.flows[ep]
-        eps = f.zw_episodes
+        eps = f.track.zw_episodes
         if not eps:
             continue
         for start_frame, start_ns, end_frame, end_ns_, probes in eps:
             if end_frame is None:
                 died = (conn.end_reason in ("rst", "timeout", "evicted")
-                        or bool(conn.flows[0].rsts or conn.flows[1].rsts))
+                        or bool(conn.flows[0].stats.rsts or conn.flows[1].stats.rsts))
                 dur = conn.last_ns - start_ns
                 sev = "error" if died else "warning"
             else:
@@ -68,13 +68,13 @@ def zero_window(conn, th, acc, end_ns, out) -> None:
 def window_shrink(conn, th, acc, end_ns, out) -> None:
     for ep in (conn.orig, conn.orig ^ 1):
         f = conn.flows[ep]
-        if not f.shrinks:
+        if not f.track.shrinks:
             continue
-        retreats = [{"frame": fr, "bytes": b} for fr, _ns, b in f.shrinks]
+        retreats = [{"frame": fr, "bytes": b} for fr, _ns, b in f.track.shrinks]
         largest = max(x["bytes"] for x in retreats)
         out.append(Finding(
             "window_shrink", "warning",
-            stream=conn.stream, frames=[x["frame"] for x in retreats[:th.evidence_frames]], ts_ns=f.shrinks[0][1],
-            values={"advertised_by": role(conn, ep), "endpoint": label(conn, ep), "shrinks": len(f.shrinks),
-                    "total_bytes": f.shrink_bytes, "largest_bytes": largest,
+            stream=conn.stream, frames=[x["frame"] for x in retreats[:th.evidence_frames]], ts_ns=f.track.shrinks[0][1],
+            values={"advertised_by": role(conn, ep), "endpoint": label(conn, ep), "shrinks": len(f.track.shrinks),
+                    "total_bytes": f.track.shrink_bytes, "largest_bytes": largest,
                     "window_scale": 0 if f.win_scale < 0 else f.win_scale, "retreats": retreats}))

@@ -194,12 +194,12 @@ class ReportBuilder:
             labels.extend(ev["labels"])
         conns = self.conns
         fo, fr = conn.flows
-        nbytes = fo.bytes + fr.bytes
+        nbytes = fo.stats.bytes + fr.stats.bytes
         # what summarize() reports as conn_state (the first Zeek record of the stream)
-        st = (conn.zeek_done[0][0] if conn.zeek_done else conn.zeek).conn_state()
+        st = (conn.ztrack.zeek_done[0][0] if conn.ztrack.zeek_done else conn.zeek).conn_state()
         conns.count(nbytes, st)
         score = _score(labels)
-        key = ((score, fo.rtx + fr.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
+        key = ((score, fo.stats.rtx + fr.stats.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
         if not conns.wanted(key):
             return
         rec = summarize(conn)

@@ -68,7 +68,7 @@ class StreamRecorder:
     and ``ack`` (relative, unwrapped past 2**32), ``len``, ``win`` (calculated), ``aflags``,
     ``bif`` (-1 none), ``frame``; ``sack`` maps a row index to its SACK blocks (relative to
     the acknowledged direction, unwrapped like its ACK).  Also switches on the engine's RTT
-    sample lists (``Flow.rtt_samples``) for this stream's two flows.
+    sample lists (``Flow.track.rtt_samples``) for this stream's two flows.
     """
 
     def __init__(self, stream: int):
@@ -98,8 +98,8 @@ class StreamRecorder:
         if self.conn is None:
             self.conn = conn
             for f in conn.flows:
-                if f.rtt_samples is None:
-                    f.rtt_samples = []
+                if f.track.rtt_samples is None:
+                    f.track.rtt_samples = []
         d = a.verdict.direction
         flags = seg.flags
         self.ts.append(seg.ts_ns)
@@ -168,9 +168,9 @@ def data_direction(rec: StreamRecorder, direction: str = "auto") -> int:
     if direction == "server":
         return conn.orig ^ 1
     f0, f1 = conn.flows
-    if f0.bytes == f1.bytes:
+    if f0.stats.bytes == f1.stats.bytes:
         return conn.orig
-    return 0 if f0.bytes > f1.bytes else 1
+    return 0 if f0.stats.bytes > f1.stats.bytes else 1
 
 
 def plot_tseq(rec: StreamRecorder, path: str, direction: str = "auto") -> dict:
@@ -276,13 +276,13 @@ def plot_window(rec: StreamRecorder, path: str) -> dict:
             ax.plot(bx, by, linestyle="none", marker=".", markersize=3, color=colour, alpha=0.6,
                     label=f"{side} bytes in flight")
         f = conn.flows[d]
-        for k, (_sf, s_ns, _ef, e_ns, probes) in enumerate(f.zw_episodes or ()):
+        for k, (_sf, s_ns, _ef, e_ns, probes) in enumerate(f.track.zw_episodes or ()):
             end = e_ns if e_ns is not None else conn.last_ns
             ax.axvspan((s_ns - t0) / 1e9, (end - t0) / 1e9, color=colour, alpha=0.15,
                        label=f"{side} zero window" if k == 0 else None)
             counts["zero_window_episodes"] += 1
         sx, sy = [], []
-        for frame, s_ns, _bytes in f.shrinks or ():
+        for frame, s_ns, _bytes in f.track.shrinks or ():
             sx.append((s_ns - t0) / 1e9)
             sy.append(win_at[d].get(frame, 0))
         if sx:
@@ -309,7 +309,7 @@ def plot_rtt(rec: StreamRecorder, path: str) -> dict:
     t0 = rec.t0()
     n = 0
     for d in (conn.orig, conn.orig ^ 1):
-        samples = conn.flows[d].rtt_samples or []
+        samples = conn.flows[d].track.rtt_samples or []
         if not samples:
             continue
         x = [(s[0] - t0) / 1e9 for s in samples]

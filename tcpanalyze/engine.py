@@ -18,9 +18,9 @@ Theory of operation
    (``zeek.py``), and keeps the per-connection counters the detectors need.
 
 ``feed`` returns the packet's ``Verdict``: one record per analyzer, refilled by every
-call, so it is valid until the next ``feed`` (no result object is allocated per packet).  ``finish()`` summarises what is still open and
-returns the ``Report``.  The clock is the packet timestamp; nothing here reads the wall
-clock or does I/O.
+call, so it is valid until the next ``feed`` (no result object is allocated per packet).
+``finish()`` summarises what is still open and returns the ``Report``.  The clock is the
+packet timestamp; nothing here reads the wall clock or does I/O.
 """
 from __future__ import annotations
 
@@ -898,23 +898,26 @@ def _why_out_of_order(rel_seq: int, rel_next: int, t: int, which: str, thr: int)
 # and TCPSessionAdapter keep UpdateWindow, update_last_seq ... apart).
 
 @cython.cfunc
-@cython.locals(fwd=Flow, seg=Segment, seglen=cython.longlong)
+@cython.locals(fwd=Flow, seg=Segment, st=EndpointStats, tm=EndpointTimes, seglen=cython.longlong,
+               now=cython.longlong)
 def _count_sent(fwd, seg):
-    """The sender's packet and byte counters."""
+    """The sender's packet and byte counters and times."""
+    st = fwd.stats
+    tm = fwd.times
     now = seg.ts_ns
-    if not fwd.stats.pkts:
-        fwd.times.first_ns = now
-    fwd.stats.pkts += 1
-    fwd.times.last_ns = now
+    if not st.pkts:
+        tm.first_ns = now
+    st.pkts += 1
+    tm.last_ns = now
     seglen = seg.paylen
     if seglen:
-        fwd.stats.bytes += seglen
-        fwd.stats.data_pkts += 1
-        fwd.times.last_data_ns = now
-        if seglen > fwd.stats.max_seg:
-            fwd.stats.max_seg = seglen
+        st.bytes += seglen
+        st.data_pkts += 1
+        tm.last_data_ns = now
+        if seglen > st.max_seg:
+            st.max_seg = seglen
         if seg.truncated:
-            fwd.stats.trunc += 1
+            st.trunc += 1
 
 
 @cython.cfunc

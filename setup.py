@@ -28,14 +28,17 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 PACKAGE = "tcpanalyze"
+HERE = os.path.dirname(os.path.abspath(__file__))
 # The one list of compiled modules (dotted names below the package).  A module whose .py is
 # missing is left out; a .pxd next to a module is used when there is one.
-COMPILED = ["model", "engine", "decode", "state", "zeek", "findings", "summary", "analysis", "seq", "rows",
-            "pipeline", "sources.pcap"]
+COMPILED = ["model", "engine", "decode", "state", "zeek", "summary", "analysis", "seq", "rows", "pipeline",
+            "sources.pcap"]
+# the detector modules (the findings package's __init__ stays Python: it imports every module it holds)
+COMPILED += sorted(f"findings.{name[:-3]}" for name in os.listdir(os.path.join(HERE, PACKAGE, "findings"))
+                   if name.endswith(".py") and name != "__init__.py")
 DIRECTIVES = {"binding": False, "boundscheck": False, "wraparound": True}
 RECORD = "_compiled.txt"  # read by tcpanalyze/_loader.py
 LOG = os.path.join("build", "tcpanalyze-build.log")
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def pure_requested():

@@ -18,8 +18,8 @@ findings and summary come from the same code as ``analyze_file``:
 * streams: a worker numbers its connections 0, 1, ... in order of first appearance; the
   global number of a connection is the rank of its first frame over all workers
   (``tcp.stream`` is the order of first appearance), and it is rewritten wherever a
-  stream number appears (connection records, findings, ``previous_stream`` and the
-  "stream N" of port-reuse messages, the example streams of the aggregates);
+  stream number appears (connection records, findings and the ``previous_stream`` of their
+  values, from which their messages are rendered, the example streams of the aggregates);
 * findings per connection: a worker keeps the first ``max_findings_per_kind`` of each
   kind in its own finalization order and tags each with the global position of the event
   that produced it (frame of the segment being processed, then sweep / in-segment /
@@ -56,16 +56,15 @@ from __future__ import annotations
 import glob
 import heapq
 import os
-import re
 import struct
 import tempfile
-from array import array
 from dataclasses import replace
 from typing import Iterable, Iterator
 
 from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
-from tcpanalyze.findings import FindingSink, Tallies
+from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, FindingSink, RstTally,
+                                 RttTally, SynTally, Tallies)
 from tcpanalyze.pipeline import RunStats, analyze_source
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 
@@ -302,9 +301,6 @@ def _replay_time_wait(parts: list[dict], cfg):
 
 
 # ---------------------------------------------------------------------------- the merge
-_STREAM_RE = re.compile(r"\bstream (\d+)")
-#: per-connection finding kinds whose message names another stream ("of stream N", "(stream N)")
-_MSG_STREAM_KINDS = frozenset({"port_reuse", "syn_in_time_wait"})
 #: the attributes of findings.Tallies this merge knows (tests/test_parallel.py checks it)
 TALLY_FIELDS = frozenset({"connections", "s0", "rst_ports", "server_close", "hs_rtt", "no_handshake",
                           "scale_unknown", "one_sided", "truncated", "super_segments", "unexpected"})
@@ -322,7 +318,7 @@ def _global_streams(parts: list[dict]) -> list[list[int]]:
     return maps
 
 
-def _merge_examples(lists, key, cap: int = 10) -> list:
+def _merge_examples(lists, key, cap: int = K_TALLY_EXAMPLES) -> list:
     """Example lists (global streams) merged in global finalization order, first ``cap``."""
     return sorted((x for lst in lists for x in lst), key=key)[:cap]
 
@@ -341,85 +337,72 @@ def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
     def g(m, streams):
         return [m[s] for s in streams]
 
-    # unanswered SYNs per (host, port): [n, first, last, streams, origs]
+    # unanswered SYNs per (host, port)
     for a, m in accs:
-        for key, (n, t0, t1, streams, origs) in a.s0.items():
+        for key, s0 in a.s0.items():
             t = out.s0.get(key)
             if t is None:
-                out.s0[key] = [n, t0, t1, g(m, streams), set(origs)]
+                out.s0[key] = SynTally(s0.unanswered, s0.first_ns, s0.last_ns, g(m, s0.streams), set(s0.sources))
             else:
-                t[0] += n
-                t[1] = min(t[1], t0)
-                t[2] = max(t[2], t1)
-                t[3] = _merge_examples([t[3], g(m, streams)], finkey)
-                t[4] |= origs
+                t.unanswered += s0.unanswered
+                t.first_ns = min(t.first_ns, s0.first_ns)
+                t.last_ns = max(t.last_ns, s0.last_ns)
+                t.streams = _merge_examples([t.streams, g(m, s0.streams)], finkey)
+                t.sources |= s0.sources
     # RSTs per server port: counts, example streams, time of the first finalized one
     for a, m in accs:
         for key, d in a.rst_ports.items():
-            d2 = {**d, "streams": g(m, d["streams"])}
+            streams = g(m, d.streams)
             t = out.rst_ports.get(key)
             if t is None:
-                out.rst_ports[key] = d2
+                out.rst_ports[key] = RstTally(d.first_ns, dict(d.counts), streams)
                 continue
-            first = min(t["streams"][:1] + d2["streams"][:1], key=finkey)
-            if first in d2["streams"][:1]:
-                t["first_ns"] = d2["first_ns"]
-            for cls in ("refused", "aborted", "reset_after_close", "unknown_connection"):
-                t[cls] += d2[cls]
-            t["streams"] = _merge_examples([t["streams"], d2["streams"]], finkey)
-    # servers closing first: [n, streams, fin frames] (examples paired)
+            first = min(t.streams[:1] + streams[:1], key=finkey)
+            if first in streams[:1]:
+                t.first_ns = d.first_ns
+            for cls, n in d.counts.items():
+                t.counts[cls] += n
+            t.streams = _merge_examples([t.streams, streams], finkey)
+    # servers closing first: connections, example streams and their FIN frames (paired)
     for a, m in accs:
-        for key, (n, streams, frames) in a.server_close.items():
-            pairs = list(zip(g(m, streams), frames))
+        for key, c in a.server_close.items():
+            pairs = list(zip(g(m, c.streams), c.fin_frames))
             t = out.server_close.get(key)
             if t is None:
-                out.server_close[key] = [n, [s for s, _ in pairs], [f for _, f in pairs]]
+                out.server_close[key] = CloseTally(c.connections, [s for s, _ in pairs], [f for _, f in pairs])
                 continue
-            both = sorted(list(zip(t[1], t[2])) + pairs, key=lambda sf: finkey(sf[0]))[:10]
-            t[0] += n
-            t[1] = [s for s, _ in both]
-            t[2] = [f for _, f in both]
+            both = sorted(list(zip(t.streams, t.fin_frames)) + pairs, key=lambda sf: finkey(sf[0]))[:K_TALLY_EXAMPLES]
+            t.connections += c.connections
+            t.streams = [s for s, _ in both]
+            t.fin_frames = [f for _, f in both]
     # handshake RTTs per server host, in global finalization order
     hs: dict[str, list] = {}
     for a, m in accs:
-        for host, (irtts, streams) in a.hs_rtt.items():
-            hs.setdefault(host, []).extend(zip(irtts, g(m, streams)))
+        for host, r in a.hs_rtt.items():
+            hs.setdefault(host, []).extend(zip(r.irtts, g(m, r.streams)))
     for host, pairs in hs.items():
         pairs.sort(key=lambda x: finkey(x[1]))
-        out.hs_rtt[host] = (array("q", [x[0] for x in pairs]), array("q", [x[1] for x in pairs]))
-    # capture-quality counters: [n, examples], [n, m, examples] (m added, or the max for super segments)
-    for name in ("no_handshake", "scale_unknown", "one_sided"):
-        lists = [getattr(a, name) for a, _ in accs]
-        setattr(out, name, [sum(x[0] for x in lists),
-                            _merge_examples([g(m, getattr(a, name)[1]) for a, m in accs], finkey)])
-    for name, comb in (("truncated", sum), ("super_segments", max), ("unexpected", sum)):
-        lists = [getattr(a, name) for a, _ in accs]
-        setattr(out, name, [sum(x[0] for x in lists), comb(x[1] for x in lists),
-                            _merge_examples([g(m, getattr(a, name)[2]) for a, m in accs], finkey)])
+        t = out.hs_rtt[host] = RttTally()
+        t.irtts.extend(x[0] for x in pairs)
+        t.streams.extend(x[1] for x in pairs)
+    # capture-quality counters: connections added, the amount added (the max for super segments)
+    for name, comb in (("no_handshake", sum), ("scale_unknown", sum), ("one_sided", sum), ("truncated", sum),
+                       ("super_segments", max), ("unexpected", sum)):
+        xs = [(getattr(a, name), m) for a, m in accs]
+        setattr(out, name, Examples(sum(x.connections for x, _ in xs), comb(x.amount for x, _ in xs),
+                                    _merge_examples([g(m, x.streams) for x, m in xs], finkey)))
     return out
 
 
 def _renumber_finding(f, m: list[int]):
-    """A worker's findings.Finding with global stream numbers (also in ``previous_stream`` and
-    in the "stream N" of port-reuse messages)."""
+    """A worker's findings.Finding with global stream numbers (its stream, and the earlier
+    connection's ``previous_stream`` in its values: the message is rendered from them)."""
     if f.stream is not None:
         f.stream = m[f.stream]
-    data = f.data
-    if data and data.get("previous_stream") is not None:
-        data["previous_stream"] = m[data["previous_stream"]]
-    if f.kind in _MSG_STREAM_KINDS:
-        f.message = _STREAM_RE.sub(lambda mo: f"stream {m[int(mo.group(1))]}", f.message)
+    values = f.values
+    if values and values.get("previous_stream") is not None:
+        values["previous_stream"] = m[values["previous_stream"]]
     return f
-
-
-class _MergedClock:
-    """What ``ReportBuilder.build`` and ``findings.aggregate_findings`` read from an Analyzer."""
-
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
-
-    def finish(self):
-        return []
 
 
 def merge_parts(path: str, options, parts: list[dict]):
@@ -495,12 +478,9 @@ def _merge_parts(path: str, options, parts: list[dict]):
     b.det.acc = _merge_tallies(parts, maps, finkey)
     c0 = parts[0]["clock"]
     tw = _replay_time_wait(parts, b.analyzer.cfg)
-    b.analyzer = _MergedClock(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
-                              evicted=sum(p["clock"]["evicted"] for p in parts),
-                              expired=sum(p["clock"]["expired"] for p in parts),
-                              tw_starts=tw.starts, tw_port_starts=tw.port_starts,
-                              tw_folded_hosts=tw.folded_hosts, tw_folded_periods=tw.folded_periods)
-    b.det.analyzer = b.analyzer
+    facts = CaptureFacts(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
+                         evicted=sum(p["clock"]["evicted"] for p in parts),
+                         expired=sum(p["clock"]["expired"] for p in parts), time_wait=tw)
     # every worker read every frame: frame counts, decode errors and damage are worker 0's
     sd = parts[0]["stats"]
     stats = RunStats(path)
@@ -516,7 +496,9 @@ def _merge_parts(path: str, options, parts: list[dict]):
     stats.warnings = list(sd["warnings"])
     dmg = parts[0]["damage"]
     stats.damage = None if dmg is None else CaptureDamage(*dmg)
-    rep = b.build(stats)
+    facts.decode_errors = dict(stats.errors)
+    facts.damage = stats.damage
+    rep = b.build(stats, facts)
     entry = rep.files[0]
     for k, v in sd.items():             # the file record exactly as the worker's RunStats wrote it
         if k != "tcp_segments":

@@ -40,8 +40,10 @@ import os
 import re
 from dataclasses import dataclass, field, fields, replace
 
+from tcpanalyze import findings as _findings
+from tcpanalyze.engine import K_MSL_S
 from tcpanalyze.findings import time_wait_profile
-from tcpanalyze.schema import JSON_SCHEMA, SCHEMA_VERSION
+from tcpanalyze.schema import SCHEMA_VERSION
 
 # ---------------------------------------------------------------------------- statuses, exit codes
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
@@ -66,20 +68,13 @@ BASELINE_METRICS = {
 BASELINE_KEYS = ("file",) + tuple(BASELINE_METRICS)
 TOP_KEYS = RULE_KEYS + ("rule", "baseline")
 
-#: subkinds of the finding kinds that have them (``forbid = ["rst/refused"]``)
-SUBKINDS = {
-    "rst": ("refused", "aborted", "reset_after_close", "unknown_connection", "per_port"),
-    "handshake": ("syn_unanswered", "syn_retries", "synack_without_syn", "rtt_outlier"),
-    "invalid_flags": ("syn_fin", "syn_rst", "null", "xmas"),
-    "capture_quality": ("handshake_not_seen", "window_scale_unknown", "snaplen_truncation", "super_segments",
-                        "one_sided", "unexpected_transitions", "timestamps_backwards", "evicted", "expired",
-                        "decode_errors", "damaged_file"),
-}
+#: subkinds of the finding kinds that have them (``forbid = ["rst/refused"]``), from the registry
+SUBKINDS = _findings.subkinds()
 
 
 def finding_kinds() -> tuple[str, ...]:
-    """The finding kinds of the report's JSON schema."""
-    return tuple(JSON_SCHEMA["$defs"]["finding"]["properties"]["kind"]["enum"])
+    """The finding kinds (the registry's, as in the report's JSON schema)."""
+    return _findings.finding_kinds()
 
 
 # ---------------------------------------------------------------------------- errors
@@ -792,7 +787,7 @@ def time_wait_peaks(view: FileView, conns=None) -> list[dict]:
         return sorted(({"host": h["host"], "peak": h["peak"], "peak_time": h.get("peak_time"),
                         "ports": h.get("ports", [])} for h in tw.get("hosts", ())),
                       key=lambda e: (-e["peak"], e["host"]))
-    hold = int(round((tw.get("msl_s") or 60.0) * 2e9))
+    hold = int(round((tw.get("msl_s") or K_MSL_S) * 2e9))
     starts: dict = {}
     for c in conns:
         t = c.get("time_wait")

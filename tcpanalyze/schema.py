@@ -6,7 +6,7 @@ change it).  The README ("JSON contract") describes the same document in words.
 """
 from __future__ import annotations
 
-from tcpanalyze.findings import SEVERITIES
+from tcpanalyze.findings import SEVERITIES, finding_kinds
 
 SCHEMA_VERSION = 1
 
@@ -115,11 +115,7 @@ JSON_SCHEMA: dict = {
                          "cause", "file"],
             "additionalProperties": False,
             "properties": {
-                "kind": {"enum": ["rst", "time_wait_buildup", "server_active_close", "syn_in_time_wait",
-                                  "window_shrink", "zero_window", "retransmissions", "handshake",
-                                  "close_wait_stall", "half_close", "data_after_fin", "invalid_flags",
-                                  "port_reuse", "lost_segment", "ack_lost_segment", "out_of_order", "syn_flood",
-                                  "capture_quality"]},
+                "kind": {"enum": list(finding_kinds())},
                 "subkind": _OPT_STR, "severity": _SEV, "stream": _OPT_INT, "host": _OPT_STR, "port": _OPT_INT,
                 "frames": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                 "time": _OPT_NUM, "message": _STR, "data": {"type": "object"},

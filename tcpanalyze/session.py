@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterable, Union
 from tcpanalyze._version import __version__
 from tcpanalyze import engine
 from tcpanalyze.errors import SourceError
-from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK, Detectors, Thresholds
+from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds
+from tcpanalyze.findings.driver import Detectors
 from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
 from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
 from tcpanalyze.schema import SCHEMA_VERSION
@@ -98,7 +99,7 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
         hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
         hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
         max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
-        msl_s=kw.get("msl", 60.0))
+        msl_s=kw.get("msl", d.msl_s))
 
 
 def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
@@ -249,11 +250,14 @@ class ReportBuilder:
         rec["score"] = score
         conns.push(key, rec)
 
-    def build(self, stats: RunStats) -> Report:
-        """Finish the engine and build the Report."""
-        an, det, path, conns = self.analyzer, self.det, self.path, self.conns
-        an.finish()
-        extra = det.finish(an, stats)
+    def build(self, stats: RunStats, facts: CaptureFacts | None = None) -> Report:
+        """Finish the engine and build the Report (``facts``: the capture's, when no engine
+        ran here, as in the ``--jobs`` merge)."""
+        det, path, conns = self.det, self.path, self.conns
+        if facts is None:
+            self.analyzer.finish()
+            facts = CaptureFacts.of(self.analyzer, stats)
+        extra = det.finish(facts)
         records = conns.records()
         findings = []
         # aggregate findings about one connection (handshake RTT outliers) are added to its record
@@ -277,15 +281,15 @@ class ReportBuilder:
         findings.sort(key=_finding_order)
 
         summ = _empty_summary(self.th)
-        first, last = an.first_ns, an.last_ns
+        first, last = facts.first_ns, facts.last_ns
         by_kind = {k: dict(v) for k, v in sorted(det.sink.by_kind.items())}
         by_sev = {s: sum(v[s] for v in by_kind.values()) for s in SEVERITIES}
         summ.update({
             "packets": stats.frames, "tcp_segments": stats.tcp, "connections": conns.n,
             "connections_reported": len(records), "bytes": conns.bytes,
-            "start": None if first is None else round(first / 1e9, 9),
-            "end": None if first is None else round(last / 1e9, 9),
-            "duration": 0.0 if first is None else round((last - first) / 1e9, 9),
+            "start": None if first is None or last is None else round(first / 1e9, 9),
+            "end": None if first is None or last is None else round(last / 1e9, 9),
+            "duration": 0.0 if first is None or last is None else round((last - first) / 1e9, 9),
             "conn_states": dict(sorted(conns.states.items())),
             "findings": {"total": sum(v["total"] for v in by_kind.values()),
                          "reported": sum(v["reported"] for v in by_kind.values()),
@@ -352,7 +356,7 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     summ = _empty_summary()
     summ["files"] = 0
     summ["thresholds"] = reports[0].summary.get("thresholds", summ["thresholds"])
-    summ["time_wait"]["msl_s"] = reports[0].summary.get("time_wait", {}).get("msl_s", 60.0)
+    summ["time_wait"]["msl_s"] = reports[0].summary.get("time_wait", {}).get("msl_s", engine.K_MSL_S)
     starts, ends = [], []
     for r in reports:
         s = r.summary

@@ -266,8 +266,8 @@ def test_time_wait_hosts_fold_beyond_the_bound():
     assert len(a.tw_hosts) <= 100
     assert a.tw_folded_hosts + len(a.tw_hosts) == n
     assert a.tw_folded_periods + sum(len(h.starts) for h in a.tw_hosts.values()) == n
-    from tcpanalyze.findings import Thresholds, aggregate_findings
-    _out, extra = aggregate_findings(a, None, Thresholds(), None)
+    from tcpanalyze.findings import CaptureFacts, Thresholds, aggregate_findings
+    _out, extra = aggregate_findings(CaptureFacts.of(a), Thresholds(), None)
     assert extra["time_wait"]["untracked_hosts"] == a.tw_folded_hosts
 
 

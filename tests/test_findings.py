@@ -149,10 +149,33 @@ def test_time_wait_profile_counts_overlapping_periods():
 def test_sink_caps_per_kind_and_counts_all():
     sink = FindingSink(cap=2)
     for i in range(5):
-        sink.add(Finding("rst", "warning", "x", stream=i))
-    sink.add(Finding("rst", "info", "agg", host="h"), "aggregate")
+        sink.add(Finding("rst", "warning", stream=i))
+    sink.add(Finding("rst", "info", host="h"), "aggregate")
     assert len(sink.kept) == 3
     assert sink.by_kind["rst"] == {"total": 6, "reported": 3, "info": 1, "warning": 5, "error": 0}
+
+
+def test_registry_is_the_one_list_of_kinds():
+    """The JSON schema's kind enum and the kinds and subkinds `check` accepts are the registry's."""
+    from tcpanalyze import policy
+    from tcpanalyze.findings import KINDS, finding_kinds
+    from tcpanalyze.schema import JSON_SCHEMA
+
+    assert set(JSON_SCHEMA["$defs"]["finding"]["properties"]["kind"]["enum"]) == set(KINDS)
+    assert policy.finding_kinds() == finding_kinds() == tuple(sorted(KINDS))
+    assert policy.SUBKINDS == {n: k.subkinds for n, k in KINDS.items() if k.subkinds}
+    for k in KINDS.values():
+        assert callable(k.render) and k.description
+        assert k.severity in (None, "info", "warning", "error")
+
+
+def test_message_is_rendered_from_the_values():
+    """A finding's message follows its values (the --jobs merge renumbers streams there)."""
+    f = Finding("port_reuse", "info", stream=4, frames=[9], values={"previous_stream": 2},
+                terms={"tuple": "10.0.0.1:1000 -> 10.0.0.2:80", "frame": 9})
+    assert "10.0.0.1:1000 -> 10.0.0.2:80 of stream 2 (frame 9)" in f.message
+    f.values["previous_stream"] = 7
+    assert "of stream 7 (frame 9)" in f.to_dict()["message"]
 
 
 # ---------------------------------------------------------------------------- crafted captures

@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("decode", {"tcpanalyze.decode"}),
     ("engine", {"tcpanalyze.state", "tcpanalyze.zeek", "tcpanalyze.engine", "tcpanalyze.pipeline",
                 "tcpanalyze.rows", "tcpanalyze.summary"}),
-    ("findings", {"tcpanalyze.findings", "tcpanalyze.policy", "tcpanalyze.schema"}),
+    ("findings", {"tcpanalyze.findings", "tcpanalyze.policy", "tcpanalyze.schema"}
+     | {f"tcpanalyze.findings.{p.stem}" for p in (PKG / "findings").glob("*.py") if p.stem != "__init__"}),
     ("session", {"tcpanalyze.session", "tcpanalyze.records", "tcpanalyze.parallel", "tcpanalyze.dask",
                  "tcpanalyze.api", "tcpanalyze.parquet", "tcpanalyze"}),
     ("report", {"tcpanalyze.report", "tcpanalyze.report.ci", "tcpanalyze.report.console",

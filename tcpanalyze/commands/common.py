@@ -12,6 +12,7 @@ from tcpanalyze.engine import Config
 from tcpanalyze.errors import SourceError
 from tcpanalyze.parquet import ParquetUnavailable, require_pyarrow
 from tcpanalyze.pipeline import analyze_source
+from tcpanalyze.session import engine_kwargs
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -60,10 +61,8 @@ def engine_options(f):
 
 
 def make_config(explain: bool = False, **kw):
-    return Config(fast_rtx_ns=int(kw.get("fast_rtx_ms", 20.0) * 1e6), ooo_ns=int(kw.get("ooo_ms", 3.0) * 1e6),
-                  msl_s=kw.get("msl", 60.0), max_unacked=kw.get("max_unacked", 10000),
-                  max_connections=kw.get("max_connections", 1_000_000),
-                  idle_timeout_ns=int(kw.get("idle_timeout", 0.0) * 1e9), explain=explain)
+    """``engine.Config`` from the engine options; an option not given keeps the engine's default."""
+    return Config(explain=explain, **engine_kwargs(kw))
 
 
 ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout")

@@ -58,14 +58,13 @@ class LiveSession:
         from tcpanalyze import analysis as A
         from tcpanalyze.model import RST
 
-        slow = self.det._slow
+        examined = self.det.on_segment
         rtx_bits = A.RETRANSMISSION_FAMILY
         me = self
 
         def on_segment(seg, a):
-            # the detectors' own fast test (findings.Detectors.on_segment), plus two live counters
-            if a.verdict.analysis or seg.flags & 0x17 != 0x10:
-                slow(seg, a)
+            # the detectors' callback, plus two live counters of the segments it examined
+            if examined(seg, a):
                 if seg.flags & RST:
                     me.rst += 1
                 if a.verdict.analysis & rtx_bits:

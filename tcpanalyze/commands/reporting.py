@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from tcpanalyze.commands.common import warn
+from tcpanalyze.commands.common import warn  # noqa: F401 - the commands import it from here
 from tcpanalyze.findings import (K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
                                  K_RETRANS_MIN_SEGMENTS, K_RETRANS_RATE, K_SYN_FLOOD, K_TIME_WAIT_PEAK,
                                  K_ZERO_WINDOW_S)

@@ -15,6 +15,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from tcpanalyze.engine import K_MSL_S
 from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK
 from tcpanalyze.session import Report
 
@@ -172,7 +173,7 @@ def time_wait_table(summary: dict, base: float | None, width: int = 100) -> Tabl
     hosts = [h for h in tw.get("hosts", []) if h.get("peak")]
     if not hosts:
         return None
-    t = Table(title=f"TIME_WAIT per host (2*MSL = {2 * tw.get('msl_s', 60):g} s)", box=box.SIMPLE_HEAD,
+    t = Table(title=f"TIME_WAIT per host (2*MSL = {2 * tw.get('msl_s', K_MSL_S):g} s)", box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)
     t.add_column("Host", no_wrap=True)
     t.add_column("Peak", justify="right", no_wrap=True)

@@ -1,0 +1,150 @@
+"""Running the detectors: per segment (evidence frames, invalid flags, port reuse), per
+finalized connection (``conn_findings``) and once at the end (``aggregate_findings``)."""
+from __future__ import annotations
+
+from collections import deque
+
+from tcpanalyze import analysis as A
+from tcpanalyze.findings.base import (AGGREGATE_DETECTORS, CONN_DETECTORS, SEGMENT_DETECTORS, CaptureFacts,
+                                      Finding, FindingSink, OutOfOrderEvidence, Tallies, Thresholds, add_evidence)
+from tcpanalyze.findings.reuse import reuse_findings
+
+#: evidence kinds recorded by ``Detectors.on_segment`` from the analysis bits
+_BIT_EVIDENCE = (
+    (A.RETRANSMISSION_FAMILY, "rtx"),
+    (A.LOST_SEGMENT, "lost"),
+    (A.ACK_LOST_SEGMENT, "ack_lost"),
+)
+
+
+def conn_findings(conn, th: Thresholds | None = None, acc: Tallies | None = None,
+                  now_ns: int | None = None) -> list[Finding]:
+    """Findings of one finalized connection (and its contribution to the aggregates in ``acc``).
+
+    ``now_ns`` is the capture time at which the connection was finalized (the end of the
+    capture for connections still open then); it bounds a stall that never ended.
+    """
+    th = th or Thresholds()
+    out: list[Finding] = []
+    end_ns = conn.last_ns if now_ns is None or now_ns < conn.last_ns else now_ns
+    for _order, detect in CONN_DETECTORS:
+        detect(conn, th, acc, end_ns, out)
+    return out
+
+
+def aggregate_findings(facts: CaptureFacts, th: Thresholds | None = None,
+                       acc: Tallies | None = None) -> tuple[list[Finding], dict]:
+    """Capture-wide findings, and the summary sections they rest on.
+
+    Returns ``(findings, extra)`` where ``extra`` has ``time_wait`` (per host and host:port)
+    and ``capture_quality`` (counts) for the report's summary.
+    """
+    th = th or Thresholds()
+    acc = acc or Tallies()
+    out: list[Finding] = []
+    extra: dict = {}
+    for _order, detect in AGGREGATE_DETECTORS:
+        detect(facts, th, acc, out, extra)
+    return out, extra
+
+
+class Detectors:
+    """The detectors in a run: ``on_segment`` for the pipeline, ``on_conn_done`` for the Analyzer.
+
+    ``on_segment(seg, analyzer)`` returns True when it examined the segment (anything but an
+    ordinary ACK: an analysis flag, or SYN/FIN/RST); ``on_conn_done(conn)`` returns the
+    connection's findings (also passed to ``sink``); ``finish(facts)`` returns the summary
+    sections of the aggregate findings.
+    """
+
+    def __init__(self, th: Thresholds | None = None, sink: FindingSink | None = None):
+        self.th = th = th or Thresholds()
+        self.sink = sink or FindingSink(th.max_findings_per_kind)
+        self.acc = Tallies()
+        self.analyzer = None
+        self._recent: deque = deque(maxlen=8)        # recently finalized connections (port reuse)
+        self._sitw = 0                               # analyzer.syn_in_time_wait entries seen
+        self._kev = th.evidence_frames
+        self._gap_ns = int(th.ooo_burst_gap_s * 1e9)
+        self.on_segment = self._make_on_segment()
+
+    def _make_on_segment(self):
+        examine = self.examine
+
+        def on_segment(seg, a) -> bool:
+            if a.verdict.analysis or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
+                examine(seg, a)
+                return True
+            return False
+
+        return on_segment
+
+    def examine(self, seg, a) -> None:
+        """Record the evidence of a segment that is not an ordinary ACK (``on_segment`` tests
+        that): the analysis flags' evidence frames, port reuse, then the segment detectors."""
+        verdict = a.verdict
+        conn = verdict.conn
+        bits = verdict.analysis
+        frame = seg.frame
+        ev = conn.events
+        if ev is None:
+            ev = conn.events = {}
+        k = self._kev
+        if bits:
+            for bit, name in _BIT_EVIDENCE:
+                if bits & bit:
+                    add_evidence(ev, name, frame, seg.ts_ns, k)
+            if bits & A.OUT_OF_ORDER:
+                e = ev.get("ooo")
+                now = seg.ts_ns
+                if e is None:
+                    ev["ooo"] = OutOfOrderEvidence(frame, now)
+                else:
+                    e.count += 1
+                    if len(e.frames) < k:
+                        e.frames.append(frame)
+                    if now - e.last_ns > self._gap_ns:
+                        e.bursts += 1
+                        e.burst = 1
+                    else:
+                        e.burst += 1
+                        if e.burst > e.largest_burst:
+                            e.largest_burst = e.burst
+                    e.last_ns = now
+            if bits & A.REUSED_PORTS:
+                self._port_reuse(seg, a, conn)
+        th = self.th
+        for _order, detect in SEGMENT_DETECTORS:
+            detect(seg, verdict, conn, ev, th)
+
+    def _port_reuse(self, seg, a, conn) -> None:
+        ends = {(seg.src, seg.sport), (seg.dst, seg.dport)}
+        old = None
+        for c in reversed(self._recent):
+            if {(c.addr[0], c.port[0]), (c.addr[1], c.port[1])} == ends:
+                old = c
+                break
+        sitw = a.syn_in_time_wait
+        in_tw = len(sitw) > self._sitw and sitw[-1][1] == seg.frame
+        self._sitw = len(sitw)
+        labels = conn.events.setdefault("labels", [])
+        for f in reuse_findings(seg, conn, old, in_tw, self.th.msl_s):
+            self.sink.add(f)
+            labels.append((f.kind, f.severity))
+
+    def on_conn_done(self, conn) -> list[Finding]:
+        self._recent.append(conn)
+        a = self.analyzer
+        now = a.last_ns if a is not None else None
+        fs = conn_findings(conn, self.th, self.acc, now)
+        add = self.sink.add
+        for f in fs:
+            add(f)
+        return fs
+
+    def finish(self, facts: CaptureFacts) -> dict:
+        """Add the aggregate findings to the sink; the summary sections they rest on."""
+        fs, extra = aggregate_findings(facts, self.th, self.acc)
+        for f in fs:
+            self.sink.add(f, "aggregate")
+        return extra

@@ -69,7 +69,7 @@ _TIME_WAIT = TcpState.TIME_WAIT
 _CLOSED = TcpState.CLOSED
 _LISTEN = TcpState.LISTEN
 
-#: Default limits (issue 10; README "Resource bounds").
+#: Default limits (README "Resource bounds").
 K_MAX_CONNECTIONS = 1_000_000
 K_MAX_EVENTS_PER_CONN = 256
 K_LINGER_NS = 120 * 1_000_000_000          # keep a closed connection this long for late packets

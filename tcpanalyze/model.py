@@ -20,7 +20,7 @@ ECE = 0x040
 CWR = 0x080
 AE = 0x100
 
-# Order of the letters in the ``flags`` column (issue 2: "S A F R P U E C").
+# Order of the letters in the ``flags`` column ("S A F R P U E C").
 _FLAG_LETTERS = ((SYN, "S"), (ACK, "A"), (FIN, "F"), (RST, "R"), (PSH, "P"), (URG, "U"), (ECE, "E"), (CWR, "C"))
 _FLAG_STR_CACHE: dict[int, str] = {}
 

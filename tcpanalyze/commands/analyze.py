@@ -24,11 +24,9 @@ from tcpanalyze.session import AnalyzeOptions, analyze_file, engine_kwargs, merg
               help="Exit 1 when a finding of this severity or worse is found.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
               help="Worst connections listed in the table report.")
-# --- parallel hook (issue 9, tcpanalyze/parallel.py): --jobs; directories and globs ---
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes: one file is split by connection (same output), several files run side by side. "
                    "FILES may be directories or glob patterns.")
-# --- end parallel hook ---
 @threshold_options
 @engine_options
 def analyze(files, fmt, output, fail_on, top, jobs, **kw):
@@ -62,10 +60,9 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
     else:
         out, close = open_output(output)
     reports = []
-    # --- parallel hook (issue 9): expand directories/globs; --jobs N runs tcpanalyze.parallel ---
+    # directories and globs expand to files; --jobs N runs them (or splits one) in processes (parallel.py)
     files = expand_inputs(files)
     each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options) for path in files)
-    # --- end parallel hook ---
     try:
         for rep in each:
             stderr_notes(rep)

@@ -1,4 +1,4 @@
-"""Ladder diagrams of one connection, as the lecture notes draw them (issue 8).
+"""Ladder diagrams of one connection, as the lecture notes draw them.
 
 Client on the left, server on the right, one arrow per segment in its direction, labelled
 in the seed's wording::

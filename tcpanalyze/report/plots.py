@@ -1,4 +1,4 @@
-"""Plots of one connection, and of TIME_WAIT over a whole capture (issue 8; needs matplotlib).
+"""Plots of one connection, and of TIME_WAIT over a whole capture (needs matplotlib).
 
 Everything is drawn from the single pass of the engine: :class:`StreamRecorder` is the
 ``on_segment`` callback that keeps the per-packet verdicts of the selected stream only (in

@@ -33,8 +33,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # missing is left out; a .pxd next to a module is used when there is one.
 COMPILED = ["model", "engine", "decode", "state", "zeek", "summary", "analysis", "seq", "rows", "pipeline",
             "sources.pcap"]
-# the detector modules (the findings package's __init__ stays Python: it imports every module it holds)
-COMPILED += sorted(f"findings.{name[:-3]}" for name in os.listdir(os.path.join(HERE, PACKAGE, "findings"))
+# packages whose every module is compiled (their __init__ stays Python: the findings package's
+# imports every detector module it holds)
+COMPILED_PACKAGES = ["findings"]
+COMPILED += sorted(f"{pkg}.{name[:-3]}" for pkg in COMPILED_PACKAGES
+                   for name in os.listdir(os.path.join(HERE, PACKAGE, pkg))
                    if name.endswith(".py") and name != "__init__.py")
 DIRECTIVES = {"binding": False, "boundscheck": False, "wraparound": True}
 RECORD = "_compiled.txt"  # read by tcpanalyze/_loader.py

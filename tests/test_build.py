@@ -28,10 +28,13 @@ NOTE = "tcpanalyze: not using the compiled modules ("
 
 
 def _setup_modules() -> set[str]:
-    """The modules setup.py compiles (its ``COMPILED`` list) that exist in this tree."""
+    """The modules setup.py compiles that exist in this tree: its ``COMPILED`` list and every
+    module but ``__init__`` of its ``COMPILED_PACKAGES``."""
     tree = ast.parse((ROOT / "setup.py").read_text())
-    names = next(ast.literal_eval(node.value) for node in tree.body
-                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COMPILED")
+    lists = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("COMPILED", "COMPILED_PACKAGES")}
+    names = list(lists["COMPILED"]) + [f"{pkg}.{p.stem}" for pkg in lists["COMPILED_PACKAGES"]
+                                       for p in (PKG / pkg).glob("*.py") if p.stem != "__init__"]
     return {f"tcpanalyze.{m}" for m in names if (PKG / (m.replace(".", "/") + ".py")).exists()}
 
 

@@ -909,11 +909,17 @@ def evaluate(view: FileView, policy: Policy, baseline: FileView | None = None) -
 
 
 def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
+    """Every rule of ``r`` on the connections and findings ``ctx`` selects, in a fixed order."""
     out: list[RuleResult] = []
-    conns = ctx.conns
     where = "" if ctx.scope is None else f" (in scope {ctx.scope.name})"
+    for check in _CHECKS:
+        check(ctx, r, where, out)
+    return out
 
-    # ---- connection counts
+
+def _check_connection_counts(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """min_connections, max_connections."""
+    conns = ctx.conns
     n = len(conns)
     if r.min_connections is not None:
         ok = n >= r.min_connections
@@ -926,7 +932,10 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
                               f"{n} connection(s){where} {'<=' if ok else '>'} limit {r.max_connections}",
                               n, r.max_connections, "connections"))
 
-    # ---- RSTs
+
+def _check_rst(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """max_rst, max_rst_per_port."""
+    conns = ctx.conns
     if r.max_rst is not None or r.max_rst_per_port is not None:
         resets = [c for c in conns if reset(c)]
         if r.max_rst is not None:
@@ -959,7 +968,9 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
             out.append(ctx.result("max_rst.per_port", PASS if ok else FAIL, msg, len(worst[1]),
                                   r.max_rst_per_port, "reset connections per server port", ev))
 
-    # ---- forbidden findings
+
+def _check_forbid(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """forbid: no finding of these kinds."""
     by_kind = ((ctx.view.summary.get("findings") or {}).get("by_kind") or {})
     for k in r.forbid:
         kind, _, sub = k.partition("/")
@@ -980,7 +991,10 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
                               f"{count} {k} finding(s){where}" + ("" if ok else " (forbidden)"),
                               count, 0, "findings", ev))
 
-    # ---- retransmission rate
+
+def _check_retransmission_rate(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """max_retransmission_rate."""
+    conns = ctx.conns
     if r.max_retransmission_rate is not None:
         rate, nrtx, ndata = retransmission_rate(conns)
         ok = rate <= r.max_retransmission_rate
@@ -1000,7 +1014,10 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
             f"{'<=' if ok else '>'} limit {_fmt(r.max_retransmission_rate)}%",
             round(rate, 6), r.max_retransmission_rate, "%", ev))
 
-    # ---- TIME_WAIT
+
+def _check_time_wait(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """max_time_wait (peak per host)."""
+    conns = ctx.conns
     if r.max_time_wait is not None:
         peaks = time_wait_peaks(ctx.view, None if ctx.whole_file else conns)
         top = peaks[0]["peak"] if peaks else 0
@@ -1027,7 +1044,10 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
         out.append(ctx.result("max_time_wait", PASS if ok else FAIL, msg, top, r.max_time_wait,
                               "connections in TIME_WAIT (peak per host)", ev))
 
-    # ---- handshake RTT
+
+def _check_handshake_rtt(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """max_handshake_rtt_p95_ms, max_handshake_rtt_ms."""
+    conns = ctx.conns
     if r.max_handshake_rtt_p95_ms is not None or r.max_handshake_rtt_ms is not None:
         rtts = handshake_rtts_ms(conns)
         vals = [v for v, _c in rtts]
@@ -1049,7 +1069,9 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
                 f"handshake RTT {what} {value:.3f} ms over {len(vals)} handshake(s){where} "
                 f"{'<=' if ok else '>'} limit {_fmt(limit)} ms", round(value, 6), limit, "ms", ev))
 
-    # ---- zero window
+
+def _check_zero_window(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """max_zero_window_ms."""
     if r.max_zero_window_ms is not None:
         eps = [(f["data"].get("duration_s", 0.0) * 1000.0, f) for f in zero_window_episodes(ctx.findings)
                if f.get("data")]
@@ -1066,7 +1088,10 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
             + (f", {len(bad)} over the limit" if bad else "") + f") {'<=' if ok else '>'} limit "
             f"{_fmt(r.max_zero_window_ms)} ms", round(longest, 6), r.max_zero_window_ms, "ms", ev))
 
-    # ---- complete connections
+
+def _check_complete(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """require_complete."""
+    conns = ctx.conns
     if r.require_complete:
         bad = [c for c in conns if not complete(c)]
         ok = not bad
@@ -1087,7 +1112,10 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
              f"{len(bad)} of {len(conns)} connection(s){where} not opened and closed cleanly "
              f"(handshake, FIN both ways, no RST)"), len(bad), 0, "incomplete connections", ev))
 
-    # ---- server active close
+
+def _check_server_active_close(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
+    """allow_server_active_close."""
+    conns = ctx.conns
     if not r.allow_server_active_close:
         bad = [c for c in conns if server_closed_first(c)]
         ok = not bad
@@ -1099,7 +1127,11 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
             "allow_server_active_close", PASS if ok else FAIL,
             f"{len(bad)} connection(s){where} closed first by the server"
             + (" (not allowed: the server holds their TIME_WAIT)" if bad else ""), len(bad), 0, "connections", ev))
-    return out
+
+
+#: the rules in the order their results are listed
+_CHECKS = (_check_connection_counts, _check_rst, _check_forbid, _check_retransmission_rate, _check_time_wait,
+           _check_handshake_rtt, _check_zero_window, _check_complete, _check_server_active_close)
 
 
 # ---------------------------------------------------------------------------- baseline

@@ -11,7 +11,7 @@ from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors
                                         parquet_output, pop_engine_kw, run_capture, stats_notes)
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.parquet import write_connections
-from tcpanalyze.pipeline import RunStats
+from tcpanalyze.pipeline import RunStats, gc_tuned
 from tcpanalyze.summary import summarize
 
 
@@ -30,7 +30,7 @@ def flows(file, fmt, stream, output, **kw):
     engine = pop_engine_kw(kw)
     if fmt == "parquet":
         path = parquet_output(output)
-        with input_errors(file):
+        with input_errors(file), gc_tuned(off=file != "-"):
             it = connections(file, **engine)
             write_connections((c for c in it if stream is None or c.stream == stream), path)
         stats = it.stats
@@ -39,7 +39,8 @@ def flows(file, fmt, stream, output, **kw):
         if stream is not None:
             recs, stats = _timelines(file, stream, engine)
         else:
-            with input_errors(file):
+            # a file runs with the cyclic collector off, as analyze does (pipeline.gc_tuned)
+            with input_errors(file), gc_tuned(off=file != "-"):
                 it = connections(file, **engine)
                 recs = [c.to_dict() for c in it]
             stats = it.stats

@@ -13,6 +13,7 @@ from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.model import addr_str, flag_str
 from tcpanalyze.parquet import write_packets
+from tcpanalyze.pipeline import gc_tuned
 from tcpanalyze.rows import TsvRows
 
 
@@ -43,7 +44,7 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
             raise click.BadParameter(f"not an IP address: {host}", param_hint="--host") from None
     if fmt == "parquet":
         path = parquet_output(output)
-        with input_errors(file):
+        with input_errors(file), gc_tuned(off=file != "-"):
             it = packet_stream(file, absolute=absolute, stream=stream, host=host, port=port, **engine)
             write_packets(it, path)
         stats_notes(file, it.stats)

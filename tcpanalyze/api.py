@@ -23,7 +23,7 @@ from tcpanalyze.engine import Analyzer, Config, Conn
 from tcpanalyze.errors import SourceError
 from tcpanalyze.model import Segment, addr_str, flag_str
 from tcpanalyze.parallel import expand_inputs, iter_reports
-from tcpanalyze.pipeline import RunStats, check_decodable, finish_stats, run_packets
+from tcpanalyze.pipeline import RunStats, check_decodable, finish_stats, gc_tuned, run_packets
 from tcpanalyze.schema import SCHEMA_VERSION
 from tcpanalyze.session import AnalyzeOptions, engine_kwargs, merge_reports, thresholds_from
 from tcpanalyze.sources.pcap import open_capture
@@ -359,15 +359,21 @@ class _Stream:
             stats.format = reader.format
             frames = iter(reader)
             finite = self.path != "-"
-            while True:
-                block = list(islice(frames, K_BLOCK_FRAMES))
-                if not block:
-                    break
-                run_packets(block, self._analyzer, stats, self._on_segment, finite=finite)
-                if out:
-                    yield out
-                    out.clear()
-            self._at_end()
+            # run_packets turns the cyclic collector off for a block of a file and back on
+            # after it; between blocks (the caller's code included, while the iteration is
+            # suspended) and at the end it runs with a raised generation-0 threshold: with the
+            # default one, its collections cost a third more than the analysis (connections()
+            # of the 1M-packet bench capture: 4.0 s against 3.1 s)
+            with gc_tuned():
+                while True:
+                    block = list(islice(frames, K_BLOCK_FRAMES))
+                    if not block:
+                        break
+                    run_packets(block, self._analyzer, stats, self._on_segment, finite=finite)
+                    if out:
+                        yield out
+                        out.clear()
+                self._at_end()
             if out:
                 yield out
                 out.clear()

@@ -33,7 +33,7 @@ except ImportError:  # plain Python without Cython installed: the declarations a
     from tcpanalyze import _cyshim as cython
 
 from tcpanalyze import analysis as A
-from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str
+from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str, endpoint_str
 from tcpanalyze.state import TcpState, classify, initial_states, step
 from tcpanalyze.zeek import ZeekConn
 
@@ -1577,5 +1577,5 @@ _NEVER = 1 << 62
 
 
 def addr_port(conn: Conn, ep: int) -> str:
-    a = addr_str(conn.addr[ep])
-    return f"[{a}]:{conn.port[ep]}" if ":" in a else f"{a}:{conn.port[ep]}"
+    """``addr:port`` of endpoint ``ep`` of a connection (``[addr]:port`` for IPv6)."""
+    return endpoint_str(addr_str(conn.addr[ep]), conn.port[ep])

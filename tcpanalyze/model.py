@@ -64,6 +64,11 @@ def addr_str(raw: bytes) -> str:
     return s
 
 
+def endpoint_str(host: str, port) -> str:
+    """``host:port``, or ``[host]:port`` for an IPv6 address (RFC 3986 §3.2.2)."""
+    return f"[{host}]:{port}" if host and ":" in host else f"{host}:{port}"
+
+
 class RawPacket(NamedTuple):
     """What every source yields (readers may yield plain tuples in this order)."""
 

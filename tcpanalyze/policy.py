@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from tcpanalyze import findings as _findings
 from tcpanalyze.engine import K_MSL_S
+from tcpanalyze.model import endpoint_str
 from tcpanalyze.findings import time_wait_profile
 from tcpanalyze.schema import SCHEMA_VERSION
 
@@ -698,8 +699,7 @@ def file_views(report) -> list[FileView]:
 
 
 # ---------------------------------------------------------------------------- metrics
-def _ep(h, p) -> str:
-    return f"[{h}]:{p}" if h and ":" in h else f"{h}:{p}"
+_ep = endpoint_str
 
 
 def conn_label(c: dict) -> str:

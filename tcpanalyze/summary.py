@@ -34,11 +34,6 @@ def side_stats(f: Flow) -> dict:
     }
 
 
-def endpoint_label(conn: Conn, ep: int) -> str:
-    a = addr_str(conn.addr[ep])
-    return f"[{a}]:{conn.port[ep]}" if ":" in a else f"{a}:{conn.port[ep]}"
-
-
 def summarize(conn: Conn, *, timelines: bool = False) -> dict:
     o = conn.orig
     r = o ^ 1

@@ -12,8 +12,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import asdict, dataclass, field
 
-from tcpanalyze.engine import K_MSL_S
-from tcpanalyze.model import addr_str
+from tcpanalyze.engine import K_MSL_S, addr_port
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
@@ -250,8 +249,7 @@ def severity_at_least(sev: str, floor: str) -> bool:
 # ---------------------------------------------------------------------------- helpers
 def label(conn, ep: int) -> str:
     """``addr:port`` of endpoint ``ep`` (``[addr]:port`` for IPv6)."""
-    a = addr_str(conn.addr[ep])
-    return f"[{a}]:{conn.port[ep]}" if ":" in a else f"{a}:{conn.port[ep]}"
+    return addr_port(conn, ep)
 
 
 def role(conn, ep: int) -> str:

@@ -37,7 +37,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from tcpanalyze import analysis as A
-from tcpanalyze.model import ACK, RST, SYN, addr_str, flag_names
+from tcpanalyze.engine import addr_port
+from tcpanalyze.model import ACK, RST, SYN, flag_names
 from tcpanalyze.state import TcpState
 
 #: Default number of segments drawn before the middle of a connection is elided.
@@ -137,11 +138,6 @@ def analysis_notes(aflags: int, dupack_num: int = 0) -> list[Note]:
     return notes
 
 
-def endpoint_label(conn, ep: int) -> str:
-    a = addr_str(conn.addr[ep])
-    return f"[{a}]:{conn.port[ep]}" if ":" in a else f"{a}:{conn.port[ep]}"
-
-
 class LadderCollector:
     """``on_segment`` callback keeping the rows of one stream: the first and last segments only.
 
@@ -235,7 +231,7 @@ class LadderCollector:
                         st[side] = name
             rows.append(ElisionRow(elided, (st[0], st[1])))
         rows.extend(row(r) for r in self.tail)
-        return Ladder(stream=conn.stream, client=endpoint_label(conn, eps[0]), server=endpoint_label(conn, eps[1]),
+        return Ladder(stream=conn.stream, client=addr_port(conn, eps[0]), server=addr_port(conn, eps[1]),
                       start_ns=first, duration_ns=conn.last_ns - first, total=self.total, rows=rows,
                       initial=(initial[0], initial[1]), final=(conn.state[eps[0]].name, conn.state[eps[1]].name),
                       inferred=bool(conn.inferred), absolute=self.absolute, end_reason=conn.end_reason)

@@ -30,8 +30,8 @@ from __future__ import annotations
 from array import array
 
 from tcpanalyze import analysis as A
+from tcpanalyze.engine import addr_port
 from tcpanalyze.model import ACK, FIN, RST, SYN, addr_str
-from tcpanalyze.report.ladder import endpoint_label
 from tcpanalyze.seq import SeqUnwrapper, seq_add, seq_delta
 
 KINDS = ("tseq", "window", "rtt", "timewait")
@@ -156,7 +156,7 @@ def _empty_note(ax, text: str) -> None:
 def _title(rec: StreamRecorder, what: str) -> str:
     c = rec.conn
     o = c.orig
-    return f"{what} — tcp.stream {c.stream}: {endpoint_label(c, o)} → {endpoint_label(c, o ^ 1)}"
+    return f"{what} — tcp.stream {c.stream}: {addr_port(c, o)} → {addr_port(c, o ^ 1)}"
 
 
 def data_direction(rec: StreamRecorder, direction: str = "auto") -> int:

@@ -12,6 +12,7 @@ class).  From the one table come:
   the same statements one would write by hand, so it costs what a hand-written
   ``__init__`` costs.  A record whose ``__init__`` computes its values (``Conn``,
   ``FlowTable``, ``Analyzer``) keeps its own and declares its fields without defaults;
+  ``Segment`` keeps a written-out one for ``mypy`` (``model.py`` says why);
 * for the compiled build, ``setup.py`` reads the tables from the source with ``ast``
   (nothing is imported) and generates the ``cdef class`` declarations of the ``.pxd``
   (``pxd_classes``) and, in the build copy of the ``.py``, a typed one-line ``def

@@ -5,6 +5,12 @@ they are also compiled (Cython's pure-Python mode; the ``.pxd`` files next to so
 type their records, the others compile as they are, with their ``@cython.locals`` types).
 Cython translates them in parallel processes and the C compiler runs on every core.
 
+Cython reads a generated copy of the package's sources in ``build/src``: each record's
+fields are declared once, in the ``FIELDS`` table of its class in the ``.py``
+(``tcpanalyze/_fields.py``), and the copy of each ``.pxd`` gets the ``cdef class``
+declarations generated from those tables (read with ``ast``, nothing is imported), the
+copy of each ``.py`` a typed ``__init__`` in place of ``__init__ = init(FIELDS...)``.
+
 The install never fails for the compiled core: without Cython, with ``TCPANALYZE_PURE=1``,
 or when Cython or the C compiler fails on any module, no extension is installed (the
 modules share C types through the ``.pxd`` files, so they are compiled all together or not
@@ -41,6 +47,7 @@ COMPILED += sorted(f"{pkg}.{name[:-3]}" for pkg in COMPILED_PACKAGES
                    if name.endswith(".py") and name != "__init__.py")
 DIRECTIVES = {"binding": False, "boundscheck": False, "wraparound": True}
 RECORD = "_compiled.txt"  # read by tcpanalyze/_loader.py
+GENERATED = os.path.join("build", "src")  # the sources Cython reads (see generate_sources)
 LOG = os.path.join("build", "tcpanalyze-build.log")
 
 
@@ -56,6 +63,56 @@ def _source(module, suffix):
 def extensions():
     return [Extension(f"{PACKAGE}.{m}", [_source(m, ".py")]) for m in COMPILED
             if os.path.exists(os.path.join(HERE, _source(m, ".py")))]
+
+
+def _fields_module():
+    """tcpanalyze/_fields.py, loaded by path (the package itself is not imported)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_tcpanalyze_fields", os.path.join(HERE, PACKAGE, "_fields.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_if_changed(path, text):
+    """Write ``text`` unless the file holds it already (Cython rebuilds what is newer)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def generate_sources(root=GENERATED):
+    """Copy the package's ``.py`` and ``.pxd`` files to ``root`` (below HERE): each ``.pxd``
+    with the record classes generated from its ``.py``'s FIELDS tables appended (a ``.pxd``
+    only when there is one or the ``.py`` declares records), each ``.py`` with its records'
+    typed ``__init__``.  Returns the directory Cython is to search for ``.pxd`` files."""
+    fields = _fields_module()
+    top = os.path.join(HERE, root)
+    src_pkg = os.path.join(HERE, PACKAGE)
+    for dirpath, dirnames, filenames in os.walk(src_pkg):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        rel = os.path.relpath(dirpath, HERE)
+        for name in filenames:
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                py = f.read()
+            pxd_path = os.path.join(dirpath, name[:-3] + ".pxd")
+            pxd = None
+            if os.path.exists(pxd_path):
+                with open(pxd_path, encoding="utf-8") as f:
+                    pxd = f.read()
+            _write_if_changed(os.path.join(top, rel, name), fields.compiled_source(py))
+            pxd = fields.generated_pxd(py, pxd)
+            if pxd is not None:
+                _write_if_changed(os.path.join(top, rel, name[:-3] + ".pxd"), pxd)
+    return top
 
 
 @contextlib.contextmanager
@@ -134,10 +191,11 @@ class OptionalBuildExt(build_ext):
             pass
         with _output_to(log):
             try:
+                generated = generate_sources()
                 translated = cythonize(
-                    [Extension(e.name, list(e.sources)) for e in sources], nthreads=int(self.parallel),
-                    build_dir=os.path.join("build", "cython"), language_level=3, quiet=True,
-                    compiler_directives=DIRECTIVES)
+                    [Extension(e.name, [os.path.join(GENERATED, s) for s in e.sources]) for e in sources],
+                    nthreads=int(self.parallel), build_dir=os.path.join("build", "cython"), language_level=3,
+                    quiet=True, compiler_directives=DIRECTIVES, include_path=[generated])
                 failed = [e.name for e in translated if _translation_failed(e.sources[0])]
                 problem = f"Cython failed on {', '.join(failed)}" if failed else ""
             except Exception:  # noqa: BLE001 - whatever Cython raises means "no compiled core"
@@ -218,7 +276,17 @@ class OptionalBuildExt(build_ext):
                     lines.append(f"source {rel} {st.st_size} {st.st_mtime_ns} {digest}")
                 else:
                     lines.append(f"source {rel} -")
+        # the generator of the records' C declarations and typed __init__ (generate_sources)
+        lines.append(self._source_line("_fields.py"))
         return lines
+
+    @staticmethod
+    def _source_line(rel):
+        path = os.path.join(HERE, PACKAGE, rel)
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            digest = blake2b(f.read(), digest_size=16).hexdigest()
+        return f"source {rel} {st.st_size} {st.st_mtime_ns} {digest}"
 
     def _write_record(self, inplace, status, lines):
         text = "\n".join(["# Written by setup.py build_ext; read by tcpanalyze/_loader.py at import time.",

@@ -33,6 +33,7 @@ except ImportError:  # plain Python without Cython installed: the declarations a
     from tcpanalyze import _cyshim as cython
 
 from tcpanalyze import analysis as A
+from tcpanalyze._fields import init, slots
 from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str, endpoint_str
 from tcpanalyze.state import TcpState, classify, initial_states, step
 from tcpanalyze.zeek import ZeekConn
@@ -112,16 +113,12 @@ class Config:
 class Unacked:
     """One segment its receiver has not acknowledged yet: raw ``seq`` and ``end`` (seq + len,
     + 1 for SYN/FIN), ``frame``, ``ts_ns``, and ``karn`` (the retransmission bits of its
-    analysis flags: an ACK of it gives no RTT sample).  A C record when compiled (engine.pxd)."""
+    analysis flags: an ACK of it gives no RTT sample).  A C record when compiled (generated from FIELDS)."""
 
-    __slots__ = ("seq", "end", "frame", "ts_ns", "karn")
-
-    def __init__(self, seq: int, end: int, frame: int, ts_ns: int, karn: int):
-        self.seq = seq
-        self.end = end
-        self.frame = frame
-        self.ts_ns = ts_ns
-        self.karn = karn
+    FIELDS = (("seq", "long long"), ("end", "long long"), ("frame", "long long"), ("ts_ns", "long long"),
+              ("karn", "long long"))
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS, 5)
 
     def __repr__(self) -> str:
         return f"Unacked(seq={self.seq}, end={self.end}, frame={self.frame}, ts_ns={self.ts_ns}, karn={self.karn})"
@@ -306,48 +303,47 @@ class EndpointStats:
     data packets, each analysis flag, SYN/FIN/RST, the largest and the snaplen-truncated
     segments, and data sent after its own FIN."""
 
-    __slots__ = ("pkts", "bytes", "data_pkts", "rtx", "rtx_bytes", "fast_rtx", "spurious", "ooo", "lost",
-                 "ack_lost", "dupacks", "zero_win", "zwp", "keepalive", "win_full", "win_update", "syns", "fins",
-                 "rsts", "max_seg", "trunc", "data_after_fin")
-
-    def __init__(self):
-        self.pkts = self.bytes = self.data_pkts = 0
-        self.rtx = self.rtx_bytes = self.fast_rtx = self.spurious = self.ooo = self.lost = self.ack_lost = 0
-        self.dupacks = self.zero_win = self.zwp = self.keepalive = self.win_full = self.win_update = 0
-        self.syns = self.fins = self.rsts = 0
-        self.max_seg = 0
-        self.trunc = 0
-        self.data_after_fin = 0
+    FIELDS = (
+        ("pkts", "long long", 0), ("bytes", "long long", 0), ("data_pkts", "long long", 0),
+        ("rtx", "long long", 0), ("rtx_bytes", "long long", 0), ("fast_rtx", "long long", 0),
+        ("spurious", "long long", 0), ("ooo", "long long", 0), ("lost", "long long", 0),
+        ("ack_lost", "long long", 0), ("dupacks", "long long", 0), ("zero_win", "long long", 0),
+        ("zwp", "long long", 0), ("keepalive", "long long", 0), ("win_full", "long long", 0),
+        ("win_update", "long long", 0), ("syns", "long long", 0), ("fins", "long long", 0),
+        ("rsts", "long long", 0), ("max_seg", "long long", 0), ("trunc", "long long", 0),
+        ("data_after_fin", "long long", 0),
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
 
 
 class EndpointTimes:
     """When one endpoint sent its first, last and last data segment, and its first FIN
     (with the seq just past it, -1 before any) and first RST."""
 
-    __slots__ = ("first_ns", "last_ns", "last_data_ns", "fin_next", "fin_frame", "fin_ns", "rst_frame", "rst_ns")
-
-    def __init__(self):
-        self.first_ns = self.last_ns = self.last_data_ns = 0
-        self.fin_next = -1
-        self.fin_frame = self.fin_ns = self.rst_frame = self.rst_ns = 0
+    FIELDS = (("first_ns", "long long", 0), ("last_ns", "long long", 0), ("last_data_ns", "long long", 0),
+              ("fin_next", "long long", -1), ("fin_frame", "long long", 0), ("fin_ns", "long long", 0),
+              ("rst_frame", "long long", 0), ("rst_ns", "long long", 0))
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
 
 
 class EndpointTrack:
     """RTT samples of the segments one endpoint sent, and the receive window it advertised:
     right-edge retreats (window shrinks) and zero-window episodes."""
 
-    __slots__ = ("rtt_n", "rtt_sum", "rtt_min", "rtt_max", "rtt_samples", "edge", "shrinks", "shrink_bytes",
-                 "zw_open", "zw_episodes")
-
-    def __init__(self):
-        self.rtt_n = self.rtt_sum = 0
-        self.rtt_min = self.rtt_max = -1
-        self.rtt_samples = None      # list of (ts_ns, frame, rtt_ns) when the caller keeps them
-        self.edge = -1               # right edge of the receive window this sender advertised (unwrapped)
-        self.shrinks = None          # list of (frame, ts_ns, retreat_bytes)
-        self.shrink_bytes = 0
-        self.zw_open = None          # [start_frame, start_ns, probes] while a zero-window episode is open
-        self.zw_episodes = None      # list of (start_frame, start_ns, end_frame, end_ns, probes)
+    FIELDS = (
+        ("rtt_n", "long long", 0), ("rtt_sum", "long long", 0), ("rtt_min", "long long", -1),
+        ("rtt_max", "long long", -1),
+        ("rtt_samples", "object", None),  # list of (ts_ns, frame, rtt_ns) when the caller keeps them
+        ("edge", "long long", -1),        # right edge of the receive window this sender advertised (unwrapped)
+        ("shrinks", "object", None),      # list of (frame, ts_ns, retreat_bytes)
+        ("shrink_bytes", "long long", 0),
+        ("zw_open", "object", None),      # [start_frame, start_ns, probes] while a zero-window episode is open
+        ("zw_episodes", "object", None),  # list of (start_frame, start_ns, end_frame, end_ns, probes)
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
 
 
 class Flow:
@@ -356,47 +352,30 @@ class Flow:
     sequence-analysis state; its counters, times and window/RTT tracking are in ``stats``,
     ``times`` and ``track``."""
 
-    __slots__ = (
+    FIELDS = (
         # relative numbering and window
-        "base_seq", "base_set", "saw_syn", "win_scale", "window", "is_first_ack", "mss", "sack",
+        ("base_seq", "long long", 0), ("base_set", "bint", False), ("saw_syn", "bint", False),
+        ("win_scale", "long long", -1),      # -1 unknown, -2 no scaling negotiated, else the shift
+        ("window", "long long", -1),         # last raw window sent (Wireshark starts at G_MAXUINT32)
+        ("is_first_ack", "bint", True), ("mss", "long long", 0), ("sack", "object", None),
         # Wireshark's tcp_analyze_seq_flow_info_t
-        "nextseq", "nextseqtime", "nextseqframe", "maxseqtobeacked", "lastack", "lastacktime",
-        "lastnondupack", "dupacknum", "lastsegflags", "segs", "segs_disordered", "seg_lo", "seg_hi",
-        "valid_bif",
-        # Zeek's history letters can no longer change on an ordinary segment
-        "zsettled",
-        "stats", "times", "track",
-    )
-
-    def __init__(self):
-        self.base_seq = 0
-        self.base_set = False
-        self.saw_syn = False
-        self.win_scale = -1          # -1 unknown, -2 no scaling negotiated, else the shift
-        self.window = -1             # last raw window sent (Wireshark starts at G_MAXUINT32)
-        self.is_first_ack = True
-        self.mss = 0
-        self.sack = None
-        self.nextseq = 0             # 0 means "not seen yet", as in Wireshark
-        self.nextseqtime = 0
-        self.nextseqframe = 0
-        self.maxseqtobeacked = 0
-        self.lastack = 0
-        self.lastacktime = 0
-        self.lastnondupack = 0
-        self.dupacknum = 0
-        self.lastsegflags = 0
-        self.segs = []               # Unacked records, oldest first
-        self.segs_disordered = False
+        ("nextseq", "long long", 0),         # 0 means "not seen yet", as in Wireshark
+        ("nextseqtime", "long long", 0), ("nextseqframe", "long long", 0), ("maxseqtobeacked", "long long", 0),
+        ("lastack", "long long", 0), ("lastacktime", "long long", 0), ("lastnondupack", "long long", 0),
+        ("dupacknum", "long long", 0), ("lastsegflags", "long long", 0),
+        ("segs", "object", list),            # Unacked records, oldest first
+        ("segs_disordered", "bint", False),
         # while segs is disordered: lowest start and highest end over it, relative to base_seq
         # (so neither an ACK that acknowledges nothing nor bytes-in-flight walks the list)
-        self.seg_lo = 0
-        self.seg_hi = 0
-        self.valid_bif = True
-        self.zsettled = False
-        self.stats = EndpointStats()
-        self.times = EndpointTimes()
-        self.track = EndpointTrack()
+        ("seg_lo", "long long", 0), ("seg_hi", "long long", 0),
+        ("valid_bif", "bint", True),
+        # Zeek's history letters can no longer change on an ordinary segment
+        ("zsettled", "bint", False),
+        ("stats", "EndpointStats", EndpointStats), ("times", "EndpointTimes", EndpointTimes),
+        ("track", "EndpointTrack", EndpointTrack),
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
 
 
 class ConnEnding:
@@ -404,38 +383,28 @@ class ConnEnding:
     and in which pair of states, the unacknowledged bytes the RST discarded, and when an
     endpoint entered TIME_WAIT ((endpoint, ts_ns, frame) or None)."""
 
-    __slots__ = ("tw_start", "close_initiator", "reset_by", "reset_state", "reset_inflight")
-
-    def __init__(self):
-        self.tw_start = None
-        self.close_initiator = -1
-        self.reset_by = -1
-        self.reset_state = None
-        self.reset_inflight = 0
+    FIELDS = (("tw_start", "object", None), ("close_initiator", "long long", -1), ("reset_by", "long long", -1),
+              ("reset_state", "object", None), ("reset_inflight", "long long", 0))
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
 
 
 class HandshakeTrack:
     """The originator's SYNs: time of the latest pure SYN (for the iRTT), frame of the first,
     and the times of all of them (at most 64; None before any)."""
 
-    __slots__ = ("ts_mru_syn", "syn_frame", "syn_times")
-
-    def __init__(self):
-        self.ts_mru_syn = 0
-        self.syn_frame = 0
-        self.syn_times = None
+    FIELDS = (("ts_mru_syn", "long long", 0), ("syn_frame", "long long", 0), ("syn_times", "object", None))
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
 
 
 class ZeekTrack:
     """Zeek's view of the stream: the originator of the current Zeek record, the earlier
     records ((ZeekConn, zorig, first_ns, last_ns) list, or None) and the attempt timer."""
 
-    __slots__ = ("zorig", "zeek_done", "zdeadline")
-
-    def __init__(self, zorig: int, zdeadline: int):
-        self.zorig = zorig
-        self.zeek_done = None
-        self.zdeadline = zdeadline
+    FIELDS = (("zorig", "long long"), ("zdeadline", "long long"), ("zeek_done", "object", None))
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS, 2)
 
 
 class Conn:
@@ -445,9 +414,15 @@ class Conn:
     originator (the flow that sent the first SYN; inferred when no SYN was seen).
     """
 
-    __slots__ = ("stream", "key", "addr", "port", "flows", "orig", "handshake_seen", "first_ns", "last_ns",
-                 "first_frame", "last_frame", "irtt", "state", "inferred", "timeline", "anomalies", "zeek",
-                 "done", "end_reason", "events", "frames", "ending", "handshake", "ztrack")
+    # set by __init__ below, which computes them from the first segment
+    FIELDS = (("stream", "long long"), ("key", "object"), ("addr", "object"), ("port", "object"),
+              ("flows", "object"), ("orig", "long long"), ("handshake_seen", "bint"), ("first_ns", "long long"),
+              ("last_ns", "long long"), ("first_frame", "long long"), ("last_frame", "long long"),
+              ("irtt", "long long"), ("state", "object"), ("inferred", "object"), ("timeline", "object"),
+              ("anomalies", "object"), ("zeek", "object"), ("done", "bint"), ("end_reason", "object"),
+              ("events", "object"), ("frames", "long long"), ("ending", "ConnEnding"),
+              ("handshake", "HandshakeTrack"), ("ztrack", "ZeekTrack"))
+    __slots__ = slots(FIELDS)
 
     def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
         self.stream = stream
@@ -492,6 +467,12 @@ class FlowTable:
     after ``linger_ns`` (or of idle ones after ``idle_timeout_ns``).  A connection leaves
     through the ``finalize(conn, reason)`` passed to the method that releases it (the table
     keeps no reference to its owner, so the two make no reference cycle)."""
+
+    # set by __init__ below; C fields when compiled (no __slots__: one table per analyzer)
+    FIELDS = (("conns", "dict"), ("closed", "list"), ("streams", "long long"), ("live", "long long"),
+              ("live_peak", "long long"), ("self_conns", "long long"), ("evicted", "long long"),
+              ("expired", "long long"), ("max_connections", "long long"), ("linger_ns", "long long"),
+              ("idle_timeout_ns", "long long"), ("keep_timeline", "bint"))
 
     def __init__(self, max_connections: int, linger_ns: int, idle_timeout_ns: int, keep_timeline: bool):
         self.conns: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
@@ -630,22 +611,12 @@ class Verdict:
 
     ``Analyzer.feed`` refills one record per analyzer: read it before the next ``feed``."""
 
-    __slots__ = ("conn", "direction", "analysis", "rel_seq", "rel_ack", "win", "ack_rtt", "acks_frame",
-                 "bytes_in_flight", "dupack_num", "dupack_frame", "reasons")
-
-    def __init__(self):
-        self.conn = None
-        self.direction = 0
-        self.analysis = 0
-        self.rel_seq = 0
-        self.rel_ack = 0
-        self.win = 0
-        self.ack_rtt = -1
-        self.acks_frame = 0
-        self.bytes_in_flight = -1
-        self.dupack_num = 0
-        self.dupack_frame = 0
-        self.reasons = None
+    FIELDS = (("conn", "object", None), ("direction", "long long", 0), ("analysis", "long long", 0),
+              ("rel_seq", "long long", 0), ("rel_ack", "long long", 0), ("win", "long long", 0),
+              ("ack_rtt", "long long", -1), ("acks_frame", "long long", 0), ("bytes_in_flight", "long long", -1),
+              ("dupack_num", "long long", 0), ("dupack_frame", "long long", 0), ("reasons", "object", None))
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
 
 
 # ---------------------------------------------------------------------- sequence analysis
@@ -1240,6 +1211,15 @@ def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
 
 class Analyzer:
     """Feed segments in capture order; each ``feed`` returns the packet's ``Verdict``; call ``finish()``."""
+
+    # set by __init__ below; C fields when compiled, so feed() neither boxes the results nor
+    # looks its attributes up in a dictionary (no __slots__: one analyzer per run)
+    FIELDS = (("cfg", "object"), ("table", "FlowTable"), ("done", "object"), ("on_conn_done", "object"),
+              ("on_sweep", "object"), ("tw", "object"), ("tw_enter", "object"), ("syn_in_time_wait", "object"),
+              ("rst_no_conn", "object"), ("first_ns", "object"), ("explain", "bint"), ("keep_timeline", "bint"),
+              ("keep_rtt", "bint"), ("max_unacked", "long long"), ("segments", "long long"),
+              ("last_ns", "long long"), ("ts_backwards", "long long"), ("next_sweep", "long long"),
+              ("cur_frame", "long long"), ("verdict", "Verdict"))
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
                  on_conn_done=None):

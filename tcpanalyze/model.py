@@ -9,6 +9,8 @@ import ipaddress
 from socket import AF_INET as _AF_INET, AF_INET6 as _AF_INET6, inet_ntop as _ntop
 from typing import NamedTuple
 
+from tcpanalyze._fields import slots
+
 # TCP header flag bits (RFC 9293 §3.1; AE is RFC 3540's former NS bit, bit 8).
 FIN = 0x001
 SYN = 0x002
@@ -89,8 +91,18 @@ class Segment:
     of (left, right) raw sequence pairs or None, ``sack_perm`` a bool.
     """
 
-    __slots__ = ("frame", "ts_ns", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win",
-                 "paylen", "mss", "wscale", "sack_perm", "sack", "tsval", "tsecr", "truncated")
+    # The fields, declared once (tcpanalyze/_fields.py): __slots__ and, compiled, the C fields
+    # setup.py adds to model.pxd come from this table.  The __init__ below is written out
+    # rather than taken from init(): mypy --strict, which checks the public API reading these
+    # attributes, sees a record's attributes only in the assignments of an __init__.
+    # tests/test_fields.py checks that it takes every field, in this order, with these defaults.
+    FIELDS = (("frame", "long long"), ("ts_ns", "long long"), ("src", "object"), ("dst", "object"),
+              ("sport", "long long"), ("dport", "long long"), ("seq", "long long"), ("ack", "long long"),
+              ("flags", "long long"), ("win", "long long"), ("paylen", "long long"),
+              ("mss", "long long", -1), ("wscale", "long long", -1), ("sack_perm", "object", False),
+              ("sack", "object", None), ("tsval", "long long", -1), ("tsecr", "long long", -1),
+              ("truncated", "object", False))
+    __slots__ = slots(FIELDS)
 
     def __init__(self, frame, ts_ns, src, dst, sport, dport, seq, ack, flags, win, paylen,
                  mss=-1, wscale=-1, sack_perm=False, sack=None, tsval=-1, tsecr=-1, truncated=False):

@@ -508,6 +508,16 @@ def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, st
     (``tcpanalyze packets``).  ``stream``, ``host`` and ``port`` filter as the command's
     options do.  Raises ``SourceError`` if the file cannot be read."""
     host_raw = ipaddress.ip_address(host).packed if host is not None else None
+    cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
+    return PacketStream(path, cfg, absolute, segment_filter(stream, host_raw, port))
+
+
+def segment_filter(stream: int | None, host_raw: bytes | None,
+                   port: int | None) -> Callable[[Segment, Conn], bool] | None:
+    """``wanted(seg, conn)`` for the ``packets`` filters (stream, packed host address, port),
+    or None when there is none."""
+    if stream is None and host_raw is None and port is None:
+        return None
 
     def wanted(seg: Segment, conn: Conn) -> bool:
         if stream is not None and conn.stream != stream:
@@ -516,9 +526,7 @@ def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, st
             return False
         return port is None or seg.sport == port or seg.dport == port
 
-    filtered = stream is not None or host_raw is not None or port is not None
-    cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
-    return PacketStream(path, cfg, absolute, wanted if filtered else None)
+    return wanted
 
 
 def connections(path: PathLike, *, order: str = "stream", fast_rtx_ms: float | None = None,

@@ -100,13 +100,8 @@ def run_capture(path: str, analyzer, on_segment=None, progress: bool = False, ke
         bar = ProgressBar(path)
         cb = bar.update
     try:
-        stats = analyze_source(path, analyzer, on_segment=on_segment, progress=cb, keep=keep)
-    except SourceError as e:
-        raise InputError(str(e)) from None
-    except BrokenPipeError:
-        raise                      # the reader of our output went away (`| head`): not an input error
-    except OSError as e:
-        raise InputError(f"{path}: {e.strerror or e}") from None
+        with input_errors(path):
+            stats = analyze_source(path, analyzer, on_segment=on_segment, progress=cb, keep=keep)
     finally:
         if bar is not None:
             bar.close()

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from tcpanalyze.api import packets as packet_stream
+from tcpanalyze.api import packets as packet_stream, segment_filter
 from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, open_output,
                                         parquet_output, pop_engine_kw, run_capture, stats_notes)
 from tcpanalyze.engine import Analyzer
@@ -55,16 +55,10 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     out, close = open_output(output)
     write = out.write
 
-    def wanted(seg, conn) -> bool:
-        if stream is not None and conn.stream != stream:
-            return False
-        if host_raw is not None and seg.src != host_raw and seg.dst != host_raw:
-            return False
-        return port is None or seg.sport == port or seg.dport == port
-
-    filtered = stream is not None or host_raw is not None or port is not None
+    wanted = segment_filter(stream, host_raw, port)
+    filtered = wanted is not None
     # The TSV row is the hot path of this command: rows.TsvRows, compiled with the core.
-    tsv = TsvRows(write, absolute, wanted if filtered else None)
+    tsv = TsvRows(write, absolute, wanted)
     # packets keeps nothing of finished connections: their cached row text goes with them
     analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=tsv.drop)
     buf = []

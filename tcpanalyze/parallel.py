@@ -230,7 +230,7 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         try:
             # the pipeline feeds this worker's connections and only moves the clock
             # (Analyzer.advance) for the others
-            stats = analyze_source(path, an, on_segment=b.on_segment, share=(part, nparts))
+            stats = analyze_source(path, an, on_segment=b.on_segment, share=(part, nparts), notable_only=True)
         except SourceError as e:
             err = str(e)
         except OSError as e:

@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
 from tcpanalyze.decode import LINKTYPE_NAMES, decode
-from tcpanalyze.engine import Analyzer
+from tcpanalyze.engine import Analyzer, Verdict
 from tcpanalyze.errors import DecodeError, SourceError
 from tcpanalyze.model import Segment
 from tcpanalyze.sources.pcap import open_capture
@@ -78,20 +78,23 @@ def linktype_label(lt: int) -> str:
 
 def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
                 on_segment: Callable | None = None, keep: Callable | None = None, finite: bool = False,
-                share: tuple[int, int] | None = None) -> None:
+                share: tuple[int, int] | None = None, notable_only: bool = False) -> None:
     """Decode and analyse an iterable of (frame, ts_ns, linktype, data, wirelen) tuples.
 
     ``on_segment(seg, analyzer)`` is called after each analysed segment (the ``packets``
     command uses it); ``keep(seg)`` may filter segments before analysis.  ``share=(part, n)``
     analyses only the connections that ``owner`` gives to ``part`` of ``n`` and only moves
     the analyzer's clock for the others (a ``--jobs`` worker, parallel.py).  ``finite``: the
-    packets come from a file (the collector may stay off, see gc_tuned).
+    packets come from a file (the collector may stay off, see gc_tuned).  ``notable_only``:
+    call ``on_segment`` only for a segment with an analysis flag, SYN, FIN or RST, or without
+    ACK -- the ones the detectors examine (``Detectors.on_segment``); the test is made here, so
+    an ordinary ACK costs no call.
     """
     part, nparts = share if share is not None else (0, 1)
     if not 0 <= part < nparts:
         raise ValueError(f"share {share!r}: part must be in [0, n)")
     with gc_tuned(off=finite):
-        _run(packets, analyzer, stats, on_segment, keep, part, nparts)
+        _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only)
 
 
 #: 2**32 / golden ratio (Knuth's multiplicative hashing), for owner()
@@ -140,8 +143,9 @@ def gc_tuned(off: bool = False):
             gc.enable()
 
 
-@cython.locals(analyzer=Analyzer, seg=Segment, part=cython.longlong, nparts=cython.longlong)
-def _run(packets, analyzer, stats, on_segment, keep, part, nparts) -> None:
+@cython.locals(analyzer=Analyzer, seg=Segment, v=Verdict, part=cython.longlong, nparts=cython.longlong,
+               notable_only=cython.bint)
+def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only) -> None:
     counts = stats.skipped
     errors = stats.errors
     feed = analyzer.feed
@@ -170,8 +174,8 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts) -> None:
         if keep is not None and not keep(seg):
             continue
         tcp += 1
-        feed(seg)
-        if on_segment is not None:
+        v = feed(seg)
+        if on_segment is not None and (not notable_only or v.analysis or seg.flags & 0x17 != 0x10):
             on_segment(seg, analyzer)
     stats.frames += frames
     stats.tcp += tcp
@@ -179,7 +183,8 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts) -> None:
 
 def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = None,
                    progress: Callable[[int, int | None], None] | None = None,
-                   keep: Callable | None = None, share: tuple[int, int] | None = None) -> RunStats:
+                   keep: Callable | None = None, share: tuple[int, int] | None = None,
+                   notable_only: bool = False) -> RunStats:
     """Read one capture file (or ``-``) through ``analyzer``; raises SourceError if unreadable."""
     stats = RunStats(path)
     reader = open_capture(path)
@@ -188,7 +193,8 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
         it = iter(reader)
         if progress is not None:
             it = _with_progress(it, reader, progress)
-        run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-", share=share)  # stdin may be live
+        run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-", share=share,  # stdin may be live
+                    notable_only=notable_only)
     finally:
         finish_stats(stats, reader)
     check_decodable(stats)

@@ -313,7 +313,7 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
     b = ReportBuilder(path, options)
     with gc_tuned(off=path != "-"):     # a file (stdin may be a live pipe): see pipeline.gc_tuned
         try:
-            stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress)
+            stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress, notable_only=True)
         except SourceError as e:
             return failed_report(path, str(e), b.th)
         except OSError as e:

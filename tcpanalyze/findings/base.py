@@ -114,24 +114,25 @@ def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = 
     return k
 
 
+def _registrar(detectors: list, order: int):
+    """A decorator that adds its function to ``detectors``, kept sorted by ``order``."""
+    def register(fn):
+        detectors.append((order, fn))
+        detectors.sort(key=lambda x: x[0])
+        return fn
+    return register
+
+
 def conn_detector(order: int):
     """Register ``function(conn, th, acc, end_ns, out)``: run on every finalized connection,
     lowest ``order`` first; it appends its findings to ``out`` and may add to ``acc``."""
-    def register(fn):
-        CONN_DETECTORS.append((order, fn))
-        CONN_DETECTORS.sort(key=lambda x: x[0])
-        return fn
-    return register
+    return _registrar(CONN_DETECTORS, order)
 
 
 def aggregate_detector(order: int):
     """Register ``function(facts, th, acc, out, extra)``: run once at the end of the input,
     lowest ``order`` first; it appends findings to ``out`` and summary sections to ``extra``."""
-    def register(fn):
-        AGGREGATE_DETECTORS.append((order, fn))
-        AGGREGATE_DETECTORS.sort(key=lambda x: x[0])
-        return fn
-    return register
+    return _registrar(AGGREGATE_DETECTORS, order)
 
 
 def segment_detector(order: int):
@@ -139,11 +140,7 @@ def segment_detector(order: int):
     an ordinary ACK (``Detectors.on_segment``: an analysis flag, or SYN/FIN/RST), after the
     engine processed it, lowest ``order`` first; it records what it needs in ``events``
     (``conn.events``) for a per-connection detector to read when the connection ends."""
-    def register(fn):
-        SEGMENT_DETECTORS.append((order, fn))
-        SEGMENT_DETECTORS.sort(key=lambda x: x[0])
-        return fn
-    return register
+    return _registrar(SEGMENT_DETECTORS, order)
 
 
 def finding_kinds() -> tuple[str, ...]:

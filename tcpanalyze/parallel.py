@@ -64,7 +64,7 @@ from typing import Iterable, Iterator
 from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, FindingSink, RstTally,
-                                 RttTally, SynTally, Tallies)
+                                 RttTally, SynTally, Tallies, add_counts)
 from tcpanalyze.pipeline import RunStats, analyze_source
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 
@@ -261,6 +261,8 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
         "findings": list(sink.kept), "keys": sink.keys,
         "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
+        "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
+        "flagged": bytes(conns.flagged),
         "acc": b.det.acc,
         "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
                   "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
@@ -369,10 +371,13 @@ def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
             pairs = list(zip(g(m, c.streams), c.fin_frames))
             t = out.server_close.get(key)
             if t is None:
-                out.server_close[key] = CloseTally(c.connections, [s for s, _ in pairs], [f for _, f in pairs])
+                out.server_close[key] = CloseTally(c.connections, [s for s, _ in pairs], [f for _, f in pairs],
+                                                   c.time_wait, c.reset)
                 continue
             both = sorted(list(zip(t.streams, t.fin_frames)) + pairs, key=lambda sf: finkey(sf[0]))[:K_TALLY_EXAMPLES]
             t.connections += c.connections
+            t.time_wait += c.time_wait
+            t.reset += c.reset
             t.streams = [s for s, _ in both]
             t.fin_frames = [f for _, f in both]
     # handshake RTTs per server host, in global finalization order
@@ -442,6 +447,10 @@ def _merge_parts(path: str, options, parts: list[dict]):
         for rec in p["records"]:
             rec["stream"] = m[rec["stream"]]
             conns.add(rec)
+    for p, m in zip(parts, maps):
+        for s, f in enumerate(p["flagged"]):
+            if f:
+                conns.flag(m[s])
     conns.n = sum(p["totals"]["n"] for p in parts)
     conns.bytes = sum(p["totals"]["bytes"] for p in parts)
     states: dict[str, int] = {}
@@ -472,6 +481,8 @@ def _merge_parts(path: str, options, parts: list[dict]):
             by_kind[f.kind]["reported"] += 1
             sink.kept.append(f)
     sink.by_kind = by_kind
+    for p in parts:
+        add_counts(sink.by_subkind, p["by_subkind"])
     b.det.sink = sink                  # the aggregate findings are added to it by build()
 
     # ---- the state the aggregates are computed from: merged tallies, clock, TIME_WAIT starts

@@ -67,9 +67,23 @@ def render_buildup(f: Finding) -> str:
 
 def render_server_close(f: Finding) -> str:
     v = f.values
-    return (f"server_active_close: the listening side {f.host}:{f.port} sent the first FIN on {v['connections']} "
-            f"connection(s), so it holds their TIME_WAIT (peak {v['time_wait_peak']} on this host"
-            + (f" > {f.terms['limit']})" if f.severity == "warning" else ")"))
+    n, tw = v["connections"], v["time_wait"]
+    head = f"server_active_close: the listening side {f.host}:{f.port} sent the first FIN on {n} connection(s)"
+    peak = (f"peak {v['time_wait_peak']} at once on this host"
+            + (f" > {f.terms['limit']}" if f.severity == "warning" else ""))
+    hold = f"{f.terms['hold_s']:g} s each"
+    if tw == n:
+        return f"{head}, so it holds their TIME_WAIT ({hold}; {peak})"
+    other = []
+    if v["reset"]:
+        other.append(f"{v['reset']} reset before the close completed")
+    if n - tw - v["reset"]:
+        other.append(f"{n - tw - v['reset']} still closing when the capture ended")
+    why = " and ".join(other)
+    if not tw:
+        return (f"{head}; none reached TIME_WAIT ({why}), so it holds none"
+                + (f" (other connections: {peak})" if v["time_wait_peak"] else ""))
+    return f"{head}; {tw} of them reached TIME_WAIT ({hold}; {why}) ({peak})"
 
 
 TIME_WAIT_BUILDUP = declare_kind(
@@ -127,8 +141,9 @@ def time_wait(facts, th, acc, out, extra) -> None:
         sev = "warning" if peak > th.time_wait_peak else "info"
         out.append(Finding(
             "server_active_close", sev, host=hs, port=port, frames=t.fin_frames,
-            values={"connections": t.connections, "streams": t.streams, "time_wait_peak": peak},
-            terms={"limit": th.time_wait_peak}))
+            values={"connections": t.connections, "time_wait": t.time_wait, "reset": t.reset,
+                    "streams": t.streams, "time_wait_peak": peak},
+            terms={"limit": th.time_wait_peak, "hold_s": 2 * th.msl_s}))
 
     section = {"msl_s": th.msl_s, "hosts": tw_hosts}
     if len(peaks) > len(tw_hosts):

@@ -81,9 +81,9 @@ JSON_SCHEMA: dict = {
                 },
                 "worst_severity": {"enum": list(SEVERITIES) + [None]},
                 "time_wait": {
-                    "type": "object", "required": ["msl_s", "hosts"],
+                    "type": "object", "required": ["msl_s", "length_s", "system", "hosts"],
                     "properties": {
-                        "msl_s": _NUM,
+                        "msl_s": _NUM, "length_s": _NUM, "system": _OPT_STR,
                         "hosts": {"type": "array", "items": {
                             "type": "object",
                             "required": ["host", "peak", "peak_time", "at_end", "total", "series", "ports"],

@@ -22,6 +22,7 @@ from tcpanalyze import engine
 from tcpanalyze.errors import SourceError
 from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds, add_counts
 from tcpanalyze.findings.driver import Detectors
+from tcpanalyze.findings.timewait import time_wait_section
 from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
 from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
 from tcpanalyze.schema import SCHEMA_VERSION
@@ -90,6 +91,7 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
     their command-line units: percent, milliseconds); a missing one keeps its default."""
     d = Thresholds()
     rate = kw.pop("retrans_rate", None)
+    msl, tw = kw.get("msl"), kw.get("time_wait")       # (engine options: left in kw)
     hs_min = kw.pop("hs_rtt_min_ms", None)
     return Thresholds(
         retrans_rate=d.retrans_rate if rate is None else rate / 100.0,
@@ -99,7 +101,7 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
         hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
         hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
         max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
-        msl_s=kw.get("msl", d.msl_s))
+        msl_s=msl if msl is not None else d.msl_s if tw is None else tw / 2)
 
 
 def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +132,7 @@ def _empty_summary(th: Thresholds | None = None) -> dict[str, Any]:
         "findings": {"total": 0, "reported": 0, "by_severity": {s: 0 for s in SEVERITIES}, "by_kind": {},
                      "by_subkind": {}},
         "worst_severity": None,
-        "time_wait": {"msl_s": (th or Thresholds()).msl_s, "hosts": []},
+        "time_wait": time_wait_section((th or Thresholds()).msl_s),
         "capture_quality": {},
         "thresholds": (th or Thresholds()).to_dict(),
     }
@@ -379,7 +381,7 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     summ = _empty_summary()
     summ["files"] = 0
     summ["thresholds"] = reports[0].summary.get("thresholds", summ["thresholds"])
-    summ["time_wait"]["msl_s"] = reports[0].summary.get("time_wait", {}).get("msl_s", engine.K_MSL_S)
+    summ["time_wait"] = time_wait_section(reports[0].summary.get("time_wait", {}).get("msl_s", engine.K_MSL_S))
     starts, ends = [], []
     for r in reports:
         s = r.summary

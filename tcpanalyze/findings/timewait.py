@@ -7,6 +7,7 @@ from bisect import bisect_right
 
 from tcpanalyze.findings.base import (K_TW_REPORT_HOSTS, K_TW_SERIES_POINTS, K_TW_TOP_PORTS, Finding,
                                       aggregate_detector, declare_kind, _s)
+from tcpanalyze.engine import time_wait_name
 from tcpanalyze.model import addr_str
 
 
@@ -56,11 +57,17 @@ def time_wait_profile(starts, first_ns: int, last_ns: int, hold_ns: int, points:
     return {"peak": peak, "peak_ns": peak_ns, "at_end": at_end, "total": n, "series": series}
 
 
+def time_wait_section(msl_s: float) -> dict:
+    """The report's ``time_wait`` section without its hosts: how long a TIME_WAIT lasts
+    (``length_s`` = 2*MSL) and the system that holds it that long (``system``, or null)."""
+    return {"msl_s": msl_s, "length_s": 2 * msl_s, "system": time_wait_name(2 * msl_s), "hosts": []}
+
+
 def render_buildup(f: Finding) -> str:
     v = f.values
     top = v["ports"][0] if v["ports"] else None
     return (f"time_wait_buildup: {f.host} held {v['peak']} connections in TIME_WAIT at once "
-            f"(> {v['threshold']}; 2*MSL = {2 * v['msl_s']:g} s), {v['at_end']} at the end of the capture"
+            f"(> {v['threshold']}; each for {2 * v['msl_s']:g} s), {v['at_end']} at the end of the capture"
             + (f"; most on port {top['port']} ({top['peak']})" if top else "")
             + ("; this host is a server closing first (server_active_close)" if f.terms["server_close"] else ""))
 
@@ -88,7 +95,7 @@ def render_server_close(f: Finding) -> str:
 
 TIME_WAIT_BUILDUP = declare_kind(
     "time_wait_buildup", render_buildup, severity="warning",
-    description="a host's connections in TIME_WAIT at once exceed --time-wait-peak (TIME_WAIT = 2*MSL, --msl)")
+    description="a host's connections in TIME_WAIT at once exceed --time-wait-peak (each lasts --time-wait)")
 SERVER_ACTIVE_CLOSE = declare_kind(
     "server_active_close", render_server_close,
     description="the listening side sent the first FIN (it holds the TIME_WAIT), per server port; warning when "
@@ -145,7 +152,8 @@ def time_wait(facts, th, acc, out, extra) -> None:
                     "streams": t.streams, "time_wait_peak": peak},
             terms={"limit": th.time_wait_peak, "hold_s": 2 * th.msl_s}))
 
-    section = {"msl_s": th.msl_s, "hosts": tw_hosts}
+    section = time_wait_section(th.msl_s)
+    section["hosts"] = tw_hosts
     if len(peaks) > len(tw_hosts):
         section["hosts_total"] = len(peaks)
     if tw.folded_hosts:

@@ -15,7 +15,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from tcpanalyze.engine import K_MSL_S
+from tcpanalyze.engine import K_MSL_S, time_wait_name
 from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK
 from tcpanalyze.session import Report
 
@@ -85,6 +85,14 @@ def _utc(t: float) -> str:
         return f"{t:.6f}"
 
 
+def _time_wait_length(summary: dict) -> tuple[str, str | None]:
+    """How long a TIME_WAIT lasts in this report (``60 s``) and the systems that hold it that
+    long (``linux``, from ``engine.TIME_WAIT_PRESETS``) or None."""
+    tw = summary.get("time_wait") or {}
+    length = tw.get("length_s", 2 * tw.get("msl_s", K_MSL_S))
+    return f"{length:g} s", tw.get("system", time_wait_name(length))
+
+
 def _header(summary: dict, title: str, files: list[dict], several: bool = False) -> Table:
     """The header; ``several``: the total of several files (their durations are not added up:
     each file's is in its own section, and the total gives the time its packets span)."""
@@ -101,13 +109,15 @@ def _header(summary: dict, title: str, files: list[dict], several: bool = False)
         g.add_row("Format", Text(files[0]["format"]))
     if several:
         start, end = summary.get("start"), summary.get("end")
-        g.add_row("Duration", "per file (in each file's section)" + (
+        g.add_row("Duration", "per file" + (
             "" if start is None or end is None else f"; packets from {_utc(start)} to {_utc(end)} UTC"))
     else:
         g.add_row("Duration", _dur(summary.get("duration", 0.0)))
     g.add_row("Packets", f"{_num(summary.get('packets', 0))} ({_num(summary.get('tcp_segments', 0))} TCP segments)")
     g.add_row("Connections", _num(summary.get("connections", 0)))
     g.add_row("Bytes", f"{_num(summary.get('bytes', 0))} ({_bytes(summary.get('bytes', 0))}) of TCP payload")
+    length, system = _time_wait_length(summary)
+    g.add_row("TIME_WAIT", f"{length} per connection" + (f" ({system})" if system else ""))
     fd = summary.get("findings", {})
     line = _finding_counts(summary)
     if fd.get("reported", 0) < fd.get("total", 0):
@@ -173,7 +183,7 @@ def findings_table(findings: list[dict], summary: dict, name_files: dict[str, st
     t.add_column("Severity", no_wrap=True)
     t.add_column("Count", justify="right", no_wrap=True)
     t.add_column("Finding (rule and values of the first example)", ratio=1)
-    t.add_column("Where", max_width=24 + max((len(n) + 1 for n in (name_files or {}).values()), default=0))
+    t.add_column("Where", max_width=32 if name_files else 24, overflow="fold")
     for (label, sev), fs in rows:
         worst = sorted(fs, key=_evidence_weight, reverse=True)
         seen = []
@@ -229,7 +239,8 @@ def time_wait_table(summary: dict, base: float | None, width: int = 100) -> Tabl
     hosts = [h for h in tw.get("hosts", []) if h.get("peak")]
     if not hosts:
         return None
-    t = Table(title=f"TIME_WAIT per host (2*MSL = {2 * tw.get('msl_s', K_MSL_S):g} s)", box=box.SIMPLE_HEAD,
+    length, system = _time_wait_length(summary)
+    t = Table(title=f"TIME_WAIT per host (each lasts {length}" + (f", {system})" if system else ")"), box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)
     t.add_column("Host", no_wrap=True)
     t.add_column("Peak", justify="right", no_wrap=True)
@@ -269,7 +280,11 @@ def connections_table(conns: list[dict], top: int, with_findings: int | None = N
     total = max(len(bad), with_findings or 0)
     t = Table(title=f"Worst connections (top {min(top, len(bad))} of {_num(total)} with findings)",
               box=box.SIMPLE_HEAD, title_justify="left", expand=True, pad_edge=False)
-    t.add_column("Stream", justify="right", no_wrap=True)
+    if name_files:
+        # "file #stream": the file's name folds onto more lines rather than squeezing the endpoints
+        t.add_column("Stream", justify="right", max_width=18, overflow="fold")
+    else:
+        t.add_column("Stream", justify="right", no_wrap=True)
     t.add_column("Client → server", ratio=2)
     t.add_column("State", no_wrap=True)
     t.add_column("Duration", justify="right", no_wrap=True)

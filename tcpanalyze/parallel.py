@@ -67,8 +67,10 @@ from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Exa
                                  RttTally, SynTally, Tallies, add_counts)
 from tcpanalyze.pipeline import RunStats, analyze_source
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
+from tcpanalyze.sources.pcap import capture_format
 
-#: capture file names a directory argument expands to
+#: capture file names: a file of a directory with one of these is taken even when its first
+#: bytes are not a capture's (it is then reported as unreadable, not silently left out)
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 
 _FINISH_FRAME = 1 << 62                 # finalization "frame" of connections still open at the end
@@ -77,17 +79,26 @@ _PH_SWEEP, _PH_FEED, _PH_SEGMENT, _PH_FINISH = 0, 1, 2, 3
 
 
 # ---------------------------------------------------------------------------- inputs
-def expand_inputs(args: Iterable[str]) -> list[str]:
+def expand_inputs(args: Iterable[str], skipped: dict[str, list[str]] | None = None) -> list[str]:
     """Files named on the command line: a directory gives its capture files (sorted, not
-    recursive); a pattern with ``*?[`` that names no existing file gives its matches
-    (sorted); anything else (including ``-``) is kept as is, so a missing file is still
-    reported as unreadable."""
+    recursive), recognised by their first bytes (pcap in either byte order, nanosecond pcap,
+    pcapng, each maybe gzip-compressed: ``sources.pcap.capture_format``) or a capture file
+    name (``CAPTURE_SUFFIXES``); its other files are left out and listed in ``skipped``
+    (directory -> names) when given.  A pattern with ``*?[`` that names no existing file
+    gives its matches (sorted); anything else (including ``-``) is kept as is, so a missing
+    file is still reported as unreadable, and so is a directory without captures
+    (``session.analyze_file`` says so)."""
     out: list[str] = []
     for a in args:
         if a != "-" and os.path.isdir(a):
-            names = sorted(n for n in os.listdir(a) if n.lower().endswith(CAPTURE_SUFFIXES)
-                           and os.path.isfile(os.path.join(a, n)))
-            # a directory without captures stays as it is: it is then reported as unreadable
+            names, others = [], []
+            for n in sorted(os.listdir(a)):
+                p = os.path.join(a, n)
+                if not os.path.isfile(p):
+                    continue
+                (names if n.lower().endswith(CAPTURE_SUFFIXES) or capture_format(p) else others).append(n)
+            if others and skipped is not None:
+                skipped[a] = others
             out.extend([os.path.join(a, n) for n in names] if names else [a])
         elif a != "-" and glob.has_magic(a) and not os.path.exists(a):
             hits = sorted(p for p in glob.glob(a) if os.path.isfile(p))

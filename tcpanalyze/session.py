@@ -14,6 +14,7 @@ README ("JSON contract").  Reporters (``tcpanalyze.report``) only render a Repor
 from __future__ import annotations
 
 import heapq
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Union
 
@@ -336,6 +337,8 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
     ``progress(done_bytes, total_bytes)`` is called now and then while reading (optional).
     """
     b = ReportBuilder(path, options)
+    if path != "-" and os.path.isdir(path):
+        return failed_report(path, no_captures_message(path), b.th)
     with gc_tuned(off=path != "-"):     # a file (stdin may be a live pipe): see pipeline.gc_tuned
         try:
             stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress, notable_only=True)
@@ -344,6 +347,16 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
         except OSError as e:
             return failed_report(path, f"{path}: {e.strerror or e}", b.th)
         return b.build(stats)
+
+
+def no_captures_message(path: str) -> str:
+    """Why the directory ``path`` gives no capture to analyse (one line)."""
+    try:
+        n = sum(1 for e in os.scandir(path) if e.is_file())
+    except OSError as e:
+        return f"{path}: cannot list the directory: {e.strerror or e}"
+    return (f"{path}: the directory contains no captures" if not n else
+            f"{path}: the directory contains no captures (none of its {n} file(s) is a pcap or pcapng capture)")
 
 
 def _finding_order(d: dict[str, Any]) -> tuple[int, str, int, float, str, int]:

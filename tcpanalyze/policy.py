@@ -986,13 +986,18 @@ def _check_rst(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
 
 def _check_forbid(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
     """forbid: no finding of these kinds."""
-    by_kind = ((ctx.view.summary.get("findings") or {}).get("by_kind") or {})
+    fd = ctx.view.summary.get("findings") or {}
+    by_kind = fd.get("by_kind") or {}
+    by_sub = fd.get("by_subkind") or {}
     for k in r.forbid:
         kind, _, sub = k.partition("/")
         hits = [f for f in ctx.findings if f.get("kind") == kind and (not sub or f.get("subkind") == sub)]
         count = len(hits)
+        # all of them, not just those listed under the per-kind cap
         if ctx.whole_file and not sub and kind in by_kind:
-            count = max(count, by_kind[kind].get("total", 0))      # all of them, not just those listed
+            count = max(count, by_kind[kind].get("total", 0))
+        elif ctx.whole_file and sub and k in by_sub:
+            count = max(count, by_sub[k].get("total", 0))
         ok = count == 0
         ev = []
         for f in hits:

@@ -366,3 +366,15 @@ def test_time_wait_in_check_and_live_and_bad_values(tmp_path):
     assert bad.exit_code == 2 and "'solaris' is not one of linux, windows, bsd, rfc" in bad.output
     both = invoke("analyze", cap, "--time-wait", "linux", "--msl", "30")
     assert both.exit_code == 2 and "give --time-wait or --msl, not both" in both.stderr
+
+
+def test_api_time_wait():
+    from tcpanalyze import api
+
+    assert api.analyze(TW_SERVER).summary["time_wait"]["length_s"] == 60.0
+    assert api.analyze(TW_SERVER, time_wait="windows").summary["time_wait"]["length_s"] == 240.0
+    assert api.analyze(TW_SERVER, time_wait=90).summary["time_wait"]["system"] is None
+    with pytest.raises(ValueError):
+        api.analyze(TW_SERVER, time_wait="solaris")
+    with pytest.raises(ValueError):
+        api.analyze(TW_SERVER, time_wait="linux", msl=30)

@@ -378,3 +378,13 @@ def test_api_time_wait():
         api.analyze(TW_SERVER, time_wait="solaris")
     with pytest.raises(ValueError):
         api.analyze(TW_SERVER, time_wait="linux", msl=30)
+
+
+def test_json_of_a_capture_without_tcp_connections(tmp_path):
+    """The connection records of ``--json`` wait on disk; none at all is an empty list."""
+    udp = _udp_only(tmp_path / "udp_only.pcap")
+    res = invoke("analyze", udp, "--json")
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
+    assert doc["connections"] == [] and doc["summary"]["connections"] == 0
+    assert not schema_errors(doc, JSON_SCHEMA)

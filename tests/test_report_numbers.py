@@ -388,3 +388,22 @@ def test_json_of_a_capture_without_tcp_connections(tmp_path):
     doc = json.loads(res.stdout)
     assert doc["connections"] == [] and doc["summary"]["connections"] == 0
     assert not schema_errors(doc, JSON_SCHEMA)
+
+
+def test_server_active_close_messages_state_what_happened():
+    from tcpanalyze.findings import Finding
+
+    def msg(n, tw, reset, peak, sev="info"):
+        return Finding("server_active_close", sev, host="10.0.0.1", port=80,
+                       values={"connections": n, "time_wait": tw, "reset": reset, "streams": [1],
+                               "time_wait_peak": peak}, terms={"limit": 100, "hold_s": 60.0}).message
+
+    assert msg(3, 3, 0, 3).endswith("sent the first FIN on 3 connection(s), so it holds their TIME_WAIT "
+                                     "(60 s each; peak 3 at once on this host)")
+    assert msg(3, 1, 1, 2).endswith("; 1 of them reached TIME_WAIT, 60 s each (1 reset before the close completed, "
+                                    "1 still closing when the capture ended; peak 2 at once on this host)")
+    assert msg(2, 0, 0, 0).endswith("; none reached TIME_WAIT (2 still closing when the capture ended), "
+                                    "so it holds none")
+    assert msg(2, 0, 2, 5).endswith("; none reached TIME_WAIT (2 reset before the close completed), so it holds "
+                                    "none (other connections: peak 5 at once on this host)")
+    assert "peak 0" not in msg(3, 3, 0, 0)

@@ -78,6 +78,9 @@ def render_server_close(f: Finding) -> str:
     head = f"server_active_close: the listening side {f.host}:{f.port} sent the first FIN on {n} connection(s)"
     peak = (f"peak {v['time_wait_peak']} at once on this host"
             + (f" > {f.terms['limit']}" if f.severity == "warning" else ""))
+    if tw and not v["time_wait_peak"]:
+        # the host is one of those folded into a count past Config.max_tw_hosts
+        peak = "this host's peak is not tracked: too many TIME_WAIT hosts"
     hold = f"{f.terms['hold_s']:g} s each"
     if tw == n:
         return f"{head}, so it holds their TIME_WAIT ({hold}; {peak})"
@@ -86,11 +89,11 @@ def render_server_close(f: Finding) -> str:
         other.append(f"{v['reset']} reset before the close completed")
     if n - tw - v["reset"]:
         other.append(f"{n - tw - v['reset']} still closing when the capture ended")
-    why = " and ".join(other)
+    why = ", ".join(other)
     if not tw:
         return (f"{head}; none reached TIME_WAIT ({why}), so it holds none"
                 + (f" (other connections: {peak})" if v["time_wait_peak"] else ""))
-    return f"{head}; {tw} of them reached TIME_WAIT ({hold}; {why}) ({peak})"
+    return f"{head}; {tw} of them reached TIME_WAIT, {hold} ({why}; {peak})"
 
 
 TIME_WAIT_BUILDUP = declare_kind(

@@ -177,13 +177,17 @@ def findings_table(findings: list[dict], summary: dict, name_files: dict[str, st
     for f in findings:
         label = f"{f['kind']}/{f['subkind']}" if f.get("subkind") else f["kind"]
         groups.setdefault((label, f["severity"]), []).append(f)
-        counts.setdefault((label, f["severity"]), 0)
+    for key, fs in groups.items():
+        counts[key] = max(counts.get(key, 0), len(fs))
     rows = sorted(groups.items(), key=lambda kv: (-SEVERITY_RANK[kv[0][1]], -counts[kv[0]], kv[0][0]))
     t = Table(title="Findings", box=box.SIMPLE_HEAD, title_justify="left", expand=True, pad_edge=False)
     t.add_column("Severity", no_wrap=True)
     t.add_column("Count", justify="right", no_wrap=True)
     t.add_column("Finding (rule and values of the first example)", ratio=1)
-    t.add_column("Where", max_width=32 if name_files else 24, overflow="fold")
+    if name_files:
+        t.add_column("Where", max_width=32, overflow="fold")
+    else:
+        t.add_column("Where", max_width=24)
     for (label, sev), fs in rows:
         worst = sorted(fs, key=_evidence_weight, reverse=True)
         seen = []

@@ -1105,9 +1105,11 @@ def _remember_sack(fwd, seg):
 @cython.cfunc
 @cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong)
 def _count_analysis(conn, d, fwd, rev, seg, aflags):
-    """The sender's counter of each analysis flag; a zero window opens an episode, a
-    zero-window probe counts in the receiver's open one; an ACKed unseen segment is a
-    content gap in the peer's data for Zeek."""
+    """The sender's counter of each analysis flag; a zero window opens an episode, and a
+    probe of it counts in the receiver's open one whatever its length: 1 byte at the next
+    seq (zero_window_probe, as BSD and Windows send them) or 0 or 1 byte one below it
+    (keep_alive: Linux probes a zero window that way, ``tcp_xmit_probe_skb``); an ACKed
+    unseen segment is a content gap in the peer's data for Zeek."""
     if aflags & _RTX_FAMILY:
         fwd.stats.rtx += 1
         fwd.stats.rtx_bytes += seg.paylen
@@ -1130,10 +1132,10 @@ def _count_analysis(conn, d, fwd, rev, seg, aflags):
             fwd.track.zw_open = [seg.frame, seg.ts_ns, 0]
     if aflags & _ZWP:
         fwd.stats.zwp += 1
-        if rev.track.zw_open is not None:
-            rev.track.zw_open[2] += 1
     if aflags & _KA:
         fwd.stats.keepalive += 1
+    if aflags & (_ZWP | _KA) and rev.track.zw_open is not None:
+        rev.track.zw_open[2] += 1
     if aflags & _WFULL:
         fwd.stats.win_full += 1
     if aflags & _WUPD:

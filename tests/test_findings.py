@@ -551,6 +551,21 @@ def test_sample_zero_window():
     assert len(zw) >= 5
     assert all(f["data"]["advertised_by"] == "resp" and f["frames"] for f in zw)
     assert all(f["data"]["reopened"] for f in zw[:-1])
+    # Linux probes a zero window with 0-byte segments one below the next seq: they count as
+    # probes (tshark flags them keep_alive). The episode over frames 166-172 has three (167,
+    # 169, 170); every episode's count is the sender's keep_alive or zero_window_probe rows
+    # inside it in tshark's own verdicts.
+    by_start = {f["frames"][0]: f for f in zw}
+    assert by_start[166]["frames"] == [166, 172] and by_start[166]["data"]["probes"] == 3
+    assert "3 probe(s)" in by_start[166]["message"]
+    orc = load_oracle(SAMPLES / "slow_reader_zero_window.pcap.tshark.tsv")
+    for f in zw:
+        start, end = f["frames"]
+        receiver = orc[start]["sport"]
+        probes = sum(1 for fr in range(start, (end or max(orc)) + 1)
+                     if orc[fr]["dport"] == receiver and orc[fr]["analysis"] & {"keep_alive", "zero_window_probe"})
+        assert f["data"]["probes"] == probes, f
+    assert sum(f["data"]["probes"] for f in zw) == 6
 
 
 def test_sample_window_shrink():

@@ -551,6 +551,65 @@ def test_sample_rst_refused_aborted():
     assert per_port[7]["data"]["refused"] >= 6
 
 
+def test_sample_rst_crossed_in_flight():
+    """Client abort while data arrives (stream 13): the server's segments that reach the capture
+    point after the client's RST were sent before the RST reached the server. They are named as
+    such in the rst finding, not counted as state-table surprises of a capture gap."""
+    path = sample("rst_refused_aborted.pcap")
+    doc = _cached("rst_refused_aborted.pcap")
+    orc = load_oracle(path.with_name(path.name + ".tshark.tsv"))
+    # independently from tshark's rows: the first RST of tshark's stream 13, the server's
+    # segments after it
+    rows13 = {fr: r for fr, r in orc.items() if r["stream"] == 13}
+    rst = min(fr for fr, r in rows13.items() if r["flags"] & R)
+    client = rows13[rst]["sport"]
+    after = sorted(fr for fr, r in rows13.items() if fr > rst and r["sport"] != client)
+    assert len(after) >= 3
+    first = min(rows13)
+    stream = next(c["stream"] for c in doc["connections"] if c["first_frame"] == first)
+    (f,) = of(doc, "rst", "aborted", stream)
+    assert f["frames"] == [rst] and f["data"]["sent_by"] == "orig"
+    d = f["data"]
+    assert d["crossed_frames"] == after and d["peer_segments_crossed"] == len(after) and d["peer_segments_late"] == 0
+    assert 0 < d["crossed_within_ms"] < 2 * d["round_trip_ms"]
+    assert f"{len(after)} segment(s) from the peer crossed the RST in flight" in f["message"]
+    assert "not segments the capture missed" in f["message"]
+    for cq in of(doc, "capture_quality", "unexpected_transitions"):
+        assert stream not in cq["data"]["streams"], cq
+    assert not doc["summary"]["capture_quality"]["unexpected_transition_connections"]
+    # the state machine's own record still lists them
+    (rec,) = [c for c in doc["connections"] if c["stream"] == stream]
+    assert sorted(u["frame"] for u in rec["unexpected"]) == after
+
+
+def test_rst_crossing_segments_against_later_ones(tmp_path):
+    # 10 ms round trip at the capture point (next to the client); the client resets; the server's
+    # next segment arrives 6 ms later (it crossed the RST), another one 200 ms later (the RST
+    # did not reach the server, or it did not accept it)
+    cap = Craft()
+    c = TcpConn(cap, cport=47200)
+    c.handshake(dt=0.005)
+    c.send("c", P | A, 100, dt=0.001)
+    c.send("s", A, dt=0.010)
+    c.send("s", A, 1000, dt=0.001)
+    c.send("c", A, dt=0.001)
+    rst = c.send("c", R | A, dt=0.001)
+    crossed = c.send("s", A, 1000, dt=0.006)
+    late = c.send("s", A, 1000, dt=0.200)
+    doc = run(cap.write(tmp_path / "cross.pcap"))
+    (f,) = of(doc, "rst", "aborted")
+    assert f["frames"] == [rst]
+    d = f["data"]
+    assert d["crossed_frames"] == [crossed] and d["peer_segments_crossed"] == 1 and d["peer_segments_late"] == 1
+    assert d["round_trip_ms"] == 10.0 and d["crossed_within_ms"] == 6.0
+    assert "1 later segment(s) from the peer: the RST did not reach it" in f["message"]
+    # only the later one is left for the state-table count
+    (cq,) = of(doc, "capture_quality", "unexpected_transitions")
+    assert cq["data"]["segments"] == 1 and cq["data"]["streams"] == [0]
+    rec = doc["connections"][0]
+    assert [u["frame"] for u in rec["unexpected"]] == [crossed, late]
+
+
 def test_sample_time_wait_matches_independent_count():
     path = sample("timewait_server_close.pcap")
     doc = _cached("timewait_server_close.pcap")

@@ -1176,18 +1176,19 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
     tr = fwd.track
     old = tr.edge
     if old >= 0:
-        ds = seq_delta(seg.seq, tr.wl1)
         da = seq_delta(seg.ack, tr.wl2)
-        if ds <= 0 and da <= 0:
-            older = da < 0 or (ds == 0 and seg.tsval >= 0 and tr.wl_ts >= 0 and seq_lt(seg.tsval, tr.wl_ts))
-            if ds or da or older:
-                if older and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
-                    tr.reorder_bytes += old - edge
-                    if tr.reorders is None:
-                        tr.reorders = []
-                    if len(tr.reorders) < max_events:
-                        tr.reorders.append((seg.frame, seg.ts_ns, old - edge))
-                return
+        if da <= 0:                  # an ACK beyond SND.WL2 is an update: the common case ends here
+            ds = seq_delta(seg.seq, tr.wl1)
+            if ds <= 0:
+                older = da < 0 or (ds == 0 and seg.tsval >= 0 and tr.wl_ts >= 0 and seq_lt(seg.tsval, tr.wl_ts))
+                if ds or da or older:
+                    if older and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
+                        tr.reorder_bytes += old - edge
+                        if tr.reorders is None:
+                            tr.reorders = []
+                        if len(tr.reorders) < max_events:
+                            tr.reorders.append((seg.frame, seg.ts_ns, old - edge))
+                    return
     tr.wl1 = seg.seq
     tr.wl2 = seg.ack
     tr.wl_ts = seg.tsval

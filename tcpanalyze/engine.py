@@ -344,7 +344,8 @@ class EndpointTimes:
 
 class EndpointTrack:
     """RTT samples of the segments one endpoint sent, and the receive window it advertised:
-    right-edge retreats (window shrinks) and zero-window episodes."""
+    right-edge retreats (window shrinks, and retreats of old segments that arrived after a
+    later one) and zero-window episodes."""
 
     FIELDS = (
         ("rtt_n", "long long", 0), ("rtt_sum", "long long", 0), ("rtt_min", "long long", -1),
@@ -353,6 +354,11 @@ class EndpointTrack:
         ("edge", "long long", -1),        # right edge of the receive window this sender advertised (unwrapped)
         ("shrinks", "object", None),      # list of (frame, ts_ns, retreat_bytes)
         ("shrink_bytes", "long long", 0),
+        # SEG.SEQ, SEG.ACK and TSval (-1 without) of the segment that last updated the window
+        # (RFC 9293 SND.WL1, SND.WL2)
+        ("wl1", "long long", 0), ("wl2", "long long", 0), ("wl_ts", "long long", -1),
+        ("reorders", "object", None),     # retreats of old segments: list of (frame, ts_ns, retreat_bytes)
+        ("reorder_bytes", "long long", 0),
         ("zw_open", "object", None),      # [start_frame, start_ns, probes] while a zero-window episode is open
         ("zw_episodes", "object", None),  # list of (start_frame, start_ns, end_frame, end_ns, probes)
     )
@@ -1119,9 +1125,11 @@ def _remember_sack(fwd, seg):
 @cython.cfunc
 @cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong)
 def _count_analysis(conn, d, fwd, rev, seg, aflags):
-    """The sender's counter of each analysis flag; a zero window opens an episode, a
-    zero-window probe counts in the receiver's open one; an ACKed unseen segment is a
-    content gap in the peer's data for Zeek."""
+    """The sender's counter of each analysis flag; a zero window opens an episode, and a
+    probe of it counts in the receiver's open one whatever its length: 1 byte at the next
+    seq (zero_window_probe, as BSD and Windows send them) or 0 or 1 byte one below it
+    (keep_alive: Linux probes a zero window that way, ``tcp_xmit_probe_skb``); an ACKed
+    unseen segment is a content gap in the peer's data for Zeek."""
     if aflags & _RTX_FAMILY:
         fwd.stats.rtx += 1
         fwd.stats.rtx_bytes += seg.paylen
@@ -1144,10 +1152,10 @@ def _count_analysis(conn, d, fwd, rev, seg, aflags):
             fwd.track.zw_open = [seg.frame, seg.ts_ns, 0]
     if aflags & _ZWP:
         fwd.stats.zwp += 1
-        if rev.track.zw_open is not None:
-            rev.track.zw_open[2] += 1
     if aflags & _KA:
         fwd.stats.keepalive += 1
+    if aflags & (_ZWP | _KA) and rev.track.zw_open is not None:
+        rev.track.zw_open[2] += 1
     if aflags & _WFULL:
         fwd.stats.win_full += 1
     if aflags & _WUPD:
@@ -1156,17 +1164,48 @@ def _count_analysis(conn, d, fwd, rev, seg, aflags):
 
 @cython.cfunc
 @cython.locals(fwd=Flow, rev=Flow, seg=Segment, lastack=cython.longlong, window=cython.longlong,
-               max_events=cython.longlong, sc=cython.longlong, edge=cython.longlong, old=cython.longlong)
+               max_events=cython.longlong, sc=cython.longlong, edge=cython.longlong, old=cython.longlong,
+               ds=cython.longlong, da=cython.longlong, older=cython.bint, tr=EndpointTrack)
 def _window_edge(fwd, rev, seg, lastack, window, max_events):
     """Right edge of the window the sender advertises, ack + scaled window (RFC 9293
     §3.8.6), when ACK or window changed from the sender's previous segment (``lastack``,
-    ``window``): a retreat by at least one scaled unit is a window shrink."""
+    ``window``): a retreat by at least one scaled unit is a window shrink.
+
+    Only a segment its receiver takes as a window update counts (RFC 9293 §3.10.7.4: SND.WL1
+    < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK; like Linux's
+    tcp_may_update_window, also an ACK beyond SND.WL2, so a retransmission carrying a newer
+    ACK is not taken for an old segment). Its receiver ignores the window of a segment whose
+    SEQ and ACK are both at or before the last update's, one of them before: a retransmission
+    or keep-alive with the same ACK, or, when its ACK is below one already seen, a segment
+    sent before that one that arrived after it (reordered on the way). A segment with the
+    same SEQ and ACK but an older timestamp (TSval, RFC 7323) was sent before the update too
+    (an ACK overtaken by a window update; PAWS, RFC 7323 §5.3, discards it). Such a segment
+    neither moves the edge nor counts as a shrink; the retreat of a reordered one is kept
+    apart (``reorders``)."""
     flags = seg.flags
     if not (seg.ack != lastack or seg.win != window) or not flags & _ACK or flags & _SFR or fwd.win_scale == -1:
         return
     sc = fwd.win_scale if fwd.win_scale > 0 else 0
     edge = seq_dist(seg.ack, rev.base_seq) + (seg.win << sc)
-    old = fwd.track.edge
+    tr = fwd.track
+    old = tr.edge
+    if old >= 0:
+        da = seq_delta(seg.ack, tr.wl2)
+        if da <= 0:                  # an ACK beyond SND.WL2 is an update: the common case ends here
+            ds = seq_delta(seg.seq, tr.wl1)
+            if ds <= 0:
+                older = da < 0 or (ds == 0 and seg.tsval >= 0 and tr.wl_ts >= 0 and seq_lt(seg.tsval, tr.wl_ts))
+                if ds or da or older:
+                    if older and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
+                        tr.reorder_bytes += old - edge
+                        if tr.reorders is None:
+                            tr.reorders = []
+                        if len(tr.reorders) < max_events:
+                            tr.reorders.append((seg.frame, seg.ts_ns, old - edge))
+                    return
+    tr.wl1 = seg.seq
+    tr.wl2 = seg.ack
+    tr.wl_ts = seg.tsval
     if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
         fwd.track.shrink_bytes += old - edge
         if fwd.track.shrinks is None:

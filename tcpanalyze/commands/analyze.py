@@ -34,8 +34,8 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
 
     \b
     Findings: rst (refused, aborted, reset_after_close, unknown_connection, per_port),
-    time_wait_buildup, server_active_close, syn_in_time_wait, window_shrink, zero_window,
-    retransmissions, handshake (syn_unanswered, syn_retries, synack_without_syn, rtt_outlier),
+    time_wait_buildup, server_active_close, syn_in_time_wait, window_shrink (reordered_ack),
+    zero_window, retransmissions, handshake (syn_unanswered, syn_retries, synack_without_syn, rtt_outlier),
     close_wait_stall, half_close, data_after_fin, invalid_flags, port_reuse, lost_segment,
     ack_lost_segment, out_of_order, syn_flood, capture_quality.
 

@@ -4,6 +4,7 @@ evicted or expired connections, decode errors, a damaged file), marked ``cause =
 from __future__ import annotations
 
 from tcpanalyze.findings.base import Finding, aggregate_detector, conn_detector, declare_kind, tally_example
+from tcpanalyze.findings.rst import rst_crossings
 
 
 def _decode_errors(v, t) -> str:
@@ -89,9 +90,12 @@ def capture_tally(conn, th, acc, end_ns, out) -> None:
             tally_example(acc.super_segments.streams, s)
             break
     if conn.anomalies:
-        acc.unexpected.connections += 1
-        acc.unexpected.amount += len(conn.anomalies)
-        tally_example(acc.unexpected.streams, s)
+        # the peer's segments that crossed a RST in flight are expected of a reset, not a capture gap
+        n = len(conn.anomalies) - (len(rst_crossings(conn)[0]) if conn.ending.reset_by >= 0 else 0)
+        if n:
+            acc.unexpected.connections += 1
+            acc.unexpected.amount += n
+            tally_example(acc.unexpected.streams, s)
 
 
 @aggregate_detector(50)

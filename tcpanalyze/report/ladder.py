@@ -202,9 +202,15 @@ class LadderCollector:
             initial.append(tl[0][2].name if tl else conn.state[ep].name)
         at_frame = [dict(trans[0]), dict(trans[1])]
         odd: dict[int, list[Note]] = {}
+        crossed: set = set()
+        if conn.anomalies and conn.ending.reset_by >= 0:
+            from tcpanalyze.findings.rst import rst_crossings
+
+            crossed = set(rst_crossings(conn)[0])
         for frame, _ts, ep, name in conn.anomalies or ():
             who = "client" if ep == o else "server"
-            odd.setdefault(frame, []).append(Note(f"{who}: {name}", "dim", "unexpected"))
+            text = f"{who}: {name}" + (", crossed the RST" if frame in crossed else "")
+            odd.setdefault(frame, []).append(Note(text, "dim", "unexpected"))
         first = conn.first_ns
 
         def row(rec) -> SegmentRow:

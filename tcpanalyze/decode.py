@@ -380,6 +380,8 @@ def _gre(frame, ts, buf, off, end, lim, depth, counts):
         if p + 12 > end:
             raise TruncatedError("truncated_erspan", p, "ERSPAN III header not captured")
         p += 20 if buf[p + 11] & 1 else 12
+        if p > end:
+            raise TruncatedError("truncated_erspan", p - 8, "ERSPAN III platform sub-header not captured")
         return _ether(frame, ts, buf, p, end, lim, depth, counts)
     if pt == 0x880B:                # PPP (PPTP)
         return _ppp(frame, ts, buf, p, end, lim, depth, counts)
@@ -785,6 +787,8 @@ def _llc(frame, ts, buf, off, end, lim, depth, counts):
     et = _U16.unpack_from(buf, off + 6)[0]
     if buf[off + 3] or buf[off + 4] or buf[off + 5] not in (0x00, 0xF8):
         if buf[off + 3] == 0x00 and buf[off + 4] == 0x80 and buf[off + 5] == 0xC2 and (et == 1 or et == 7):
+            if off + 10 > end:
+                raise TruncatedError("truncated_llc", off, "bridged frame's padding not captured")
             if depth >= _MAX_DEPTH:
                 raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
             return _ether(frame, ts, buf, off + 10 if et == 1 else off + 8, end, lim, depth + 1, counts)
@@ -1187,6 +1191,8 @@ def _token_ring(frame, ts, buf, off, end, lim, depth, counts):
         if rif < 2:
             raise DecodeError("bad_token_ring_rif", p, f"routing information length {rif} < 2")
         p += rif
+        if p > end:
+            raise TruncatedError("truncated_token_ring", off + 14, f"routing information of {rif} bytes not captured")
     return _llc(frame, ts, buf, p, end, lim, depth, counts)
 
 

@@ -131,6 +131,15 @@ def test_gtp_rows_in_fragmented_datagrams_match_tshark():
     assert missing == [] and diffs == []
 
 
+@pytest.mark.xfail(strict=True, reason="needs IP fragment reassembly: the client's ACKs of segments that travel "
+                   "in fragments are flagged ack_lost_segment; when this passes, also remove the capture from "
+                   "NEEDS_REASSEMBLY in tests/test_oracle.py")
+def test_gtp_analysis_flags_match_tshark():
+    oracle = load_oracle(TRACES / (GTP_FRAG + ".tshark.tsv"))
+    ours = our_rows(TRACES / GTP_FRAG)
+    assert all(fr in ours and ours[fr]["analysis"] == o["analysis"] for fr, o in oracle.items())
+
+
 def test_truncated_tcp_header_behind_vntag_and_vlans():
     """The VN-Tag/VLAN sandwich is walked to the TCP header (offset 48 = Ethernet 14, VLAN
     4, VN-Tag 6, VLAN 4, IPv4 20), whose options the snap length cut."""
@@ -508,11 +517,11 @@ def test_erspan_types():
     for pkt, seg in REAL4[:2] + REAL6[:2]:
         inner = _inner_eth(pkt)
         _check(bytes(ETH / OUTER / GRE(proto=0x88BE)) + inner, seg)                             # type I
-        _check(bytes(ETH / OUTER / GRE(proto=0x88BE, seqnum_present=1, seqence_number=5)
+        _check(bytes(ETH / OUTER / GRE(proto=0x88BE, seqnum_present=1, sequence_number=5)
                      / ERSPAN_II(session_id=7)) + inner, seg)                                  # type II
-        _check(bytes(ETH / OUTER / GRE(proto=0x22EB, seqnum_present=1, seqence_number=5)
+        _check(bytes(ETH / OUTER / GRE(proto=0x22EB, seqnum_present=1, sequence_number=5)
                      / ERSPAN_III(session_id=7, o=0)) + inner, seg)                           # type III
-        _check(bytes(ETH / OUTER / GRE(proto=0x22EB, seqnum_present=1, seqence_number=5)
+        _check(bytes(ETH / OUTER / GRE(proto=0x22EB, seqnum_present=1, sequence_number=5)
                      / ERSPAN_III(session_id=7, o=1) / ERSPAN_PlatformSpecific(platf_id=3)) + inner, seg)
 
 

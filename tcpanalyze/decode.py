@@ -419,8 +419,8 @@ def _udp_payload(frame, ts, buf, p, end, lim, depth, counts, sport, dport):
 
     Ports as Wireshark registers them (``_UDP_PORTS``), the lower port tried first; a
     datagram on no tunnel port is recognised by content (Teredo, Geneve, GTP-U, VXLAN,
-    AYIYA, see the ``_is_*`` checks), and otherwise counted as ``non_tcp``.  Also the entry
-    point for a UDP datagram rebuilt from IP fragments.
+    AYIYA, see the ``_is_*`` checks), and otherwise counted as ``non_tcp``.  The payload
+    may sit in any buffer: a datagram rebuilt from IP fragments decodes the same way.
     """
     if sport > dport:
         sport, dport = dport, sport
@@ -585,7 +585,7 @@ def _is_geneve(buf, p, end, lim):
 
 
 def _gtp(frame, ts, buf, p, end, lim, depth, counts):
-    """GTP-U version 1 (3GPP TS 29.281 §5.1) at ``p`` (a UDP payload, also one rebuilt from
+    """GTP-U version 1 (3GPP TS 29.281 §5.1) at ``p`` (a UDP payload, whole or rebuilt from
     IP fragments): flags (version(3) = 1, PT = 1, reserved, E, S, PN), message type
     (255 = G-PDU: a user packet follows), length (bytes after the first 8), TEID(32); with
     E, S or PN set: sequence number(16), N-PDU number(8), next extension header type(8);
@@ -599,6 +599,8 @@ def _gtp(frame, ts, buf, p, end, lim, depth, counts):
     if fl & 0xF0 != 0x30 or buf[p + 1] != 0xFF:
         return _skip(counts, "non_tcp")
     e = p + 8 + _U16.unpack_from(buf, p + 2)[0]
+    if fl & 0x07 and e < p + 12:
+        raise DecodeError("bad_gtp_length", p + 2, f"length {e - p - 8} < 4 with optional fields")
     if e < lim:
         lim = e
         if e < end:
@@ -692,7 +694,12 @@ def _lisp_data(frame, ts, buf, p, end, lim, depth, counts):
     """LISP data plane (RFC 9300 §5.3, UDP 4341): an 8-byte header, then an IP packet."""
     if p + 8 >= end:
         raise TruncatedError("truncated_lisp", p, "LISP header not captured")
-    return _raw(frame, ts, buf, p + 8, end, lim, depth, counts)
+    v = buf[p + 8] >> 4
+    if v == 4:
+        return _ipv4(frame, ts, buf, p + 8, end, lim, depth, counts)
+    if v == 6:
+        return _ipv6(frame, ts, buf, p + 8, end, lim, depth, counts)
+    return _skip(counts, "non_ip")      # a LISP control message, or another protocol on the port
 
 
 def _l2tp(frame, ts, buf, p, end, lim, depth, counts):

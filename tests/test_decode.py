@@ -823,7 +823,7 @@ TRUNCATED_TCP = {"vntag_vlan_sandwich_clean.pcap": {1: 48}}
 
 #: GTP-U captures whose outer UDP datagrams are IP fragments: tshark shows the inner TCP
 #: segment at the frame that completes the datagram.  Their rows are checked, reassembly
-#: aside, by tests/test_encap.py.
+#: aside, by tests/test_encap.py; once the decoder reassembles fragments this set goes.
 OUTER_FRAGMENTS = {"gtp1_gn_normal_incl_fragmentation.pcap"}
 
 

@@ -499,9 +499,16 @@ class FlowTable:
     @cython.locals(f=Flow)
     def reused(self, conn: Conn, d: int, seg: Segment) -> bool:
         """A pure SYN (the caller checked) with another ISN than the one this direction
-        started with opens a new stream on the 4-tuple (Wireshark 4.0 rule)."""
+        started with opens a new stream on the 4-tuple (Wireshark 4.0 rule).  A SYN at the
+        same ISN stays in the stream and takes the next expected seq back to the highest one
+        the peer has to ACK (undoing, say, a RST sent with the seq it was ACKed)."""
         f = conn.flows[d]
-        return f.base_set and seg.seq != f.base_seq
+        if not f.base_set:
+            return False
+        if seg.seq != f.base_seq:
+            return True
+        f.nextseq = f.maxseqtobeacked
+        return False
 
     @cython.locals(f=Flow, e=Unacked)
     def rebased(self, conn: Conn, d: int, seg: Segment) -> bool:

@@ -108,3 +108,20 @@ def test_rebase_moves_the_disordered_span():
     assert (f.seg_lo, f.seg_hi) == _span(f.segs, 5000, e.seq, e.end)
     v = a.feed(_seg(5, s, 80, c, 40000, 0x10, 5001, 1001, 20))
     assert v.rel_seq == 1
+
+
+def test_a_syn_at_the_same_isn_takes_nextseq_back():
+    """tshark 4.0.17 on this sequence (checked with tshark): the SYN again at the ISN sets the
+    next expected seq back to the highest one the peer has to ACK, so the data at that seq
+    after it is no retransmission; the SYN itself is out_of_order; one stream throughout."""
+    c, s = b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02"
+    a = Analyzer(Config(), keep_timeline=False)
+    names = []
+    for seg in (_seg(1, c, 40000, s, 80, 0x02, 1000), _seg(2, s, 80, c, 40000, 0x12, 5000, 1001),
+                _seg(3, c, 40000, s, 80, 0x10, 1001, 5001), _seg(4, c, 40000, s, 80, 0x18, 1001, 5001, 10),
+                _seg(5, c, 40000, s, 80, 0x18, 1100, 5001, 10), _seg(6, c, 40000, s, 80, 0x02, 1000),
+                _seg(7, c, 40000, s, 80, 0x18, 1011, 5001, 10)):
+        v = a.feed(seg)
+        names.append((v.conn.stream, v.analysis))
+    from tcpanalyze.analysis import LOST_SEGMENT, OUT_OF_ORDER
+    assert names == [(0, 0), (0, 0), (0, 0), (0, 0), (0, LOST_SEGMENT), (0, OUT_OF_ORDER), (0, 0)]

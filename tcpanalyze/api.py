@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar, Union
 
 from tcpanalyze._version import __version__
 from tcpanalyze.analysis import REUSED_PORTS, analysis_names
-from tcpanalyze.engine import TIME_WAIT_PRESETS, Analyzer, Config, Conn
+from tcpanalyze.engine import TIME_WAIT_PRESETS, Analyzer, Config, Conn, reused_ports_reason
 from tcpanalyze.errors import SourceError
 from tcpanalyze.model import Segment, addr_str, flag_str
 from tcpanalyze.parallel import expand_inputs, iter_reports
@@ -502,7 +502,7 @@ def _packet(seg: Segment, a: Analyzer, absolute: bool, explain: bool) -> Packet:
     if explain:
         reasons = dict(v.reasons or {})
         if af & REUSED_PORTS:
-            reasons["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
+            reasons["reused_ports"] = reused_ports_reason(seg.flags)
     return Packet(seg.frame, seg.ts_ns / 1e9, conn.stream, addr_str(seg.src), seg.sport, addr_str(seg.dst),
                   seg.dport, seq, ack, seg.paylen, flag_str(seg.flags), v.win,
                   tuple(analysis_names(af)) if af else (), None if rtt < 0 else rtt / 1e9,

@@ -6,7 +6,8 @@ Theory of operation
 
 1. finds the connection in the ``FlowTable`` by its directional 4-tuple or opens one,
    numbering streams like Wireshark's ``tcp.stream``, with a new stream when a pure SYN
-   arrives on a known 4-tuple with a different ISN (flagged ``reused_ports``);
+   arrives on a known 4-tuple with a different ISN (flagged ``reused_ports``); a SYN/ACK
+   with another ISN than its direction's base keeps the stream and moves the base;
 2. keeps Wireshark's relative sequence bases and window-scale bookkeeping (calculated
    window);
 3. runs Wireshark's ``tcp_analyze_sequence_number`` rules in Wireshark's order, one
@@ -518,9 +519,35 @@ class FlowTable:
     @cython.locals(f=Flow)
     def reused(self, conn: Conn, d: int, seg: Segment) -> bool:
         """A pure SYN (the caller checked) with another ISN than the one this direction
-        started with opens a new stream on the 4-tuple (Wireshark 4.0 rule)."""
+        started with opens a new stream on the 4-tuple (Wireshark 4.0 rule).  A SYN at the
+        same ISN stays in the stream and takes the next expected seq back to the highest one
+        the peer has to ACK (undoing, say, a RST sent with the seq it was ACKed)."""
         f = conn.flows[d]
-        return f.base_set and seg.seq != f.base_seq
+        if not f.base_set:
+            return False
+        if seg.seq != f.base_seq:
+            return True
+        f.nextseq = f.maxseqtobeacked
+        return False
+
+    @cython.locals(f=Flow, e=Unacked)
+    def rebased(self, conn: Conn, d: int, seg: Segment) -> bool:
+        """A SYN/ACK (the caller checked) whose ISN is not the base an earlier segment of
+        this direction set (a RST or data before the handshake, a SYN/ACK with another ISN)
+        keeps its stream and restarts the direction's relative numbers at its own seq
+        (Wireshark 4.0 rule, flagged ``reused_ports``).  The sequence analysis compares
+        absolute numbers, so only what is kept relative to the base moves: the span of
+        disordered unacked segments; the peer's window edge, measured against the old
+        numbers, starts again."""
+        f = conn.flows[d]
+        if not f.base_set or seg.seq == f.base_seq:
+            return False
+        f.base_seq = seg.seq
+        if f.segs_disordered:
+            e = f.segs[0]
+            f.seg_lo, f.seg_hi = _span(f.segs, f.base_seq, e.seq, e.end)
+        conn.flows[d ^ 1].track.edge = -1
+        return True
 
     def open(self, seg: Segment, key: bytes, finalize) -> Conn:
         """A new connection, first seen with ``seg`` (sent in direction 0)."""
@@ -1385,11 +1412,15 @@ class Analyzer:
             d = 0
         else:
             conn, d = ent
-            if flags & (_SYN | _ACK) == _SYN and table.reused(conn, d, seg):
-                self._reuse(conn, d, seg)
-                conn = table.reopen(conn, seg, key, self._finalize)
-                d = 0
-                aflags = _REUSED
+            if flags & _SYN:
+                if not flags & _ACK:
+                    if table.reused(conn, d, seg):
+                        self._reuse(conn, d, seg)
+                        conn = table.reopen(conn, seg, key, self._finalize)
+                        d = 0
+                        aflags = _REUSED
+                elif table.rebased(conn, d, seg):
+                    aflags = _REUSED
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
         if now >= conn.ztrack.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
@@ -1607,6 +1638,13 @@ class Analyzer:
 
 _FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
 _NEVER = 1 << 62
+
+
+def reused_ports_reason(flags: int) -> str:
+    """Why a segment with these TCP flags carries ``reused_ports`` (the ``--explain`` text)."""
+    if flags & ACK:
+        return "a SYN/ACK with another ISN than the earlier segments of its direction: relative numbers restart here"
+    return "a SYN with a new ISN on a 4-tuple already seen"
 
 
 def addr_port(conn: Conn, ep: int) -> str:

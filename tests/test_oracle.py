@@ -2,8 +2,10 @@
 
 Issue 2: every oracle TCP row decoded, stream/seq/ack/len/flags/win equal.
 Issue 3: per-flag precision/recall/F1 and row-level equality of all analysis flags.
-The oracle files come with the public traces (tests/data/traces) and the real-kernel
-samples (samples/).  The table is printed at the end of the run (see conftest).
+The oracle files come with the public traces (tests/data/traces), the real-kernel
+samples (samples/), the crafted captures (tests/data/crafted) and the real-kernel
+captures of the port-reuse rule (tests/data/real).  The table is printed at the end of
+the run (see conftest).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from oracle import ALL_FLAGS, Agreement, capture_of, load_oracle, oracle_files, 
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = {"public": ROOT / "tests" / "data" / "traces", "samples": ROOT / "samples",
-           "crafted": ROOT / "tests" / "data" / "crafted"}
+           "crafted": ROOT / "tests" / "data" / "crafted", "real": ROOT / "tests" / "data" / "real"}
 #: Captures that need IP fragment reassembly in the decoder: without it the server's
 #: segments inside fragmented outer datagrams are missing and the client's ACKs look like
 #: ACKs of lost segments.  tests/test_encap.py checks their other rows and holds strict

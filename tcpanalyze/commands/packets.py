@@ -10,7 +10,7 @@ import click
 from tcpanalyze.api import packets as packet_stream, segment_filter
 from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, open_output,
                                         parquet_output, pop_engine_kw, run_capture, stats_notes)
-from tcpanalyze.engine import Analyzer
+from tcpanalyze.engine import Analyzer, reused_ports_reason
 from tcpanalyze.model import addr_str, flag_str
 from tcpanalyze.parquet import write_packets
 from tcpanalyze.pipeline import gc_tuned
@@ -85,7 +85,7 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
                "dup_ack_num": a.verdict.dupack_num or None,
                "dup_ack_frame": a.verdict.dupack_frame if a.verdict.dupack_num else None}
         if a.verdict.analysis & 0x2000:
-            rec["analysis"]["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
+            rec["analysis"]["reused_ports"] = reused_ports_reason(seg.flags)
         append(json.dumps(rec, separators=(",", ":")) + "\n")
         if len(buf) >= flush_at:
             write("".join(buf))

@@ -111,7 +111,7 @@ class Detectors:
                         if e.burst > e.largest_burst:
                             e.largest_burst = e.burst
                     e.last_ns = now
-            if bits & A.REUSED_PORTS:
+            if bits & A.REUSED_PORTS and not seg.flags & 0x10:    # a SYN/ACK keeps its stream
                 self._port_reuse(seg, a, conn)
         th = self.th
         for _order, detect in SEGMENT_DETECTORS:

@@ -1056,10 +1056,12 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     return seg
 
 
-def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], wirelen: int = 0) -> Segment | None:
+def decode(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:
     """Decode one frame to its innermost TCP segment.
 
-    ``buf`` is the captured frame (bytes, bytearray or memoryview).  ``wirelen`` (optional)
+    ``buf`` is the captured frame (bytes, bytearray or memoryview); ``counts`` a dict of skip
+    reasons (or a :class:`DecodeState`, a dict that carries the run's state: left without an
+    annotation, which the compiled build would enforce as an exact dict).  ``wirelen`` (optional)
     is the frame's original length on the wire; when given, an IP length that claims more
     than the frame held is cut to the frame (as Wireshark does) instead of being trusted.
 
@@ -1125,8 +1127,7 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
     return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
 
 
-def decode_general(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int],
-                   wirelen: int = 0) -> Segment | None:
+def decode_general(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:
     """:func:`decode` without its fast path: every frame through the per-protocol handlers
     (a run that verifies TCP checksums decodes with this, see ``DecodeState.verify``)."""
     return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)

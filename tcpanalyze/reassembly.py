@@ -7,7 +7,7 @@ fragmented tunnel datagram is decoded through its tunnel).  The table lives for 
 (the pipeline owns it through ``decode.DecodeState``); the per-frame fast path never
 sees it, because a fragment never takes the fast path.
 
-Rules (the receiver's, as Linux applies them to IPv4 and IPv6 alike since 4.19):
+Rules (the receiver's, as Linux applies them to IPv4 and IPv6 alike):
 
 * A fragment whose bytes lie entirely inside data already received is a duplicate: it is
   ignored and the datagram is kept (the bytes received first stay).

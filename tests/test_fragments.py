@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import logging
 import random
 from pathlib import Path
@@ -329,6 +330,23 @@ def test_gtp_capture_with_fragmented_outer_datagrams():
                                                        int(r["tcp.seq_raw"]), int(r["tcp.len"]))
     c = st.frags.finish()
     assert (c["reassembled"], c["incomplete"]) == (36, 4)
+
+
+def test_gtp_capture_connection_equals_zeek():
+    """The same capture through the whole analysis: the connection's Zeek fields equal Zeek's
+    conn.log (history ShADadfgF: the gap the 4 incomplete datagrams leave; packets counted
+    once per reassembled datagram)."""
+    expected = Path(str(GTP_CAPTURE) + ".zeek_expected.json")
+    if not expected.exists() or not _gtp_decoded():
+        pytest.skip("the GTP-U capture, its Zeek baseline and the decoder come with the encapsulations branch")
+    from tcpanalyze.session import analyze_file
+
+    (z,) = json.loads(expected.read_text())["expectations"][0]["tcp_conns"]
+    (c,) = analyze_file(str(GTP_CAPTURE)).connections
+    assert (c["orig_h"], c["orig_p"], c["resp_h"], c["resp_p"]) == (z["id.orig_h"], int(z["id.orig_p"]),
+                                                                     z["id.resp_h"], int(z["id.resp_p"]))
+    assert (c["conn_state"], c["history"], c["orig_pkts"], c["resp_pkts"]) == (
+        z["conn_state"], z["history"], int(z["orig_pkts"]), int(z["resp_pkts"]))
 
 
 # ------------------------------------------------------------------ the real capture, through the pipeline

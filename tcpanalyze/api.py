@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar, Union
 
 from tcpanalyze._version import __version__
 from tcpanalyze.analysis import REUSED_PORTS, analysis_names
-from tcpanalyze.engine import Analyzer, Config, Conn
+from tcpanalyze.engine import TIME_WAIT_PRESETS, Analyzer, Config, Conn
 from tcpanalyze.errors import SourceError
 from tcpanalyze.model import Segment, addr_str, flag_str
 from tcpanalyze.parallel import expand_inputs, iter_reports
@@ -297,12 +297,14 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
             checksums: str | None = None, retrans_rate: float | None = None, retrans_min: int | None = None,
             time_wait_peak: int | None = None, close_wait: float | None = None, zero_window: float | None = None,
             syn_flood: int | None = None, hs_rtt_factor: float | None = None, hs_rtt_min_ms: float | None = None,
-            max_findings_per_kind: int | None = None) -> Report:
+            max_findings_per_kind: int | None = None, time_wait: str | float | None = None) -> Report:
     """Analyse capture files as ``tcpanalyze analyze --json`` does and return the Report.
 
     ``paths``: a path or a list of them (directories and glob patterns are expanded as on the
     command line).  The keyword arguments are the command's options (same names, same units:
     ``msl`` in seconds, ``retrans_rate`` in percent, ...); None keeps the default.
+    ``time_wait``: how long TIME_WAIT lasts, ``"linux"``, ``"windows"``, ``"bsd"``, ``"rfc"``
+    (``engine.TIME_WAIT_PRESETS``) or seconds (instead of ``msl``: TIME_WAIT = 2*MSL).
     ``keep_connections=N`` keeps only the N worst connection records (all by default).
     Raises ``SourceError`` when a file cannot be read.
     """
@@ -310,6 +312,13 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
                                 "time_wait_peak": time_wait_peak, "close_wait": close_wait,
                                 "zero_window": zero_window, "syn_flood": syn_flood, "hs_rtt_factor": hs_rtt_factor,
                                 "hs_rtt_min_ms": hs_rtt_min_ms, "max_findings_per_kind": max_findings_per_kind}
+    if time_wait is not None:
+        if msl is not None:
+            raise ValueError("give time_wait or msl, not both (TIME_WAIT lasts 2*MSL)")
+        seconds = TIME_WAIT_PRESETS.get(time_wait) if isinstance(time_wait, str) else float(time_wait)
+        if seconds is None or not seconds >= 0:
+            raise ValueError(f"time_wait {time_wait!r}: one of {', '.join(TIME_WAIT_PRESETS)} or seconds >= 0")
+        msl = seconds / 2
     if msl is not None:
         th_given["msl"] = msl
     eng = _engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums)

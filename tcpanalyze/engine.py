@@ -76,7 +76,21 @@ K_MAX_EVENTS_PER_CONN = 256
 K_LINGER_NS = 120 * 1_000_000_000          # keep a closed connection this long for late packets
 K_IDLE_TIMEOUT_NS = 0                       # expire an open connection idle this long (0: never, as Wireshark)
 K_SWEEP_EVERY_NS = 10 * 1_000_000_000
-K_MSL_S = 60.0
+#: How long a connection stays in TIME_WAIT, by the system that holds it (seconds): Linux's
+#: TCP_TIMEWAIT_LEN is 60 s, Windows' default TcpTimedWaitDelay 240 s, FreeBSD and macOS
+#: 2 x 15 s MSL, RFC 9293 2 x MSL with its MSL of 2 minutes.
+TIME_WAIT_PRESETS = {"linux": 60.0, "windows": 240.0, "bsd": 30.0, "rfc": 240.0}
+#: the default TIME_WAIT length (``--time-wait``)
+K_TIME_WAIT = "linux"
+#: the engine measures TIME_WAIT as 2*MSL: the MSL of the default TIME_WAIT length
+K_MSL_S = TIME_WAIT_PRESETS[K_TIME_WAIT] / 2
+
+
+def time_wait_name(seconds: float) -> str | None:
+    """The names of ``TIME_WAIT_PRESETS`` whose TIME_WAIT lasts ``seconds`` (``"windows, rfc"``
+    for 240 s), or None."""
+    names = [name for name, s in TIME_WAIT_PRESETS.items() if s == seconds]
+    return ", ".join(names) if names else None
 #: hosts whose TIME_WAIT periods are tracked one by one; beyond it the quietest are folded
 #: into a count (a million clients each closing once must not cost a record each)
 K_MAX_TW_HOSTS = 10_000

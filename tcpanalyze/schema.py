@@ -60,7 +60,7 @@ JSON_SCHEMA: dict = {
             "additionalProperties": False,
             "properties": {
                 "files": _INT, "files_failed": _INT, "packets": _INT, "tcp_segments": _INT, "connections": _INT,
-                "connections_reported": _INT, "bytes": _INT, "start": _OPT_NUM, "end": _OPT_NUM,
+                "connections_reported": _INT, "connections_with_findings": _INT, "bytes": _INT, "start": _OPT_NUM, "end": _OPT_NUM,
                 "duration": _NUM, "conn_states": _COUNTS,
                 "findings": {
                     "type": "object", "required": ["total", "reported", "by_severity", "by_kind"],
@@ -74,13 +74,17 @@ JSON_SCHEMA: dict = {
                             "type": "object", "required": ["total", "reported", "info", "warning", "error"],
                             "additionalProperties": False,
                             "properties": {k: _INT for k in ("total", "reported", "info", "warning", "error")}}},
+                        "by_subkind": {"type": "object", "additionalProperties": {
+                            "type": "object", "required": ["total", "info", "warning", "error"],
+                            "additionalProperties": False,
+                            "properties": {k: _INT for k in ("total", "info", "warning", "error")}}},
                     },
                 },
                 "worst_severity": {"enum": list(SEVERITIES) + [None]},
                 "time_wait": {
-                    "type": "object", "required": ["msl_s", "hosts"],
+                    "type": "object", "required": ["msl_s", "length_s", "system", "hosts"],
                     "properties": {
-                        "msl_s": _NUM,
+                        "msl_s": _NUM, "length_s": _NUM, "system": _OPT_STR,
                         "hosts": {"type": "array", "items": {
                             "type": "object",
                             "required": ["host", "peak", "peak_time", "at_end", "total", "series", "ports"],

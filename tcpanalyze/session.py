@@ -14,14 +14,16 @@ README ("JSON contract").  Reporters (``tcpanalyze.report``) only render a Repor
 from __future__ import annotations
 
 import heapq
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Union
 
 from tcpanalyze._version import __version__
 from tcpanalyze import engine
 from tcpanalyze.errors import SourceError
-from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds
+from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds, add_counts
 from tcpanalyze.findings.driver import Detectors
+from tcpanalyze.findings.timewait import time_wait_section
 from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
 from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
 from tcpanalyze.schema import SCHEMA_VERSION
@@ -90,6 +92,7 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
     their command-line units: percent, milliseconds); a missing one keeps its default."""
     d = Thresholds()
     rate = kw.pop("retrans_rate", None)
+    msl, tw = kw.get("msl"), kw.get("time_wait")       # (engine options: left in kw)
     hs_min = kw.pop("hs_rtt_min_ms", None)
     return Thresholds(
         retrans_rate=d.retrans_rate if rate is None else rate / 100.0,
@@ -99,7 +102,7 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
         hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
         hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
         max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
-        msl_s=kw.get("msl", d.msl_s))
+        msl_s=msl if msl is not None else d.msl_s if tw is None else tw / 2)
 
 
 def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
@@ -128,11 +131,12 @@ def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
 def _empty_summary(th: Thresholds | None = None) -> dict[str, Any]:
     return {
         "files": 1, "files_failed": 0, "packets": 0, "tcp_segments": 0, "connections": 0,
-        "connections_reported": 0, "bytes": 0, "start": None, "end": None, "duration": 0.0,
-        "conn_states": {},
-        "findings": {"total": 0, "reported": 0, "by_severity": {s: 0 for s in SEVERITIES}, "by_kind": {}},
+        "connections_reported": 0, "connections_with_findings": 0, "bytes": 0, "start": None, "end": None,
+        "duration": 0.0, "conn_states": {},
+        "findings": {"total": 0, "reported": 0, "by_severity": {s: 0 for s in SEVERITIES}, "by_kind": {},
+                     "by_subkind": {}},
         "worst_severity": None,
-        "time_wait": {"msl_s": (th or Thresholds()).msl_s, "hosts": []},
+        "time_wait": time_wait_section((th or Thresholds()).msl_s),
         "capture_quality": {},
         "thresholds": (th or Thresholds()).to_dict(),
     }
@@ -161,6 +165,8 @@ class _Connections:
         self.all: list[dict[str, Any]] | SpilledRecords = [] if not spill or keep is not None else \
             SpilledRecords(_SpillFile(named=True) if spill == "named" else None)
         self.heap: list[tuple[Any, ...]] = []
+        #: one byte per stream: 1 when the connection has a finding (kept or not)
+        self.flagged = bytearray()
         self.n = 0
         self.bytes = 0
         self.states: dict[str, int] = {}
@@ -174,6 +180,20 @@ class _Connections:
         self.n += 1
         self.bytes += nbytes
         self.states[conn_state] = self.states.get(conn_state, 0) + 1
+
+    def flag(self, stream: int) -> bool:
+        """Mark ``stream`` as a connection with findings; False if it already was."""
+        fl = self.flagged
+        if stream >= len(fl):
+            fl.extend(bytes(stream + 1 - len(fl)))
+        elif fl[stream]:
+            return False
+        fl[stream] = 1
+        return True
+
+    @property
+    def with_findings(self) -> int:
+        return self.flagged.count(1)
 
     def wanted(self, key: _Key) -> bool:
         """Would a record with this (rank, -stream) key be kept?  (Lets the caller skip
@@ -243,6 +263,8 @@ class ReportBuilder:
         st = (conn.ztrack.zeek_done[0][0] if conn.ztrack.zeek_done else conn.zeek).conn_state()
         conns.count(nbytes, st)
         score = _score(labels)
+        if score:
+            conns.flag(conn.stream)
         key = ((score, fo.stats.rtx + fr.stats.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
         if not conns.wanted(key):
             return
@@ -274,6 +296,8 @@ class ReportBuilder:
             d = f.to_dict()
             d["file"] = path
             findings.append(d)
+            if f.host is not None and f.stream is not None:
+                conns.flag(f.stream)
             if f.host is not None and f.stream is not None and f.stream in by_stream:
                 rec = by_stream[f.stream]
                 if f.label not in rec["findings"]:
@@ -289,14 +313,16 @@ class ReportBuilder:
         by_sev = {s: sum(v[s] for v in by_kind.values()) for s in SEVERITIES}
         summ.update({
             "packets": stats.frames, "tcp_segments": stats.tcp, "connections": conns.n,
-            "connections_reported": len(records), "bytes": conns.bytes,
+            "connections_reported": len(records), "connections_with_findings": conns.with_findings,
+            "bytes": conns.bytes,
             "start": None if first is None or last is None else round(first / 1e9, 9),
             "end": None if first is None or last is None else round(last / 1e9, 9),
             "duration": 0.0 if first is None or last is None else round((last - first) / 1e9, 9),
             "conn_states": dict(sorted(conns.states.items())),
             "findings": {"total": sum(v["total"] for v in by_kind.values()),
                          "reported": sum(v["reported"] for v in by_kind.values()),
-                         "by_severity": by_sev, "by_kind": by_kind},
+                         "by_severity": by_sev, "by_kind": by_kind,
+                         "by_subkind": {k: dict(v) for k, v in sorted(det.sink.by_subkind.items())}},
             "worst_severity": next((s for s in reversed(SEVERITIES) if by_sev[s]), None),
             "time_wait": extra["time_wait"],
             "capture_quality": extra["capture_quality"],
@@ -314,6 +340,8 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
     ``progress(done_bytes, total_bytes)`` is called now and then while reading (optional).
     """
     b = ReportBuilder(path, options)
+    if path != "-" and os.path.isdir(path):
+        return failed_report(path, no_captures_message(path), b.th)
     with gc_tuned(off=path != "-"):     # a file (stdin may be a live pipe): see pipeline.gc_tuned
         try:
             stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress, notable_only=True)
@@ -322,6 +350,16 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
         except OSError as e:
             return failed_report(path, f"{path}: {e.strerror or e}", b.th)
         return b.build(stats)
+
+
+def no_captures_message(path: str) -> str:
+    """Why the directory ``path`` gives no capture to analyse (one line)."""
+    try:
+        n = sum(1 for e in os.scandir(path) if e.is_file())
+    except OSError as e:
+        return f"{path}: cannot list the directory: {e.strerror or e}"
+    return (f"{path}: the directory contains no captures" if not n else
+            f"{path}: the directory contains no captures (none of its {n} file(s) is a pcap or pcapng capture)")
 
 
 def _finding_order(d: dict[str, Any]) -> tuple[int, str, int, float, str, int]:
@@ -359,14 +397,13 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     summ = _empty_summary()
     summ["files"] = 0
     summ["thresholds"] = reports[0].summary.get("thresholds", summ["thresholds"])
-    summ["time_wait"]["msl_s"] = reports[0].summary.get("time_wait", {}).get("msl_s", engine.K_MSL_S)
+    summ["time_wait"] = time_wait_section(reports[0].summary.get("time_wait", {}).get("msl_s", engine.K_MSL_S))
     starts, ends = [], []
     for r in reports:
         s = r.summary
         for k in ("files", "files_failed", "packets", "tcp_segments", "connections", "connections_reported",
-                  "bytes"):
+                  "connections_with_findings", "bytes"):
             summ[k] += s.get(k, 0)
-        summ["duration"] += s.get("duration", 0.0)
         if s.get("start") is not None:
             starts.append(s["start"])
             ends.append(s["end"])
@@ -378,10 +415,8 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
         tf["reported"] += fd.get("reported", 0)
         for sev, n in fd.get("by_severity", {}).items():
             tf["by_severity"][sev] += n
-        for kind, cnt in fd.get("by_kind", {}).items():
-            t = tf["by_kind"].setdefault(kind, {"total": 0, "reported": 0, "info": 0, "warning": 0, "error": 0})
-            for k2, v2 in cnt.items():
-                t[k2] += v2
+        add_counts(tf["by_kind"], fd.get("by_kind", {}))
+        add_counts(tf["by_subkind"], fd.get("by_subkind", {}))
         src = r.files[0]["source"] if r.files else None
         for h in s.get("time_wait", {}).get("hosts", []):
             summ["time_wait"]["hosts"].append({**h, "file": h.get("file", src)})
@@ -391,11 +426,14 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     summ["connections_reported"] = len(conns)
     summ["conn_states"] = dict(sorted(summ["conn_states"].items()))
     summ["findings"]["by_kind"] = dict(sorted(summ["findings"]["by_kind"].items()))
+    summ["findings"]["by_subkind"] = dict(sorted(summ["findings"]["by_subkind"].items()))
     summ["time_wait"]["hosts"].sort(key=lambda e: (-e["peak"], e["host"], e.get("file") or ""))
     if starts:
+        # the capture span: first packet to last packet over all files (never the sum of
+        # the files' durations, which counts overlaps twice and ignores the gaps)
         summ["start"] = min(starts)
         summ["end"] = max(ends)
-    summ["duration"] = round(summ["duration"], 9)      # the sum of the files' durations
+        summ["duration"] = round(summ["end"] - summ["start"], 9)
     by_sev = summ["findings"]["by_severity"]
     summ["worst_severity"] = next((s for s in reversed(SEVERITIES) if by_sev[s]), None)
     return Report(files=files, summary=summ, connections=conns, findings=finds)

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from tcpanalyze.commands.common import EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, open_output, pop_engine_kw
+from tcpanalyze.commands.common import EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, open_output, pop_engine_kw, warn
 from tcpanalyze.commands.reporting import FAIL_ON, stderr_notes, threshold_options
 from tcpanalyze.findings import severity_at_least
 from tcpanalyze.parallel import expand_inputs, iter_reports
@@ -61,7 +61,11 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
         out, close = open_output(output)
     reports = []
     # directories and globs expand to files; --jobs N runs them (or splits one) in processes (parallel.py)
-    files = expand_inputs(files)
+    skipped: dict[str, list[str]] = {}
+    files = expand_inputs(files, skipped)
+    for d, names in skipped.items():
+        warn(f"{d}: {len(names)} file(s) skipped, not pcap or pcapng captures: "
+             + ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""))
     each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options) for path in files)
     try:
         for rep in each:

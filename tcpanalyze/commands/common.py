@@ -38,6 +38,30 @@ class UsageProblem(click.ClickException):
         click.echo(f"tcpanalyze: error: {self.format_message()}", err=True)
 
 
+class TimeWaitLength(click.ParamType):
+    """``--time-wait``: a system's TIME_WAIT length (``engine.TIME_WAIT_PRESETS``) or seconds."""
+
+    name = "time_wait"
+
+    def get_metavar(self, param, *args, **kwargs) -> str:
+        return "|".join(E.TIME_WAIT_PRESETS) + "|SECONDS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        v = str(value).strip().lower()
+        if v in E.TIME_WAIT_PRESETS:
+            return E.TIME_WAIT_PRESETS[v]
+        try:
+            s = float(v.removesuffix("s"))
+        except ValueError:
+            s = -1.0
+        if not s >= 0 or s == float("inf"):
+            self.fail(f"{value!r} is not one of {', '.join(E.TIME_WAIT_PRESETS)} or a number of seconds >= 0",
+                      param, ctx)
+        return s
+
+
 def engine_options(f):
     """Thresholds and resource bounds every analysing command accepts."""
     opts = [
@@ -45,8 +69,15 @@ def engine_options(f):
                      show_default=True, help="Fast-retransmission window after >= 2 dup ACKs (Wireshark: 20 ms)."),
         click.option("--ooo-ms", type=click.FloatRange(min=0), default=A.K_OOO_DEFAULT_NS / 1e6, show_default=True,
                      help="Out-of-order window while the iRTT is unknown (Wireshark: 3 ms)."),
-        click.option("--msl", type=click.FloatRange(min=0), default=E.K_MSL_S, show_default=True,
-                     help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2*MSL."),
+        click.option("--time-wait", "time_wait", type=TimeWaitLength(), default=None,
+                     help=f"How long a connection stays in TIME_WAIT: linux {E.TIME_WAIT_PRESETS['linux']:g} s "
+                          f"(TCP_TIMEWAIT_LEN), windows {E.TIME_WAIT_PRESETS['windows']:g} s, "
+                          f"bsd {E.TIME_WAIT_PRESETS['bsd']:g} s (FreeBSD, macOS), rfc "
+                          f"{E.TIME_WAIT_PRESETS['rfc']:g} s (2 x MSL of 2 min), or SECONDS.  "
+                          f"[default: {E.K_TIME_WAIT}]"),
+        click.option("--msl", type=click.FloatRange(min=0), default=None,
+                     help="Maximum segment lifetime in seconds: TIME_WAIT lasts 2*MSL (the same as "
+                          "--time-wait 2*MSL)."),
         click.option("--max-unacked", type=click.IntRange(min=1), default=A.K_MAX_UNACKED, show_default=True,
                      help="Unacked segments remembered per direction."),
         click.option("--max-connections", type=click.IntRange(min=1), default=E.K_MAX_CONNECTIONS, show_default=True,
@@ -66,14 +97,24 @@ def engine_options(f):
 
 def make_config(explain: bool = False, **kw):
     """``engine.Config`` from the engine options; an option not given keeps the engine's default."""
-    return Config(explain=explain, **engine_kwargs(kw))
+    return Config(explain=explain, **engine_kwargs(pop_engine_kw(kw)))
 
 
 ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout", "checksums")
 
 
 def pop_engine_kw(kw: dict) -> dict:
-    return {k: kw.pop(k) for k in ENGINE_KEYS if k in kw}
+    """The engine options of ``kw`` (removed from it); ``--time-wait`` becomes ``msl`` (half of
+    it), an option not given is left out (the engine's default holds)."""
+    tw = kw.pop("time_wait", None)
+    out = {k: kw.pop(k) for k in ENGINE_KEYS if k in kw}
+    if out.get("msl") is None:
+        out.pop("msl", None)
+        if tw is not None:
+            out["msl"] = tw / 2
+    elif tw is not None:
+        raise UsageProblem("give --time-wait or --msl, not both (TIME_WAIT lasts 2*MSL)")
+    return out
 
 
 def open_output(path: str | None):

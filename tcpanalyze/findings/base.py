@@ -212,6 +212,8 @@ class FindingSink:
         self._n: dict[tuple[str, str], int] = {}
         #: kind -> {"total", "reported", "info", "warning", "error"}
         self.by_kind: dict[str, dict] = {}
+        #: "kind/subkind" -> {"total", "info", "warning", "error"} (findings with a subkind)
+        self.by_subkind: dict[str, dict] = {}
 
     def add(self, f: Finding, scope: str = "conn") -> bool:
         k = self.by_kind.get(f.kind)
@@ -219,6 +221,13 @@ class FindingSink:
             k = self.by_kind[f.kind] = {"total": 0, "reported": 0, "info": 0, "warning": 0, "error": 0}
         k["total"] += 1
         k[f.severity] += 1
+        if f.subkind is not None:
+            label = f.kind + "/" + f.subkind
+            sk = self.by_subkind.get(label)
+            if sk is None:
+                sk = self.by_subkind[label] = {"total": 0, "info": 0, "warning": 0, "error": 0}
+            sk["total"] += 1
+            sk[f.severity] += 1
         key = (f.kind, scope)
         n = self._n.get(key, 0)
         if n >= self.cap:
@@ -227,6 +236,17 @@ class FindingSink:
         k["reported"] += 1
         self.kept.append(f)
         return True
+
+
+def add_counts(into: dict, counts: dict) -> None:
+    """Add the count dicts of ``counts`` (label -> {"total", ...}) into ``into``."""
+    for label, c in counts.items():
+        t = into.get(label)
+        if t is None:
+            into[label] = dict(c)
+        else:
+            for k, v in c.items():
+                t[k] = t.get(k, 0) + v
 
 
 def worst_severity(findings) -> str | None:
@@ -358,11 +378,14 @@ class RstTally:
 
 @dataclass
 class CloseTally:
-    """Connections whose listening side (host:port) sent the first FIN."""
+    """Connections whose listening side (host:port) sent the first FIN; ``time_wait``: how many
+    of them the listening side was seen entering TIME_WAIT, ``reset``: how many were reset."""
 
     connections: int = 0
     streams: list = field(default_factory=list)
     fin_frames: list = field(default_factory=list)
+    time_wait: int = 0
+    reset: int = 0
 
 
 @dataclass
@@ -426,7 +449,7 @@ __all__ = [
     "K_ZERO_WINDOW_S", "K_SYN_FLOOD", "K_HS_RTT_FACTOR", "K_HS_RTT_MIN_S", "K_HS_RTT_MIN_SAMPLES",
     "K_OOO_BURST_GAP_S", "K_MIN_RTO_MS", "K_EVIDENCE_FRAMES", "K_MAX_FINDINGS_PER_KIND", "K_TALLY_EXAMPLES",
     "K_TW_SERIES_POINTS", "K_TW_TOP_PORTS", "K_TW_REPORT_HOSTS", "Thresholds", "Kind", "KINDS", "declare_kind",
-    "conn_detector", "aggregate_detector", "segment_detector", "finding_kinds", "subkinds", "Finding", "FindingSink", "worst_severity",
+    "conn_detector", "aggregate_detector", "segment_detector", "finding_kinds", "subkinds", "Finding", "FindingSink", "add_counts", "worst_severity",
     "severity_at_least", "Tallies", "Examples", "SynTally", "RstTally", "CloseTally", "RttTally", "CaptureFacts",
     "Evidence", "OutOfOrderEvidence", "RstEvidence", "add_evidence",
 ]

@@ -15,7 +15,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from tcpanalyze.engine import K_MSL_S
+from tcpanalyze.engine import K_MSL_S, time_wait_name
 from tcpanalyze.findings import SEVERITIES, SEVERITY_RANK
 from tcpanalyze.session import Report
 
@@ -76,7 +76,26 @@ def _finding_counts(summary: dict) -> Text:
     return t
 
 
-def _header(summary: dict, title: str, files: list[dict]) -> Table:
+def _utc(t: float) -> str:
+    import datetime as _dt
+
+    try:
+        return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{t:.6f}"
+
+
+def _time_wait_length(summary: dict) -> tuple[str, str | None]:
+    """How long a TIME_WAIT lasts in this report (``60 s``) and the systems that hold it that
+    long (``linux``, from ``engine.TIME_WAIT_PRESETS``) or None."""
+    tw = summary.get("time_wait") or {}
+    length = tw.get("length_s", 2 * tw.get("msl_s", K_MSL_S))
+    return f"{length:g} s", tw.get("system", time_wait_name(length))
+
+
+def _header(summary: dict, title: str, files: list[dict], several: bool = False) -> Table:
+    """The header; ``several``: the total of several files (their durations are not added up:
+    each file's is in its own section, and the total gives the time its packets span)."""
     g = Table.grid(padding=(0, 2))
     g.add_column(style="bold")
     g.add_column()
@@ -88,10 +107,17 @@ def _header(summary: dict, title: str, files: list[dict]) -> Table:
             g.add_row("Damage", Text(f["damage"]["message"], style="yellow"))
     if len(files) == 1 and files[0].get("format"):
         g.add_row("Format", Text(files[0]["format"]))
-    g.add_row("Duration", _dur(summary.get("duration", 0.0)))
+    if several:
+        start, end = summary.get("start"), summary.get("end")
+        g.add_row("Duration", "per file" + (
+            "" if start is None or end is None else f"; packets from {_utc(start)} to {_utc(end)} UTC"))
+    else:
+        g.add_row("Duration", _dur(summary.get("duration", 0.0)))
     g.add_row("Packets", f"{_num(summary.get('packets', 0))} ({_num(summary.get('tcp_segments', 0))} TCP segments)")
     g.add_row("Connections", _num(summary.get("connections", 0)))
     g.add_row("Bytes", f"{_num(summary.get('bytes', 0))} ({_bytes(summary.get('bytes', 0))}) of TCP payload")
+    length, system = _time_wait_length(summary)
+    g.add_row("TIME_WAIT", f"{length} per connection" + (f" ({system})" if system else ""))
     fd = summary.get("findings", {})
     line = _finding_counts(summary)
     if fd.get("reported", 0) < fd.get("total", 0):
@@ -100,7 +126,10 @@ def _header(summary: dict, title: str, files: list[dict]) -> Table:
     return g
 
 
-def _where(f: dict) -> str:
+def _where(f: dict, name_files: dict[str, str] | None = None) -> str:
+    if name_files and f.get("file") in name_files:
+        w = _where(f)
+        return f"{name_files[f['file']]} {w}" if w != "capture" else name_files[f["file"]]
     if f.get("stream") is not None:
         return f"#{f['stream']}"
     if f.get("host") is not None:
@@ -110,27 +139,68 @@ def _where(f: dict) -> str:
     return "capture"
 
 
-def findings_table(findings: list[dict], summary: dict) -> Table | None:
-    if not findings:
+def finding_counts(findings: list[dict], summary: dict) -> dict[tuple[str, str], int]:
+    """(label, severity) -> how many findings there are: the summary's totals (``by_kind``,
+    ``by_subkind``), which count every finding, not only those listed under the per-kind cap."""
+    fd = summary.get("findings") or {}
+    by_kind = fd.get("by_kind") or {}
+    by_sub = fd.get("by_subkind")
+    counts: dict[tuple[str, str], int] = {}
+    if not by_kind or by_sub is None:
+        # a summary without totals: count the listed findings
+        for f in findings:
+            label = f"{f['kind']}/{f['subkind']}" if f.get("subkind") else f["kind"]
+            counts[(label, f["severity"])] = counts.get((label, f["severity"]), 0) + 1
+        return counts
+    for kind, c in by_kind.items():
+        left = {sev: c.get(sev, 0) for sev in SEVERITIES}
+        for label, sc in by_sub.items():
+            if label.split("/", 1)[0] == kind:
+                for sev in SEVERITIES:
+                    if sc.get(sev):
+                        counts[(label, sev)] = sc[sev]
+                        left[sev] -= sc[sev]
+        for sev, n in left.items():
+            if n > 0:
+                counts[(kind, sev)] = n
+    return counts
+
+
+def findings_table(findings: list[dict], summary: dict, name_files: dict[str, str] | None = None) -> Table | None:
+    """The findings grouped by rule and severity: the true count of each, the message of its
+    worst listed example and where.  ``name_files``: path -> the name shown with each stream
+    (a report of several files)."""
+    counts = finding_counts(findings, summary)
+    if not counts:
         return None
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str], list[dict]] = {key: [] for key in counts}
     for f in findings:
         label = f"{f['kind']}/{f['subkind']}" if f.get("subkind") else f["kind"]
         groups.setdefault((label, f["severity"]), []).append(f)
-    rows = sorted(groups.items(), key=lambda kv: (-SEVERITY_RANK[kv[0][1]], -len(kv[1]), kv[0][0]))
+    for key, fs in groups.items():
+        counts[key] = max(counts.get(key, 0), len(fs))
+    rows = sorted(groups.items(), key=lambda kv: (-SEVERITY_RANK[kv[0][1]], -counts[kv[0]], kv[0][0]))
     t = Table(title="Findings", box=box.SIMPLE_HEAD, title_justify="left", expand=True, pad_edge=False)
     t.add_column("Severity", no_wrap=True)
     t.add_column("Count", justify="right", no_wrap=True)
     t.add_column("Finding (rule and values of the first example)", ratio=1)
-    t.add_column("Where", max_width=24)
+    if name_files:
+        t.add_column("Where", max_width=32, overflow="fold")
+    else:
+        t.add_column("Where", max_width=24)
     for (label, sev), fs in rows:
         worst = sorted(fs, key=_evidence_weight, reverse=True)
         seen = []
         for f in worst:
-            w = _where(f)
+            w = _where(f, name_files)
             if w not in seen:
                 seen.append(w)
         where = " ".join(seen[:K_STREAMS_SHOWN]) + (" …" if len(seen) > K_STREAMS_SHOWN else "")
+        if not worst:
+            cell = Text(label, style="bold")
+            cell.append("\n(no example listed: the per-kind cap was reached)", style="dim")
+            t.add_row(_sev_text(sev), _num(counts[(label, sev)]), cell, Text(""))
+            continue
         msg = worst[0]["message"]
         prefix = label.replace("/", " ") + ": "
         if msg.startswith(prefix):
@@ -139,7 +209,7 @@ def findings_table(findings: list[dict], summary: dict) -> Table | None:
             msg = msg[: K_MESSAGE_CHARS - 1] + "…"
         cell = Text(label, style="bold")
         cell.append("\n" + msg, style="dim")
-        t.add_row(_sev_text(sev), _num(len(fs)), cell, Text(where))
+        t.add_row(_sev_text(sev), _num(counts[(label, sev)]), cell, Text(where))
     capped = [(k, v) for k, v in summary.get("findings", {}).get("by_kind", {}).items() if v["reported"] < v["total"]]
     if capped:
         t.caption = "capped: " + ", ".join(f"{k} {v['reported']} of {v['total']} listed" for k, v in capped)
@@ -173,7 +243,8 @@ def time_wait_table(summary: dict, base: float | None, width: int = 100) -> Tabl
     hosts = [h for h in tw.get("hosts", []) if h.get("peak")]
     if not hosts:
         return None
-    t = Table(title=f"TIME_WAIT per host (2*MSL = {2 * tw.get('msl_s', K_MSL_S):g} s)", box=box.SIMPLE_HEAD,
+    length, system = _time_wait_length(summary)
+    t = Table(title=f"TIME_WAIT per host (each lasts {length}" + (f", {system})" if system else ")"), box=box.SIMPLE_HEAD,
               title_justify="left", pad_edge=False)
     t.add_column("Host", no_wrap=True)
     t.add_column("Peak", justify="right", no_wrap=True)
@@ -201,14 +272,23 @@ def _endpoint(h: str, p: int) -> str:
     return f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
 
 
-def connections_table(conns: list[dict], top: int) -> Table | None:
+def connections_table(conns: list[dict], top: int, with_findings: int | None = None,
+                      name_files: dict[str, str] | None = None) -> Table | None:
+    """The ``top`` worst connections of ``conns``; ``with_findings``: how many connections have
+    findings in all (the summary's count: ``conns`` may hold only the worst few);
+    ``name_files``: path -> the name shown with each stream (a report of several files)."""
     bad = [c for c in conns if c.get("score")]
     if not bad or top <= 0:
         return None
     bad.sort(key=lambda c: (-c["score"], -c.get("retransmissions", 0), c["stream"]))
-    t = Table(title=f"Worst connections (top {min(top, len(bad))} of {len(bad)} with findings)",
+    total = max(len(bad), with_findings or 0)
+    t = Table(title=f"Worst connections (top {min(top, len(bad))} of {_num(total)} with findings)",
               box=box.SIMPLE_HEAD, title_justify="left", expand=True, pad_edge=False)
-    t.add_column("Stream", justify="right", no_wrap=True)
+    if name_files:
+        # "file #stream": the file's name folds onto more lines rather than squeezing the endpoints
+        t.add_column("Stream", justify="right", max_width=18, overflow="fold")
+    else:
+        t.add_column("Stream", justify="right", no_wrap=True)
     t.add_column("Client → server", ratio=2)
     t.add_column("State", no_wrap=True)
     t.add_column("Duration", justify="right", no_wrap=True)
@@ -217,7 +297,10 @@ def connections_table(conns: list[dict], top: int) -> Table | None:
     t.add_column("Findings", ratio=3)
     for c in bad[:top]:
         pair = f"{_endpoint(c['orig_h'], c['orig_p'])} → {_endpoint(c['resp_h'], c['resp_p'])}"
-        t.add_row(str(c["stream"]), Text(pair),
+        stream = str(c["stream"])
+        if name_files and c.get("file") in name_files:
+            stream = f"{name_files[c['file']]} #{stream}"
+        t.add_row(stream, Text(pair),
                   c["conn_state"], _dur(c["duration"]), _num(c["orig_bytes"] + c["resp_bytes"]),
                   str(c.get("retransmissions", 0)),
                   Text(", ".join(c.get("findings", [])), style=SEV_STYLE.get(c.get("severity") or "", "")))
@@ -225,10 +308,10 @@ def connections_table(conns: list[dict], top: int) -> Table | None:
 
 
 def _section(console: Console, title: str, files: list[dict], summary: dict, findings: list[dict],
-             conns: list[dict], top: int, time_wait: bool = True) -> None:
-    console.print(_header(summary, title, files))
+             conns: list[dict], top: int, time_wait: bool = True, name_files: dict[str, str] | None = None) -> None:
+    console.print(_header(summary, title, files, several=name_files is not None))
     parts = []
-    ft = findings_table(findings, summary)
+    ft = findings_table(findings, summary, name_files)
     if ft is not None:
         parts.append(ft)
     else:
@@ -237,7 +320,7 @@ def _section(console: Console, title: str, files: list[dict], summary: dict, fin
         tw = time_wait_table(summary, summary.get("start"), console.width)
         if tw is not None:
             parts.append(tw)
-    ct = connections_table(conns, top)
+    ct = connections_table(conns, top, summary.get("connections_with_findings"), name_files)
     if ct is not None:
         parts.append(ct)
     console.print()
@@ -261,4 +344,12 @@ def render(report: Report, console: Console, *, top: int = 10) -> None:
     console.print(Rule(Text(f"Total: {len(files)} files", style="bold"), align="left"))
     failed = report.summary.get("files_failed", 0)
     title = f"{len(files)} files" + (f" ({failed} unreadable)" if failed else "")
-    _section(console, title, [], report.summary, report.findings, report.connections, top, time_wait=False)
+    _section(console, title, [], report.summary, report.findings, report.connections, top, time_wait=False,
+             name_files=file_names([f["source"] for f in files]))
+
+
+def file_names(paths: list[str]) -> dict[str, str]:
+    """The short name of each file of a report of several: its base name, or the path as
+    given when two files share a base name."""
+    base = [os.path.basename(p) or p for p in paths]
+    return {p: b if base.count(b) == 1 else p for p, b in zip(paths, base)}

@@ -42,7 +42,7 @@ try:
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from .. import _cyshim as cython
 
-__all__ = ["CaptureReader", "DEFAULT_MAX_RECORD", "open_capture"]
+__all__ = ["CaptureReader", "DEFAULT_MAX_RECORD", "capture_format", "open_capture"]
 
 DEFAULT_MAX_RECORD = 256 * 1024 * 1024
 _NS = 1_000_000_000
@@ -815,6 +815,39 @@ def _read_head(raw, n: int) -> bytes:
         parts.append(chunk)
         have += len(chunk)
     return b"".join(parts)
+
+
+def _magic_format(head: bytes) -> str | None:
+    if len(head) < 4:
+        return None
+    le = struct.unpack("<I", head[:4])[0]
+    be = struct.unpack(">I", head[:4])[0]
+    if le == _SHB:
+        return "pcapng"
+    if _PCAP_US in (le, be):
+        return "pcap"
+    if _PCAP_NS in (le, be):
+        return "pcap-ns"
+    if _PCAP_KUZNETZOV in (le, be):
+        return "pcap-kuznetzov"
+    return None
+
+
+def capture_format(path: str) -> str | None:
+    """The capture format of the file ``path`` by its first bytes (``pcap``, ``pcap-ns``,
+    ``pcapng``, ``pcap-kuznetzov``, with ``, gzip`` when gzip-compressed), or None when it
+    is not a capture (or cannot be read).  Reads at most a few bytes (and gzip's header)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if head[:2] != _GZIP_MAGIC:
+                return _magic_format(head)
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+                fmt = _magic_format(gz.read(4))
+            return None if fmt is None else fmt + ", gzip"
+    except (OSError, EOFError, ValueError, zlib.error):
+        return None
 
 
 def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureReader:

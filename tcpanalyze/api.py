@@ -279,9 +279,9 @@ class Report:
 
 # ---------------------------------------------------------------------------- options
 def _engine(fast_rtx_ms: float | None, ooo_ms: float | None, msl: float | None, max_unacked: int | None,
-            max_connections: int | None, idle_timeout: float | None) -> dict[str, Any]:
+            max_connections: int | None, idle_timeout: float | None, checksums: str | None = None) -> dict[str, Any]:
     given = {"fast_rtx_ms": fast_rtx_ms, "ooo_ms": ooo_ms, "msl": msl, "max_unacked": max_unacked,
-             "max_connections": max_connections, "idle_timeout": idle_timeout}
+             "max_connections": max_connections, "idle_timeout": idle_timeout, "checksums": checksums}
     return engine_kwargs({k: v for k, v in given.items() if v is not None})
 
 
@@ -294,9 +294,9 @@ def _paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
 def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connections: int | None = None,
             fast_rtx_ms: float | None = None, ooo_ms: float | None = None, msl: float | None = None,
             max_unacked: int | None = None, max_connections: int | None = None, idle_timeout: float | None = None,
-            retrans_rate: float | None = None, retrans_min: int | None = None, time_wait_peak: int | None = None,
-            close_wait: float | None = None, zero_window: float | None = None, syn_flood: int | None = None,
-            hs_rtt_factor: float | None = None, hs_rtt_min_ms: float | None = None,
+            checksums: str | None = None, retrans_rate: float | None = None, retrans_min: int | None = None,
+            time_wait_peak: int | None = None, close_wait: float | None = None, zero_window: float | None = None,
+            syn_flood: int | None = None, hs_rtt_factor: float | None = None, hs_rtt_min_ms: float | None = None,
             max_findings_per_kind: int | None = None, time_wait: str | float | None = None) -> Report:
     """Analyse capture files as ``tcpanalyze analyze --json`` does and return the Report.
 
@@ -321,7 +321,8 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
         msl = seconds / 2
     if msl is not None:
         th_given["msl"] = msl
-    options = AnalyzeOptions(engine=_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout),
+    eng = _engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums)
+    options = AnalyzeOptions(engine=eng,
                              thresholds=thresholds_from({k: v for k, v in th_given.items() if v is not None}),
                              keep_connections=keep_connections)
     files = expand_inputs(_paths(paths))
@@ -512,12 +513,13 @@ def _packet(seg: Segment, a: Analyzer, absolute: bool, explain: bool) -> Packet:
 def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, stream: int | None = None,
             host: str | None = None, port: int | None = None, fast_rtx_ms: float | None = None,
             ooo_ms: float | None = None, msl: float | None = None, max_unacked: int | None = None,
-            max_connections: int | None = None, idle_timeout: float | None = None) -> PacketStream:
+            max_connections: int | None = None, idle_timeout: float | None = None,
+            checksums: str | None = None) -> PacketStream:
     """The TCP segments of a capture with the engine's per-packet analysis, as they are read
     (``tcpanalyze packets``).  ``stream``, ``host`` and ``port`` filter as the command's
     options do.  Raises ``SourceError`` if the file cannot be read."""
     host_raw = ipaddress.ip_address(host).packed if host is not None else None
-    cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
+    cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums))
     return PacketStream(path, cfg, absolute, segment_filter(stream, host_raw, port))
 
 
@@ -540,11 +542,12 @@ def segment_filter(stream: int | None, host_raw: bytes | None,
 
 def connections(path: PathLike, *, order: str = "stream", fast_rtx_ms: float | None = None,
                 ooo_ms: float | None = None, msl: float | None = None, max_unacked: int | None = None,
-                max_connections: int | None = None, idle_timeout: float | None = None) -> ConnectionStream:
+                max_connections: int | None = None, idle_timeout: float | None = None,
+                checksums: str | None = None) -> ConnectionStream:
     """The connections of a capture as ``flows --format jsonl`` gives them, each yielded once
     it has ended.  ``order="stream"`` (the default) yields them in stream order, as ``flows``
     does: a connection that ended waits for the earlier streams still open.  ``order="end"``
     yields each as soon as it ends (memory O(live connections)).
     Raises ``SourceError`` if the file cannot be read."""
-    cfg = Config(**_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
+    cfg = Config(**_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums))
     return ConnectionStream(path, cfg, order)

@@ -20,6 +20,9 @@ Design (speed is the product):
   ``min(len(buf), lim)`` -- headers must fit before ``end``.  An IP length larger than
   ``lim`` is cut to ``lim`` (as Wireshark does), so a lying IP header cannot inflate
   ``paylen`` beyond the frame.  ``depth`` counts the tunnels entered so far.
+* IP fragments never take the fast path.  When the caller passes a ``DecodeState`` with a
+  reassembler as ``counts``, ``_ipv4``/``_ipv6`` hand fragments to it (``reassembly.py``)
+  and decode a completed datagram from a new buffer at the same tunnel depth.
 * Termination: header chains that can repeat (VLAN tags, MPLS labels, NFLOG TLVs, GRE
   routing entries) are walked in loops that advance by at least one byte per step; IPv6
   extension headers are capped at ``_MAX_EXT``; recursion happens only when entering a
@@ -38,8 +41,10 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 
 from tcpanalyze.errors import DecodeError, TruncatedError
 from tcpanalyze.model import Segment
+from tcpanalyze.reassembly import FragmentError
 
-__all__ = ["decode", "LINKTYPE_NAMES"]
+__all__ = ["decode", "decode_general", "DecodeState", "tcp_checksum_state", "LINKTYPE_NAMES", "CSUM_GOOD",
+           "CSUM_BAD", "CSUM_OFFLOAD", "CSUM_UNVERIFIED"]
 
 # pcap LINKTYPE_* numbers (https://www.tcpdump.org/linktypes.html) -> name, for messages.
 LINKTYPE_NAMES: dict[int, str] = {
@@ -106,6 +111,58 @@ def _skip(counts, reason):
     return None
 
 
+class DecodeState(dict):
+    """The ``counts`` dict of one run, carrying what the general path keeps across frames.
+
+    ``frags``: a :class:`~tcpanalyze.reassembly.Reassembler` (IP fragments are then
+    reassembled; with None, or with a plain dict as ``counts``, a first fragment is decoded
+    with what it holds and the others are counted as ``ip_fragment``).  ``verify``: compute
+    each TCP checksum (only :func:`decode_general` should be called then, the fast path
+    does not look); the outcome of the last segment decoded is in ``csum``: one of
+    ``CSUM_GOOD``, ``CSUM_BAD``, ``CSUM_OFFLOAD`` (zero or the bare pseudo-header sum:
+    written by a host that left the checksum to its network card) or ``CSUM_UNVERIFIED``
+    (segment not captured whole)."""
+
+    __slots__ = ("frags", "verify", "csum")
+
+    def __init__(self, frags=None, verify: bool = False):
+        super().__init__()
+        self.frags = frags
+        self.verify = verify
+        self.csum = CSUM_UNVERIFIED
+
+
+CSUM_UNVERIFIED = 0
+CSUM_GOOD = 1
+CSUM_BAD = 2
+CSUM_OFFLOAD = 3
+
+
+def tcp_checksum_state(buf, off, end, src, dst, plen) -> int:
+    """Check the TCP checksum of the ``plen``-byte segment at ``buf[off:]`` (RFC 9293 §3.1:
+    ones' complement sum over the pseudo-header -- source, destination, protocol 6, TCP
+    length, with IPv6's layout from RFC 8200 §8.1 summing the same -- and the segment).
+
+    A sum of 16-bit words in ones' complement arithmetic is the number the bytes spell,
+    modulo 0xFFFF (2**16 = 1 mod 0xFFFF), so a correct segment sums to 0 mod 0xFFFF; a
+    checksum field of 0xFFFF where 0x0000 is due counts as correct (RFC 1624, as Wireshark
+    does).  Not correct: ``CSUM_OFFLOAD`` when the field is 0 or holds the pseudo-header
+    sum alone (what a sender leaves for its NIC to finish: Linux CHECKSUM_PARTIAL), else
+    ``CSUM_BAD``."""
+    if off + plen > end or plen < 20:
+        return CSUM_UNVERIFIED
+    seg = bytes(buf[off:off + plen])
+    if plen & 1:
+        seg += b"\0"
+    pseudo = int.from_bytes(src + dst, "big") + 6 + plen
+    if (int.from_bytes(seg, "big") + pseudo) % 0xFFFF == 0:
+        return CSUM_GOOD
+    field = (seg[16] << 8) | seg[17]
+    if field == 0 or field % 0xFFFF == pseudo % 0xFFFF:
+        return CSUM_OFFLOAD
+    return CSUM_BAD
+
+
 # ======================================================================================
 # TCP
 # ======================================================================================
@@ -120,6 +177,8 @@ def _tcp(frame, ts, buf, off, end, counts, src, dst, plen):
         raise DecodeError("bad_tcp_length", off, f"IP payload of {plen} bytes cannot hold a TCP header")
     if off + 20 > end:
         raise TruncatedError("truncated_tcp", off, f"{end - off} of 20 header bytes captured")
+    if type(counts) is DecodeState and counts.verify:
+        counts.csum = tcp_checksum_state(buf, off, end, src, dst, plen)
     sport, dport, seq, ack, offfl, win = _TCP.unpack_from(buf, off)
     hl = (offfl >> 10) & 0x3C
     if hl < 20:
@@ -241,9 +300,13 @@ def _ipv4(frame, ts, buf, off, end, lim, depth, counts):
         raise TruncatedError("truncated_ipv4", off, f"{end - off} of {hl} header bytes captured")
     if hl > 20:
         dst = _ipv4_final_dst(buf, off + 20, off + hl, dst)
-    if frag & 0x1FFF:
-        # Non-first fragment: no TCP header here (reassembly is out of scope).
-        return _skip(counts, "ip_fragment")
+    if frag & 0x3FFF:               # a fragment: more fragments (MF) or an offset
+        if type(counts) is DecodeState and counts.frags is not None:
+            return _defrag4(frame, ts, buf, off, hl, tot, end, lim, depth, counts, frag, proto)
+        if frag & 0x1FFF:
+            # Not the first fragment: no TCP header here.
+            return _skip(counts, "ip_fragment")
+        # First fragment and no reassembly: decode what it holds (Wireshark without defragmentation).
     if tot:
         if tot < hl:
             raise DecodeError("bad_ipv4_length", off + 2, f"total length {tot} < header length {hl}")
@@ -293,8 +356,12 @@ def _ipv6(frame, ts, buf, off, end, lim, depth, counts):
         nxt, hlen = _U8x2.unpack_from(buf, p)
         if nh == 44:
             # Fragment header (RFC 8200 §4.5): next, reserved, offset(13)/res(2)/M(1), id.
-            if _U16.unpack_from(buf, p + 2)[0] & 0xFFF8:
-                return _skip(counts, "ip_fragment")
+            fo = _U16.unpack_from(buf, p + 2)[0]
+            if fo & 0xFFF9:         # offset or M set (offset 0 without M: an atomic fragment, RFC 6946)
+                if type(counts) is DecodeState and counts.frags is not None:
+                    return _defrag6(frame, ts, buf, off, p, end, lim, depth, counts, nxt, fo)
+                if fo & 0xFFF8:
+                    return _skip(counts, "ip_fragment")
             ln = 8
         elif nh == 51:
             ln = (hlen + 2) << 2    # Authentication Header (RFC 4302 §2.2): 4-octet units, minus 2
@@ -308,6 +375,83 @@ def _ipv6(frame, ts, buf, off, end, lim, depth, counts):
         return _skip(counts, "non_tcp")
     return _l4(nh, frame, ts, buf, p, end, lim, depth, counts, src, dst,
                (end if lim == _NOLIM else lim) - p)
+
+
+def _defrag4(frame, ts, buf, off, hl, tot, end, lim, depth, counts, frag, proto):
+    """An IPv4 fragment into the run's reassembler; the datagram it completes is decoded
+    (with its tunnels) as if it had arrived whole in this frame."""
+    r = counts.frags
+    e = off + tot
+    if tot < hl:
+        raise DecodeError("bad_ipv4_length", off + 2, f"total length {tot} < header length {hl} in a fragment")
+    if e > end:
+        # Not captured whole (or the frame is shorter than the IP length): not reassembled.
+        r.counts["truncated"] += 1
+        if frag & 0x1FFF:
+            return _skip(counts, "ip_fragment")
+        return _unreassembled(_ipv4, frame, ts, buf, off, end, lim, depth, counts)
+    key = (4, bytes(buf[off + 12:off + 20]), proto, _U16.unpack_from(buf, off + 4)[0], depth)
+    head = bytes(buf[off:off + hl]) if not frag & 0x1FFF else None
+    try:
+        done = r.add(key, ts, False, (frag & 0x1FFF) << 3, bool(frag & 0x2000), bytes(buf[off + hl:e]), head)
+    except FragmentError as x:
+        raise DecodeError("bad_ip_fragment", off + 6, str(x)) from None
+    if done is None:
+        return _skip(counts, "ip_fragment")
+    head, payload = done
+    n = len(head) + len(payload)
+    dg = bytearray(head)
+    dg[2:4] = n.to_bytes(2, "big")                  # total length
+    dg[6] &= 0x40                                   # keep DF; no MF, offset 0
+    dg[7] = 0
+    dg += payload
+    return _ipv4(frame, ts, bytes(dg), 0, n, n, depth, counts)
+
+
+def _unreassembled(h, frame, ts, buf, off, end, lim, depth, counts):
+    """A first fragment that cannot be reassembled (not captured whole): decode what it
+    holds, as without reassembly (Wireshark does the same)."""
+    r = counts.frags
+    counts.frags = None
+    try:
+        return h(frame, ts, buf, off, end, lim, depth, counts)
+    finally:
+        counts.frags = r
+
+
+def _defrag6(frame, ts, buf, off, p, end, lim, depth, counts, nxt, fo):
+    """An IPv6 fragment (Fragment header at ``p``) into the run's reassembler; a completed
+    datagram is rebuilt as the offset-0 fragment's fixed header with the Fragment header's
+    next header and the reassembled payload (the extension headers before the Fragment
+    header are left out: nothing after them depends on them)."""
+    r = counts.frags
+    plen = _U16.unpack_from(buf, off + 4)[0]
+    e = off + 40 + plen
+    if not plen or e > end:
+        r.counts["truncated"] += 1
+        if fo & 0xFFF8:
+            return _skip(counts, "ip_fragment")
+        return _unreassembled(_ipv6, frame, ts, buf, off, end, lim, depth, counts)
+    if p + 8 > e:
+        raise DecodeError("bad_ip_fragment", p, "Fragment header beyond the payload length")
+    key = (6, bytes(buf[off + 8:off + 40]), _U32.unpack_from(buf, p + 4)[0], depth)
+    head = None
+    if not fo & 0xFFF8:
+        h = bytearray(buf[off:off + 40])
+        h[6] = nxt
+        head = bytes(h)
+    try:
+        done = r.add(key, ts, True, fo & 0xFFF8, bool(fo & 1), bytes(buf[p + 8:e]), head)
+    except FragmentError as x:
+        raise DecodeError("bad_ip_fragment", p + 2, str(x)) from None
+    if done is None:
+        return _skip(counts, "ip_fragment")
+    head, payload = done
+    dg = bytearray(head)
+    dg[4:6] = len(payload).to_bytes(2, "big")
+    dg += payload
+    n = len(dg)
+    return _ipv6(frame, ts, bytes(dg), 0, n, n, depth, counts)
 
 
 def _l4(proto, frame, ts, buf, off, end, lim, depth, counts, src, dst, plen):
@@ -1270,7 +1414,7 @@ def _be32(p, i):
                mss=cython.longlong, wscale=cython.longlong, sack_perm=cython.bint, i=cython.Py_ssize_t,
                j=cython.Py_ssize_t, pay=cython.Py_ssize_t, kind=cython.longlong, ln=cython.Py_ssize_t)
 def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
-    """Ethernet II + IPv4 (IHL 5, not a later fragment) or IPv6 (TCP first) + TCP with a
+    """Ethernet II + IPv4 (IHL 5, not a fragment) or IPv6 (TCP first) + TCP with a
     captured header: the Segment, or None for the general path (which also takes every
     option list _tcp would count as ``bad_tcp_option``)."""
     n = len(buf)
@@ -1279,7 +1423,7 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     p = buf
     et = _be16(p, 12)
     if et == 0x0800:
-        if p[14] != 0x45 or p[23] != 6 or _be16(p, 20) & 0x1FFF:
+        if p[14] != 0x45 or p[23] != 6 or _be16(p, 20) & 0x3FFF:
             return None
         tot = _be16(p, 16)
         if wirelen and tot + 14 > wirelen:
@@ -1382,16 +1526,21 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     return seg
 
 
-def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], wirelen: int = 0) -> Segment | None:
+def decode(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:
     """Decode one frame to its innermost TCP segment.
 
-    ``buf`` is the captured frame (bytes, bytearray or memoryview).  ``wirelen`` (optional)
+    ``buf`` is the captured frame (bytes, bytearray or memoryview); ``counts`` a dict of skip
+    reasons (or a :class:`DecodeState`, a dict that carries the run's state: left without an
+    annotation, which the compiled build would enforce as an exact dict).  ``wirelen`` (optional)
     is the frame's original length on the wire; when given, an IP length that claims more
     than the frame held is cut to the frame (as Wireshark does) instead of being trusted.
 
     Returns None (and increments ``counts[reason]``: ``non_ip``, ``non_tcp``,
     ``ip_fragment``) when the frame carries no TCP header; counts ``bad_tcp_option`` when an
-    option list had to be abandoned (the segment is still returned).  Raises
+    option list had to be abandoned (the segment is still returned).  IP fragments are
+    reassembled when ``counts`` is a :class:`DecodeState` with a reassembler: a fragment
+    then returns None (counted as ``ip_fragment``) until one completes its datagram, and
+    that frame returns the segment the datagram carries.  Raises
     DecodeError/TruncatedError for malformed frames and
     ``DecodeError("unsupported_linktype", 0, "link type N (NAME)")`` for unknown link types.
     """
@@ -1401,7 +1550,7 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
             if seg is not None:
                 return seg
             return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
-        # Fast path: Ethernet II, IPv4 with IHL 5, not a non-first fragment, IP length set
+        # Fast path: Ethernet II, IPv4 with IHL 5, not a fragment, IP length set
         # (and within the wire length when known), or IPv6 with TCP as the first next
         # header and a payload length; TCP with no options or with exactly NOP NOP
         # Timestamp.  Anything else falls through to the general path.
@@ -1409,7 +1558,7 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
         if n >= 66:
             (et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win,
              word, tsval, tsecr) = _FAST66.unpack_from(buf)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
                     and (not wirelen or tot + 14 <= wirelen):
                 hl = offfl & 0xF000
                 if hl == 0x8000 and word == _TS_WORD and tot >= 52:
@@ -1440,11 +1589,17 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
                                        paylen, -1, -1, False, None, -1, -1, n - 74 < paylen)
         elif n >= 54:
             et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win = _FAST54.unpack_from(buf)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
                     and offfl & 0xF000 == 0x5000 and tot >= 40 and (not wirelen or tot + 14 <= wirelen):
                 paylen = tot - 40
                 return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
                                paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+    return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+
+
+def decode_general(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:
+    """:func:`decode` without its fast path: every frame through the per-protocol handlers
+    (a run that verifies TCP checksums decodes with this, see ``DecodeState.verify``)."""
     return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
 
 

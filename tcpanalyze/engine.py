@@ -102,17 +102,21 @@ K_MAX_TW_PORTS = 64
 K_ZEEK_LINGER_NS = 5 * 1_000_000_000
 
 
+#: values of Config.checksums
+CHECKSUM_MODES = ("ignore", "verify", "drop")
+
+
 class Config:
     """Knobs of the engine; every default is a named constant the CLI can override."""
 
     __slots__ = ("fast_rtx_ns", "ooo_ns", "max_unacked", "max_connections", "linger_ns",
-                 "idle_timeout_ns", "msl_ns", "explain", "max_events", "max_tw_hosts")
+                 "idle_timeout_ns", "msl_ns", "explain", "max_events", "max_tw_hosts", "checksums")
 
     def __init__(self, *, fast_rtx_ns: int = A.K_FAST_RETRANSMIT_NS, ooo_ns: int = A.K_OOO_DEFAULT_NS,
                  max_unacked: int = A.K_MAX_UNACKED, max_connections: int = K_MAX_CONNECTIONS,
                  linger_ns: int = K_LINGER_NS, idle_timeout_ns: int = K_IDLE_TIMEOUT_NS,
                  msl_s: float = K_MSL_S, explain: bool = False, max_events: int = K_MAX_EVENTS_PER_CONN,
-                 max_tw_hosts: int = K_MAX_TW_HOSTS):
+                 max_tw_hosts: int = K_MAX_TW_HOSTS, checksums: str = "ignore"):
         self.fast_rtx_ns = fast_rtx_ns
         self.ooo_ns = ooo_ns
         self.max_unacked = max_unacked
@@ -123,6 +127,11 @@ class Config:
         self.explain = explain
         self.max_events = max_events
         self.max_tw_hosts = max(1, max_tw_hosts)
+        if checksums not in CHECKSUM_MODES:
+            raise ValueError(f"checksums must be one of {', '.join(CHECKSUM_MODES)}, not {checksums!r}")
+        #: TCP checksums: "ignore" (as tshark), "verify" (count bad ones), "drop" (count them and
+        #: keep bad segments from the engine, as Zeek without -C); the pipeline applies it
+        self.checksums = checksums
 
 
 class Unacked:
@@ -1390,6 +1399,17 @@ class Analyzer:
                 if hook is not None:
                     hook(False)
             self.next_sweep = now + K_SWEEP_EVERY_NS
+
+    def checksum_error(self, seg: Segment) -> None:
+        """A segment left out for its bad TCP checksum (``--checksums drop``): Zeek drops it
+        after looking up its connection and marks the sender's side of the history with
+        'C'/'c' (logarithmically: the 1st, 10th, 100th ... time).  The clock moves; a
+        segment whose connection is not open yet opens none."""
+        self.advance(seg.ts_ns)
+        ent = self.table.conns.get(_seg_key(seg))
+        if ent is not None:
+            conn, d = ent
+            conn.zeek.checksum_error(d == conn.ztrack.zorig)
 
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,

@@ -518,8 +518,12 @@ def _merge_parts(path: str, options, parts: list[dict]):
     stats.warnings = list(sd["warnings"])
     dmg = parts[0]["damage"]
     stats.damage = None if dmg is None else CaptureDamage(*dmg)
+    stats.fragments = dict(sd.get("ip_fragments") or {})
+    stats.checksums = dict(sd.get("tcp_checksums") or {})
     facts.decode_errors = dict(stats.errors)
     facts.damage = stats.damage
+    facts.fragments = dict(stats.fragments)
+    facts.checksums = dict(stats.checksums)
     rep = b.build(stats, facts)
     entry = rep.files[0]
     for k, v in sd.items():             # the file record exactly as the worker's RunStats wrote it

@@ -45,6 +45,7 @@ JSON_SCHEMA: dict = {
                 "source": _STR, "format": _STR, "linktypes": {"type": "array", "items": {"type": "integer"}},
                 "frames": _INT, "tcp_segments": _INT, "skipped": _COUNTS, "decode_errors": _COUNTS,
                 "decode_error_examples": {"type": "object"}, "unsupported_linktypes": _COUNTS,
+                "ip_fragments": _COUNTS, "tcp_checksums": _COUNTS,
                 "damage": {"type": ["object", "null"]},
                 "warnings": {"type": "array", "items": _STR},
                 "error": _OPT_STR,

@@ -44,7 +44,7 @@ class AnalyzeOptions:
     """Everything ``analyze_file`` needs besides the path (picklable).
 
     ``engine``: keyword arguments of ``engine.Config`` (``fast_rtx_ns``, ``ooo_ns``, ``msl_s``,
-    ``max_unacked``, ``max_connections``, ``idle_timeout_ns``); ``keep_connections``: None keeps
+    ``max_unacked``, ``max_connections``, ``idle_timeout_ns``, ``checksums``); ``keep_connections``: None keeps
     every connection record, N keeps only the N worst (the console report needs no more);
     ``spill_records``: see below.
     """
@@ -107,7 +107,8 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
 
 def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
     """``engine.Config`` keyword arguments from the command-line engine options (``fast_rtx_ms``,
-    ``ooo_ms``, ``msl``, ``max_unacked``, ``max_connections``, ``idle_timeout``) present in ``ek``."""
+    ``ooo_ms``, ``msl``, ``max_unacked``, ``max_connections``, ``idle_timeout``, ``checksums``)
+    present in ``ek`` (``checksums`` only when not the default, so default options stay as they were)."""
     out: dict[str, Any] = {}
     if "fast_rtx_ms" in ek:
         out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
@@ -121,6 +122,8 @@ def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
         out["max_connections"] = ek["max_connections"]
     if "idle_timeout" in ek:
         out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
+    if ek.get("checksums", "ignore") != "ignore":
+        out["checksums"] = ek["checksums"]
     return out
 
 

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
               "tcpanalyze.errors",
               "tcpanalyze.seq", "tcpanalyze.analysis"}),
     ("sources", {"tcpanalyze.sources", "tcpanalyze.sources.pcap", "tcpanalyze.sources.live"}),
-    ("decode", {"tcpanalyze.decode"}),
+    ("decode", {"tcpanalyze.decode", "tcpanalyze.reassembly"}),
     ("engine", {"tcpanalyze.state", "tcpanalyze.zeek", "tcpanalyze.engine", "tcpanalyze.pipeline",
                 "tcpanalyze.rows", "tcpanalyze.summary"}),
     ("findings", {"tcpanalyze.findings", "tcpanalyze.policy", "tcpanalyze.schema"}

@@ -85,6 +85,10 @@ def engine_options(f):
         click.option("--idle-timeout", type=click.FloatRange(min=0), default=E.K_IDLE_TIMEOUT_NS / 1e9,
                      show_default=True, help="Seconds of capture time after which an idle open connection expires (0: never, like Wireshark; "
                      "a later segment then starts a new stream)."),
+        click.option("--checksums", type=click.Choice(E.CHECKSUM_MODES), default="ignore", show_default=True,
+                     help="TCP checksums: ignore them (as tshark); verify and count bad ones; or drop bad "
+                     "segments as Zeek does without -C. Checksums left to the NIC (offload) are counted apart, "
+                     "never as bad."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -96,7 +100,7 @@ def make_config(explain: bool = False, **kw):
     return Config(explain=explain, **engine_kwargs(pop_engine_kw(kw)))
 
 
-ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout")
+ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout", "checksums")
 
 
 def pop_engine_kw(kw: dict) -> dict:

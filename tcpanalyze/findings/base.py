@@ -418,8 +418,8 @@ class Tallies:
 class CaptureFacts:
     """What the aggregate detectors need besides the tallies: the capture's time bounds, the
     engine's capture-wide counters, its TIME_WAIT table (``engine.TwTable``: ``starts``,
-    ``port_starts``, ``folded_hosts``, ``folded_periods``) and the reader's decode errors
-    and damage."""
+    ``port_starts``, ``folded_hosts``, ``folded_periods``) and the reader's decode errors,
+    damage, IP fragment and TCP checksum counters."""
 
     first_ns: int | None
     last_ns: int | None
@@ -429,6 +429,9 @@ class CaptureFacts:
     time_wait: object = None
     decode_errors: dict = field(default_factory=dict)
     damage: object = None
+    #: the reader's IP fragment and TCP checksum counters (RunStats.fragments / .checksums)
+    fragments: dict = field(default_factory=dict)
+    checksums: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, analyzer, stats=None) -> "CaptureFacts":
@@ -436,7 +439,9 @@ class CaptureFacts:
         return cls(first_ns=analyzer.first_ns, last_ns=analyzer.last_ns, ts_backwards=analyzer.ts_backwards,
                    evicted=analyzer.evicted, expired=analyzer.expired, time_wait=analyzer.tw,
                    decode_errors=dict(stats.errors) if stats is not None else {},
-                   damage=stats.damage if stats is not None else None)
+                   damage=stats.damage if stats is not None else None,
+                   fragments=dict(stats.fragments) if stats is not None else {},
+                   checksums=dict(stats.checksums) if stats is not None else {})
 
 
 __all__ = [

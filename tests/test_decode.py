@@ -822,21 +822,10 @@ OFF_PORT_TEREDO = {"Teredo.pcap"}
 #: (Zeek does not count the packet either: its conn.log entry has no packets).
 TRUNCATED_TCP = {"vntag_vlan_sandwich_clean.pcap": {1: 48}}
 
-#: GTP-U captures whose outer UDP datagrams are IP fragments: tshark shows the inner TCP
-#: segment at the frame that completes the datagram.  Their rows are checked, reassembly
-#: aside, by tests/test_encap.py; once the decoder reassembles fragments this set goes.
-OUTER_FRAGMENTS = {"gtp1_gn_normal_incl_fragmentation.pcap"}
-
-
 #: IPv4-in-IPv4 tunnels: the oracle's ip.src/ip.dst hold only the outer header's addresses
 #: (the inner ones are checked against Zeek's conn.log by tests/test_encap.py).
 OUTER_ADDRESSES = {"gre-aruba-amsdu.pcap", "tcpdump-geneve.pcap", "gre-over-udp-4754.pcap",
                    "gtp1_gn_normal_incl_fragmentation.pcap"}
-
-
-def _outer_fragment(data: bytes) -> bool:
-    """An Ethernet + IPv4 frame that is an IP fragment (MF set or a fragment offset)."""
-    return data[12:14] == b"\x08\x00" and bool(struct.unpack_from("!H", data, 20)[0] & 0x3FFF)
 
 
 def test_trace_inventory():
@@ -859,8 +848,6 @@ def test_real_capture_matches_tshark(name):
             with pytest.raises(TruncatedError) as ei:
                 decode(n, 0, linktype, data, counts, wirelen)
             assert (ei.value.kind, ei.value.offset) == ("truncated_tcp", cut[n]) and rows[n]["tcp.srcport"]
-            continue
-        if name in OUTER_FRAGMENTS and _outer_fragment(data):
             continue
         seg = decode(n, 0, linktype, data, counts, wirelen)
         row = rows.get(n)

@@ -124,16 +124,11 @@ def test_gtp_rows_outside_fragments_match_tshark():
     assert missing == [] and diffs == []
 
 
-@pytest.mark.xfail(strict=True, reason="the 36 rows are TCP segments inside outer UDP datagrams split into "
-                   "IPv4 fragments: they need IP fragment reassembly in the decoder")
 def test_gtp_rows_in_fragmented_datagrams_match_tshark():
     missing, diffs = _compare(GTP_FRAG, _gtp_rows_needing_reassembly())
     assert missing == [] and diffs == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs IP fragment reassembly: the client's ACKs of segments that travel "
-                   "in fragments are flagged ack_lost_segment; when this passes, also remove the capture from "
-                   "NEEDS_REASSEMBLY in tests/test_oracle.py")
 def test_gtp_analysis_flags_match_tshark():
     oracle = load_oracle(TRACES / (GTP_FRAG + ".tshark.tsv"))
     ours = our_rows(TRACES / GTP_FRAG)
@@ -227,8 +222,6 @@ def test_zeek_aruba_amsdu_bare_mode():
     assert (r["conn_state"], r["history"], r["resp_p"], r["resp_h"]) == ("OTH", "^d", 443, z["id.orig_h"])
 
 
-@pytest.mark.xfail(strict=True, reason="the connection's server-side segments travel in fragmented outer "
-                   "datagrams: Zeek's history needs IP fragment reassembly in the decoder")
 def test_zeek_gtp_conn_equal():
     (z,) = _zeek_entries(GTP_FRAG)
     r = _pair(z, _our_conns(GTP_FRAG), {})

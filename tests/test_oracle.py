@@ -22,13 +22,7 @@ from oracle import ALL_FLAGS, Agreement, capture_of, load_oracle, oracle_files, 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = {"public": ROOT / "tests" / "data" / "traces", "samples": ROOT / "samples",
            "crafted": ROOT / "tests" / "data" / "crafted", "real": ROOT / "tests" / "data" / "real"}
-#: Captures that need IP fragment reassembly in the decoder: without it the server's
-#: segments inside fragmented outer datagrams are missing and the client's ACKs look like
-#: ACKs of lost segments.  tests/test_encap.py checks their other rows and holds strict
-#: xfail tests that start passing (and so fail) once fragments are reassembled: then
-#: remove the name here.
-NEEDS_REASSEMBLY = {"gtp1_gn_normal_incl_fragmentation.pcap.tshark.tsv"}
-ORACLES = [p for c in CORPORA.values() for p in oracle_files(c) if p.name not in NEEDS_REASSEMBLY]
+ORACLES = [p for c in CORPORA.values() for p in oracle_files(c)]
 
 #: llc.pcap holds RSTs on one 4-tuple up to 420 s apart: the engine releases a closed
 #: connection Config.linger_ns (120 s) after its last packet and numbers the next RST as a

@@ -991,11 +991,16 @@ def _check_forbid(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> Non
     by_sub = fd.get("by_subkind") or {}
     for k in r.forbid:
         kind, _, sub = k.partition("/")
-        hits = [f for f in ctx.findings if f.get("kind") == kind and (not sub or f.get("subkind") == sub)]
+        # a bare kind leaves out the subkinds its registry entry calls notes
+        notes = () if sub or kind not in _findings.KINDS else _findings.KINDS[kind].notes
+        hits = [f for f in ctx.findings if f.get("kind") == kind
+                and (f.get("subkind") == sub if sub else f.get("subkind") not in notes)]
         count = len(hits)
         # all of them, not just those listed under the per-kind cap
         if ctx.whole_file and not sub and kind in by_kind:
-            count = max(count, by_kind[kind].get("total", 0))
+            total = by_kind[kind].get("total", 0) - sum((by_sub.get(f"{kind}/{n}") or {}).get("total", 0)
+                                                        for n in notes)
+            count = max(count, total)
         elif ctx.whole_file and sub and k in by_sub:
             count = max(count, by_sub[k].get("total", 0))
         ok = count == 0

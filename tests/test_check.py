@@ -783,3 +783,17 @@ def test_example_workflow_runs_check_with_junit(tmp_path, monkeypatch):
     xml = JUnitXml.fromfile(str(tmp_path / junit_name))
     [suite] = list(xml)
     assert suite.tests > 0 and suite.failures == 0 and suite.errors == 0
+
+
+def test_forbid_kind_leaves_out_its_note_subkinds():
+    """A bare ``forbid = window_shrink`` is about a receiver shrinking its window: the old ACKs
+    of the reordering path in samples/reordered_upload.pcap (window_shrink/reordered_ack, info)
+    do not fail it; naming the subkind does, and the real shrinks of window_shrink.pcap do."""
+    reordered = str(SAMPLES / "reordered_upload.pcap")
+    res = CliRunner().invoke(cli, ["check", reordered, "--forbid", "window_shrink"])
+    assert res.exit_code == 0, res.output
+    assert "0 window_shrink finding(s)" in res.output
+    res = CliRunner().invoke(cli, ["check", reordered, "--forbid", "window_shrink/reordered_ack"])
+    assert res.exit_code == 1 and "window_shrink/reordered_ack finding(s) (forbidden)" in res.output
+    res = CliRunner().invoke(cli, ["check", str(SAMPLES / "window_shrink.pcap"), "--forbid", "window_shrink"])
+    assert res.exit_code == 1 and "(forbidden)" in res.output

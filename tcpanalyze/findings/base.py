@@ -81,16 +81,21 @@ class Thresholds:
 # ---------------------------------------------------------------------------- the registry
 class Kind:
     """One finding kind: its name, subkinds, what it means, its severity when it has one
-    severity, and ``render(finding) -> str``, the message of a finding of this kind."""
+    severity, and ``render(finding) -> str``, the message of a finding of this kind.
+    ``notes`` are subkinds that report something next to the event the kind names (old ACKs
+    next to a shrinking window): ``forbid = ["kind"]`` does not match them, only
+    ``forbid = ["kind/subkind"]`` does."""
 
-    __slots__ = ("name", "subkinds", "description", "severity", "render")
+    __slots__ = ("name", "subkinds", "description", "severity", "render", "notes")
 
-    def __init__(self, name: str, render, subkinds: tuple = (), description: str = "", severity=None):
+    def __init__(self, name: str, render, subkinds: tuple = (), description: str = "", severity=None,
+                 notes: tuple = ()):
         self.name = name
         self.render = render
         self.subkinds = tuple(subkinds)
         self.description = description
         self.severity = severity
+        self.notes = tuple(notes)
 
     def __repr__(self) -> str:
         return f"Kind({self.name})"
@@ -106,11 +111,14 @@ AGGREGATE_DETECTORS: list = []
 SEGMENT_DETECTORS: list = []
 
 
-def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = "", severity=None) -> Kind:
-    """Register a finding kind (once per name)."""
+def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = "", severity=None,
+                 notes: tuple = ()) -> Kind:
+    """Register a finding kind (once per name); ``notes`` must be among ``subkinds``."""
     if name in KINDS:
         raise ValueError(f"finding kind {name!r} declared twice")
-    k = KINDS[name] = Kind(name, render, subkinds, description, severity)
+    if not set(notes) <= set(subkinds):
+        raise ValueError(f"finding kind {name!r}: notes {notes!r} are not subkinds")
+    k = KINDS[name] = Kind(name, render, subkinds, description, severity, notes)
     return k
 
 

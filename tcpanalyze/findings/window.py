@@ -41,7 +41,7 @@ ZERO_WINDOW = declare_kind(
     description="per episode: who advertised a zero window, how long until it reopened, probes seen, whether "
                 "the connection died in it; warning from --zero-window seconds")
 WINDOW_SHRINK = declare_kind(
-    "window_shrink", render_window_shrink, subkinds=("reordered_ack",),
+    "window_shrink", render_window_shrink, subkinds=("reordered_ack",), notes=("reordered_ack",),
     description="a receiver's right window edge (ACK + scaled window) moved left of one it advertised "
                 "(RFC 9293 §3.8.6), on a segment its peer takes as a window update (RFC 9293 §3.10.7.4); "
                 "reordered_ack (info): old ACKs that arrived late carried an edge left of it, which the peer ignores")

@@ -51,11 +51,10 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
     if fmt == "table":
         from tcpanalyze.report.richout import OutConsole as Console
 
+        out, close = open_output(output)
         if output is None or output == "-":
-            out, close = sys.stdout, False
             console = Console(file=out)
         else:
-            out, close = open_output(output)
             console = Console(file=out, width=120, color_system=None, force_terminal=False)
     else:
         out, close = open_output(output)

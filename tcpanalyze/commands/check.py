@@ -12,7 +12,8 @@ import time
 import click
 
 from tcpanalyze.commands.reporting import stderr_notes, threshold_options
-from tcpanalyze.commands.common import EXIT_USAGE, engine_options, open_output, pop_engine_kw
+from tcpanalyze.commands.common import EXIT_USAGE, engine_options, open_output, pop_engine_kw, stdout
+from tcpanalyze.errors import OutputError
 from tcpanalyze import engine as E
 from tcpanalyze.policy import (FileResult, Policy, PolicyError, baseline_view, evaluate, exit_code, file_views,
                                load_policy, parse_tolerances, validate_baseline)
@@ -145,10 +146,11 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
             with open(junit_path, "wb") as fh:
                 ci.write_junit(results, fh, policy.source)
         except OSError as e:
-            raise CheckUsageError(f"cannot write {junit_path}: {e.strerror or e}") from None
+            raise OutputError.from_oserror(junit_path, e) from None
     if github:
+        so = stdout()
         for line in ci.github_annotations(results):
-            click.echo(line)
+            so.write(line + "\n")
     out, close = open_output(output)
     try:
         if as_json:

@@ -9,7 +9,7 @@ import click
 from tcpanalyze import analysis as A
 from tcpanalyze import engine as E
 from tcpanalyze.engine import Config
-from tcpanalyze.errors import SourceError
+from tcpanalyze.errors import OutputError, SourceError
 from tcpanalyze.parquet import ParquetUnavailable, require_pyarrow
 from tcpanalyze.pipeline import analyze_source
 from tcpanalyze.session import engine_kwargs
@@ -18,6 +18,10 @@ EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
+EXIT_OUTPUT = 4
+
+#: how an error message names stdout
+STDOUT = "standard output"
 
 
 class InputError(click.ClickException):
@@ -72,14 +76,69 @@ def pop_engine_kw(kw: dict) -> dict:
     return {k: kw.pop(k) for k in ENGINE_KEYS if k in kw}
 
 
+class Output:
+    """A text output whose write errors are ``OutputError`` (exit 4, naming the output),
+    never an ``OSError`` that could be taken for an input error.  A closed pipe stays a
+    ``BrokenPipeError``: the CLI ends quietly when the reader of its output goes away."""
+
+    __slots__ = ("_fh", "name")
+
+    def __init__(self, fh, name: str):
+        self._fh = fh
+        self.name = name
+
+    def write(self, s: str) -> int:
+        try:
+            return self._fh.write(s)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError.from_oserror(self.name, e) from None
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError.from_oserror(self.name, e) from None
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError.from_oserror(self.name, e) from None
+
+    def __getattr__(self, attr):
+        return getattr(self._fh, attr)
+
+
+def stdout() -> Output:
+    return Output(sys.stdout, STDOUT)
+
+
 def open_output(path: str | None):
-    """stdout for None or '-', else the file (text, UTF-8)."""
+    """(stream, must_close): stdout for None or '-', else the file (text, UTF-8); writing
+    either raises ``OutputError`` on failure."""
     if path is None or path == "-":
-        return sys.stdout, False
+        return stdout(), False
     try:
-        return open(path, "w", encoding="utf-8", newline="\n"), True
+        return Output(open(path, "w", encoding="utf-8", newline="\n"), path), True
     except OSError as e:
-        raise click.ClickException(f"cannot write {path}: {e.strerror}") from None
+        raise OutputError.from_oserror(path, e) from None
+
+
+@contextmanager
+def output_errors(path: str):
+    """OSError while a library writes ``path`` (an image, a Parquet file) -> OutputError."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError.from_oserror(path, e) from None
 
 
 def warn(msg: str) -> None:

@@ -48,47 +48,63 @@ def analyze(files, fmt, output, fail_on, top, jobs, **kw):
     # --json/--jsonl: connection records wait on disk, not in memory (tcpanalyze.records)
     options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None,
                              spill_records=fmt != "table")
-    if fmt == "table":
-        from tcpanalyze.report.richout import OutConsole as Console
-
-        out, close = open_output(output)
-        if output is None or output == "-":
-            console = Console(file=out)
-        else:
-            console = Console(file=out, width=120, color_system=None, force_terminal=False)
-    else:
-        out, close = open_output(output)
     reports = []
     # directories and globs expand to files; --jobs N runs them (or splits one) in processes (parallel.py)
     files = expand_inputs(files)
     each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options) for path in files)
+    # The output is opened once a file could be read: when none can, stdout gets nothing
+    # (and no -o file is created); the error lines on stderr say why.
+    out = close = None
+    unread = []                         # jsonl: reports of unreadable files not yet written
     try:
         for rep in each:
             stderr_notes(rep)
             reports.append(rep)
             if fmt == "jsonl":
-                write_jsonl_file(rep, out)
+                if _unreadable(rep) and out is None:
+                    unread.append(rep)
+                    continue
+                if out is None:
+                    out, close = open_output(output)
+                for r in unread + [rep]:
+                    write_jsonl_file(r, out)
+                unread.clear()
                 out.flush()
         total = merge_reports(reports, keep_connections=options.keep_connections)
+        if reports and all(_unreadable(r) for r in reports):
+            sys.exit(EXIT_INPUT)
+        if out is None:
+            out, close = open_output(output)
         if fmt == "json":
             write_json(total, out)
         elif fmt == "jsonl":
             out.write(dumps(summary_record(total)) + "\n")
         else:
             from tcpanalyze.report.console import render
+            from tcpanalyze.report.richout import OutConsole as Console
 
+            if output is None or output == "-":
+                console = Console(file=out)
+            else:
+                console = Console(file=out, width=120, color_system=None, force_terminal=False)
             render(total, console, top=top)
     finally:
-        if close:
-            out.close()
-        else:
-            out.flush()
+        if out is not None:
+            if close:
+                out.close()
+            else:
+                out.flush()
     if total.failed:
         sys.exit(EXIT_INPUT)
     worst = total.worst_severity
     if fail_on != "never" and worst is not None and severity_at_least(worst, fail_on):
         sys.exit(EXIT_FAIL)
     sys.exit(EXIT_OK)
+
+
+def _unreadable(rep) -> bool:
+    """True when no file of ``rep`` could be read at all."""
+    return all(f.get("error") for f in rep.files)
 
 
 def _one(path: str, options):

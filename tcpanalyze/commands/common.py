@@ -189,7 +189,8 @@ def input_errors(path: str):
     try:
         yield
     except SourceError as e:
-        raise InputError(str(e)) from None
+        msg = str(e)
+        raise InputError(msg if path in msg else f"{path}: {msg}") from None
     except BrokenPipeError:
         raise                      # the reader of our output went away (`| head`): not an input error
     except OSError as e:

@@ -14,11 +14,32 @@ from tcpanalyze.engine import Analyzer
 from tcpanalyze.model import addr_str, flag_str
 from tcpanalyze.parquet import write_packets
 from tcpanalyze.pipeline import gc_tuned
-from tcpanalyze.rows import TsvRows
+from tcpanalyze.rows import COLUMNS, TsvRows
 
 
 def _ts(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+class _HeaderFirst:
+    """``write`` that writes ``head`` before the first text it is given (or at ``done()``)."""
+
+    __slots__ = ("write", "head")
+
+    def __init__(self, write, head: str):
+        self.write = write
+        self.head = head
+
+    def __call__(self, s: str) -> None:
+        if self.head:
+            self.write(self.head)
+            self.head = ""
+        self.write(s)
+
+    def done(self) -> None:
+        if self.head:
+            self.write(self.head)
+            self.head = ""
 
 
 @click.command()
@@ -53,7 +74,12 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
         return
     cfg = make_config(explain=(fmt == "jsonl"), **engine)
     out, close = open_output(output)
-    write = out.write
+    if fmt == "tsv":
+        # the header goes out with the first rows (or after a capture without TCP), so that
+        # stdout gets nothing when the capture cannot be read
+        write = _HeaderFirst(out.write, "\t".join(COLUMNS) + "\n")
+    else:
+        write = out.write
 
     wanted = segment_filter(stream, host_raw, port)
     filtered = wanted is not None
@@ -64,8 +90,6 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     buf = []
     append = buf.append
     flush_at = 2048
-    if fmt == "tsv":
-        tsv.header()
 
     def row_jsonl(seg, a):
         conn = a.verdict.conn
@@ -97,6 +121,8 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
         stats = run_capture(file, analyzer, on_segment=row, progress=output is not None)
         analyzer.finish()
         tsv.flush()
+        if fmt == "tsv":
+            write.done()
         if buf:
             write("".join(buf))
     finally:

@@ -44,7 +44,8 @@ def stderr_notes(rep) -> None:
     for f in rep.files:
         src = f["source"]
         if f.get("error"):
-            click.echo(f"tcpanalyze: error: {f['error']}", err=True)
+            msg = f["error"] if src in f["error"] else f"{src}: {f['error']}"
+            click.echo(f"tcpanalyze: error: {msg}", err=True)
             continue
         for w in f.get("warnings", ()):
             warn(f"{src}: {w}")

@@ -64,6 +64,45 @@ def engine_options(f):
     return f
 
 
+def _host_value(ctx, param, value):
+    if value is None:
+        return None
+    from tcpanalyze.session import address_matcher
+
+    try:
+        address_matcher(value)
+    except ValueError:
+        raise click.BadParameter(f"not an IP address or network: {value}") from None
+    return value
+
+
+def filter_options(stream_help: str):
+    """--stream, --host (an address or a CIDR network) and --port: the connections selected."""
+    opts = [
+        click.option("--stream", type=click.IntRange(min=0), default=None, help=stream_help),
+        click.option("--host", default=None, callback=_host_value, metavar="ADDR[/PREFIX]",
+                     help="Only connections with this address, or an address in this network "
+                          "(10.200.0.0/24, fd00::/64), at either end."),
+        click.option("--port", type=click.IntRange(0, 65535), default=None,
+                     help="Only connections with this port at either end."),
+    ]
+
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+
+    return deco
+
+
+def no_stream(stream: int, path: str, streams: int | None) -> UsageProblem:
+    """The one-line error (exit 2) for a --stream the capture does not have."""
+    if streams is None:
+        return UsageProblem(f"--stream {stream}: no stream {stream} in {path}")
+    return UsageProblem(f"--stream {stream}: no stream {stream} in {path} (it has {streams} stream"
+                        f"{'' if streams == 1 else 's'}, numbered from 0)")
+
+
 def make_config(explain: bool = False, **kw):
     """``engine.Config`` from the engine options; an option not given keeps the engine's default."""
     return Config(explain=explain, **engine_kwargs(kw))

@@ -7,8 +7,8 @@ import sys
 import click
 
 from tcpanalyze.api import connections
-from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, open_output,
-                                        parquet_output, pop_engine_kw, run_capture, stats_notes)
+from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, no_stream,
+                                        open_output, parquet_output, pop_engine_kw, run_capture, stats_notes)
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.parquet import write_connections
 from tcpanalyze.pipeline import RunStats, gc_tuned
@@ -21,7 +21,7 @@ from tcpanalyze.summary import summarize
               show_default=True, help="parquet: a typed table for DuckDB, pandas, Spark (needs -o FILE and pyarrow).")
 @click.option("--json", "fmt", flag_value="json", help="Shorthand for --format json.")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Shorthand for --format jsonl.")
-@click.option("--stream", type=int, default=None, help="Only this connection, with both endpoints' state timelines.")
+@click.option("--stream", type=click.IntRange(min=0), default=None, help="Only this connection, with both endpoints' state timelines.")
 @click.option("-o", "--output", default=None, help="Write to this file instead of stdout.")
 @engine_options
 def flows(file, fmt, stream, output, **kw):
@@ -35,6 +35,8 @@ def flows(file, fmt, stream, output, **kw):
             write_connections((c for c in it if stream is None or c.stream == stream), path)
         stats = it.stats
         stats_notes(file, stats)
+        if stream is not None and stream >= it._analyzer.streams:
+            raise no_stream(stream, file, it._analyzer.streams)
     else:
         if stream is not None:
             recs, stats = _timelines(file, stream, engine)
@@ -56,8 +58,7 @@ def _timelines(file: str, stream: int, engine: dict) -> tuple[list[dict], RunSta
     stats = run_capture(file, analyzer)
     conns = [c for c in analyzer.finish() if c.stream == stream]
     if not conns:
-        raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} streams)",
-                                 param_hint="--stream")
+        raise no_stream(stream, file, analyzer.streams)
     return [summarize(c, timelines=True) for c in conns], stats
 
 

@@ -8,8 +8,8 @@ import click
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.report.ladder import LadderCollector, print_ladder, render_svg
 
-from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, make_config, open_output, pop_engine_kw,
-                                        run_capture, stdout)
+from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, make_config, no_stream, open_output,
+                                        pop_engine_kw, run_capture, stdout)
 
 
 @click.command()
@@ -37,8 +37,7 @@ def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
     stats = run_capture(file, analyzer, on_segment=collector, progress=True)
     analyzer.finish()
     if collector.conn is None:
-        raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} stream"
-                                 f"{'' if analyzer.streams == 1 else 's'}, numbered from 0)", param_hint="--stream")
+        raise no_stream(stream, file, analyzer.streams)
     lad = collector.build()
     if svg_path is not None:
         doc = render_svg(lad)

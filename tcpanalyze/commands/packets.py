@@ -1,15 +1,15 @@
 """``tcpanalyze packets``: one row per TCP segment, Wireshark-comparable."""
 from __future__ import annotations
 
-import ipaddress
 import json
 import sys
 
 import click
 
 from tcpanalyze.api import packets as packet_stream, segment_filter
-from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, open_output,
-                                        parquet_output, pop_engine_kw, run_capture, stats_notes)
+from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, filter_options, input_errors, make_config,
+                                        no_stream, open_output, parquet_output, pop_engine_kw, run_capture,
+                                        stats_notes)
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.model import addr_str, flag_str
 from tcpanalyze.parquet import write_packets
@@ -48,27 +48,21 @@ class _HeaderFirst:
               help="parquet: a typed table for DuckDB, pandas, Spark (needs -o FILE and pyarrow).")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Shorthand for --format jsonl.")
 @click.option("--absolute", is_flag=True, help="Raw sequence and acknowledgment numbers instead of relative.")
-@click.option("--stream", type=int, default=None, help="Only this stream (tcp.stream index).")
-@click.option("--host", default=None, help="Only segments from or to this address.")
-@click.option("--port", type=int, default=None, help="Only segments from or to this port.")
+@filter_options("Only this stream (tcp.stream index).")
 @click.option("-o", "--output", default=None, help="Write to this file instead of stdout.")
 @engine_options
 def packets(file, fmt, absolute, stream, host, port, output, **kw):
     """One row per TCP segment of FILE ('-' reads stdin): relative SEQ/ACK, calculated window,
     Wireshark-named analysis flags (with their reasons in jsonl), ack_rtt, bytes in flight."""
     engine = pop_engine_kw(kw)
-    host_raw = None
-    if host is not None:
-        try:
-            host_raw = ipaddress.ip_address(host).packed
-        except ValueError:
-            raise click.BadParameter(f"not an IP address: {host}", param_hint="--host") from None
     if fmt == "parquet":
         path = parquet_output(output)
         with input_errors(file), gc_tuned(off=file != "-"):
             it = packet_stream(file, absolute=absolute, stream=stream, host=host, port=port, **engine)
             write_packets(it, path)
         stats_notes(file, it.stats)
+        if stream is not None and stream >= it._analyzer.streams:
+            raise no_stream(stream, file, it._analyzer.streams)
         if it.stats.damage is not None and it.stats.damage.fatal:
             sys.exit(EXIT_INPUT)
         return
@@ -81,7 +75,7 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     else:
         write = out.write
 
-    wanted = segment_filter(stream, host_raw, port)
+    wanted = segment_filter(stream, host, port)
     filtered = wanted is not None
     # The TSV row is the hot path of this command: rows.TsvRows, compiled with the core.
     tsv = TsvRows(write, absolute, wanted)
@@ -120,6 +114,8 @@ def packets(file, fmt, absolute, stream, host, port, output, **kw):
     try:
         stats = run_capture(file, analyzer, on_segment=row, progress=output is not None)
         analyzer.finish()
+        if stream is not None and stream >= analyzer.streams:
+            raise no_stream(stream, file, analyzer.streams)
         tsv.flush()
         if fmt == "tsv":
             write.done()

@@ -229,7 +229,8 @@ def input_errors(path: str):
         yield
     except SourceError as e:
         msg = str(e)
-        raise InputError(msg if path in msg else f"{path}: {msg}") from None
+        name = "standard input" if path == "-" else path
+        raise InputError(msg if name in msg else f"{name}: {msg}") from None
     except BrokenPipeError:
         raise                      # the reader of our output went away (`| head`): not an input error
     except OSError as e:

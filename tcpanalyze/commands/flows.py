@@ -1,7 +1,9 @@
 """``tcpanalyze flows``: one summary per connection; ``--stream N`` shows both endpoints' timelines."""
 from __future__ import annotations
 
+import heapq
 import json
+import os
 import sys
 
 import click
@@ -15,6 +17,17 @@ from tcpanalyze.pipeline import RunStats, gc_tuned
 from tcpanalyze.summary import summarize
 
 
+#: --sort: key of a Connection (smallest first), ties in stream order
+SORT_KEYS = {
+    "stream": lambda c: c.stream,
+    "start": lambda c: (c.start, c.stream),
+    "duration": lambda c: (-c.duration, c.stream),
+    "packets": lambda c: (-(c.orig_pkts + c.resp_pkts), c.stream),
+    "bytes": lambda c: (-(c.orig_bytes + c.resp_bytes), c.stream),
+    "rtx": lambda c: (-c.retransmissions, c.stream),
+}
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "parquet"]), default="table",
@@ -22,11 +35,20 @@ from tcpanalyze.summary import summarize
 @click.option("--json", "fmt", flag_value="json", help="Shorthand for --format json.")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Shorthand for --format jsonl.")
 @click.option("--stream", type=click.IntRange(min=0), default=None, help="Only this connection, with both endpoints' state timelines.")
+@click.option("--top", type=click.IntRange(min=0), default=None,
+              help="table: connections listed, the first by --sort (default: a screenful; 0: all).")
+@click.option("--sort", "sort_key", type=click.Choice(list(SORT_KEYS)), default="stream", show_default=True,
+              help="table: the order of --top: stream or start (ascending); duration, packets, bytes, rtx "
+                   "(largest first).")
 @click.option("-o", "--output", default=None, help="Write to this file instead of stdout.")
 @engine_options
-def flows(file, fmt, stream, output, **kw):
+def flows(file, fmt, stream, top, sort_key, output, **kw):
     """Connection summaries of FILE: endpoints, RFC 9293 state of both ends, Zeek conn_state and
-    history, packets and bytes each way, who closed first and how it ended."""
+    history, packets and bytes each way, who closed first and how it ended.
+
+    The table lists --top connections (a screenful unless given) in --sort order and fits the
+    width (a terminal's, else COLUMNS, else 80): endpoints are never cut, lower-priority
+    columns are left out and named.  --format jsonl/json/parquet give every connection."""
     engine = pop_engine_kw(kw)
     if fmt == "parquet":
         path = parquet_output(output)
@@ -40,6 +62,9 @@ def flows(file, fmt, stream, output, **kw):
     else:
         if stream is not None:
             recs, stats = _timelines(file, stream, engine)
+        elif fmt == "table":
+            _table(file, engine, top, sort_key, output)
+            return
         else:
             # a file runs with the cyclic collector off, as analyze does (pipeline.gc_tuned)
             with input_errors(file), gc_tuned(off=file != "-"):
@@ -50,6 +75,72 @@ def flows(file, fmt, stream, output, **kw):
         _write(file, recs, fmt, output, detail=stream is not None)
     if stats.damage is not None and stats.damage.fatal:
         sys.exit(EXIT_INPUT)
+
+
+def _table(file: str, engine: dict, top: int | None, sort_key: str, output: str | None) -> None:
+    """The table of the --top first connections by --sort: the connections stream through a
+    bounded heap, so only those shown are kept and rendered."""
+    from tcpanalyze.report.flows_table import make_console, render_flows
+
+    out, close = None, False
+    try:
+        with input_errors(file), gc_tuned(off=file != "-"):
+            it = connections(file, **engine)
+            stats = it.stats
+            if top == 0:
+                chosen = list(it)
+                total = len(chosen)
+                key = SORT_KEYS[sort_key]
+                if sort_key != "stream":
+                    chosen.sort(key=key)
+            else:
+                counted = _Counted(it)
+                if out is None:
+                    out, close = open_output(output)
+                console = make_console(out, None if output in (None, "-") else _file_width())
+                n = top if top is not None else max(5, console.size.height - 8)
+                chosen = heapq.nsmallest(n, counted, key=SORT_KEYS[sort_key])
+                total = counted.n
+        stats_notes(file, stats)
+        if out is None:
+            out, close = open_output(output)
+            console = make_console(out, None if output in (None, "-") else _file_width())
+        recs = [c.to_dict() for c in chosen]
+        title = None
+        if len(recs) < total:
+            title = (f"{len(recs)} of {total} connection(s), by {sort_key} "
+                     f"(--top N lists more, --top 0 all; --sort {'|'.join(SORT_KEYS)})")
+        render_flows(recs, out, title=title, console=console)
+    finally:
+        if out is not None:
+            if close:
+                out.close()
+            else:
+                out.flush()
+    if stats.damage is not None and stats.damage.fatal:
+        sys.exit(EXIT_INPUT)
+
+
+def _file_width() -> int:
+    """The width of a table written to a file: COLUMNS when set, else 120."""
+    cols = os.environ.get("COLUMNS", "")
+    return int(cols) if cols.isdigit() and int(cols) > 0 else 120
+
+
+class _Counted:
+    """An iterator that counts what it yields."""
+
+    def __init__(self, it):
+        self.it = iter(it)
+        self.n = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        x = next(self.it)
+        self.n += 1
+        return x
 
 
 def _timelines(file: str, stream: int, engine: dict) -> tuple[list[dict], RunStats]:
@@ -71,9 +162,10 @@ def _write(file: str, recs: list[dict], fmt: str, output: str | None, detail: bo
         elif fmt == "json":
             out.write(json.dumps({"file": file, "connections": recs}, indent=2) + "\n")
         else:
-            from tcpanalyze.report.flows_table import render_flows
+            from tcpanalyze.report.flows_table import make_console, render_flows
 
-            render_flows(recs, out, detail=detail)
+            render_flows(recs, out, detail=detail,
+                         console=make_console(out, None if output in (None, "-") else _file_width()))
     finally:
         if close:
             out.close()

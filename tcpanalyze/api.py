@@ -329,8 +329,9 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
 
 
 def _named(path: str, message: str) -> SourceError:
-    """A SourceError whose message names the file."""
-    return SourceError(message if path in message else f"{path}: {message}")
+    """A SourceError whose message names the file (standard input for '-')."""
+    name = "standard input" if path == "-" else path
+    return SourceError(message if name in message else f"{name}: {message}")
 
 
 # ---------------------------------------------------------------------------- streaming

@@ -1,7 +1,8 @@
 """``tcpanalyze check``: the CI gate.  Apply a policy (TOML file and/or options) to capture files.
 
-Exit codes (the first that applies): 2 usage or policy error (nothing is read); 3 a file could
-not be read (the others are still checked and reported); 1 a rule failed; 0 every rule passed.
+Exit codes (the first that applies): 2 usage or policy error (nothing is read); 4 an output
+(summary, -o, --junit) could not be written; 3 a file could not be read (the others are still
+checked and reported); 1 a rule failed; 0 every rule passed.
 """
 from __future__ import annotations
 
@@ -111,6 +112,7 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
     \b
     Exit codes (the first that applies):
       2 usage or policy error (bad option, policy key or value: the message names key and line);
+      4 the summary, the -o file or the --junit file could not be written;
       3 a file could not be read (the other files are still checked and reported);
       1 a rule failed;
       0 every rule passed.

@@ -10,7 +10,8 @@ import click
 
 from tcpanalyze.api import connections
 from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, no_stream,
-                                        open_output, parquet_output, pop_engine_kw, run_capture, stats_notes)
+                                        open_output, parquet_output, pop_engine_kw, run_capture, stats_notes,
+                                        stdout)
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.parquet import write_connections
 from tcpanalyze.pipeline import RunStats, gc_tuned
@@ -82,29 +83,29 @@ def _table(file: str, engine: dict, top: int | None, sort_key: str, output: str 
     bounded heap, so only those shown are kept and rendered."""
     from tcpanalyze.report.flows_table import make_console, render_flows
 
-    out, close = None, False
+    to_file = output not in (None, "-")
+    if top is None:
+        # a screenful: the terminal's height (rich: LINES, else 25 for other outputs) less
+        # the title, the borders and the caption
+        height = make_console(stdout()).size.height if not to_file else _env_int("LINES", 25)
+        top = max(5, height - 8)
+    with input_errors(file), gc_tuned(off=file != "-"):
+        it = connections(file, **engine)
+        stats = it.stats
+        if top == 0:
+            chosen = list(it)
+            total = len(chosen)
+            if sort_key != "stream":
+                chosen.sort(key=SORT_KEYS[sort_key])
+        else:
+            counted = _Counted(it)
+            chosen = heapq.nsmallest(top, counted, key=SORT_KEYS[sort_key])
+            total = counted.n
+    stats_notes(file, stats)
+    # opened once the capture was read: an unreadable one leaves no output behind
+    out, close = open_output(output)
     try:
-        with input_errors(file), gc_tuned(off=file != "-"):
-            it = connections(file, **engine)
-            stats = it.stats
-            if top == 0:
-                chosen = list(it)
-                total = len(chosen)
-                key = SORT_KEYS[sort_key]
-                if sort_key != "stream":
-                    chosen.sort(key=key)
-            else:
-                counted = _Counted(it)
-                if out is None:
-                    out, close = open_output(output)
-                console = make_console(out, None if output in (None, "-") else _file_width())
-                n = top if top is not None else max(5, console.size.height - 8)
-                chosen = heapq.nsmallest(n, counted, key=SORT_KEYS[sort_key])
-                total = counted.n
-        stats_notes(file, stats)
-        if out is None:
-            out, close = open_output(output)
-            console = make_console(out, None if output in (None, "-") else _file_width())
+        console = make_console(out, _env_int("COLUMNS", 120) if to_file else None)
         recs = [c.to_dict() for c in chosen]
         title = None
         if len(recs) < total:
@@ -112,19 +113,18 @@ def _table(file: str, engine: dict, top: int | None, sort_key: str, output: str 
                      f"(--top N lists more, --top 0 all; --sort {'|'.join(SORT_KEYS)})")
         render_flows(recs, out, title=title, console=console)
     finally:
-        if out is not None:
-            if close:
-                out.close()
-            else:
-                out.flush()
+        if close:
+            out.close()
+        else:
+            out.flush()
     if stats.damage is not None and stats.damage.fatal:
         sys.exit(EXIT_INPUT)
 
 
-def _file_width() -> int:
-    """The width of a table written to a file: COLUMNS when set, else 120."""
-    cols = os.environ.get("COLUMNS", "")
-    return int(cols) if cols.isdigit() and int(cols) > 0 else 120
+def _env_int(name: str, default: int) -> int:
+    """A positive number from the environment (COLUMNS, LINES), else ``default``."""
+    v = os.environ.get(name, "")
+    return int(v) if v.isdigit() and int(v) > 0 else default
 
 
 class _Counted:
@@ -165,7 +165,7 @@ def _write(file: str, recs: list[dict], fmt: str, output: str | None, detail: bo
             from tcpanalyze.report.flows_table import make_console, render_flows
 
             render_flows(recs, out, detail=detail,
-                         console=make_console(out, None if output in (None, "-") else _file_width()))
+                         console=make_console(out, None if output in (None, "-") else _env_int("COLUMNS", 120)))
     finally:
         if close:
             out.close()

@@ -16,7 +16,7 @@ import click
 
 from tcpanalyze.commands.reporting import FAIL_ON, engine_kwargs, thresholds_from, threshold_options
 from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_OK, InputError, UsageProblem, engine_options,
-                                        open_output, pop_engine_kw, warn)
+                                        open_output, pop_engine_kw, stdout, warn)
 
 #: default --idle-timeout of ``live`` (s): an open connection idle this long expires (bounded memory)
 K_LIVE_IDLE_TIMEOUT_S = 300.0
@@ -428,7 +428,7 @@ def interfaces(as_json):
     if as_json:
         import json
 
-        click.echo(json.dumps(rows, indent=2))
+        stdout().write(json.dumps(rows, indent=2) + "\n")
         return
     from tcpanalyze.report.richout import OutConsole as Console
     from rich.table import Table
@@ -440,7 +440,7 @@ def interfaces(as_json):
         st = ("up" if r["up"] else "down") + ("" if r["running"] or not r["up"] else " (no carrier)")
         t.add_row(r["name"], str(r["index"]), st + (", loopback" if r["loopback"] else ""),
                   str(r["mtu"] or "-"), ", ".join(r["addresses"]) or "-")
-    Console().print(t)
+    Console(file=stdout()).print(t)
 
 
 __all__ = ["live", "interfaces", "LiveSession", "K_LIVE_IDLE_TIMEOUT_S"]

@@ -240,7 +240,7 @@ def test_stdin_terminal_ends_at_the_first_ctrl_d(command):
     finally:
         os.close(master)
     assert p.returncode == 3 and out == b""
-    assert err.decode().strip() == "tcpanalyze: error: standard input is empty: not a pcap or pcapng capture"
+    assert err.decode().strip() == "tcpanalyze: error: standard input: file is empty: not a pcap or pcapng capture"
 
 
 def test_compare_reads_stdin():

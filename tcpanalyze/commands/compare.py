@@ -117,7 +117,7 @@ def _stdin_copy():
         with output_errors(path), os.fdopen(fd, "wb") as fh:
             shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
         if not os.path.getsize(path):
-            raise InputError("standard input is empty: not a pcap or pcapng capture")
+            raise InputError("standard input: file is empty: not a pcap or pcapng capture")
         yield path
     finally:
         os.unlink(path)

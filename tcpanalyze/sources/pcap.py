@@ -847,8 +847,6 @@ def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureR
                 raise SourceError("standard input is not available")
             name = "<stdin>"
             head = _read_head(raw, 2)
-            if not head:
-                raise SourceError("standard input is empty: not a pcap or pcapng capture")
             src = _Prefixed(head, raw, at_end=len(head) < 2)
             return _open_stream(name, src, head, closers, max_record)
         name = os.fspath(path)

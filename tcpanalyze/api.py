@@ -11,7 +11,6 @@ An unreadable capture raises ``tcpanalyze.errors.SourceError``.  See docs/api.md
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, fields
 from itertools import islice
@@ -25,7 +24,7 @@ from tcpanalyze.model import Segment, addr_str, flag_str
 from tcpanalyze.parallel import expand_inputs, iter_reports
 from tcpanalyze.pipeline import RunStats, check_decodable, finish_stats, gc_tuned, run_packets
 from tcpanalyze.schema import SCHEMA_VERSION
-from tcpanalyze.session import AnalyzeOptions, engine_kwargs, merge_reports, thresholds_from
+from tcpanalyze.session import AnalyzeOptions, address_matcher, engine_kwargs, merge_reports, thresholds_from
 from tcpanalyze.sources.pcap import open_capture
 from tcpanalyze.summary import summarize
 
@@ -340,8 +339,9 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
 
 
 def _named(path: str, message: str) -> SourceError:
-    """A SourceError whose message names the file."""
-    return SourceError(message if path in message else f"{path}: {message}")
+    """A SourceError whose message names the file (standard input for '-')."""
+    name = "standard input" if path == "-" else path
+    return SourceError(message if name in message else f"{name}: {message}")
 
 
 # ---------------------------------------------------------------------------- streaming
@@ -518,22 +518,24 @@ def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, st
     """The TCP segments of a capture with the engine's per-packet analysis, as they are read
     (``tcpanalyze packets``).  ``stream``, ``host`` and ``port`` filter as the command's
     options do.  Raises ``SourceError`` if the file cannot be read."""
-    host_raw = ipaddress.ip_address(host).packed if host is not None else None
+    wanted = segment_filter(stream, host, port)         # ValueError for a bad address or network
     cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums))
-    return PacketStream(path, cfg, absolute, segment_filter(stream, host_raw, port))
+    return PacketStream(path, cfg, absolute, wanted)
 
 
-def segment_filter(stream: int | None, host_raw: bytes | None,
+def segment_filter(stream: int | None, host: Any,
                    port: int | None) -> Callable[[Segment, Conn], bool] | None:
-    """``wanted(seg, conn)`` for the ``packets`` filters (stream, packed host address, port),
-    or None when there is none."""
-    if stream is None and host_raw is None and port is None:
+    """``wanted(seg, conn)`` for the ``packets`` filters, or None when there is none: the
+    stream, an address or network (text such as ``10.200.0.0/24``, an ``ipaddress`` object or a
+    packed address; either end) and a port (either end)."""
+    if stream is None and host is None and port is None:
         return None
+    inside = address_matcher(host) if host is not None else None
 
     def wanted(seg: Segment, conn: Conn) -> bool:
         if stream is not None and conn.stream != stream:
             return False
-        if host_raw is not None and seg.src != host_raw and seg.dst != host_raw:
+        if inside is not None and not (inside(seg.src) or inside(seg.dst)):
             return False
         return port is None or seg.sport == port or seg.dport == port
 

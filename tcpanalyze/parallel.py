@@ -132,7 +132,10 @@ def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
         return
     if len(paths) == 1:
         p = paths[0]
-        yield analyze_file(p, options) if p == "-" else analyze_partitioned(p, options, jobs)
+        # a selection (analyze --stream/--host/--port) needs the whole capture's stream
+        # numbers, which a split learns only when its parts are merged: one process
+        whole = p == "-" or (options is not None and bool(options.select))
+        yield analyze_file(p, options) if whole else analyze_partitioned(p, options, jobs)
         return
     if options is not None and options.spill_records:
         # whole reports come back from the pool: their records cannot stay on a worker's disk

@@ -14,6 +14,7 @@ README ("JSON contract").  Reporters (``tcpanalyze.report``) only render a Repor
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Union
@@ -24,19 +25,89 @@ from tcpanalyze.errors import SourceError
 from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds, add_counts
 from tcpanalyze.findings.driver import Detectors
 from tcpanalyze.findings.timewait import time_wait_section
+from tcpanalyze.model import addr_str
 from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
 from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
 from tcpanalyze.schema import SCHEMA_VERSION
 from tcpanalyze.summary import summarize
 
-__all__ = ["AnalyzeOptions", "Report", "ReportBuilder", "analyze_file", "engine_kwargs", "failed_report",
-           "merge_reports", "thresholds_from", "SCHEMA_VERSION"]
+__all__ = ["AnalyzeOptions", "Report", "ReportBuilder", "Selection", "analyze_file", "address_matcher",
+           "engine_kwargs", "failed_report", "merge_reports", "thresholds_from", "SCHEMA_VERSION"]
 
 #: a report's connection records: a list of dicts, or records kept on disk (tcpanalyze.records)
 Records = Union[list[dict[str, Any]], SpilledRecords, RecordChain]
 
 #: how much a finding of each severity weighs when ranking the worst connections
 _WEIGHT = {"error": 10_000, "warning": 100, "info": 1}
+
+
+def address_matcher(host: Any) -> Callable[[bytes], bool]:
+    """``inside(packed_address)`` for an address or network: a string (``10.0.0.1``,
+    ``10.200.0.0/24``, ``fd00::/64``, brackets allowed), an ``ipaddress`` network or address, or
+    a packed address.  Raises ValueError for anything else."""
+    if isinstance(host, (bytes, bytearray)):
+        raw = bytes(host)
+        if len(raw) not in (4, 16):
+            raise ValueError(f"not a packed IPv4 or IPv6 address: {raw!r}")
+        return raw.__eq__
+    if isinstance(host, str):
+        host = host.strip().strip("[]") if "/" not in host else host.strip()
+        if host.startswith("[") and "]/" in host:
+            host = host[1:].replace("]/", "/")
+    net = ipaddress.ip_network(host, strict=False)
+    if net.prefixlen == net.max_prefixlen:
+        return net.network_address.packed.__eq__
+    size = 4 if net.version == 4 else 16
+    mask = int(net.netmask)
+    base = int(net.network_address)
+    from_bytes = int.from_bytes
+
+    def inside(raw: bytes) -> bool:
+        return len(raw) == size and from_bytes(raw, "big") & mask == base
+
+    return inside
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The connections a run is about: ``stream`` (tcp.stream index), ``host`` (an address or
+    a network, as ``address_matcher`` takes it; either end) and ``port`` (either end); None
+    selects all.  Picklable (``--jobs`` workers receive it)."""
+
+    stream: int | None = None
+    host: str | None = None
+    port: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.stream is not None or self.host is not None or self.port is not None
+
+    def conn_filter(self) -> Callable[[Any], bool]:
+        """``wanted(conn)`` for an ``engine.Conn``."""
+        stream, port = self.stream, self.port
+        inside = address_matcher(self.host) if self.host is not None else None
+
+        def wanted(conn: Any) -> bool:
+            if stream is not None and conn.stream != stream:
+                return False
+            if inside is not None and not (inside(conn.addr[0]) or inside(conn.addr[1])):
+                return False
+            return port is None or conn.port[0] == port or conn.port[1] == port
+
+        return wanted
+
+    def host_filter(self) -> Callable[[str], bool] | None:
+        """``wanted(host_text)`` for the --host address or network (None without --host)."""
+        if self.host is None:
+            return None
+        inside = address_matcher(self.host)
+
+        def wanted(text: str) -> bool:
+            try:
+                return inside(ipaddress.ip_address(text).packed)
+            except ValueError:
+                return False
+
+        return wanted
 
 
 @dataclass
@@ -55,6 +126,9 @@ class AnalyzeOptions:
     #: keep every connection record on disk until written (tcpanalyze.records), not in memory;
     #: the Report then only serves its own process (analyze --json/--jsonl without --jobs)
     spill_records: bool = False
+    #: analyze only these connections (analyze --stream/--host/--port); the engine still sees
+    #: every packet, so stream numbers are those of the whole capture
+    select: Selection = field(default_factory=Selection)
 
 
 @dataclass
@@ -249,8 +323,26 @@ class ReportBuilder:
         self.analyzer = engine.Analyzer(cfg, keep_timeline=False, on_conn_done=self._done)
         self.det.analyzer = self.analyzer     # type: ignore[assignment]  # (Detectors declares it None)
         self.on_segment: Callable[[Any, engine.Analyzer], None] = self.det.on_segment
+        #: with a selection: which connections count, their segments, their hosts (packed)
+        self.selected: Callable[[Any], bool] | None = None
+        self.selected_segments = 0
+        self.selected_hosts: set[bytes] = set()
+        if opts.select:
+            self.selected = want = opts.select.conn_filter()
+            examine = self.det.on_segment
+
+            def on_segment(seg: Any, a: engine.Analyzer) -> None:
+                if want(a.verdict.conn):
+                    self.selected_segments += 1
+                    examine(seg, a)
+
+            self.on_segment = on_segment
 
     def _done(self, conn: engine.Conn) -> None:
+        if self.selected is not None:
+            if not self.selected(conn):
+                return
+            self.selected_hosts.update(conn.addr)
         fs = self.det.on_conn_done(conn)
         labels: list[tuple[str, str]] = [(f.label, f.severity) for f in fs]
         ev = conn.events
@@ -282,7 +374,17 @@ class ReportBuilder:
         if facts is None:
             self.analyzer.finish()
             facts = CaptureFacts.of(self.analyzer, stats)
-        extra = det.finish(facts)
+        keep = None
+        if self.selected is not None:
+            # the findings and TIME_WAIT rows about a host: those of the selected connections' hosts
+            hosts = {addr_str(h) for h in self.selected_hosts}
+
+            def keep(f: Any) -> bool:
+                return f.host is None or f.host in hosts
+        extra = det.finish(facts, keep)
+        if keep is not None and extra.get("time_wait"):
+            tw = extra["time_wait"]
+            tw["hosts"] = [h for h in tw.get("hosts", []) if h.get("host") in hosts]
         records = conns.records()
         findings = []
         # aggregate findings about one connection (handshake RTT outliers) are added to its record
@@ -312,7 +414,9 @@ class ReportBuilder:
         by_kind = {k: dict(v) for k, v in sorted(det.sink.by_kind.items())}
         by_sev = {s: sum(v[s] for v in by_kind.values()) for s in SEVERITIES}
         summ.update({
-            "packets": stats.frames, "tcp_segments": stats.tcp, "connections": conns.n,
+            "packets": stats.frames if self.selected is None else self.selected_segments,
+            "tcp_segments": stats.tcp if self.selected is None else self.selected_segments,
+            "connections": conns.n,
             "connections_reported": len(records), "connections_with_findings": conns.with_findings,
             "bytes": conns.bytes,
             "start": None if first is None or last is None else round(first / 1e9, 9),
@@ -344,7 +448,8 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
         return failed_report(path, no_captures_message(path), b.th)
     with gc_tuned(off=path != "-"):     # a file (stdin may be a live pipe): see pipeline.gc_tuned
         try:
-            stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress, notable_only=True)
+            stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress,
+                                   notable_only=b.selected is None)
         except SourceError as e:
             return failed_report(path, str(e), b.th)
         except OSError as e:

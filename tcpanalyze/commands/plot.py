@@ -9,8 +9,8 @@ import click
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.report import plots
 
-from tcpanalyze.commands.common import EXIT_INPUT, EXIT_USAGE, engine_options, make_config, pop_engine_kw, \
-    run_capture, warn
+from tcpanalyze.commands.common import EXIT_INPUT, EXIT_USAGE, engine_options, make_config, no_stream, \
+    pop_engine_kw, run_capture, warn
 
 KINDS = ("tseq", "window", "rtt", "timewait")
 FORMATS = (".png", ".svg", ".pdf")
@@ -65,9 +65,7 @@ def plot(file, kind, stream, output, direction, threshold, top, **kw):
         stats = run_capture(file, analyzer, on_segment=rec, progress=True)
         analyzer.finish()
         if rec.conn is None:
-            raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} stream"
-                                     f"{'' if analyzer.streams == 1 else 's'}, numbered from 0)",
-                                     param_hint="--stream")
+            raise no_stream(stream, file, analyzer.streams)
         if kind == "tseq":
             info = plots.plot_tseq(rec, output, direction=direction)
         elif kind == "window":

@@ -44,7 +44,9 @@ def stderr_notes(rep) -> None:
     for f in rep.files:
         src = f["source"]
         if f.get("error"):
-            click.echo(f"tcpanalyze: error: {f['error']}", err=True)
+            name = "standard input" if src == "-" else src
+            msg = f["error"] if name in f["error"] else f"{name}: {f['error']}"
+            click.echo(f"tcpanalyze: error: {msg}", err=True)
             continue
         for w in f.get("warnings", ()):
             warn(f"{src}: {w}")

@@ -142,9 +142,11 @@ class Detectors:
             add(f)
         return fs
 
-    def finish(self, facts: CaptureFacts) -> dict:
-        """Add the aggregate findings to the sink; the summary sections they rest on."""
+    def finish(self, facts: CaptureFacts, keep=None) -> dict:
+        """Add the aggregate findings to the sink (those ``keep(finding)`` accepts, when
+        given); the summary sections they rest on."""
         fs, extra = aggregate_findings(facts, self.th, self.acc)
         for f in fs:
-            self.sink.add(f, "aggregate")
+            if keep is None or keep(f):
+                self.sink.add(f, "aggregate")
         return extra

@@ -21,7 +21,6 @@ from tcpanalyze.session import Report
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _SPARK = "▁▂▃▄▅▆▇█"
-K_MESSAGE_CHARS = 160
 K_STREAMS_SHOWN = 5
 K_TW_HOSTS = 10
 
@@ -53,6 +52,13 @@ def _bytes(n: int) -> str:
 
 def _dur(s: float) -> str:
     return f"{s:.3f} s"
+
+
+def _clock(t: float) -> str:
+    """Seconds since the epoch as a UTC date and time to the microsecond."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
 def _rel(t: float | None, base: float | None) -> str:
@@ -107,6 +113,8 @@ def _header(summary: dict, title: str, files: list[dict], several: bool = False)
             g.add_row("Damage", Text(f["damage"]["message"], style="yellow"))
     if len(files) == 1 and files[0].get("format"):
         g.add_row("Format", Text(files[0]["format"]))
+    if summary.get("start") is not None and not several:
+        g.add_row("Start", _clock(summary["start"]))
     if several:
         start, end = summary.get("start"), summary.get("end")
         g.add_row("Duration", "per file" + (
@@ -183,11 +191,8 @@ def findings_table(findings: list[dict], summary: dict, name_files: dict[str, st
     t = Table(title="Findings", box=box.SIMPLE_HEAD, title_justify="left", expand=True, pad_edge=False)
     t.add_column("Severity", no_wrap=True)
     t.add_column("Count", justify="right", no_wrap=True)
-    t.add_column("Finding (rule and values of the first example)", ratio=1)
-    if name_files:
-        t.add_column("Where", max_width=32, overflow="fold")
-    else:
-        t.add_column("Where", max_width=24)
+    t.add_column("Finding (rule and values of the first example)", ratio=1, overflow="fold")
+    t.add_column("Where", max_width=32 if name_files else 24, overflow="fold")
     for (label, sev), fs in rows:
         worst = sorted(fs, key=_evidence_weight, reverse=True)
         seen = []
@@ -205,8 +210,6 @@ def findings_table(findings: list[dict], summary: dict, name_files: dict[str, st
         prefix = label.replace("/", " ") + ": "
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
-        if len(msg) > K_MESSAGE_CHARS:
-            msg = msg[: K_MESSAGE_CHARS - 1] + "…"
         cell = Text(label, style="bold")
         cell.append("\n" + msg, style="dim")
         t.add_row(_sev_text(sev), _num(counts[(label, sev)]), cell, Text(where))
@@ -272,38 +275,81 @@ def _endpoint(h: str, p: int) -> str:
     return f"[{h}]:{p}" if ":" in h else f"{h}:{p}"
 
 
+#: the worst-connections columns that may be left out to fit the width, the first first
+_CONN_OPTIONAL = ("Bytes", "Duration", "State", "Rtx")
+#: the width the findings column needs at least
+K_FINDINGS_MIN = 24
+#: the widest the Stream column gets when it names files ("file #stream" folds onto more lines)
+K_STREAM_MAX = 18
+
+
 def connections_table(conns: list[dict], top: int, with_findings: int | None = None,
-                      name_files: dict[str, str] | None = None) -> Table | None:
+                      name_files: dict[str, str] | None = None, width: int = 100) -> Table | None:
     """The ``top`` worst connections of ``conns``; ``with_findings``: how many connections have
     findings in all (the summary's count: ``conns`` may hold only the worst few);
-    ``name_files``: path -> the name shown with each stream (a report of several files)."""
+    ``name_files``: path -> the name shown with each stream (a report of several files).
+    Endpoints are never cut: the pair goes on two lines when one is too wide, and the columns
+    of ``_CONN_OPTIONAL`` are left out (named in the caption) until the rest fits ``width``."""
     bad = [c for c in conns if c.get("score")]
     if not bad or top <= 0:
         return None
     bad.sort(key=lambda c: (-c["score"], -c.get("retransmissions", 0), c["stream"]))
-    total = max(len(bad), with_findings or 0)
-    t = Table(title=f"Worst connections (top {min(top, len(bad))} of {_num(total)} with findings)",
-              box=box.SIMPLE_HEAD, title_justify="left", expand=True, pad_edge=False)
-    if name_files:
-        # "file #stream": the file's name folds onto more lines rather than squeezing the endpoints
-        t.add_column("Stream", justify="right", max_width=18, overflow="fold")
-    else:
-        t.add_column("Stream", justify="right", no_wrap=True)
-    t.add_column("Client → server", ratio=2)
-    t.add_column("State", no_wrap=True)
-    t.add_column("Duration", justify="right", no_wrap=True)
-    t.add_column("Bytes", justify="right", no_wrap=True)
-    t.add_column("Rtx", justify="right", no_wrap=True)
-    t.add_column("Findings", ratio=3)
+    rows = []
     for c in bad[:top]:
-        pair = f"{_endpoint(c['orig_h'], c['orig_p'])} → {_endpoint(c['resp_h'], c['resp_p'])}"
         stream = str(c["stream"])
         if name_files and c.get("file") in name_files:
             stream = f"{name_files[c['file']]} #{stream}"
-        t.add_row(stream, Text(pair),
-                  c["conn_state"], _dur(c["duration"]), _num(c["orig_bytes"] + c["resp_bytes"]),
-                  str(c.get("retransmissions", 0)),
-                  Text(", ".join(c.get("findings", [])), style=SEV_STYLE.get(c.get("severity") or "", "")))
+        rows.append({"Stream": stream, "client": _endpoint(c["orig_h"], c["orig_p"]),
+                     "server": _endpoint(c["resp_h"], c["resp_p"]), "State": c["conn_state"],
+                     "Duration": _dur(c["duration"]), "Bytes": _num(c["orig_bytes"] + c["resp_bytes"]),
+                     "Rtx": str(c.get("retransmissions", 0)), "Findings": c.get("findings", []),
+                     "severity": c.get("severity")})
+    need = {h: max([len(h)] + [len(r[h]) for r in rows]) for h in ("Stream",) + _CONN_OPTIONAL}
+    if name_files:
+        need["Stream"] = min(need["Stream"], K_STREAM_MAX)
+    one_line = max(len(r["client"]) + 3 + len(r["server"]) for r in rows)
+    two_lines = max(max(len(r["client"]), 2 + len(r["server"])) for r in rows)
+    labels = max((len(f) for r in rows for f in r["Findings"]), default=0)
+    findings_min = min(K_FINDINGS_MIN, max(8, labels))
+
+    def total(pair: int, shown: list[str]) -> int:
+        # the columns, 3 cells between two of them (padding and the box's blank rule) and
+        # the box's blank edges
+        cols = [need["Stream"], pair, findings_min] + [need[h] for h in shown]
+        return sum(cols) + 3 * (len(cols) - 1) + 2
+
+    shown = list(_CONN_OPTIONAL)
+    pair = max(len("Client → server"), one_line)
+    split = total(pair, shown) > width
+    if split:
+        pair = max(len("Client → server"), two_lines)
+    left_out = []
+    for h in _CONN_OPTIONAL:
+        if total(pair, shown) <= width:
+            break
+        shown.remove(h)
+        left_out.append(h)
+    total_bad = max(len(bad), with_findings or 0)
+    t = Table(title=f"Worst connections (top {min(top, len(bad))} of {_num(total_bad)} with findings)",
+              box=box.SIMPLE_HEAD, title_justify="left", expand=True, pad_edge=False)
+    if name_files:
+        t.add_column("Stream", justify="right", max_width=K_STREAM_MAX, overflow="fold")
+    else:
+        t.add_column("Stream", justify="right", no_wrap=True)
+    t.add_column("Client → server", no_wrap=True, min_width=pair, overflow="fold")
+    for h in ("State", "Duration", "Bytes", "Rtx"):
+        if h in shown:
+            t.add_column(h, justify="left" if h == "State" else "right", no_wrap=True)
+    t.add_column("Findings", ratio=1, overflow="fold")
+    for r in rows:
+        sep = "\n→ " if split else " → "
+        cells = [r["Stream"], Text(r["client"] + sep + r["server"])]
+        cells += [r[h] for h in ("State", "Duration", "Bytes", "Rtx") if h in shown]
+        cells.append(Text(", ".join(r["Findings"]), style=SEV_STYLE.get(r["severity"] or "", "")))
+        t.add_row(*cells)
+    if left_out:
+        t.caption = f"left out to fit {width} columns: {', '.join(left_out)}"
+        t.caption_justify = "left"
     return t
 
 
@@ -320,7 +366,7 @@ def _section(console: Console, title: str, files: list[dict], summary: dict, fin
         tw = time_wait_table(summary, summary.get("start"), console.width)
         if tw is not None:
             parts.append(tw)
-    ct = connections_table(conns, top, summary.get("connections_with_findings"), name_files)
+    ct = connections_table(conns, top, summary.get("connections_with_findings"), name_files, console.width)
     if ct is not None:
         parts.append(ct)
     console.print()

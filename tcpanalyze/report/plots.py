@@ -31,6 +31,7 @@ from array import array
 
 from tcpanalyze import analysis as A
 from tcpanalyze.engine import addr_port
+from tcpanalyze.errors import OutputError
 from tcpanalyze.model import ACK, FIN, RST, SYN, addr_str
 from tcpanalyze.seq import SeqUnwrapper, seq_add, seq_delta
 
@@ -146,7 +147,11 @@ def _figure(figsize=(11, 6.2)):
 
 
 def _save(fig, path: str) -> None:
-    fig.savefig(path, dpi=110 if not path.lower().endswith((".svg", ".pdf")) else None)
+    """Raises ``OutputError`` when the image cannot be written."""
+    try:
+        fig.savefig(path, dpi=110 if not path.lower().endswith((".svg", ".pdf")) else None)
+    except OSError as e:
+        raise OutputError.from_oserror(path, e) from None
 
 
 def _empty_note(ax, text: str) -> None:

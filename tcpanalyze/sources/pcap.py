@@ -120,12 +120,17 @@ _BOM_BE = struct.pack(">I", _BOM)
 
 
 class _Prefixed:
-    """Read-only stream: ``head`` (bytes already consumed while sniffing), then ``raw``."""
+    """Read-only stream: ``head`` (bytes already consumed while sniffing), then ``raw``.
 
-    def __init__(self, head: bytes, raw):
+    The end of ``raw`` is final: once a read returned nothing, ``raw`` is not read again (a
+    terminal answers each read after Ctrl-D by waiting for more input; ``at_end`` says that
+    sniffing ``head`` already met the end)."""
+
+    def __init__(self, head: bytes, raw, at_end: bool = False):
         self._head = head
         self._raw = raw
         self._read1 = getattr(raw, "read1", raw.read)
+        self._eof = at_end
 
     def _take(self, n: int) -> bytes:
         head = self._head
@@ -138,12 +143,22 @@ class _Prefixed:
     def read(self, n: int = -1) -> bytes:
         if self._head:
             return self._take(n)
-        return self._raw.read(n)
+        if self._eof:
+            return b""
+        data = self._raw.read(n)
+        if not data and n != 0:
+            self._eof = True
+        return data
 
     def read1(self, n: int = -1) -> bytes:
         if self._head:
             return self._take(n)
-        return self._read1(n)
+        if self._eof:
+            return b""
+        data = self._read1(n)
+        if not data and n != 0:
+            self._eof = True
+        return data
 
 
 @cython.cfunc
@@ -865,7 +880,7 @@ def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureR
                 raise SourceError("standard input is not available")
             name = "<stdin>"
             head = _read_head(raw, 2)
-            src = _Prefixed(head, raw)
+            src = _Prefixed(head, raw, at_end=len(head) < 2)
             return _open_stream(name, src, head, closers, max_record)
         name = os.fspath(path)
         try:

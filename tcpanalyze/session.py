@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Union
 from tcpanalyze._version import __version__
 from tcpanalyze import engine
 from tcpanalyze.errors import SourceError
-from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds
+from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, THRESHOLDS, CaptureFacts, Thresholds
 from tcpanalyze.findings.driver import Detectors
 from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
 from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
@@ -99,7 +99,8 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
         hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
         hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
         max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
-        msl_s=kw.get("msl", d.msl_s))
+        msl_s=kw.get("msl", d.msl_s),
+        extra={name: v for name in THRESHOLDS if (v := kw.pop(name, None)) is not None})
 
 
 def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:

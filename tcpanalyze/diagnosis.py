@@ -79,9 +79,9 @@ def perf(conn, d: int) -> dict:
            "rtt_avg_ms": None if rtt[1] is None else round(rtt[1], 3),
            "rtt_max_ms": None if rtt[2] is None else round(rtt[2], 3),
            "time": None, "rto_waits": [], "limited_by": None, "limited_by_reason": None}
-    if not p.first_ns:
+    if not p.first_frame:
         return out
-    data = max(0, p.high_rel - p.first_rel)
+    data = p.unique
     span = p.last_ns - p.first_ns
     out["data_bytes"] = data
     out["transfer_s"] = round(span / 1e9, 9)
@@ -118,6 +118,11 @@ def _verdict(conn, f, peer, p, parts: list[int], data: int, span: int, out: dict
         return "unknown", "no ACK of this data seen (one-sided capture): no RTT, no window"
     rtt_ns = tr.rtt_sum / tr.rtt_n if tr.rtt_n else conn.irtt
     rtt_min = tr.rtt_min if tr.rtt_n else conn.irtt
+    if rtt_ns <= 0 or rtt_min <= 0:
+        rtt_ns = max(rtt_ns, conn.irtt)
+        rtt_min = max(rtt_min, conn.irtt)
+    if rtt_ns <= 0 or rtt_min <= 0:
+        return "unknown", "every RTT sample is 0 ms: the capture's clock is too coarse"
     total = sum(parts)
     rtx = f.stats.rtx + f.stats.ooo      # a sender-side capture sees quick resends as out of order
     near = conn.irtt > 1_000_000 and tr.rtt_n and rtt_ns < K_NEAR_RECEIVER_SHARE * conn.irtt

@@ -356,7 +356,9 @@ class EndpointPerf:
     FIELDS = (
         ("first_ns", "long long", 0), ("last_ns", "long long", 0),     # first and last data segment
         ("first_frame", "long long", 0), ("rwnd_frame", "long long", 0),  # first data; first window-limited
-        ("first_rel", "long long", -1), ("high_rel", "long long", 0),  # data's relative seq span
+        ("high_rel", "long long", -1),       # end of the highest data, relative to the base seq
+        ("unique", "long long", 0),          # bytes of sequence space first sent in this direction
+        ("holes", "object", None),           # [lo, hi) below high_rel not seen yet (list, while any)
         ("state", "long long", 0), ("mark", "long long", 0),
         ("t_rwnd", "long long", 0), ("t_zwnd", "long long", 0), ("t_loss", "long long", 0),
         ("t_app", "long long", 0), ("t_cwnd", "long long", 0),
@@ -1240,22 +1242,25 @@ def _perf_state(p, f, peer):
     """What holds sender ``f`` back now, from the ACK and window ``peer`` sent last."""
     if peer.is_first_ack:
         return _P_CWND
-    if not seq_gt(f.nextseq, peer.lastack):
-        return _P_APP
     if peer.window == 0:
         return _P_ZWND
+    sc = peer.win_scale
+    if sc == -1:
+        wnd = _HALF                         # scale unknown (no handshake seen): the window cannot be judged
+    else:
+        wnd = peer.window << sc if sc > 0 else peer.window
+    mss = peer.mss if peer.mss else f.stats.max_seg
+    if not seq_gt(f.nextseq, peer.lastack):
+        return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
     if p.recover >= 0:
         if seq_gt(p.recover, peer.lastack):
             return _P_LOSS
         p.recover = -1
-    sc = peer.win_scale
-    wnd = peer.window << sc if sc > 0 else peer.window
     flight = seq_dist(f.nextseq, peer.lastack)
     if flight >= _HALF:
         return _P_CWND
     if flight > p.flight_max:
         p.flight_max = flight
-    mss = peer.mss if peer.mss else f.stats.max_seg
     if flight + mss >= wnd:
         if wnd > p.win_max:
             p.win_max = wnd
@@ -1296,6 +1301,40 @@ def _perf_rto(conn, fwd, p, seg, gap):
         p.rto_waits.append((p.last_ns, seg.ts_ns, seg.frame))
 
 
+@cython.locals(p=EndpointPerf, lo=cython.longlong, hi=cython.longlong, a=cython.longlong, b=cython.longlong)
+def _perf_unique(p, lo, hi):
+    """Bytes [lo, hi) (relative) that do not follow the highest data: past it, a hole the
+    capture has not seen (remembered, at most K_MAX_EVENTS_PER_CONN of them); below it, new
+    only where they fill such a hole."""
+    if lo > p.high_rel:
+        if lo - p.high_rel >= _HALF:
+            return                          # far outside the sequence space seen: not data of this flow
+        if p.holes is None:
+            p.holes = []
+        if len(p.holes) < K_MAX_EVENTS_PER_CONN:
+            p.holes.append([p.high_rel, lo])
+        p.unique += hi - lo
+        p.high_rel = hi
+        return
+    if hi > p.high_rel:
+        p.unique += hi - p.high_rel
+        p.high_rel = hi
+    if p.holes:
+        keep = []
+        for h in p.holes:
+            a = h[0] if h[0] > lo else lo
+            b = h[1] if h[1] < hi else hi
+            if a < b:
+                p.unique += b - a
+                if h[0] < a:
+                    keep.append([h[0], a])
+                if b < h[1]:
+                    keep.append([b, h[1]])
+            else:
+                keep.append(h)
+        p.holes = keep
+
+
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf,
                now=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
@@ -1307,10 +1346,9 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
     p = fwd.perf
     now = seg.ts_ns
     _perf_mark(p, now)
-    if not p.first_ns:
+    if not p.first_frame:
         p.first_ns = now
         p.first_frame = seg.frame
-        p.first_rel = seq_dist(seg.seq, fwd.base_seq)
     else:
         gap = now - p.last_ns
         if aflags & _RTX_FAMILY:
@@ -1333,9 +1371,12 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
             p.turn_max_frame = seg.frame
     _perf_flush(p)
     p.last_ns = now
-    rel = seq_dist(seq_add(seg.seq, seg.paylen), fwd.base_seq)
-    if rel > p.high_rel:
-        p.high_rel = rel
+    rel = seq_dist(seg.seq, fwd.base_seq)
+    if rel == p.high_rel or p.high_rel < 0:
+        p.unique += seg.paylen
+        p.high_rel = rel + seg.paylen
+    else:
+        _perf_unique(p, rel, rel + seg.paylen)
     mss = rev.mss if rev.mss else fwd.stats.max_seg
     p.short = seg.paylen + _TCP_OPTIONS_MAX < mss
     if aflags & (_RTX | _FAST | _LOST | _OOO):     # below nextseq: resent, or a hole before the capture
@@ -1556,7 +1597,7 @@ class Analyzer:
         _match_ack(rev, seg, v)
         if seg.paylen:
             _perf_sent(conn, fwd, rev, seg, aflags)
-        if flags & _ACK and rev.perf.first_ns:
+        if flags & _ACK and rev.perf.first_frame:
             _perf_acked(rev, fwd, seg, aflags)
         v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg)
         _remember_sack(fwd, seg)

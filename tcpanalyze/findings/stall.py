@@ -31,7 +31,11 @@ frames of the retransmissions that ended them, and the cause:
 - ``timeout``: otherwise, a single retransmission time-out.
 
 A warning when a retransmission ended one (the sender waited on a time-out); info when D
-was only silent until the end.  ``--stall-min-s`` and ``--stall-rtt-factor`` set the limit.
+was only silent until the end.  Info with ``cause = "capture"`` when the capture cannot be
+trusted to show the silence: a silence longer than ``K_STALL_MAX_S`` (no retransmission
+timer waits that long: Linux's TCP_RTO_MAX is 120 s; a paused or spliced capture, a clock
+step), or D's data missed by the capture at least ``K_STALL_CAPTURE_GAPS`` times (its
+segments beyond the next expected seq, or the peer ACKing bytes never seen).  ``--stall-min-s`` and ``--stall-rtt-factor`` set the limit.
 """
 from __future__ import annotations
 
@@ -50,6 +54,11 @@ K_STALL_RTT_FACTOR = declare_threshold("stall_rtt_factor", 4.0, "... and longer 
 K_STALL_BACKOFF = 1.5
 #: retransmitted sequence numbers remembered per direction (to see one resent again)
 K_STALL_SEQS = 64
+
+#: a silence longer than this (s) is a gap in the capture, not a retransmission time-out
+K_STALL_MAX_S = 120.0
+#: a direction whose data the capture missed this many times is not judged
+K_STALL_CAPTURE_GAPS = 2
 
 CAUSES = ("dead_peer", "rto_backoff", "lost_retransmission", "timeout")
 
@@ -173,8 +182,11 @@ def stalls(conn, th, acc, end_ns, out) -> None:
         longest = max(found, key=lambda s: s[2] - s[1])
         total = sum(s[2] - s[1] for s in found)
         cause, backoffs, factor = _cause(found, conn.flows[d ^ 1], at_end)
+        untrusted = (longest[2] - longest[1] > K_STALL_MAX_S * 1e9
+                     or f.stats.lost + conn.flows[d ^ 1].stats.ack_lost >= K_STALL_CAPTURE_GAPS)
         out.append(Finding(
-            "stall", "warning" if n_rtx else "info", stream=conn.stream,
+            "stall", "warning" if n_rtx and not untrusted else "info", stream=conn.stream,
+            cause="capture" if untrusted else None,
             frames=[s[3] for s in found[:th.evidence_frames]], ts_ns=found[0][1],
             values={"sender": role(conn, d), "endpoint": label(conn, d), "stalls": len(found),
                     "ended_by_retransmission": n_rtx, "stalled_at_end": at_end,

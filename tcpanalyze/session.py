@@ -65,6 +65,9 @@ class Report:
     connections: Records = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    #: the records of the connections with the longest transfers (the console report's
+    #: "Slowest connections"; kept only when ``connections`` is a top-N selection)
+    slowest: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "tool": {"name": "tcpanalyze", "version": __version__},
@@ -159,6 +162,7 @@ class _Connections:
         self.all: list[dict[str, Any]] | SpilledRecords = [] if not spill or keep is not None else \
             SpilledRecords(_SpillFile(named=True) if spill == "named" else None)
         self.heap: list[tuple[Any, ...]] = []
+        self.slow: list[tuple[Any, ...]] = []       # (transfer ns, -stream, record): the longest transfers
         self.n = 0
         self.bytes = 0
         self.states: dict[str, int] = {}
@@ -192,6 +196,27 @@ class _Connections:
             elif key > self.heap[0][:2]:
                 heapq.heapreplace(self.heap, item)
 
+    def wanted_slow(self, key: tuple[int, int]) -> bool:
+        """Would a connection with this (transfer ns, -stream) be among the slowest kept?"""
+        keep = self.keep
+        return keep is not None and keep > 0 and key[0] > 0 and (len(self.slow) < keep or key > self.slow[0][:2])
+
+    def push_slow(self, rec: dict[str, Any], key: tuple[int, int] | None = None) -> None:
+        """Keep ``rec`` among the ``keep`` longest transfers (a top-N report only)."""
+        if key is None:
+            key = (int(transfer_s(rec) * 1e9), -rec["stream"])
+        if not self.wanted_slow(key):
+            return
+        item = (*key, rec)
+        if len(self.slow) < self.keep:
+            heapq.heappush(self.slow, item)
+        else:
+            heapq.heapreplace(self.slow, item)
+
+    def slowest(self) -> list[dict[str, Any]]:
+        """The kept longest transfers, longest first."""
+        return [x[2] for x in sorted(self.slow, key=lambda x: x[:2], reverse=True)]
+
     def records(self) -> list[dict[str, Any]] | SpilledRecords:
         """The kept records in stream order: a list, or SpilledRecords when spilled."""
         if self.keep is None and not isinstance(self.all, list):
@@ -200,6 +225,11 @@ class _Connections:
             [x[2] for x in self.heap]
         recs.sort(key=lambda r: r["stream"])
         return recs
+
+
+def transfer_s(rec: dict[str, Any]) -> float:
+    """The longer of a connection record's two transfer times (first to last data byte), s."""
+    return max(rec["orig"].get("transfer_s") or 0.0, rec["resp"].get("transfer_s") or 0.0)
 
 
 def _rank(rec: dict[str, Any]) -> tuple[int, int, int]:
@@ -242,14 +272,23 @@ class ReportBuilder:
         conns.count(nbytes, st)
         score = _score(labels)
         key = ((score, fo.stats.rtx + fr.stats.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
-        if not conns.wanted(key):
+        worst = conns.wanted(key)
+        slow = None
+        if conns.keep is not None:
+            slow = (max(fo.perf.last_ns - fo.perf.first_ns, fr.perf.last_ns - fr.perf.first_ns), -conn.stream)
+            if not conns.wanted_slow(slow):
+                slow = None
+        if not worst and slow is None:
             return
         rec = summarize(conn)
         rec["file"] = self.path
         rec["findings"] = sorted({lab for lab, _sev in labels})
         rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
         rec["score"] = score
-        conns.push(key, rec)
+        if worst:
+            conns.push(key, rec)
+        if slow is not None:
+            conns.push_slow(rec, slow)
 
     def build(self, stats: RunStats, facts: CaptureFacts | None = None) -> Report:
         """Finish the engine and build the Report (``facts``: the capture's, when no engine
@@ -302,7 +341,8 @@ class ReportBuilder:
         entry = stats.to_dict()
         entry["error"] = None
         entry["summary"] = summ
-        return Report(files=[entry], summary=dict(summ), connections=records, findings=findings)
+        return Report(files=[entry], summary=dict(summ), connections=records, findings=findings,
+                      slowest=conns.slowest())
 
 
 def analyze_file(path: str, options: AnalyzeOptions | None = None,
@@ -351,8 +391,11 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
         for r in reports:
             listed.extend(r.connections)
         conns = listed
+    slowest: list[dict[str, Any]] = []
     if keep_connections is not None:
         conns = sorted(conns, key=lambda c: _rank(c), reverse=True)[:keep_connections]
+        slowest = sorted((c for r in reports for c in r.slowest), key=lambda c: (transfer_s(c), -c["stream"]),
+                         reverse=True)[:keep_connections]
     finds.sort(key=_finding_order)
     summ = _empty_summary()
     summ["files"] = 0
@@ -396,4 +439,4 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     summ["duration"] = round(summ["duration"], 9)      # the sum of the files' durations
     by_sev = summ["findings"]["by_severity"]
     summ["worst_severity"] = next((s for s in reversed(SEVERITIES) if by_sev[s]), None)
-    return Report(files=files, summary=summ, connections=conns, findings=finds)
+    return Report(files=files, summary=summ, connections=conns, findings=finds, slowest=slowest)

@@ -27,3 +27,13 @@ def test_not_when_tcp_or_the_network_limited(name):
 
 def test_min_transfer_is_an_option():
     assert not of(run(SAMPLES / "slow_app.pcap", extra={"app_limited_min_s": 3.0}), "app_limited")
+    assert not of(run(SAMPLES / "slow_app.pcap", extra={"app_limited_min_bytes": 100000}), "app_limited")
+
+
+def test_a_few_requests_are_no_transfer():
+    """206_example_b: the client's two requests, 1.2 s apart, are application-limited but
+    too small (580 B) to report."""
+    doc = run(Path(__file__).parent / "data" / "traces" / "206_example_b.pcap")
+    c = next(c for c in doc["connections"] if c["stream"] == 0)
+    assert c["orig"]["limited_by"] == "application" and c["orig"]["data_bytes"] == 580
+    assert not of(doc, "app_limited")

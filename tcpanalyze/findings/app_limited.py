@@ -3,16 +3,20 @@
 Rule: direction D's ``limited_by`` (``tcpanalyze.diagnosis``) is ``application`` -- most of its
 transfer time passed with nothing unacknowledged or its send buffer empty (segments shorter
 than the MSS) -- over a transfer (first to last data byte) at least ``K_APP_LIMITED_MIN_S``
-long.  Info: the application wrote slowly or waited for its peer; TCP was not the limit.
+long and ``K_APP_LIMITED_MIN_BYTES`` large.  Info: the application wrote slowly or waited for
+its peer; TCP was not the limit.
 """
 from __future__ import annotations
 
 from tcpanalyze.diagnosis import perf
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, declare_threshold, label, role
 
-#: transfers shorter than this (s) are not reported
+#: transfers shorter than this (s) ...
 K_APP_LIMITED_MIN_S = declare_threshold(
-    "app_limited_min_s", 1.0, "app_limited: report application-limited transfers at least this many seconds long.")
+    "app_limited_min_s", 1.0, "app_limited: report application-limited transfers at least this many seconds long ...")
+#: ... or smaller than this (bytes) are not reported: a request or two is no transfer to speed up
+K_APP_LIMITED_MIN_BYTES = declare_threshold(
+    "app_limited_min_bytes", 16384, "... and at least this many bytes.")
 
 
 def render(f: Finding) -> str:
@@ -29,9 +33,10 @@ APP_LIMITED = declare_kind(
 @conn_detector(87)
 def app_limited(conn, th, acc, end_ns, out) -> None:
     min_ns = th.get("app_limited_min_s") * 1e9
+    min_bytes = th.get("app_limited_min_bytes")
     for d in (conn.orig, conn.orig ^ 1):
         p = conn.flows[d].perf
-        if not p.first_frame or p.last_ns - p.first_ns < min_ns:
+        if not p.first_frame or p.last_ns - p.first_ns < min_ns or p.unique < min_bytes:
             continue
         r = perf(conn, d)
         if r["limited_by"] != "application":

@@ -162,23 +162,31 @@ STALL = declare_kind(
                 "than max(1 s, 4x RTT); cause: dead_peer, rto_backoff, lost_retransmission or timeout")
 
 
-@conn_detector(85)
-def stalls(conn, th, acc, end_ns, out) -> None:
+def stall_spans(conn, th, d: int) -> list[tuple]:
+    """The stalls of direction ``d`` of a finalized connection whose segments went through the
+    detectors: ``(d, start_ns, end_ns, end_frame, limit_ns, resent_again)``, the last one with
+    ``end_frame`` 0 when the connection ended stalled (``ladder`` and ``plot`` mark them)."""
     ev = conn.events
     w = ev.get("stall") if ev else None
+    f = conn.flows[d]
+    found = [s for s in w.stalls if s[0] == d] if w is not None else []
+    if conn.end_reason in _ENDED and _outstanding(f, conn.flows[d ^ 1]):
+        start = max(f.nextseqtime, w.last_data_ns[d] if w is not None else 0)
+        limit = _limit_ns(conn, f, th)
+        if start and conn.last_ns - start > limit:
+            found.append((d, start, conn.last_ns, 0, limit, False))
+    return found
+
+
+@conn_detector(85)
+def stalls(conn, th, acc, end_ns, out) -> None:
     for d in (conn.orig, conn.orig ^ 1):
         f = conn.flows[d]
-        found = [s for s in w.stalls if s[0] == d] if w is not None else []
-        n_rtx = len(found)
-        at_end = False
-        if conn.end_reason in _ENDED and _outstanding(f, conn.flows[d ^ 1]):
-            start = max(f.nextseqtime, w.last_data_ns[d] if w is not None else 0)
-            limit = _limit_ns(conn, f, th)
-            if start and conn.last_ns - start > limit:
-                found.append((d, start, conn.last_ns, 0, limit, False))
-                at_end = True
+        found = stall_spans(conn, th, d)
         if not found:
             continue
+        at_end = found[-1][3] == 0
+        n_rtx = len(found) - at_end
         longest = max(found, key=lambda s: s[2] - s[1])
         total = sum(s[2] - s[1] for s in found)
         cause, backoffs, factor = _cause(found, conn.flows[d ^ 1], at_end)

@@ -18,18 +18,35 @@ def render_flows(recs: list[dict], out, detail: bool = False, width: int | None 
     t = Table(title=f"{len(recs)} connection(s)", title_justify="left")
     for col, just in (("stream", "right"), ("client", "left"), ("server", "left"), ("client state", "left"),
                       ("server state", "left"), ("zeek", "left"), ("history", "left"), ("pkts c/s", "right"),
-                      ("bytes c/s", "right"), ("rtx", "right"), ("closed by", "left"), ("end", "left")):
+                      ("bytes c/s", "right"), ("rtx", "right"), ("closed by", "left"), ("end", "left"),
+                      ("goodput", "right"), ("rtt", "right"), ("limited by", "left")):
         t.add_column(col, justify=just, no_wrap=True)
     for r in recs:
         t.add_row(str(r["stream"]), f"{r['orig_h']}:{r['orig_p']}", f"{r['resp_h']}:{r['resp_p']}",
                   _styled(r["orig_state"]), _styled(r["resp_state"]), r["conn_state"], r["history"],
                   f"{r['orig_pkts']}/{r['resp_pkts']}", f"{r['orig_bytes']}/{r['resp_bytes']}",
                   str(r["retransmissions"]), r["close_initiator"] or "-",
-                  r["end_reason"] + ("" if r["handshake_seen"] else " (no handshake)"))
+                  r["end_reason"] + ("" if r["handshake_seen"] else " (no handshake)"), *_limits(r))
     con.print(t)
     if detail:
         for r in recs:
             _render_timelines(con, r)
+
+
+def _limits(r: dict) -> tuple[str, str, str]:
+    """Goodput, RTT and limited_by of the direction that carried more data ("c>" client to
+    server, "s>" server to client); dashes without data (docs/diagnosis.md)."""
+    o, s = r.get("orig") or {}, r.get("resp") or {}
+    if not (o.get("data_bytes") or s.get("data_bytes")):
+        return "-", "-", "-"
+    who, d = ("c>", o) if (o.get("data_bytes") or 0) >= (s.get("data_bytes") or 0) else ("s>", s)
+    bps = d.get("goodput_bps")
+    rate = "-"
+    if bps:
+        rate = next((f"{bps / k:.3g} {u}" for u, k in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)) if bps >= k),
+                    f"{bps:.0f} bit/s")
+    rtt = d.get("rtt_avg_ms")
+    return f"{who} {rate}", "-" if rtt is None else f"{rtt:.3g} ms", f"{who} {d.get('limited_by') or '-'}"
 
 
 def _styled(state: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Iterable, Union
 
 from tcpanalyze._version import __version__
@@ -201,11 +202,12 @@ class _Connections:
         keep = self.keep
         return keep is not None and keep > 0 and key[0] > 0 and (len(self.slow) < keep or key > self.slow[0][:2])
 
-    def push_slow(self, rec: dict[str, Any], key: tuple[int, int] | None = None) -> None:
-        """Keep ``rec`` among the ``keep`` longest transfers (a top-N report only)."""
+    def push_slow(self, rec: Any, key: tuple[int, int] | None = None) -> None:
+        """Keep ``rec`` (a record, or a function that makes it) among the ``keep`` longest
+        transfers (a top-N report only)."""
         if key is None:
             key = (int(transfer_s(rec) * 1e9), -rec["stream"])
-        if not self.wanted_slow(key):
+        if self.keep is None or not self.wanted_slow(key):
             return
         item = (*key, rec)
         if len(self.slow) < self.keep:
@@ -214,8 +216,9 @@ class _Connections:
             heapq.heapreplace(self.slow, item)
 
     def slowest(self) -> list[dict[str, Any]]:
-        """The kept longest transfers, longest first."""
-        return [x[2] for x in sorted(self.slow, key=lambda x: x[:2], reverse=True)]
+        """The kept longest transfers, longest first (a connection kept by ``ReportBuilder`` is
+        summarised here, once: most of those pushed are pushed out again)."""
+        return [x[2]() if callable(x[2]) else x[2] for x in sorted(self.slow, key=lambda x: x[:2], reverse=True)]
 
     def records(self) -> list[dict[str, Any]] | SpilledRecords:
         """The kept records in stream order: a list, or SpilledRecords when spilled."""
@@ -278,17 +281,22 @@ class ReportBuilder:
             slow = (max(fo.perf.last_ns - fo.perf.first_ns, fr.perf.last_ns - fr.perf.first_ns), -conn.stream)
             if not conns.wanted_slow(slow):
                 slow = None
-        if not worst and slow is None:
+        if not worst:
+            if slow is not None:
+                conns.push_slow(partial(self._record, conn, labels, score), slow)
             return
+        rec = self._record(conn, labels, score)
+        conns.push(key, rec)
+        if slow is not None:
+            conns.push_slow(rec, slow)
+
+    def _record(self, conn: engine.Conn, labels: list[tuple[str, str]], score: int) -> dict[str, Any]:
         rec = summarize(conn)
         rec["file"] = self.path
         rec["findings"] = sorted({lab for lab, _sev in labels})
         rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
         rec["score"] = score
-        if worst:
-            conns.push(key, rec)
-        if slow is not None:
-            conns.push_slow(rec, slow)
+        return rec
 
     def build(self, stats: RunStats, facts: CaptureFacts | None = None) -> Report:
         """Finish the engine and build the Report (``facts``: the capture's, when no engine

@@ -32,11 +32,10 @@ APP_LIMITED = declare_kind(
 
 @conn_detector(87)
 def app_limited(conn, th, acc, end_ns, out) -> None:
-    min_ns = th.get("app_limited_min_s") * 1e9
-    min_bytes = th.get("app_limited_min_bytes")
     for d in (conn.orig, conn.orig ^ 1):
         p = conn.flows[d].perf
-        if not p.first_frame or p.last_ns - p.first_ns < min_ns or p.unique < min_bytes:
+        if (not p.t_app or p.last_ns - p.first_ns < th.get("app_limited_min_s") * 1e9
+                or p.unique < th.get("app_limited_min_bytes")):
             continue
         r = perf(conn, d)
         if r["limited_by"] != "application":

@@ -37,13 +37,12 @@ RECEIVER_LIMITED = declare_kind(
 
 @conn_detector(86)
 def receiver_limited(conn, th, acc, end_ns, out) -> None:
-    share = th.get("receiver_limited_share")
-    min_ns = th.get("receiver_limited_min_s") * 1e9
     for d in (conn.orig, conn.orig ^ 1):
         f = conn.flows[d]
         p = f.perf
-        if not p.t_rwnd or p.last_ns - p.first_ns < min_ns:
+        if not p.t_rwnd or p.last_ns - p.first_ns < th.get("receiver_limited_min_s") * 1e9:
             continue
+        share = th.get("receiver_limited_share")
         total = p.t_rwnd + p.t_zwnd + p.t_loss + p.t_app + p.t_cwnd
         if p.t_rwnd < share * total:
             continue

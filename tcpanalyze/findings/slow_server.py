@@ -31,8 +31,10 @@ SLOW_SERVER = declare_kind(
 def slow_server(conn, th, acc, end_ns, out) -> None:
     srv = conn.orig ^ 1
     p = conn.flows[srv].perf
+    if not p.turn_n:
+        return
     limit = th.get("slow_server_ms")
-    if not p.turn_n or p.turn_max <= limit * 1e6:
+    if p.turn_max <= limit * 1e6:
         return
     think, _client = think_times(conn)
     if think is None or think["max_ms"] <= limit:

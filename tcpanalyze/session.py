@@ -277,10 +277,19 @@ class ReportBuilder:
         key = ((score, fo.stats.rtx + fr.stats.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
         worst = conns.wanted(key)
         slow = None
-        if conns.keep is not None:
-            slow = (max(fo.perf.last_ns - fo.perf.first_ns, fr.perf.last_ns - fr.perf.first_ns), -conn.stream)
-            if not conns.wanted_slow(slow):
-                slow = None
+        keep = conns.keep
+        if keep:
+            p = fo.perf
+            t = p.last_ns - p.first_ns
+            p = fr.perf
+            if p.last_ns - p.first_ns > t:
+                t = p.last_ns - p.first_ns
+            if t > 0:
+                heap = conns.slow
+                if len(heap) < keep or t >= heap[0][0]:
+                    slow = (t, -conn.stream)
+                    if not conns.wanted_slow(slow):
+                        slow = None
         if not worst:
             if slow is not None:
                 conns.push_slow(partial(self._record, conn, labels, score), slow)

@@ -127,3 +127,16 @@ def test_records_round_trip_through_the_api():
             d = c.to_dict()
             assert Connection.from_dict(d).to_dict() == d
             assert list(d)[-2:] == ["server_think", "client_think"]
+
+
+def test_analyze_json_follows_the_schema():
+    """The per-direction keys and think times are in the JSON contract (tcpanalyze/schema.py)."""
+    pytest.importorskip("jsonschema", reason="the schema check needs jsonschema")
+    from schema_errors import schema_errors
+    from test_findings import run
+    for name in ("slow_rto", "slow_server", "slow_latency"):
+        doc = run(SAMPLES / f"{name}.pcap")
+        assert schema_errors(doc) == []
+    bad = run(SAMPLES / "slow_rto.pcap")
+    bad["connections"][0]["orig"]["limited_by"] = "network"
+    assert schema_errors(bad)

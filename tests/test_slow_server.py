@@ -28,3 +28,18 @@ def test_quick_servers_are_not_slow(name):
 def test_threshold_is_an_option():
     assert not of(run(SAMPLES / "slow_server.pcap", extra={"slow_server_ms": 450.0}), "slow_server")
     assert of(run(SAMPLES / "slow_server.pcap", extra={"slow_server_ms": 300.0}), "slow_server")
+
+
+def test_command_line_option():
+    """--slow-server-ms is an option of analyze (declared by the detector module)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tcpanalyze.cli import cli
+    for limit, found in (("500", False), ("300", True)):
+        r = CliRunner().invoke(cli, ["analyze", "--json", "--slow-server-ms", limit,
+                                     str(SAMPLES / "slow_server.pcap")])
+        doc = json.loads(r.output)
+        assert doc["summary"]["thresholds"]["slow_server_ms"] == float(limit)
+        assert any(f["kind"] == "slow_server" for f in doc["findings"]) is found

@@ -204,7 +204,8 @@ def _near_receiver(conn, f, peer, p, parts, data, span, rtt_ns) -> tuple[str, st
 def think_times(conn) -> tuple[dict | None, dict | None]:
     """Server and client think times (ms): the wait from the last data byte of one side to
     the first of the other's next turn, less the capture point's round trip to the side that
-    answers (SYN to SYN/ACK for the server, SYN/ACK to the handshake's ACK for the client)."""
+    answers (SYN to SYN/ACK for the server, SYN/ACK to the handshake's ACK for the client).
+    The engine counts waits up to 10 s (longer ones are idle time)."""
     o = conn.orig
     srv = conn.flows[o ^ 1].perf
     cli = conn.flows[o].perf

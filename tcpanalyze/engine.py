@@ -1208,6 +1208,9 @@ _P_LOSS = cython.declare(cython.longlong, 3)   # a loss is being repaired
 _P_RWND = cython.declare(cython.longlong, 4)   # bytes in flight within one MSS of the peer's window
 _P_CWND = cython.declare(cython.longlong, 5)   # in flight below the window: the sender's own limit
 _RTO_HALF_RTTS = cython.declare(cython.longlong, 3)    # a silence over 3/2 RTT ended by a retransmission
+# a wait for the peer's data longer than this is idle time (a protocol timer, a person), not
+# the time an application took to answer: no think time
+_THINK_MAX_NS = cython.declare(cython.longlong, 10_000_000_000)
 # a segment is short (the send buffer ran dry) when it is below the MSS by more than TCP
 # options can take (40 bytes): a full segment with timestamps is 12 bytes below it
 _TCP_OPTIONS_MAX = cython.declare(cython.longlong, 40)
@@ -1360,7 +1363,7 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
             p.gap_sum += gap
             p.gap_sq += g * g
     t = rev.perf.last_ns
-    if t > p.last_ns:
+    if t > p.last_ns and now - t <= _THINK_MAX_NS:
         t = now - t
         p.turn_n += 1
         p.turn_sum += t

@@ -29,7 +29,8 @@ from tcpanalyze.sources.pcap import open_capture
 from tcpanalyze.summary import summarize
 
 __all__ = ["Connection", "EndpointSummary", "Finding", "Packet", "PacketStream", "ConnectionStream", "Report",
-           "RttSummary", "TimeWait", "Unexpected", "ZeekRecord", "analyze", "connections", "packets"]
+           "RtoWait", "RttSummary", "ThinkTimes", "TimeBreakdown", "TimeWait", "Unexpected", "ZeekRecord", "analyze",
+           "connections", "packets"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -110,10 +111,43 @@ class RttSummary(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointSummary(_Record):
-    """What one endpoint sent (``Connection.orig`` / ``Connection.resp``)."""
+class TimeBreakdown(_Record):
+    """Shares (adding up to 1) of a direction's transfer time in each state (docs/diagnosis.md)."""
 
-    _NESTED: ClassVar[dict[str, type[_Record]]] = {"rtt": RttSummary}
+    receiver_window: float
+    zero_window: float
+    loss_recovery: float
+    application: float
+    congestion: float
+
+
+@dataclass(frozen=True, slots=True)
+class RtoWait(_Record):
+    """One retransmission time-out: the silence's start (epoch s), its length, the frame of
+    the retransmission that ended it, and the back-off over the wait before (None: the first)."""
+
+    frame: int
+    start: float
+    wait_s: float
+    backoff: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkTimes(_Record):
+    """Waits between one side's last data byte and the other side's answer, in ms."""
+
+    exchanges: int
+    min_ms: float
+    avg_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSummary(_Record):
+    """What one endpoint sent (``Connection.orig`` / ``Connection.resp``), and what limited
+    its data transfer (docs/diagnosis.md)."""
+
+    _NESTED: ClassVar[dict[str, type[_Record]]] = {"rtt": RttSummary, "time": TimeBreakdown, "rto_waits": RtoWait}
 
     packets: int
     bytes: int
@@ -141,6 +175,17 @@ class EndpointSummary(_Record):
     window_shrinks: int
     window_shrink_bytes: int
     rtt: RttSummary | None
+    data_bytes: int
+    transfer_s: float | None
+    throughput_bps: float | None
+    goodput_bps: float | None
+    rtt_min_ms: float | None
+    rtt_avg_ms: float | None
+    rtt_max_ms: float | None
+    time: TimeBreakdown | None
+    rto_waits: tuple[RtoWait, ...]
+    limited_by: str | None
+    limited_by_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +227,8 @@ class Connection(_Record):
     _OPTIONAL: ClassVar[frozenset[str]] = frozenset({"zeek", "time_wait"})
     _NESTED: ClassVar[dict[str, type[_Record]]] = {"orig": EndpointSummary, "resp": EndpointSummary,
                                                    "unexpected": Unexpected, "zeek": ZeekRecord,
-                                                   "time_wait": TimeWait}
+                                                   "time_wait": TimeWait, "server_think": ThinkTimes,
+                                                   "client_think": ThinkTimes}
 
     stream: int
     orig_h: str
@@ -215,6 +261,8 @@ class Connection(_Record):
     unexpected: tuple[Unexpected, ...]
     zeek: tuple[ZeekRecord, ...] | None = None
     time_wait: TimeWait | None = None
+    server_think: ThinkTimes | None = None
+    client_think: ThinkTimes | None = None
     file: str | None = None
     findings: tuple[str, ...] | None = None
     severity: str | None = None

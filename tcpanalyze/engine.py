@@ -376,6 +376,41 @@ class EndpointTrack:
     __init__ = init(FIELDS)
 
 
+class EndpointPerf:
+    """Where one endpoint's data transfer spent its time, kept per segment and turned into
+    throughput, the time breakdown and ``limited_by`` when the connection is summarised
+    (``perf.py``, docs/diagnosis.md).  Times are ns; ``state`` is one of the ``PERF_*``
+    constants, in force since ``mark``; ``p_*`` hold the time since the last data segment,
+    added to ``t_*`` by the next one (so the time after the last data byte never counts)."""
+
+    FIELDS = (
+        ("first_ns", "long long", 0), ("last_ns", "long long", 0),     # first and last data segment
+        ("first_frame", "long long", 0), ("rwnd_frame", "long long", 0),  # first data; first window-limited
+        ("high_rel", "long long", -1),       # end of the highest data, relative to the base seq
+        ("unique", "long long", 0),          # bytes of sequence space first sent in this direction
+        ("holes", "object", None),           # [lo, hi) below high_rel not seen yet (list, while any)
+        ("state", "long long", 0), ("mark", "long long", 0),
+        ("t_rwnd", "long long", 0), ("t_zwnd", "long long", 0), ("t_loss", "long long", 0),
+        ("t_app", "long long", 0), ("t_cwnd", "long long", 0),
+        ("p_rwnd", "long long", 0), ("p_zwnd", "long long", 0), ("p_loss", "long long", 0),
+        ("p_app", "long long", 0), ("p_cwnd", "long long", 0),
+        ("recover", "long long", -1),        # loss recovery lasts until the peer ACKs this raw seq
+        ("short", "bint", False),            # the last data segment was shorter than the MSS
+        ("rto_n", "long long", 0), ("rto_ns", "long long", 0),
+        ("rto_waits", "object", None),       # list of (start_ns, end_ns, frame) when the sender timed out
+        ("gap_n", "long long", 0), ("gap_sum", "long long", 0),     # send gaps while cwnd-limited: ns
+        ("gap_sq", "long long", 0),          # ... and the sum of their squares in µs²
+        ("win_max", "long long", 0),         # largest window the peer advertised while it was the limit
+        ("flight_max", "long long", 0),      # most bytes in flight (by the peer's ACKs) after a data segment
+        ("turn_n", "long long", 0), ("turn_sum", "long long", 0), ("turn_min", "long long", -1),
+        ("turn_max", "long long", 0),        # waits from the peer's last data byte to this side's next
+        ("turn_max_frame", "long long", 0),  # the data segment that ended the longest wait
+        ("syn_gap", "long long", 0),         # SYN to this side's SYN/ACK (the responder's part of the RTT)
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
+
+
 class Flow:
     """One direction of a connection, i.e. one endpoint as a sender (Wireshark's
     ``tcp_flow_t``): relative numbering, window scale, the unacked segments and Wireshark's
@@ -402,7 +437,7 @@ class Flow:
         # Zeek's history letters can no longer change on an ordinary segment
         ("zsettled", "bint", False),
         ("stats", "EndpointStats", EndpointStats), ("times", "EndpointTimes", EndpointTimes),
-        ("track", "EndpointTrack", EndpointTrack),
+        ("track", "EndpointTrack", EndpointTrack), ("perf", "EndpointPerf", EndpointPerf),
     )
     __slots__ = slots(FIELDS)
     __init__ = init(FIELDS)
@@ -1252,6 +1287,209 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
         fwd.track.edge = edge
 
 
+# Where a sender's time goes (EndpointPerf): after each data segment it sends and each ACK
+# it receives, the state it is in until the next one; the time between two such segments goes
+# to the state that held it.
+_P_NONE = cython.declare(cython.longlong, 0)
+_P_APP = cython.declare(cython.longlong, 1)    # nothing unacknowledged, or the send buffer ran dry
+_P_ZWND = cython.declare(cython.longlong, 2)   # the peer's window is zero
+_P_LOSS = cython.declare(cython.longlong, 3)   # a loss is being repaired
+_P_RWND = cython.declare(cython.longlong, 4)   # bytes in flight within one MSS of the peer's window
+_P_CWND = cython.declare(cython.longlong, 5)   # in flight below the window: the sender's own limit
+_RTO_HALF_RTTS = cython.declare(cython.longlong, 3)    # a silence over 3/2 RTT ended by a retransmission
+# a wait for the peer's data longer than this is idle time (a protocol timer, a person), not
+# the time an application took to answer: no think time
+_THINK_MAX_NS = cython.declare(cython.longlong, 10_000_000_000)
+# a segment is short (the send buffer ran dry) when it is below the MSS by more than TCP
+# options can take (40 bytes): a full segment with timestamps is 12 bytes below it
+_TCP_OPTIONS_MAX = cython.declare(cython.longlong, 40)
+
+
+@cython.cfunc
+@cython.locals(p=EndpointPerf, now=cython.longlong, dt=cython.longlong, st=cython.longlong)
+def _perf_mark(p, now):
+    """Add the time since ``p.mark`` to the pending time of the state that held it."""
+    dt = now - p.mark
+    p.mark = now
+    if dt <= 0:
+        return
+    st = p.state
+    if st == _P_CWND:
+        p.p_cwnd += dt
+    elif st == _P_RWND:
+        p.p_rwnd += dt
+    elif st == _P_APP:
+        p.p_app += dt
+    elif st == _P_LOSS:
+        p.p_loss += dt
+    elif st == _P_ZWND:
+        p.p_zwnd += dt
+
+
+@cython.cfunc
+@cython.locals(p=EndpointPerf, f=Flow, peer=Flow, sc=cython.longlong, wnd=cython.longlong,
+               flight=cython.longlong, mss=cython.longlong)
+@cython.returns(cython.longlong)
+def _perf_state(p, f, peer):
+    """What holds sender ``f`` back now, from the ACK and window ``peer`` sent last."""
+    if peer.is_first_ack:
+        return _P_CWND
+    if peer.window == 0:
+        return _P_ZWND
+    sc = peer.win_scale
+    if sc == -1:
+        wnd = _HALF                         # scale unknown (no handshake seen): the window cannot be judged
+    else:
+        wnd = peer.window << sc if sc > 0 else peer.window
+    mss = peer.mss if peer.mss else f.stats.max_seg
+    if not seq_gt(f.nextseq, peer.lastack):
+        return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
+    if p.recover >= 0:
+        if seq_gt(p.recover, peer.lastack):
+            return _P_LOSS
+        p.recover = -1
+    flight = seq_dist(f.nextseq, peer.lastack)
+    if flight >= _HALF:
+        return _P_CWND
+    if flight > p.flight_max:
+        p.flight_max = flight
+    if flight + mss >= wnd:
+        if wnd > p.win_max:
+            p.win_max = wnd
+        return _P_RWND
+    if p.short:
+        return _P_APP
+    return _P_CWND
+
+
+@cython.cfunc
+@cython.locals(p=EndpointPerf)
+def _perf_flush(p):
+    """The time since the previous data segment counts: the transfer went on."""
+    p.t_rwnd += p.p_rwnd
+    p.t_zwnd += p.p_zwnd
+    p.t_loss += p.p_loss
+    p.t_app += p.p_app
+    p.t_cwnd += p.p_cwnd
+    p.p_rwnd = p.p_zwnd = p.p_loss = p.p_app = p.p_cwnd = 0
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, p=EndpointPerf, seg=Segment, gap=cython.longlong, rtt=cython.longlong)
+def _perf_rto(conn, fwd, p, seg, gap):
+    """A retransmission after a silence of ``gap`` with data unacknowledged: longer than 3/2
+    of the mean RTT (the handshake's before any sample) is a retransmission time-out, and the
+    silence is loss recovery, whatever state it was counted in."""
+    rtt = fwd.track.rtt_sum // fwd.track.rtt_n if fwd.track.rtt_n else conn.irtt
+    if rtt <= 0 or 2 * gap <= _RTO_HALF_RTTS * rtt:
+        return
+    p.rto_n += 1
+    p.rto_ns += gap
+    p.p_loss += p.p_rwnd + p.p_cwnd + p.p_app
+    p.p_rwnd = p.p_cwnd = p.p_app = 0
+    if p.rto_waits is None:
+        p.rto_waits = []
+    if len(p.rto_waits) < K_MAX_EVENTS_PER_CONN:
+        p.rto_waits.append((p.last_ns, seg.ts_ns, seg.frame))
+
+
+@cython.locals(p=EndpointPerf, lo=cython.longlong, hi=cython.longlong, a=cython.longlong, b=cython.longlong)
+def _perf_unique(p, lo, hi):
+    """Bytes [lo, hi) (relative) that do not follow the highest data: past it, a hole the
+    capture has not seen (remembered, at most K_MAX_EVENTS_PER_CONN of them); below it, new
+    only where they fill such a hole."""
+    if lo > p.high_rel:
+        if lo - p.high_rel >= _HALF:
+            return                          # far outside the sequence space seen: not data of this flow
+        if p.holes is None:
+            p.holes = []
+        if len(p.holes) < K_MAX_EVENTS_PER_CONN:
+            p.holes.append([p.high_rel, lo])
+        p.unique += hi - lo
+        p.high_rel = hi
+        return
+    if hi > p.high_rel:
+        p.unique += hi - p.high_rel
+        p.high_rel = hi
+    if p.holes:
+        keep = []
+        for h in p.holes:
+            a = h[0] if h[0] > lo else lo
+            b = h[1] if h[1] < hi else hi
+            if a < b:
+                p.unique += b - a
+                if h[0] < a:
+                    keep.append([h[0], a])
+                if b < h[1]:
+                    keep.append([b, h[1]])
+            else:
+                keep.append(h)
+        p.holes = keep
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf,
+               now=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
+               mss=cython.longlong, g=cython.longlong)
+def _perf_sent(conn, fwd, rev, seg, aflags):
+    """A data segment, for its sender's EndpointPerf: a time-out it ends, the wait since the
+    peer's last data (a request/response turn), the gaps between segments sent while nothing
+    else held the sender, the data's span, loss recovery, and the state from here."""
+    p = fwd.perf
+    now = seg.ts_ns
+    _perf_mark(p, now)
+    if not p.first_frame:
+        p.first_ns = now
+        p.first_frame = seg.frame
+    else:
+        gap = now - p.last_ns
+        if aflags & _RTX_FAMILY:
+            if p.state != _P_ZWND and seq_gt(fwd.nextseq, rev.lastack):
+                _perf_rto(conn, fwd, p, seg, gap)
+        elif p.state == _P_CWND:
+            g = gap // 1000
+            p.gap_n += 1
+            p.gap_sum += gap
+            p.gap_sq += g * g
+    t = rev.perf.last_ns
+    if t > p.last_ns and now - t <= _THINK_MAX_NS:
+        t = now - t
+        p.turn_n += 1
+        p.turn_sum += t
+        if p.turn_min < 0 or t < p.turn_min:
+            p.turn_min = t
+        if t > p.turn_max:
+            p.turn_max = t
+            p.turn_max_frame = seg.frame
+    _perf_flush(p)
+    p.last_ns = now
+    rel = seq_dist(seg.seq, fwd.base_seq)
+    if rel == p.high_rel or p.high_rel < 0:
+        p.unique += seg.paylen
+        p.high_rel = rel + seg.paylen
+    else:
+        _perf_unique(p, rel, rel + seg.paylen)
+    mss = rev.mss if rev.mss else fwd.stats.max_seg
+    p.short = seg.paylen + _TCP_OPTIONS_MAX < mss
+    if aflags & (_RTX | _FAST | _LOST | _OOO):     # below nextseq: resent, or a hole before the capture
+        p.recover = fwd.nextseq
+    p.state = _perf_state(p, fwd, rev)
+    if p.state == _P_RWND and not p.rwnd_frame:
+        p.rwnd_frame = seg.frame
+
+
+@cython.cfunc
+@cython.locals(snd=Flow, rcv=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf)
+def _perf_acked(snd, rcv, seg, aflags):
+    """An ACK from ``rcv`` for data sender ``snd``: duplicate ACKs start loss recovery; the
+    sender's state from here."""
+    p = snd.perf
+    _perf_mark(p, seg.ts_ns)
+    if aflags & _DUPACK and p.recover < 0:
+        p.recover = snd.nextseq
+    p.state = _perf_state(p, snd, rcv)
+
+
 @cython.cfunc
 @cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, seg=Segment, nextseq=cython.longlong,
                nxt=cython.longlong, zrtx=cython.bint, flags=cython.longlong)
@@ -1452,6 +1690,8 @@ class Analyzer:
         _relative_bases(conn, fwd, rev, seg)
         if flags & _SYN:
             self._on_syn(conn, d, fwd, rev, seg)
+            if flags & _ACK and conn.handshake.ts_mru_syn:
+                fwd.perf.syn_gap = now - conn.handshake.ts_mru_syn
 
         # the sender's state before this segment, for the concerns that compare with it
         nextseq = fwd.nextseq
@@ -1462,6 +1702,10 @@ class Analyzer:
         aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.cfg.fast_rtx_ns, self.cfg.ooo_ns)
         nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
         _match_ack(rev, seg, v)
+        if seg.paylen:
+            _perf_sent(conn, fwd, rev, seg, aflags)
+        if flags & _ACK and rev.perf.first_frame:
+            _perf_acked(rev, fwd, seg, aflags)
         v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg)
         _remember_sack(fwd, seg)
         if aflags:

@@ -272,6 +272,7 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
         # spilled records stay in the worker's file: only their index travels
         "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
+        "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
         "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
         "findings": list(sink.kept), "keys": sink.keys,
         "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
@@ -465,6 +466,9 @@ def _merge_parts(path: str, options, parts: list[dict]):
         for s, f in enumerate(p["flagged"]):
             if f:
                 conns.flag(m[s])
+        for rec in p.get("slowest", ()):
+            rec["stream"] = m[rec["stream"]]
+            conns.push_slow(rec)
     conns.n = sum(p["totals"]["n"] for p in parts)
     conns.bytes = sum(p["totals"]["bytes"] for p in parts)
     states: dict[str, int] = {}

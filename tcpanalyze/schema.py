@@ -6,6 +6,7 @@ change it).  The README ("JSON contract") describes the same document in words.
 """
 from __future__ import annotations
 
+from tcpanalyze.diagnosis import LIMITS, STATES
 from tcpanalyze.findings import SEVERITIES, finding_kinds
 
 SCHEMA_VERSION = 1
@@ -111,8 +112,29 @@ JSON_SCHEMA: dict = {
                 "orig_pkts": _INT, "resp_pkts": _INT, "orig_bytes": _INT, "resp_bytes": _INT,
                 "start": _NUM, "end": _NUM, "duration": _NUM, "file": _STR,
                 "findings": {"type": "array", "items": _STR}, "severity": {"enum": list(SEVERITIES) + [None]},
-                "score": _INT, "orig": {"type": "object"}, "resp": {"type": "object"},
+                "score": _INT, "orig": {"$ref": "#/$defs/side"}, "resp": {"$ref": "#/$defs/side"},
+                "server_think": {"$ref": "#/$defs/think"}, "client_think": {"$ref": "#/$defs/think"},
             },
+        },
+        # what one endpoint sent and what limited it (docs/diagnosis.md)
+        "side": {
+            "type": "object",
+            "required": ["data_bytes", "transfer_s", "throughput_bps", "goodput_bps", "rtt_min_ms", "rtt_avg_ms",
+                         "rtt_max_ms", "time", "rto_waits", "limited_by", "limited_by_reason"],
+            "properties": {
+                "data_bytes": _INT, "transfer_s": _OPT_NUM, "throughput_bps": _OPT_NUM, "goodput_bps": _OPT_NUM,
+                "rtt_min_ms": _OPT_NUM, "rtt_avg_ms": _OPT_NUM, "rtt_max_ms": _OPT_NUM,
+                "time": {"type": ["object", "null"], "additionalProperties": False,
+                         "required": list(STATES), "properties": {k: _NUM for k in STATES}},
+                "rto_waits": {"type": "array", "items": {
+                    "type": "object", "required": ["frame", "start", "wait_s", "backoff"],
+                    "properties": {"frame": _INT, "start": _NUM, "wait_s": _NUM, "backoff": _OPT_NUM}}},
+                "limited_by": {"enum": list(LIMITS) + [None]}, "limited_by_reason": _OPT_STR,
+            },
+        },
+        "think": {
+            "type": ["object", "null"], "required": ["exchanges", "min_ms", "avg_ms", "max_ms"],
+            "properties": {"exchanges": _INT, "min_ms": _NUM, "avg_ms": _NUM, "max_ms": _NUM},
         },
         "finding": {
             "type": "object",

@@ -17,12 +17,13 @@ import heapq
 import ipaddress
 import os
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Iterable, Union
 
 from tcpanalyze._version import __version__
 from tcpanalyze import engine
 from tcpanalyze.errors import SourceError
-from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds, add_counts
+from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, THRESHOLDS, CaptureFacts, Thresholds, add_counts
 from tcpanalyze.findings.driver import Detectors
 from tcpanalyze.findings.timewait import time_wait_section
 from tcpanalyze.model import addr_str
@@ -141,6 +142,9 @@ class Report:
     connections: Records = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    #: the records of the connections with the longest transfers (the console report's
+    #: "Slowest connections"; kept only when ``connections`` is a top-N selection)
+    slowest: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "tool": {"name": "tcpanalyze", "version": __version__},
@@ -176,7 +180,8 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
         hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
         hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
         max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
-        msl_s=msl if msl is not None else d.msl_s if tw is None else tw / 2)
+        msl_s=msl if msl is not None else d.msl_s if tw is None else tw / 2,
+        extra={name: v for name in THRESHOLDS if (v := kw.pop(name, None)) is not None})
 
 
 def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +246,7 @@ class _Connections:
         self.heap: list[tuple[Any, ...]] = []
         #: one byte per stream: 1 when the connection has a finding (kept or not)
         self.flagged = bytearray()
+        self.slow: list[tuple[Any, ...]] = []       # (transfer ns, -stream, record): the longest transfers
         self.n = 0
         self.bytes = 0
         self.states: dict[str, int] = {}
@@ -288,6 +294,29 @@ class _Connections:
             elif key > self.heap[0][:2]:
                 heapq.heapreplace(self.heap, item)
 
+    def wanted_slow(self, key: tuple[int, int]) -> bool:
+        """Would a connection with this (transfer ns, -stream) be among the slowest kept?"""
+        keep = self.keep
+        return keep is not None and keep > 0 and key[0] > 0 and (len(self.slow) < keep or key > self.slow[0][:2])
+
+    def push_slow(self, rec: Any, key: tuple[int, int] | None = None) -> None:
+        """Keep ``rec`` (a record, or a function that makes it) among the ``keep`` longest
+        transfers (a top-N report only)."""
+        if key is None:
+            key = (int(transfer_s(rec) * 1e9), -rec["stream"])
+        if self.keep is None or not self.wanted_slow(key):
+            return
+        item = (*key, rec)
+        if len(self.slow) < self.keep:
+            heapq.heappush(self.slow, item)
+        else:
+            heapq.heapreplace(self.slow, item)
+
+    def slowest(self) -> list[dict[str, Any]]:
+        """The kept longest transfers, longest first (a connection kept by ``ReportBuilder`` is
+        summarised here, once: most of those pushed are pushed out again)."""
+        return [x[2]() if callable(x[2]) else x[2] for x in sorted(self.slow, key=lambda x: x[:2], reverse=True)]
+
     def records(self) -> list[dict[str, Any]] | SpilledRecords:
         """The kept records in stream order: a list, or SpilledRecords when spilled."""
         if self.keep is None and not isinstance(self.all, list):
@@ -296,6 +325,11 @@ class _Connections:
             [x[2] for x in self.heap]
         recs.sort(key=lambda r: r["stream"])
         return recs
+
+
+def transfer_s(rec: dict[str, Any]) -> float:
+    """The longer of a connection record's two transfer times (first to last data byte), s."""
+    return max(rec["orig"].get("transfer_s") or 0.0, rec["resp"].get("transfer_s") or 0.0)
 
 
 def _rank(rec: dict[str, Any]) -> tuple[int, int, int]:
@@ -358,14 +392,37 @@ class ReportBuilder:
         if score:
             conns.flag(conn.stream)
         key = ((score, fo.stats.rtx + fr.stats.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
-        if not conns.wanted(key):
+        worst = conns.wanted(key)
+        slow = None
+        keep = conns.keep
+        if keep:
+            p = fo.perf
+            t = p.last_ns - p.first_ns
+            p = fr.perf
+            if p.last_ns - p.first_ns > t:
+                t = p.last_ns - p.first_ns
+            if t > 0:
+                heap = conns.slow
+                if len(heap) < keep or t >= heap[0][0]:
+                    slow = (t, -conn.stream)
+                    if not conns.wanted_slow(slow):
+                        slow = None
+        if not worst:
+            if slow is not None:
+                conns.push_slow(partial(self._record, conn, labels, score), slow)
             return
+        rec = self._record(conn, labels, score)
+        conns.push(key, rec)
+        if slow is not None:
+            conns.push_slow(rec, slow)
+
+    def _record(self, conn: engine.Conn, labels: list[tuple[str, str]], score: int) -> dict[str, Any]:
         rec = summarize(conn)
         rec["file"] = self.path
         rec["findings"] = sorted({lab for lab, _sev in labels})
         rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
         rec["score"] = score
-        conns.push(key, rec)
+        return rec
 
     def build(self, stats: RunStats, facts: CaptureFacts | None = None) -> Report:
         """Finish the engine and build the Report (``facts``: the capture's, when no engine
@@ -434,7 +491,8 @@ class ReportBuilder:
         entry = stats.to_dict()
         entry["error"] = None
         entry["summary"] = summ
-        return Report(files=[entry], summary=dict(summ), connections=records, findings=findings)
+        return Report(files=[entry], summary=dict(summ), connections=records, findings=findings,
+                      slowest=conns.slowest())
 
 
 def analyze_file(path: str, options: AnalyzeOptions | None = None,
@@ -496,8 +554,11 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
         for r in reports:
             listed.extend(r.connections)
         conns = listed
+    slowest: list[dict[str, Any]] = []
     if keep_connections is not None:
         conns = sorted(conns, key=lambda c: _rank(c), reverse=True)[:keep_connections]
+        slowest = sorted((c for r in reports for c in r.slowest), key=lambda c: (transfer_s(c), -c["stream"]),
+                         reverse=True)[:keep_connections]
     finds.sort(key=_finding_order)
     summ = _empty_summary()
     summ["files"] = 0
@@ -541,4 +602,4 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
         summ["duration"] = round(summ["end"] - summ["start"], 9)
     by_sev = summ["findings"]["by_severity"]
     summ["worst_severity"] = next((s for s in reversed(SEVERITIES) if by_sev[s]), None)
-    return Report(files=files, summary=summ, connections=conns, findings=finds)
+    return Report(files=files, summary=summ, connections=conns, findings=finds, slowest=slowest)

@@ -5,6 +5,7 @@ Times are seconds since the epoch (floats); durations and RTTs are seconds.
 """
 from __future__ import annotations
 
+from tcpanalyze.diagnosis import perf, think_times
 from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.model import addr_str, flag_names
 
@@ -56,7 +57,7 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
         "handshake_rtt": _s(conn.irtt) if conn.irtt else None,
         "syn_retries": max(0, len(conn.handshake.syn_times) - 1) if conn.handshake.syn_times else 0,
         "retransmissions": fo.stats.rtx + fr.stats.rtx,
-        "orig": side_stats(fo), "resp": side_stats(fr),
+        "orig": {**side_stats(fo), **perf(conn, o)}, "resp": {**side_stats(fr), **perf(conn, r)},
         "unexpected": [{"frame": fr_, "endpoint": "orig" if ep == o else "resp", "anomaly": name}
                        for fr_, _ts, ep, name in (conn.anomalies or ())],
     }
@@ -72,6 +73,7 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
     if conn.ending.tw_start is not None:
         ep, ts, frame = conn.ending.tw_start
         rec["time_wait"] = {"endpoint": "orig" if ep == o else "resp", "start": _s(ts), "frame": frame}
+    rec["server_think"], rec["client_think"] = think_times(conn)
     if timelines and conn.timeline is not None:
         rec["timeline"] = {
             "orig": timeline(conn, o),

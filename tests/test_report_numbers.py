@@ -192,9 +192,11 @@ def test_several_files_span_not_sum_and_names(tmp_path):
     # every stream named in the total section carries its file
     assert "a.pcap #1" in tot and "b.pcap #0" in tot
     assert not re.search(r"(?<![\w.]) #\d", tot.split("Worst connections")[0])
-    worst = tot.split("Worst connections")[1]
-    for line in worst.splitlines()[3:]:
-        if "→" in line:
+    worst, slowest = tot.split("Worst connections")[1].split("Slowest connections")
+    for table in (worst, slowest):
+        rows = [line for line in table.splitlines()[3:] if "→" in line]
+        assert rows
+        for line in rows:
             assert re.match(r"\s+[ab]\.pcap #\d+\s", line), line
     # JSON: every finding and connection names its file
     doc = json.loads(json.dumps(total.to_dict(), default=str))

@@ -6,6 +6,8 @@ import sys
 import click
 
 from tcpanalyze.engine import Analyzer
+from tcpanalyze.findings import Detectors
+from tcpanalyze.findings.stall import stall_spans
 from tcpanalyze.report.ladder import LadderCollector, print_ladder, render_svg
 
 from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, make_config, no_stream, open_output,
@@ -34,11 +36,19 @@ def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
     cfg = make_config(**pop_engine_kw(kw))
     analyzer = Analyzer(cfg, keep_timeline=True)
     collector = LadderCollector(stream, max_packets=max_packets, absolute=absolute)
-    stats = run_capture(file, analyzer, on_segment=collector, progress=True)
+    det = Detectors()           # the stall detector's watch, for this stream only
+
+    def on_segment(seg, a) -> None:
+        collector(seg, a)
+        if a.verdict.conn.stream == stream:
+            det.on_segment(seg, a)
+
+    stats = run_capture(file, analyzer, on_segment=on_segment, progress=True)
     analyzer.finish()
     if collector.conn is None:
         raise no_stream(stream, file, analyzer.streams)
-    lad = collector.build()
+    conn = collector.conn
+    lad = collector.build([st for d in (0, 1) for st in stall_spans(conn, det.th, d)])
     if svg_path is not None:
         doc = render_svg(lad)
         if svg_path == "-":

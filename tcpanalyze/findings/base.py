@@ -56,9 +56,35 @@ K_TW_TOP_PORTS = 5
 K_TW_REPORT_HOSTS = 100
 
 
+class Threshold:
+    """A threshold a detector module declares with ``declare_threshold``: its option name
+    (``--slow-server-ms``), default (the module's named constant), type and help."""
+
+    __slots__ = ("name", "default", "type", "help")
+
+    def __init__(self, name: str, default, type_, help_: str):
+        self.name = name
+        self.default = default
+        self.type = type_
+        self.help = help_
+
+
+#: thresholds declared by detector modules, by name (the analyze/check/live options and
+#: ``Thresholds.extra`` read it): a detector with a threshold of its own touches no other file
+THRESHOLDS: dict[str, Threshold] = {}
+
+
+def declare_threshold(name: str, default, help: str):
+    """Declare a detector's threshold: ``--NAME`` (underscores as dashes) on the commands that
+    report findings, ``th.get(NAME)`` in the detector.  Returns the default."""
+    THRESHOLDS[name] = Threshold(name, default, type(default), help)
+    return default
+
+
 @dataclass
 class Thresholds:
-    """Named defaults of every detector; the CLI overrides them (``tcpanalyze analyze --help``)."""
+    """Named defaults of every detector; the CLI overrides them (``tcpanalyze analyze --help``).
+    ``extra`` holds the values given for thresholds declared with ``declare_threshold``."""
 
     retrans_rate: float = K_RETRANS_RATE
     retrans_min_segments: int = K_RETRANS_MIN_SEGMENTS
@@ -73,9 +99,19 @@ class Thresholds:
     ooo_burst_gap_s: float = K_OOO_BURST_GAP_S
     evidence_frames: int = K_EVIDENCE_FRAMES
     max_findings_per_kind: int = K_MAX_FINDINGS_PER_KIND
+    extra: dict = field(default_factory=dict)
+
+    def get(self, name: str):
+        """A declared threshold's value: the one given, else its default."""
+        v = self.extra.get(name)
+        return THRESHOLDS[name].default if v is None else v
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        del d["extra"]
+        for name in THRESHOLDS:
+            d[name] = self.get(name)
+        return d
 
 
 # ---------------------------------------------------------------------------- the registry

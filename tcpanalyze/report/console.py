@@ -353,8 +353,58 @@ def connections_table(conns: list[dict], top: int, with_findings: int | None = N
     return t
 
 
+def _rate(bps: float | None) -> str:
+    if not bps:
+        return "-"
+    for unit, k in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bps >= k:
+            return f"{bps / k:.3g} {unit}"
+    return f"{bps:.0f} bit/s"
+
+
+def slowest_table(conns: list[dict], top: int, name_files: dict[str, str] | None = None) -> Table | None:
+    """The connections with the longest transfers (first to last data byte of the direction
+    that took longer): throughput, RTT and what limited it (docs/diagnosis.md).  Endpoints
+    are never cut (they fold onto another line); ``name_files`` as for connections_table."""
+    rows = []
+    for c in conns:
+        side = max(("orig", "resp"), key=lambda k: c[k].get("transfer_s") or 0.0)
+        s = c[side]
+        if s.get("transfer_s"):
+            rows.append((s["transfer_s"], -c["stream"], side, c))
+    if not rows or top <= 0:
+        return None
+    rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    t = Table(title=f"Slowest connections (longest transfers, top {min(top, len(rows))})", box=box.SIMPLE_HEAD,
+              title_justify="left", expand=True, pad_edge=False)
+    if name_files:
+        t.add_column("Stream", justify="right", max_width=K_STREAM_MAX, overflow="fold")
+    else:
+        t.add_column("Stream", justify="right", no_wrap=True)
+    t.add_column("Sender → receiver", ratio=2, overflow="fold")
+    t.add_column("Transfer", justify="right", no_wrap=True)
+    t.add_column("Goodput", justify="right", no_wrap=True)
+    t.add_column("RTT", justify="right", no_wrap=True)
+    t.add_column("Limited by: why", ratio=3)
+    for transfer, _s, side, c in rows[:top]:
+        s = c[side]
+        o, r = _endpoint(c["orig_h"], c["orig_p"]), _endpoint(c["resp_h"], c["resp_p"])
+        pair = f"{o} → {r}" if side == "orig" else f"{r} → {o}"
+        rtt = s.get("rtt_avg_ms")
+        why = Text(s.get("limited_by") or "-", style="bold")
+        if s.get("limited_by_reason"):
+            why.append(f": {s['limited_by_reason']}", style="")
+        stream = str(c["stream"])
+        if name_files and c.get("file") in name_files:
+            stream = f"{name_files[c['file']]} #{stream}"
+        t.add_row(stream, Text(pair), _dur(transfer), _rate(s.get("goodput_bps")),
+                  "-" if rtt is None else f"{rtt:.3g} ms", why)
+    return t
+
+
 def _section(console: Console, title: str, files: list[dict], summary: dict, findings: list[dict],
-             conns: list[dict], top: int, time_wait: bool = True, name_files: dict[str, str] | None = None) -> None:
+             conns: list[dict], top: int, time_wait: bool = True, name_files: dict[str, str] | None = None,
+             slowest: list[dict] | None = None) -> None:
     console.print(_header(summary, title, files, several=name_files is not None))
     parts = []
     ft = findings_table(findings, summary, name_files)
@@ -369,6 +419,9 @@ def _section(console: Console, title: str, files: list[dict], summary: dict, fin
     ct = connections_table(conns, top, summary.get("connections_with_findings"), name_files, console.width)
     if ct is not None:
         parts.append(ct)
+    st = slowest_table(slowest if slowest is not None else conns, top, name_files)
+    if st is not None:
+        parts.append(st)
     console.print()
     console.print(Group(*parts))
 
@@ -378,20 +431,22 @@ def render(report: Report, console: Console, *, top: int = 10) -> None:
     files = report.files
     if len(files) <= 1:
         name = os.path.basename(files[0]["source"]) if files else "-"
-        _section(console, name, files, report.summary, report.findings, report.connections, top)
+        _section(console, name, files, report.summary, report.findings, report.connections, top,
+                 slowest=_slowest(report))
         return
     for f in files:
         src = f["source"]
         console.print(Rule(Text(os.path.basename(src), style="bold"), align="left"))
         summ = f.get("summary") or {}
         _section(console, src, [f], summ, [x for x in report.findings if x.get("file") == src],
-                 [c for c in report.connections if c.get("file") == src], top)
+                 [c for c in report.connections if c.get("file") == src], top,
+                 slowest=[c for c in _slowest(report) if c.get("file") == src])
         console.print()
     console.print(Rule(Text(f"Total: {len(files)} files", style="bold"), align="left"))
     failed = report.summary.get("files_failed", 0)
     title = f"{len(files)} files" + (f" ({failed} unreadable)" if failed else "")
     _section(console, title, [], report.summary, report.findings, report.connections, top, time_wait=False,
-             name_files=file_names([f["source"] for f in files]))
+             name_files=file_names([f["source"] for f in files]), slowest=_slowest(report))
 
 
 def file_names(paths: list[str]) -> dict[str, str]:
@@ -399,3 +454,8 @@ def file_names(paths: list[str]) -> dict[str, str]:
     given when two files share a base name."""
     base = [os.path.basename(p) or p for p in paths]
     return {p: b if base.count(b) == 1 else p for p, b in zip(paths, base)}
+
+
+def _slowest(report: Report) -> list[dict]:
+    """The records to rank by transfer time: the report's slowest (a top-N report), else all."""
+    return getattr(report, "slowest", None) or list(report.connections)

@@ -19,11 +19,13 @@ _STATE_STYLE = {"ESTABLISHED": "green", "TIME_WAIT": "yellow", "CLOSE_WAIT": "ma
 #: (header, justify) of every column, in display order
 COLUMNS = (("stream", "right"), ("client", "left"), ("server", "left"), ("client state", "left"),
            ("server state", "left"), ("zeek", "left"), ("history", "left"), ("pkts c/s", "right"),
-           ("bytes c/s", "right"), ("rtx", "right"), ("closed by", "left"), ("end", "left"))
+           ("bytes c/s", "right"), ("rtx", "right"), ("closed by", "left"), ("end", "left"),
+           ("goodput", "right"), ("rtt", "right"), ("limited by", "left"))
 #: columns that are never left out
 KEEP = ("stream", "client", "server")
 #: the others, most wanted first
-PRIORITY = ("client state", "server state", "end", "zeek", "rtx", "pkts c/s", "bytes c/s", "closed by", "history")
+PRIORITY = ("client state", "server state", "end", "limited by", "goodput", "rtt", "zeek", "rtx", "pkts c/s",
+            "bytes c/s", "closed by", "history")
 
 
 def make_console(out, width: int | None = None) -> Console:
@@ -39,7 +41,8 @@ def _cells(r: dict) -> dict[str, str]:
             "server state": r["resp_state"], "zeek": r["conn_state"], "history": r["history"],
             "pkts c/s": f"{r['orig_pkts']}/{r['resp_pkts']}", "bytes c/s": f"{r['orig_bytes']}/{r['resp_bytes']}",
             "rtx": str(r["retransmissions"]), "closed by": r["close_initiator"] or "-",
-            "end": (r["end_reason"] or "-") + ("" if r["handshake_seen"] else " (no handshake)")}
+            "end": (r["end_reason"] or "-") + ("" if r["handshake_seen"] else " (no handshake)"),
+            **dict(zip(("goodput", "rtt", "limited by"), _limits(r)))}
 
 
 def fit_columns(rows: list[dict[str, str]], width: int) -> tuple[list[str], list[str]]:
@@ -79,6 +82,22 @@ def render_flows(recs: list[dict], out, detail: bool = False, width: int | None 
     if detail:
         for r in recs:
             _render_timelines(con, r)
+
+
+def _limits(r: dict) -> tuple[str, str, str]:
+    """Goodput, RTT and limited_by of the direction that carried more data ("c>" client to
+    server, "s>" server to client); dashes without data (docs/diagnosis.md)."""
+    o, s = r.get("orig") or {}, r.get("resp") or {}
+    if not (o.get("data_bytes") or s.get("data_bytes")):
+        return "-", "-", "-"
+    who, d = ("c>", o) if (o.get("data_bytes") or 0) >= (s.get("data_bytes") or 0) else ("s>", s)
+    bps = d.get("goodput_bps")
+    rate = "-"
+    if bps:
+        rate = next((f"{bps / k:.3g} {u}" for u, k in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)) if bps >= k),
+                    f"{bps:.0f} bit/s")
+    rtt = d.get("rtt_avg_ms")
+    return f"{who} {rate}", "-" if rtt is None else f"{rtt:.3g} ms", f"{who} {d.get('limited_by') or '-'}"
 
 
 def _styled(state: str) -> Text:

@@ -187,8 +187,10 @@ class LadderCollector:
         else:
             self.tail.append(rec)
 
-    def build(self) -> Ladder:
-        """The ladder of the collected stream (call after the capture was read)."""
+    def build(self, stalls: list[tuple] | None = None) -> Ladder:
+        """The ladder of the collected stream (call after the capture was read).  ``stalls``:
+        ``(direction, start_ns, end_ns, end_frame)`` of the connection's stalls, marked on the
+        segment that ended each (the last segment for one the connection ended in)."""
         conn = self.conn
         if conn is None:
             raise LookupError(f"no stream {self.stream}")
@@ -211,6 +213,10 @@ class LadderCollector:
             who = "client" if ep == o else "server"
             text = f"{who}: {name}" + (", crossed the RST" if frame in crossed else "")
             odd.setdefault(frame, []).append(Note(text, "dim", "unexpected"))
+        for st in stalls or ():
+            who = "client" if st[0] == o else "server"
+            odd.setdefault(st[3] or conn.last_frame, []).insert(
+                0, Note(f"{who} stalled {(st[2] - st[1]) / 1e9:.3f} s", "yellow", "warn"))
         first = conn.first_ns
 
         def row(rec) -> SegmentRow:

@@ -354,7 +354,7 @@ class Flow:
 
     FIELDS = (
         # relative numbering and window
-        ("base_seq", "long long", 0), ("base_set", "bint", False), ("saw_syn", "bint", False),
+        ("base_seq", "long long", 0), ("base_set", "bint", False),
         ("win_scale", "long long", -1),      # -1 unknown, -2 no scaling negotiated, else the shift
         ("window", "long long", -1),         # last raw window sent (Wireshark starts at G_MAXUINT32)
         ("is_first_ack", "bint", True), ("mss", "long long", 0), ("sack", "object", None),
@@ -1465,7 +1465,6 @@ class Analyzer:
             fwd.win_scale = -2
         if seg.mss > 0:
             fwd.mss = seg.mss
-        fwd.saw_syn = True
 
     def _control(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment, nxt: int) -> None:
         flags = seg.flags

@@ -487,7 +487,7 @@ class ConnectionStream(_Stream):
         self._waiting: dict[int, Connection] = {}
         self._next = 0
         self._emit = out.append
-        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=self._done), None, out)
+        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, detail=False), None, out)
 
     def _done(self, conn: Conn) -> None:
         rec = Connection.from_dict(summarize(conn))

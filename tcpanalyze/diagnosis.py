@@ -88,7 +88,7 @@ def perf(conn, d: int) -> dict:
     if span > 0:
         out["throughput_bps"] = round(f.stats.bytes * 8e9 / span, 1)
         out["goodput_bps"] = round(data * 8e9 / span, 1)
-    parts = [p.t_rwnd, p.t_zwnd, p.t_loss, p.t_app, p.t_cwnd]
+    parts = [p.split.t_rwnd, p.split.t_zwnd, p.split.t_loss, p.split.t_app, p.split.t_cwnd]
     if sum(parts) > 0:
         out["time"] = dict(zip(STATES, _fractions(parts)))
     out["rto_waits"] = rto_waits(p)
@@ -128,7 +128,7 @@ def _verdict(conn, f, peer, p, parts: list[int], data: int, span: int, out: dict
     near = conn.irtt > 1_000_000 and tr.rtt_n and rtt_ns < K_NEAR_RECEIVER_SHARE * conn.irtt
     if near:
         rtt_min = conn.irtt
-    if span <= K_LATENCY_MAX_RTTS * rtt_min and not p.t_loss and not p.t_zwnd:
+    if span <= K_LATENCY_MAX_RTTS * rtt_min and not p.split.t_loss and not p.split.t_zwnd:
         return "latency", (f"{data:,} B in {span / 1e9:.3f} s = {span / rtt_min:.1f} RTT "
                            f"(RTT {_ms(rtt_min):g} ms): finished within {K_LATENCY_MAX_RTTS:g} round trips, in slow start")
     if near:
@@ -191,8 +191,8 @@ def _near_receiver(conn, f, peer, p, parts, data, span, rtt_ns) -> tuple[str, st
         rto = f" ({p.rto_n} time-out(s), {p.rto_ns / 1e9:.3g} s waiting)" if p.rto_n else ""
         return "loss_recovery", (f"{share} repairing losses: {f.stats.rtx + f.stats.ooo} segment(s) resent{rto}; "
                                  f"{where}")
-    if p.turn_n >= 2 and p.turn_sum * (p.turn_n - 1) / p.turn_n * 2 >= span:
-        return "application", (f"{p.turn_n} turns: waited {p.turn_sum / 1e9:.3g} s in all for the peer's "
+    if p.turns.turn_n >= 2 and p.turns.turn_sum * (p.turns.turn_n - 1) / p.turns.turn_n * 2 >= span:
+        return "application", (f"{p.turns.turn_n} turns: waited {p.turns.turn_sum / 1e9:.3g} s in all for the peer's "
                                f"requests and the application's answers; {where}")
     w = p.win_max or _window(peer)
     if span > 0 and w and data * 8e9 / span >= K_WINDOW_CEILING_SHARE * w * 8e9 / conn.irtt:
@@ -215,7 +215,7 @@ def think_times(conn) -> tuple[dict | None, dict | None]:
 
 
 def _think(p, net: int) -> dict | None:
-    if not p.turn_n:
+    if not p.turns.turn_n:
         return None
-    return {"exchanges": p.turn_n, "min_ms": _ms(max(0, p.turn_min - net)),
-            "avg_ms": _ms(max(0.0, p.turn_sum / p.turn_n - net)), "max_ms": _ms(max(0, p.turn_max - net))}
+    return {"exchanges": p.turns.turn_n, "min_ms": _ms(max(0, p.turns.turn_min - net)),
+            "avg_ms": _ms(max(0.0, p.turns.turn_sum / p.turns.turn_n - net)), "max_ms": _ms(max(0, p.turns.turn_max - net))}

@@ -334,7 +334,7 @@ class EndpointStats:
         ("ack_lost", "long long", 0), ("dupacks", "long long", 0), ("zero_win", "long long", 0),
         ("zwp", "long long", 0), ("keepalive", "long long", 0), ("win_full", "long long", 0),
         ("win_update", "long long", 0), ("syns", "long long", 0), ("fins", "long long", 0),
-        ("rsts", "long long", 0), ("max_seg", "long long", 0), ("trunc", "long long", 0),
+        ("rsts", "long long", 0), ("mss", "long long", 0), ("max_seg", "long long", 0), ("trunc", "long long", 0),
         ("data_after_fin", "long long", 0),
     )
     __slots__ = slots(FIELDS)
@@ -376,12 +376,40 @@ class EndpointTrack:
     __init__ = init(FIELDS)
 
 
+class PerfSplit:
+    """The time breakdown of one endpoint's transfer, in ns: ``t_*`` the time counted so
+    far per cause, ``p_*`` the time since the last data segment, added to ``t_*`` by the next
+    one (so the time after the last data byte never counts)."""
+
+    FIELDS = (
+        ("t_rwnd", "long long", 0), ("t_zwnd", "long long", 0), ("t_loss", "long long", 0),
+        ("t_app", "long long", 0), ("t_cwnd", "long long", 0),
+        ("p_rwnd", "long long", 0), ("p_zwnd", "long long", 0), ("p_loss", "long long", 0),
+        ("p_app", "long long", 0), ("p_cwnd", "long long", 0),
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
+
+
+class PerfTurns:
+    """Waits from the peer's last data byte to this endpoint's next data segment (think
+    times), in ns: how many, their sum, the shortest and longest, and the data segment that
+    ended the longest."""
+
+    FIELDS = (
+        ("turn_n", "long long", 0), ("turn_sum", "long long", 0), ("turn_min", "long long", -1),
+        ("turn_max", "long long", 0), ("turn_max_frame", "long long", 0),
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
+
+
 class EndpointPerf:
     """Where one endpoint's data transfer spent its time, kept per segment and turned into
     throughput, the time breakdown and ``limited_by`` when the connection is summarised
-    (``perf.py``, docs/diagnosis.md).  Times are ns; ``state`` is one of the ``PERF_*``
-    constants, in force since ``mark``; ``p_*`` hold the time since the last data segment,
-    added to ``t_*`` by the next one (so the time after the last data byte never counts)."""
+    (``diagnosis.py``, docs/diagnosis.md).  Times are ns; ``state`` is one of the ``PERF_*``
+    constants, in force since ``mark``; the breakdown is in ``split``, the think times in
+    ``turns``."""
 
     FIELDS = (
         ("first_ns", "long long", 0), ("last_ns", "long long", 0),     # first and last data segment
@@ -390,10 +418,7 @@ class EndpointPerf:
         ("unique", "long long", 0),          # bytes of sequence space first sent in this direction
         ("holes", "object", None),           # [lo, hi) below high_rel not seen yet (list, while any)
         ("state", "long long", 0), ("mark", "long long", 0),
-        ("t_rwnd", "long long", 0), ("t_zwnd", "long long", 0), ("t_loss", "long long", 0),
-        ("t_app", "long long", 0), ("t_cwnd", "long long", 0),
-        ("p_rwnd", "long long", 0), ("p_zwnd", "long long", 0), ("p_loss", "long long", 0),
-        ("p_app", "long long", 0), ("p_cwnd", "long long", 0),
+        ("split", "PerfSplit", PerfSplit),
         ("recover", "long long", -1),        # loss recovery lasts until the peer ACKs this raw seq
         ("short", "bint", False),            # the last data segment was shorter than the MSS
         ("rto_n", "long long", 0), ("rto_ns", "long long", 0),
@@ -402,9 +427,7 @@ class EndpointPerf:
         ("gap_sq", "long long", 0),          # ... and the sum of their squares in µs²
         ("win_max", "long long", 0),         # largest window the peer advertised while it was the limit
         ("flight_max", "long long", 0),      # most bytes in flight (by the peer's ACKs) after a data segment
-        ("turn_n", "long long", 0), ("turn_sum", "long long", 0), ("turn_min", "long long", -1),
-        ("turn_max", "long long", 0),        # waits from the peer's last data byte to this side's next
-        ("turn_max_frame", "long long", 0),  # the data segment that ended the longest wait
+        ("turns", "PerfTurns", PerfTurns),
         ("syn_gap", "long long", 0),         # SYN to this side's SYN/ACK (the responder's part of the RTT)
     )
     __slots__ = slots(FIELDS)
@@ -419,10 +442,10 @@ class Flow:
 
     FIELDS = (
         # relative numbering and window
-        ("base_seq", "long long", 0), ("base_set", "bint", False), ("saw_syn", "bint", False),
+        ("base_seq", "long long", 0), ("base_set", "bint", False),
         ("win_scale", "long long", -1),      # -1 unknown, -2 no scaling negotiated, else the shift
         ("window", "long long", -1),         # last raw window sent (Wireshark starts at G_MAXUINT32)
-        ("is_first_ack", "bint", True), ("mss", "long long", 0), ("sack", "object", None),
+        ("is_first_ack", "bint", True), ("sack", "object", None),
         # Wireshark's tcp_analyze_seq_flow_info_t
         ("nextseq", "long long", 0),         # 0 means "not seen yet", as in Wireshark
         ("nextseqtime", "long long", 0), ("nextseqframe", "long long", 0), ("maxseqtobeacked", "long long", 0),
@@ -915,7 +938,7 @@ def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
     seglen = seg.paylen
     nextseq = fwd.nextseq
     not_adv = nextseq != 0 and seq != nextseq and seq_lt(seq, nextseq)
-    if seglen > 1 and seq_add(nextseq, -1) == seq:
+    if not_adv and seglen > 1 and seq_add(nextseq, -1) == seq:
         not_adv = False              # new data right after a zero-window-probe byte
     rla = rev.lastack
     end = seq_add(seq, seglen)
@@ -1017,7 +1040,7 @@ def _remember_sent(fwd, seg, aflags, max_unacked):
     Returns the seq just past the segment (SYN and FIN count one)."""
     flags = seg.flags
     seq = seg.seq
-    nxt = seq_add(seq, seg.paylen)
+    nxt = seq_add(seq, seg.paylen) if seg.paylen else seq
     if seg.paylen or flags & _SF:
         if flags & _SF:
             nxt = seq_add(nxt, 1)
@@ -1033,12 +1056,12 @@ def _remember_sent(fwd, seg, aflags, max_unacked):
                     fwd.seg_hi = r
             elif segs:
                 e = segs[-1]
-                if seq_gt(e.end, seq):
+                if e.end != seq and seq_gt(e.end, seq):
                     fwd.segs_disordered = True
                     fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
             segs.append(_unacked(seq, nxt, seg.frame, seg.ts_ns, aflags & _RTX_FAMILY))
     nextseq = fwd.nextseq
-    if not nextseq or seq_gt(nxt, nextseq):
+    if not nextseq or (nxt != nextseq and seq_gt(nxt, nextseq)):
         if not aflags & _ZWP:
             fwd.nextseq = nxt
             fwd.nextseqframe = seg.frame
@@ -1057,53 +1080,43 @@ def _remember_sent(fwd, seg, aflags, max_unacked):
 
 @cython.cfunc
 @cython.locals(rev=Flow, seg=Segment, v=Verdict, e=Unacked, ack=cython.longlong, now=cython.longlong,
-               karn=cython.longlong)
+               karn=cython.longlong, k=cython.longlong, n=cython.longlong, dn=cython.longlong)
 def _match_ack(rev, seg, v):
-    """The ACK against the other direction's unacked segments: drop what it covers, trim a
-    partially ACKed one, and take the RTT of the segment it ACKs exactly (``v.ack_rtt``,
-    ``v.acks_frame``).  Karn's rule: no RTT sample from an ACK of retransmitted data."""
-    v.ack_rtt = -1
-    v.acks_frame = 0
-    if not rev.segs:
-        return
-    if not rev.segs_disordered:
-        karn = _ack_in_order(rev, seg.ack, seg.ts_ns, v)
-    elif seq_gt(seg.ack, seq_add(rev.base_seq, rev.seg_lo)):
-        karn = _ack_disordered(rev, seg.ack, seg.ts_ns, v)
+    """The ACK against the other direction's unacked segments (the caller checked there are
+    some): drop what it covers, trim a partially ACKed one, and take the RTT of the segment
+    it ACKs exactly (``v.ack_rtt``, ``v.acks_frame``; the caller reset them).  Karn's rule:
+    no RTT sample from an ACK of retransmitted data.
+
+    Segments in sequence order (the usual case) are walked here: the acked ones are a
+    prefix.  Out of order, ``_ack_disordered`` looks at every one."""
+    ack = seg.ack
+    now = seg.ts_ns
+    karn = 0
+    if rev.segs_disordered:
+        if seq_gt(ack, seq_add(rev.base_seq, rev.seg_lo)):
+            karn = _ack_disordered(rev, ack, now, v)
     else:
-        karn = 0
+        rsegs = rev.segs
+        k = 0
+        n = len(rsegs)
+        while k < n:
+            e = rsegs[k]
+            dn = seq_delta(ack, e.end)
+            if dn < 0:                     # ack before this segment's end
+                break
+            if dn == 0 and v.ack_rtt < 0:
+                v.ack_rtt = now - e.ts_ns
+                v.acks_frame = e.frame
+            karn |= e.karn
+            k += 1
+        if k:
+            del rsegs[:k]
+        if rsegs:
+            e = rsegs[0]
+            if ack != e.seq and seq_gt(ack, e.seq):
+                e.seq = ack               # partial ACK: trim the acked part
     if v.ack_rtt >= 0 and not karn:
         _rtt_sample(rev, seg, v.ack_rtt)
-
-
-@cython.cfunc
-@cython.locals(rev=Flow, ack=cython.longlong, now=cython.longlong, v=Verdict, e=Unacked, k=cython.longlong,
-               n=cython.longlong, karn=cython.longlong, dn=cython.longlong)
-@cython.returns(cython.longlong)
-def _ack_in_order(rev, ack, now, v):
-    """_match_ack over segments in sequence order: the acked ones are a prefix.  Returns the
-    retransmission bits of the acked segments."""
-    rsegs = rev.segs
-    k = 0
-    n = len(rsegs)
-    karn = 0
-    while k < n:
-        e = rsegs[k]
-        dn = seq_delta(ack, e.end)
-        if dn < 0:                     # ack before this segment's end
-            break
-        if dn == 0 and v.ack_rtt < 0:
-            v.ack_rtt = now - e.ts_ns
-            v.acks_frame = e.frame
-        karn |= e.karn
-        k += 1
-    if k:
-        del rsegs[:k]
-    if rsegs:
-        e = rsegs[0]
-        if seq_gt(ack, e.seq):
-            e.seq = ack               # partial ACK: trim the acked part
-    return karn
 
 
 @cython.cfunc
@@ -1181,6 +1194,18 @@ def _bytes_in_flight(fwd, rev, seg):
     if 0 < inflight < 2_000_000_000:
         return inflight - 1 if seg.flags & _SF else inflight
     return -1
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, v=Verdict, ws=cython.longlong)
+def _verdict_numbers(fwd, rev, seg, v):
+    """The verdict's numbers for the packets list: relative SEQ and ACK, the calculated
+    window (scaled once the handshake is over) and bytes in flight (-1: none)."""
+    v.rel_seq = seq_dist(seg.seq, fwd.base_seq)
+    v.rel_ack = seq_dist(seg.ack, rev.base_seq) if seg.flags & _ACK else 0
+    ws = fwd.win_scale
+    v.win = seg.win << ws if ws > 0 and not seg.flags & _SYN else seg.win
+    v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg) if seg.paylen else -1
 
 
 @cython.cfunc
@@ -1315,15 +1340,15 @@ def _perf_mark(p, now):
         return
     st = p.state
     if st == _P_CWND:
-        p.p_cwnd += dt
+        p.split.p_cwnd += dt
     elif st == _P_RWND:
-        p.p_rwnd += dt
+        p.split.p_rwnd += dt
     elif st == _P_APP:
-        p.p_app += dt
+        p.split.p_app += dt
     elif st == _P_LOSS:
-        p.p_loss += dt
+        p.split.p_loss += dt
     elif st == _P_ZWND:
-        p.p_zwnd += dt
+        p.split.p_zwnd += dt
 
 
 @cython.cfunc
@@ -1341,7 +1366,7 @@ def _perf_state(p, f, peer):
         wnd = _HALF                         # scale unknown (no handshake seen): the window cannot be judged
     else:
         wnd = peer.window << sc if sc > 0 else peer.window
-    mss = peer.mss if peer.mss else f.stats.max_seg
+    mss = peer.stats.mss if peer.stats.mss else f.stats.max_seg
     if not seq_gt(f.nextseq, peer.lastack):
         return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
     if p.recover >= 0:
@@ -1366,12 +1391,12 @@ def _perf_state(p, f, peer):
 @cython.locals(p=EndpointPerf)
 def _perf_flush(p):
     """The time since the previous data segment counts: the transfer went on."""
-    p.t_rwnd += p.p_rwnd
-    p.t_zwnd += p.p_zwnd
-    p.t_loss += p.p_loss
-    p.t_app += p.p_app
-    p.t_cwnd += p.p_cwnd
-    p.p_rwnd = p.p_zwnd = p.p_loss = p.p_app = p.p_cwnd = 0
+    p.split.t_rwnd += p.split.p_rwnd
+    p.split.t_zwnd += p.split.p_zwnd
+    p.split.t_loss += p.split.p_loss
+    p.split.t_app += p.split.p_app
+    p.split.t_cwnd += p.split.p_cwnd
+    p.split.p_rwnd = p.split.p_zwnd = p.split.p_loss = p.split.p_app = p.split.p_cwnd = 0
 
 
 @cython.cfunc
@@ -1385,8 +1410,8 @@ def _perf_rto(conn, fwd, p, seg, gap):
         return
     p.rto_n += 1
     p.rto_ns += gap
-    p.p_loss += p.p_rwnd + p.p_cwnd + p.p_app
-    p.p_rwnd = p.p_cwnd = p.p_app = 0
+    p.split.p_loss += p.split.p_rwnd + p.split.p_cwnd + p.split.p_app
+    p.split.p_rwnd = p.split.p_cwnd = p.split.p_app = 0
     if p.rto_waits is None:
         p.rto_waits = []
     if len(p.rto_waits) < K_MAX_EVENTS_PER_CONN:
@@ -1454,13 +1479,13 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
     t = rev.perf.last_ns
     if t > p.last_ns and now - t <= _THINK_MAX_NS:
         t = now - t
-        p.turn_n += 1
-        p.turn_sum += t
-        if p.turn_min < 0 or t < p.turn_min:
-            p.turn_min = t
-        if t > p.turn_max:
-            p.turn_max = t
-            p.turn_max_frame = seg.frame
+        p.turns.turn_n += 1
+        p.turns.turn_sum += t
+        if p.turns.turn_min < 0 or t < p.turns.turn_min:
+            p.turns.turn_min = t
+        if t > p.turns.turn_max:
+            p.turns.turn_max = t
+            p.turns.turn_max_frame = seg.frame
     _perf_flush(p)
     p.last_ns = now
     rel = seq_dist(seg.seq, fwd.base_seq)
@@ -1469,7 +1494,7 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
         p.high_rel = rel + seg.paylen
     else:
         _perf_unique(p, rel, rel + seg.paylen)
-    mss = rev.mss if rev.mss else fwd.stats.max_seg
+    mss = rev.stats.mss if rev.stats.mss else fwd.stats.max_seg
     p.short = seg.paylen + _TCP_OPTIONS_MAX < mss
     if aflags & (_RTX | _FAST | _LOST | _OOO):     # below nextseq: resent, or a hole before the capture
         p.recover = fwd.nextseq
@@ -1510,34 +1535,61 @@ def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
 
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, v=Verdict, fast_ns=cython.longlong,
-               ooo_ns=cython.longlong, aflags=cython.longlong)
+               ooo_ns=cython.longlong, aflags=cython.longlong, seglen=cython.longlong, ack=cython.longlong,
+               win=cython.longlong)
 @cython.returns(cython.longlong)
 def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
     """Wireshark's tcp_analyze_sequence_number(): the rules above in its order; returns the
-    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here)."""
+    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here).
+
+    A rule is called only when the segment passes the first, cheapest part of its own test
+    (its length, its window, a sequence or ACK number that differs from the flow's: a
+    keep-alive's seq is the next expected one less one), so an ordinary in-order segment
+    calls only the rules that can fire on it; the rule still makes its whole test.  The four
+    rules on a segment that repeats seq and ack are told apart by the window (a new one:
+    window update; zero again: zero-window-probe ACK; the same: keep-alive ACK after the
+    peer's keep-alive, else duplicate ACK)."""
     v.dupack_num = 0
     v.dupack_frame = 0
-    aflags = _rule_zero_window_probe(fwd, rev, seg, reasons)
+    seglen = seg.paylen
+    ack = seg.ack
+    win = seg.win
+    aflags = 0
+    if seglen == 1:
+        aflags = _rule_zero_window_probe(fwd, rev, seg, reasons)
     if not aflags:
-        aflags = _rule_zero_window(seg, reasons)
-        aflags |= _rule_lost_segment(fwd, seg, reasons)
-        aflags |= _rule_keep_alive(fwd, seg, reasons)
-        if _repeats_seq_and_ack(fwd, seg):
-            aflags |= _rule_window_update(fwd, seg, reasons)
-            aflags |= _rule_keep_alive_ack(fwd, rev, seg, reasons)
-            aflags |= _rule_duplicate_ack(fwd, rev, seg, v, reasons)
-            aflags |= _rule_zero_window_probe_ack(fwd, rev, seg, reasons)
-        else:
+        if win == 0:
+            aflags = _rule_zero_window(seg, reasons)
+        if seg.seq != fwd.nextseq:
+            aflags |= _rule_lost_segment(fwd, seg, reasons)
+            if seglen <= 1:
+                aflags |= _rule_keep_alive(fwd, seg, reasons)
+        if seglen:
             aflags |= _rule_window_full(fwd, rev, seg, reasons)
-    _finish_fwd(fwd, seg)
-    aflags |= _rule_ack_lost_segment(rev, seg, reasons)
-    if (seg.paylen or seg.flags & _SF) and not aflags & _KA:
+        elif ack == fwd.lastack and _repeats_seq_and_ack(fwd, seg):
+            if win != fwd.window:
+                aflags |= _rule_window_update(fwd, seg, reasons)
+            elif not win:
+                aflags |= _rule_zero_window_probe_ack(fwd, rev, seg, reasons)
+            elif rev.lastsegflags & _KA:
+                aflags |= _rule_keep_alive_ack(fwd, rev, seg, reasons)
+            else:
+                aflags |= _rule_duplicate_ack(fwd, rev, seg, v, reasons)
+    if ack != fwd.lastack:
+        _finish_fwd(fwd, seg)
+    if ack != rev.maxseqtobeacked:
+        aflags |= _rule_ack_lost_segment(rev, seg, reasons)
+    if (seglen or seg.flags & _SF) and not aflags & _KA:
         aflags |= _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons)
     return aflags
 
 
 class Analyzer:
-    """Feed segments in capture order; each ``feed`` returns the packet's ``Verdict``; call ``finish()``."""
+    """Feed segments in capture order; each ``feed`` returns the packet's ``Verdict``; call ``finish()``.
+
+    ``detail=False`` leaves out the verdict's numbers for the packets list (relative SEQ and
+    ACK, calculated window, bytes in flight: they stay 0, 0, 0 and -1), for a caller that
+    reads only a verdict's connection, direction, analysis bits and ACK RTT."""
 
     # set by __init__ below; C fields when compiled, so feed() neither boxes the results nor
     # looks its attributes up in a dictionary (no __slots__: one analyzer per run)
@@ -1546,19 +1598,24 @@ class Analyzer:
               ("rst_no_conn", "object"), ("first_ns", "object"), ("explain", "bint"), ("keep_timeline", "bint"),
               ("keep_rtt", "bint"), ("max_unacked", "long long"), ("segments", "long long"),
               ("last_ns", "long long"), ("ts_backwards", "long long"), ("next_sweep", "long long"),
-              ("cur_frame", "long long"), ("verdict", "Verdict"))
+              ("cur_frame", "long long"), ("verdict", "Verdict"), ("fast_rtx_ns", "long long"),
+              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"))
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
-                 on_conn_done=None):
+                 on_conn_done=None, detail: bool = True):
         self.cfg = config or Config()
         self.explain = self.cfg.explain
         self.max_unacked = self.cfg.max_unacked
+        self.fast_rtx_ns = self.cfg.fast_rtx_ns
+        self.ooo_ns = self.cfg.ooo_ns
+        self.max_events = self.cfg.max_events
         cfg = self.cfg
         self.table = FlowTable(cfg.max_connections, cfg.linger_ns, cfg.idle_timeout_ns, keep_timeline)
         self.done: list[Conn] = []
         self.on_conn_done = on_conn_done
         self.keep_timeline = keep_timeline
         self.keep_rtt = keep_rtt
+        self.detail = detail
         self.segments = 0
         self.first_ns = None
         self.last_ns = 0
@@ -1687,7 +1744,8 @@ class Analyzer:
         conn.last_frame = seg.frame
         conn.frames += 1
         _count_sent(fwd, seg)
-        _relative_bases(conn, fwd, rev, seg)
+        if flags & _SYN or not conn.irtt or not (fwd.base_set and rev.base_set and rev.valid_bif):
+            _relative_bases(conn, fwd, rev, seg)
         if flags & _SYN:
             self._on_syn(conn, d, fwd, rev, seg)
             if flags & _ACK and conn.handshake.ts_mru_syn:
@@ -1699,34 +1757,41 @@ class Analyzer:
         window = fwd.window
         v = self.verdict
         reasons = {} if self.explain else None
-        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.cfg.fast_rtx_ns, self.cfg.ooo_ns)
+        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns)
         nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
-        _match_ack(rev, seg, v)
+        # Each concern below is called when its first test passes: an ordinary segment skips
+        # those with nothing to do (no unacked data to match, no SACK, no change of window).
+        v.ack_rtt = -1
+        v.acks_frame = 0
+        if rev.segs:
+            _match_ack(rev, seg, v)
         if seg.paylen:
             _perf_sent(conn, fwd, rev, seg, aflags)
         if flags & _ACK and rev.perf.first_frame:
             _perf_acked(rev, fwd, seg, aflags)
-        v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg)
-        _remember_sack(fwd, seg)
+        if self.detail:
+            _verdict_numbers(fwd, rev, seg, v)
+        if seg.sack is not None or fwd.sack is not None:
+            _remember_sack(fwd, seg)
         if aflags:
             _count_analysis(conn, d, fwd, rev, seg, aflags)
         if seg.win and fwd.track.zw_open is not None and not flags & _RST:
             self._close_zero_window(conn, fwd, seg.frame, now)
-        _window_edge(fwd, rev, seg, lastack, window, self.cfg.max_events)
+        if seg.ack != lastack or seg.win != window:
+            _window_edge(fwd, rev, seg, lastack, window, self.max_events)
         # Endpoint state machines (RFC 9293); an ordinary segment between two ESTABLISHED
         # endpoints changes neither state.
         state = conn.state
         if flags & _SFR or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
             self._step_states(conn, d, fwd, rev, seg, nxt, aflags)
-        _zeek_history(conn, d, fwd, seg, nextseq, nxt)
+        # Zeek's letters: a control or zero-window segment, data that did not move the
+        # sender's next seq (a retransmission to Zeek), or a flow whose letters may change
+        if flags & _SFR or not seg.win or not fwd.zsettled or (seg.paylen and fwd.nextseq == nextseq):
+            _zeek_history(conn, d, fwd, seg, nextseq, nxt)
 
         v.conn = conn
         v.direction = d
         v.analysis = aflags
-        v.rel_seq = seq_dist(seg.seq, fwd.base_seq)
-        v.rel_ack = seq_dist(seg.ack, rev.base_seq) if flags & _ACK else 0
-        ws = fwd.win_scale
-        v.win = seg.win << ws if ws > 0 and not flags & _SYN else seg.win
         v.reasons = reasons
         return v
 
@@ -1770,8 +1835,7 @@ class Analyzer:
         elif seg.flags & ACK and rev.win_scale == -2:
             fwd.win_scale = -2
         if seg.mss > 0:
-            fwd.mss = seg.mss
-        fwd.saw_syn = True
+            fwd.stats.mss = seg.mss
 
     def _control(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment, nxt: int) -> None:
         flags = seg.flags

@@ -354,7 +354,7 @@ class ReportBuilder:
         self.det = Detectors(self.th)
         self.conns = _Connections(path, opts.keep_connections,
                                   opts.spill_records and ("named" if worker else True))
-        self.analyzer = engine.Analyzer(cfg, keep_timeline=False, on_conn_done=self._done)
+        self.analyzer = engine.Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, detail=False)
         self.det.analyzer = self.analyzer     # type: ignore[assignment]  # (Detectors declares it None)
         self.on_segment: Callable[[Any, engine.Analyzer], None] = self.det.on_segment
         #: with a selection: which connections count, their segments, their hosts (packed)

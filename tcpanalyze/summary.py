@@ -29,7 +29,7 @@ def side_stats(f: Flow) -> dict:
         "zero_window_probes": f.stats.zwp, "keep_alives": f.stats.keepalive, "window_full": f.stats.win_full,
         "window_updates": f.stats.win_update, "syn": f.stats.syns, "fin": f.stats.fins, "rst": f.stats.rsts,
         "window_scale": None if f.win_scale == -1 else (0 if f.win_scale == -2 else f.win_scale),
-        "window_scale_known": f.win_scale != -1, "mss": f.mss or None, "max_segment": f.stats.max_seg,
+        "window_scale_known": f.win_scale != -1, "mss": f.stats.mss or None, "max_segment": f.stats.max_seg,
         "window_shrinks": len(f.track.shrinks) if f.track.shrinks else 0, "window_shrink_bytes": f.track.shrink_bytes,
         "rtt": _rtt(f),
     }

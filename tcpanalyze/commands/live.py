@@ -355,6 +355,12 @@ def _capture(be, writer, options, iface, bpf, duration, count, no_live, fmt, out
         if writer is not None:
             writer.close(be.linktype)
     info["elapsed"] = time.monotonic() - started
+    return _capture_report(be, writer, sess, stats, info, iface, bpf), info
+
+
+def _capture_report(be, writer, sess, stats, info: dict, iface: str, bpf):
+    """After the capture: stop the backend, note its drops and errors in ``stats``, and
+    build the report with its ``capture`` section."""
     be.stop()
     drops = be.stats()
     be.close()                       # dumpcap prints its statistics when it exits
@@ -379,7 +385,7 @@ def _capture(be, writer, options, iface, bpf, duration, count, no_live, fmt, out
                         "stopped_by": info["reason"], "elapsed_s": round(info["elapsed"], 3),
                         "kernel": drops, "written": writer.path if writer is not None else None,
                         "written_frames": writer.frames if writer is not None else None}
-    return rep, info
+    return rep
 
 
 def _notes(report, info) -> None:

@@ -34,7 +34,7 @@ APP_LIMITED = declare_kind(
 def app_limited(conn, th, acc, end_ns, out) -> None:
     for d in (conn.orig, conn.orig ^ 1):
         p = conn.flows[d].perf
-        if (not p.t_app or p.last_ns - p.first_ns < th.get("app_limited_min_s") * 1e9
+        if (not p.split.t_app or p.last_ns - p.first_ns < th.get("app_limited_min_s") * 1e9
                 or p.unique < th.get("app_limited_min_bytes")):
             continue
         r = perf(conn, d)

@@ -143,8 +143,15 @@ KINDS: dict[str, Kind] = {}
 CONN_DETECTORS: list = []
 #: capture-wide detectors, ``(order, function(facts, th, acc, out, extra))``, in run order
 AGGREGATE_DETECTORS: list = []
-#: per-segment detectors, ``(order, function(seg, verdict, conn, events, th))``, in run order
+#: per-segment detectors, ``(order, function(seg, verdict, conn, events, th), on)``, in run order
 SEGMENT_DETECTORS: list = []
+
+#: what a segment detector asks to see (``segment_detector(order, on=...)``): any of the TCP
+#: flag bits (``model.FIN``, ``SYN``, ``RST`` ...) and these
+SEG_DATA = 1 << 16          # the segment carries payload
+SEG_ODD = 1 << 17           # SYN, FIN or RST, or no ACK: not an ordinary ACK
+SEG_ANALYSIS = 1 << 18      # an analysis flag
+SEG_ANY = (1 << 19) - 1     # every segment the detectors examine (SEG_ODD or SEG_ANALYSIS)
 
 
 def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = "", severity=None,
@@ -158,10 +165,10 @@ def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = 
     return k
 
 
-def _registrar(detectors: list, order: int):
-    """A decorator that adds its function to ``detectors``, kept sorted by ``order``."""
+def _registrar(detectors: list, order: int, *extra):
+    """A decorator that adds ``(order, function, *extra)`` to ``detectors``, kept sorted by ``order``."""
     def register(fn):
-        detectors.append((order, fn))
+        detectors.append((order, fn, *extra))
         detectors.sort(key=lambda x: x[0])
         return fn
     return register
@@ -179,12 +186,14 @@ def aggregate_detector(order: int):
     return _registrar(AGGREGATE_DETECTORS, order)
 
 
-def segment_detector(order: int):
+def segment_detector(order: int, on: int = SEG_ANY):
     """Register ``function(seg, verdict, conn, events, th)``: run on every segment that is not
-    an ordinary ACK (``Detectors.on_segment``: an analysis flag, or SYN/FIN/RST), after the
+    an ordinary ACK (``Detectors.on_segment``: an analysis flag, or SYN/FIN/RST) and has any
+    of the properties in ``on`` (TCP flag bits, ``SEG_DATA``, ``SEG_ODD``, ``SEG_ANALYSIS``;
+    the driver tests them, so a segment the function would ignore costs no call), after the
     engine processed it, lowest ``order`` first; it records what it needs in ``events``
     (``conn.events``) for a per-connection detector to read when the connection ends."""
-    return _registrar(SEGMENT_DETECTORS, order)
+    return _registrar(SEGMENT_DETECTORS, order, on)
 
 
 def finding_kinds() -> tuple[str, ...]:

@@ -97,7 +97,7 @@ def capture_tally(conn, th, acc, end_ns, out) -> None:
         acc.truncated.amount += tr
         tally_example(acc.truncated.streams, s)
     for f, peer in ((fo, fr), (fr, fo)):
-        if peer.mss and f.stats.max_seg > peer.mss:
+        if peer.stats.mss and f.stats.max_seg > peer.stats.mss:
             acc.super_segments.connections += 1
             acc.super_segments.amount = max(acc.super_segments.amount, f.stats.max_seg)
             tally_example(acc.super_segments.streams, s)

@@ -40,11 +40,11 @@ def receiver_limited(conn, th, acc, end_ns, out) -> None:
     for d in (conn.orig, conn.orig ^ 1):
         f = conn.flows[d]
         p = f.perf
-        if not p.t_rwnd or p.last_ns - p.first_ns < th.get("receiver_limited_min_s") * 1e9:
+        if not p.split.t_rwnd or p.last_ns - p.first_ns < th.get("receiver_limited_min_s") * 1e9:
             continue
         share = th.get("receiver_limited_share")
-        total = p.t_rwnd + p.t_zwnd + p.t_loss + p.t_app + p.t_cwnd
-        if p.t_rwnd < share * total:
+        total = p.split.t_rwnd + p.split.t_zwnd + p.split.t_loss + p.split.t_app + p.split.t_cwnd
+        if p.split.t_rwnd < share * total:
             continue
         r = perf(conn, d)
         if r["limited_by"] != "receiver_window" or not f.track.rtt_sum:
@@ -54,6 +54,6 @@ def receiver_limited(conn, th, acc, end_ns, out) -> None:
         out.append(Finding(
             "receiver_limited", "warning", stream=conn.stream, frames=[p.rwnd_frame], ts_ns=p.first_ns,
             values={"sender": role(conn, d), "endpoint": label(conn, d), "receiver": label(conn, d ^ 1),
-                    "share": round(p.t_rwnd / total, 4), "transfer_s": r["transfer_s"], "window_bytes": w,
+                    "share": round(p.split.t_rwnd / total, 4), "transfer_s": r["transfer_s"], "window_bytes": w,
                     "rtt_ms": round(rtt_ns / 1e6, 3), "ceiling_bps": round(w * 8e9 / rtt_ns, 1),
                     "goodput_bps": r["goodput_bps"]}))

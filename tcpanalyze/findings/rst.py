@@ -109,7 +109,7 @@ def _unacked(f) -> int:
     return total + max(0, cur_hi - cur_lo)
 
 
-@segment_detector(30)
+@segment_detector(30, on=RST)
 def measure_rst(seg, verdict, conn, events, th) -> None:
     d = verdict.direction
     if seg.flags & RST and "rst" not in events and conn.ending.reset_by == d:

@@ -31,14 +31,14 @@ SLOW_SERVER = declare_kind(
 def slow_server(conn, th, acc, end_ns, out) -> None:
     srv = conn.orig ^ 1
     p = conn.flows[srv].perf
-    if not p.turn_n:
+    if not p.turns.turn_n:
         return
     limit = th.get("slow_server_ms")
-    if p.turn_max <= limit * 1e6:
+    if p.turns.turn_max <= limit * 1e6:
         return
     think, _client = think_times(conn)
     if think is None or think["max_ms"] <= limit:
         return
     out.append(Finding(
-        "slow_server", "warning", stream=conn.stream, frames=[p.turn_max_frame], ts_ns=p.first_ns,
+        "slow_server", "warning", stream=conn.stream, frames=[p.turns.turn_max_frame], ts_ns=p.first_ns,
         values={"server": label(conn, srv), **think}, terms={"limit_ms": limit}))

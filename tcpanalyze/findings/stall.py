@@ -40,8 +40,8 @@ segments beyond the next expected seq, or the peer ACKing bytes never seen).  ``
 from __future__ import annotations
 
 from tcpanalyze import analysis as A
-from tcpanalyze.findings.base import (Finding, conn_detector, declare_kind, declare_threshold, label, role,
-                                      segment_detector, _s)
+from tcpanalyze.findings.base import (SEG_DATA, Finding, conn_detector, declare_kind, declare_threshold, label,
+                                      role, segment_detector, _s)
 from tcpanalyze.model import FIN, SYN
 from tcpanalyze.seq import seq_gt
 
@@ -90,10 +90,8 @@ def _outstanding(f, peer) -> bool:
     return seq_gt(f.nextseq, peer.lastack)
 
 
-@segment_detector(50)
+@segment_detector(50, on=SEG_DATA | FIN)
 def watch_stalls(seg, verdict, conn, events, th) -> None:
-    if not seg.paylen and not seg.flags & FIN:
-        return
     d = verdict.direction
     now = seg.ts_ns
     w = events.get("stall")

@@ -10,7 +10,6 @@ from tcpanalyze import analysis as A
 from tcpanalyze import engine as E
 from tcpanalyze.engine import Config
 from tcpanalyze.errors import OutputError, SourceError
-from tcpanalyze.parquet import ParquetUnavailable, require_pyarrow
 from tcpanalyze.pipeline import analyze_source
 from tcpanalyze.session import engine_kwargs
 
@@ -287,6 +286,8 @@ def parquet_output(output: str | None) -> str:
     to be importable; a one-line usage error (exit 2) otherwise."""
     if output is None or output == "-":
         raise UsageProblem("--format parquet writes a file: give -o FILE")
+    # the Parquet writer builds the API's record types: only a Parquet run pays for them
+    from tcpanalyze.parquet import ParquetUnavailable, require_pyarrow
     try:
         require_pyarrow()
     except ParquetUnavailable as e:

@@ -1,4 +1,4 @@
-"""``tcpanalyze check`` (issue 6): the CI gate.  Each rule with a passing and a failing capture
+"""``tcpanalyze check``: the CI gate.  Each rule with a passing and a failing capture
 (real-kernel samples and public traces), exit codes and their precedence, policy errors naming
 key and line, JUnit XML parsed by junitparser, GitHub annotations, JSON, the baseline, and the
 example policy and workflow of docs/check.md.

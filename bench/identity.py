@@ -4,7 +4,7 @@
 A refactor of the engine must not change a single byte of output.  ``record`` runs
 ``packets`` (TSV, and JSON lines with every flag's reason), ``flows --format jsonl`` and
 ``analyze --json`` on every bundled
-sample, every capture of the public traces and any extra capture named with ``--extra``,
+sample, every capture in tests/data (public traces, crafted and real-kernel captures) and any extra capture named with ``--extra``,
 and writes one file per (capture, command) into OUT, with a SHA-256 list in
 ``OUT/SUMS``.  ``diff A B`` compares two records file by file and names every file that
 differs (exit 1), so the same command proves a change byte-identical in the pure and the
@@ -40,12 +40,10 @@ COMMANDS = {
 
 def captures(extra: list[str]) -> list[Path]:
     found = sorted((ROOT / "samples").glob("*.pcap"))
-    traces = ROOT.parent / "shared" / "traces"
-    if traces.is_dir():
-        found += sorted(p for p in traces.iterdir() if p.name.endswith(CAPTURE_SUFFIXES))
-    crafted = ROOT / "tests" / "data" / "crafted"
-    if crafted.is_dir():
-        found += sorted(crafted.glob("*.pcap"))
+    for sub in ("traces", "crafted", "real"):
+        d = ROOT / "tests" / "data" / sub
+        if d.is_dir():
+            found += sorted(p for p in d.iterdir() if p.name.endswith(CAPTURE_SUFFIXES))
     return found + [Path(p) for p in extra]
 
 

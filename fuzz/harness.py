@@ -153,7 +153,7 @@ def check_frame(frame: int, ts: int, linktype: int, data: bytes, wirelen: int, c
 def _check_conn_bounds(a: Analyzer, conn, cfg: Config) -> None:
     for f in conn.flows:
         assert len(f.segs) <= cfg.max_unacked, (len(f.segs), cfg.max_unacked)
-        for lst in (f.track.shrinks, f.track.zw_episodes):
+        for lst in (f.track.shrinks, f.track.reorders, f.track.zw_episodes):
             assert lst is None or len(lst) <= cfg.max_events
     assert conn.anomalies is None or len(conn.anomalies) <= cfg.max_events
     assert conn.handshake.syn_times is None or len(conn.handshake.syn_times) <= 64

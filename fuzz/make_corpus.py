@@ -9,7 +9,8 @@ Seeds (see ``fuzz/harness.py`` for the input layout; the first byte selects the 
 * a crafted pcapng file using every block type (SHB in both byte orders, IDB options,
   EPB, SPB, obsolete PB, NRB, ISB, custom blocks);
 * one raw frame per supported link type and per tunnel (GRE, ERSPAN, IP-in-IP, VXLAN,
-  Teredo, VLAN, QinQ, PPPoE, MPLS, IPv6 extension headers, TCP options) for the decoder mode.
+  Teredo, Geneve, GTP-U, AYIYA, GRE-in-UDP, VXLAN-GPE, Aruba GRE with an A-MSDU, VLAN, QinQ,
+  VN-Tag, PBB, FabricPath, PPPoE, MPLS, IPv6 extension headers, TCP options) for the decoder mode.
 
 Usage: ``python fuzz/make_corpus.py [--out DIR] [--max-len 4096]``.  Deterministic: running
 it twice writes the same files.  Uses only the standard library.
@@ -47,7 +48,7 @@ CAPTURES = [
     "zeek-smb_many_open_files_500.pcap.gz",                 # gzip pcap
 ]
 
-LINKTYPES = sorted((0, 108, 1, 9, 50, 51, 104, 105, 127, 113, 276, 12, 14, 101, 228, 229, 239)) + [3, 147]
+LINKTYPES = sorted((0, 108, 1, 9, 50, 51, 104, 105, 127, 113, 276, 12, 14, 101, 228, 229, 239, 10, 6, 100)) + [3, 147]
 
 
 # ------------------------------------------------------------------------------ captures
@@ -215,6 +216,28 @@ def frames() -> list[tuple[int, bytes]]:
         (239, b"\x02\x00\x00\x00" + b"\x08\x00\x01\x00" + b"\x00\x00\x00\x00"
          + struct.pack("<HH", 4 + len(p4), 9) + pad4(p4)),
         (3, p4), (147, p4),
+        # FDDI, Token Ring (with a routing field), ATM LLC
+        (10, b"\x50" + b"\x01" * 12 + snap + p4),
+        (6, b"\x10\x40" + b"\x01" * 6 + b"\x81" + b"\x01" * 5 + b"\x04\x30\x00\x10" + snap + p4),
+        (100, snap + p4),
+        # UDP tunnels: Geneve with an option, GTP-U with an extension header, AYIYA, GRE-in-UDP,
+        # VXLAN-GPE, and Geneve / GTP-U found by content on other ports
+        (1, ether(0x0800, ipv4(17, udp(5000, 6081, b"\x01\x00\x65\x58\x00\x00\x01\x00" + b"\x01\x02\x03\x00"
+                                       + ether(0x0800, p4))))),
+        (1, ether(0x0800, ipv4(17, udp(2152, 2152, struct.pack("!BBHIHBB", 0x34, 0xFF, 8 + len(p4), 1, 0, 0, 0x85)
+                                       + b"\x01\x00\x09\x00" + p4)))),
+        (1, ether(0x0800, ipv4(17, udp(5072, 5072, b"\x41\x52\x11\x29" + b"\0" * 4 + b"\x01" * 16 + b"\x02" * 20
+                                       + p6)))),
+        (1, ether(0x0800, ipv4(17, udp(5000, 4754, b"\x00\x00\x86\xdd" + p6)))),
+        (1, ether(0x0800, ipv4(17, udp(5000, 4790, b"\x0c\x00\x00\x01\x00\x00\x01\x00" + p4)))),
+        (1, ether(0x0800, ipv4(17, udp(5000, 7000, b"\x00\x00\x08\x00\x00\x00\x01\x00" + p4)))),
+        (1, ether(0x0800, ipv4(17, udp(5000, 7001, struct.pack("!BBHI", 0x30, 0xFF, len(p4), 1) + p4)))),
+        # Aruba GRE with an A-MSDU; VN-Tag between VLAN tags; PBB; FabricPath
+        (1, ether(0x0800, ipv4(47, b"\x00\x00\x82\x40" + qos[:24] + b"\x80\x00" + b"\x01" * 12
+                               + struct.pack("!H", len(snap) + len(p4)) + snap + p4))),
+        (1, ether(0x8100, b"\x00\x05\x89\x26" + b"\x80\x05\x00\x33\x81\x00" + b"\x00\x05\x08\x00" + p4)),
+        (1, ether(0x88E7, b"\x00\x01\x00\x02" + ether(0x0800, p4))),
+        (1, ether(0x8903, b"\x00\x3f" + ether(0x86DD, p6))),
     ]
     return out
 

@@ -23,14 +23,14 @@ set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=$(mkdir -p "${1:-$HERE}" && cd "${1:-$HERE}" && pwd)
 TOOLS=$HERE/tools
-NS_A=tcpa_cli NS_B=tcpa_srv          # namespaces created (and deleted) by this script
-TAP_A=tcpa_c TAP_B=tcpa_s            # their TAP devices
+NS_A=${NS_A:-tcpa_cli} NS_B=${NS_B:-tcpa_srv}    # namespaces created (and deleted) by this script
+TAP_A=${TAP_A:-tcpa_c} TAP_B=${TAP_B:-tcpa_s}      # their TAP devices (at most 15 characters)
 A4=10.200.0.1 B4=10.200.0.2 A6=fd00:200::1 B6=fd00:200::2
 PY=${PYTHON:-python3}
 export PYTHONDONTWRITEBYTECODE=1
 
 CAPTURES=(timewait_server_close slow_reader_zero_window window_shrink rst_refused_aborted
-          lossy_bulk close_wait keepalive handshake_variety http_small)
+          lossy_bulk close_wait keepalive handshake_variety http_small reordered_upload)
 # ONLY="name ..." records just those captures (RECORDING.txt is then left alone)
 if [ -n "${ONLY:-}" ]; then
   for n in $ONLY; do [[ " ${CAPTURES[*]} " == *" $n "* ]] || { echo "make_samples: unknown capture $n" >&2; exit 2; }; done
@@ -94,11 +94,13 @@ bed_up() {
   ip netns add "$NS_A" && ip netns add "$NS_B" || die "ip netns add failed"
   # Port classes (client ports are kept >= 10000 so they never match a class):
   #   5001 lossy bulk  2% loss, 5% reordered, 20 ms one way   | 5002, 5003 slow readers, 5 ms
+  #   5004 reordered upload  5% reordered, 20 ms one way      |
   #   7020 simultaneous close, 20 ms one way                   | 9 SYNs dropped (loss 1.0)
   #   everything else (8080 HTTP-like, 7000 scenarios, 80 http_small, 7 closed): 2 ms one way
   "$PY" "$TOOLS/tapnetem.py" --ns-a "$NS_A" --ns-b "$NS_B" --tap-a "$TAP_A" --tap-b "$TAP_B" \
       --delay-ms 2 --seed 1 --max-seconds 280 \
       --class 5001:loss=0.02,reorder=0.05,delay=20 --class 5002:delay=5 --class 5003:delay=5 \
+      --class 5004:reorder=0.05,delay=20 \
       --class 7020:delay=20 --class 9:loss=1.0 \
       > "$WORK/tapnetem.out" 2> "$WORK/tapnetem.err" &
   RELAY_PID=$!
@@ -274,6 +276,22 @@ rec_http_small() {
   scen http --to $B4 --port 80 --size 180
   stopcap http_small
   scen_down
+}
+
+# 10. bulk upload (client namespace = sender, the capture point) over a path that reorders 5% of
+#     the frames both ways (relay class 5004, 20 ms one way, no loss): an ACK that skips the delay
+#     queue overtakes earlier ACKs, which then reach the sender with a lower ACK number and a right
+#     window edge left of the one it already had. 1 MB, CUBIC, then client-first close.
+rec_reordered_upload() {
+  ip netns exec "$NS_B" timeout 40 "$PY" "$TOOLS/tcpgen.py" sink --bind $B4 --port 5004 --max-conns 1 \
+      --max-seconds 30 > "$WORK/upload.log" 2>&1 &
+  local sp=$!
+  wait_ready "$WORK/upload.log"
+  cap reordered_upload 128 "tcp port 5004"
+  client 40 "$PY" "$TOOLS/tcpgen.py" send --to $B4 --port 5004 --bytes 1000000 --cc cubic --max-seconds 30
+  wait $sp
+  stopcap reordered_upload
+  grep -h 'sink:' "$WORK/upload.log" | sed 's/^/reordered_upload: /' | tee -a "$REC"
 }
 
 : > "$REC"

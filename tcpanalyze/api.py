@@ -11,7 +11,6 @@ An unreadable capture raises ``tcpanalyze.errors.SourceError``.  See docs/api.md
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, fields
 from itertools import islice
@@ -19,18 +18,19 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar, Union
 
 from tcpanalyze._version import __version__
 from tcpanalyze.analysis import REUSED_PORTS, analysis_names
-from tcpanalyze.engine import Analyzer, Config, Conn
+from tcpanalyze.engine import TIME_WAIT_PRESETS, Analyzer, Config, Conn, reused_ports_reason
 from tcpanalyze.errors import SourceError
 from tcpanalyze.model import Segment, addr_str, flag_str
 from tcpanalyze.parallel import expand_inputs, iter_reports
 from tcpanalyze.pipeline import RunStats, check_decodable, finish_stats, gc_tuned, run_packets
 from tcpanalyze.schema import SCHEMA_VERSION
-from tcpanalyze.session import AnalyzeOptions, engine_kwargs, merge_reports, thresholds_from
+from tcpanalyze.session import AnalyzeOptions, address_matcher, engine_kwargs, merge_reports, thresholds_from
 from tcpanalyze.sources.pcap import open_capture
 from tcpanalyze.summary import summarize
 
 __all__ = ["Connection", "EndpointSummary", "Finding", "Packet", "PacketStream", "ConnectionStream", "Report",
-           "RttSummary", "TimeWait", "Unexpected", "ZeekRecord", "analyze", "connections", "packets"]
+           "RtoWait", "RttSummary", "ThinkTimes", "TimeBreakdown", "TimeWait", "Unexpected", "ZeekRecord", "analyze",
+           "connections", "packets"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -111,10 +111,43 @@ class RttSummary(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointSummary(_Record):
-    """What one endpoint sent (``Connection.orig`` / ``Connection.resp``)."""
+class TimeBreakdown(_Record):
+    """Shares (adding up to 1) of a direction's transfer time in each state (docs/diagnosis.md)."""
 
-    _NESTED: ClassVar[dict[str, type[_Record]]] = {"rtt": RttSummary}
+    receiver_window: float
+    zero_window: float
+    loss_recovery: float
+    application: float
+    congestion: float
+
+
+@dataclass(frozen=True, slots=True)
+class RtoWait(_Record):
+    """One retransmission time-out: the silence's start (epoch s), its length, the frame of
+    the retransmission that ended it, and the back-off over the wait before (None: the first)."""
+
+    frame: int
+    start: float
+    wait_s: float
+    backoff: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkTimes(_Record):
+    """Waits between one side's last data byte and the other side's answer, in ms."""
+
+    exchanges: int
+    min_ms: float
+    avg_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSummary(_Record):
+    """What one endpoint sent (``Connection.orig`` / ``Connection.resp``), and what limited
+    its data transfer (docs/diagnosis.md)."""
+
+    _NESTED: ClassVar[dict[str, type[_Record]]] = {"rtt": RttSummary, "time": TimeBreakdown, "rto_waits": RtoWait}
 
     packets: int
     bytes: int
@@ -142,6 +175,17 @@ class EndpointSummary(_Record):
     window_shrinks: int
     window_shrink_bytes: int
     rtt: RttSummary | None
+    data_bytes: int
+    transfer_s: float | None
+    throughput_bps: float | None
+    goodput_bps: float | None
+    rtt_min_ms: float | None
+    rtt_avg_ms: float | None
+    rtt_max_ms: float | None
+    time: TimeBreakdown | None
+    rto_waits: tuple[RtoWait, ...]
+    limited_by: str | None
+    limited_by_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +227,8 @@ class Connection(_Record):
     _OPTIONAL: ClassVar[frozenset[str]] = frozenset({"zeek", "time_wait"})
     _NESTED: ClassVar[dict[str, type[_Record]]] = {"orig": EndpointSummary, "resp": EndpointSummary,
                                                    "unexpected": Unexpected, "zeek": ZeekRecord,
-                                                   "time_wait": TimeWait}
+                                                   "time_wait": TimeWait, "server_think": ThinkTimes,
+                                                   "client_think": ThinkTimes}
 
     stream: int
     orig_h: str
@@ -216,6 +261,8 @@ class Connection(_Record):
     unexpected: tuple[Unexpected, ...]
     zeek: tuple[ZeekRecord, ...] | None = None
     time_wait: TimeWait | None = None
+    server_think: ThinkTimes | None = None
+    client_think: ThinkTimes | None = None
     file: str | None = None
     findings: tuple[str, ...] | None = None
     severity: str | None = None
@@ -279,9 +326,9 @@ class Report:
 
 # ---------------------------------------------------------------------------- options
 def _engine(fast_rtx_ms: float | None, ooo_ms: float | None, msl: float | None, max_unacked: int | None,
-            max_connections: int | None, idle_timeout: float | None) -> dict[str, Any]:
+            max_connections: int | None, idle_timeout: float | None, checksums: str | None = None) -> dict[str, Any]:
     given = {"fast_rtx_ms": fast_rtx_ms, "ooo_ms": ooo_ms, "msl": msl, "max_unacked": max_unacked,
-             "max_connections": max_connections, "idle_timeout": idle_timeout}
+             "max_connections": max_connections, "idle_timeout": idle_timeout, "checksums": checksums}
     return engine_kwargs({k: v for k, v in given.items() if v is not None})
 
 
@@ -294,15 +341,17 @@ def _paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
 def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connections: int | None = None,
             fast_rtx_ms: float | None = None, ooo_ms: float | None = None, msl: float | None = None,
             max_unacked: int | None = None, max_connections: int | None = None, idle_timeout: float | None = None,
-            retrans_rate: float | None = None, retrans_min: int | None = None, time_wait_peak: int | None = None,
-            close_wait: float | None = None, zero_window: float | None = None, syn_flood: int | None = None,
-            hs_rtt_factor: float | None = None, hs_rtt_min_ms: float | None = None,
-            max_findings_per_kind: int | None = None) -> Report:
+            checksums: str | None = None, retrans_rate: float | None = None, retrans_min: int | None = None,
+            time_wait_peak: int | None = None, close_wait: float | None = None, zero_window: float | None = None,
+            syn_flood: int | None = None, hs_rtt_factor: float | None = None, hs_rtt_min_ms: float | None = None,
+            max_findings_per_kind: int | None = None, time_wait: str | float | None = None) -> Report:
     """Analyse capture files as ``tcpanalyze analyze --json`` does and return the Report.
 
     ``paths``: a path or a list of them (directories and glob patterns are expanded as on the
     command line).  The keyword arguments are the command's options (same names, same units:
     ``msl`` in seconds, ``retrans_rate`` in percent, ...); None keeps the default.
+    ``time_wait``: how long TIME_WAIT lasts, ``"linux"``, ``"windows"``, ``"bsd"``, ``"rfc"``
+    (``engine.TIME_WAIT_PRESETS``) or seconds (instead of ``msl``: TIME_WAIT = 2*MSL).
     ``keep_connections=N`` keeps only the N worst connection records (all by default).
     Raises ``SourceError`` when a file cannot be read.
     """
@@ -310,9 +359,17 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
                                 "time_wait_peak": time_wait_peak, "close_wait": close_wait,
                                 "zero_window": zero_window, "syn_flood": syn_flood, "hs_rtt_factor": hs_rtt_factor,
                                 "hs_rtt_min_ms": hs_rtt_min_ms, "max_findings_per_kind": max_findings_per_kind}
+    if time_wait is not None:
+        if msl is not None:
+            raise ValueError("give time_wait or msl, not both (TIME_WAIT lasts 2*MSL)")
+        seconds = TIME_WAIT_PRESETS.get(time_wait) if isinstance(time_wait, str) else float(time_wait)
+        if seconds is None or not seconds >= 0:
+            raise ValueError(f"time_wait {time_wait!r}: one of {', '.join(TIME_WAIT_PRESETS)} or seconds >= 0")
+        msl = seconds / 2
     if msl is not None:
         th_given["msl"] = msl
-    options = AnalyzeOptions(engine=_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout),
+    eng = _engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums)
+    options = AnalyzeOptions(engine=eng,
                              thresholds=thresholds_from({k: v for k, v in th_given.items() if v is not None}),
                              keep_connections=keep_connections)
     files = expand_inputs(_paths(paths))
@@ -330,8 +387,9 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
 
 
 def _named(path: str, message: str) -> SourceError:
-    """A SourceError whose message names the file."""
-    return SourceError(message if path in message else f"{path}: {message}")
+    """A SourceError whose message names the file (standard input for '-')."""
+    name = "standard input" if path == "-" else path
+    return SourceError(message if name in message else f"{name}: {message}")
 
 
 # ---------------------------------------------------------------------------- streaming
@@ -429,7 +487,7 @@ class ConnectionStream(_Stream):
         self._waiting: dict[int, Connection] = {}
         self._next = 0
         self._emit = out.append
-        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=self._done), None, out)
+        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, detail=False), None, out)
 
     def _done(self, conn: Conn) -> None:
         rec = Connection.from_dict(summarize(conn))
@@ -493,7 +551,7 @@ def _packet(seg: Segment, a: Analyzer, absolute: bool, explain: bool) -> Packet:
     if explain:
         reasons = dict(v.reasons or {})
         if af & REUSED_PORTS:
-            reasons["reused_ports"] = "a SYN with a new ISN on a 4-tuple already seen"
+            reasons["reused_ports"] = reused_ports_reason(seg.flags)
     return Packet(seg.frame, seg.ts_ns / 1e9, conn.stream, addr_str(seg.src), seg.sport, addr_str(seg.dst),
                   seg.dport, seq, ack, seg.paylen, flag_str(seg.flags), v.win,
                   tuple(analysis_names(af)) if af else (), None if rtt < 0 else rtt / 1e9,
@@ -503,26 +561,29 @@ def _packet(seg: Segment, a: Analyzer, absolute: bool, explain: bool) -> Packet:
 def packets(path: PathLike, *, absolute: bool = False, explain: bool = False, stream: int | None = None,
             host: str | None = None, port: int | None = None, fast_rtx_ms: float | None = None,
             ooo_ms: float | None = None, msl: float | None = None, max_unacked: int | None = None,
-            max_connections: int | None = None, idle_timeout: float | None = None) -> PacketStream:
+            max_connections: int | None = None, idle_timeout: float | None = None,
+            checksums: str | None = None) -> PacketStream:
     """The TCP segments of a capture with the engine's per-packet analysis, as they are read
     (``tcpanalyze packets``).  ``stream``, ``host`` and ``port`` filter as the command's
     options do.  Raises ``SourceError`` if the file cannot be read."""
-    host_raw = ipaddress.ip_address(host).packed if host is not None else None
-    cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
-    return PacketStream(path, cfg, absolute, segment_filter(stream, host_raw, port))
+    wanted = segment_filter(stream, host, port)         # ValueError for a bad address or network
+    cfg = Config(explain=explain, **_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums))
+    return PacketStream(path, cfg, absolute, wanted)
 
 
-def segment_filter(stream: int | None, host_raw: bytes | None,
+def segment_filter(stream: int | None, host: Any,
                    port: int | None) -> Callable[[Segment, Conn], bool] | None:
-    """``wanted(seg, conn)`` for the ``packets`` filters (stream, packed host address, port),
-    or None when there is none."""
-    if stream is None and host_raw is None and port is None:
+    """``wanted(seg, conn)`` for the ``packets`` filters, or None when there is none: the
+    stream, an address or network (text such as ``10.200.0.0/24``, an ``ipaddress`` object or a
+    packed address; either end) and a port (either end)."""
+    if stream is None and host is None and port is None:
         return None
+    inside = address_matcher(host) if host is not None else None
 
     def wanted(seg: Segment, conn: Conn) -> bool:
         if stream is not None and conn.stream != stream:
             return False
-        if host_raw is not None and seg.src != host_raw and seg.dst != host_raw:
+        if inside is not None and not (inside(seg.src) or inside(seg.dst)):
             return False
         return port is None or seg.sport == port or seg.dport == port
 
@@ -531,11 +592,12 @@ def segment_filter(stream: int | None, host_raw: bytes | None,
 
 def connections(path: PathLike, *, order: str = "stream", fast_rtx_ms: float | None = None,
                 ooo_ms: float | None = None, msl: float | None = None, max_unacked: int | None = None,
-                max_connections: int | None = None, idle_timeout: float | None = None) -> ConnectionStream:
+                max_connections: int | None = None, idle_timeout: float | None = None,
+                checksums: str | None = None) -> ConnectionStream:
     """The connections of a capture as ``flows --format jsonl`` gives them, each yielded once
     it has ended.  ``order="stream"`` (the default) yields them in stream order, as ``flows``
     does: a connection that ended waits for the earlier streams still open.  ``order="end"``
     yields each as soon as it ends (memory O(live connections)).
     Raises ``SourceError`` if the file cannot be read."""
-    cfg = Config(**_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout))
+    cfg = Config(**_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums))
     return ConnectionStream(path, cfg, order)

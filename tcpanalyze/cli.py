@@ -43,12 +43,27 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx):
         # A reader of our output that goes away (`tcpanalyze flows --jsonl f | head`) ends the
-        # run normally: click would turn the EPIPE into a silent exit 1.
+        # run quietly with exit code 0, as a command killed by SIGPIPE prints nothing: click
+        # would turn the EPIPE into a silent exit 1.  An output that cannot be written (full
+        # disk, missing directory, no permission) is exit code 4 with one line naming it.
+        from tcpanalyze.errors import OutputError
+
         try:
-            return super().invoke(ctx)
+            try:
+                rv = super().invoke(ctx)
+            except SystemExit:
+                _flush_stdout()
+                raise
+            _flush_stdout()
+            return rv
         except BrokenPipeError:
             _stdout_to_devnull()
             raise click.exceptions.Exit(0) from None
+        except OutputError as e:
+            if e.path == "standard output":
+                _stdout_to_devnull()
+            click.echo(f"tcpanalyze: error: {e}", err=True)
+            raise click.exceptions.Exit(4) from None
 
     def format_commands(self, ctx, formatter):
         rows = [(name, spec[1]) for name, spec in COMMANDS.items()]
@@ -63,8 +78,27 @@ def cli():
 
     \b
     Exit codes: 0 ok; 1 check failed (or findings at/above --fail-on);
-                2 usage or policy error; 3 unreadable or unsupported input.
+                2 usage or policy error; 3 unreadable or unsupported input;
+                4 the output could not be written.
     """
+
+
+def _flush_stdout() -> None:
+    """Flush stdout inside the command so that a write error there is reported, not lost in
+    the interpreter's final flush."""
+    from tcpanalyze.errors import OutputError
+
+    out = sys.stdout
+    if out is None:
+        return
+    try:
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError.from_oserror("standard output", e) from None
+    except ValueError:              # stdout closed
+        pass
 
 
 def _stdout_to_devnull() -> None:

@@ -20,6 +20,9 @@ Design (speed is the product):
   ``min(len(buf), lim)`` -- headers must fit before ``end``.  An IP length larger than
   ``lim`` is cut to ``lim`` (as Wireshark does), so a lying IP header cannot inflate
   ``paylen`` beyond the frame.  ``depth`` counts the tunnels entered so far.
+* IP fragments never take the fast path.  When the caller passes a ``DecodeState`` with a
+  reassembler as ``counts``, ``_ipv4``/``_ipv6`` hand fragments to it (``reassembly.py``)
+  and decode a completed datagram from a new buffer at the same tunnel depth.
 * Termination: header chains that can repeat (VLAN tags, MPLS labels, NFLOG TLVs, GRE
   routing entries) are walked in loops that advance by at least one byte per step; IPv6
   extension headers are capped at ``_MAX_EXT``; recursion happens only when entering a
@@ -38,8 +41,10 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 
 from tcpanalyze.errors import DecodeError, TruncatedError
 from tcpanalyze.model import Segment
+from tcpanalyze.reassembly import FragmentError
 
-__all__ = ["decode", "LINKTYPE_NAMES"]
+__all__ = ["decode", "decode_general", "DecodeState", "tcp_checksum_state", "LINKTYPE_NAMES", "CSUM_GOOD",
+           "CSUM_BAD", "CSUM_OFFLOAD", "CSUM_UNVERIFIED"]
 
 # pcap LINKTYPE_* numbers (https://www.tcpdump.org/linktypes.html) -> name, for messages.
 LINKTYPE_NAMES: dict[int, str] = {
@@ -106,6 +111,58 @@ def _skip(counts, reason):
     return None
 
 
+class DecodeState(dict):
+    """The ``counts`` dict of one run, carrying what the general path keeps across frames.
+
+    ``frags``: a :class:`~tcpanalyze.reassembly.Reassembler` (IP fragments are then
+    reassembled; with None, or with a plain dict as ``counts``, a first fragment is decoded
+    with what it holds and the others are counted as ``ip_fragment``).  ``verify``: compute
+    each TCP checksum (only :func:`decode_general` should be called then, the fast path
+    does not look); the outcome of the last segment decoded is in ``csum``: one of
+    ``CSUM_GOOD``, ``CSUM_BAD``, ``CSUM_OFFLOAD`` (zero or the bare pseudo-header sum:
+    written by a host that left the checksum to its network card) or ``CSUM_UNVERIFIED``
+    (segment not captured whole)."""
+
+    __slots__ = ("frags", "verify", "csum")
+
+    def __init__(self, frags=None, verify: bool = False):
+        super().__init__()
+        self.frags = frags
+        self.verify = verify
+        self.csum = CSUM_UNVERIFIED
+
+
+CSUM_UNVERIFIED = 0
+CSUM_GOOD = 1
+CSUM_BAD = 2
+CSUM_OFFLOAD = 3
+
+
+def tcp_checksum_state(buf, off, end, src, dst, plen) -> int:
+    """Check the TCP checksum of the ``plen``-byte segment at ``buf[off:]`` (RFC 9293 §3.1:
+    ones' complement sum over the pseudo-header -- source, destination, protocol 6, TCP
+    length, with IPv6's layout from RFC 8200 §8.1 summing the same -- and the segment).
+
+    A sum of 16-bit words in ones' complement arithmetic is the number the bytes spell,
+    modulo 0xFFFF (2**16 = 1 mod 0xFFFF), so a correct segment sums to 0 mod 0xFFFF; a
+    checksum field of 0xFFFF where 0x0000 is due counts as correct (RFC 1624, as Wireshark
+    does).  Not correct: ``CSUM_OFFLOAD`` when the field is 0 or holds the pseudo-header
+    sum alone (what a sender leaves for its NIC to finish: Linux CHECKSUM_PARTIAL), else
+    ``CSUM_BAD``."""
+    if off + plen > end or plen < 20:
+        return CSUM_UNVERIFIED
+    seg = bytes(buf[off:off + plen])
+    if plen & 1:
+        seg += b"\0"
+    pseudo = int.from_bytes(src + dst, "big") + 6 + plen
+    if (int.from_bytes(seg, "big") + pseudo) % 0xFFFF == 0:
+        return CSUM_GOOD
+    field = (seg[16] << 8) | seg[17]
+    if field == 0 or field % 0xFFFF == pseudo % 0xFFFF:
+        return CSUM_OFFLOAD
+    return CSUM_BAD
+
+
 # ======================================================================================
 # TCP
 # ======================================================================================
@@ -120,6 +177,8 @@ def _tcp(frame, ts, buf, off, end, counts, src, dst, plen):
         raise DecodeError("bad_tcp_length", off, f"IP payload of {plen} bytes cannot hold a TCP header")
     if off + 20 > end:
         raise TruncatedError("truncated_tcp", off, f"{end - off} of 20 header bytes captured")
+    if type(counts) is DecodeState and counts.verify:
+        counts.csum = tcp_checksum_state(buf, off, end, src, dst, plen)
     sport, dport, seq, ack, offfl, win = _TCP.unpack_from(buf, off)
     hl = (offfl >> 10) & 0x3C
     if hl < 20:
@@ -241,9 +300,13 @@ def _ipv4(frame, ts, buf, off, end, lim, depth, counts):
         raise TruncatedError("truncated_ipv4", off, f"{end - off} of {hl} header bytes captured")
     if hl > 20:
         dst = _ipv4_final_dst(buf, off + 20, off + hl, dst)
-    if frag & 0x1FFF:
-        # Non-first fragment: no TCP header here (reassembly is out of scope).
-        return _skip(counts, "ip_fragment")
+    if frag & 0x3FFF:               # a fragment: more fragments (MF) or an offset
+        if type(counts) is DecodeState and counts.frags is not None:
+            return _defrag4(frame, ts, buf, off, hl, tot, end, lim, depth, counts, frag, proto)
+        if frag & 0x1FFF:
+            # Not the first fragment: no TCP header here.
+            return _skip(counts, "ip_fragment")
+        # First fragment and no reassembly: decode what it holds (Wireshark without defragmentation).
     if tot:
         if tot < hl:
             raise DecodeError("bad_ipv4_length", off + 2, f"total length {tot} < header length {hl}")
@@ -293,8 +356,12 @@ def _ipv6(frame, ts, buf, off, end, lim, depth, counts):
         nxt, hlen = _U8x2.unpack_from(buf, p)
         if nh == 44:
             # Fragment header (RFC 8200 §4.5): next, reserved, offset(13)/res(2)/M(1), id.
-            if _U16.unpack_from(buf, p + 2)[0] & 0xFFF8:
-                return _skip(counts, "ip_fragment")
+            fo = _U16.unpack_from(buf, p + 2)[0]
+            if fo & 0xFFF9:         # offset or M set (offset 0 without M: an atomic fragment, RFC 6946)
+                if type(counts) is DecodeState and counts.frags is not None:
+                    return _defrag6(frame, ts, buf, off, p, end, lim, depth, counts, nxt, fo)
+                if fo & 0xFFF8:
+                    return _skip(counts, "ip_fragment")
             ln = 8
         elif nh == 51:
             ln = (hlen + 2) << 2    # Authentication Header (RFC 4302 §2.2): 4-octet units, minus 2
@@ -308,6 +375,83 @@ def _ipv6(frame, ts, buf, off, end, lim, depth, counts):
         return _skip(counts, "non_tcp")
     return _l4(nh, frame, ts, buf, p, end, lim, depth, counts, src, dst,
                (end if lim == _NOLIM else lim) - p)
+
+
+def _defrag4(frame, ts, buf, off, hl, tot, end, lim, depth, counts, frag, proto):
+    """An IPv4 fragment into the run's reassembler; the datagram it completes is decoded
+    (with its tunnels) as if it had arrived whole in this frame."""
+    r = counts.frags
+    e = off + tot
+    if tot < hl:
+        raise DecodeError("bad_ipv4_length", off + 2, f"total length {tot} < header length {hl} in a fragment")
+    if e > end:
+        # Not captured whole (or the frame is shorter than the IP length): not reassembled.
+        r.counts["truncated"] += 1
+        if frag & 0x1FFF:
+            return _skip(counts, "ip_fragment")
+        return _unreassembled(_ipv4, frame, ts, buf, off, end, lim, depth, counts)
+    key = (4, bytes(buf[off + 12:off + 20]), proto, _U16.unpack_from(buf, off + 4)[0], depth)
+    head = bytes(buf[off:off + hl]) if not frag & 0x1FFF else None
+    try:
+        done = r.add(key, ts, False, (frag & 0x1FFF) << 3, bool(frag & 0x2000), bytes(buf[off + hl:e]), head)
+    except FragmentError as x:
+        raise DecodeError("bad_ip_fragment", off + 6, str(x)) from None
+    if done is None:
+        return _skip(counts, "ip_fragment")
+    head, payload = done
+    n = len(head) + len(payload)
+    dg = bytearray(head)
+    dg[2:4] = n.to_bytes(2, "big")                  # total length
+    dg[6] &= 0x40                                   # keep DF; no MF, offset 0
+    dg[7] = 0
+    dg += payload
+    return _ipv4(frame, ts, bytes(dg), 0, n, n, depth, counts)
+
+
+def _unreassembled(h, frame, ts, buf, off, end, lim, depth, counts):
+    """A first fragment that cannot be reassembled (not captured whole): decode what it
+    holds, as without reassembly (Wireshark does the same)."""
+    r = counts.frags
+    counts.frags = None
+    try:
+        return h(frame, ts, buf, off, end, lim, depth, counts)
+    finally:
+        counts.frags = r
+
+
+def _defrag6(frame, ts, buf, off, p, end, lim, depth, counts, nxt, fo):
+    """An IPv6 fragment (Fragment header at ``p``) into the run's reassembler; a completed
+    datagram is rebuilt as the offset-0 fragment's fixed header with the Fragment header's
+    next header and the reassembled payload (the extension headers before the Fragment
+    header are left out: nothing after them depends on them)."""
+    r = counts.frags
+    plen = _U16.unpack_from(buf, off + 4)[0]
+    e = off + 40 + plen
+    if not plen or e > end:
+        r.counts["truncated"] += 1
+        if fo & 0xFFF8:
+            return _skip(counts, "ip_fragment")
+        return _unreassembled(_ipv6, frame, ts, buf, off, end, lim, depth, counts)
+    if p + 8 > e:
+        raise DecodeError("bad_ip_fragment", p, "Fragment header beyond the payload length")
+    key = (6, bytes(buf[off + 8:off + 40]), _U32.unpack_from(buf, p + 4)[0], depth)
+    head = None
+    if not fo & 0xFFF8:
+        h = bytearray(buf[off:off + 40])
+        h[6] = nxt
+        head = bytes(h)
+    try:
+        done = r.add(key, ts, True, fo & 0xFFF8, bool(fo & 1), bytes(buf[p + 8:e]), head)
+    except FragmentError as x:
+        raise DecodeError("bad_ip_fragment", p + 2, str(x)) from None
+    if done is None:
+        return _skip(counts, "ip_fragment")
+    head, payload = done
+    dg = bytearray(head)
+    dg[4:6] = len(payload).to_bytes(2, "big")
+    dg += payload
+    n = len(dg)
+    return _ipv6(frame, ts, bytes(dg), 0, n, n, depth, counts)
 
 
 def _l4(proto, frame, ts, buf, off, end, lim, depth, counts, src, dst, plen):
@@ -380,9 +524,21 @@ def _gre(frame, ts, buf, off, end, lim, depth, counts):
         if p + 12 > end:
             raise TruncatedError("truncated_erspan", p, "ERSPAN III header not captured")
         p += 20 if buf[p + 11] & 1 else 12
+        if p > end:
+            raise TruncatedError("truncated_erspan", p - 8, "ERSPAN III platform sub-header not captured")
         return _ether(frame, ts, buf, p, end, lim, depth, counts)
     if pt == 0x880B:                # PPP (PPTP)
         return _ppp(frame, ts, buf, p, end, lim, depth, counts)
+    if 0x8200 <= pt <= 0x8370 and not pt & 0xF:
+        # Aruba access points tunnel 802.11 frames to their controller with these
+        # protocol types (as Wireshark's gre.proto table lists them).
+        return _wlan(frame, ts, buf, p, end, lim, depth, counts)
+    if pt == 0x883E:
+        # WCCP redirection (draft-wilson-wrec-wccp-v2 §4.12): an optional 4-byte redirect
+        # header before the IPv4 packet; Wireshark tells them apart by the first nibble.
+        if p < end and buf[p] >> 4 != 4:
+            p += 4
+        return _raw(frame, ts, buf, p, end, lim, depth, counts)
     return _ethertype(pt, frame, ts, buf, p, end, lim, depth, counts)
 
 
@@ -391,7 +547,7 @@ _TEREDO_PORT = 3544
 
 
 def _udp(frame, ts, buf, off, end, lim, depth, counts):
-    """UDP (RFC 768) carrying VXLAN (RFC 7348, dst port 4789) or Teredo (RFC 4380, port 3544)."""
+    """UDP (RFC 768): the length field bounds the datagram; the payload goes to _udp_payload."""
     if off + 8 > end:
         raise TruncatedError("truncated_udp", off, "UDP header not captured")
     sport, dport, ulen = _U16x3.unpack_from(buf, off)
@@ -399,35 +555,334 @@ def _udp(frame, ts, buf, off, end, lim, depth, counts):
         lim = off + ulen
         if lim < end:
             end = lim
-    p = off + 8
-    if dport == _VXLAN_PORT:
-        # VXLAN header: flags (I = 0x08 means a valid VNI), 24 reserved bits, VNI(24), reserved(8).
-        if p + 8 > end:
-            raise TruncatedError("truncated_vxlan", p, "VXLAN header not captured")
-        if not buf[p] & 0x08:
-            return _skip(counts, "non_tcp")
-        return _ether(frame, ts, buf, p + 8, end, lim, depth, counts)
-    # Teredo (RFC 4380 §5.1.1): optional authentication indicator
-    # 00 01 id-len au-len client-id auth-value nonce(8) confirmation(1),
-    # then optional origin indication 00 00 port(2) address(4), then IPv6.
-    # Port 3544 is the server's; relays use any port, so (like Zeek) other ports are accepted
-    # when the payload is exactly one IPv6 packet whose payload length fills the datagram.
-    on_port = sport == _TEREDO_PORT or dport == _TEREDO_PORT
-    if on_port or p + 40 <= lim:
-        if p + 4 <= end and buf[p] == 0 and buf[p + 1] == 1:
-            p += 4 + buf[p + 2] + buf[p + 3] + 9
-        if p + 8 <= end and buf[p] == 0 and buf[p + 1] == 0:
-            p += 8
-        if p < end and buf[p] >> 4 == 6:
-            if on_port:
-                return _ipv6(frame, ts, buf, p, end, lim, depth, counts)
-            if p + 40 <= end and p + 40 + _U16.unpack_from(buf, p + 4)[0] == lim and buf[p + 6] in _TEREDO_NEXT:
-                return _ipv6(frame, ts, buf, p, end, lim, depth, counts)
+    return _udp_payload(frame, ts, buf, off + 8, end, lim, depth, counts, sport, dport)
+
+
+def _udp_payload(frame, ts, buf, p, end, lim, depth, counts, sport, dport):
+    """A UDP payload at ``p`` (``lim`` = the datagram's end): tunnels by port, then by content.
+
+    Ports as Wireshark registers them (``_UDP_PORTS``), the lower port tried first; a
+    datagram on no tunnel port is recognised by content (Teredo, Geneve, GTP-U, VXLAN,
+    AYIYA, see the ``_is_*`` checks), and otherwise counted as ``non_tcp``.  The payload
+    may sit in any buffer: a datagram rebuilt from IP fragments decodes the same way.
+    """
+    if sport > dport:
+        sport, dport = dport, sport
+    h = _UDP_PORTS.get(sport)
+    if h is None:
+        h = _UDP_PORTS.get(dport)
+    if h is not None:
+        return h(frame, ts, buf, p, end, lim, depth, counts)
+    if p + 8 > end:
+        return _skip(counts, "non_tcp")
+    b0 = buf[p]
+    if (b0 == 0 or b0 >> 4 == 6) and p + 40 <= lim:
+        q = _teredo_heuristic(buf, p, end, lim)
+        if q >= 0:
+            return _ipv6(frame, ts, buf, q, end, lim, depth, counts)
+    if b0 & 0xF8 == 0x30 and buf[p + 1] == 0xFF and _is_gtpu(buf, p, end, lim):
+        return _gtp(frame, ts, buf, p, end, lim, depth, counts)
+    if b0 == 0x08 and _is_vxlan(buf, p, end, lim):
+        return _vxlan(frame, ts, buf, p, end, lim, depth, counts)
+    if b0 < 0x40 and _is_geneve(buf, p, end, lim):
+        return _geneve(frame, ts, buf, p, end, lim, depth, counts)
+    if buf[p + 1] == 0x52 and buf[p + 2] == 0x11 and _is_ayiya(buf, p, end, lim):
+        return _ayiya(frame, ts, buf, p, end, lim, depth, counts)
     return _skip(counts, "non_tcp")
+
+
+def _teredo_skip(buf, p, end):
+    """Teredo (RFC 4380 §5.1.1): skip the optional authentication indicator
+    00 01 id-len au-len client-id auth-value nonce(8) confirmation(1) and the optional origin
+    indication 00 00 port(2) address(4); the IPv6 packet starts at the offset returned."""
+    if p + 4 <= end and buf[p] == 0 and buf[p + 1] == 1:
+        p += 4 + buf[p + 2] + buf[p + 3] + 9
+    if p + 8 <= end and buf[p] == 0 and buf[p + 1] == 0:
+        p += 8
+    return p
+
+
+def _teredo(frame, ts, buf, p, end, lim, depth, counts):
+    """Teredo on its port 3544: an IPv6 packet behind the optional indications."""
+    p = _teredo_skip(buf, p, end)
+    if p < end and buf[p] >> 4 == 6:
+        return _ipv6(frame, ts, buf, p, end, lim, depth, counts)
+    return _skip(counts, "non_tcp")
+
+
+def _teredo_heuristic(buf, p, end, lim):
+    """Teredo off its port (relays use any port): as Zeek does, accepted when the payload is
+    exactly one IPv6 packet whose payload length fills the datagram and whose next header is
+    plausible; the IPv6 offset, or -1."""
+    p = _teredo_skip(buf, p, end)
+    if p + 40 <= end and buf[p] >> 4 == 6 and p + 40 + _U16.unpack_from(buf, p + 4)[0] == lim \
+            and buf[p + 6] in _TEREDO_NEXT:
+        return p
+    return -1
 
 
 #: Next headers accepted after a heuristic (off-port) Teredo IPv6 header.
 _TEREDO_NEXT = frozenset((0, 6, 17, 43, 44, 58, 59, 60))
+
+
+def _fills(buf, p, end, lim):
+    """True when an IPv4/IPv6 packet starts at ``p`` and its length field ends exactly at
+    ``lim`` (the end of the enclosing datagram): the content checks' last test."""
+    if p >= end or lim == _NOLIM:
+        return False
+    v = buf[p] >> 4
+    if v == 4:
+        return p + 4 <= end and buf[p] & 0xF >= 5 and p + _U16.unpack_from(buf, p + 2)[0] == lim
+    if v == 6:
+        return p + 6 <= end and p + 40 + _U16.unpack_from(buf, p + 4)[0] == lim
+    return False
+
+
+def _fills_ether(buf, p, end, lim):
+    """An Ethernet frame at ``p`` whose IP packet (behind at most two VLAN tags) fills the datagram."""
+    q = p + 12
+    for _ in range(3):
+        if q + 2 > end:
+            return False
+        et = _U16.unpack_from(buf, q)[0]
+        if et == 0x0800 or et == 0x86DD:
+            return _fills(buf, q + 2, end, lim)
+        if et != 0x8100 and et != 0x88A8:
+            return False
+        q += 4
+    return False
+
+
+def _vxlan(frame, ts, buf, p, end, lim, depth, counts):
+    """VXLAN (RFC 7348 §5): flags (I = 0x08 means a valid VNI), 24 reserved bits, VNI(24),
+    reserved(8); then an Ethernet frame."""
+    if p + 8 > end:
+        raise TruncatedError("truncated_vxlan", p, "VXLAN header not captured")
+    if not buf[p] & 0x08:
+        return _skip(counts, "non_tcp")
+    return _ether(frame, ts, buf, p + 8, end, lim, depth, counts)
+
+
+def _is_vxlan(buf, p, end, lim):
+    """VXLAN off port 4789 (e.g. Linux's 8472): flags exactly I, reserved fields zero, and an
+    Ethernet frame whose IP packet fills the datagram."""
+    return (p + 8 <= end and buf[p] == 0x08 and not buf[p + 1] and not buf[p + 2] and not buf[p + 3]
+            and not buf[p + 7] and _fills_ether(buf, p + 8, end, lim))
+
+
+def _vxlan_gpe(frame, ts, buf, p, end, lim, depth, counts):
+    """VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe §3.3, UDP 4790): flags(8: R R Ver(2) I P B O),
+    reserved(16), next protocol(8: 1 IPv4, 2 IPv6, 3 Ethernet, 4 NSH, 5 MPLS), VNI(24), reserved(8)."""
+    if p + 8 > end:
+        raise TruncatedError("truncated_vxlan", p, "VXLAN-GPE header not captured")
+    fl = buf[p]
+    if fl & 0x30:                   # a version other than 0
+        return _skip(counts, "non_tcp")
+    if not fl & 0x04:               # no P bit: plain VXLAN, Ethernet follows
+        return _vxlan(frame, ts, buf, p, end, lim, depth, counts)
+    h = _GPE_NEXT.get(buf[p + 3])
+    if h is None:
+        return _skip(counts, "non_ip")
+    return h(frame, ts, buf, p + 8, end, lim, depth, counts)
+
+
+def _geneve(frame, ts, buf, p, end, lim, depth, counts):
+    """Geneve (RFC 8926 §3.4): ver(2) opt len(6, 4-byte words) | O C reserved(6) | protocol
+    type(16) | VNI(24) reserved(8), then the options (up to 252 bytes), then the payload of
+    that protocol type (0x6558: an Ethernet frame)."""
+    if p + 8 > end:
+        raise TruncatedError("truncated_geneve", p, "Geneve header not captured")
+    b0 = buf[p]
+    if b0 >> 6:                     # version other than 0 (RFC 8926 §3.4: not to be parsed)
+        return _skip(counts, "non_tcp")
+    pt = _U16.unpack_from(buf, p + 2)[0]
+    q = p + 8 + ((b0 & 0x3F) << 2)
+    if q > end:
+        raise TruncatedError("truncated_geneve", p, f"Geneve options of {(b0 & 0x3F) << 2} bytes not captured")
+    if pt == 0x6558:
+        return _ether(frame, ts, buf, q, end, lim, depth, counts)
+    return _ethertype(pt, frame, ts, buf, q, end, lim, depth, counts)
+
+
+def _is_geneve(buf, p, end, lim):
+    """Geneve off port 6081: version 0, reserved bits zero, options that tile their length
+    exactly (class(16) type(8) reserved(3) length(5, 4-byte words) + data), and an Ethernet
+    frame or IP packet that fills the datagram."""
+    if p + 8 > end or buf[p + 1] & 0x3F or buf[p + 7]:
+        return False
+    q = p + 8
+    o = q + ((buf[p] & 0x3F) << 2)
+    if o > end:
+        return False
+    while q < o:
+        if q + 4 > o:
+            return False
+        q += 4 + ((buf[q + 3] & 0x1F) << 2)
+    if q != o:
+        return False
+    pt = _U16.unpack_from(buf, p + 2)[0]
+    if pt == 0x6558:
+        return _fills_ether(buf, o, end, lim)
+    if pt == 0x0800 or pt == 0x86DD:
+        return _fills(buf, o, end, lim)
+    return False
+
+
+def _gtp(frame, ts, buf, p, end, lim, depth, counts):
+    """GTP-U version 1 (3GPP TS 29.281 §5.1) at ``p`` (a UDP payload, whole or rebuilt from
+    IP fragments): flags (version(3) = 1, PT = 1, reserved, E, S, PN), message type
+    (255 = G-PDU: a user packet follows), length (bytes after the first 8), TEID(32); with
+    E, S or PN set: sequence number(16), N-PDU number(8), next extension header type(8);
+    extension headers: length (4-byte words, 0 invalid), contents, next type (0 = last).
+
+    GTP' (PT = 0), GTPv0 and GTPv2-C (version 2, control only) and GTPv1 signalling messages
+    carry no user packet: counted as ``non_tcp``."""
+    if p + 8 > end:
+        raise TruncatedError("truncated_gtp", p, "GTP header not captured")
+    fl = buf[p]
+    if fl & 0xF0 != 0x30 or buf[p + 1] != 0xFF:
+        return _skip(counts, "non_tcp")
+    e = p + 8 + _U16.unpack_from(buf, p + 2)[0]
+    if fl & 0x07 and e < p + 12:
+        raise DecodeError("bad_gtp_length", p + 2, f"length {e - p - 8} < 4 with optional fields")
+    if e < lim:
+        lim = e
+        if e < end:
+            end = e
+    q = p + 8
+    if fl & 0x07:
+        if q + 4 > end:
+            raise TruncatedError("truncated_gtp", q, "GTP optional fields not captured")
+        nxt = buf[q + 3] if fl & 0x04 else 0
+        q += 4
+        while nxt:
+            if q >= end:
+                raise TruncatedError("truncated_gtp", q, f"GTP extension header {nxt:#x} not captured")
+            n = buf[q] << 2
+            if not n:
+                raise DecodeError("bad_gtp_extension", q, f"extension header {nxt:#x} of length 0")
+            if q + n > end:
+                raise TruncatedError("truncated_gtp", q, f"GTP extension header {nxt:#x} of {n} bytes not captured")
+            nxt = buf[q + n - 1]
+            q += n
+    if q >= end:
+        return _skip(counts, "non_ip")  # an empty G-PDU
+    v = buf[q] >> 4
+    if v == 4:
+        return _ipv4(frame, ts, buf, q, end, lim, depth, counts)
+    if v == 6:
+        return _ipv6(frame, ts, buf, q, end, lim, depth, counts)
+    return _skip(counts, "non_ip")
+
+
+def _is_gtpu(buf, p, end, lim):
+    """GTP-U off ports 2152/2123: a version 1 G-PDU whose length field ends exactly at the
+    datagram's end and whose user packet (after any extension headers) fills it."""
+    if p + 8 > end or p + 8 + _U16.unpack_from(buf, p + 2)[0] != lim:
+        return False
+    q = p + 8
+    if buf[p] & 0x07:
+        if q + 4 > end:
+            return False
+        nxt = buf[q + 3] if buf[p] & 0x04 else 0
+        q += 4
+        while nxt:
+            if q >= end or not buf[q] or q + (buf[q] << 2) > end:
+                return False
+            q += buf[q] << 2
+            nxt = buf[q - 1]
+    return _fills(buf, q, end, lim)
+
+
+def _ayiya(frame, ts, buf, p, end, lim, depth, counts):
+    """AYIYA (draft-massar-v6ops-ayiya §5, UDP 5072): id len(4, 2^n bytes) id type(4) |
+    signature len(4, 4-byte words) hash method(4) | auth method(4) opcode(4) | next header(8)
+    | epoch time(32) | identity | signature | payload.  Opcode 1 (forward) carries a packet
+    of the next header's IP protocol (4 IPv4, 41 IPv6)."""
+    if p + 8 > end:
+        raise TruncatedError("truncated_ayiya", p, "AYIYA header not captured")
+    q = p + 8 + (1 << (buf[p] >> 4)) + ((buf[p + 1] >> 4) << 2)
+    if q > end:
+        raise TruncatedError("truncated_ayiya", p, "AYIYA identity/signature not captured")
+    if buf[p + 2] & 0x0F != 1:
+        return _skip(counts, "non_tcp")
+    nh = buf[p + 3]
+    if nh == 41:
+        return _ipv6(frame, ts, buf, q, end, lim, depth, counts)
+    if nh == 4:
+        return _ipv4(frame, ts, buf, q, end, lim, depth, counts)
+    return _skip(counts, "non_ip")
+
+
+def _is_ayiya(buf, p, end, lim):
+    """AYIYA off port 5072 (Zeek's signature: bytes 1-2 = 0x52 0x11, i.e. a SHA-1 signature
+    and a forward); also the next header must be IPv4/IPv6 and that packet fill the datagram."""
+    nh = buf[p + 3]
+    if nh != 41 and nh != 4:
+        return False
+    q = p + 8 + (1 << (buf[p] >> 4)) + ((buf[p + 1] >> 4) << 2)
+    return q < end and buf[q] >> 4 == (6 if nh == 41 else 4) and _fills(buf, q, end, lim)
+
+
+def _gre_udp(frame, ts, buf, p, end, lim, depth, counts):
+    """GRE-in-UDP (RFC 8086 §3, UDP 4754): a GRE header without the IP header around it."""
+    return _gre(frame, ts, buf, p, end, lim, depth, counts)
+
+
+def _mpls_udp(frame, ts, buf, p, end, lim, depth, counts):
+    """MPLS-in-UDP (RFC 7510 §3, UDP 6635): an MPLS label stack."""
+    return _mpls(frame, ts, buf, p, end, lim, depth, counts)
+
+
+def _lisp_data(frame, ts, buf, p, end, lim, depth, counts):
+    """LISP data plane (RFC 9300 §5.3, UDP 4341): an 8-byte header, then an IP packet."""
+    if p + 8 >= end:
+        raise TruncatedError("truncated_lisp", p, "LISP header not captured")
+    v = buf[p + 8] >> 4
+    if v == 4:
+        return _ipv4(frame, ts, buf, p + 8, end, lim, depth, counts)
+    if v == 6:
+        return _ipv6(frame, ts, buf, p + 8, end, lim, depth, counts)
+    return _skip(counts, "non_ip")      # a LISP control message, or another protocol on the port
+
+
+def _l2tp(frame, ts, buf, p, end, lim, depth, counts):
+    """L2TPv2 data messages (RFC 2661 §3.1, UDP 1701): flags T L x x S x O P x x x x ver(4);
+    [length(16)]; tunnel id(16), session id(16); [Ns(16) Nr(16)]; [offset size(16), pad];
+    then a PPP frame.  Control messages (T) and L2TPv3 carry no user packet."""
+    if p + 2 > end:
+        raise TruncatedError("truncated_l2tp", p, "L2TP header not captured")
+    fl = _U16.unpack_from(buf, p)[0]
+    if fl & 0x8000 or fl & 0x0F != 2:
+        return _skip(counts, "non_tcp")
+    q = p + 6
+    if fl & 0x4000:
+        q += 2
+    if fl & 0x0800:
+        q += 4
+    if fl & 0x0200:
+        if q + 2 > end:
+            raise TruncatedError("truncated_l2tp", p, "L2TP offset size not captured")
+        q += 2 + _U16.unpack_from(buf, q)[0]
+    if q > end:
+        raise TruncatedError("truncated_l2tp", p, "L2TP header not captured")
+    return _ppp(frame, ts, buf, q, end, lim, depth, counts)
+
+
+#: UDP ports of tunnels (IANA assignments, as Wireshark 4.0 registers them).
+_UDP_PORTS = {
+    _VXLAN_PORT: _vxlan,        # VXLAN (RFC 7348)
+    4790: _vxlan_gpe,           # VXLAN-GPE
+    6081: _geneve,              # Geneve (RFC 8926)
+    2152: _gtp,                 # GTP-U (3GPP TS 29.281)
+    2123: _gtp,                 # GTP-C: control messages only (counted), as Zeek registers it
+    _TEREDO_PORT: _teredo,      # Teredo (RFC 4380)
+    5072: _ayiya,               # AYIYA
+    4754: _gre_udp,             # GRE-in-UDP (RFC 8086)
+    6635: _mpls_udp,            # MPLS-in-UDP (RFC 7510)
+    4341: _lisp_data,           # LISP data plane (RFC 9300)
+    1701: _l2tp,                # L2TPv2 (RFC 2661)
+}
 
 
 # IP protocol numbers of tunnels (handlers get depth + 1 from _l4).
@@ -469,13 +924,26 @@ def _ethertype(et, frame, ts, buf, off, end, lim, depth, counts):
 
 
 def _llc(frame, ts, buf, off, end, lim, depth, counts):
-    """IEEE 802.2 LLC; only SNAP (aa aa 03, RFC 1042) with OUI 000000 or 0000f8 (802.1H) carries an ethertype."""
+    """IEEE 802.2 LLC: DSAP, SSAP, control.  SNAP (aa aa 03, RFC 1042) with OUI 000000 or
+    0000f8 (802.1H) carries an ethertype; OUI 0080c2 PID 0001/0007 a bridged Ethernet frame
+    (RFC 2684 §5.2, with/without FCS); SAP 06 (RFC 948 style) an IPv4 packet."""
+    if off + 3 > end:
+        raise TruncatedError("truncated_llc", off, "LLC header not captured")
+    if buf[off] == 0x06 and buf[off + 1] == 0x06 and buf[off + 2] == 0x03:
+        return _ipv4(frame, ts, buf, off + 3, end, lim, depth, counts)
     if off + 8 > end:
         raise TruncatedError("truncated_llc", off, "LLC/SNAP header not captured")
-    if buf[off] != 0xAA or buf[off + 1] != 0xAA or buf[off + 2] != 0x03 or buf[off + 3] or buf[off + 4] \
-            or buf[off + 5] not in (0x00, 0xF8):
+    if buf[off] != 0xAA or buf[off + 1] != 0xAA or buf[off + 2] != 0x03:
         return _skip(counts, "non_ip")
     et = _U16.unpack_from(buf, off + 6)[0]
+    if buf[off + 3] or buf[off + 4] or buf[off + 5] not in (0x00, 0xF8):
+        if buf[off + 3] == 0x00 and buf[off + 4] == 0x80 and buf[off + 5] == 0xC2 and (et == 1 or et == 7):
+            if off + 10 > end:
+                raise TruncatedError("truncated_llc", off, "bridged frame's padding not captured")
+            if depth >= _MAX_DEPTH:
+                raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+            return _ether(frame, ts, buf, off + 10 if et == 1 else off + 8, end, lim, depth + 1, counts)
+        return _skip(counts, "non_ip")
     h = _ETHERTYPES.get(et)
     if h is None:                   # includes et < 0x0600: no LLC-in-LLC
         return _skip(counts, "non_ip")
@@ -563,6 +1031,76 @@ def _ppp_proto(frame, ts, buf, off, end, lim, depth, counts):
     return h(frame, ts, buf, off, end, lim, depth, counts)
 
 
+def _vntag(frame, ts, buf, off, end, lim, depth, counts):
+    """VN-Tag (Cisco, ethertype 0x8926): D P dst vif(14) | L R ver(2) src vif(12), then the
+    next ethertype; VLAN tags may stand before and after it."""
+    if off + 6 > end:
+        raise TruncatedError("truncated_vntag", off, "VN-Tag not captured")
+    if depth >= _MAX_DEPTH:         # tags that lead back to tags: bounded like tunnels
+        raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+    return _ethertype(_U16.unpack_from(buf, off + 4)[0], frame, ts, buf, off + 6, end, lim, depth + 1, counts)
+
+
+def _etag(frame, ts, buf, off, end, lim, depth, counts):
+    """IEEE 802.1BR E-TAG (ethertype 0x893F): 6 bytes of tag, then the next ethertype."""
+    if off + 8 > end:
+        raise TruncatedError("truncated_etag", off, "E-TAG not captured")
+    if depth >= _MAX_DEPTH:         # tags that lead back to tags: bounded like tunnels
+        raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+    return _ethertype(_U16.unpack_from(buf, off + 6)[0], frame, ts, buf, off + 8, end, lim, depth + 1, counts)
+
+
+def _cisco_md(frame, ts, buf, off, end, lim, depth, counts):
+    """Cisco MetaData (ethertype 0x8909): version(8) length(8) option type(16) SGT(16), then
+    the next ethertype."""
+    if off + 8 > end:
+        raise TruncatedError("truncated_cmd", off, "Cisco MetaData header not captured")
+    if depth >= _MAX_DEPTH:         # tags that lead back to tags: bounded like tunnels
+        raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+    return _ethertype(_U16.unpack_from(buf, off + 6)[0], frame, ts, buf, off + 8, end, lim, depth + 1, counts)
+
+
+def _pbb(frame, ts, buf, off, end, lim, depth, counts):
+    """IEEE 802.1ah provider backbone bridging, I-TAG (ethertype 0x88E7): PCP(3) DEI UCA
+    reserved(3) I-SID(24), then the customer's Ethernet frame (dst, src, type)."""
+    if off + 4 > end:
+        raise TruncatedError("truncated_pbb", off, "I-TAG not captured")
+    if depth >= _MAX_DEPTH:
+        raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+    return _ether(frame, ts, buf, off + 4, end, lim, depth + 1, counts)
+
+
+def _fabricpath(frame, ts, buf, off, end, lim, depth, counts):
+    """Cisco FabricPath: the outer header's type 0x8903, then FTAG(10) TTL(6), then the
+    original Ethernet frame (Zeek skips the same 16 bytes)."""
+    if off + 2 > end:
+        raise TruncatedError("truncated_fabricpath", off, "FabricPath tag not captured")
+    if depth >= _MAX_DEPTH:
+        raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+    return _ether(frame, ts, buf, off + 2, end, lim, depth + 1, counts)
+
+
+def _nsh(frame, ts, buf, off, end, lim, depth, counts):
+    """Network Service Header (RFC 8300 §2.2, ethertype 0x894F): ver(2) O U TTL(6) length(6,
+    4-byte words) | U(4) MD type(4) | next protocol (1 IPv4, 2 IPv6, 3 Ethernet, 5 MPLS) |
+    service path id(24) index(8) | context headers."""
+    if off + 8 > end:
+        raise TruncatedError("truncated_nsh", off, "NSH not captured")
+    if buf[off] >> 6:
+        return _skip(counts, "non_ip")
+    n = (_U16.unpack_from(buf, off)[0] & 0x3F) << 2
+    if n < 8:
+        raise DecodeError("bad_nsh_length", off, f"NSH length {n} < 8")
+    if off + n > end:
+        raise TruncatedError("truncated_nsh", off, f"NSH of {n} bytes not captured")
+    h = _GPE_NEXT.get(buf[off + 3])
+    if h is None or h is _nsh:
+        return _skip(counts, "non_ip")
+    if depth >= _MAX_DEPTH:
+        raise DecodeError("tunnel_depth", off, f"more than {_MAX_DEPTH} nested tunnels")
+    return h(frame, ts, buf, off + n, end, lim, depth + 1, counts)
+
+
 _ETHERTYPES = {
     0x0800: _ipv4,
     0x86DD: _ipv6,
@@ -573,7 +1111,16 @@ _ETHERTYPES = {
     0x8864: _pppoe,     # PPPoE session stage (0x8863 discovery carries no IP)
     0x8847: _mpls,      # MPLS unicast
     0x8848: _mpls,      # MPLS multicast
+    0x8926: _vntag,     # VN-Tag
+    0x893F: _etag,      # IEEE 802.1BR E-TAG
+    0x8909: _cisco_md,  # Cisco MetaData (SGT)
+    0x88E7: _pbb,       # IEEE 802.1ah I-TAG
+    0x8903: _fabricpath,  # Cisco FabricPath
+    0x894F: _nsh,       # Network Service Header
 }
+
+#: VXLAN-GPE and NSH "next protocol" values.
+_GPE_NEXT = {1: _ipv4, 2: _ipv6, 3: _ether, 4: _nsh, 5: _mpls}
 
 
 # ======================================================================================
@@ -657,16 +1204,45 @@ def _wlan(frame, ts, buf, off, end, lim, depth, counts, datapad=False):
     if fc0 & 0x80:                  # QoS subtypes
         if off + hl + 2 > end:
             raise TruncatedError("truncated_80211", off, "802.11 header not captured")
-        if buf[off + hl] & 0x80:    # A-MSDU present: several packets in one frame, not decoded
-            return _skip(counts, "non_ip")
+        amsdu = buf[off + hl] & 0x80
         hl += 2
         if fc1 & 0x80:
             hl += 4
+    else:
+        amsdu = 0
     if datapad:
         hl = (hl + 3) & ~3
     if off + hl > end:
         raise TruncatedError("truncated_80211", off, "802.11 header not captured")
+    if amsdu:
+        return _amsdu(frame, ts, buf, off + hl, end, lim, depth, counts)
     return _llc(frame, ts, buf, off + hl, end, lim, depth, counts)
+
+
+def _amsdu(frame, ts, buf, off, end, lim, depth, counts):
+    """An A-MSDU (IEEE 802.11-2020 §9.3.2.2.2): subframes of DA(6) SA(6) length(16, big
+    endian), then that many bytes (LLC/SNAP + packet), padded to a multiple of 4.
+
+    One frame gives one segment: the first subframe holding a TCP segment (the row tshark
+    shows for the frame); the frame is counted as skipped only when none does."""
+    seen = None
+    while off + 14 <= end:
+        n = _U16.unpack_from(buf, off + 12)[0]
+        e = off + 14 + n
+        sub = {}
+        if n < 3:                   # no room for an LLC header
+            sub["non_ip"] = 1
+        else:
+            seg = _llc(frame, ts, buf, off + 14, e if e < end else end, e if e < lim else lim, depth, sub)
+            if seg is not None:
+                return seg
+        seen = sub
+        off += (14 + n + 3) & ~3
+    if seen is None:
+        raise TruncatedError("truncated_amsdu", off, "A-MSDU subframe header not captured")
+    for k, v in seen.items():
+        counts[k] = counts.get(k, 0) + v
+    return None
 
 
 def _radiotap(frame, ts, buf, off, end, lim, depth, counts):
@@ -736,6 +1312,41 @@ def _nflog(frame, ts, buf, off, end, lim, depth, counts):
     return _skip(counts, "non_ip")
 
 
+def _fddi(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_FDDI 10 (ANSI X3.139): frame control(1), dst(6), src(6), then 802.2 LLC.
+
+    Wireshark reads link type 10 as bit-swapped FDDI (the MAC addresses' bit order), which
+    changes no offset.  Frame control C L F F Z Z Z Z: FF = 01 is an LLC frame; SMT and MAC
+    frames carry no IP."""
+    if off + 13 > end:
+        raise TruncatedError("truncated_fddi", off, "FDDI header not captured")
+    if buf[off] & 0x30 != 0x10:
+        return _skip(counts, "non_ip")
+    return _llc(frame, ts, buf, off + 13, end, lim, depth, counts)
+
+
+def _token_ring(frame, ts, buf, off, end, lim, depth, counts):
+    """LINKTYPE_IEEE802_5 6 (IEEE 802.5 §3.2): access control(1), frame control(1), dst(6),
+    src(6); with the source's route bit (0x80 of its first byte) a routing information field
+    whose length is the low 5 bits of its first byte; then 802.2 LLC.  Frame control type
+    bits 01 mark an LLC frame."""
+    if off + 14 > end:
+        raise TruncatedError("truncated_token_ring", off, "Token Ring header not captured")
+    if buf[off + 1] & 0xC0 != 0x40:
+        return _skip(counts, "non_ip")
+    p = off + 14
+    if buf[off + 8] & 0x80:
+        if p >= end:
+            raise TruncatedError("truncated_token_ring", p, "routing information not captured")
+        rif = buf[p] & 0x1F
+        if rif < 2:
+            raise DecodeError("bad_token_ring_rif", p, f"routing information length {rif} < 2")
+        p += rif
+        if p > end:
+            raise TruncatedError("truncated_token_ring", off + 14, f"routing information of {rif} bytes not captured")
+    return _llc(frame, ts, buf, p, end, lim, depth, counts)
+
+
 _LINKTYPES = {
     0: _null,
     108: _null,
@@ -754,6 +1365,9 @@ _LINKTYPES = {
     228: _ipv4,
     229: _ipv6,
     239: _nflog,
+    10: _fddi,
+    6: _token_ring,
+    100: _llc,          # LINKTYPE_ATM_RFC1483: LLC/SNAP-encapsulated packets (RFC 2684 §5)
 }
 
 
@@ -800,7 +1414,7 @@ def _be32(p, i):
                mss=cython.longlong, wscale=cython.longlong, sack_perm=cython.bint, i=cython.Py_ssize_t,
                j=cython.Py_ssize_t, pay=cython.Py_ssize_t, kind=cython.longlong, ln=cython.Py_ssize_t)
 def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
-    """Ethernet II + IPv4 (IHL 5, not a later fragment) or IPv6 (TCP first) + TCP with a
+    """Ethernet II + IPv4 (IHL 5, not a fragment) or IPv6 (TCP first) + TCP with a
     captured header: the Segment, or None for the general path (which also takes every
     option list _tcp would count as ``bad_tcp_option``)."""
     n = len(buf)
@@ -809,7 +1423,7 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     p = buf
     et = _be16(p, 12)
     if et == 0x0800:
-        if p[14] != 0x45 or p[23] != 6 or _be16(p, 20) & 0x1FFF:
+        if p[14] != 0x45 or p[23] != 6 or _be16(p, 20) & 0x3FFF:
             return None
         tot = _be16(p, 16)
         if wirelen and tot + 14 > wirelen:
@@ -912,16 +1526,21 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     return seg
 
 
-def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], wirelen: int = 0) -> Segment | None:
+def decode(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:
     """Decode one frame to its innermost TCP segment.
 
-    ``buf`` is the captured frame (bytes, bytearray or memoryview).  ``wirelen`` (optional)
+    ``buf`` is the captured frame (bytes, bytearray or memoryview); ``counts`` a dict of skip
+    reasons (or a :class:`DecodeState`, a dict that carries the run's state: left without an
+    annotation, which the compiled build would enforce as an exact dict).  ``wirelen`` (optional)
     is the frame's original length on the wire; when given, an IP length that claims more
     than the frame held is cut to the frame (as Wireshark does) instead of being trusted.
 
     Returns None (and increments ``counts[reason]``: ``non_ip``, ``non_tcp``,
     ``ip_fragment``) when the frame carries no TCP header; counts ``bad_tcp_option`` when an
-    option list had to be abandoned (the segment is still returned).  Raises
+    option list had to be abandoned (the segment is still returned).  IP fragments are
+    reassembled when ``counts`` is a :class:`DecodeState` with a reassembler: a fragment
+    then returns None (counted as ``ip_fragment``) until one completes its datagram, and
+    that frame returns the segment the datagram carries.  Raises
     DecodeError/TruncatedError for malformed frames and
     ``DecodeError("unsupported_linktype", 0, "link type N (NAME)")`` for unknown link types.
     """
@@ -931,7 +1550,7 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
             if seg is not None:
                 return seg
             return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
-        # Fast path: Ethernet II, IPv4 with IHL 5, not a non-first fragment, IP length set
+        # Fast path: Ethernet II, IPv4 with IHL 5, not a fragment, IP length set
         # (and within the wire length when known), or IPv6 with TCP as the first next
         # header and a payload length; TCP with no options or with exactly NOP NOP
         # Timestamp.  Anything else falls through to the general path.
@@ -939,7 +1558,7 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
         if n >= 66:
             (et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win,
              word, tsval, tsecr) = _FAST66.unpack_from(buf)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
                     and (not wirelen or tot + 14 <= wirelen):
                 hl = offfl & 0xF000
                 if hl == 0x8000 and word == _TS_WORD and tot >= 52:
@@ -970,11 +1589,17 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts: dict[str, int], w
                                        paylen, -1, -1, False, None, -1, -1, n - 74 < paylen)
         elif n >= 54:
             et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win = _FAST54.unpack_from(buf)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x1FFF \
+            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
                     and offfl & 0xF000 == 0x5000 and tot >= 40 and (not wirelen or tot + 14 <= wirelen):
                 paylen = tot - 40
                 return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
                                paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+    return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+
+
+def decode_general(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:
+    """:func:`decode` without its fast path: every frame through the per-protocol handlers
+    (a run that verifies TCP checksums decodes with this, see ``DecodeState.verify``)."""
     return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
 
 

@@ -6,7 +6,8 @@ Theory of operation
 
 1. finds the connection in the ``FlowTable`` by its directional 4-tuple or opens one,
    numbering streams like Wireshark's ``tcp.stream``, with a new stream when a pure SYN
-   arrives on a known 4-tuple with a different ISN (flagged ``reused_ports``);
+   arrives on a known 4-tuple with a different ISN (flagged ``reused_ports``); a SYN/ACK
+   with another ISN than its direction's base keeps the stream and moves the base;
 2. keeps Wireshark's relative sequence bases and window-scale bookkeeping (calculated
    window);
 3. runs Wireshark's ``tcp_analyze_sequence_number`` rules in Wireshark's order, one
@@ -76,7 +77,21 @@ K_MAX_EVENTS_PER_CONN = 256
 K_LINGER_NS = 120 * 1_000_000_000          # keep a closed connection this long for late packets
 K_IDLE_TIMEOUT_NS = 0                       # expire an open connection idle this long (0: never, as Wireshark)
 K_SWEEP_EVERY_NS = 10 * 1_000_000_000
-K_MSL_S = 60.0
+#: How long a connection stays in TIME_WAIT, by the system that holds it (seconds): Linux's
+#: TCP_TIMEWAIT_LEN is 60 s, Windows' default TcpTimedWaitDelay 240 s, FreeBSD and macOS
+#: 2 x 15 s MSL, RFC 9293 2 x MSL with its MSL of 2 minutes.
+TIME_WAIT_PRESETS = {"linux": 60.0, "windows": 240.0, "bsd": 30.0, "rfc": 240.0}
+#: the default TIME_WAIT length (``--time-wait``)
+K_TIME_WAIT = "linux"
+#: the engine measures TIME_WAIT as 2*MSL: the MSL of the default TIME_WAIT length
+K_MSL_S = TIME_WAIT_PRESETS[K_TIME_WAIT] / 2
+
+
+def time_wait_name(seconds: float) -> str | None:
+    """The names of ``TIME_WAIT_PRESETS`` whose TIME_WAIT lasts ``seconds`` (``"windows, rfc"``
+    for 240 s), or None."""
+    names = [name for name, s in TIME_WAIT_PRESETS.items() if s == seconds]
+    return ", ".join(names) if names else None
 #: hosts whose TIME_WAIT periods are tracked one by one; beyond it the quietest are folded
 #: into a count (a million clients each closing once must not cost a record each)
 K_MAX_TW_HOSTS = 10_000
@@ -87,17 +102,21 @@ K_MAX_TW_PORTS = 64
 K_ZEEK_LINGER_NS = 5 * 1_000_000_000
 
 
+#: values of Config.checksums
+CHECKSUM_MODES = ("ignore", "verify", "drop")
+
+
 class Config:
     """Knobs of the engine; every default is a named constant the CLI can override."""
 
     __slots__ = ("fast_rtx_ns", "ooo_ns", "max_unacked", "max_connections", "linger_ns",
-                 "idle_timeout_ns", "msl_ns", "explain", "max_events", "max_tw_hosts")
+                 "idle_timeout_ns", "msl_ns", "explain", "max_events", "max_tw_hosts", "checksums")
 
     def __init__(self, *, fast_rtx_ns: int = A.K_FAST_RETRANSMIT_NS, ooo_ns: int = A.K_OOO_DEFAULT_NS,
                  max_unacked: int = A.K_MAX_UNACKED, max_connections: int = K_MAX_CONNECTIONS,
                  linger_ns: int = K_LINGER_NS, idle_timeout_ns: int = K_IDLE_TIMEOUT_NS,
                  msl_s: float = K_MSL_S, explain: bool = False, max_events: int = K_MAX_EVENTS_PER_CONN,
-                 max_tw_hosts: int = K_MAX_TW_HOSTS):
+                 max_tw_hosts: int = K_MAX_TW_HOSTS, checksums: str = "ignore"):
         self.fast_rtx_ns = fast_rtx_ns
         self.ooo_ns = ooo_ns
         self.max_unacked = max_unacked
@@ -108,6 +127,11 @@ class Config:
         self.explain = explain
         self.max_events = max_events
         self.max_tw_hosts = max(1, max_tw_hosts)
+        if checksums not in CHECKSUM_MODES:
+            raise ValueError(f"checksums must be one of {', '.join(CHECKSUM_MODES)}, not {checksums!r}")
+        #: TCP checksums: "ignore" (as tshark), "verify" (count bad ones), "drop" (count them and
+        #: keep bad segments from the engine, as Zeek without -C); the pipeline applies it
+        self.checksums = checksums
 
 
 class Unacked:
@@ -310,7 +334,7 @@ class EndpointStats:
         ("ack_lost", "long long", 0), ("dupacks", "long long", 0), ("zero_win", "long long", 0),
         ("zwp", "long long", 0), ("keepalive", "long long", 0), ("win_full", "long long", 0),
         ("win_update", "long long", 0), ("syns", "long long", 0), ("fins", "long long", 0),
-        ("rsts", "long long", 0), ("max_seg", "long long", 0), ("trunc", "long long", 0),
+        ("rsts", "long long", 0), ("mss", "long long", 0), ("max_seg", "long long", 0), ("trunc", "long long", 0),
         ("data_after_fin", "long long", 0),
     )
     __slots__ = slots(FIELDS)
@@ -330,7 +354,8 @@ class EndpointTimes:
 
 class EndpointTrack:
     """RTT samples of the segments one endpoint sent, and the receive window it advertised:
-    right-edge retreats (window shrinks) and zero-window episodes."""
+    right-edge retreats (window shrinks, and retreats of old segments that arrived after a
+    later one) and zero-window episodes."""
 
     FIELDS = (
         ("rtt_n", "long long", 0), ("rtt_sum", "long long", 0), ("rtt_min", "long long", -1),
@@ -339,8 +364,71 @@ class EndpointTrack:
         ("edge", "long long", -1),        # right edge of the receive window this sender advertised (unwrapped)
         ("shrinks", "object", None),      # list of (frame, ts_ns, retreat_bytes)
         ("shrink_bytes", "long long", 0),
+        # SEG.SEQ, SEG.ACK and TSval (-1 without) of the segment that last updated the window
+        # (RFC 9293 SND.WL1, SND.WL2)
+        ("wl1", "long long", 0), ("wl2", "long long", 0), ("wl_ts", "long long", -1),
+        ("reorders", "object", None),     # retreats of old segments: list of (frame, ts_ns, retreat_bytes)
+        ("reorder_bytes", "long long", 0),
         ("zw_open", "object", None),      # [start_frame, start_ns, probes] while a zero-window episode is open
         ("zw_episodes", "object", None),  # list of (start_frame, start_ns, end_frame, end_ns, probes)
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
+
+
+class PerfSplit:
+    """The time breakdown of one endpoint's transfer, in ns: ``t_*`` the time counted so
+    far per cause, ``p_*`` the time since the last data segment, added to ``t_*`` by the next
+    one (so the time after the last data byte never counts)."""
+
+    FIELDS = (
+        ("t_rwnd", "long long", 0), ("t_zwnd", "long long", 0), ("t_loss", "long long", 0),
+        ("t_app", "long long", 0), ("t_cwnd", "long long", 0),
+        ("p_rwnd", "long long", 0), ("p_zwnd", "long long", 0), ("p_loss", "long long", 0),
+        ("p_app", "long long", 0), ("p_cwnd", "long long", 0),
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
+
+
+class PerfTurns:
+    """Waits from the peer's last data byte to this endpoint's next data segment (think
+    times), in ns: how many, their sum, the shortest and longest, and the data segment that
+    ended the longest."""
+
+    FIELDS = (
+        ("turn_n", "long long", 0), ("turn_sum", "long long", 0), ("turn_min", "long long", -1),
+        ("turn_max", "long long", 0), ("turn_max_frame", "long long", 0),
+    )
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS)
+
+
+class EndpointPerf:
+    """Where one endpoint's data transfer spent its time, kept per segment and turned into
+    throughput, the time breakdown and ``limited_by`` when the connection is summarised
+    (``diagnosis.py``, docs/diagnosis.md).  Times are ns; ``state`` is one of the ``PERF_*``
+    constants, in force since ``mark``; the breakdown is in ``split``, the think times in
+    ``turns``."""
+
+    FIELDS = (
+        ("first_ns", "long long", 0), ("last_ns", "long long", 0),     # first and last data segment
+        ("first_frame", "long long", 0), ("rwnd_frame", "long long", 0),  # first data; first window-limited
+        ("high_rel", "long long", -1),       # end of the highest data, relative to the base seq
+        ("unique", "long long", 0),          # bytes of sequence space first sent in this direction
+        ("holes", "object", None),           # [lo, hi) below high_rel not seen yet (list, while any)
+        ("state", "long long", 0), ("mark", "long long", 0),
+        ("split", "PerfSplit", PerfSplit),
+        ("recover", "long long", -1),        # loss recovery lasts until the peer ACKs this raw seq
+        ("short", "bint", False),            # the last data segment was shorter than the MSS
+        ("rto_n", "long long", 0), ("rto_ns", "long long", 0),
+        ("rto_waits", "object", None),       # list of (start_ns, end_ns, frame) when the sender timed out
+        ("gap_n", "long long", 0), ("gap_sum", "long long", 0),     # send gaps while cwnd-limited: ns
+        ("gap_sq", "long long", 0),          # ... and the sum of their squares in µs²
+        ("win_max", "long long", 0),         # largest window the peer advertised while it was the limit
+        ("flight_max", "long long", 0),      # most bytes in flight (by the peer's ACKs) after a data segment
+        ("turns", "PerfTurns", PerfTurns),
+        ("syn_gap", "long long", 0),         # SYN to this side's SYN/ACK (the responder's part of the RTT)
     )
     __slots__ = slots(FIELDS)
     __init__ = init(FIELDS)
@@ -354,10 +442,10 @@ class Flow:
 
     FIELDS = (
         # relative numbering and window
-        ("base_seq", "long long", 0), ("base_set", "bint", False), ("saw_syn", "bint", False),
+        ("base_seq", "long long", 0), ("base_set", "bint", False),
         ("win_scale", "long long", -1),      # -1 unknown, -2 no scaling negotiated, else the shift
         ("window", "long long", -1),         # last raw window sent (Wireshark starts at G_MAXUINT32)
-        ("is_first_ack", "bint", True), ("mss", "long long", 0), ("sack", "object", None),
+        ("is_first_ack", "bint", True), ("sack", "object", None),
         # Wireshark's tcp_analyze_seq_flow_info_t
         ("nextseq", "long long", 0),         # 0 means "not seen yet", as in Wireshark
         ("nextseqtime", "long long", 0), ("nextseqframe", "long long", 0), ("maxseqtobeacked", "long long", 0),
@@ -372,7 +460,7 @@ class Flow:
         # Zeek's history letters can no longer change on an ordinary segment
         ("zsettled", "bint", False),
         ("stats", "EndpointStats", EndpointStats), ("times", "EndpointTimes", EndpointTimes),
-        ("track", "EndpointTrack", EndpointTrack),
+        ("track", "EndpointTrack", EndpointTrack), ("perf", "EndpointPerf", EndpointPerf),
     )
     __slots__ = slots(FIELDS)
     __init__ = init(FIELDS)
@@ -498,9 +586,35 @@ class FlowTable:
     @cython.locals(f=Flow)
     def reused(self, conn: Conn, d: int, seg: Segment) -> bool:
         """A pure SYN (the caller checked) with another ISN than the one this direction
-        started with opens a new stream on the 4-tuple (Wireshark 4.0 rule)."""
+        started with opens a new stream on the 4-tuple (Wireshark 4.0 rule).  A SYN at the
+        same ISN stays in the stream and takes the next expected seq back to the highest one
+        the peer has to ACK (undoing, say, a RST sent with the seq it was ACKed)."""
         f = conn.flows[d]
-        return f.base_set and seg.seq != f.base_seq
+        if not f.base_set:
+            return False
+        if seg.seq != f.base_seq:
+            return True
+        f.nextseq = f.maxseqtobeacked
+        return False
+
+    @cython.locals(f=Flow, e=Unacked)
+    def rebased(self, conn: Conn, d: int, seg: Segment) -> bool:
+        """A SYN/ACK (the caller checked) whose ISN is not the base an earlier segment of
+        this direction set (a RST or data before the handshake, a SYN/ACK with another ISN)
+        keeps its stream and restarts the direction's relative numbers at its own seq
+        (Wireshark 4.0 rule, flagged ``reused_ports``).  The sequence analysis compares
+        absolute numbers, so only what is kept relative to the base moves: the span of
+        disordered unacked segments; the peer's window edge, measured against the old
+        numbers, starts again."""
+        f = conn.flows[d]
+        if not f.base_set or seg.seq == f.base_seq:
+            return False
+        f.base_seq = seg.seq
+        if f.segs_disordered:
+            e = f.segs[0]
+            f.seg_lo, f.seg_hi = _span(f.segs, f.base_seq, e.seq, e.end)
+        conn.flows[d ^ 1].track.edge = -1
+        return True
 
     def open(self, seg: Segment, key: bytes, finalize) -> Conn:
         """A new connection, first seen with ``seg`` (sent in direction 0)."""
@@ -824,7 +938,7 @@ def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
     seglen = seg.paylen
     nextseq = fwd.nextseq
     not_adv = nextseq != 0 and seq != nextseq and seq_lt(seq, nextseq)
-    if seglen > 1 and seq_add(nextseq, -1) == seq:
+    if not_adv and seglen > 1 and seq_add(nextseq, -1) == seq:
         not_adv = False              # new data right after a zero-window-probe byte
     rla = rev.lastack
     end = seq_add(seq, seglen)
@@ -926,7 +1040,7 @@ def _remember_sent(fwd, seg, aflags, max_unacked):
     Returns the seq just past the segment (SYN and FIN count one)."""
     flags = seg.flags
     seq = seg.seq
-    nxt = seq_add(seq, seg.paylen)
+    nxt = seq_add(seq, seg.paylen) if seg.paylen else seq
     if seg.paylen or flags & _SF:
         if flags & _SF:
             nxt = seq_add(nxt, 1)
@@ -942,12 +1056,12 @@ def _remember_sent(fwd, seg, aflags, max_unacked):
                     fwd.seg_hi = r
             elif segs:
                 e = segs[-1]
-                if seq_gt(e.end, seq):
+                if e.end != seq and seq_gt(e.end, seq):
                     fwd.segs_disordered = True
                     fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
             segs.append(_unacked(seq, nxt, seg.frame, seg.ts_ns, aflags & _RTX_FAMILY))
     nextseq = fwd.nextseq
-    if not nextseq or seq_gt(nxt, nextseq):
+    if not nextseq or (nxt != nextseq and seq_gt(nxt, nextseq)):
         if not aflags & _ZWP:
             fwd.nextseq = nxt
             fwd.nextseqframe = seg.frame
@@ -966,53 +1080,43 @@ def _remember_sent(fwd, seg, aflags, max_unacked):
 
 @cython.cfunc
 @cython.locals(rev=Flow, seg=Segment, v=Verdict, e=Unacked, ack=cython.longlong, now=cython.longlong,
-               karn=cython.longlong)
+               karn=cython.longlong, k=cython.longlong, n=cython.longlong, dn=cython.longlong)
 def _match_ack(rev, seg, v):
-    """The ACK against the other direction's unacked segments: drop what it covers, trim a
-    partially ACKed one, and take the RTT of the segment it ACKs exactly (``v.ack_rtt``,
-    ``v.acks_frame``).  Karn's rule: no RTT sample from an ACK of retransmitted data."""
-    v.ack_rtt = -1
-    v.acks_frame = 0
-    if not rev.segs:
-        return
-    if not rev.segs_disordered:
-        karn = _ack_in_order(rev, seg.ack, seg.ts_ns, v)
-    elif seq_gt(seg.ack, seq_add(rev.base_seq, rev.seg_lo)):
-        karn = _ack_disordered(rev, seg.ack, seg.ts_ns, v)
+    """The ACK against the other direction's unacked segments (the caller checked there are
+    some): drop what it covers, trim a partially ACKed one, and take the RTT of the segment
+    it ACKs exactly (``v.ack_rtt``, ``v.acks_frame``; the caller reset them).  Karn's rule:
+    no RTT sample from an ACK of retransmitted data.
+
+    Segments in sequence order (the usual case) are walked here: the acked ones are a
+    prefix.  Out of order, ``_ack_disordered`` looks at every one."""
+    ack = seg.ack
+    now = seg.ts_ns
+    karn = 0
+    if rev.segs_disordered:
+        if seq_gt(ack, seq_add(rev.base_seq, rev.seg_lo)):
+            karn = _ack_disordered(rev, ack, now, v)
     else:
-        karn = 0
+        rsegs = rev.segs
+        k = 0
+        n = len(rsegs)
+        while k < n:
+            e = rsegs[k]
+            dn = seq_delta(ack, e.end)
+            if dn < 0:                     # ack before this segment's end
+                break
+            if dn == 0 and v.ack_rtt < 0:
+                v.ack_rtt = now - e.ts_ns
+                v.acks_frame = e.frame
+            karn |= e.karn
+            k += 1
+        if k:
+            del rsegs[:k]
+        if rsegs:
+            e = rsegs[0]
+            if ack != e.seq and seq_gt(ack, e.seq):
+                e.seq = ack               # partial ACK: trim the acked part
     if v.ack_rtt >= 0 and not karn:
         _rtt_sample(rev, seg, v.ack_rtt)
-
-
-@cython.cfunc
-@cython.locals(rev=Flow, ack=cython.longlong, now=cython.longlong, v=Verdict, e=Unacked, k=cython.longlong,
-               n=cython.longlong, karn=cython.longlong, dn=cython.longlong)
-@cython.returns(cython.longlong)
-def _ack_in_order(rev, ack, now, v):
-    """_match_ack over segments in sequence order: the acked ones are a prefix.  Returns the
-    retransmission bits of the acked segments."""
-    rsegs = rev.segs
-    k = 0
-    n = len(rsegs)
-    karn = 0
-    while k < n:
-        e = rsegs[k]
-        dn = seq_delta(ack, e.end)
-        if dn < 0:                     # ack before this segment's end
-            break
-        if dn == 0 and v.ack_rtt < 0:
-            v.ack_rtt = now - e.ts_ns
-            v.acks_frame = e.frame
-        karn |= e.karn
-        k += 1
-    if k:
-        del rsegs[:k]
-    if rsegs:
-        e = rsegs[0]
-        if seq_gt(ack, e.seq):
-            e.seq = ack               # partial ACK: trim the acked part
-    return karn
 
 
 @cython.cfunc
@@ -1093,6 +1197,18 @@ def _bytes_in_flight(fwd, rev, seg):
 
 
 @cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, v=Verdict, ws=cython.longlong)
+def _verdict_numbers(fwd, rev, seg, v):
+    """The verdict's numbers for the packets list: relative SEQ and ACK, the calculated
+    window (scaled once the handshake is over) and bytes in flight (-1: none)."""
+    v.rel_seq = seq_dist(seg.seq, fwd.base_seq)
+    v.rel_ack = seq_dist(seg.ack, rev.base_seq) if seg.flags & _ACK else 0
+    ws = fwd.win_scale
+    v.win = seg.win << ws if ws > 0 and not seg.flags & _SYN else seg.win
+    v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg) if seg.paylen else -1
+
+
+@cython.cfunc
 @cython.locals(fwd=Flow, seg=Segment)
 def _remember_sack(fwd, seg):
     """The SACK blocks the sender reported last (cleared by an ACK without them)."""
@@ -1105,9 +1221,11 @@ def _remember_sack(fwd, seg):
 @cython.cfunc
 @cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong)
 def _count_analysis(conn, d, fwd, rev, seg, aflags):
-    """The sender's counter of each analysis flag; a zero window opens an episode, a
-    zero-window probe counts in the receiver's open one; an ACKed unseen segment is a
-    content gap in the peer's data for Zeek."""
+    """The sender's counter of each analysis flag; a zero window opens an episode, and a
+    probe of it counts in the receiver's open one whatever its length: 1 byte at the next
+    seq (zero_window_probe, as BSD and Windows send them) or 0 or 1 byte one below it
+    (keep_alive: Linux probes a zero window that way, ``tcp_xmit_probe_skb``); an ACKed
+    unseen segment is a content gap in the peer's data for Zeek."""
     if aflags & _RTX_FAMILY:
         fwd.stats.rtx += 1
         fwd.stats.rtx_bytes += seg.paylen
@@ -1130,10 +1248,10 @@ def _count_analysis(conn, d, fwd, rev, seg, aflags):
             fwd.track.zw_open = [seg.frame, seg.ts_ns, 0]
     if aflags & _ZWP:
         fwd.stats.zwp += 1
-        if rev.track.zw_open is not None:
-            rev.track.zw_open[2] += 1
     if aflags & _KA:
         fwd.stats.keepalive += 1
+    if aflags & (_ZWP | _KA) and rev.track.zw_open is not None:
+        rev.track.zw_open[2] += 1
     if aflags & _WFULL:
         fwd.stats.win_full += 1
     if aflags & _WUPD:
@@ -1142,17 +1260,48 @@ def _count_analysis(conn, d, fwd, rev, seg, aflags):
 
 @cython.cfunc
 @cython.locals(fwd=Flow, rev=Flow, seg=Segment, lastack=cython.longlong, window=cython.longlong,
-               max_events=cython.longlong, sc=cython.longlong, edge=cython.longlong, old=cython.longlong)
+               max_events=cython.longlong, sc=cython.longlong, edge=cython.longlong, old=cython.longlong,
+               ds=cython.longlong, da=cython.longlong, older=cython.bint, tr=EndpointTrack)
 def _window_edge(fwd, rev, seg, lastack, window, max_events):
     """Right edge of the window the sender advertises, ack + scaled window (RFC 9293
     §3.8.6), when ACK or window changed from the sender's previous segment (``lastack``,
-    ``window``): a retreat by at least one scaled unit is a window shrink."""
+    ``window``): a retreat by at least one scaled unit is a window shrink.
+
+    Only a segment its receiver takes as a window update counts (RFC 9293 §3.10.7.4: SND.WL1
+    < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK; like Linux's
+    tcp_may_update_window, also an ACK beyond SND.WL2, so a retransmission carrying a newer
+    ACK is not taken for an old segment). Its receiver ignores the window of a segment whose
+    SEQ and ACK are both at or before the last update's, one of them before: a retransmission
+    or keep-alive with the same ACK, or, when its ACK is below one already seen, a segment
+    sent before that one that arrived after it (reordered on the way). A segment with the
+    same SEQ and ACK but an older timestamp (TSval, RFC 7323) was sent before the update too
+    (an ACK overtaken by a window update; PAWS, RFC 7323 §5.3, discards it). Such a segment
+    neither moves the edge nor counts as a shrink; the retreat of a reordered one is kept
+    apart (``reorders``)."""
     flags = seg.flags
     if not (seg.ack != lastack or seg.win != window) or not flags & _ACK or flags & _SFR or fwd.win_scale == -1:
         return
     sc = fwd.win_scale if fwd.win_scale > 0 else 0
     edge = seq_dist(seg.ack, rev.base_seq) + (seg.win << sc)
-    old = fwd.track.edge
+    tr = fwd.track
+    old = tr.edge
+    if old >= 0:
+        da = seq_delta(seg.ack, tr.wl2)
+        if da <= 0:                  # an ACK beyond SND.WL2 is an update: the common case ends here
+            ds = seq_delta(seg.seq, tr.wl1)
+            if ds <= 0:
+                older = da < 0 or (ds == 0 and seg.tsval >= 0 and tr.wl_ts >= 0 and seq_lt(seg.tsval, tr.wl_ts))
+                if ds or da or older:
+                    if older and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
+                        tr.reorder_bytes += old - edge
+                        if tr.reorders is None:
+                            tr.reorders = []
+                        if len(tr.reorders) < max_events:
+                            tr.reorders.append((seg.frame, seg.ts_ns, old - edge))
+                    return
+    tr.wl1 = seg.seq
+    tr.wl2 = seg.ack
+    tr.wl_ts = seg.tsval
     if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
         fwd.track.shrink_bytes += old - edge
         if fwd.track.shrinks is None:
@@ -1161,6 +1310,209 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
             fwd.track.shrinks.append((seg.frame, seg.ts_ns, old - edge))
     if edge > old:
         fwd.track.edge = edge
+
+
+# Where a sender's time goes (EndpointPerf): after each data segment it sends and each ACK
+# it receives, the state it is in until the next one; the time between two such segments goes
+# to the state that held it.
+_P_NONE = cython.declare(cython.longlong, 0)
+_P_APP = cython.declare(cython.longlong, 1)    # nothing unacknowledged, or the send buffer ran dry
+_P_ZWND = cython.declare(cython.longlong, 2)   # the peer's window is zero
+_P_LOSS = cython.declare(cython.longlong, 3)   # a loss is being repaired
+_P_RWND = cython.declare(cython.longlong, 4)   # bytes in flight within one MSS of the peer's window
+_P_CWND = cython.declare(cython.longlong, 5)   # in flight below the window: the sender's own limit
+_RTO_HALF_RTTS = cython.declare(cython.longlong, 3)    # a silence over 3/2 RTT ended by a retransmission
+# a wait for the peer's data longer than this is idle time (a protocol timer, a person), not
+# the time an application took to answer: no think time
+_THINK_MAX_NS = cython.declare(cython.longlong, 10_000_000_000)
+# a segment is short (the send buffer ran dry) when it is below the MSS by more than TCP
+# options can take (40 bytes): a full segment with timestamps is 12 bytes below it
+_TCP_OPTIONS_MAX = cython.declare(cython.longlong, 40)
+
+
+@cython.cfunc
+@cython.locals(p=EndpointPerf, now=cython.longlong, dt=cython.longlong, st=cython.longlong)
+def _perf_mark(p, now):
+    """Add the time since ``p.mark`` to the pending time of the state that held it."""
+    dt = now - p.mark
+    p.mark = now
+    if dt <= 0:
+        return
+    st = p.state
+    if st == _P_CWND:
+        p.split.p_cwnd += dt
+    elif st == _P_RWND:
+        p.split.p_rwnd += dt
+    elif st == _P_APP:
+        p.split.p_app += dt
+    elif st == _P_LOSS:
+        p.split.p_loss += dt
+    elif st == _P_ZWND:
+        p.split.p_zwnd += dt
+
+
+@cython.cfunc
+@cython.locals(p=EndpointPerf, f=Flow, peer=Flow, sc=cython.longlong, wnd=cython.longlong,
+               flight=cython.longlong, mss=cython.longlong)
+@cython.returns(cython.longlong)
+def _perf_state(p, f, peer):
+    """What holds sender ``f`` back now, from the ACK and window ``peer`` sent last."""
+    if peer.is_first_ack:
+        return _P_CWND
+    if peer.window == 0:
+        return _P_ZWND
+    sc = peer.win_scale
+    if sc == -1:
+        wnd = _HALF                         # scale unknown (no handshake seen): the window cannot be judged
+    else:
+        wnd = peer.window << sc if sc > 0 else peer.window
+    mss = peer.stats.mss if peer.stats.mss else f.stats.max_seg
+    if not seq_gt(f.nextseq, peer.lastack):
+        return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
+    if p.recover >= 0:
+        if seq_gt(p.recover, peer.lastack):
+            return _P_LOSS
+        p.recover = -1
+    flight = seq_dist(f.nextseq, peer.lastack)
+    if flight >= _HALF:
+        return _P_CWND
+    if flight > p.flight_max:
+        p.flight_max = flight
+    if flight + mss >= wnd:
+        if wnd > p.win_max:
+            p.win_max = wnd
+        return _P_RWND
+    if p.short:
+        return _P_APP
+    return _P_CWND
+
+
+@cython.cfunc
+@cython.locals(p=EndpointPerf)
+def _perf_flush(p):
+    """The time since the previous data segment counts: the transfer went on."""
+    p.split.t_rwnd += p.split.p_rwnd
+    p.split.t_zwnd += p.split.p_zwnd
+    p.split.t_loss += p.split.p_loss
+    p.split.t_app += p.split.p_app
+    p.split.t_cwnd += p.split.p_cwnd
+    p.split.p_rwnd = p.split.p_zwnd = p.split.p_loss = p.split.p_app = p.split.p_cwnd = 0
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, p=EndpointPerf, seg=Segment, gap=cython.longlong, rtt=cython.longlong)
+def _perf_rto(conn, fwd, p, seg, gap):
+    """A retransmission after a silence of ``gap`` with data unacknowledged: longer than 3/2
+    of the mean RTT (the handshake's before any sample) is a retransmission time-out, and the
+    silence is loss recovery, whatever state it was counted in."""
+    rtt = fwd.track.rtt_sum // fwd.track.rtt_n if fwd.track.rtt_n else conn.irtt
+    if rtt <= 0 or 2 * gap <= _RTO_HALF_RTTS * rtt:
+        return
+    p.rto_n += 1
+    p.rto_ns += gap
+    p.split.p_loss += p.split.p_rwnd + p.split.p_cwnd + p.split.p_app
+    p.split.p_rwnd = p.split.p_cwnd = p.split.p_app = 0
+    if p.rto_waits is None:
+        p.rto_waits = []
+    if len(p.rto_waits) < K_MAX_EVENTS_PER_CONN:
+        p.rto_waits.append((p.last_ns, seg.ts_ns, seg.frame))
+
+
+@cython.locals(p=EndpointPerf, lo=cython.longlong, hi=cython.longlong, a=cython.longlong, b=cython.longlong)
+def _perf_unique(p, lo, hi):
+    """Bytes [lo, hi) (relative) that do not follow the highest data: past it, a hole the
+    capture has not seen (remembered, at most K_MAX_EVENTS_PER_CONN of them); below it, new
+    only where they fill such a hole."""
+    if lo > p.high_rel:
+        if lo - p.high_rel >= _HALF:
+            return                          # far outside the sequence space seen: not data of this flow
+        if p.holes is None:
+            p.holes = []
+        if len(p.holes) < K_MAX_EVENTS_PER_CONN:
+            p.holes.append([p.high_rel, lo])
+        p.unique += hi - lo
+        p.high_rel = hi
+        return
+    if hi > p.high_rel:
+        p.unique += hi - p.high_rel
+        p.high_rel = hi
+    if p.holes:
+        keep = []
+        for h in p.holes:
+            a = h[0] if h[0] > lo else lo
+            b = h[1] if h[1] < hi else hi
+            if a < b:
+                p.unique += b - a
+                if h[0] < a:
+                    keep.append([h[0], a])
+                if b < h[1]:
+                    keep.append([b, h[1]])
+            else:
+                keep.append(h)
+        p.holes = keep
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf,
+               now=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
+               mss=cython.longlong, g=cython.longlong)
+def _perf_sent(conn, fwd, rev, seg, aflags):
+    """A data segment, for its sender's EndpointPerf: a time-out it ends, the wait since the
+    peer's last data (a request/response turn), the gaps between segments sent while nothing
+    else held the sender, the data's span, loss recovery, and the state from here."""
+    p = fwd.perf
+    now = seg.ts_ns
+    _perf_mark(p, now)
+    if not p.first_frame:
+        p.first_ns = now
+        p.first_frame = seg.frame
+    else:
+        gap = now - p.last_ns
+        if aflags & _RTX_FAMILY:
+            if p.state != _P_ZWND and seq_gt(fwd.nextseq, rev.lastack):
+                _perf_rto(conn, fwd, p, seg, gap)
+        elif p.state == _P_CWND:
+            g = gap // 1000
+            p.gap_n += 1
+            p.gap_sum += gap
+            p.gap_sq += g * g
+    t = rev.perf.last_ns
+    if t > p.last_ns and now - t <= _THINK_MAX_NS:
+        t = now - t
+        p.turns.turn_n += 1
+        p.turns.turn_sum += t
+        if p.turns.turn_min < 0 or t < p.turns.turn_min:
+            p.turns.turn_min = t
+        if t > p.turns.turn_max:
+            p.turns.turn_max = t
+            p.turns.turn_max_frame = seg.frame
+    _perf_flush(p)
+    p.last_ns = now
+    rel = seq_dist(seg.seq, fwd.base_seq)
+    if rel == p.high_rel or p.high_rel < 0:
+        p.unique += seg.paylen
+        p.high_rel = rel + seg.paylen
+    else:
+        _perf_unique(p, rel, rel + seg.paylen)
+    mss = rev.stats.mss if rev.stats.mss else fwd.stats.max_seg
+    p.short = seg.paylen + _TCP_OPTIONS_MAX < mss
+    if aflags & (_RTX | _FAST | _LOST | _OOO):     # below nextseq: resent, or a hole before the capture
+        p.recover = fwd.nextseq
+    p.state = _perf_state(p, fwd, rev)
+    if p.state == _P_RWND and not p.rwnd_frame:
+        p.rwnd_frame = seg.frame
+
+
+@cython.cfunc
+@cython.locals(snd=Flow, rcv=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf)
+def _perf_acked(snd, rcv, seg, aflags):
+    """An ACK from ``rcv`` for data sender ``snd``: duplicate ACKs start loss recovery; the
+    sender's state from here."""
+    p = snd.perf
+    _perf_mark(p, seg.ts_ns)
+    if aflags & _DUPACK and p.recover < 0:
+        p.recover = snd.nextseq
+    p.state = _perf_state(p, snd, rcv)
 
 
 @cython.cfunc
@@ -1183,34 +1535,61 @@ def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
 
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, v=Verdict, fast_ns=cython.longlong,
-               ooo_ns=cython.longlong, aflags=cython.longlong)
+               ooo_ns=cython.longlong, aflags=cython.longlong, seglen=cython.longlong, ack=cython.longlong,
+               win=cython.longlong)
 @cython.returns(cython.longlong)
 def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
     """Wireshark's tcp_analyze_sequence_number(): the rules above in its order; returns the
-    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here)."""
+    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here).
+
+    A rule is called only when the segment passes the first, cheapest part of its own test
+    (its length, its window, a sequence or ACK number that differs from the flow's: a
+    keep-alive's seq is the next expected one less one), so an ordinary in-order segment
+    calls only the rules that can fire on it; the rule still makes its whole test.  The four
+    rules on a segment that repeats seq and ack are told apart by the window (a new one:
+    window update; zero again: zero-window-probe ACK; the same: keep-alive ACK after the
+    peer's keep-alive, else duplicate ACK)."""
     v.dupack_num = 0
     v.dupack_frame = 0
-    aflags = _rule_zero_window_probe(fwd, rev, seg, reasons)
+    seglen = seg.paylen
+    ack = seg.ack
+    win = seg.win
+    aflags = 0
+    if seglen == 1:
+        aflags = _rule_zero_window_probe(fwd, rev, seg, reasons)
     if not aflags:
-        aflags = _rule_zero_window(seg, reasons)
-        aflags |= _rule_lost_segment(fwd, seg, reasons)
-        aflags |= _rule_keep_alive(fwd, seg, reasons)
-        if _repeats_seq_and_ack(fwd, seg):
-            aflags |= _rule_window_update(fwd, seg, reasons)
-            aflags |= _rule_keep_alive_ack(fwd, rev, seg, reasons)
-            aflags |= _rule_duplicate_ack(fwd, rev, seg, v, reasons)
-            aflags |= _rule_zero_window_probe_ack(fwd, rev, seg, reasons)
-        else:
+        if win == 0:
+            aflags = _rule_zero_window(seg, reasons)
+        if seg.seq != fwd.nextseq:
+            aflags |= _rule_lost_segment(fwd, seg, reasons)
+            if seglen <= 1:
+                aflags |= _rule_keep_alive(fwd, seg, reasons)
+        if seglen:
             aflags |= _rule_window_full(fwd, rev, seg, reasons)
-    _finish_fwd(fwd, seg)
-    aflags |= _rule_ack_lost_segment(rev, seg, reasons)
-    if (seg.paylen or seg.flags & _SF) and not aflags & _KA:
+        elif ack == fwd.lastack and _repeats_seq_and_ack(fwd, seg):
+            if win != fwd.window:
+                aflags |= _rule_window_update(fwd, seg, reasons)
+            elif not win:
+                aflags |= _rule_zero_window_probe_ack(fwd, rev, seg, reasons)
+            elif rev.lastsegflags & _KA:
+                aflags |= _rule_keep_alive_ack(fwd, rev, seg, reasons)
+            else:
+                aflags |= _rule_duplicate_ack(fwd, rev, seg, v, reasons)
+    if ack != fwd.lastack:
+        _finish_fwd(fwd, seg)
+    if ack != rev.maxseqtobeacked:
+        aflags |= _rule_ack_lost_segment(rev, seg, reasons)
+    if (seglen or seg.flags & _SF) and not aflags & _KA:
         aflags |= _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons)
     return aflags
 
 
 class Analyzer:
-    """Feed segments in capture order; each ``feed`` returns the packet's ``Verdict``; call ``finish()``."""
+    """Feed segments in capture order; each ``feed`` returns the packet's ``Verdict``; call ``finish()``.
+
+    ``detail=False`` leaves out the verdict's numbers for the packets list (relative SEQ and
+    ACK, calculated window, bytes in flight: they stay 0, 0, 0 and -1), for a caller that
+    reads only a verdict's connection, direction, analysis bits and ACK RTT."""
 
     # set by __init__ below; C fields when compiled, so feed() neither boxes the results nor
     # looks its attributes up in a dictionary (no __slots__: one analyzer per run)
@@ -1219,19 +1598,24 @@ class Analyzer:
               ("rst_no_conn", "object"), ("first_ns", "object"), ("explain", "bint"), ("keep_timeline", "bint"),
               ("keep_rtt", "bint"), ("max_unacked", "long long"), ("segments", "long long"),
               ("last_ns", "long long"), ("ts_backwards", "long long"), ("next_sweep", "long long"),
-              ("cur_frame", "long long"), ("verdict", "Verdict"))
+              ("cur_frame", "long long"), ("verdict", "Verdict"), ("fast_rtx_ns", "long long"),
+              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"))
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
-                 on_conn_done=None):
+                 on_conn_done=None, detail: bool = True):
         self.cfg = config or Config()
         self.explain = self.cfg.explain
         self.max_unacked = self.cfg.max_unacked
+        self.fast_rtx_ns = self.cfg.fast_rtx_ns
+        self.ooo_ns = self.cfg.ooo_ns
+        self.max_events = self.cfg.max_events
         cfg = self.cfg
         self.table = FlowTable(cfg.max_connections, cfg.linger_ns, cfg.idle_timeout_ns, keep_timeline)
         self.done: list[Conn] = []
         self.on_conn_done = on_conn_done
         self.keep_timeline = keep_timeline
         self.keep_rtt = keep_rtt
+        self.detail = detail
         self.segments = 0
         self.first_ns = None
         self.last_ns = 0
@@ -1311,6 +1695,17 @@ class Analyzer:
                     hook(False)
             self.next_sweep = now + K_SWEEP_EVERY_NS
 
+    def checksum_error(self, seg: Segment) -> None:
+        """A segment left out for its bad TCP checksum (``--checksums drop``): Zeek drops it
+        after looking up its connection and marks the sender's side of the history with
+        'C'/'c' (logarithmically: the 1st, 10th, 100th ... time).  The clock moves; a
+        segment whose connection is not open yet opens none."""
+        self.advance(seg.ts_ns)
+        ent = self.table.conns.get(_seg_key(seg))
+        if ent is not None:
+            conn, d = ent
+            conn.zeek.checksum_error(d == conn.ztrack.zorig)
+
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
                    window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong)
@@ -1332,11 +1727,15 @@ class Analyzer:
             d = 0
         else:
             conn, d = ent
-            if flags & (_SYN | _ACK) == _SYN and table.reused(conn, d, seg):
-                self._reuse(conn, d, seg)
-                conn = table.reopen(conn, seg, key, self._finalize)
-                d = 0
-                aflags = _REUSED
+            if flags & _SYN:
+                if not flags & _ACK:
+                    if table.reused(conn, d, seg):
+                        self._reuse(conn, d, seg)
+                        conn = table.reopen(conn, seg, key, self._finalize)
+                        d = 0
+                        aflags = _REUSED
+                elif table.rebased(conn, d, seg):
+                    aflags = _REUSED
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
         if now >= conn.ztrack.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
@@ -1345,9 +1744,12 @@ class Analyzer:
         conn.last_frame = seg.frame
         conn.frames += 1
         _count_sent(fwd, seg)
-        _relative_bases(conn, fwd, rev, seg)
+        if flags & _SYN or not conn.irtt or not (fwd.base_set and rev.base_set and rev.valid_bif):
+            _relative_bases(conn, fwd, rev, seg)
         if flags & _SYN:
             self._on_syn(conn, d, fwd, rev, seg)
+            if flags & _ACK and conn.handshake.ts_mru_syn:
+                fwd.perf.syn_gap = now - conn.handshake.ts_mru_syn
 
         # the sender's state before this segment, for the concerns that compare with it
         nextseq = fwd.nextseq
@@ -1355,30 +1757,41 @@ class Analyzer:
         window = fwd.window
         v = self.verdict
         reasons = {} if self.explain else None
-        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.cfg.fast_rtx_ns, self.cfg.ooo_ns)
+        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns)
         nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
-        _match_ack(rev, seg, v)
-        v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg)
-        _remember_sack(fwd, seg)
+        # Each concern below is called when its first test passes: an ordinary segment skips
+        # those with nothing to do (no unacked data to match, no SACK, no change of window).
+        v.ack_rtt = -1
+        v.acks_frame = 0
+        if rev.segs:
+            _match_ack(rev, seg, v)
+        if seg.paylen:
+            _perf_sent(conn, fwd, rev, seg, aflags)
+        if flags & _ACK and rev.perf.first_frame:
+            _perf_acked(rev, fwd, seg, aflags)
+        if self.detail:
+            _verdict_numbers(fwd, rev, seg, v)
+        if seg.sack is not None or fwd.sack is not None:
+            _remember_sack(fwd, seg)
         if aflags:
             _count_analysis(conn, d, fwd, rev, seg, aflags)
         if seg.win and fwd.track.zw_open is not None and not flags & _RST:
             self._close_zero_window(conn, fwd, seg.frame, now)
-        _window_edge(fwd, rev, seg, lastack, window, self.cfg.max_events)
+        if seg.ack != lastack or seg.win != window:
+            _window_edge(fwd, rev, seg, lastack, window, self.max_events)
         # Endpoint state machines (RFC 9293); an ordinary segment between two ESTABLISHED
         # endpoints changes neither state.
         state = conn.state
         if flags & _SFR or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
             self._step_states(conn, d, fwd, rev, seg, nxt, aflags)
-        _zeek_history(conn, d, fwd, seg, nextseq, nxt)
+        # Zeek's letters: a control or zero-window segment, data that did not move the
+        # sender's next seq (a retransmission to Zeek), or a flow whose letters may change
+        if flags & _SFR or not seg.win or not fwd.zsettled or (seg.paylen and fwd.nextseq == nextseq):
+            _zeek_history(conn, d, fwd, seg, nextseq, nxt)
 
         v.conn = conn
         v.direction = d
         v.analysis = aflags
-        v.rel_seq = seq_dist(seg.seq, fwd.base_seq)
-        v.rel_ack = seq_dist(seg.ack, rev.base_seq) if flags & _ACK else 0
-        ws = fwd.win_scale
-        v.win = seg.win << ws if ws > 0 and not flags & _SYN else seg.win
         v.reasons = reasons
         return v
 
@@ -1422,8 +1835,7 @@ class Analyzer:
         elif seg.flags & ACK and rev.win_scale == -2:
             fwd.win_scale = -2
         if seg.mss > 0:
-            fwd.mss = seg.mss
-        fwd.saw_syn = True
+            fwd.stats.mss = seg.mss
 
     def _control(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment, nxt: int) -> None:
         flags = seg.flags
@@ -1554,6 +1966,13 @@ class Analyzer:
 
 _FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
 _NEVER = 1 << 62
+
+
+def reused_ports_reason(flags: int) -> str:
+    """Why a segment with these TCP flags carries ``reused_ports`` (the ``--explain`` text)."""
+    if flags & ACK:
+        return "a SYN/ACK with another ISN than the earlier segments of its direction: relative numbers restart here"
+    return "a SYN with a new ISN on a 4-tuple already seen"
 
 
 def addr_port(conn: Conn, ep: int) -> str:

@@ -1,7 +1,8 @@
 """Exception hierarchy.
 
 Peer misbehaviour is never an exception (it is a finding); these are for input that
-cannot be read or decoded.  The CLI maps them to exit codes (see README, "Exit codes").
+cannot be read or decoded, and for output that cannot be written.  The CLI maps them to
+exit codes (docs/cli.md, "Exit codes").
 """
 
 
@@ -44,3 +45,17 @@ class CaptureDamage(TcpAnalyzeError):
         self.frame = frame
         self.fatal = fatal
         super().__init__(message)
+
+
+class OutputError(TcpAnalyzeError):
+    """An output (a file, stdout, an image, a pcap being written) could not be written.
+    Exit code 4, whatever the input was.  ``path`` names the output, ``reason`` says why."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"cannot write {path}: {reason}")
+
+    @classmethod
+    def from_oserror(cls, path: str, e: OSError) -> "OutputError":
+        return cls(path, e.strerror or str(e))

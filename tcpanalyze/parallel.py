@@ -64,11 +64,13 @@ from typing import Iterable, Iterator
 from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, FindingSink, RstTally,
-                                 RttTally, SynTally, Tallies)
+                                 RttTally, SynTally, Tallies, add_counts)
 from tcpanalyze.pipeline import RunStats, analyze_source
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
+from tcpanalyze.sources.pcap import capture_format
 
-#: capture file names a directory argument expands to
+#: capture file names: a file of a directory with one of these is taken even when its first
+#: bytes are not a capture's (it is then reported as unreadable, not silently left out)
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 
 _FINISH_FRAME = 1 << 62                 # finalization "frame" of connections still open at the end
@@ -77,17 +79,26 @@ _PH_SWEEP, _PH_FEED, _PH_SEGMENT, _PH_FINISH = 0, 1, 2, 3
 
 
 # ---------------------------------------------------------------------------- inputs
-def expand_inputs(args: Iterable[str]) -> list[str]:
+def expand_inputs(args: Iterable[str], skipped: dict[str, list[str]] | None = None) -> list[str]:
     """Files named on the command line: a directory gives its capture files (sorted, not
-    recursive); a pattern with ``*?[`` that names no existing file gives its matches
-    (sorted); anything else (including ``-``) is kept as is, so a missing file is still
-    reported as unreadable."""
+    recursive), recognised by their first bytes (pcap in either byte order, nanosecond pcap,
+    pcapng, each maybe gzip-compressed: ``sources.pcap.capture_format``) or a capture file
+    name (``CAPTURE_SUFFIXES``); its other files are left out and listed in ``skipped``
+    (directory -> names) when given.  A pattern with ``*?[`` that names no existing file
+    gives its matches (sorted); anything else (including ``-``) is kept as is, so a missing
+    file is still reported as unreadable, and so is a directory without captures
+    (``session.analyze_file`` says so)."""
     out: list[str] = []
     for a in args:
         if a != "-" and os.path.isdir(a):
-            names = sorted(n for n in os.listdir(a) if n.lower().endswith(CAPTURE_SUFFIXES)
-                           and os.path.isfile(os.path.join(a, n)))
-            # a directory without captures stays as it is: it is then reported as unreadable
+            names, others = [], []
+            for n in sorted(os.listdir(a)):
+                p = os.path.join(a, n)
+                if not os.path.isfile(p):
+                    continue
+                (names if n.lower().endswith(CAPTURE_SUFFIXES) or capture_format(p) else others).append(n)
+            if others and skipped is not None:
+                skipped[a] = others
             out.extend([os.path.join(a, n) for n in names] if names else [a])
         elif a != "-" and glob.has_magic(a) and not os.path.exists(a):
             hits = sorted(p for p in glob.glob(a) if os.path.isfile(p))
@@ -121,7 +132,10 @@ def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
         return
     if len(paths) == 1:
         p = paths[0]
-        yield analyze_file(p, options) if p == "-" else analyze_partitioned(p, options, jobs)
+        # a selection (analyze --stream/--host/--port) needs the whole capture's stream
+        # numbers, which a split learns only when its parts are merged: one process
+        whole = p == "-" or (options is not None and bool(options.select))
+        yield analyze_file(p, options) if whole else analyze_partitioned(p, options, jobs)
         return
     if options is not None and options.spill_records:
         # whole reports come back from the pool: their records cannot stay on a worker's disk
@@ -258,9 +272,12 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
         "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
         # spilled records stay in the worker's file: only their index travels
         "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
+        "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
         "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
         "findings": list(sink.kept), "keys": sink.keys,
         "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
+        "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
+        "flagged": bytes(conns.flagged),
         "acc": b.det.acc,
         "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
                   "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
@@ -369,10 +386,13 @@ def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
             pairs = list(zip(g(m, c.streams), c.fin_frames))
             t = out.server_close.get(key)
             if t is None:
-                out.server_close[key] = CloseTally(c.connections, [s for s, _ in pairs], [f for _, f in pairs])
+                out.server_close[key] = CloseTally(c.connections, [s for s, _ in pairs], [f for _, f in pairs],
+                                                   c.time_wait, c.reset)
                 continue
             both = sorted(list(zip(t.streams, t.fin_frames)) + pairs, key=lambda sf: finkey(sf[0]))[:K_TALLY_EXAMPLES]
             t.connections += c.connections
+            t.time_wait += c.time_wait
+            t.reset += c.reset
             t.streams = [s for s, _ in both]
             t.fin_frames = [f for _, f in both]
     # handshake RTTs per server host, in global finalization order
@@ -442,6 +462,13 @@ def _merge_parts(path: str, options, parts: list[dict]):
         for rec in p["records"]:
             rec["stream"] = m[rec["stream"]]
             conns.add(rec)
+    for p, m in zip(parts, maps):
+        for s, f in enumerate(p["flagged"]):
+            if f:
+                conns.flag(m[s])
+        for rec in p.get("slowest", ()):
+            rec["stream"] = m[rec["stream"]]
+            conns.push_slow(rec)
     conns.n = sum(p["totals"]["n"] for p in parts)
     conns.bytes = sum(p["totals"]["bytes"] for p in parts)
     states: dict[str, int] = {}
@@ -472,6 +499,8 @@ def _merge_parts(path: str, options, parts: list[dict]):
             by_kind[f.kind]["reported"] += 1
             sink.kept.append(f)
     sink.by_kind = by_kind
+    for p in parts:
+        add_counts(sink.by_subkind, p["by_subkind"])
     b.det.sink = sink                  # the aggregate findings are added to it by build()
 
     # ---- the state the aggregates are computed from: merged tallies, clock, TIME_WAIT starts
@@ -496,8 +525,12 @@ def _merge_parts(path: str, options, parts: list[dict]):
     stats.warnings = list(sd["warnings"])
     dmg = parts[0]["damage"]
     stats.damage = None if dmg is None else CaptureDamage(*dmg)
+    stats.fragments = dict(sd.get("ip_fragments") or {})
+    stats.checksums = dict(sd.get("tcp_checksums") or {})
     facts.decode_errors = dict(stats.errors)
     facts.damage = stats.damage
+    facts.fragments = dict(stats.fragments)
+    facts.checksums = dict(stats.checksums)
     rep = b.build(stats, facts)
     entry = rep.files[0]
     for k, v in sd.items():             # the file record exactly as the worker's RunStats wrote it

@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Any, Iterable, Iterator, Union
 
 from tcpanalyze.api import Connection, Packet
-from tcpanalyze.errors import TcpAnalyzeError
+from tcpanalyze.errors import OutputError, TcpAnalyzeError
 
 #: rows per row group
 K_PACKET_ROWS = 65_536
@@ -120,19 +120,37 @@ def write_connections(records: Iterable[Connection], path: str | os.PathLike[str
 
 def _write(pa: Any, path: str | os.PathLike[str], schema: Any, batches: Iterator[Any], row_group_size: int) -> int:
     """Gather small Arrow batches (the Python objects of a few thousand rows at a time) into
-    row groups of ``row_group_size`` rows, each written as soon as it is full."""
+    row groups of ``row_group_size`` rows, each written as soon as it is full.  A failing
+    write is ``OutputError``; errors reading the input (while ``batches`` runs) pass as they are."""
     n = 0
     pending: list[Any] = []
     size = 0
-    with pa.parquet.ParquetWriter(os.fspath(path), schema, compression="zstd") as w:
+    name = os.fspath(path)
+    try:
+        w = pa.parquet.ParquetWriter(name, schema, compression="zstd")
+    except OSError as e:
+        raise OutputError.from_oserror(name, e) from None
+    try:
         for b in batches:
             pending.append(b)
             size += b.num_rows
             if size >= row_group_size:
-                w.write_table(pa.Table.from_batches(pending, schema), row_group_size=row_group_size)
+                _put(w, name, pa.Table.from_batches(pending, schema), row_group_size)
                 n += size
                 pending, size = [], 0
         if pending:
-            w.write_table(pa.Table.from_batches(pending, schema), row_group_size=row_group_size)
+            _put(w, name, pa.Table.from_batches(pending, schema), row_group_size)
             n += size
+    finally:
+        try:
+            w.close()
+        except OSError as e:
+            raise OutputError.from_oserror(name, e) from None
     return n
+
+
+def _put(w: Any, name: str, table: Any, row_group_size: int) -> None:
+    try:
+        w.write_table(table, row_group_size=row_group_size)
+    except OSError as e:
+        raise OutputError.from_oserror(name, e) from None

@@ -15,10 +15,11 @@ try:
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
-from tcpanalyze.decode import LINKTYPE_NAMES, decode
+from tcpanalyze.decode import CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, LINKTYPE_NAMES, DecodeState, decode, decode_general
 from tcpanalyze.engine import Analyzer, Verdict
 from tcpanalyze.errors import DecodeError, SourceError
 from tcpanalyze.model import Segment
+from tcpanalyze.reassembly import Reassembler
 from tcpanalyze.sources.pcap import open_capture
 
 #: Decode-error examples kept per kind (frame, byte offset, detail).
@@ -36,13 +37,18 @@ class RunStats:
     """What happened while reading one source."""
 
     __slots__ = ("source", "frames", "tcp", "skipped", "errors", "error_examples", "damage", "warnings",
-                 "format", "linktypes", "bytes_read", "unsupported")
+                 "format", "linktypes", "bytes_read", "unsupported", "fragments", "checksums")
 
     def __init__(self, source: str):
         self.source = source
         self.frames = 0
         self.tcp = 0
-        self.skipped: dict[str, int] = {}
+        #: skip reasons -> frames; while frames are read, also the decoder's DecodeState
+        self.skipped: dict[str, int] = DecodeState()
+        #: IP fragment reassembly counters (Reassembler.counts) once a fragment was seen, else {}
+        self.fragments: dict[str, int] = {}
+        #: TCP checksum counters when checksums were verified (--checksums verify/drop), else {}
+        self.checksums: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self.error_examples: dict[str, list[tuple[int, int, str]]] = {}
         self.damage = None
@@ -64,6 +70,8 @@ class RunStats:
             "decode_error_examples": {k: [{"frame": f, "offset": o, "detail": t} for f, o, t in v]
                                       for k, v in sorted(self.error_examples.items())},
             "unsupported_linktypes": {str(k): v for k, v in sorted(self.unsupported.items())},
+            **({"ip_fragments": dict(self.fragments)} if self.fragments else {}),
+            **({"tcp_checksums": dict(self.checksums)} if self.checksums else {}),
             "damage": None if self.damage is None else {
                 "message": str(self.damage), "offset": self.damage.offset, "frame": self.damage.frame,
                 "fatal": self.damage.fatal},
@@ -93,8 +101,30 @@ def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
     part, nparts = share if share is not None else (0, 1)
     if not 0 <= part < nparts:
         raise ValueError(f"share {share!r}: part must be in [0, n)")
+    st = stats.skipped
+    if type(st) is not DecodeState:
+        st = DecodeState()
+        st.update(stats.skipped)
+        stats.skipped = st
+    if st.frags is None:
+        st.frags = Reassembler()
+    mode = getattr(analyzer.cfg, "checksums", "ignore")
+    st.verify = mode != "ignore"
+    if st.verify and not stats.checksums:
+        stats.checksums = {"verified": 0, "good": 0, "bad": 0, "offload": 0, "unverified": 0, "dropped": 0}
     with gc_tuned(off=finite):
-        _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only)
+        _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only, mode == "drop")
+    if st.frags.counts["fragments"]:
+        stats.fragments = st.frags.counts
+
+
+def finish_fragments(stats: RunStats) -> None:
+    """The end of a source: datagrams still waiting for fragments are counted as incomplete."""
+    st = stats.skipped
+    if type(st) is DecodeState and st.frags is not None:
+        counts = st.frags.finish()
+        if counts["fragments"]:
+            stats.fragments = counts
 
 
 #: 2**32 / golden ratio (Knuth's multiplicative hashing), for owner()
@@ -144,18 +174,20 @@ def gc_tuned(off: bool = False):
 
 
 @cython.locals(analyzer=Analyzer, seg=Segment, v=Verdict, part=cython.longlong, nparts=cython.longlong,
-               notable_only=cython.bint)
-def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only) -> None:
+               notable_only=cython.bint, drop=cython.bint, verify=cython.bint)
+def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only, drop) -> None:
     counts = stats.skipped
     errors = stats.errors
     feed = analyzer.feed
+    verify = counts.verify
+    dec = decode_general if verify else decode   # checksums are computed off the fast path only
     frames = 0
     tcp = 0
     for pkt in packets:
         frames += 1
         frame, ts, lt, data, _wirelen = pkt
         try:
-            seg = decode(frame, ts, lt, data, counts, _wirelen)
+            seg = dec(frame, ts, lt, data, counts, _wirelen)
         except DecodeError as e:
             kind = e.kind
             if kind == "unsupported_linktype":
@@ -166,6 +198,10 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only)
                 ex.append((frame, e.offset, e.detail))
             continue
         if seg is None:
+            continue
+        if verify and _checksum(stats.checksums, counts.csum) and drop:
+            analyzer.checksum_error(seg)        # Zeek drops it and marks the history
+            stats.checksums["dropped"] += 1
             continue
         analyzer.cur_frame = seg.frame
         if nparts > 1 and _owner_of(seg, nparts) != part:
@@ -179,6 +215,23 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only)
             on_segment(seg, analyzer)
     stats.frames += frames
     stats.tcp += tcp
+
+
+def _checksum(cs: dict, state: int) -> bool:
+    """Count one segment's checksum outcome; True when it is bad."""
+    if state == CSUM_GOOD:
+        cs["verified"] += 1
+        cs["good"] += 1
+    elif state == CSUM_BAD:
+        cs["verified"] += 1
+        cs["bad"] += 1
+        return True
+    elif state == CSUM_OFFLOAD:
+        cs["verified"] += 1
+        cs["offload"] += 1
+    else:
+        cs["unverified"] += 1
+    return False
 
 
 def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = None,
@@ -202,8 +255,9 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
 
 
 def finish_stats(stats: RunStats, reader) -> None:
-    """Copy what the reader learnt (damage, warnings, link types, bytes read) into ``stats``
-    and close it."""
+    """Copy what the reader learnt (damage, warnings, link types, bytes read) into ``stats``,
+    count the fragments left waiting, and close the reader."""
+    finish_fragments(stats)
     stats.damage = reader.damage
     stats.warnings = list(reader.warnings)
     stats.linktypes = sorted(reader.linktypes)

@@ -917,6 +917,17 @@ def _evaluate_rules(ctx: _Ctx, r: Rules) -> list[RuleResult]:
     return out
 
 
+def _no_connections(ctx: _Ctx, rules, where: str, out: list[RuleResult]) -> bool:
+    """True, with a skipped result for each ``(rule, limit, unit)`` of ``rules`` that is set,
+    when there is no TCP connection to measure them on."""
+    if ctx.conns:
+        return False
+    for rule, limit, unit in rules:
+        if limit is not None:
+            out.append(ctx.result(rule, SKIP, f"nothing to measure{where}: no TCP connection", None, limit, unit))
+    return True
+
+
 def _check_connection_counts(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
     """min_connections, max_connections."""
     conns = ctx.conns
@@ -937,6 +948,10 @@ def _check_rst(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
     """max_rst, max_rst_per_port."""
     conns = ctx.conns
     if r.max_rst is not None or r.max_rst_per_port is not None:
+        if _no_connections(ctx, (("max_rst", r.max_rst, "reset connections"),
+                                 ("max_rst.per_port", r.max_rst_per_port, "reset connections per server port")),
+                           where, out):
+            return
         resets = [c for c in conns if reset(c)]
         if r.max_rst is not None:
             ok = len(resets) <= r.max_rst
@@ -971,13 +986,23 @@ def _check_rst(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
 
 def _check_forbid(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
     """forbid: no finding of these kinds."""
-    by_kind = ((ctx.view.summary.get("findings") or {}).get("by_kind") or {})
+    fd = ctx.view.summary.get("findings") or {}
+    by_kind = fd.get("by_kind") or {}
+    by_sub = fd.get("by_subkind") or {}
     for k in r.forbid:
         kind, _, sub = k.partition("/")
-        hits = [f for f in ctx.findings if f.get("kind") == kind and (not sub or f.get("subkind") == sub)]
+        # a bare kind leaves out the subkinds its registry entry calls notes
+        notes = () if sub or kind not in _findings.KINDS else _findings.KINDS[kind].notes
+        hits = [f for f in ctx.findings if f.get("kind") == kind
+                and (f.get("subkind") == sub if sub else f.get("subkind") not in notes)]
         count = len(hits)
+        # all of them, not just those listed under the per-kind cap
         if ctx.whole_file and not sub and kind in by_kind:
-            count = max(count, by_kind[kind].get("total", 0))      # all of them, not just those listed
+            total = by_kind[kind].get("total", 0) - sum((by_sub.get(f"{kind}/{n}") or {}).get("total", 0)
+                                                        for n in notes)
+            count = max(count, total)
+        elif ctx.whole_file and sub and k in by_sub:
+            count = max(count, by_sub[k].get("total", 0))
         ok = count == 0
         ev = []
         for f in hits:
@@ -997,6 +1022,10 @@ def _check_retransmission_rate(ctx: _Ctx, r: Rules, where: str, out: list[RuleRe
     conns = ctx.conns
     if r.max_retransmission_rate is not None:
         rate, nrtx, ndata = retransmission_rate(conns)
+        if not ndata:
+            out.append(ctx.result("max_retransmission_rate", SKIP, f"nothing to measure{where}: no data segment"
+                                  + ("" if conns else " (no TCP connection)"), None, r.max_retransmission_rate, "%"))
+            return
         ok = rate <= r.max_retransmission_rate
         ev = []
         if not ok:
@@ -1019,6 +1048,9 @@ def _check_time_wait(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> 
     """max_time_wait (peak per host)."""
     conns = ctx.conns
     if r.max_time_wait is not None:
+        if _no_connections(ctx, (("max_time_wait", r.max_time_wait, "connections in TIME_WAIT (peak per host)"),),
+                           where, out):
+            return
         peaks = time_wait_peaks(ctx.view, None if ctx.whole_file else conns)
         top = peaks[0]["peak"] if peaks else 0
         bad = [h for h in peaks if h["peak"] > r.max_time_wait]
@@ -1073,6 +1105,8 @@ def _check_handshake_rtt(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult])
 def _check_zero_window(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> None:
     """max_zero_window_ms."""
     if r.max_zero_window_ms is not None:
+        if _no_connections(ctx, (("max_zero_window_ms", r.max_zero_window_ms, "ms"),), where, out):
+            return
         eps = [(f["data"].get("duration_s", 0.0) * 1000.0, f) for f in zero_window_episodes(ctx.findings)
                if f.get("data")]
         longest = max((d for d, _f in eps), default=0.0)
@@ -1093,6 +1127,8 @@ def _check_complete(ctx: _Ctx, r: Rules, where: str, out: list[RuleResult]) -> N
     """require_complete."""
     conns = ctx.conns
     if r.require_complete:
+        if _no_connections(ctx, (("require_complete", 0, "incomplete connections"),), where, out):
+            return
         bad = [c for c in conns if not complete(c)]
         ok = not bad
         ev = []
@@ -1117,6 +1153,8 @@ def _check_server_active_close(ctx: _Ctx, r: Rules, where: str, out: list[RuleRe
     """allow_server_active_close."""
     conns = ctx.conns
     if not r.allow_server_active_close:
+        if _no_connections(ctx, (("allow_server_active_close", 0, "connections"),), where, out):
+            return
         bad = [c for c in conns if server_closed_first(c)]
         ok = not bad
         ev = [ctx.conn_evidence(c, f"server {_ep(c.get('resp_h'), c.get('resp_p'))} sent the first FIN"

@@ -12,4 +12,6 @@ cdef class TsvRows:
     cdef public dict flag_text
     cdef public dict analysis_text
     cdef public Py_ssize_t cn
+    cdef public int rel
+    cdef public long long t0
     cdef char cbuf[65536]

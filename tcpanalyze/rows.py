@@ -24,9 +24,12 @@ COLUMNS = ("frame", "time", "stream", "src", "sport", "dst", "dport", "seq", "ac
 class TsvRows:
     """Callable as ``on_segment(seg, analyzer)``: appends the segment's row, writes every
     ``flush_at`` rows.  ``wanted(seg, conn)`` (optional) filters rows; ``absolute`` prints
-    raw SEQ/ACK.  ``drop(conn)`` forgets a finished connection's cached row middle."""
+    raw SEQ/ACK.  ``drop(conn)`` forgets a finished connection's cached row middle.
+    ``relative``: the time column counts seconds since ``t0`` (nanoseconds since the epoch),
+    or since the first segment when ``t0`` is None."""
 
-    def __init__(self, write, absolute: bool = False, wanted=None, flush_at: int = 2048):
+    def __init__(self, write, absolute: bool = False, wanted=None, flush_at: int = 2048,
+                 relative: bool = False, t0=None):
         self.write = write
         self.absolute = absolute
         self.wanted = wanted
@@ -38,6 +41,9 @@ class TsvRows:
         self.flag_text = {}             # compiled: TCP flags -> their letters, as bytes
         self.analysis_text = {}         # compiled: analysis bits -> names, as bytes
         self.cn = 0
+        # 0: times since the epoch; 1: since t0; 2: since the first segment (t0 set by it)
+        self.rel = 0 if not relative else (2 if t0 is None else 1)
+        self.t0 = t0 if t0 is not None else 0
 
     def header(self) -> None:
         self.write("\t".join(COLUMNS) + "\n")
@@ -57,10 +63,13 @@ class TsvRows:
     @cython.locals(seg=Segment, a=Analyzer, v=Verdict, conn=Conn, flags=cython.longlong, s=cython.longlong,
                    k=cython.longlong, rtt=cython.longlong, bif=cython.longlong, ns=cython.longlong,
                    sec=cython.longlong, frac=cython.longlong, af=cython.longlong, dn=cython.longlong,
-                   d=cython.longlong, out=cython.p_char, n=cython.Py_ssize_t)
+                   d=cython.longlong, out=cython.p_char, n=cython.Py_ssize_t, neg=cython.bint)
     def __call__(self, seg, a) -> None:
         v = a.verdict
         conn = v.conn
+        if self.rel == 2:
+            self.t0 = seg.ts_ns
+            self.rel = 1
         if self.wanted is not None and not self.wanted(seg, conn):
             return
         flags = seg.flags
@@ -84,6 +93,12 @@ class TsvRows:
             self.middles[conn] = mid
         af = v.analysis
         ns = seg.ts_ns
+        neg = False
+        if self.rel:
+            ns -= self.t0
+            if ns < 0:                  # a timestamp before the first one (the clock went back)
+                neg = True
+                ns = -ns
         sec = ns // 1_000_000_000
         frac = ns - sec * 1_000_000_000
         rtt = v.ack_rtt
@@ -107,6 +122,9 @@ class TsvRows:
             n = self.cn
             n = _put_int(out, n, seg.frame)
             out[n] = 9
+            if neg:
+                n += 1
+                out[n] = 45                                 # "-"
             n = _put_int(out, n + 1, sec)
             out[n] = 46                                     # "."
             n = _put_digits(out, n + 1, frac, 9)
@@ -149,7 +167,7 @@ class TsvRows:
             an = _NAMES_CACHE.get(af)
             if an is None:
                 an = analysis_str(af)
-        self.buf.append(f"{seg.frame}\t{sec}.{frac:09d}\t{mid[d]}\t{s}\t{k}\t{seg.paylen}\t{fs}\t{v.win}\t{an}\t"
+        self.buf.append(f"{seg.frame}\t{'-' if neg else ''}{sec}.{frac:09d}\t{mid[d]}\t{s}\t{k}\t{seg.paylen}\t{fs}\t{v.win}\t{an}\t"
                         f"{'' if rtt < 0 else '%.9f' % (rtt / 1e9)}\t{'' if bif < 0 else bif}\t"
                         f"{dn if dn else ''}\n")
         if len(self.buf) >= self.flush_at:

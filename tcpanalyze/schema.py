@@ -6,6 +6,7 @@ change it).  The README ("JSON contract") describes the same document in words.
 """
 from __future__ import annotations
 
+from tcpanalyze.diagnosis import LIMITS, STATES
 from tcpanalyze.findings import SEVERITIES, finding_kinds
 
 SCHEMA_VERSION = 1
@@ -45,6 +46,7 @@ JSON_SCHEMA: dict = {
                 "source": _STR, "format": _STR, "linktypes": {"type": "array", "items": {"type": "integer"}},
                 "frames": _INT, "tcp_segments": _INT, "skipped": _COUNTS, "decode_errors": _COUNTS,
                 "decode_error_examples": {"type": "object"}, "unsupported_linktypes": _COUNTS,
+                "ip_fragments": _COUNTS, "tcp_checksums": _COUNTS,
                 "damage": {"type": ["object", "null"]},
                 "warnings": {"type": "array", "items": _STR},
                 "error": _OPT_STR,
@@ -59,7 +61,7 @@ JSON_SCHEMA: dict = {
             "additionalProperties": False,
             "properties": {
                 "files": _INT, "files_failed": _INT, "packets": _INT, "tcp_segments": _INT, "connections": _INT,
-                "connections_reported": _INT, "bytes": _INT, "start": _OPT_NUM, "end": _OPT_NUM,
+                "connections_reported": _INT, "connections_with_findings": _INT, "bytes": _INT, "start": _OPT_NUM, "end": _OPT_NUM,
                 "duration": _NUM, "conn_states": _COUNTS,
                 "findings": {
                     "type": "object", "required": ["total", "reported", "by_severity", "by_kind"],
@@ -73,13 +75,17 @@ JSON_SCHEMA: dict = {
                             "type": "object", "required": ["total", "reported", "info", "warning", "error"],
                             "additionalProperties": False,
                             "properties": {k: _INT for k in ("total", "reported", "info", "warning", "error")}}},
+                        "by_subkind": {"type": "object", "additionalProperties": {
+                            "type": "object", "required": ["total", "info", "warning", "error"],
+                            "additionalProperties": False,
+                            "properties": {k: _INT for k in ("total", "info", "warning", "error")}}},
                     },
                 },
                 "worst_severity": {"enum": list(SEVERITIES) + [None]},
                 "time_wait": {
-                    "type": "object", "required": ["msl_s", "hosts"],
+                    "type": "object", "required": ["msl_s", "length_s", "system", "hosts"],
                     "properties": {
-                        "msl_s": _NUM,
+                        "msl_s": _NUM, "length_s": _NUM, "system": _OPT_STR,
                         "hosts": {"type": "array", "items": {
                             "type": "object",
                             "required": ["host", "peak", "peak_time", "at_end", "total", "series", "ports"],
@@ -106,8 +112,29 @@ JSON_SCHEMA: dict = {
                 "orig_pkts": _INT, "resp_pkts": _INT, "orig_bytes": _INT, "resp_bytes": _INT,
                 "start": _NUM, "end": _NUM, "duration": _NUM, "file": _STR,
                 "findings": {"type": "array", "items": _STR}, "severity": {"enum": list(SEVERITIES) + [None]},
-                "score": _INT, "orig": {"type": "object"}, "resp": {"type": "object"},
+                "score": _INT, "orig": {"$ref": "#/$defs/side"}, "resp": {"$ref": "#/$defs/side"},
+                "server_think": {"$ref": "#/$defs/think"}, "client_think": {"$ref": "#/$defs/think"},
             },
+        },
+        # what one endpoint sent and what limited it (docs/diagnosis.md)
+        "side": {
+            "type": "object",
+            "required": ["data_bytes", "transfer_s", "throughput_bps", "goodput_bps", "rtt_min_ms", "rtt_avg_ms",
+                         "rtt_max_ms", "time", "rto_waits", "limited_by", "limited_by_reason"],
+            "properties": {
+                "data_bytes": _INT, "transfer_s": _OPT_NUM, "throughput_bps": _OPT_NUM, "goodput_bps": _OPT_NUM,
+                "rtt_min_ms": _OPT_NUM, "rtt_avg_ms": _OPT_NUM, "rtt_max_ms": _OPT_NUM,
+                "time": {"type": ["object", "null"], "additionalProperties": False,
+                         "required": list(STATES), "properties": {k: _NUM for k in STATES}},
+                "rto_waits": {"type": "array", "items": {
+                    "type": "object", "required": ["frame", "start", "wait_s", "backoff"],
+                    "properties": {"frame": _INT, "start": _NUM, "wait_s": _NUM, "backoff": _OPT_NUM}}},
+                "limited_by": {"enum": list(LIMITS) + [None]}, "limited_by_reason": _OPT_STR,
+            },
+        },
+        "think": {
+            "type": ["object", "null"], "required": ["exchanges", "min_ms", "avg_ms", "max_ms"],
+            "properties": {"exchanges": _INT, "min_ms": _NUM, "avg_ms": _NUM, "max_ms": _NUM},
         },
         "finding": {
             "type": "object",

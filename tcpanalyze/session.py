@@ -14,21 +14,26 @@ README ("JSON contract").  Reporters (``tcpanalyze.report``) only render a Repor
 from __future__ import annotations
 
 import heapq
+import ipaddress
+import os
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Callable, Iterable, Union
 
 from tcpanalyze._version import __version__
 from tcpanalyze import engine
 from tcpanalyze.errors import SourceError
-from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, CaptureFacts, Thresholds
+from tcpanalyze.findings.base import SEVERITIES, SEVERITY_RANK, THRESHOLDS, CaptureFacts, Thresholds, add_counts
 from tcpanalyze.findings.driver import Detectors
+from tcpanalyze.findings.timewait import time_wait_section
+from tcpanalyze.model import addr_str
 from tcpanalyze.pipeline import RunStats, analyze_source, gc_tuned
 from tcpanalyze.records import RecordChain, SpilledRecords, _SpillFile
 from tcpanalyze.schema import SCHEMA_VERSION
 from tcpanalyze.summary import summarize
 
-__all__ = ["AnalyzeOptions", "Report", "ReportBuilder", "analyze_file", "engine_kwargs", "failed_report",
-           "merge_reports", "thresholds_from", "SCHEMA_VERSION"]
+__all__ = ["AnalyzeOptions", "Report", "ReportBuilder", "Selection", "analyze_file", "address_matcher",
+           "engine_kwargs", "failed_report", "merge_reports", "thresholds_from", "SCHEMA_VERSION"]
 
 #: a report's connection records: a list of dicts, or records kept on disk (tcpanalyze.records)
 Records = Union[list[dict[str, Any]], SpilledRecords, RecordChain]
@@ -37,12 +42,81 @@ Records = Union[list[dict[str, Any]], SpilledRecords, RecordChain]
 _WEIGHT = {"error": 10_000, "warning": 100, "info": 1}
 
 
+def address_matcher(host: Any) -> Callable[[bytes], bool]:
+    """``inside(packed_address)`` for an address or network: a string (``10.0.0.1``,
+    ``10.200.0.0/24``, ``fd00::/64``, brackets allowed), an ``ipaddress`` network or address, or
+    a packed address.  Raises ValueError for anything else."""
+    if isinstance(host, (bytes, bytearray)):
+        raw = bytes(host)
+        if len(raw) not in (4, 16):
+            raise ValueError(f"not a packed IPv4 or IPv6 address: {raw!r}")
+        return raw.__eq__
+    if isinstance(host, str):
+        host = host.strip().strip("[]") if "/" not in host else host.strip()
+        if host.startswith("[") and "]/" in host:
+            host = host[1:].replace("]/", "/")
+    net = ipaddress.ip_network(host, strict=False)
+    if net.prefixlen == net.max_prefixlen:
+        return net.network_address.packed.__eq__
+    size = 4 if net.version == 4 else 16
+    mask = int(net.netmask)
+    base = int(net.network_address)
+    from_bytes = int.from_bytes
+
+    def inside(raw: bytes) -> bool:
+        return len(raw) == size and from_bytes(raw, "big") & mask == base
+
+    return inside
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The connections a run is about: ``stream`` (tcp.stream index), ``host`` (an address or
+    a network, as ``address_matcher`` takes it; either end) and ``port`` (either end); None
+    selects all.  Picklable (``--jobs`` workers receive it)."""
+
+    stream: int | None = None
+    host: str | None = None
+    port: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.stream is not None or self.host is not None or self.port is not None
+
+    def conn_filter(self) -> Callable[[Any], bool]:
+        """``wanted(conn)`` for an ``engine.Conn``."""
+        stream, port = self.stream, self.port
+        inside = address_matcher(self.host) if self.host is not None else None
+
+        def wanted(conn: Any) -> bool:
+            if stream is not None and conn.stream != stream:
+                return False
+            if inside is not None and not (inside(conn.addr[0]) or inside(conn.addr[1])):
+                return False
+            return port is None or conn.port[0] == port or conn.port[1] == port
+
+        return wanted
+
+    def host_filter(self) -> Callable[[str], bool] | None:
+        """``wanted(host_text)`` for the --host address or network (None without --host)."""
+        if self.host is None:
+            return None
+        inside = address_matcher(self.host)
+
+        def wanted(text: str) -> bool:
+            try:
+                return inside(ipaddress.ip_address(text).packed)
+            except ValueError:
+                return False
+
+        return wanted
+
+
 @dataclass
 class AnalyzeOptions:
     """Everything ``analyze_file`` needs besides the path (picklable).
 
     ``engine``: keyword arguments of ``engine.Config`` (``fast_rtx_ns``, ``ooo_ns``, ``msl_s``,
-    ``max_unacked``, ``max_connections``, ``idle_timeout_ns``); ``keep_connections``: None keeps
+    ``max_unacked``, ``max_connections``, ``idle_timeout_ns``, ``checksums``); ``keep_connections``: None keeps
     every connection record, N keeps only the N worst (the console report needs no more);
     ``spill_records``: see below.
     """
@@ -53,6 +127,9 @@ class AnalyzeOptions:
     #: keep every connection record on disk until written (tcpanalyze.records), not in memory;
     #: the Report then only serves its own process (analyze --json/--jsonl without --jobs)
     spill_records: bool = False
+    #: analyze only these connections (analyze --stream/--host/--port); the engine still sees
+    #: every packet, so stream numbers are those of the whole capture
+    select: Selection = field(default_factory=Selection)
 
 
 @dataclass
@@ -65,6 +142,9 @@ class Report:
     connections: Records = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    #: the records of the connections with the longest transfers (the console report's
+    #: "Slowest connections"; kept only when ``connections`` is a top-N selection)
+    slowest: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "tool": {"name": "tcpanalyze", "version": __version__},
@@ -90,6 +170,7 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
     their command-line units: percent, milliseconds); a missing one keeps its default."""
     d = Thresholds()
     rate = kw.pop("retrans_rate", None)
+    msl, tw = kw.get("msl"), kw.get("time_wait")       # (engine options: left in kw)
     hs_min = kw.pop("hs_rtt_min_ms", None)
     return Thresholds(
         retrans_rate=d.retrans_rate if rate is None else rate / 100.0,
@@ -99,12 +180,14 @@ def thresholds_from(kw: dict[str, Any]) -> Thresholds:
         hs_rtt_factor=kw.pop("hs_rtt_factor", d.hs_rtt_factor),
         hs_rtt_min_s=d.hs_rtt_min_s if hs_min is None else hs_min / 1000.0,
         max_findings_per_kind=kw.pop("max_findings_per_kind", d.max_findings_per_kind),
-        msl_s=kw.get("msl", d.msl_s))
+        msl_s=msl if msl is not None else d.msl_s if tw is None else tw / 2,
+        extra={name: v for name in THRESHOLDS if (v := kw.pop(name, None)) is not None})
 
 
 def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
     """``engine.Config`` keyword arguments from the command-line engine options (``fast_rtx_ms``,
-    ``ooo_ms``, ``msl``, ``max_unacked``, ``max_connections``, ``idle_timeout``) present in ``ek``."""
+    ``ooo_ms``, ``msl``, ``max_unacked``, ``max_connections``, ``idle_timeout``, ``checksums``)
+    present in ``ek`` (``checksums`` only when not the default, so default options stay as they were)."""
     out: dict[str, Any] = {}
     if "fast_rtx_ms" in ek:
         out["fast_rtx_ns"] = int(ek["fast_rtx_ms"] * 1e6)
@@ -118,6 +201,8 @@ def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
         out["max_connections"] = ek["max_connections"]
     if "idle_timeout" in ek:
         out["idle_timeout_ns"] = int(ek["idle_timeout"] * 1e9)
+    if ek.get("checksums", "ignore") != "ignore":
+        out["checksums"] = ek["checksums"]
     return out
 
 
@@ -125,11 +210,12 @@ def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
 def _empty_summary(th: Thresholds | None = None) -> dict[str, Any]:
     return {
         "files": 1, "files_failed": 0, "packets": 0, "tcp_segments": 0, "connections": 0,
-        "connections_reported": 0, "bytes": 0, "start": None, "end": None, "duration": 0.0,
-        "conn_states": {},
-        "findings": {"total": 0, "reported": 0, "by_severity": {s: 0 for s in SEVERITIES}, "by_kind": {}},
+        "connections_reported": 0, "connections_with_findings": 0, "bytes": 0, "start": None, "end": None,
+        "duration": 0.0, "conn_states": {},
+        "findings": {"total": 0, "reported": 0, "by_severity": {s: 0 for s in SEVERITIES}, "by_kind": {},
+                     "by_subkind": {}},
         "worst_severity": None,
-        "time_wait": {"msl_s": (th or Thresholds()).msl_s, "hosts": []},
+        "time_wait": time_wait_section((th or Thresholds()).msl_s),
         "capture_quality": {},
         "thresholds": (th or Thresholds()).to_dict(),
     }
@@ -158,6 +244,9 @@ class _Connections:
         self.all: list[dict[str, Any]] | SpilledRecords = [] if not spill or keep is not None else \
             SpilledRecords(_SpillFile(named=True) if spill == "named" else None)
         self.heap: list[tuple[Any, ...]] = []
+        #: one byte per stream: 1 when the connection has a finding (kept or not)
+        self.flagged = bytearray()
+        self.slow: list[tuple[Any, ...]] = []       # (transfer ns, -stream, record): the longest transfers
         self.n = 0
         self.bytes = 0
         self.states: dict[str, int] = {}
@@ -171,6 +260,20 @@ class _Connections:
         self.n += 1
         self.bytes += nbytes
         self.states[conn_state] = self.states.get(conn_state, 0) + 1
+
+    def flag(self, stream: int) -> bool:
+        """Mark ``stream`` as a connection with findings; False if it already was."""
+        fl = self.flagged
+        if stream >= len(fl):
+            fl.extend(bytes(stream + 1 - len(fl)))
+        elif fl[stream]:
+            return False
+        fl[stream] = 1
+        return True
+
+    @property
+    def with_findings(self) -> int:
+        return self.flagged.count(1)
 
     def wanted(self, key: _Key) -> bool:
         """Would a record with this (rank, -stream) key be kept?  (Lets the caller skip
@@ -191,6 +294,29 @@ class _Connections:
             elif key > self.heap[0][:2]:
                 heapq.heapreplace(self.heap, item)
 
+    def wanted_slow(self, key: tuple[int, int]) -> bool:
+        """Would a connection with this (transfer ns, -stream) be among the slowest kept?"""
+        keep = self.keep
+        return keep is not None and keep > 0 and key[0] > 0 and (len(self.slow) < keep or key > self.slow[0][:2])
+
+    def push_slow(self, rec: Any, key: tuple[int, int] | None = None) -> None:
+        """Keep ``rec`` (a record, or a function that makes it) among the ``keep`` longest
+        transfers (a top-N report only)."""
+        if key is None:
+            key = (int(transfer_s(rec) * 1e9), -rec["stream"])
+        if self.keep is None or not self.wanted_slow(key):
+            return
+        item = (*key, rec)
+        if len(self.slow) < self.keep:
+            heapq.heappush(self.slow, item)
+        else:
+            heapq.heapreplace(self.slow, item)
+
+    def slowest(self) -> list[dict[str, Any]]:
+        """The kept longest transfers, longest first (a connection kept by ``ReportBuilder`` is
+        summarised here, once: most of those pushed are pushed out again)."""
+        return [x[2]() if callable(x[2]) else x[2] for x in sorted(self.slow, key=lambda x: x[:2], reverse=True)]
+
     def records(self) -> list[dict[str, Any]] | SpilledRecords:
         """The kept records in stream order: a list, or SpilledRecords when spilled."""
         if self.keep is None and not isinstance(self.all, list):
@@ -199,6 +325,11 @@ class _Connections:
             [x[2] for x in self.heap]
         recs.sort(key=lambda r: r["stream"])
         return recs
+
+
+def transfer_s(rec: dict[str, Any]) -> float:
+    """The longer of a connection record's two transfer times (first to last data byte), s."""
+    return max(rec["orig"].get("transfer_s") or 0.0, rec["resp"].get("transfer_s") or 0.0)
 
 
 def _rank(rec: dict[str, Any]) -> tuple[int, int, int]:
@@ -223,11 +354,29 @@ class ReportBuilder:
         self.det = Detectors(self.th)
         self.conns = _Connections(path, opts.keep_connections,
                                   opts.spill_records and ("named" if worker else True))
-        self.analyzer = engine.Analyzer(cfg, keep_timeline=False, on_conn_done=self._done)
+        self.analyzer = engine.Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, detail=False)
         self.det.analyzer = self.analyzer     # type: ignore[assignment]  # (Detectors declares it None)
         self.on_segment: Callable[[Any, engine.Analyzer], None] = self.det.on_segment
+        #: with a selection: which connections count, their segments, their hosts (packed)
+        self.selected: Callable[[Any], bool] | None = None
+        self.selected_segments = 0
+        self.selected_hosts: set[bytes] = set()
+        if opts.select:
+            self.selected = want = opts.select.conn_filter()
+            examine = self.det.on_segment
+
+            def on_segment(seg: Any, a: engine.Analyzer) -> None:
+                if want(a.verdict.conn):
+                    self.selected_segments += 1
+                    examine(seg, a)
+
+            self.on_segment = on_segment
 
     def _done(self, conn: engine.Conn) -> None:
+        if self.selected is not None:
+            if not self.selected(conn):
+                return
+            self.selected_hosts.update(conn.addr)
         fs = self.det.on_conn_done(conn)
         labels: list[tuple[str, str]] = [(f.label, f.severity) for f in fs]
         ev = conn.events
@@ -240,15 +389,40 @@ class ReportBuilder:
         st = (conn.ztrack.zeek_done[0][0] if conn.ztrack.zeek_done else conn.zeek).conn_state()
         conns.count(nbytes, st)
         score = _score(labels)
+        if score:
+            conns.flag(conn.stream)
         key = ((score, fo.stats.rtx + fr.stats.rtx, nbytes), -conn.stream)   # as _rank(summarize(conn))
-        if not conns.wanted(key):
+        worst = conns.wanted(key)
+        slow = None
+        keep = conns.keep
+        if keep:
+            p = fo.perf
+            t = p.last_ns - p.first_ns
+            p = fr.perf
+            if p.last_ns - p.first_ns > t:
+                t = p.last_ns - p.first_ns
+            if t > 0:
+                heap = conns.slow
+                if len(heap) < keep or t >= heap[0][0]:
+                    slow = (t, -conn.stream)
+                    if not conns.wanted_slow(slow):
+                        slow = None
+        if not worst:
+            if slow is not None:
+                conns.push_slow(partial(self._record, conn, labels, score), slow)
             return
+        rec = self._record(conn, labels, score)
+        conns.push(key, rec)
+        if slow is not None:
+            conns.push_slow(rec, slow)
+
+    def _record(self, conn: engine.Conn, labels: list[tuple[str, str]], score: int) -> dict[str, Any]:
         rec = summarize(conn)
         rec["file"] = self.path
         rec["findings"] = sorted({lab for lab, _sev in labels})
         rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
         rec["score"] = score
-        conns.push(key, rec)
+        return rec
 
     def build(self, stats: RunStats, facts: CaptureFacts | None = None) -> Report:
         """Finish the engine and build the Report (``facts``: the capture's, when no engine
@@ -257,7 +431,17 @@ class ReportBuilder:
         if facts is None:
             self.analyzer.finish()
             facts = CaptureFacts.of(self.analyzer, stats)
-        extra = det.finish(facts)
+        keep = None
+        if self.selected is not None:
+            # the findings and TIME_WAIT rows about a host: those of the selected connections' hosts
+            hosts = {addr_str(h) for h in self.selected_hosts}
+
+            def keep(f: Any) -> bool:
+                return f.host is None or f.host in hosts
+        extra = det.finish(facts, keep)
+        if keep is not None and extra.get("time_wait"):
+            tw = extra["time_wait"]
+            tw["hosts"] = [h for h in tw.get("hosts", []) if h.get("host") in hosts]
         records = conns.records()
         findings = []
         # aggregate findings about one connection (handshake RTT outliers) are added to its record
@@ -271,6 +455,8 @@ class ReportBuilder:
             d = f.to_dict()
             d["file"] = path
             findings.append(d)
+            if f.host is not None and f.stream is not None:
+                conns.flag(f.stream)
             if f.host is not None and f.stream is not None and f.stream in by_stream:
                 rec = by_stream[f.stream]
                 if f.label not in rec["findings"]:
@@ -285,15 +471,19 @@ class ReportBuilder:
         by_kind = {k: dict(v) for k, v in sorted(det.sink.by_kind.items())}
         by_sev = {s: sum(v[s] for v in by_kind.values()) for s in SEVERITIES}
         summ.update({
-            "packets": stats.frames, "tcp_segments": stats.tcp, "connections": conns.n,
-            "connections_reported": len(records), "bytes": conns.bytes,
+            "packets": stats.frames if self.selected is None else self.selected_segments,
+            "tcp_segments": stats.tcp if self.selected is None else self.selected_segments,
+            "connections": conns.n,
+            "connections_reported": len(records), "connections_with_findings": conns.with_findings,
+            "bytes": conns.bytes,
             "start": None if first is None or last is None else round(first / 1e9, 9),
             "end": None if first is None or last is None else round(last / 1e9, 9),
             "duration": 0.0 if first is None or last is None else round((last - first) / 1e9, 9),
             "conn_states": dict(sorted(conns.states.items())),
             "findings": {"total": sum(v["total"] for v in by_kind.values()),
                          "reported": sum(v["reported"] for v in by_kind.values()),
-                         "by_severity": by_sev, "by_kind": by_kind},
+                         "by_severity": by_sev, "by_kind": by_kind,
+                         "by_subkind": {k: dict(v) for k, v in sorted(det.sink.by_subkind.items())}},
             "worst_severity": next((s for s in reversed(SEVERITIES) if by_sev[s]), None),
             "time_wait": extra["time_wait"],
             "capture_quality": extra["capture_quality"],
@@ -301,7 +491,8 @@ class ReportBuilder:
         entry = stats.to_dict()
         entry["error"] = None
         entry["summary"] = summ
-        return Report(files=[entry], summary=dict(summ), connections=records, findings=findings)
+        return Report(files=[entry], summary=dict(summ), connections=records, findings=findings,
+                      slowest=conns.slowest())
 
 
 def analyze_file(path: str, options: AnalyzeOptions | None = None,
@@ -311,14 +502,27 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
     ``progress(done_bytes, total_bytes)`` is called now and then while reading (optional).
     """
     b = ReportBuilder(path, options)
+    if path != "-" and os.path.isdir(path):
+        return failed_report(path, no_captures_message(path), b.th)
     with gc_tuned(off=path != "-"):     # a file (stdin may be a live pipe): see pipeline.gc_tuned
         try:
-            stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress, notable_only=True)
+            stats = analyze_source(path, b.analyzer, on_segment=b.on_segment, progress=progress,
+                                   notable_only=b.selected is None)
         except SourceError as e:
             return failed_report(path, str(e), b.th)
         except OSError as e:
             return failed_report(path, f"{path}: {e.strerror or e}", b.th)
         return b.build(stats)
+
+
+def no_captures_message(path: str) -> str:
+    """Why the directory ``path`` gives no capture to analyse (one line)."""
+    try:
+        n = sum(1 for e in os.scandir(path) if e.is_file())
+    except OSError as e:
+        return f"{path}: cannot list the directory: {e.strerror or e}"
+    return (f"{path}: the directory contains no captures" if not n else
+            f"{path}: the directory contains no captures (none of its {n} file(s) is a pcap or pcapng capture)")
 
 
 def _finding_order(d: dict[str, Any]) -> tuple[int, str, int, float, str, int]:
@@ -350,20 +554,22 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
         for r in reports:
             listed.extend(r.connections)
         conns = listed
+    slowest: list[dict[str, Any]] = []
     if keep_connections is not None:
         conns = sorted(conns, key=lambda c: _rank(c), reverse=True)[:keep_connections]
+        slowest = sorted((c for r in reports for c in r.slowest), key=lambda c: (transfer_s(c), -c["stream"]),
+                         reverse=True)[:keep_connections]
     finds.sort(key=_finding_order)
     summ = _empty_summary()
     summ["files"] = 0
     summ["thresholds"] = reports[0].summary.get("thresholds", summ["thresholds"])
-    summ["time_wait"]["msl_s"] = reports[0].summary.get("time_wait", {}).get("msl_s", engine.K_MSL_S)
+    summ["time_wait"] = time_wait_section(reports[0].summary.get("time_wait", {}).get("msl_s", engine.K_MSL_S))
     starts, ends = [], []
     for r in reports:
         s = r.summary
         for k in ("files", "files_failed", "packets", "tcp_segments", "connections", "connections_reported",
-                  "bytes"):
+                  "connections_with_findings", "bytes"):
             summ[k] += s.get(k, 0)
-        summ["duration"] += s.get("duration", 0.0)
         if s.get("start") is not None:
             starts.append(s["start"])
             ends.append(s["end"])
@@ -375,10 +581,8 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
         tf["reported"] += fd.get("reported", 0)
         for sev, n in fd.get("by_severity", {}).items():
             tf["by_severity"][sev] += n
-        for kind, cnt in fd.get("by_kind", {}).items():
-            t = tf["by_kind"].setdefault(kind, {"total": 0, "reported": 0, "info": 0, "warning": 0, "error": 0})
-            for k2, v2 in cnt.items():
-                t[k2] += v2
+        add_counts(tf["by_kind"], fd.get("by_kind", {}))
+        add_counts(tf["by_subkind"], fd.get("by_subkind", {}))
         src = r.files[0]["source"] if r.files else None
         for h in s.get("time_wait", {}).get("hosts", []):
             summ["time_wait"]["hosts"].append({**h, "file": h.get("file", src)})
@@ -388,11 +592,14 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     summ["connections_reported"] = len(conns)
     summ["conn_states"] = dict(sorted(summ["conn_states"].items()))
     summ["findings"]["by_kind"] = dict(sorted(summ["findings"]["by_kind"].items()))
+    summ["findings"]["by_subkind"] = dict(sorted(summ["findings"]["by_subkind"].items()))
     summ["time_wait"]["hosts"].sort(key=lambda e: (-e["peak"], e["host"], e.get("file") or ""))
     if starts:
+        # the capture span: first packet to last packet over all files (never the sum of
+        # the files' durations, which counts overlaps twice and ignores the gaps)
         summ["start"] = min(starts)
         summ["end"] = max(ends)
-    summ["duration"] = round(summ["duration"], 9)      # the sum of the files' durations
+        summ["duration"] = round(summ["end"] - summ["start"], 9)
     by_sev = summ["findings"]["by_severity"]
     summ["worst_severity"] = next((s for s in reversed(SEVERITIES) if by_sev[s]), None)
-    return Report(files=files, summary=summ, connections=conns, findings=finds)
+    return Report(files=files, summary=summ, connections=conns, findings=finds, slowest=slowest)

@@ -5,6 +5,7 @@ Times are seconds since the epoch (floats); durations and RTTs are seconds.
 """
 from __future__ import annotations
 
+from tcpanalyze.diagnosis import perf, think_times
 from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.model import addr_str, flag_names
 
@@ -28,7 +29,7 @@ def side_stats(f: Flow) -> dict:
         "zero_window_probes": f.stats.zwp, "keep_alives": f.stats.keepalive, "window_full": f.stats.win_full,
         "window_updates": f.stats.win_update, "syn": f.stats.syns, "fin": f.stats.fins, "rst": f.stats.rsts,
         "window_scale": None if f.win_scale == -1 else (0 if f.win_scale == -2 else f.win_scale),
-        "window_scale_known": f.win_scale != -1, "mss": f.mss or None, "max_segment": f.stats.max_seg,
+        "window_scale_known": f.win_scale != -1, "mss": f.stats.mss or None, "max_segment": f.stats.max_seg,
         "window_shrinks": len(f.track.shrinks) if f.track.shrinks else 0, "window_shrink_bytes": f.track.shrink_bytes,
         "rtt": _rtt(f),
     }
@@ -56,7 +57,7 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
         "handshake_rtt": _s(conn.irtt) if conn.irtt else None,
         "syn_retries": max(0, len(conn.handshake.syn_times) - 1) if conn.handshake.syn_times else 0,
         "retransmissions": fo.stats.rtx + fr.stats.rtx,
-        "orig": side_stats(fo), "resp": side_stats(fr),
+        "orig": {**side_stats(fo), **perf(conn, o)}, "resp": {**side_stats(fr), **perf(conn, r)},
         "unexpected": [{"frame": fr_, "endpoint": "orig" if ep == o else "resp", "anomaly": name}
                        for fr_, _ts, ep, name in (conn.anomalies or ())],
     }
@@ -72,6 +73,7 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
     if conn.ending.tw_start is not None:
         ep, ts, frame = conn.ending.tw_start
         rec["time_wait"] = {"endpoint": "orig" if ep == o else "resp", "start": _s(ts), "frame": frame}
+    rec["server_think"], rec["client_think"] = think_times(conn)
     if timelines and conn.timeline is not None:
         rec["timeline"] = {
             "orig": timeline(conn, o),

@@ -5,7 +5,8 @@ bounded memory and is reported as what it is.
   recently active are evicted, counted in ``Analyzer.evicted`` and the report's
   ``capture_quality.evicted``; the cost per new connection stays O(1) amortised.
 * ``Config.max_unacked`` (``--max-unacked``): unacked segments remembered per direction.
-* ``Config.max_events``: anomalies, window shrinks, zero-window episodes kept per connection.
+* ``Config.max_events``: anomalies, window shrinks, reordered-ACK edge retreats, zero-window episodes
+  kept per connection.
 * ``Thresholds.max_findings_per_kind`` (``--max-findings-per-kind``): findings kept per kind
   (all counted).
 * ``Config.linger_ns``: closed connections are released, so a stream of short connections
@@ -334,6 +335,28 @@ def test_max_events_bounds_per_connection_lists():
     srv = conn.flows[1]
     assert srv.track.zw_episodes is not None and len(srv.track.zw_episodes) == 5
     assert srv.track.shrinks is not None and len(srv.track.shrinks) == 5 and srv.track.shrink_bytes > 0
+
+
+def test_max_events_bounds_reordered_ack_retreats():
+    """Old ACKs arriving late (edge retreats kept apart from shrinks): at most max_events kept."""
+    a = Analyzer(Config(max_events=5), keep_timeline=False)
+    c, s = b"\x0a\x00\x00\x01", SERVER
+    a.feed(Segment(1, NS, c, s, 40000, 80, 0, 0, SYN, 64240, 0, 1460, 2))
+    a.feed(Segment(2, NS + 1, s, c, 80, 40000, 7, 1, SYN | ACK, 65535, 0, 1460, 2))
+    a.feed(Segment(3, NS + 2, c, s, 40000, 80, 1, 8, ACK, 64240, 0))
+    f = 3
+    for i in range(400):
+        f += 1
+        # the client's data, then the server's ACK of it, then an older ACK that arrives late
+        a.feed(Segment(f, NS + 10 * f, c, s, 40000, 80, 1 + 1000 * i, 8, ACK, 64240, 1000))
+        f += 1
+        a.feed(Segment(f, NS + 10 * f, s, c, 80, 40000, 8, 1 + 1000 * (i + 1), ACK, 65535, 0))
+        f += 1
+        a.feed(Segment(f, NS + 10 * f, s, c, 80, 40000, 8, 1 + 1000 * i + 500, ACK, 65535, 0))
+    conn, = a.finish()
+    srv = conn.flows[1]
+    assert srv.track.reorders is not None and len(srv.track.reorders) == 5
+    assert srv.track.reorder_bytes == 400 * 500 and not srv.track.shrinks
 
 
 def test_findings_are_capped_per_kind(tmp_path):

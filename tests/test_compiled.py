@@ -25,6 +25,7 @@ CAPTURES = sorted(str(p) for p in (ROOT / "samples").glob("*.pcap")) + [
         "wireshark-dtn_tcpclv4_bpv7_transfer.pcapng", "suricata-smb-eicar-overlap-input.pcap",
         "wireshark-grpc_stream_reassembly_sample.pcapng.gz", "zeek-tls1_1.pcap")]
 CAPTURES += [str(ROOT / "tests/data/crafted" / n) for n in ("reused_ports.pcap", "zero_window_probe.pcap")]
+CAPTURES += [str(ROOT / "tests/data/real" / n) for n in ("inject_before_synack.pcap", "synack_new_isn.pcap")]
 
 
 def _run(args: list[str], pythonpath: str | None, cwd: str) -> str:

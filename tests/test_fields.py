@@ -24,6 +24,7 @@ RECORDS = {
     engine.EndpointStats: engine.EndpointStats,
     engine.EndpointTimes: engine.EndpointTimes,
     engine.EndpointTrack: engine.EndpointTrack,
+    engine.PerfSplit: engine.PerfSplit, engine.PerfTurns: engine.PerfTurns, engine.EndpointPerf: engine.EndpointPerf,
     engine.Flow: engine.Flow,
     engine.ConnEnding: engine.ConnEnding,
     engine.HandshakeTrack: engine.HandshakeTrack,

@@ -273,6 +273,44 @@ def test_window_shrink_needs_known_scale(tmp_path):
     assert f["data"]["total_bytes"] == sum(r["bytes"] for r in f["data"]["retreats"])
 
 
+def ts_opt(tsval: int, tsecr: int = 0) -> bytes:
+    return b"\x01\x01\x08\x0a" + struct.pack("!II", tsval, tsecr)
+
+
+def test_window_edge_follows_the_window_update_rule(tmp_path):
+    # An upload: the server only ACKs. RFC 9293 §3.10.7.4: its peer takes a window only from
+    # a segment that is not older than the last update (SND.WL1, SND.WL2).
+    cap = Craft()
+    c = TcpConn(cap, cport=47100)
+    c.handshake()
+    base = c.nxt["c"]
+    for _ in range(6):
+        c.send("c", A, 1000)
+    c.send("s", A, ack=base + 2000, win=30000, opts=ts_opt(100))
+    c.send("s", A, ack=base + 4000, win=30000, opts=ts_opt(102))
+    # an old ACK arrives after the later one: its edge (2000 + 30000) is 2000 left of 4000 + 30000
+    old = c.send("s", A, ack=base + 3000, win=29000, opts=ts_opt(101))
+    # the same ACK number as the last update (edge 4000 + 28000), an older timestamp: overtaken
+    # by that update
+    stale = c.send("s", A, ack=base + 4000, win=28000, opts=ts_opt(101))
+    c.send("s", A, ack=base + 6000, win=30000, opts=ts_opt(104))
+    # the receiver really shrinks: a newer ACK whose edge lies 5000 left of 6000 + 30000
+    real = c.send("s", A, ack=base + 6000, win=25000, opts=ts_opt(105))
+    # a keep-alive from the receiver (one below its next seq) is no window update either
+    c.send("s", A, seq=c.nxt["s"] - 1, ack=base + 6000, win=20000, opts=ts_opt(106))
+    c.close()
+    doc = run(cap.write(tmp_path / "wl.pcap"))
+    (ro,) = of(doc, "window_shrink", "reordered_ack")
+    (sh,) = [f for f in of(doc, "window_shrink") if f["subkind"] is None]
+    assert ro["severity"] == "info" and sh["severity"] == "warning"
+    assert ro["data"]["retreats"] == [{"frame": old, "bytes": 2000}, {"frame": stale, "bytes": 2000}]
+    assert ro["data"]["shrinks"] == 2 and ro["data"]["total_bytes"] == 4000
+    assert "did not shrink" in ro["message"] and "reordered" in ro["message"]
+    assert sh["data"]["retreats"] == [{"frame": real, "bytes": 5000}]
+    rec = {r["stream"]: r for r in doc["connections"]}
+    assert rec[0]["findings"].count("window_shrink") == 1 and "window_shrink/reordered_ack" in rec[0]["findings"]
+
+
 def test_time_wait_buildup_and_server_active_close(tmp_path):
     cap = Craft()
     for i in range(150):
@@ -513,6 +551,65 @@ def test_sample_rst_refused_aborted():
     assert per_port[7]["data"]["refused"] >= 6
 
 
+def test_sample_rst_crossed_in_flight():
+    """Client abort while data arrives (stream 13): the server's segments that reach the capture
+    point after the client's RST were sent before the RST reached the server. They are named as
+    such in the rst finding, not counted as state-table surprises of a capture gap."""
+    path = sample("rst_refused_aborted.pcap")
+    doc = _cached("rst_refused_aborted.pcap")
+    orc = load_oracle(path.with_name(path.name + ".tshark.tsv"))
+    # independently from tshark's rows: the first RST of tshark's stream 13, the server's
+    # segments after it
+    rows13 = {fr: r for fr, r in orc.items() if r["stream"] == 13}
+    rst = min(fr for fr, r in rows13.items() if r["flags"] & R)
+    client = rows13[rst]["sport"]
+    after = sorted(fr for fr, r in rows13.items() if fr > rst and r["sport"] != client)
+    assert len(after) >= 3
+    first = min(rows13)
+    stream = next(c["stream"] for c in doc["connections"] if c["first_frame"] == first)
+    (f,) = of(doc, "rst", "aborted", stream)
+    assert f["frames"] == [rst] and f["data"]["sent_by"] == "orig"
+    d = f["data"]
+    assert d["crossed_frames"] == after and d["peer_segments_crossed"] == len(after) and d["peer_segments_late"] == 0
+    assert 0 < d["crossed_within_ms"] < 2 * d["round_trip_ms"]
+    assert f"{len(after)} segment(s) from the peer crossed the RST in flight" in f["message"]
+    assert "not segments the capture missed" in f["message"]
+    for cq in of(doc, "capture_quality", "unexpected_transitions"):
+        assert stream not in cq["data"]["streams"], cq
+    assert not doc["summary"]["capture_quality"]["unexpected_transition_connections"]
+    # the state machine's own record still lists them
+    (rec,) = [c for c in doc["connections"] if c["stream"] == stream]
+    assert sorted(u["frame"] for u in rec["unexpected"]) == after
+
+
+def test_rst_crossing_segments_against_later_ones(tmp_path):
+    # 10 ms round trip at the capture point (next to the client); the client resets; the server's
+    # next segment arrives 6 ms later (it crossed the RST), another one 200 ms later (the RST
+    # did not reach the server, or it did not accept it)
+    cap = Craft()
+    c = TcpConn(cap, cport=47200)
+    c.handshake(dt=0.005)
+    c.send("c", P | A, 100, dt=0.001)
+    c.send("s", A, dt=0.010)
+    c.send("s", A, 1000, dt=0.001)
+    c.send("c", A, dt=0.001)
+    rst = c.send("c", R | A, dt=0.001)
+    crossed = c.send("s", A, 1000, dt=0.006)
+    late = c.send("s", A, 1000, dt=0.200)
+    doc = run(cap.write(tmp_path / "cross.pcap"))
+    (f,) = of(doc, "rst", "aborted")
+    assert f["frames"] == [rst]
+    d = f["data"]
+    assert d["crossed_frames"] == [crossed] and d["peer_segments_crossed"] == 1 and d["peer_segments_late"] == 1
+    assert d["round_trip_ms"] == 10.0 and d["crossed_within_ms"] == 6.0
+    assert "1 later segment(s) from the peer: the RST did not reach it" in f["message"]
+    # only the later one is left for the state-table count
+    (cq,) = of(doc, "capture_quality", "unexpected_transitions")
+    assert cq["data"]["segments"] == 1 and cq["data"]["streams"] == [0]
+    rec = doc["connections"][0]
+    assert [u["frame"] for u in rec["unexpected"]] == [crossed, late]
+
+
 def test_sample_time_wait_matches_independent_count():
     path = sample("timewait_server_close.pcap")
     doc = _cached("timewait_server_close.pcap")
@@ -551,18 +648,103 @@ def test_sample_zero_window():
     assert len(zw) >= 5
     assert all(f["data"]["advertised_by"] == "resp" and f["frames"] for f in zw)
     assert all(f["data"]["reopened"] for f in zw[:-1])
+    # Linux probes a zero window with 0-byte segments one below the next seq: they count as
+    # probes (tshark flags them keep_alive). The episode over frames 166-172 has three (167,
+    # 169, 170); every episode's count is the sender's keep_alive or zero_window_probe rows
+    # inside it in tshark's own verdicts.
+    by_start = {f["frames"][0]: f for f in zw}
+    assert by_start[166]["frames"] == [166, 172] and by_start[166]["data"]["probes"] == 3
+    assert "3 probe(s)" in by_start[166]["message"]
+    orc = load_oracle(SAMPLES / "slow_reader_zero_window.pcap.tshark.tsv")
+    for f in zw:
+        start, end = f["frames"]
+        receiver = orc[start]["sport"]
+        probes = sum(1 for fr in range(start, (end or max(orc)) + 1)
+                     if orc[fr]["dport"] == receiver and orc[fr]["analysis"] & {"keep_alive", "zero_window_probe"})
+        assert f["data"]["probes"] == probes, f
+    assert sum(f["data"]["probes"] for f in zw) == 6
+
+
+def _edge_retreats(tsv: Path, port: int) -> tuple[set, set]:
+    """From tshark's verdicts, the ACKs (no SYN/FIN/RST) from ``port`` whose right edge (ACK +
+    calculated window) lies at least one scale unit left of the furthest edge: (old ones, whose
+    ACK number is below the highest already seen; the others). An ACK that repeats the
+    previous segment's ACK and raw window is not looked at; an old one moves nothing."""
+    import csv
+
+    old, other = set(), set()
+    prev = top = edge = None
+    with open(tsv, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh, delimiter="\t"):
+            if r["tcp.srcport"] != str(port):
+                continue
+            fl = int(r["tcp.flags"], 16)
+            ack, win = int(r["tcp.ack"]), int(r["tcp.window_size_value"])
+            last, prev = prev, (ack, win)
+            if not fl & A or fl & (S | F | R) or last == (ack, win):
+                continue
+            e = ack + int(r["tcp.window_size"])
+            unit = max(1, int(r["tcp.window_size_scalefactor"]))
+            if edge is None:
+                top, edge = ack, e
+            elif ack < top:
+                if edge - e >= unit:
+                    old.add(int(r["frame.number"]))
+            else:
+                top = ack
+                if edge - e >= unit:
+                    other.add(int(r["frame.number"]))
+                edge = max(edge, e)
+    return old, other
+
+
+def _retreat_frames(f: dict) -> set:
+    return {r["frame"] for r in f["data"]["retreats"]}
 
 
 def test_sample_window_shrink():
     path = sample("window_shrink.pcap")
     doc = _cached("window_shrink.pcap")
     ws = of(doc, "window_shrink")
-    assert ws
-    f = ws[0]
+    assert ws and not of(doc, "window_shrink", "reordered_ack")
+    (f,) = ws
+    assert f["severity"] == "warning" and f["subkind"] is None
     assert f["data"]["advertised_by"] == "resp" and f["data"]["largest_bytes"] >= 10000
     segs = {s.frame: s for s in _segments(path)}
     for fr in f["frames"]:
         assert segs[fr].flags & A and segs[fr].sport == 5003
+    # a real shrinking receiver (tcp_shrink_window=1): every retreat in tshark's verdicts is on a
+    # newer ACK, and each is reported as a shrink
+    old, other = _edge_retreats(path.with_name(path.name + ".tshark.tsv"), 5003)
+    assert not old and len(other) >= 30
+    assert _retreat_frames(f) == other and f["data"]["shrinks"] == len(other)
+
+
+def test_sample_reordered_upload():
+    """Bulk upload captured at the sender over a path that reorders 5% of the frames: old ACKs
+    arrive after later ones. Their edges are reordered_ack info, not a receiver shrinking."""
+    path = sample("reordered_upload.pcap")
+    doc = _cached("reordered_upload.pcap")
+    (ro,) = of(doc, "window_shrink", "reordered_ack")
+    assert ro["severity"] == "info" and ro["data"]["advertised_by"] == "resp"
+    old, other = _edge_retreats(path.with_name(path.name + ".tshark.tsv"), 5004)
+    assert len(old) >= 50
+    got = _retreat_frames(ro)
+    assert ro["data"]["shrinks"] == len(got) and old <= got
+    # The rest have the ACK number of the last update but were sent before it: an older TSval
+    # than an earlier segment with that ACK (an ACK overtaken by a window update).
+    segs = [s for s in _segments(path) if s.sport == 5004]
+    by_frame = {s.frame: s for s in segs}
+    extra = got - old
+    assert extra <= other and len(extra) <= 3
+    for fr in extra:
+        s = by_frame[fr]
+        assert any(p.frame < fr and p.ack == s.ack and ((p.tsval - s.tsval) & MASK) < 0x80000000
+                   and p.tsval != s.tsval for p in segs)
+    # no receiver shrank its window: the retreats tshark's verdicts show on newer ACKs are those
+    # overtaken ones
+    assert not [f for f in of(doc, "window_shrink") if f["subkind"] is None]
+    assert other == extra
 
 
 def test_sample_lossy_bulk_retransmissions():
@@ -640,6 +822,14 @@ def _oracle_edges(tsv: Path) -> dict[int, int]:
     return out
 
 
+#: Captures where tshark leaves some TCP headers unanalysed, so its flags cannot judge the
+#: findings about them: in cisco-fabric-path.pcap every SYN appears twice, plain and behind
+#: a FabricPath header; tshark takes the last 4 bytes of the FabricPath frame (the TCP
+#: checksum and urgent pointer) for an FCS, finds the TCP header short and never counts the
+#: second SYN, which tcpanalyze reports as a SYN retry 1 ms later.
+UNANALYSED_SYNS = {"cisco-fabric-path.pcap"}
+
+
 @pytest.mark.parametrize("tsv", oracle_files(TRACES) + oracle_files(SAMPLES),
                          ids=lambda p: p.name[: -len(".tshark.tsv")])
 def test_no_false_alarms_against_tshark(tsv):
@@ -662,7 +852,7 @@ def test_no_false_alarms_against_tshark(tsv):
         if flag is not None:
             assert flag in flags[ostream], \
                 f"{f['kind']} on stream {f['stream']} but tshark has no {flag}: {f['message']}"
-        if f["kind"] == "handshake" and f["subkind"] == "syn_retries":
+        if f["kind"] == "handshake" and f["subkind"] == "syn_retries" and cap.name not in UNANALYSED_SYNS:
             assert "retransmission" in flags[ostream], f
         if f["kind"] == "window_shrink":
             if shrinks is None:

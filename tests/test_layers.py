@@ -19,9 +19,9 @@ LAYERS: list[tuple[str, set[str]]] = [
               "tcpanalyze.errors",
               "tcpanalyze.seq", "tcpanalyze.analysis"}),
     ("sources", {"tcpanalyze.sources", "tcpanalyze.sources.pcap", "tcpanalyze.sources.live"}),
-    ("decode", {"tcpanalyze.decode"}),
+    ("decode", {"tcpanalyze.decode", "tcpanalyze.reassembly"}),
     ("engine", {"tcpanalyze.state", "tcpanalyze.zeek", "tcpanalyze.engine", "tcpanalyze.pipeline",
-                "tcpanalyze.rows", "tcpanalyze.summary"}),
+                "tcpanalyze.rows", "tcpanalyze.summary", "tcpanalyze.diagnosis"}),
     ("findings", {"tcpanalyze.findings", "tcpanalyze.policy", "tcpanalyze.schema"}
      | {f"tcpanalyze.findings.{p.stem}" for p in (PKG / "findings").glob("*.py") if p.stem != "__init__"}),
     ("session", {"tcpanalyze.session", "tcpanalyze.records", "tcpanalyze.parallel", "tcpanalyze.dask",

@@ -1,7 +1,7 @@
 """Zeek-compatible history / endpoint states / conn_state (tcpanalyze.zeek).
 
 Expected strings come from Zeek's own logs in tests/data/traces (*.zeek-conn.log,
-fin_retransmission.pcap.zeek-out.txt) and from /work/shared/notes/wireshark-zeek-tcp.md §2.
+fin_retransmission.pcap.zeek-out.txt) and from Zeek's documented conn_state rules.
 """
 from __future__ import annotations
 

@@ -16,6 +16,10 @@ and:
   win_edge_retreats  ACKs whose ACK + scaled window lies left of the furthest edge that direction
                      advertised before (as make_traces.sh's summary); max: the largest distance
   win_edge_drops     ACKs whose edge lies left of the previous ACK's edge
+  old_acks           ACKs (no data, no SYN/FIN/RST) whose ACK number lies below the highest one that
+                     direction sent before: sent earlier, delivered after a later ACK (reordered);
+                     old_ack_retreats: those whose edge lies left of the furthest edge (shown
+                     only when there are any)
   closes             per stream: 4way (FIN, a separate ACK of it, then the other FIN), 3way (the
                      second FIN is the first packet acknowledging the first FIN), simul (the second
                      FIN does not acknowledge the first: the FINs crossed), half (one FIN only),
@@ -42,6 +46,7 @@ CHECKS = {
     'keepalive': {'keep_alive': 3, 'keep_alive_ack': 3},
     'handshake_variety': {'syn_retransmission': 4, 'close_simul': 1, 'close_3way': 1, 'close_4way': 1},
     'http_small': {'close_4way': 1},
+    'reordered_upload': {'old_acks': 10, 'old_ack_retreats': 10, 'out_of_order': 1},
 }
 
 
@@ -57,6 +62,7 @@ def analyse(path):
     streams = {}
     edge = {}      # (stream, sender) -> furthest right edge advertised
     prev = {}      # (stream, sender) -> right edge of the previous ACK
+    top_ack = {}   # (stream, sender) -> highest ACK number sent (tcp.ack, relative)
     max_retreat = 0
     fins = defaultdict(list)   # stream -> [(frame, srcport, seq_raw + len + 1, time)]
     acks = defaultdict(list)   # stream -> [(frame, srcport, ack_raw)]
@@ -105,6 +111,11 @@ def analyse(path):
             except ValueError:
                 continue
             k = (st, sp)
+            if not seglen and k in top_ack and int(r['tcp.ack']) < top_ack[k]:
+                m['old_acks'] += 1
+                if e < edge[k]:
+                    m['old_ack_retreats'] += 1
+            top_ack[k] = max(top_ack.get(k, 0), int(r['tcp.ack']))
             if k in prev and e < prev[k]:
                 m['win_edge_drops'] += 1
             prev[k] = e
@@ -159,6 +170,8 @@ def fmt(m):
         out.append('data_after_fin=%d' % m['data_after_fin'])
     out.append('win_edge_retreats=%d (max %d bytes) win_edge_drops=%d'
                % (m['win_edge_retreats'], m['win_edge_max_retreat'], m['win_edge_drops']))
+    if m['old_acks']:
+        out.append('old_acks=%d old_ack_retreats=%d' % (m['old_acks'], m['old_ack_retreats']))
     out.append('closes: ' + ' '.join('%s=%d' % (k[6:], v) for k, v in sorted(m.items())
                                      if k.startswith('close_') and v))
     return ' '.join(out)

@@ -5,12 +5,13 @@ import sys
 
 import click
 
-from tcpanalyze.commands.common import EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, open_output, pop_engine_kw
+from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, filter_options, no_stream,
+                                        open_output, pop_engine_kw, warn)
 from tcpanalyze.commands.reporting import FAIL_ON, stderr_notes, threshold_options
 from tcpanalyze.findings import severity_at_least
 from tcpanalyze.parallel import expand_inputs, iter_reports
 from tcpanalyze.report.jsonout import dumps, summary_record, write_json, write_jsonl_file
-from tcpanalyze.session import AnalyzeOptions, analyze_file, engine_kwargs, merge_reports, thresholds_from
+from tcpanalyze.session import AnalyzeOptions, Selection, analyze_file, engine_kwargs, merge_reports, thresholds_from
 
 
 @click.command()
@@ -27,69 +28,97 @@ from tcpanalyze.session import AnalyzeOptions, analyze_file, engine_kwargs, merg
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes: one file is split by connection (same output), several files run side by side. "
                    "FILES may be directories or glob patterns.")
+@filter_options("Only this connection (tcp.stream index, as in the whole capture).")
 @threshold_options
 @engine_options
-def analyze(files, fmt, output, fail_on, top, jobs, **kw):
+def analyze(files, fmt, output, fail_on, top, jobs, stream, host, port, **kw):
     """Analyze capture FILES ('-' reads stdin): connections, findings, TIME_WAIT, worst connections.
 
     \b
     Findings: rst (refused, aborted, reset_after_close, unknown_connection, per_port),
-    time_wait_buildup, server_active_close, syn_in_time_wait, window_shrink, zero_window,
-    retransmissions, handshake (syn_unanswered, syn_retries, synack_without_syn, rtt_outlier),
+    time_wait_buildup, server_active_close, syn_in_time_wait, window_shrink (reordered_ack),
+    zero_window, retransmissions, handshake (syn_unanswered, syn_retries, synack_without_syn, rtt_outlier),
     close_wait_stall, half_close, data_after_fin, invalid_flags, port_reuse, lost_segment,
     ack_lost_segment, out_of_order, syn_flood, capture_quality.
 
     \b
-    Exit codes: 0 ok; 1 a finding at or above --fail-on; 3 a file could not be read
-    (the other files are still reported).
+    --stream, --host and --port analyze the selected connections only (stream numbers
+    stay those of the whole capture); TIME_WAIT per host lists the hosts of the selected
+    connections, counting every connection those hosts hold.
+
+    \b
+    Exit codes: 0 ok; 1 a finding at or above --fail-on; 2 usage error (a --stream the
+    capture does not have); 3 a file could not be read (the other files are still
+    reported); 4 the output could not be written.
     """
     th = thresholds_from(kw)
     engine = engine_kwargs(pop_engine_kw(kw))
     # --json/--jsonl: connection records wait on disk, not in memory (tcpanalyze.records)
     options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None,
-                             spill_records=fmt != "table")
-    if fmt == "table":
-        from tcpanalyze.report.richout import OutConsole as Console
-
-        if output is None or output == "-":
-            out, close = sys.stdout, False
-            console = Console(file=out)
-        else:
-            out, close = open_output(output)
-            console = Console(file=out, width=120, color_system=None, force_terminal=False)
-    else:
-        out, close = open_output(output)
+                             spill_records=fmt != "table", select=Selection(stream, host, port))
     reports = []
     # directories and globs expand to files; --jobs N runs them (or splits one) in processes (parallel.py)
-    files = expand_inputs(files)
+    skipped: dict[str, list[str]] = {}
+    files = expand_inputs(files, skipped)
+    for d, names in skipped.items():
+        warn(f"{d}: {len(names)} file(s) skipped, not pcap or pcapng captures: "
+             + ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""))
     each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options) for path in files)
+    # The output is opened once a file could be read: when none can, stdout gets nothing
+    # (and no -o file is created); the error lines on stderr say why.
+    out = close = None
+    unread = []                         # jsonl: reports of unreadable files not yet written
     try:
         for rep in each:
             stderr_notes(rep)
             reports.append(rep)
             if fmt == "jsonl":
-                write_jsonl_file(rep, out)
+                if _unreadable(rep) and out is None:
+                    unread.append(rep)
+                    continue
+                if out is None:
+                    out, close = open_output(output)
+                for r in unread + [rep]:
+                    write_jsonl_file(r, out)
+                unread.clear()
                 out.flush()
         total = merge_reports(reports, keep_connections=options.keep_connections)
+        if reports and all(_unreadable(r) for r in reports):
+            sys.exit(EXIT_INPUT)
+        if stream is not None and not total.summary.get("connections"):
+            raise no_stream(stream, ", ".join(files), None)
+        if out is None:
+            out, close = open_output(output)
         if fmt == "json":
             write_json(total, out)
         elif fmt == "jsonl":
             out.write(dumps(summary_record(total)) + "\n")
         else:
             from tcpanalyze.report.console import render
+            from tcpanalyze.report.richout import OutConsole as Console
 
+            if output is None or output == "-":
+                console = Console(file=out)
+            else:
+                console = Console(file=out, width=120, color_system=None, force_terminal=False)
             render(total, console, top=top)
     finally:
-        if close:
-            out.close()
-        else:
-            out.flush()
+        if out is not None:
+            if close:
+                out.close()
+            else:
+                out.flush()
     if total.failed:
         sys.exit(EXIT_INPUT)
     worst = total.worst_severity
     if fail_on != "never" and worst is not None and severity_at_least(worst, fail_on):
         sys.exit(EXIT_FAIL)
     sys.exit(EXIT_OK)
+
+
+def _unreadable(rep) -> bool:
+    """True when no file of ``rep`` could be read at all."""
+    return all(f.get("error") for f in rep.files)
 
 
 def _one(path: str, options):

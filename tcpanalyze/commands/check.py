@@ -1,7 +1,8 @@
 """``tcpanalyze check``: the CI gate.  Apply a policy (TOML file and/or options) to capture files.
 
-Exit codes (the first that applies): 2 usage or policy error (nothing is read); 3 a file could
-not be read (the others are still checked and reported); 1 a rule failed; 0 every rule passed.
+Exit codes (the first that applies): 2 usage or policy error (nothing is read); 4 an output
+(summary, -o, --junit) could not be written; 3 a file could not be read (the others are still
+checked and reported); 1 a rule failed; 0 every rule passed.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import time
 import click
 
 from tcpanalyze.commands.reporting import stderr_notes, threshold_options
-from tcpanalyze.commands.common import EXIT_USAGE, engine_options, open_output, pop_engine_kw
+from tcpanalyze.commands.common import EXIT_USAGE, engine_options, open_output, pop_engine_kw, stdout
+from tcpanalyze.errors import OutputError
 from tcpanalyze import engine as E
 from tcpanalyze.policy import (FileResult, Policy, PolicyError, baseline_view, evaluate, exit_code, file_views,
                                load_policy, parse_tolerances, validate_baseline)
@@ -110,6 +112,7 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
     \b
     Exit codes (the first that applies):
       2 usage or policy error (bad option, policy key or value: the message names key and line);
+      4 the summary, the -o file or the --junit file could not be written;
       3 a file could not be read (the other files are still checked and reported);
       1 a rule failed;
       0 every rule passed.
@@ -145,10 +148,11 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
             with open(junit_path, "wb") as fh:
                 ci.write_junit(results, fh, policy.source)
         except OSError as e:
-            raise CheckUsageError(f"cannot write {junit_path}: {e.strerror or e}") from None
+            raise OutputError.from_oserror(junit_path, e) from None
     if github:
+        so = stdout()
         for line in ci.github_annotations(results):
-            click.echo(line)
+            so.write(line + "\n")
     out, close = open_output(output)
     try:
         if as_json:

@@ -9,7 +9,7 @@ import click
 from tcpanalyze import analysis as A
 from tcpanalyze import engine as E
 from tcpanalyze.engine import Config
-from tcpanalyze.errors import SourceError
+from tcpanalyze.errors import OutputError, SourceError
 from tcpanalyze.parquet import ParquetUnavailable, require_pyarrow
 from tcpanalyze.pipeline import analyze_source
 from tcpanalyze.session import engine_kwargs
@@ -18,6 +18,10 @@ EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
+EXIT_OUTPUT = 4
+
+#: how an error message names stdout
+STDOUT = "standard output"
 
 
 class InputError(click.ClickException):
@@ -38,6 +42,30 @@ class UsageProblem(click.ClickException):
         click.echo(f"tcpanalyze: error: {self.format_message()}", err=True)
 
 
+class TimeWaitLength(click.ParamType):
+    """``--time-wait``: a system's TIME_WAIT length (``engine.TIME_WAIT_PRESETS``) or seconds."""
+
+    name = "time_wait"
+
+    def get_metavar(self, param, *args, **kwargs) -> str:
+        return "|".join(E.TIME_WAIT_PRESETS) + "|SECONDS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        v = str(value).strip().lower()
+        if v in E.TIME_WAIT_PRESETS:
+            return E.TIME_WAIT_PRESETS[v]
+        try:
+            s = float(v.removesuffix("s"))
+        except ValueError:
+            s = -1.0
+        if not s >= 0 or s == float("inf"):
+            self.fail(f"{value!r} is not one of {', '.join(E.TIME_WAIT_PRESETS)} or a number of seconds >= 0",
+                      param, ctx)
+        return s
+
+
 def engine_options(f):
     """Thresholds and resource bounds every analysing command accepts."""
     opts = [
@@ -45,8 +73,15 @@ def engine_options(f):
                      show_default=True, help="Fast-retransmission window after >= 2 dup ACKs (Wireshark: 20 ms)."),
         click.option("--ooo-ms", type=click.FloatRange(min=0), default=A.K_OOO_DEFAULT_NS / 1e6, show_default=True,
                      help="Out-of-order window while the iRTT is unknown (Wireshark: 3 ms)."),
-        click.option("--msl", type=click.FloatRange(min=0), default=E.K_MSL_S, show_default=True,
-                     help="Maximum segment lifetime in seconds; TIME_WAIT lasts 2*MSL."),
+        click.option("--time-wait", "time_wait", type=TimeWaitLength(), default=None,
+                     help=f"How long a connection stays in TIME_WAIT: linux {E.TIME_WAIT_PRESETS['linux']:g} s "
+                          f"(TCP_TIMEWAIT_LEN), windows {E.TIME_WAIT_PRESETS['windows']:g} s, "
+                          f"bsd {E.TIME_WAIT_PRESETS['bsd']:g} s (FreeBSD, macOS), rfc "
+                          f"{E.TIME_WAIT_PRESETS['rfc']:g} s (2 x MSL of 2 min), or SECONDS.  "
+                          f"[default: {E.K_TIME_WAIT}]"),
+        click.option("--msl", type=click.FloatRange(min=0), default=None,
+                     help="Maximum segment lifetime in seconds: TIME_WAIT lasts 2*MSL (the same as "
+                          "--time-wait 2*MSL)."),
         click.option("--max-unacked", type=click.IntRange(min=1), default=A.K_MAX_UNACKED, show_default=True,
                      help="Unacked segments remembered per direction."),
         click.option("--max-connections", type=click.IntRange(min=1), default=E.K_MAX_CONNECTIONS, show_default=True,
@@ -54,32 +89,140 @@ def engine_options(f):
         click.option("--idle-timeout", type=click.FloatRange(min=0), default=E.K_IDLE_TIMEOUT_NS / 1e9,
                      show_default=True, help="Seconds of capture time after which an idle open connection expires (0: never, like Wireshark; "
                      "a later segment then starts a new stream)."),
+        click.option("--checksums", type=click.Choice(E.CHECKSUM_MODES), default="ignore", show_default=True,
+                     help="TCP checksums: ignore them (as tshark); verify and count bad ones; or drop bad "
+                     "segments as Zeek does without -C. Checksums left to the NIC (offload) are counted apart, "
+                     "never as bad."),
     ]
     for o in reversed(opts):
         f = o(f)
     return f
 
 
+def _host_value(ctx, param, value):
+    if value is None:
+        return None
+    from tcpanalyze.session import address_matcher
+
+    try:
+        address_matcher(value)
+    except ValueError:
+        raise click.BadParameter(f"not an IP address or network: {value}") from None
+    return value
+
+
+def filter_options(stream_help: str):
+    """--stream, --host (an address or a CIDR network) and --port: the connections selected."""
+    opts = [
+        click.option("--stream", type=click.IntRange(min=0), default=None, help=stream_help),
+        click.option("--host", default=None, callback=_host_value, metavar="ADDR[/PREFIX]",
+                     help="Only connections with this address, or an address in this network "
+                          "(10.200.0.0/24, fd00::/64), at either end."),
+        click.option("--port", type=click.IntRange(0, 65535), default=None,
+                     help="Only connections with this port at either end."),
+    ]
+
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+
+    return deco
+
+
+def no_stream(stream: int, path: str, streams: int | None) -> UsageProblem:
+    """The one-line error (exit 2) for a --stream the capture does not have."""
+    if streams is None:
+        return UsageProblem(f"--stream {stream}: no stream {stream} in {path}")
+    return UsageProblem(f"--stream {stream}: no stream {stream} in {path} (it has {streams} stream"
+                        f"{'' if streams == 1 else 's'}, numbered from 0)")
+
+
 def make_config(explain: bool = False, **kw):
     """``engine.Config`` from the engine options; an option not given keeps the engine's default."""
-    return Config(explain=explain, **engine_kwargs(kw))
+    return Config(explain=explain, **engine_kwargs(pop_engine_kw(kw)))
 
 
-ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout")
+ENGINE_KEYS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout", "checksums")
 
 
 def pop_engine_kw(kw: dict) -> dict:
-    return {k: kw.pop(k) for k in ENGINE_KEYS if k in kw}
+    """The engine options of ``kw`` (removed from it); ``--time-wait`` becomes ``msl`` (half of
+    it), an option not given is left out (the engine's default holds)."""
+    tw = kw.pop("time_wait", None)
+    out = {k: kw.pop(k) for k in ENGINE_KEYS if k in kw}
+    if out.get("msl") is None:
+        out.pop("msl", None)
+        if tw is not None:
+            out["msl"] = tw / 2
+    elif tw is not None:
+        raise UsageProblem("give --time-wait or --msl, not both (TIME_WAIT lasts 2*MSL)")
+    return out
+
+
+class Output:
+    """A text output whose write errors are ``OutputError`` (exit 4, naming the output),
+    never an ``OSError`` that could be taken for an input error.  A closed pipe stays a
+    ``BrokenPipeError``: the CLI ends quietly when the reader of its output goes away."""
+
+    __slots__ = ("_fh", "name")
+
+    def __init__(self, fh, name: str):
+        self._fh = fh
+        self.name = name
+
+    def write(self, s: str) -> int:
+        try:
+            return self._fh.write(s)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError.from_oserror(self.name, e) from None
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError.from_oserror(self.name, e) from None
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError.from_oserror(self.name, e) from None
+
+    def __getattr__(self, attr):
+        return getattr(self._fh, attr)
+
+
+def stdout() -> Output:
+    return Output(sys.stdout, STDOUT)
 
 
 def open_output(path: str | None):
-    """stdout for None or '-', else the file (text, UTF-8)."""
+    """(stream, must_close): stdout for None or '-', else the file (text, UTF-8); writing
+    either raises ``OutputError`` on failure."""
     if path is None or path == "-":
-        return sys.stdout, False
+        return stdout(), False
     try:
-        return open(path, "w", encoding="utf-8", newline="\n"), True
+        return Output(open(path, "w", encoding="utf-8", newline="\n"), path), True
     except OSError as e:
-        raise click.ClickException(f"cannot write {path}: {e.strerror}") from None
+        raise OutputError.from_oserror(path, e) from None
+
+
+@contextmanager
+def output_errors(path: str):
+    """OSError while a library writes ``path`` (an image, a Parquet file) -> OutputError."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError.from_oserror(path, e) from None
 
 
 def warn(msg: str) -> None:
@@ -130,7 +273,9 @@ def input_errors(path: str):
     try:
         yield
     except SourceError as e:
-        raise InputError(str(e)) from None
+        msg = str(e)
+        name = "standard input" if path == "-" else path
+        raise InputError(msg if name in msg else f"{name}: {msg}") from None
     except BrokenPipeError:
         raise                      # the reader of our output went away (`| head`): not an input error
     except OSError as e:

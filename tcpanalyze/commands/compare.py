@@ -3,16 +3,20 @@ tcpanalyze and Wireshark disagree, flag by flag."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 
 import click
 
 from tcpanalyze.analysis import RETRANSMISSION_FAMILY, analysis_names
 from tcpanalyze.engine import Analyzer
 
-from tcpanalyze.commands.common import EXIT_FAIL, InputError, engine_options, make_config, open_output, pop_engine_kw, run_capture
+from tcpanalyze.commands.common import (EXIT_FAIL, InputError, engine_options, make_config, open_output, output_errors,
+                                        pop_engine_kw, run_capture)
 
 #: Wireshark analysis fields compared (names without the ``tcp.analysis.`` prefix).
 FLAGS = ("retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order", "lost_segment",
@@ -65,7 +69,7 @@ def pyshark_verdicts(path: str) -> dict[int, set[str]]:
 
 
 @click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--engine", "via", type=click.Choice(["fields", "pyshark"]), default="fields", show_default=True,
               help="How to run Wireshark's analysis: tshark field output (fast) or pyshark (slow, small files).")
 @click.option("--tshark", "tshark_path", default=None, help="Path of the tshark binary.")
@@ -77,11 +81,18 @@ def pyshark_verdicts(path: str) -> dict[int, set[str]]:
 def compare(file, via, tshark_path, show, as_json, output, **kw):
     """Compare tcpanalyze's per-packet analysis of FILE with Wireshark's (tshark).
 
-    Exit 0 when every flag agrees on every frame, 1 when some disagree, 3 when tshark is
-    not installed or the file is unreadable."""
+    FILE '-' reads standard input (kept in a temporary file: tshark reads it too).
+    Exit 0 when every flag agrees on every frame, 1 when some disagree, 3 when tshark cannot
+    be run or the file is unreadable, 4 when the output cannot be written."""
 
-    tshark = tshark_path or shutil.which("tshark")
-    if via == "fields" and (not tshark or not shutil.which(tshark)):
+    if tshark_path is not None:
+        if not shutil.which(tshark_path):
+            why = "not an executable file" if os.path.exists(tshark_path) else "No such file or directory"
+            raise InputError(f"cannot run tshark {tshark_path}: {why}")
+        tshark = tshark_path
+    else:
+        tshark = shutil.which("tshark")
+    if via == "fields" and not tshark:
         raise InputError("tshark is not installed (Debian/Ubuntu: apt-get install tshark); compare needs it")
     if via == "pyshark":
         try:
@@ -91,6 +102,29 @@ def compare(file, via, tshark_path, show, as_json, output, **kw):
         if not shutil.which("tshark"):
             raise InputError("tshark is not installed (apt-get install tshark); pyshark needs it")
 
+    if file == "-":
+        with _stdin_copy() as path:
+            _compare(path, "-", via, tshark, show, as_json, output, kw)
+    else:
+        _compare(file, file, via, tshark, show, as_json, output, kw)
+
+
+@contextmanager
+def _stdin_copy():
+    """Standard input copied to a temporary file (removed afterwards)."""
+    fd, path = tempfile.mkstemp(prefix="tcpanalyze-", suffix=".pcap")
+    try:
+        with output_errors(path), os.fdopen(fd, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        if not os.path.getsize(path):
+            raise InputError("standard input: file is empty: not a pcap or pcapng capture")
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _compare(path, file, via, tshark, show, as_json, output, kw):
+    """Compare the capture at ``path`` (named ``file`` in the output)."""
     ours: dict[int, set[str]] = {}
     why: dict[int, dict] = {}
 
@@ -104,9 +138,14 @@ def compare(file, via, tshark_path, show, as_json, output, **kw):
 
     analyzer = Analyzer(make_config(explain=True, **pop_engine_kw(kw)), keep_timeline=False,
                         on_conn_done=lambda conn: None)     # nothing is kept per connection
-    run_capture(file, analyzer, on_segment=on_seg)
+    try:
+        run_capture(path, analyzer, on_segment=on_seg)
+    except InputError as e:
+        if path == file:
+            raise
+        raise InputError(e.format_message().replace(path, "standard input")) from None
     analyzer.finish()
-    theirs = tshark_verdicts(file, tshark) if via == "fields" else pyshark_verdicts(file)
+    theirs = tshark_verdicts(path, tshark) if via == "fields" else pyshark_verdicts(path)
 
     frames = sorted(set(ours) | set(theirs))
     result = {"file": file, "frames": len(frames), "engine": via, "flags": {}}

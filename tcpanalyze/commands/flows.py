@@ -1,18 +1,32 @@
 """``tcpanalyze flows``: one summary per connection; ``--stream N`` shows both endpoints' timelines."""
 from __future__ import annotations
 
+import heapq
 import json
+import os
 import sys
 
 import click
 
 from tcpanalyze.api import connections
-from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, open_output,
-                                        parquet_output, pop_engine_kw, run_capture, stats_notes)
+from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, no_stream,
+                                        open_output, parquet_output, pop_engine_kw, run_capture, stats_notes,
+                                        stdout)
 from tcpanalyze.engine import Analyzer
 from tcpanalyze.parquet import write_connections
 from tcpanalyze.pipeline import RunStats, gc_tuned
 from tcpanalyze.summary import summarize
+
+
+#: --sort: key of a Connection (smallest first), ties in stream order
+SORT_KEYS = {
+    "stream": lambda c: c.stream,
+    "start": lambda c: (c.start, c.stream),
+    "duration": lambda c: (-c.duration, c.stream),
+    "packets": lambda c: (-(c.orig_pkts + c.resp_pkts), c.stream),
+    "bytes": lambda c: (-(c.orig_bytes + c.resp_bytes), c.stream),
+    "rtx": lambda c: (-c.retransmissions, c.stream),
+}
 
 
 @click.command()
@@ -21,12 +35,21 @@ from tcpanalyze.summary import summarize
               show_default=True, help="parquet: a typed table for DuckDB, pandas, Spark (needs -o FILE and pyarrow).")
 @click.option("--json", "fmt", flag_value="json", help="Shorthand for --format json.")
 @click.option("--jsonl", "fmt", flag_value="jsonl", help="Shorthand for --format jsonl.")
-@click.option("--stream", type=int, default=None, help="Only this connection, with both endpoints' state timelines.")
+@click.option("--stream", type=click.IntRange(min=0), default=None, help="Only this connection, with both endpoints' state timelines.")
+@click.option("--top", type=click.IntRange(min=0), default=None,
+              help="table: connections listed, the first by --sort (default: a screenful; 0: all).")
+@click.option("--sort", "sort_key", type=click.Choice(list(SORT_KEYS)), default="stream", show_default=True,
+              help="table: the order of --top: stream or start (ascending); duration, packets, bytes, rtx "
+                   "(largest first).")
 @click.option("-o", "--output", default=None, help="Write to this file instead of stdout.")
 @engine_options
-def flows(file, fmt, stream, output, **kw):
+def flows(file, fmt, stream, top, sort_key, output, **kw):
     """Connection summaries of FILE: endpoints, RFC 9293 state of both ends, Zeek conn_state and
-    history, packets and bytes each way, who closed first and how it ended."""
+    history, packets and bytes each way, who closed first and how it ended.
+
+    The table lists --top connections (a screenful unless given) in --sort order and fits the
+    width (a terminal's, else COLUMNS, else 80): endpoints are never cut, lower-priority
+    columns are left out and named.  --format jsonl/json/parquet give every connection."""
     engine = pop_engine_kw(kw)
     if fmt == "parquet":
         path = parquet_output(output)
@@ -35,9 +58,14 @@ def flows(file, fmt, stream, output, **kw):
             write_connections((c for c in it if stream is None or c.stream == stream), path)
         stats = it.stats
         stats_notes(file, stats)
+        if stream is not None and stream >= it._analyzer.streams:
+            raise no_stream(stream, file, it._analyzer.streams)
     else:
         if stream is not None:
             recs, stats = _timelines(file, stream, engine)
+        elif fmt == "table":
+            _table(file, engine, top, sort_key, output)
+            return
         else:
             # a file runs with the cyclic collector off, as analyze does (pipeline.gc_tuned)
             with input_errors(file), gc_tuned(off=file != "-"):
@@ -50,14 +78,78 @@ def flows(file, fmt, stream, output, **kw):
         sys.exit(EXIT_INPUT)
 
 
+def _table(file: str, engine: dict, top: int | None, sort_key: str, output: str | None) -> None:
+    """The table of the --top first connections by --sort: the connections stream through a
+    bounded heap, so only those shown are kept and rendered."""
+    from tcpanalyze.report.flows_table import make_console, render_flows
+
+    to_file = output not in (None, "-")
+    if top is None:
+        # a screenful: the terminal's height (rich: LINES, else 25 for other outputs) less
+        # the title, the borders and the caption
+        height = make_console(stdout()).size.height if not to_file else _env_int("LINES", 25)
+        top = max(5, height - 8)
+    with input_errors(file), gc_tuned(off=file != "-"):
+        it = connections(file, **engine)
+        stats = it.stats
+        if top == 0:
+            chosen = list(it)
+            total = len(chosen)
+            if sort_key != "stream":
+                chosen.sort(key=SORT_KEYS[sort_key])
+        else:
+            counted = _Counted(it)
+            chosen = heapq.nsmallest(top, counted, key=SORT_KEYS[sort_key])
+            total = counted.n
+    stats_notes(file, stats)
+    # opened once the capture was read: an unreadable one leaves no output behind
+    out, close = open_output(output)
+    try:
+        console = make_console(out, _env_int("COLUMNS", 120) if to_file else None)
+        recs = [c.to_dict() for c in chosen]
+        title = None
+        if len(recs) < total:
+            title = (f"{len(recs)} of {total} connection(s), by {sort_key} "
+                     f"(--top N lists more, --top 0 all; --sort {'|'.join(SORT_KEYS)})")
+        render_flows(recs, out, title=title, console=console)
+    finally:
+        if close:
+            out.close()
+        else:
+            out.flush()
+    if stats.damage is not None and stats.damage.fatal:
+        sys.exit(EXIT_INPUT)
+
+
+def _env_int(name: str, default: int) -> int:
+    """A positive number from the environment (COLUMNS, LINES), else ``default``."""
+    v = os.environ.get(name, "")
+    return int(v) if v.isdigit() and int(v) > 0 else default
+
+
+class _Counted:
+    """An iterator that counts what it yields."""
+
+    def __init__(self, it):
+        self.it = iter(it)
+        self.n = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        x = next(self.it)
+        self.n += 1
+        return x
+
+
 def _timelines(file: str, stream: int, engine: dict) -> tuple[list[dict], RunStats]:
     """The record of one stream with both endpoints' state timelines."""
     analyzer = Analyzer(make_config(**engine), keep_timeline=True)
     stats = run_capture(file, analyzer)
     conns = [c for c in analyzer.finish() if c.stream == stream]
     if not conns:
-        raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} streams)",
-                                 param_hint="--stream")
+        raise no_stream(stream, file, analyzer.streams)
     return [summarize(c, timelines=True) for c in conns], stats
 
 
@@ -70,9 +162,10 @@ def _write(file: str, recs: list[dict], fmt: str, output: str | None, detail: bo
         elif fmt == "json":
             out.write(json.dumps({"file": file, "connections": recs}, indent=2) + "\n")
         else:
-            from tcpanalyze.report.flows_table import render_flows
+            from tcpanalyze.report.flows_table import make_console, render_flows
 
-            render_flows(recs, out, detail=detail)
+            render_flows(recs, out, detail=detail,
+                         console=make_console(out, None if output in (None, "-") else _env_int("COLUMNS", 120)))
     finally:
         if close:
             out.close()

@@ -6,9 +6,12 @@ import sys
 import click
 
 from tcpanalyze.engine import Analyzer
+from tcpanalyze.findings import Detectors
+from tcpanalyze.findings.stall import stall_spans
 from tcpanalyze.report.ladder import LadderCollector, print_ladder, render_svg
 
-from tcpanalyze.commands.common import EXIT_INPUT, engine_options, make_config, pop_engine_kw, run_capture
+from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, make_config, no_stream, open_output,
+                                        pop_engine_kw, run_capture, stdout)
 
 
 @click.command()
@@ -33,30 +36,38 @@ def ladder(file, stream, absolute, max_packets, svg_path, width, **kw):
     cfg = make_config(**pop_engine_kw(kw))
     analyzer = Analyzer(cfg, keep_timeline=True)
     collector = LadderCollector(stream, max_packets=max_packets, absolute=absolute)
-    stats = run_capture(file, analyzer, on_segment=collector, progress=True)
+    det = Detectors()           # the stall detector's watch, for this stream only
+
+    def on_segment(seg, a) -> None:
+        collector(seg, a)
+        if a.verdict.conn.stream == stream:
+            det.on_segment(seg, a)
+
+    stats = run_capture(file, analyzer, on_segment=on_segment, progress=True)
     analyzer.finish()
     if collector.conn is None:
-        raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} stream"
-                                 f"{'' if analyzer.streams == 1 else 's'}, numbered from 0)", param_hint="--stream")
-    lad = collector.build()
+        raise no_stream(stream, file, analyzer.streams)
+    conn = collector.conn
+    lad = collector.build([st for d in (0, 1) for st in stall_spans(conn, det.th, d)])
     if svg_path is not None:
         doc = render_svg(lad)
         if svg_path == "-":
-            sys.stdout.write(doc)
-            sys.stdout.flush()
+            out = stdout()
+            out.write(doc)
+            out.flush()
         else:
+            out, _ = open_output(svg_path)
             try:
-                with open(svg_path, "w", encoding="utf-8", newline="\n") as fh:
-                    fh.write(doc)
-            except OSError as e:
-                raise click.ClickException(f"cannot write {svg_path}: {e.strerror}") from None
+                out.write(doc)
+            finally:
+                out.close()
             click.echo(f"tcpanalyze: wrote {svg_path} ({lad.shown} of {lad.total} segments)", err=True)
     else:
         from tcpanalyze.report.richout import OutConsole as Console
 
-        console = Console(highlight=False, width=width)
+        console = Console(file=stdout(), highlight=False, width=width)
         if width is None and not console.is_terminal:
-            console = Console(highlight=False, width=100)
+            console = Console(file=stdout(), highlight=False, width=100)
         print_ladder(lad, console)
     if stats.damage is not None and stats.damage.fatal:
         sys.exit(EXIT_INPUT)

@@ -16,7 +16,7 @@ import click
 
 from tcpanalyze.commands.reporting import FAIL_ON, engine_kwargs, thresholds_from, threshold_options
 from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_OK, InputError, UsageProblem, engine_options,
-                                        open_output, pop_engine_kw, warn)
+                                        open_output, pop_engine_kw, stdout, warn)
 
 #: default --idle-timeout of ``live`` (s): an open connection idle this long expires (bounded memory)
 K_LIVE_IDLE_TIMEOUT_S = 300.0
@@ -150,7 +150,8 @@ def live(iface, bpf, duration, count, write_path, backend, user, fmt, output, no
 
     \b
     Exit codes: 0 ok; 1 a finding at or above --fail-on; 2 bad capture filter or options;
-    3 the capture cannot start (no permission, unknown interface, tshark missing).
+    3 the capture cannot start (no permission, unknown interface, tshark missing);
+    4 the report or the --write file could not be written.
     """
     from tcpanalyze.findings import severity_at_least
     from tcpanalyze.session import AnalyzeOptions
@@ -178,10 +179,7 @@ def live(iface, bpf, duration, count, write_path, backend, user, fmt, output, no
             click.echo(f"tcpanalyze: capture opened; now running as user {user} (uid {uid})", err=True)
         writer = None
         if write_path:
-            try:
-                writer = L.PcapWriter(write_path, nanoseconds=True)
-            except OSError as e:
-                raise InputError(f"cannot write {write_path}: {e.strerror}") from None
+            writer = L.PcapWriter(write_path, nanoseconds=True)     # OutputError: exit 4
         out, close_out = _open_report_output(fmt, output)
         report, info = _capture(be, writer, options, iface, bpf, duration, count, no_live, fmt, output)
     finally:
@@ -240,8 +238,6 @@ def _capture_error(e) -> None:
 
 
 def _open_report_output(fmt: str, output: str | None):
-    if fmt == "table" and (output is None or output == "-"):
-        return sys.stdout, False
     return open_output(output)
 
 
@@ -359,6 +355,12 @@ def _capture(be, writer, options, iface, bpf, duration, count, no_live, fmt, out
         if writer is not None:
             writer.close(be.linktype)
     info["elapsed"] = time.monotonic() - started
+    return _capture_report(be, writer, sess, stats, info, iface, bpf), info
+
+
+def _capture_report(be, writer, sess, stats, info: dict, iface: str, bpf):
+    """After the capture: stop the backend, note its drops and errors in ``stats``, and
+    build the report with its ``capture`` section."""
     be.stop()
     drops = be.stats()
     be.close()                       # dumpcap prints its statistics when it exits
@@ -383,7 +385,7 @@ def _capture(be, writer, options, iface, bpf, duration, count, no_live, fmt, out
                         "stopped_by": info["reason"], "elapsed_s": round(info["elapsed"], 3),
                         "kernel": drops, "written": writer.path if writer is not None else None,
                         "written_frames": writer.frames if writer is not None else None}
-    return rep, info
+    return rep
 
 
 def _notes(report, info) -> None:
@@ -414,7 +416,7 @@ def _write_report(report, fmt, out, output, top) -> None:
 
         from tcpanalyze.report.console import render
 
-        if out is sys.stdout:
+        if output is None or output == "-":
             console = Console(file=out)
         else:
             console = Console(file=out, width=120, color_system=None, force_terminal=False)
@@ -432,7 +434,7 @@ def interfaces(as_json):
     if as_json:
         import json
 
-        click.echo(json.dumps(rows, indent=2))
+        stdout().write(json.dumps(rows, indent=2) + "\n")
         return
     from tcpanalyze.report.richout import OutConsole as Console
     from rich.table import Table
@@ -444,7 +446,7 @@ def interfaces(as_json):
         st = ("up" if r["up"] else "down") + ("" if r["running"] or not r["up"] else " (no carrier)")
         t.add_row(r["name"], str(r["index"]), st + (", loopback" if r["loopback"] else ""),
                   str(r["mtu"] or "-"), ", ".join(r["addresses"]) or "-")
-    Console().print(t)
+    Console(file=stdout()).print(t)
 
 
 __all__ = ["live", "interfaces", "LiveSession", "K_LIVE_IDLE_TIMEOUT_S"]

@@ -7,10 +7,12 @@ import sys
 import click
 
 from tcpanalyze.engine import Analyzer
+from tcpanalyze.findings import Detectors
+from tcpanalyze.findings.stall import stall_spans
 from tcpanalyze.report import plots
 
-from tcpanalyze.commands.common import EXIT_INPUT, EXIT_USAGE, engine_options, make_config, pop_engine_kw, \
-    run_capture, warn
+from tcpanalyze.commands.common import EXIT_INPUT, EXIT_USAGE, engine_options, make_config, no_stream, \
+    pop_engine_kw, run_capture, warn
 
 KINDS = ("tseq", "window", "rtt", "timewait")
 FORMATS = (".png", ".svg", ".pdf")
@@ -62,14 +64,20 @@ def plot(file, kind, stream, output, direction, threshold, top, **kw):
     else:
         analyzer = Analyzer(cfg, keep_timeline=False, keep_rtt=True)
         rec = plots.StreamRecorder(stream)
-        stats = run_capture(file, analyzer, on_segment=rec, progress=True)
+        det = Detectors()       # the stall detector's watch, for this stream only
+
+        def on_segment(seg, a) -> None:
+            rec(seg, a)
+            if a.verdict.conn.stream == stream:
+                det.on_segment(seg, a)
+
+        stats = run_capture(file, analyzer, on_segment=on_segment, progress=True)
         analyzer.finish()
         if rec.conn is None:
-            raise click.BadParameter(f"no stream {stream} in {file} (it has {analyzer.streams} stream"
-                                     f"{'' if analyzer.streams == 1 else 's'}, numbered from 0)",
-                                     param_hint="--stream")
+            raise no_stream(stream, file, analyzer.streams)
         if kind == "tseq":
-            info = plots.plot_tseq(rec, output, direction=direction)
+            info = plots.plot_tseq(rec, output, direction=direction,
+                                   stalls=[st for d in (0, 1) for st in stall_spans(rec.conn, det.th, d)])
         elif kind == "window":
             info = plots.plot_window(rec, output)
         else:

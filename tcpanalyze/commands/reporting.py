@@ -7,6 +7,7 @@ from tcpanalyze.commands.common import warn  # noqa: F401 - the commands import 
 from tcpanalyze.findings import (K_CLOSE_WAIT_S, K_HS_RTT_FACTOR, K_HS_RTT_MIN_S, K_MAX_FINDINGS_PER_KIND,
                                  K_RETRANS_MIN_SEGMENTS, K_RETRANS_RATE, K_SYN_FLOOD, K_TIME_WAIT_PEAK,
                                  K_ZERO_WINDOW_S)
+from tcpanalyze.findings.base import THRESHOLDS
 from tcpanalyze.session import engine_kwargs, thresholds_from  # noqa: F401 - commands.live imports them from here
 
 FAIL_ON = ("info", "warning", "error", "never")
@@ -34,6 +35,9 @@ def threshold_options(f):
         click.option("--max-findings-per-kind", type=click.IntRange(min=0), default=K_MAX_FINDINGS_PER_KIND,
                      show_default=True, help="Findings listed per kind (all are still counted)."),
     ]
+    for t in THRESHOLDS.values():      # declared by the detector modules (findings.base.declare_threshold)
+        opts.append(click.option(f"--{t.name.replace('_', '-')}", t.name, type=t.type, default=t.default,
+                                 show_default=True, help=t.help))
     for o in reversed(opts):
         f = o(f)
     return f
@@ -44,7 +48,9 @@ def stderr_notes(rep) -> None:
     for f in rep.files:
         src = f["source"]
         if f.get("error"):
-            click.echo(f"tcpanalyze: error: {f['error']}", err=True)
+            name = "standard input" if src == "-" else src
+            msg = f["error"] if name in f["error"] else f"{name}: {f['error']}"
+            click.echo(f"tcpanalyze: error: {msg}", err=True)
             continue
         for w in f.get("warnings", ()):
             warn(f"{src}: {w}")

@@ -56,9 +56,35 @@ K_TW_TOP_PORTS = 5
 K_TW_REPORT_HOSTS = 100
 
 
+class Threshold:
+    """A threshold a detector module declares with ``declare_threshold``: its option name
+    (``--slow-server-ms``), default (the module's named constant), type and help."""
+
+    __slots__ = ("name", "default", "type", "help")
+
+    def __init__(self, name: str, default, type_, help_: str):
+        self.name = name
+        self.default = default
+        self.type = type_
+        self.help = help_
+
+
+#: thresholds declared by detector modules, by name (the analyze/check/live options and
+#: ``Thresholds.extra`` read it): a detector with a threshold of its own touches no other file
+THRESHOLDS: dict[str, Threshold] = {}
+
+
+def declare_threshold(name: str, default, help: str):
+    """Declare a detector's threshold: ``--NAME`` (underscores as dashes) on the commands that
+    report findings, ``th.get(NAME)`` in the detector.  Returns the default."""
+    THRESHOLDS[name] = Threshold(name, default, type(default), help)
+    return default
+
+
 @dataclass
 class Thresholds:
-    """Named defaults of every detector; the CLI overrides them (``tcpanalyze analyze --help``)."""
+    """Named defaults of every detector; the CLI overrides them (``tcpanalyze analyze --help``).
+    ``extra`` holds the values given for thresholds declared with ``declare_threshold``."""
 
     retrans_rate: float = K_RETRANS_RATE
     retrans_min_segments: int = K_RETRANS_MIN_SEGMENTS
@@ -73,24 +99,39 @@ class Thresholds:
     ooo_burst_gap_s: float = K_OOO_BURST_GAP_S
     evidence_frames: int = K_EVIDENCE_FRAMES
     max_findings_per_kind: int = K_MAX_FINDINGS_PER_KIND
+    extra: dict = field(default_factory=dict)
+
+    def get(self, name: str):
+        """A declared threshold's value: the one given, else its default."""
+        v = self.extra.get(name)
+        return THRESHOLDS[name].default if v is None else v
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        del d["extra"]
+        for name in THRESHOLDS:
+            d[name] = self.get(name)
+        return d
 
 
 # ---------------------------------------------------------------------------- the registry
 class Kind:
     """One finding kind: its name, subkinds, what it means, its severity when it has one
-    severity, and ``render(finding) -> str``, the message of a finding of this kind."""
+    severity, and ``render(finding) -> str``, the message of a finding of this kind.
+    ``notes`` are subkinds that report something next to the event the kind names (old ACKs
+    next to a shrinking window): ``forbid = ["kind"]`` does not match them, only
+    ``forbid = ["kind/subkind"]`` does."""
 
-    __slots__ = ("name", "subkinds", "description", "severity", "render")
+    __slots__ = ("name", "subkinds", "description", "severity", "render", "notes")
 
-    def __init__(self, name: str, render, subkinds: tuple = (), description: str = "", severity=None):
+    def __init__(self, name: str, render, subkinds: tuple = (), description: str = "", severity=None,
+                 notes: tuple = ()):
         self.name = name
         self.render = render
         self.subkinds = tuple(subkinds)
         self.description = description
         self.severity = severity
+        self.notes = tuple(notes)
 
     def __repr__(self) -> str:
         return f"Kind({self.name})"
@@ -102,22 +143,32 @@ KINDS: dict[str, Kind] = {}
 CONN_DETECTORS: list = []
 #: capture-wide detectors, ``(order, function(facts, th, acc, out, extra))``, in run order
 AGGREGATE_DETECTORS: list = []
-#: per-segment detectors, ``(order, function(seg, verdict, conn, events, th))``, in run order
+#: per-segment detectors, ``(order, function(seg, verdict, conn, events, th), on)``, in run order
 SEGMENT_DETECTORS: list = []
 
+#: what a segment detector asks to see (``segment_detector(order, on=...)``): any of the TCP
+#: flag bits (``model.FIN``, ``SYN``, ``RST`` ...) and these
+SEG_DATA = 1 << 16          # the segment carries payload
+SEG_ODD = 1 << 17           # SYN, FIN or RST, or no ACK: not an ordinary ACK
+SEG_ANALYSIS = 1 << 18      # an analysis flag
+SEG_ANY = (1 << 19) - 1     # every segment the detectors examine (SEG_ODD or SEG_ANALYSIS)
 
-def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = "", severity=None) -> Kind:
-    """Register a finding kind (once per name)."""
+
+def declare_kind(name: str, render, *, subkinds: tuple = (), description: str = "", severity=None,
+                 notes: tuple = ()) -> Kind:
+    """Register a finding kind (once per name); ``notes`` must be among ``subkinds``."""
     if name in KINDS:
         raise ValueError(f"finding kind {name!r} declared twice")
-    k = KINDS[name] = Kind(name, render, subkinds, description, severity)
+    if not set(notes) <= set(subkinds):
+        raise ValueError(f"finding kind {name!r}: notes {notes!r} are not subkinds")
+    k = KINDS[name] = Kind(name, render, subkinds, description, severity, notes)
     return k
 
 
-def _registrar(detectors: list, order: int):
-    """A decorator that adds its function to ``detectors``, kept sorted by ``order``."""
+def _registrar(detectors: list, order: int, *extra):
+    """A decorator that adds ``(order, function, *extra)`` to ``detectors``, kept sorted by ``order``."""
     def register(fn):
-        detectors.append((order, fn))
+        detectors.append((order, fn, *extra))
         detectors.sort(key=lambda x: x[0])
         return fn
     return register
@@ -135,12 +186,14 @@ def aggregate_detector(order: int):
     return _registrar(AGGREGATE_DETECTORS, order)
 
 
-def segment_detector(order: int):
+def segment_detector(order: int, on: int = SEG_ANY):
     """Register ``function(seg, verdict, conn, events, th)``: run on every segment that is not
-    an ordinary ACK (``Detectors.on_segment``: an analysis flag, or SYN/FIN/RST), after the
+    an ordinary ACK (``Detectors.on_segment``: an analysis flag, or SYN/FIN/RST) and has any
+    of the properties in ``on`` (TCP flag bits, ``SEG_DATA``, ``SEG_ODD``, ``SEG_ANALYSIS``;
+    the driver tests them, so a segment the function would ignore costs no call), after the
     engine processed it, lowest ``order`` first; it records what it needs in ``events``
     (``conn.events``) for a per-connection detector to read when the connection ends."""
-    return _registrar(SEGMENT_DETECTORS, order)
+    return _registrar(SEGMENT_DETECTORS, order, on)
 
 
 def finding_kinds() -> tuple[str, ...]:
@@ -212,6 +265,8 @@ class FindingSink:
         self._n: dict[tuple[str, str], int] = {}
         #: kind -> {"total", "reported", "info", "warning", "error"}
         self.by_kind: dict[str, dict] = {}
+        #: "kind/subkind" -> {"total", "info", "warning", "error"} (findings with a subkind)
+        self.by_subkind: dict[str, dict] = {}
 
     def add(self, f: Finding, scope: str = "conn") -> bool:
         k = self.by_kind.get(f.kind)
@@ -219,6 +274,13 @@ class FindingSink:
             k = self.by_kind[f.kind] = {"total": 0, "reported": 0, "info": 0, "warning": 0, "error": 0}
         k["total"] += 1
         k[f.severity] += 1
+        if f.subkind is not None:
+            label = f.kind + "/" + f.subkind
+            sk = self.by_subkind.get(label)
+            if sk is None:
+                sk = self.by_subkind[label] = {"total": 0, "info": 0, "warning": 0, "error": 0}
+            sk["total"] += 1
+            sk[f.severity] += 1
         key = (f.kind, scope)
         n = self._n.get(key, 0)
         if n >= self.cap:
@@ -227,6 +289,17 @@ class FindingSink:
         k["reported"] += 1
         self.kept.append(f)
         return True
+
+
+def add_counts(into: dict, counts: dict) -> None:
+    """Add the count dicts of ``counts`` (label -> {"total", ...}) into ``into``."""
+    for label, c in counts.items():
+        t = into.get(label)
+        if t is None:
+            into[label] = dict(c)
+        else:
+            for k, v in c.items():
+                t[k] = t.get(k, 0) + v
 
 
 def worst_severity(findings) -> str | None:
@@ -358,11 +431,14 @@ class RstTally:
 
 @dataclass
 class CloseTally:
-    """Connections whose listening side (host:port) sent the first FIN."""
+    """Connections whose listening side (host:port) sent the first FIN; ``time_wait``: how many
+    of them the listening side was seen entering TIME_WAIT, ``reset``: how many were reset."""
 
     connections: int = 0
     streams: list = field(default_factory=list)
     fin_frames: list = field(default_factory=list)
+    time_wait: int = 0
+    reset: int = 0
 
 
 @dataclass
@@ -395,8 +471,8 @@ class Tallies:
 class CaptureFacts:
     """What the aggregate detectors need besides the tallies: the capture's time bounds, the
     engine's capture-wide counters, its TIME_WAIT table (``engine.TwTable``: ``starts``,
-    ``port_starts``, ``folded_hosts``, ``folded_periods``) and the reader's decode errors
-    and damage."""
+    ``port_starts``, ``folded_hosts``, ``folded_periods``) and the reader's decode errors,
+    damage, IP fragment and TCP checksum counters."""
 
     first_ns: int | None
     last_ns: int | None
@@ -406,6 +482,9 @@ class CaptureFacts:
     time_wait: object = None
     decode_errors: dict = field(default_factory=dict)
     damage: object = None
+    #: the reader's IP fragment and TCP checksum counters (RunStats.fragments / .checksums)
+    fragments: dict = field(default_factory=dict)
+    checksums: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, analyzer, stats=None) -> "CaptureFacts":
@@ -413,7 +492,9 @@ class CaptureFacts:
         return cls(first_ns=analyzer.first_ns, last_ns=analyzer.last_ns, ts_backwards=analyzer.ts_backwards,
                    evicted=analyzer.evicted, expired=analyzer.expired, time_wait=analyzer.tw,
                    decode_errors=dict(stats.errors) if stats is not None else {},
-                   damage=stats.damage if stats is not None else None)
+                   damage=stats.damage if stats is not None else None,
+                   fragments=dict(stats.fragments) if stats is not None else {},
+                   checksums=dict(stats.checksums) if stats is not None else {})
 
 
 __all__ = [
@@ -421,7 +502,7 @@ __all__ = [
     "K_ZERO_WINDOW_S", "K_SYN_FLOOD", "K_HS_RTT_FACTOR", "K_HS_RTT_MIN_S", "K_HS_RTT_MIN_SAMPLES",
     "K_OOO_BURST_GAP_S", "K_MIN_RTO_MS", "K_EVIDENCE_FRAMES", "K_MAX_FINDINGS_PER_KIND", "K_TALLY_EXAMPLES",
     "K_TW_SERIES_POINTS", "K_TW_TOP_PORTS", "K_TW_REPORT_HOSTS", "Thresholds", "Kind", "KINDS", "declare_kind",
-    "conn_detector", "aggregate_detector", "segment_detector", "finding_kinds", "subkinds", "Finding", "FindingSink", "worst_severity",
+    "conn_detector", "aggregate_detector", "segment_detector", "finding_kinds", "subkinds", "Finding", "FindingSink", "add_counts", "worst_severity",
     "severity_at_least", "Tallies", "Examples", "SynTally", "RstTally", "CloseTally", "RttTally", "CaptureFacts",
     "Evidence", "OutOfOrderEvidence", "RstEvidence", "add_evidence",
 ]

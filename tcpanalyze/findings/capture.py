@@ -1,9 +1,11 @@
 """``capture_quality``: what the capture itself causes (missed handshakes, unknown window
 scale, snaplen truncation, TSO/GRO super-segments, one-sided connections, clock steps,
-evicted or expired connections, decode errors, a damaged file), marked ``cause = "capture"``."""
+evicted or expired connections, decode errors, IP fragments not reassembled, bad or offloaded TCP
+checksums, a damaged file), marked ``cause = "capture"``."""
 from __future__ import annotations
 
 from tcpanalyze.findings.base import Finding, aggregate_detector, conn_detector, declare_kind, tally_example
+from tcpanalyze.findings.rst import rst_crossings
 
 
 def _decode_errors(v, t) -> str:
@@ -40,6 +42,17 @@ _TEXT = {
     "expired": lambda v, t: (
         f"{v['connections']} idle connection(s) expired (--idle-timeout) before the end of the capture"),
     "decode_errors": _decode_errors,
+    "ip_fragments": lambda v, t: (
+        f"{v['fragments']} IP fragment(s), {v['reassembled']} datagram(s) reassembled; not reassembled: "
+        f"{v['overlapping']} overlapping (discarded), {v['timed_out']} timed out, {v['evicted']} evicted over "
+        f"the table's bound, {v['incomplete']} incomplete at the end, {v['truncated']} fragment(s) cut by the "
+        f"snaplen, {v['malformed']} malformed"),
+    "bad_checksums": lambda v, t: (
+        f"{v['segments']} segment(s) with a bad TCP checksum"
+        + (" left out of the analysis (--checksums drop)" if v["dropped"] else "")),
+    "checksum_offload": lambda v, t: (
+        f"{v['segments']} segment(s) with the TCP checksum left to the network card (zero or the bare "
+        f"pseudo-header sum): captured on the sending host with checksum offload, not counted as bad"),
     "damaged_file": lambda v, t: (
         f"{t['damage']} (frame {v['frame']}, byte {v['offset']})" + ("" if v["fatal"] else "; analyzed up to the cut")),
 }
@@ -53,7 +66,8 @@ CAPTURE_QUALITY = declare_kind(
     "capture_quality", render, subkinds=tuple(_TEXT),
     description="handshake not seen, window scale unknown, snaplen truncation, super-segments larger than the "
                 "MSS, one-sided connections, unexpected transitions, timestamps going backwards, evicted or "
-                "expired connections, decode errors, a damaged file")
+                "expired connections, decode errors, IP fragments not reassembled, bad or offloaded TCP "
+                "checksums, a damaged file")
 
 
 @conn_detector(90)
@@ -83,15 +97,18 @@ def capture_tally(conn, th, acc, end_ns, out) -> None:
         acc.truncated.amount += tr
         tally_example(acc.truncated.streams, s)
     for f, peer in ((fo, fr), (fr, fo)):
-        if peer.mss and f.stats.max_seg > peer.mss:
+        if peer.stats.mss and f.stats.max_seg > peer.stats.mss:
             acc.super_segments.connections += 1
             acc.super_segments.amount = max(acc.super_segments.amount, f.stats.max_seg)
             tally_example(acc.super_segments.streams, s)
             break
     if conn.anomalies:
-        acc.unexpected.connections += 1
-        acc.unexpected.amount += len(conn.anomalies)
-        tally_example(acc.unexpected.streams, s)
+        # the peer's segments that crossed a RST in flight are expected of a reset, not a capture gap
+        n = len(conn.anomalies) - (len(rst_crossings(conn)[0]) if conn.ending.reset_by >= 0 else 0)
+        if n:
+            acc.unexpected.connections += 1
+            acc.unexpected.amount += n
+            tally_example(acc.unexpected.streams, s)
 
 
 @aggregate_detector(50)
@@ -135,6 +152,22 @@ def capture_quality(facts, th, acc, out, extra) -> None:
         add("evicted", "warning", {"connections": facts.evicted})
     if facts.expired:
         add("expired", "info", {"connections": facts.expired})
+    frag = facts.fragments
+    if frag.get("fragments"):
+        for k in ("reassembled", "overlapping", "timed_out", "evicted", "incomplete"):
+            extra["capture_quality"]["fragments_" + k] = frag.get(k, 0)
+        if any(frag.get(k) for k in ("overlapping", "timed_out", "evicted", "incomplete", "truncated", "malformed")):
+            add("ip_fragments", "info", {k: frag.get(k, 0) for k in (
+                "fragments", "reassembled", "overlapping", "timed_out", "evicted", "incomplete", "truncated",
+                "malformed")})
+    cs = facts.checksums
+    if cs:
+        for k in ("bad", "offload", "dropped"):
+            extra["capture_quality"]["checksum_" + k] = cs.get(k, 0)
+        if cs.get("bad"):
+            add("bad_checksums", "warning", {"segments": cs["bad"], "dropped": cs.get("dropped", 0)})
+        if cs.get("offload"):
+            add("checksum_offload", "info", {"segments": cs["offload"]})
     if errors:
         add("decode_errors", "warning", {"frames": sum(errors.values()), "by_kind": dict(sorted(errors.items()))})
     dmg = facts.damage

@@ -103,5 +103,11 @@ def _data_after_fin(conn, out, acc, ci, f) -> None:
         if t is None:
             t = acc.server_close[key] = CloseTally()
         t.connections += 1
+        end = conn.ending
+        tw = end.tw_start
+        if tw is not None and tw[0] == ci:
+            t.time_wait += 1
+        elif end.reset_by >= 0:
+            t.reset += 1
         tally_example(t.streams, conn.stream)
         tally_example(t.fin_frames, f.times.fin_frame)

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from collections import deque
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze import analysis as A
-from tcpanalyze.findings.base import (AGGREGATE_DETECTORS, CONN_DETECTORS, SEGMENT_DETECTORS, CaptureFacts,
-                                      Finding, FindingSink, OutOfOrderEvidence, Tallies, Thresholds, add_evidence)
+from tcpanalyze.engine import Analyzer, Conn, Verdict
+from tcpanalyze.findings.base import (AGGREGATE_DETECTORS, CONN_DETECTORS, SEG_ANALYSIS, SEG_DATA, SEG_ODD,
+                                      SEGMENT_DETECTORS, CaptureFacts, Finding, FindingSink, OutOfOrderEvidence,
+                                      Tallies, Thresholds, add_evidence)
 from tcpanalyze.findings.reuse import reuse_findings
+from tcpanalyze.model import Segment
+
+# analysis bits as C constants when compiled
+_OOO = cython.declare(cython.longlong, A.OUT_OF_ORDER)
+_REUSED = cython.declare(cython.longlong, A.REUSED_PORTS)
 
 #: evidence kinds recorded by ``Detectors.on_segment`` from the analysis bits
 _BIT_EVIDENCE = (
@@ -51,8 +63,8 @@ def aggregate_findings(facts: CaptureFacts, th: Thresholds | None = None,
 class Detectors:
     """The detectors in a run: ``on_segment`` for the pipeline, ``on_conn_done`` for the Analyzer.
 
-    ``on_segment(seg, analyzer)`` returns True when it examined the segment (anything but an
-    ordinary ACK: an analysis flag, or SYN/FIN/RST); ``on_conn_done(conn)`` returns the
+    ``on_segment(seg, analyzer)`` (``examine``) returns True when it examined the segment
+    (anything but an ordinary ACK: an analysis flag, or SYN/FIN/RST); ``on_conn_done(conn)`` returns the
     connection's findings (also passed to ``sink``); ``finish(facts)`` returns the summary
     sections of the aggregate findings.
     """
@@ -66,56 +78,61 @@ class Detectors:
         self._sitw = 0                               # analyzer.syn_in_time_wait entries seen
         self._kev = th.evidence_frames
         self._gap_ns = int(th.ooo_burst_gap_s * 1e9)
-        self.on_segment = self._make_on_segment()
+        self.on_segment = self.examine
 
-    def _make_on_segment(self):
-        examine = self.examine
-
-        def on_segment(seg, a) -> bool:
-            if a.verdict.analysis or seg.flags & 0x17 != 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
-                examine(seg, a)
-                return True
-            return False
-
-        return on_segment
-
-    def examine(self, seg, a) -> None:
-        """Record the evidence of a segment that is not an ordinary ACK (``on_segment`` tests
-        that): the analysis flags' evidence frames, port reuse, then the segment detectors."""
+    @cython.locals(seg=Segment, a=Analyzer, verdict=Verdict, conn=Conn, bits=cython.longlong,
+                   fl=cython.longlong, want=cython.longlong, k=cython.longlong)
+    def examine(self, seg, a) -> bool:
+        """Record the evidence of a segment that is not an ordinary ACK (an analysis flag, or
+        SYN/FIN/RST, or no ACK; False for an ordinary one): the analysis flags' evidence
+        frames, port reuse, then the segment detectors that asked for such a segment."""
         verdict = a.verdict
-        conn = verdict.conn
         bits = verdict.analysis
-        frame = seg.frame
+        fl = seg.flags
+        if not bits and fl & 0x17 == 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
+            return False
+        conn = verdict.conn
         ev = conn.events
         if ev is None:
             ev = conn.events = {}
         k = self._kev
+        want = fl
         if bits:
+            want |= SEG_ANALYSIS
             for bit, name in _BIT_EVIDENCE:
                 if bits & bit:
-                    add_evidence(ev, name, frame, seg.ts_ns, k)
-            if bits & A.OUT_OF_ORDER:
-                e = ev.get("ooo")
-                now = seg.ts_ns
-                if e is None:
-                    ev["ooo"] = OutOfOrderEvidence(frame, now)
-                else:
-                    e.count += 1
-                    if len(e.frames) < k:
-                        e.frames.append(frame)
-                    if now - e.last_ns > self._gap_ns:
-                        e.bursts += 1
-                        e.burst = 1
-                    else:
-                        e.burst += 1
-                        if e.burst > e.largest_burst:
-                            e.largest_burst = e.burst
-                    e.last_ns = now
-            if bits & A.REUSED_PORTS:
+                    add_evidence(ev, name, seg.frame, seg.ts_ns, k)
+            if bits & _OOO:
+                self._out_of_order(ev, seg.frame, seg.ts_ns, k)
+            if bits & _REUSED and not seg.flags & 0x10:    # a SYN/ACK keeps its stream
                 self._port_reuse(seg, a, conn)
+        if fl & 0x17 != 0x10:
+            want |= SEG_ODD
+        if seg.paylen:
+            want |= SEG_DATA
         th = self.th
-        for _order, detect in SEGMENT_DETECTORS:
-            detect(seg, verdict, conn, ev, th)
+        for _order, detect, on in SEGMENT_DETECTORS:
+            if want & on:
+                detect(seg, verdict, conn, ev, th)
+        return True
+
+    def _out_of_order(self, ev: dict, frame: int, now: int, k: int) -> None:
+        """Out-of-order evidence: count, frames, and bursts (segments less than the burst gap apart)."""
+        e = ev.get("ooo")
+        if e is None:
+            ev["ooo"] = OutOfOrderEvidence(frame, now)
+            return
+        e.count += 1
+        if len(e.frames) < k:
+            e.frames.append(frame)
+        if now - e.last_ns > self._gap_ns:
+            e.bursts += 1
+            e.burst = 1
+        else:
+            e.burst += 1
+            if e.burst > e.largest_burst:
+                e.largest_burst = e.burst
+        e.last_ns = now
 
     def _port_reuse(self, seg, a, conn) -> None:
         ends = {(seg.src, seg.sport), (seg.dst, seg.dport)}
@@ -142,9 +159,11 @@ class Detectors:
             add(f)
         return fs
 
-    def finish(self, facts: CaptureFacts) -> dict:
-        """Add the aggregate findings to the sink; the summary sections they rest on."""
+    def finish(self, facts: CaptureFacts, keep=None) -> dict:
+        """Add the aggregate findings to the sink (those ``keep(finding)`` accepts, when
+        given); the summary sections they rest on."""
         fs, extra = aggregate_findings(facts, self.th, self.acc)
         for f in fs:
-            self.sink.add(f, "aggregate")
+            if keep is None or keep(f):
+                self.sink.add(f, "aggregate")
         return extra

@@ -2,7 +2,7 @@
 gives no meaning to them; scanners send them)."""
 from __future__ import annotations
 
-from tcpanalyze.findings.base import Finding, add_evidence, conn_detector, declare_kind, segment_detector
+from tcpanalyze.findings.base import SEG_ODD, Finding, add_evidence, conn_detector, declare_kind, segment_detector
 from tcpanalyze.model import ACK, FIN, PSH, RST, SYN, URG
 
 _XMAS = FIN | PSH | URG
@@ -47,7 +47,7 @@ def invalid_flags(conn, th, acc, end_ns, out) -> None:
             values={"flags": name, "segments": e.count}, terms={"first_frame": e.frames[0]}))
 
 
-@segment_detector(20)
+@segment_detector(20, on=SEG_ODD)
 def count_invalid_flags(seg, verdict, conn, events, th) -> None:
     fl = seg.flags
     if fl & 0x17 != 0x10:

@@ -12,6 +12,20 @@ _AFTER_CLOSE = frozenset({"TIME_WAIT", "CLOSED"})
 CLASSES = ("refused", "aborted", "reset_after_close", "unknown_connection")
 
 
+def _crossing_note(v: dict) -> str:
+    """What the peer sent after the RST that the state machine did not expect, when it did."""
+    crossed, late = v.get("peer_segments_crossed", 0), v.get("peer_segments_late", 0)
+    note = ""
+    if crossed:
+        note += (f"; {crossed} segment(s) from the peer crossed the RST in flight (they arrived up to "
+                 f"{v['crossed_within_ms']:g} ms after it, about one {v['round_trip_ms']:g} ms round trip to the "
+                 f"peer: sent before the peer had taken the RST), not segments the capture missed")
+    if late:
+        note += (f"; {late} later segment(s) from the peer: the RST did not reach it (lost past the capture point) "
+                 f"or it did not accept the RST")
+    return note
+
+
 def render(f: Finding) -> str:
     v, t, sub = f.values, f.terms, f.subkind
     if sub == "per_port":
@@ -27,18 +41,54 @@ def render(f: Finding) -> str:
                 f"(frame {rf}): nothing listening, or a firewall rejecting")
     if sub == "reset_after_close":
         return (f"rst reset_after_close: {v['sent_by']} {v['endpoint']} sent RST (frame {rf}) after both sides "
-                f"had sent FIN (its state {v['state']})")
+                f"had sent FIN (its state {v['state']})" + _crossing_note(v))
     return (f"rst aborted: {v['sent_by']} {v['endpoint']} reset the connection in {v['state']} (frame {rf})"
             + (", while closing" if v["while_closing"] else "")
             + f"; {v['inflight_discarded']} bytes in flight discarded ({v['unacked_discarded']} it had sent "
               f"unacknowledged, {v['peer_unacked_discarded']} from the peer unacknowledged, "
-              f"{v['peer_sent_after_rst']} the peer sent after the RST)")
+              f"{v['peer_sent_after_rst']} the peer sent after the RST)" + _crossing_note(v))
 
 
 RST_KIND = declare_kind(
     "rst", render, subkinds=CLASSES + ("per_port",),
     description="a RST: refused (answering a SYN), aborted (mid-stream: who, bytes discarded), "
                 "reset_after_close, unknown_connection (the first segment seen); per_port counts per server port")
+
+
+def round_trip_ns(conn) -> int:
+    """The round trip from the capture point to the peer of the first RST's sender and back:
+    the largest ACK RTT of the RST sender's segments, else the handshake RTT (0: unknown)."""
+    rtt = conn.flows[conn.ending.reset_by].track.rtt_max
+    return rtt if rtt > 0 else conn.irtt
+
+
+def rst_crossings(conn) -> tuple[list, int, int]:
+    """The peer's segments after the first RST that the state machine did not expect (the peer
+    is CLOSED once the RST passed the capture point): (frames of those that crossed the RST in
+    flight, the number that came later, the latest crossing one's delay after the RST in ns).
+
+    A segment crossed the RST when it reached the capture point less than one round trip to
+    the peer and back after the RST: it was sent before the RST could have reached the peer.
+    The bound allows twice the round trip (``round_trip_ns``) for the queueing a burst meets on
+    the way; with no round trip known, none is taken as crossed. A peer that has taken a RST
+    sends nothing more, so neither kind is a segment the capture missed; a later one means
+    the RST did not reach the peer or the peer did not accept it."""
+    d = conn.ending.reset_by
+    if d < 0 or not conn.anomalies:
+        return [], 0, 0
+    rst_ns = conn.flows[d].times.rst_ns
+    limit = 2 * round_trip_ns(conn)
+    crossed: list = []
+    late = 0
+    last = 0
+    for frame, ts, ep, name in conn.anomalies:
+        if ep != d and ts >= rst_ns and name.startswith("unexpected_snd_"):
+            if ts - rst_ns < limit:
+                crossed.append(frame)
+                last = max(last, ts - rst_ns)
+            else:
+                late += 1
+    return crossed, late, last
 
 
 def _unacked(f) -> int:
@@ -59,7 +109,7 @@ def _unacked(f) -> int:
     return total + max(0, cur_hi - cur_lo)
 
 
-@segment_detector(30)
+@segment_detector(30, on=RST)
 def measure_rst(seg, verdict, conn, events, th) -> None:
     d = verdict.direction
     if seg.flags & RST and "rst" not in events and conn.ending.reset_by == d:
@@ -113,6 +163,14 @@ def rst_finding(conn, th, acc, end_ns, out) -> None:
         values["while_closing"] = s_self in _CLOSING or s_peer in _CLOSING
         frames = [rf]
     values["inflight_discarded"] = own_unacked + peer_unacked + after
+    if cls in ("aborted", "reset_after_close"):
+        crossed, late, last = rst_crossings(conn)
+        if crossed or late:
+            values["peer_segments_crossed"] = len(crossed)
+            values["peer_segments_late"] = late
+            values["crossed_frames"] = crossed[:th.evidence_frames]
+            values["crossed_within_ms"] = round(last / 1e6, 3)
+            values["round_trip_ms"] = round(round_trip_ns(conn) / 1e6, 3)
     values["class"] = cls
     out.append(Finding("rst", sev, subkind=cls, stream=conn.stream, frames=frames, ts_ns=f.times.rst_ns,
                        values=values, terms=terms, cause=cause))

@@ -7,6 +7,7 @@ from bisect import bisect_right
 
 from tcpanalyze.findings.base import (K_TW_REPORT_HOSTS, K_TW_SERIES_POINTS, K_TW_TOP_PORTS, Finding,
                                       aggregate_detector, declare_kind, _s)
+from tcpanalyze.engine import time_wait_name
 from tcpanalyze.model import addr_str
 
 
@@ -56,25 +57,48 @@ def time_wait_profile(starts, first_ns: int, last_ns: int, hold_ns: int, points:
     return {"peak": peak, "peak_ns": peak_ns, "at_end": at_end, "total": n, "series": series}
 
 
+def time_wait_section(msl_s: float) -> dict:
+    """The report's ``time_wait`` section without its hosts: how long a TIME_WAIT lasts
+    (``length_s`` = 2*MSL) and the system that holds it that long (``system``, or null)."""
+    return {"msl_s": msl_s, "length_s": 2 * msl_s, "system": time_wait_name(2 * msl_s), "hosts": []}
+
+
 def render_buildup(f: Finding) -> str:
     v = f.values
     top = v["ports"][0] if v["ports"] else None
     return (f"time_wait_buildup: {f.host} held {v['peak']} connections in TIME_WAIT at once "
-            f"(> {v['threshold']}; 2*MSL = {2 * v['msl_s']:g} s), {v['at_end']} at the end of the capture"
+            f"(> {v['threshold']}; each for {2 * v['msl_s']:g} s), {v['at_end']} at the end of the capture"
             + (f"; most on port {top['port']} ({top['peak']})" if top else "")
             + ("; this host is a server closing first (server_active_close)" if f.terms["server_close"] else ""))
 
 
 def render_server_close(f: Finding) -> str:
     v = f.values
-    return (f"server_active_close: the listening side {f.host}:{f.port} sent the first FIN on {v['connections']} "
-            f"connection(s), so it holds their TIME_WAIT (peak {v['time_wait_peak']} on this host"
-            + (f" > {f.terms['limit']})" if f.severity == "warning" else ")"))
+    n, tw = v["connections"], v["time_wait"]
+    head = f"server_active_close: the listening side {f.host}:{f.port} sent the first FIN on {n} connection(s)"
+    peak = (f"peak {v['time_wait_peak']} at once on this host"
+            + (f" > {f.terms['limit']}" if f.severity == "warning" else ""))
+    if tw and not v["time_wait_peak"]:
+        # the host is one of those folded into a count past Config.max_tw_hosts
+        peak = "this host's peak is not tracked: too many TIME_WAIT hosts"
+    hold = f"{f.terms['hold_s']:g} s each"
+    if tw == n:
+        return f"{head}, so it holds their TIME_WAIT ({hold}; {peak})"
+    other = []
+    if v["reset"]:
+        other.append(f"{v['reset']} reset before the close completed")
+    if n - tw - v["reset"]:
+        other.append(f"{n - tw - v['reset']} still closing when the capture ended")
+    why = ", ".join(other)
+    if not tw:
+        return (f"{head}; none reached TIME_WAIT ({why}), so it holds none"
+                + (f" (other connections: {peak})" if v["time_wait_peak"] else ""))
+    return f"{head}; {tw} of them reached TIME_WAIT, {hold} ({why}; {peak})"
 
 
 TIME_WAIT_BUILDUP = declare_kind(
     "time_wait_buildup", render_buildup, severity="warning",
-    description="a host's connections in TIME_WAIT at once exceed --time-wait-peak (TIME_WAIT = 2*MSL, --msl)")
+    description="a host's connections in TIME_WAIT at once exceed --time-wait-peak (each lasts --time-wait)")
 SERVER_ACTIVE_CLOSE = declare_kind(
     "server_active_close", render_server_close,
     description="the listening side sent the first FIN (it holds the TIME_WAIT), per server port; warning when "
@@ -127,10 +151,12 @@ def time_wait(facts, th, acc, out, extra) -> None:
         sev = "warning" if peak > th.time_wait_peak else "info"
         out.append(Finding(
             "server_active_close", sev, host=hs, port=port, frames=t.fin_frames,
-            values={"connections": t.connections, "streams": t.streams, "time_wait_peak": peak},
-            terms={"limit": th.time_wait_peak}))
+            values={"connections": t.connections, "time_wait": t.time_wait, "reset": t.reset,
+                    "streams": t.streams, "time_wait_peak": peak},
+            terms={"limit": th.time_wait_peak, "hold_s": 2 * th.msl_s}))
 
-    section = {"msl_s": th.msl_s, "hosts": tw_hosts}
+    section = time_wait_section(th.msl_s)
+    section["hosts"] = tw_hosts
     if len(peaks) > len(tw_hosts):
         section["hosts_total"] = len(peaks)
     if tw.folded_hosts:

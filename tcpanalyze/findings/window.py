@@ -1,5 +1,7 @@
 """``zero_window`` (a receiver advertised zero: how long, probes, whether the connection died
-in it) and ``window_shrink`` (the right edge of the window moved left, RFC 9293 §3.8.6)."""
+in it) and ``window_shrink`` (the right edge of the window moved left, RFC 9293 §3.8.6;
+``window_shrink/reordered_ack``: old ACKs that arrived after later ones carried an edge left of
+it, which their receiver ignores, RFC 9293 §3.10.7.4)."""
 from __future__ import annotations
 
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, label, role, _s
@@ -22,6 +24,12 @@ def render_zero_window(f: Finding) -> str:
 
 def render_window_shrink(f: Finding) -> str:
     v = f.values
+    if f.subkind == "reordered_ack":
+        return (f"window_shrink reordered_ack: {v['shrinks']} old ACK(s) from {v['advertised_by']} {v['endpoint']} "
+                f"arrived after a later one (an ACK number below one already seen, or the same with an older "
+                f"timestamp: reordered on the way) with a right window edge left of the furthest advertised, by up "
+                f"to {v['largest_bytes']} bytes (sum {v['total_bytes']}); the window did not shrink: the peer ignores "
+                f"the window of an old ACK (RFC 9293 §3.10.7.4)")
     return (f"window_shrink: {v['advertised_by']} {v['endpoint']} advertised a right window edge (ACK + scaled "
             f"window) left of the furthest one it had advertised on {v['shrinks']} ACK(s), by up to "
             f"{v['largest_bytes']} bytes (sum {v['total_bytes']}); RFC 9293 §3.8.6: a receiver should not "
@@ -33,9 +41,10 @@ ZERO_WINDOW = declare_kind(
     description="per episode: who advertised a zero window, how long until it reopened, probes seen, whether "
                 "the connection died in it; warning from --zero-window seconds")
 WINDOW_SHRINK = declare_kind(
-    "window_shrink", render_window_shrink, severity="warning",
+    "window_shrink", render_window_shrink, subkinds=("reordered_ack",), notes=("reordered_ack",),
     description="a receiver's right window edge (ACK + scaled window) moved left of one it advertised "
-                "(RFC 9293 §3.8.6)")
+                "(RFC 9293 §3.8.6), on a segment its peer takes as a window update (RFC 9293 §3.10.7.4); "
+                "reordered_ack (info): old ACKs that arrived late carried an edge left of it, which the peer ignores")
 
 
 @conn_detector(40)
@@ -64,17 +73,23 @@ def zero_window(conn, th, acc, end_ns, out) -> None:
                        "limit_s": th.zero_window_s}))
 
 
+def _retreats(conn, ep, th, kept, total, subkind, sev) -> Finding:
+    f = conn.flows[ep]
+    retreats = [{"frame": fr, "bytes": b} for fr, _ns, b in kept]
+    largest = max(x["bytes"] for x in retreats)
+    return Finding(
+        "window_shrink", sev, subkind=subkind,
+        stream=conn.stream, frames=[x["frame"] for x in retreats[:th.evidence_frames]], ts_ns=kept[0][1],
+        values={"advertised_by": role(conn, ep), "endpoint": label(conn, ep), "shrinks": len(kept),
+                "total_bytes": total, "largest_bytes": largest,
+                "window_scale": 0 if f.win_scale < 0 else f.win_scale, "retreats": retreats})
+
+
 @conn_detector(50)
 def window_shrink(conn, th, acc, end_ns, out) -> None:
     for ep in (conn.orig, conn.orig ^ 1):
-        f = conn.flows[ep]
-        if not f.track.shrinks:
-            continue
-        retreats = [{"frame": fr, "bytes": b} for fr, _ns, b in f.track.shrinks]
-        largest = max(x["bytes"] for x in retreats)
-        out.append(Finding(
-            "window_shrink", "warning",
-            stream=conn.stream, frames=[x["frame"] for x in retreats[:th.evidence_frames]], ts_ns=f.track.shrinks[0][1],
-            values={"advertised_by": role(conn, ep), "endpoint": label(conn, ep), "shrinks": len(f.track.shrinks),
-                    "total_bytes": f.track.shrink_bytes, "largest_bytes": largest,
-                    "window_scale": 0 if f.win_scale < 0 else f.win_scale, "retreats": retreats}))
+        tr = conn.flows[ep].track
+        if tr.shrinks:
+            out.append(_retreats(conn, ep, th, tr.shrinks, tr.shrink_bytes, None, "warning"))
+        if tr.reorders:
+            out.append(_retreats(conn, ep, th, tr.reorders, tr.reorder_bytes, "reordered_ack", "info"))

@@ -49,11 +49,15 @@ _TAG = {PASS: "ok  ", FAIL: "FAIL", SKIP: "skip", ERROR: "ERR "}
 
 def text_summary(files: list[FileResult], policy_source: str | None = None, verbose: bool = True) -> str:
     """The human summary: per file its verdict, each rule with measured value and limit, and the
-    evidence of the failed ones; then the totals and the exit code."""
+    evidence of the failed ones; then the totals and the exit code.  Not ``verbose`` (``-q``):
+    only the failures (failed rules with their evidence, unreadable files), nothing when
+    every rule passed."""
     lines = []
-    if policy_source:
+    if policy_source and verbose:
         lines.append(f"policy: {policy_source}")
     for f in files:
+        if not verbose and not f.error and not f.failures:
+            continue
         s = f.summary or {}
         info = []
         if s.get("connections") is not None and not f.error:
@@ -73,17 +77,19 @@ def text_summary(files: list[FileResult], policy_source: str | None = None, verb
         if f.error:
             lines.append(f"  ERR  read: {f.error}")
         for r in f.results:
-            if r.status == PASS and not verbose:
+            if r.status in (PASS, SKIP) and not verbose:
                 continue
             lines.append(f"  {_TAG.get(r.status, r.status)} {r.id}: {r.message}")
             if r.status == FAIL:
                 for e in r.evidence:
                     lines.append(f"         {_evidence_line(e)}")
+    if not verbose:
+        return "".join(line + "\n" for line in lines)
     t = totals(files)
     code = exit_code(files)
     lines.append(f"checked {t['files']} file(s): {t['files_failed']} failed, {t['files_passed']} passed, "
-                 f"{t['files_unreadable']} unreadable; {t['failed']} of {t['rules']} rule check(s) failed; "
-                 f"exit code {code}")
+                 f"{t['files_unreadable']} unreadable; {t['failed']} of {t['rules']} rule check(s) failed"
+                 + (f", {t['skipped']} skipped (nothing to measure)" if t["skipped"] else "") + f"; exit code {code}")
     return "\n".join(lines) + "\n"
 
 

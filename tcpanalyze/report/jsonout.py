@@ -43,6 +43,8 @@ def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
     out.write("{\n")
     for i, (key, value) in enumerate(items):
         out.write(f"{pad}{dumps(key)}: ")
+        if key in _LINE_LISTS and not isinstance(value, (dict, str, list)) and not len(value):
+            value = []                  # no record kept on disk (analyze --host selecting none)
         if key in _LINE_LISTS and not isinstance(value, (dict, str)) and len(value):
             out.write("[\n")
             buf = []
@@ -53,6 +55,8 @@ def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
                     out.write("".join(buf))
                     buf.clear()
             out.write("".join(buf) + f"{pad}]")
+        elif key in _LINE_LISTS and not isinstance(value, (dict, str)):
+            out.write("[]")                 # none (also an empty list of records kept on disk)
         else:
             out.write(dumps(value, indent=indent).replace("\n", "\n" + pad))
         out.write(",\n" if i < len(items) - 1 else "\n")

@@ -187,8 +187,10 @@ class LadderCollector:
         else:
             self.tail.append(rec)
 
-    def build(self) -> Ladder:
-        """The ladder of the collected stream (call after the capture was read)."""
+    def build(self, stalls: list[tuple] | None = None) -> Ladder:
+        """The ladder of the collected stream (call after the capture was read).  ``stalls``:
+        ``(direction, start_ns, end_ns, end_frame)`` of the connection's stalls, marked on the
+        segment that ended each (the last segment for one the connection ended in)."""
         conn = self.conn
         if conn is None:
             raise LookupError(f"no stream {self.stream}")
@@ -202,9 +204,19 @@ class LadderCollector:
             initial.append(tl[0][2].name if tl else conn.state[ep].name)
         at_frame = [dict(trans[0]), dict(trans[1])]
         odd: dict[int, list[Note]] = {}
+        crossed: set = set()
+        if conn.anomalies and conn.ending.reset_by >= 0:
+            from tcpanalyze.findings.rst import rst_crossings
+
+            crossed = set(rst_crossings(conn)[0])
         for frame, _ts, ep, name in conn.anomalies or ():
             who = "client" if ep == o else "server"
-            odd.setdefault(frame, []).append(Note(f"{who}: {name}", "dim", "unexpected"))
+            text = f"{who}: {name}" + (", crossed the RST" if frame in crossed else "")
+            odd.setdefault(frame, []).append(Note(text, "dim", "unexpected"))
+        for st in stalls or ():
+            who = "client" if st[0] == o else "server"
+            odd.setdefault(st[3] or conn.last_frame, []).insert(
+                0, Note(f"{who} stalled {(st[2] - st[1]) / 1e9:.3f} s", "yellow", "warn"))
         first = conn.first_ns
 
         def row(rec) -> SegmentRow:

@@ -31,6 +31,7 @@ from array import array
 
 from tcpanalyze import analysis as A
 from tcpanalyze.engine import addr_port
+from tcpanalyze.errors import OutputError
 from tcpanalyze.model import ACK, FIN, RST, SYN, addr_str
 from tcpanalyze.seq import SeqUnwrapper, seq_add, seq_delta
 
@@ -42,6 +43,7 @@ C_RTX = "tab:red"
 C_ACK = "tab:green"
 C_WIN = "tab:olive"
 C_SACK = "tab:purple"
+C_STALL = "tab:orange"
 C_SIDE = ("tab:blue", "tab:orange")      # client, server
 
 
@@ -146,7 +148,11 @@ def _figure(figsize=(11, 6.2)):
 
 
 def _save(fig, path: str) -> None:
-    fig.savefig(path, dpi=110 if not path.lower().endswith((".svg", ".pdf")) else None)
+    """Raises ``OutputError`` when the image cannot be written."""
+    try:
+        fig.savefig(path, dpi=110 if not path.lower().endswith((".svg", ".pdf")) else None)
+    except OSError as e:
+        raise OutputError.from_oserror(path, e) from None
 
 
 def _empty_note(ax, text: str) -> None:
@@ -172,9 +178,12 @@ def data_direction(rec: StreamRecorder, direction: str = "auto") -> int:
     return 0 if f0.stats.bytes > f1.stats.bytes else 1
 
 
-def plot_tseq(rec: StreamRecorder, path: str, direction: str = "auto") -> dict:
-    """Time-sequence graph of one direction; returns counts of what was drawn."""
+def plot_tseq(rec: StreamRecorder, path: str, direction: str = "auto", stalls: list[tuple] | None = None) -> dict:
+    """Time-sequence graph of one direction; returns counts of what was drawn.  ``stalls``:
+    ``(direction, start_ns, end_ns, ...)`` of the connection's stalls; the drawn direction's
+    are shaded."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     fig, ax = _figure()
     d = data_direction(rec, direction)
@@ -233,6 +242,11 @@ def plot_tseq(rec: StreamRecorder, path: str, direction: str = "auto") -> dict:
         for x, y, m in zip(ctl_x, ctl_y, ctl_m):
             ax.annotate(m, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=8, color="#444444")
         ax.plot(ctl_x, ctl_y, linestyle="none", marker="o", markersize=3, color="#444444")
+    shaded = [st for st in stalls or () if st[0] == d]
+    for st in shaded:
+        ax.axvspan((st[1] - t0) / 1e9, (st[2] - t0) / 1e9, color=C_STALL, alpha=0.18, linewidth=0)
+    if shaded:
+        handles.append(Patch(color=C_STALL, alpha=0.18, label="stall (unacknowledged data, nothing sent)"))
     if not (data_x or rtx_x):
         _empty_note(ax, f"no data from the {rec.side(d)} in this stream")
     if handles:
@@ -243,7 +257,7 @@ def plot_tseq(rec: StreamRecorder, path: str, direction: str = "auto") -> dict:
     ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     _save(fig, path)
     return {"segments": len(data_x) + len(rtx_x), "retransmissions": len(rtx_x), "acks": len(ack_x),
-            "sack_blocks": len(sack_x)}
+            "sack_blocks": len(sack_x), "stalls": len(shaded)}
 
 
 def plot_window(rec: StreamRecorder, path: str) -> dict:

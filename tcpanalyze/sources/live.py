@@ -42,7 +42,7 @@ import threading
 import time
 from collections import deque
 
-from tcpanalyze.errors import SourceError
+from tcpanalyze.errors import OutputError, SourceError
 from tcpanalyze.sources.pcap import CaptureReader
 
 K_SNAPLEN = 262144                 # libpcap's MAXIMUM_SNAPLEN: GSO/GRO super-segments fit
@@ -686,7 +686,10 @@ class PcapWriter:
         self.path = path
         self.ns = nanoseconds
         self.snaplen = snaplen
-        self.f = open(path, "wb", buffering=1 << 20)
+        try:
+            self.f = open(path, "wb", buffering=1 << 20)
+        except OSError as e:
+            raise OutputError.from_oserror(path, e) from None
         self.linktype: int | None = None
         self.frames = 0
 
@@ -695,14 +698,21 @@ class PcapWriter:
             return
         self.linktype = linktype
         magic = 0xA1B23C4D if self.ns else 0xA1B2C3D4
-        self.f.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, self.snaplen, linktype))
+        try:
+            self.f.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, self.snaplen, linktype))
+        except OSError as e:
+            raise OutputError.from_oserror(self.path, e) from None
 
     def write(self, ts_ns: int, data: bytes, wirelen: int) -> None:
+        """Raises ``OutputError`` when the file cannot be written (full disk)."""
         sec, frac = divmod(ts_ns, 1_000_000_000)
         if not self.ns:
             frac //= 1000
-        self.f.write(self._REC.pack(sec, frac, len(data), max(wirelen, len(data))))
-        self.f.write(data)
+        try:
+            self.f.write(self._REC.pack(sec, frac, len(data), max(wirelen, len(data))))
+            self.f.write(data)
+        except OSError as e:
+            raise OutputError.from_oserror(self.path, e) from None
         self.frames += 1
 
     def close(self, linktype: int | None = None) -> None:
@@ -710,7 +720,10 @@ class PcapWriter:
             return
         if self.linktype is None:
             self.header(linktype if linktype is not None else LINKTYPE_ETHERNET)
-        self.f.close()
+        try:
+            self.f.close()
+        except OSError as e:
+            raise OutputError.from_oserror(self.path, e) from None
 
 
 def is_root_or_capable() -> bool:

@@ -42,7 +42,7 @@ try:
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from .. import _cyshim as cython
 
-__all__ = ["CaptureReader", "DEFAULT_MAX_RECORD", "open_capture"]
+__all__ = ["CaptureReader", "DEFAULT_MAX_RECORD", "capture_format", "open_capture"]
 
 DEFAULT_MAX_RECORD = 256 * 1024 * 1024
 _NS = 1_000_000_000
@@ -115,17 +115,44 @@ class _Order:
 
 _LE = _Order("<")
 _BE = _Order(">")
+
+
+def _section_order(buf, p: int):
+    """The byte order of the Section Header Block at ``p``, from its Byte-Order Magic
+    (pcapng §4.1); None when the magic is neither."""
+    bom = buf[p + 8:p + 12]
+    if bom == _BOM_LE:
+        return _LE
+    if bom == _BOM_BE:
+        return _BE
+    return None
+
+
+def _block_length_problem(btype: int, blen: int, limit: int) -> str | None:
+    """What is wrong with a block's total length (pcapng §3.1), or None."""
+    if blen < _MIN_BLEN.get(btype, 12):
+        return f"block length {blen} too small"
+    if blen & 3:
+        return f"block length {blen} not a multiple of 4"
+    if blen > limit:
+        return f"block length {blen} exceeds the limit {limit}"
+    return None
 _BOM_LE = struct.pack("<I", _BOM)
 _BOM_BE = struct.pack(">I", _BOM)
 
 
 class _Prefixed:
-    """Read-only stream: ``head`` (bytes already consumed while sniffing), then ``raw``."""
+    """Read-only stream: ``head`` (bytes already consumed while sniffing), then ``raw``.
 
-    def __init__(self, head: bytes, raw):
+    The end of ``raw`` is final: once a read returned nothing, ``raw`` is not read again (a
+    terminal answers each read after Ctrl-D by waiting for more input; ``at_end`` says that
+    sniffing ``head`` already met the end)."""
+
+    def __init__(self, head: bytes, raw, at_end: bool = False):
         self._head = head
         self._raw = raw
         self._read1 = getattr(raw, "read1", raw.read)
+        self._eof = at_end
 
     def _take(self, n: int) -> bytes:
         head = self._head
@@ -138,12 +165,22 @@ class _Prefixed:
     def read(self, n: int = -1) -> bytes:
         if self._head:
             return self._take(n)
-        return self._raw.read(n)
+        if self._eof:
+            return b""
+        data = self._raw.read(n)
+        if not data and n != 0:
+            self._eof = True
+        return data
 
     def read1(self, n: int = -1) -> bytes:
         if self._head:
             return self._take(n)
-        return self._read1(n)
+        if self._eof:
+            return b""
+        data = self._read1(n)
+        if not data and n != 0:
+            self._eof = True
+        return data
 
 
 @cython.cfunc
@@ -447,7 +484,6 @@ class CaptureReader:
         o = self._order
         hdr = o.hdr
         u32 = o.u32
-        epb = o.epb
         epb_block = o.epb_block
         ifaces: list = []           # per interface: (linktype, snaplen, mul, div, offset_ns)
         nif = 0
@@ -496,27 +532,18 @@ class CaptureReader:
             bad = None
             if btype == _SHB:
                 # A new section: byte order from its Byte-Order Magic (pcapng §4.1).
-                bom = buf[p + 8:p + 12]
-                if bom == _BOM_LE:
-                    o = _LE
-                elif bom == _BOM_BE:
-                    o = _BE
-                else:
+                o2 = _section_order(buf, p)
+                if o2 is None:
                     bad = "bad byte-order magic in section header"
-                if bad is None:
+                else:
+                    o = o2
                     hdr = o.hdr
                     u32 = o.u32
-                    epb = o.epb
                     epb_block = o.epb_block
                     btype, blen = hdr(buf, p)
             if bad is None:
-                if blen < _MIN_BLEN.get(btype, 12):
-                    bad = f"block length {blen} too small"
-                elif blen & 3:
-                    bad = f"block length {blen} not a multiple of 4"
-                elif blen > limit:
-                    bad = f"block length {blen} exceeds the limit {limit}"
-                else:
+                bad = _block_length_problem(btype, blen, limit)
+                if bad is None:
                     r = p + blen
                     if r > end:
                         ok = ensure(base + p, blen)
@@ -551,68 +578,71 @@ class CaptureReader:
                 end = len(buf)
                 continue
 
-            if btype == _EPB:
-                # pcapng §4.3 "Enhanced Packet Block".
+            if btype == _EPB or btype == _SPB or btype == _PB:
                 frame += 1
-                iid, hi, lo, caplen, wirelen = epb(buf, p + 8)
-                if caplen <= blen - 32 and iid < nif:
-                    lt, _snap, mul, div, off = ifaces[iid]
+                rec = self._packet_block(btype, buf, p, blen, o, ifaces, base + p, frame)
+                if rec is None:
+                    dropped += 1
+                else:
                     self.frames = frame - dropped
                     self.bytes_read = base + r
-                    ts = ((hi << 32) | lo) * mul // div + off
-                    if ts >> 62:
-                        ts = self._clamp_ts(ts, base + p, frame)
-                    yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
-                else:
-                    dropped += 1
-                    self._bad_packet_block(base + p, frame, iid, caplen, blen - 32, ifaces)
-            elif btype == _SPB:
-                # pcapng §4.4 "Simple Packet Block": interface 0, no timestamp.
-                frame += 1
-                wirelen = u32(buf, p + 8)[0]
-                if ifaces:
-                    lt, snap, _mul, _div, _off = ifaces[0]
-                    caplen = min(blen - 16, wirelen, snap or blen)
-                    self.frames = frame - dropped
-                    self.bytes_read = base + r
-                    yield (frame, 0, lt, buf[p + 12:p + 12 + caplen], wirelen)
-                else:
-                    dropped += 1
-                    self._bad_packet_block(base + p, frame, 0, 0, blen - 16, ifaces)
-            elif btype == _IDB:
-                if nif < _MAX_INTERFACES:
-                    ifaces.append(self._parse_idb(buf, p, blen, o, base + p, frame))
-                    nif = len(ifaces)
-                else:
-                    self._warn(f"pcapng: interface block at byte {base + p} ignored: "
-                               f"more than {_MAX_INTERFACES} interfaces in one section")
-            elif btype == _SHB:
-                _bom, major, minor = o.shb(buf, p + 8)
-                if major != 1:
-                    self.bytes_read = base + p
-                    self.frames = frame - dropped
-                    self._stop(f"pcapng: unsupported version {major}.{minor} in section at byte {base + p} "
-                               f"(frame {frame + 1})", base + p, frame + 1, True)
+                    yield rec
+            elif btype == _IDB or btype == _SHB:
+                ifaces = self._description_block(btype, buf, p, blen, o, ifaces, base + p, frame, dropped)
+                if ifaces is None:
                     return
-                ifaces = []
-                nif = 0
-            elif btype == _PB:
-                # pcapng appendix A "Packet Block (obsolete)".
-                frame += 1
-                iid, _drops, hi, lo, caplen, wirelen = o.pb(buf, p + 8)
-                if caplen <= blen - 32 and iid < nif:
-                    lt, _snap, mul, div, off = ifaces[iid]
-                    self.frames = frame - dropped
-                    self.bytes_read = base + r
-                    ts = ((hi << 32) | lo) * mul // div + off
-                    if ts >> 62:
-                        ts = self._clamp_ts(ts, base + p, frame)
-                    yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
-                else:
-                    dropped += 1
-                    self._bad_packet_block(base + p, frame, iid, caplen, blen - 32, ifaces)
+                nif = len(ifaces)
             # Any other block type (NRB, ISB, DSB, custom, unknown) is skipped.
             p = r
+
+    def _packet_block(self, btype: int, buf, p: int, blen: int, o, ifaces: list, offset: int,
+                      frame: int) -> tuple | None:
+        """The record of a packet block that the fast path of ``_iter_pcapng`` did not take
+        (an EPB it could not, an SPB, an obsolete PB), or None when it is damaged (noted)."""
+        if btype == _SPB:
+            # pcapng §4.4 "Simple Packet Block": interface 0, no timestamp.
+            wirelen = o.u32(buf, p + 8)[0]
+            if not ifaces:
+                self._bad_packet_block(offset, frame, 0, 0, blen - 16, ifaces)
+                return None
+            lt, snap, _mul, _div, _off = ifaces[0]
+            caplen = min(blen - 16, wirelen, snap or blen)
+            return (frame, 0, lt, buf[p + 12:p + 12 + caplen], wirelen)
+        if btype == _EPB:
+            # pcapng §4.3 "Enhanced Packet Block".
+            iid, hi, lo, caplen, wirelen = o.epb(buf, p + 8)
+        else:
+            # pcapng appendix A "Packet Block (obsolete)".
+            iid, _drops, hi, lo, caplen, wirelen = o.pb(buf, p + 8)
+        if caplen > blen - 32 or iid >= len(ifaces):
+            self._bad_packet_block(offset, frame, iid, caplen, blen - 32, ifaces)
+            return None
+        lt, _snap, mul, div, off = ifaces[iid]
+        ts = ((hi << 32) | lo) * mul // div + off
+        if ts >> 62:
+            ts = self._clamp_ts(ts, offset, frame)
+        return (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
+
+    def _description_block(self, btype: int, buf, p: int, blen: int, o, ifaces: list, offset: int,
+                           frame: int, dropped: int) -> list | None:
+        """An Interface Description Block adds an interface to ``ifaces``; a Section Header
+        Block starts a section without any.  Returns the interfaces, None when the section's
+        version is not supported (the read stops)."""
+        if btype == _IDB:
+            if len(ifaces) < _MAX_INTERFACES:
+                ifaces.append(self._parse_idb(buf, p, blen, o, offset, frame))
+            else:
+                self._warn(f"pcapng: interface block at byte {offset} ignored: "
+                           f"more than {_MAX_INTERFACES} interfaces in one section")
+            return ifaces
+        _bom, major, minor = o.shb(buf, p + 8)
+        if major != 1:
+            self.bytes_read = offset
+            self.frames = frame - dropped
+            self._stop(f"pcapng: unsupported version {major}.{minor} in section at byte {offset} "
+                       f"(frame {frame + 1})", offset, frame + 1, True)
+            return None
+        return []
 
     def _clamp_ts(self, ts: int, offset: int, frame: int) -> int:
         """A timestamp outside [0, 2**62) ns: clamp it; warn the first time."""
@@ -817,6 +847,39 @@ def _read_head(raw, n: int) -> bytes:
     return b"".join(parts)
 
 
+def _magic_format(head: bytes) -> str | None:
+    if len(head) < 4:
+        return None
+    le = struct.unpack("<I", head[:4])[0]
+    be = struct.unpack(">I", head[:4])[0]
+    if le == _SHB:
+        return "pcapng"
+    if _PCAP_US in (le, be):
+        return "pcap"
+    if _PCAP_NS in (le, be):
+        return "pcap-ns"
+    if _PCAP_KUZNETZOV in (le, be):
+        return "pcap-kuznetzov"
+    return None
+
+
+def capture_format(path: str) -> str | None:
+    """The capture format of the file ``path`` by its first bytes (``pcap``, ``pcap-ns``,
+    ``pcapng``, ``pcap-kuznetzov``, with ``, gzip`` when gzip-compressed), or None when it
+    is not a capture (or cannot be read).  Reads at most a few bytes (and gzip's header)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if head[:2] != _GZIP_MAGIC:
+                return _magic_format(head)
+            f.seek(0)
+            with gzip.GzipFile(fileobj=f, mode="rb") as gz:
+                fmt = _magic_format(gz.read(4))
+            return None if fmt is None else fmt + ", gzip"
+    except (OSError, EOFError, ValueError, zlib.error):
+        return None
+
+
 def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureReader:
     """Open a pcap/pcapng capture (optionally gzip-compressed); ``"-"`` reads standard input.
 
@@ -832,7 +895,7 @@ def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureR
                 raise SourceError("standard input is not available")
             name = "<stdin>"
             head = _read_head(raw, 2)
-            src = _Prefixed(head, raw)
+            src = _Prefixed(head, raw, at_end=len(head) < 2)
             return _open_stream(name, src, head, closers, max_record)
         name = os.fspath(path)
         try:

@@ -19,7 +19,7 @@ def update_golden(request) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the agreement tables the oracle tests computed (issue 3: "print the table")."""
+    """Print the agreement tables the oracle tests computed."""
     try:
         from test_oracle import TABLES
     except ImportError:

@@ -1,4 +1,4 @@
-"""``tcpanalyze analyze`` (issue 5): the rich report against golden files, the JSON document
+"""``tcpanalyze analyze``: the rich report against golden files, the JSON document
 against ``JSON_SCHEMA``, JSON Lines, ``-o``, exit codes, thresholds, and the picklable
 ``analyze_file`` / ``merge_reports`` pair.
 

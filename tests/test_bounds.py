@@ -1,4 +1,4 @@
-"""Resource bounds (issue 10; docs/robustness.md): a hostile or just huge capture runs in
+"""Resource bounds (docs/robustness.md): a hostile or just huge capture runs in
 bounded memory and is reported as what it is.
 
 * ``Config.max_connections`` (``--max-connections``): live connections; beyond it the least

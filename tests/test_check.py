@@ -1,4 +1,4 @@
-"""``tcpanalyze check`` (issue 6): the CI gate.  Each rule with a passing and a failing capture
+"""``tcpanalyze check``: the CI gate.  Each rule with a passing and a failing capture
 (real-kernel samples and public traces), exit codes and their precedence, policy errors naming
 key and line, JUnit XML parsed by junitparser, GitHub annotations, JSON, the baseline, and the
 example policy and workflow of docs/check.md.
@@ -727,15 +727,10 @@ def _fenced(md: str, lang: str) -> list[str]:
 DOC_HEADING = "## CI gate: `tcpanalyze check`"
 
 
-@pytest.mark.parametrize("doc", ["docs/check.md", "README.md"])
-def test_docs_embed_the_example_files(doc):
-    """docs/check.md (and README.md once the section is pasted there) show the example files verbatim."""
-    path = ROOT / doc
-    md = path.read_text(encoding="utf-8") if path.exists() else ""
-    if DOC_HEADING not in md:
-        if doc == "README.md":
-            pytest.skip("README.md has no 'tcpanalyze check' section yet")
-        pytest.fail(f"{doc} lacks the heading {DOC_HEADING!r}")
+def test_docs_embed_the_example_files():
+    """docs/check.md shows the example files verbatim."""
+    md = (ROOT / "docs" / "check.md").read_text(encoding="utf-8")
+    assert DOC_HEADING in md, f"docs/check.md lacks the heading {DOC_HEADING!r}"
     section = md[md.index(DOC_HEADING):]
     nxt = re.search(r"^## ", section[3:], flags=re.M)
     section = section[:nxt.start() + 3] if nxt else section

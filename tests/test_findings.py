@@ -1,4 +1,4 @@
-"""Detectors (issue 5): one test per finding kind on a real-kernel sample where it must appear,
+"""Detectors: one test per finding kind on a real-kernel sample where it must appear,
 crafted captures for what no real sample shows, and no false alarms against tshark's own
 ``tcp.analysis.*`` verdicts over the public traces.
 

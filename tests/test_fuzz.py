@@ -1,4 +1,4 @@
-"""Robustness (issue 10): untrusted input in, only values and counted decode errors out.
+"""Robustness: untrusted input in, only values and counted decode errors out.
 
 The oracle is ``fuzz/harness.py``, shared with the long-running atheris fuzzer
 ``fuzz/fuzz_capture.py``: the reader (file and stdin walks agree), the decoder (never

@@ -1,4 +1,4 @@
-"""Ladder diagrams (issue 8): golden terminal renderings of real captures, the seed's label
+"""Ladder diagrams: golden terminal renderings of real captures, the seed's label
 wording, elision, and the SVG writer.
 
 Regenerate the golden files with ``TCPANALYZE_REGEN_GOLDEN=1 python -m pytest tests/test_ladder.py``

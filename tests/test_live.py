@@ -1,4 +1,4 @@
-"""``tcpanalyze live`` and ``tcpanalyze interfaces`` (issues 7 and 10): real captures.
+"""``tcpanalyze live`` and ``tcpanalyze interfaces``: real captures.
 
 Traffic goes only to loopback or between two network namespaces these tests create (joined
 by a veth pair, addresses from the RFC 2544 benchmarking range 198.18.0.0/15, which exist

@@ -1,7 +1,7 @@
 """Agreement with Wireshark (tshark 4.0.17 oracle files), packet by packet.
 
-Issue 2: every oracle TCP row decoded, stream/seq/ack/len/flags/win equal.
-Issue 3: per-flag precision/recall/F1 and row-level equality of all analysis flags.
+Every oracle TCP row decoded, stream/seq/ack/len/flags/win equal.
+Per-flag precision/recall/F1 and row-level equality of all analysis flags.
 The oracle files come with the public traces (tests/data/traces), the real-kernel
 samples (samples/), the crafted captures (tests/data/crafted) and the real-kernel
 captures of the port-reuse rule (tests/data/real).  The table is printed at the end of
@@ -70,7 +70,7 @@ def test_rows_all_flags_equal(agreement):
 
 
 def test_flags_that_must_occur(agreement):
-    """The corpus must exercise the flags the issue names (samples fill what the public set lacks)."""
+    """The corpus must exercise the flags the analysis reports (samples fill what the public set lacks)."""
     for flag in ("retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order",
                  "lost_segment", "ack_lost_segment", "duplicate_ack", "zero_window", "window_full",
                  "window_update", "keep_alive", "keep_alive_ack"):

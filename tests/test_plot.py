@@ -1,4 +1,4 @@
-"""Plots (issue 8): every kind renders a non-blank image from one pass of the engine;
+"""Plots: every kind renders a non-blank image from one pass of the engine;
 a missing matplotlib is a one-line error with exit code 2."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Connection summaries against Zeek's own baselines (conn.log files and parsed expectations).
 
-Issue 4: conn_state equal for >= 97% of Zeek's TCP connections, history for >= 90%,
+Targets: conn_state equal for >= 97% of Zeek's TCP connections, history for >= 90%,
 orientation (who is the originator) for >= 97%.  Matching: Zeek splits a 4-tuple into a new
 connection after a close where Wireshark (and tcpanalyze's stream numbering) keeps one stream
 until a SYN with a new ISN; each Zeek connection is therefore paired with tcpanalyze's

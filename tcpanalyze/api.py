@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from itertools import islice
-from typing import Any, Callable, ClassVar, Iterator, Sequence, TypeVar, Union
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence, TypeVar, Union
 
 from tcpanalyze._version import __version__
 from tcpanalyze.analysis import REUSED_PORTS, analysis_names
@@ -24,6 +24,7 @@ from tcpanalyze.model import Segment, addr_str, flag_str
 from tcpanalyze.parallel import expand_inputs, iter_reports
 from tcpanalyze.pipeline import RunStats, check_decodable, finish_stats, gc_tuned, run_packets
 from tcpanalyze.schema import SCHEMA_VERSION
+from tcpanalyze.findings.base import THRESHOLDS
 from tcpanalyze.session import AnalyzeOptions, address_matcher, engine_kwargs, merge_reports, thresholds_from
 from tcpanalyze.sources.pcap import open_capture
 from tcpanalyze.summary import summarize
@@ -344,7 +345,8 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
             checksums: str | None = None, retrans_rate: float | None = None, retrans_min: int | None = None,
             time_wait_peak: int | None = None, close_wait: float | None = None, zero_window: float | None = None,
             syn_flood: int | None = None, hs_rtt_factor: float | None = None, hs_rtt_min_ms: float | None = None,
-            max_findings_per_kind: int | None = None, time_wait: str | float | None = None) -> Report:
+            max_findings_per_kind: int | None = None, time_wait: str | float | None = None,
+            thresholds: Mapping[str, float] | None = None) -> Report:
     """Analyse capture files as ``tcpanalyze analyze --json`` does and return the Report.
 
     ``paths``: a path or a list of them (directories and glob patterns are expanded as on the
@@ -353,12 +355,18 @@ def analyze(paths: PathLike | Sequence[PathLike], *, jobs: int = 1, keep_connect
     ``time_wait``: how long TIME_WAIT lasts, ``"linux"``, ``"windows"``, ``"bsd"``, ``"rfc"``
     (``engine.TIME_WAIT_PRESETS``) or seconds (instead of ``msl``: TIME_WAIT = 2*MSL).
     ``keep_connections=N`` keeps only the N worst connection records (all by default).
+    ``thresholds``: the thresholds the detectors declare, by the name of their option
+    (``{"slow_server_ms": 100, "stall_min_s": 2}``; ``findings.base.THRESHOLDS`` lists them).
     Raises ``SourceError`` when a file cannot be read.
     """
     th_given: dict[str, Any] = {"retrans_rate": retrans_rate, "retrans_min": retrans_min,
                                 "time_wait_peak": time_wait_peak, "close_wait": close_wait,
                                 "zero_window": zero_window, "syn_flood": syn_flood, "hs_rtt_factor": hs_rtt_factor,
                                 "hs_rtt_min_ms": hs_rtt_min_ms, "max_findings_per_kind": max_findings_per_kind}
+    for name, value in (thresholds or {}).items():
+        if name not in THRESHOLDS:
+            raise ValueError(f"thresholds: no threshold {name!r} (one of {', '.join(sorted(THRESHOLDS))})")
+        th_given[name] = value
     if time_wait is not None:
         if msl is not None:
             raise ValueError("give time_wait or msl, not both (TIME_WAIT lasts 2*MSL)")

@@ -172,3 +172,14 @@ def test_records_are_frozen_and_slotted():
     assert isinstance(c.orig, tcpanalyze.EndpointSummary) and isinstance(c.unexpected, tuple)
     assert tcpanalyze.Connection.from_dict(c.to_dict()) == c
     assert tcpanalyze.Finding.from_dict(f.to_dict()) == f
+
+
+def test_analyze_takes_the_detectors_thresholds():
+    """The thresholds a detector module declares are keyword values of tcpanalyze.analyze:
+    the 400 ms think time of samples/slow_server.pcap is slow above 300 ms, not above 450 ms."""
+    cap = ROOT / "samples" / "slow_server.pcap"
+    kinds = lambda rep: [f.kind for f in rep.findings]        # noqa: E731
+    assert "slow_server" in kinds(tcpanalyze.analyze(cap, thresholds={"slow_server_ms": 300}))
+    assert "slow_server" not in kinds(tcpanalyze.analyze(cap, thresholds={"slow_server_ms": 450}))
+    with pytest.raises(ValueError, match="no threshold 'slow_servr_ms'"):
+        tcpanalyze.analyze(cap, thresholds={"slow_servr_ms": 1})

@@ -465,7 +465,8 @@ class PacketStream(_Stream):
         self._explain = cfg.explain
         self._wanted = wanted
         # finished connections are not kept: memory stays O(live connections)
-        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=_forget), self._row, out)
+        super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=_forget, diagnose=False),
+                         self._row, out)
         self._append = out.append
 
     def _row(self, seg: Segment, a: Analyzer) -> None:

@@ -1589,7 +1589,10 @@ class Analyzer:
 
     ``detail=False`` leaves out the verdict's numbers for the packets list (relative SEQ and
     ACK, calculated window, bytes in flight: they stay 0, 0, 0 and -1), for a caller that
-    reads only a verdict's connection, direction, analysis bits and ACK RTT."""
+    reads only a verdict's connection, direction, analysis bits and ACK RTT.
+    ``diagnose=False`` leaves out what the connection summaries need to say what limited a
+    transfer (``EndpointPerf``: throughput, the time breakdown, think times), for a caller that
+    reports only the verdicts (``packets``, ``compare``)."""
 
     # set by __init__ below; C fields when compiled, so feed() neither boxes the results nor
     # looks its attributes up in a dictionary (no __slots__: one analyzer per run)
@@ -1599,10 +1602,10 @@ class Analyzer:
               ("keep_rtt", "bint"), ("max_unacked", "long long"), ("segments", "long long"),
               ("last_ns", "long long"), ("ts_backwards", "long long"), ("next_sweep", "long long"),
               ("cur_frame", "long long"), ("verdict", "Verdict"), ("fast_rtx_ns", "long long"),
-              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"))
+              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"), ("diagnose", "bint"))
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
-                 on_conn_done=None, detail: bool = True):
+                 on_conn_done=None, detail: bool = True, diagnose: bool = True):
         self.cfg = config or Config()
         self.explain = self.cfg.explain
         self.max_unacked = self.cfg.max_unacked
@@ -1616,6 +1619,7 @@ class Analyzer:
         self.keep_timeline = keep_timeline
         self.keep_rtt = keep_rtt
         self.detail = detail
+        self.diagnose = diagnose
         self.segments = 0
         self.first_ns = None
         self.last_ns = 0
@@ -1765,10 +1769,11 @@ class Analyzer:
         v.acks_frame = 0
         if rev.segs:
             _match_ack(rev, seg, v)
-        if seg.paylen:
-            _perf_sent(conn, fwd, rev, seg, aflags)
-        if flags & _ACK and rev.perf.first_frame:
-            _perf_acked(rev, fwd, seg, aflags)
+        if self.diagnose:
+            if seg.paylen:
+                _perf_sent(conn, fwd, rev, seg, aflags)
+            if flags & _ACK and rev.perf.first_frame:
+                _perf_acked(rev, fwd, seg, aflags)
         if self.detail:
             _verdict_numbers(fwd, rev, seg, v)
         if seg.sack is not None or fwd.sack is not None:

@@ -111,7 +111,7 @@ def packets(file, fmt, absolute, relative_time, stream, host, port, output, **kw
     tsv = TsvRows(write, absolute, wanted, relative=relative_time, t0=t0)
     base = [t0]
     # packets keeps nothing of finished connections: their cached row text goes with them
-    analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=tsv.drop)
+    analyzer = Analyzer(cfg, keep_timeline=False, on_conn_done=tsv.drop, diagnose=False)
     buf = []
     append = buf.append
     flush_at = 2048

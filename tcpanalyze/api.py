@@ -484,28 +484,32 @@ def _forget(conn: Conn) -> None:
     """on_conn_done for the packet stream: nothing is kept of a finished connection."""
 
 
-class ConnectionStream(_Stream):
-    """Iterator of ``Connection`` records (``tcpanalyze.connections``), in stream order or in
-    the order connections end (``order="end"``)."""
+class _Connections(_Stream):
+    """The connection summaries of a capture, in stream order or in the order connections
+    end (``order="end"``); ``_record`` turns a summary (the ``flows --format jsonl`` dict) into
+    what is yielded."""
 
     def __init__(self, path: PathLike, cfg: Config, order: str):
         if order not in ("stream", "end"):
             raise ValueError(f"order must be 'stream' or 'end', not {order!r}")
-        out: list[Connection] = []
+        out: list[Any] = []
         self._by_stream = order == "stream"
-        self._waiting: dict[int, Connection] = {}
+        self._waiting: dict[int, Any] = {}
         self._next = 0
         self._emit = out.append
         super().__init__(path, Analyzer(cfg, keep_timeline=False, on_conn_done=self._done, detail=False), None, out)
 
+    def _record(self, summary: dict[str, Any]) -> Any:
+        return summary
+
     def _done(self, conn: Conn) -> None:
-        rec = Connection.from_dict(summarize(conn))
+        rec = self._record(summarize(conn))
         if not self._by_stream:
             self._emit(rec)
             return
         # stream order: a connection waits for every earlier stream to end
         waiting = self._waiting
-        waiting[rec.stream] = rec
+        waiting[conn.stream] = rec
         while self._next in waiting:
             self._emit(waiting.pop(self._next))
             self._next += 1
@@ -513,7 +517,24 @@ class ConnectionStream(_Stream):
     def _at_end(self) -> None:
         self._analyzer.finish()
 
+
+class ConnectionStream(_Connections):
+    """Iterator of ``Connection`` records (``tcpanalyze.connections``)."""
+
+    def _record(self, summary: dict[str, Any]) -> Connection:
+        return Connection.from_dict(summary)
+
     def __iter__(self) -> Iterator[Connection]:
+        for block in self._blocks():
+            yield from block
+
+
+class ConnectionDicts(_Connections):
+    """Iterator of the connection summaries as dicts, exactly ``Connection.to_dict()`` of the
+    records ``ConnectionStream`` yields (tested), without building the records: what
+    ``flows --format json|jsonl`` writes."""
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         for block in self._blocks():
             yield from block
 
@@ -610,3 +631,16 @@ def connections(path: PathLike, *, order: str = "stream", fast_rtx_ms: float | N
     Raises ``SourceError`` if the file cannot be read."""
     cfg = Config(**_engine(fast_rtx_ms, ooo_ms, msl, max_unacked, max_connections, idle_timeout, checksums))
     return ConnectionStream(path, cfg, order)
+
+
+def connection_dicts(path: PathLike, *, order: str = "stream", **options: Any) -> ConnectionDicts:
+    """``connections`` with each record as the dict ``Connection.to_dict()`` gives (the
+    ``flows --format jsonl`` line), for a caller that only writes them out.  Options as for
+    ``connections``."""
+    cfg = Config(**_engine(*(options.pop(k, None) for k in _ENGINE_OPTIONS)))
+    if options:
+        raise TypeError(f"connection_dicts: unknown option(s) {', '.join(sorted(options))}")
+    return ConnectionDicts(path, cfg, order)
+
+
+_ENGINE_OPTIONS = ("fast_rtx_ms", "ooo_ms", "msl", "max_unacked", "max_connections", "idle_timeout", "checksums")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import tcpanalyze
+from tcpanalyze.api import connection_dicts
 from tcpanalyze import api
 from tcpanalyze.cli import cli
 
@@ -183,3 +184,16 @@ def test_analyze_takes_the_detectors_thresholds():
     assert "slow_server" not in kinds(tcpanalyze.analyze(cap, thresholds={"slow_server_ms": 450}))
     with pytest.raises(ValueError, match="no threshold 'slow_servr_ms'"):
         tcpanalyze.analyze(cap, thresholds={"slow_servr_ms": 1})
+
+
+@pytest.mark.parametrize("name", ["samples/lossy_bulk.pcap", "samples/rst_refused_aborted.pcap",
+                                  "samples/slow_latency.pcap", "tests/data/traces/206_example_b.pcap",
+                                  "tests/data/traces/pcapplusplus-one_ipv6_http_stream.pcap"])
+def test_connection_dicts_are_the_records_to_dict(name):
+    """flows --format jsonl writes connection_dicts(): the same bytes as the typed records'
+    to_dict(), in the same order, without building the records."""
+    typed = [json.dumps(c.to_dict()) for c in tcpanalyze.connections(ROOT / name)]
+    plain = [json.dumps(d) for d in connection_dicts(ROOT / name)]
+    assert typed and plain == typed
+    with pytest.raises(TypeError, match="unknown option"):
+        connection_dicts(ROOT / name, msll=1)

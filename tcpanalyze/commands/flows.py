@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from tcpanalyze.api import connections
+from tcpanalyze.api import connection_dicts, connections
 from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, no_stream,
                                         open_output, parquet_output, pop_engine_kw, run_capture, stats_notes,
                                         stdout)
@@ -69,8 +69,8 @@ def flows(file, fmt, stream, top, sort_key, output, **kw):
         else:
             # a file runs with the cyclic collector off, as analyze does (pipeline.gc_tuned)
             with input_errors(file), gc_tuned(off=file != "-"):
-                it = connections(file, **engine)
-                recs = [c.to_dict() for c in it]
+                it = connection_dicts(file, **engine)
+                recs = list(it)
             stats = it.stats
             stats_notes(file, stats)
         _write(file, recs, fmt, output, detail=stream is not None)

@@ -1,7 +1,7 @@
 """Print, or write into docs/agreement.md, the table of tcpanalyze's agreement with tshark.
 
-It runs the same comparison as tests/test_oracle.py (every oracle file under samples/,
-tests/data/traces/ and tests/data/crafted/) and prints a Markdown table: rows decoded and
+It runs the same comparison as tests/test_oracle.py (every oracle file under samples/ and
+tests/data/: traces, crafted, real) and prints a Markdown table: rows decoded and
 equal per corpus, and per analysis flag the counts, precision and recall.
 
     python bench/agreement.py                          # print the table
@@ -18,10 +18,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from oracle import ALL_FLAGS, Agreement, capture_of, load_oracle, oracle_files, our_rows  # noqa: E402
+from test_oracle import CONFIGS  # noqa: E402  (llc.pcap is compared with a longer linger, as the test does)
 
 CORPORA = {"public traces (tests/data/traces)": ROOT / "tests" / "data" / "traces",
            "real-kernel samples (samples)": ROOT / "samples",
-           "crafted (tests/data/crafted)": ROOT / "tests" / "data" / "crafted"}
+           "crafted (tests/data/crafted)": ROOT / "tests" / "data" / "crafted",
+           "real-kernel port-reuse captures (tests/data/real)": ROOT / "tests" / "data" / "real"}
 BEGIN = "<!-- agreement table: written by bench/agreement.py -->"
 END = "<!-- end of agreement table -->"
 
@@ -37,7 +39,7 @@ def measure() -> tuple[dict[str, tuple[int, Agreement]], Agreement]:
         ag = Agreement()
         files = oracle_files(root)
         for tsv in files:
-            oracle, ours = load_oracle(tsv), our_rows(capture_of(tsv))
+            oracle, ours = load_oracle(tsv), our_rows(capture_of(tsv), CONFIGS.get(tsv.name))
             ag.add(tsv.name, oracle, ours)
             total.add(tsv.name, oracle, ours)
         per[title] = (len(files), ag)

@@ -52,26 +52,8 @@ REC=$NEW/RECORDING.txt
 RELAY_PID=
 OK=0
 
-cleanup() {
-  trap '' TERM INT  # a second signal must not cut the cleanup short
-  set +e
-  local ns pids
-  for ns in "$NS_A" "$NS_B"; do  # only processes running inside our own namespaces
-    pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
-    [ -n "$pids" ] && kill $pids 2>/dev/null
-  done
-  if [ -n "$RELAY_PID" ]; then kill "$RELAY_PID" 2>/dev/null; wait "$RELAY_PID" 2>/dev/null; fi
-  sleep 0.3
-  for ns in "$NS_A" "$NS_B"; do
-    pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
-    [ -n "$pids" ] && kill -9 $pids 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
-  done
-  if [ "$OK" = 1 ]; then rm -rf "$WORK"; else echo "make_samples: FAILED; logs kept in $WORK" >&2; fi
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+. "$TOOLS/cleanup.sh"
+bed_traps make_samples
 
 log() { echo "$*" | tee -a "$REC"; }
 ina() { ip netns exec "$NS_A" "$@"; }

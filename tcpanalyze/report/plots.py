@@ -16,14 +16,19 @@ Kinds
     SEQ+LEN per data segment (retransmissions in red), the receiver's ACK line and its
     receive-window line (ACK + calculated window), and the SACK blocks it reported.
 ``window``
-    Both endpoints' advertised (calculated) window and each sender's bytes in flight over
-    time; zero-window episodes shaded, window shrinks marked.
+    One panel per data direction, each on its own byte scale: the sender's bytes in flight
+    and the receiver's advertised (calculated) window over time; the receiver's zero-window
+    episodes shaded, its window shrinks marked.
 ``rtt``
     Per-segment RTT samples (Karn's rule applied: no sample from an ACK of retransmitted
-    data) of each direction's data, over time.
+    data) of each direction's data, as points over time.
 ``timewait``
     Connections in TIME_WAIT per host over the whole capture: each TIME_WAIT lasts 2*MSL
-    from its start (``Analyzer.tw_starts``); a threshold line.
+    from its start (``Analyzer.tw_starts``); a threshold line; after the last packet the
+    curve is a projection, drawn dashed.
+
+Byte axes are labelled in B/kB/MB/GB (powers of 1000).  Every plot function takes an optional
+``time_range`` (``plot_tseq`` also ``seq_range``) and returns a :class:`PlotInfo`.
 """
 from __future__ import annotations
 

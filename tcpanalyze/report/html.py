@@ -146,7 +146,6 @@ def _tw_chart(col: HtmlCollector, report, threshold: int) -> dict:
     """The TIME_WAIT-per-host figure: solid up to the end of each capture, dashed after it."""
     tws = [t for t in col.time_wait.values() if t.starts and t.first_ns is not None]
     multi = len(col.time_wait) > 1
-    base = min((t.first_ns for t in tws), default=0)
     data, shapes = [], []
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf"]
@@ -155,6 +154,7 @@ def _tw_chart(col: HtmlCollector, report, threshold: int) -> dict:
     peak = 0
     k = 0
     for tw in tws:
+        base = tw.first_ns                  # each file on its own clock
         end_s = (tw.last_ns - base) / 1e9
         real_end = max(real_end, end_s)
         name_file = os.path.basename(tw.source)
@@ -201,17 +201,55 @@ def _tw_chart(col: HtmlCollector, report, threshold: int) -> dict:
                        "y1": threshold, "line": {"color": "#d62728", "dash": "dash", "width": 1}})
         data.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "hoverinfo": "skip",
                      "name": f"threshold {threshold}", "line": {"color": "#d62728", "dash": "dash"}})
-    hold = tws[0].hold_ns / 1e9 if tws else 0
-    lay = HD._base_layout(f"Connections in TIME_WAIT per host (each for 2*MSL = {hold:g} s); dashed after the end of "
-                          "the capture: no new connection assumed, each running out its 2*MSL",
-                          "time since the first capture's first packet (s)", "connections in TIME_WAIT",
-                          shapes=shapes)
+    if not tws and not col.time_wait:
+        # the files ran in worker processes (--jobs): the report's per-slice maxima, no projection
+        k, peak, real_end = _tw_from_summary(report, data, palette)
+        if k:
+            tws = [None]
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": threshold,
+                           "y1": threshold, "line": {"color": "#d62728", "dash": "dash", "width": 1}})
+    hold = report.summary.get("time_wait", {}).get("length_s", 0)
+    title = f"Connections in TIME_WAIT per host (each for 2*MSL = {hold:g} s)"
+    if any(t.get("meta") == "projection" for t in data):
+        title += ("<br>dashed, on grey: after the end of the capture (projected: no new connection, each "
+                  "running out its 2*MSL; double-click to see it all)")
+    lay = HD._base_layout(title, f"time since the {'file' if multi else 'capture'}'s first packet (s)",
+                          "connections in TIME_WAIT", shapes=shapes)
     # the initial view is the capture itself; zooming out (double-click) shows the projection
     lay["xaxis"]["range"] = [0, max(real_end * 1.04, 1e-3)]
     lay["yaxis"]["range"] = [0, max(peak, threshold) * 1.12 + 1]
     lay["title"]["font"]["size"] = 13
     return {"data": data, "layout": lay, "empty": not tws,
             "counts": {"hosts": k, "real_end": round(real_end, 6), "projection_end": round(full_end, 6)}}
+
+
+def _tw_from_summary(report, data: list, palette: list) -> tuple[int, int, float]:
+    """TIME_WAIT traces from the report's ``series`` (maximum per slice of each file)."""
+    spans = {f.get("source"): f.get("summary") or {} for f in report.files}
+    starts = [s["start"] for s in spans.values() if s.get("start") is not None]
+    if not starts:
+        return 0, 0, 0.0
+    k = peak = 0
+    real_end = 0.0
+    multi = len(report.files) > 1
+    for h in report.summary.get("time_wait", {}).get("hosts", []):
+        src = h.get("file") or (report.files[0].get("source") if report.files else None)
+        fs = spans.get(src) or {}
+        if fs.get("start") is None or not h.get("series"):
+            continue
+        n = len(h["series"])
+        width = (fs["end"] - fs["start"]) / n
+        base = fs["start"]
+        xs = [round(i * width, 6) for i in range(n)] + [round(fs["end"] - base, 6)]
+        ys = list(h["series"]) + [h["series"][-1]]
+        real_end = max(real_end, fs["end"] - base)
+        peak = max([peak] + ys)
+        label = h["host"] + (f" ({os.path.basename(src or '')})" if multi else "")
+        data.append({"type": "scatter", "mode": "lines", "name": f"{label}: in the capture (maximum per slice)",
+                     "x": xs, "y": ys, "line": {"shape": "hv", "color": palette[k % len(palette)], "width": 2},
+                     "meta": "real"})
+        k += 1
+    return k, peak, real_end
 
 
 def _envelope(xs: list[float], ys: list[int], bins: int) -> tuple[list[float], list[int]]:
@@ -311,6 +349,16 @@ def collect_report_details(report, col: HtmlCollector, options) -> dict:
         found = HD.collect_details(path, rs, options.engine, options.thresholds)
         for s, d in found.items():
             out[(path, s)] = d
+    return out
+
+
+def policy_results(results) -> list[dict]:
+    """``check``'s FileResults as plain data for the page's "Policy checks" section."""
+    out = []
+    for fr in results:
+        out.append({"file": fr.file, "status": fr.status, "error": fr.error,
+                    "results": [{"rule": r.rule, "status": r.status, "message": r.message,
+                                 "measured": r.measured, "limit": r.limit} for r in fr.results]})
     return out
 
 

@@ -32,7 +32,7 @@ from tcpanalyze.report import htmldata as HD
 from tcpanalyze.report.plots import time_wait_series
 
 #: rows of the connections table (the worst by findings, then bytes); the rest are counted
-K_HTML_ROWS = 1000
+K_HTML_ROWS = 300
 #: findings listed per kind (the summary counts them all)
 K_FINDINGS_PER_KIND = 50
 #: hosts drawn in the TIME_WAIT chart (per file)

@@ -27,7 +27,7 @@ from tcpanalyze.engine import Analyzer, Config, addr_port
 from tcpanalyze.findings import Detectors
 from tcpanalyze.findings.stall import stall_spans
 from tcpanalyze.model import ACK, FIN, RST, SYN
-from tcpanalyze.pipeline import analyze_source
+from tcpanalyze.pipeline import RunStats, finish_stats, open_capture, run_packets
 from tcpanalyze.report.ladder import LadderCollector, analysis_notes, render_svg
 from tcpanalyze.report.plots import StreamRecorder, data_direction
 
@@ -141,12 +141,49 @@ def collect_details(path: str, picks: list[dict], engine_kw: dict | None = None,
         d.ladder(seg, a)
         det.on_segment(seg, a)
 
-    analyze_source(path, analyzer, on_segment=on_segment, keep=keep)
+    # only the frames inside a chosen connection's first..last frame are decoded; reading
+    # stops after the last of them
+    spans = _merge_spans(sorted((r["first_frame"], r["last_frame"]) for r in picks))
+    stats = RunStats(path)
+    reader = open_capture(path)
+    try:
+        run_packets(_frames_in(iter(reader), spans), analyzer, stats, on_segment, keep, finite=True)
+    finally:
+        finish_stats(stats, reader)
     analyzer.finish()
     for d in found.values():
         d.conn = d.rec.conn
         d.stalls = [st for side in (0, 1) for st in stall_spans(d.conn, det.th, side)]
     return found
+
+
+def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for lo, hi in spans:
+        if out and lo <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(a, b) for a, b in out]
+
+
+def _frames_in(packets, spans: list[tuple[int, int]]):
+    """The packets whose frame number lies in one of the (sorted, disjoint) ``spans``."""
+    if not spans:
+        return
+    k = 0
+    lo, hi = spans[0]
+    for pkt in packets:
+        fr = pkt[0]
+        if fr < lo:
+            continue
+        while fr > hi:
+            k += 1
+            if k == len(spans):
+                return
+            lo, hi = spans[k]
+        if fr >= lo:
+            yield pkt
 
 
 # ------------------------------------------------------------------------------ figures

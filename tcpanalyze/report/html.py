@@ -146,7 +146,7 @@ def _tw_chart(col: HtmlCollector, report, threshold: int) -> dict:
     """The TIME_WAIT-per-host figure: solid up to the end of each capture, dashed after it."""
     tws = [t for t in col.time_wait.values() if t.starts and t.first_ns is not None]
     multi = len(col.time_wait) > 1
-    data, shapes = [], []
+    data, shapes, annotations = [], [], []
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf"]
     real_end = 0.0
@@ -193,7 +193,11 @@ def _tw_chart(col: HtmlCollector, report, threshold: int) -> dict:
                              "hovertemplate": "%{x:.3f} s: %{y} projected<extra>" + _html.escape(label) + "</extra>"})
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": end_s, "x1": end_s, "y0": 0, "y1": 1,
                        "line": {"color": "#555", "dash": "dot", "width": 1}})
-        if full_end > end_s:
+        if multi:
+            annotations.append({"x": end_s, "y": 1, "xref": "x", "yref": "paper", "showarrow": False,
+                                "text": f"end of {_html.escape(name_file)}", "textangle": -90, "xanchor": "right",
+                                "yanchor": "top", "font": {"size": 10, "color": "#555"}})
+        elif full_end > end_s:
             shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": end_s, "x1": full_end, "y0": 0,
                            "y1": 1, "fillcolor": "rgba(120,120,120,0.10)", "line": {"width": 0}, "layer": "below"})
     if tws:
@@ -211,10 +215,12 @@ def _tw_chart(col: HtmlCollector, report, threshold: int) -> dict:
     hold = report.summary.get("time_wait", {}).get("length_s", 0)
     title = f"Connections in TIME_WAIT per host (each for 2*MSL = {hold:g} s)"
     if any(t.get("meta") == "projection" for t in data):
-        title += ("<br>dashed, on grey: after the end of the capture (projected: no new connection, each "
-                  "running out its 2*MSL; double-click to see it all)")
+        title += ("<br>dashed" + ("" if multi else ", on grey") + ": after the end of the capture (projected: no new "
+                  "connection, each running out its 2*MSL; double-click to see it all)")
     lay = HD._base_layout(title, f"time since the {'file' if multi else 'capture'}'s first packet (s)",
-                          "connections in TIME_WAIT", shapes=shapes)
+                          "connections in TIME_WAIT", shapes=shapes, annotations=annotations, height=480)
+    lay["legend"]["y"] = -0.2
+    lay["margin"]["b"] = 70
     # the initial view is the capture itself; zooming out (double-click) shows the projection
     lay["xaxis"]["range"] = [0, max(real_end * 1.04, 1e-3)]
     lay["yaxis"]["range"] = [0, max(peak, threshold) * 1.12 + 1]

@@ -360,3 +360,22 @@ def test_browser_check_report(browser, tmp_path):
         assert p.errors == [] and p.requests == [p.url]
     finally:
         p.close()
+
+
+def test_long_connection_is_thinned():
+    """Past K_MAX_POINTS segments a connection's graphs draw 1 in k segments (marked ones
+    first) and say so in the title; the counts stay those of what is drawn."""
+    from tcpanalyze.report import htmldata as HD
+    from tcpanalyze.session import analyze_file
+
+    rep = analyze_file(str(LOSSY))
+    (d,) = HD.collect_details(str(LOSSY), list(rep.connections)).values()
+    full = HD.tseq_figure(d)
+    assert "drawn" not in full["layout"]["title"]["text"]
+    thin = HD.tseq_figure(d, max_points=1000)
+    assert "(1 in " in thin["layout"]["title"]["text"]
+    assert thin["counts"]["segments"] < full["counts"]["segments"] // 2
+    marked = HD.tseq_figure(d, max_points=3000)
+    # under the budget for marked segments: every retransmission is still drawn
+    assert marked["counts"]["retransmissions"] == 176
+    assert marked["counts"]["segments"] < full["counts"]["segments"]

@@ -34,8 +34,9 @@ from tcpanalyze.report.plots import StreamRecorder, data_direction
 #: default number of connections chosen by findings, and again by transfer time
 K_HTML_CONNECTIONS = 10
 #: segments of one connection drawn in full; past it, 1 in k ordinary segments (every
-#: segment with an analysis flag, SYN/FIN/RST or SACK blocks is always drawn)
-K_MAX_POINTS = 20000
+#: segment with an analysis flag, SYN/FIN/RST or SACK blocks is drawn while they are fewer
+#: than half of this; past that, 1 in k of every segment)
+K_MAX_POINTS = 5000
 
 C_SIDE = ("#1f77b4", "#ff7f0e")         # client, server
 C_RTX = "#d62728"
@@ -203,6 +204,10 @@ def _rows(rec: StreamRecorder, max_points: int) -> tuple[list[int], int]:
     if n <= max_points:
         return list(range(n)), 1
     special = [i for i in range(n) if rec.aflags[i] or rec.flags[i] & (SYN | FIN | RST) or i in rec.sack]
+    if len(special) * 2 > max_points:
+        # even the marked segments are too many: 1 in k of every segment
+        step = -(-n // max_points)
+        return list(range(0, n, step)), step
     step = max(2, -(-(n - len(special)) // max(1, max_points - len(special))))
     keep = set(special)
     keep.update(range(0, n, step))
@@ -304,7 +309,7 @@ def tseq_figure(d: ConnDetail, max_points: int = K_MAX_POINTS) -> dict:
     st = [((a - t0) / 1e9, (b - t0) / 1e9) for side, a, b, *_r2 in d.stalls if side == s]
     sh1, lg1 = _spans(zw, C_ZW, f"{peer} zero window ({len(zw)})")
     sh2, lg2 = _spans(st, C_STALL, f"stall: {who} data unacknowledged, nothing sent ({len(st)})")
-    note = f" (1 in {step} ordinary segments drawn)" if step > 1 else ""
+    note = f" (1 in {step} segments drawn)" if step > 1 else ""
     lay = _base_layout(f"Time–sequence graph: {who} → {peer} data{note}", "time since the connection's first segment (s)",
                        f"relative sequence number, {who} data", shapes=sh1 + sh2)
     lay["yaxis"].update({"tickformat": "~s", "ticksuffix": "B"})
@@ -361,7 +366,7 @@ def window_figure(d: ConnDetail, max_points: int = K_MAX_POINTS) -> dict:
                          "x": [(x[1] - t0) / 1e9 for x in shr], "y": [0] * len(shr), "xaxis": "x", "yaxis": "y" + ax,
                          "text": [f"frame {x[0]}: window shrank by {x[2]} B" for x in shr], "hoverinfo": "text",
                          "marker": {"symbol": "triangle-down", "size": 10, "color": C_RTX}})
-    note = f" (1 in {step} ordinary segments drawn)" if step > 1 else ""
+    note = f" (1 in {step} segments drawn)" if step > 1 else ""
     lay = _base_layout(f"Advertised window and bytes in flight, per side{note}",
                        "time since the connection's first segment (s)", "", shapes=shapes, height=520)
     ycommon = {"tickformat": "~s", "ticksuffix": "B", "rangemode": "tozero"}

@@ -190,9 +190,11 @@ def test_missing_plotly_is_a_usage_error(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "plotly" else real(name, *a))
-    r = CliRunner().invoke(cli, ["analyze", str(LOSSY), "--html", "x.html"])
-    assert r.exit_code == 2
-    assert "pip install 'tcpanalyze[html]'" in r.output
+    for argv in (["analyze", str(LOSSY)], ["check", str(LOSSY), "--max-rst", "0"]):
+        r = CliRunner().invoke(cli, [*argv, "--html", "x.html"])
+        assert r.exit_code == 2, r.output
+        lines = r.output.strip().splitlines()
+        assert lines == ["tcpanalyze: error: --html needs plotly: pip install 'tcpanalyze[html]'"], lines
 
 
 # ---------------------------------------------------------------------------- in a browser

@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, filter_options, no_stream,
-                                        open_output, pop_engine_kw, warn)
+from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_INPUT, EXIT_OK, EXIT_USAGE, engine_options, filter_options,
+                                        no_stream, open_output, pop_engine_kw, warn)
 from tcpanalyze.commands.reporting import FAIL_ON, stderr_notes, threshold_options
 from tcpanalyze.findings import severity_at_least
 from tcpanalyze.parallel import expand_inputs, iter_reports
@@ -67,7 +67,8 @@ def analyze(files, fmt, output, fail_on, top, html_path, html_connections, jobs,
         try:
             check_dependency()
         except HtmlDependencyError as e:
-            raise click.UsageError(str(e)) from None
+            click.echo(f"tcpanalyze: error: {e}", err=True)
+            sys.exit(EXIT_USAGE)
         html = HtmlCollector(connections=html_connections)
         if keep is not None:
             keep = max(keep, html.rows)       # the page's table; the terminal report still shows --top

@@ -381,3 +381,25 @@ def test_long_connection_is_thinned():
     # under the budget for marked segments: every retransmission is still drawn
     assert marked["counts"]["retransmissions"] == 176
     assert marked["counts"]["segments"] < full["counts"]["segments"]
+
+
+@pytest.mark.parametrize("name, zero_windows, stalls", [("slow_reader_zero_window.pcap", 5, 0),
+                                                         ("slow_rto.pcap", 0, 2)])
+def test_zero_windows_and_stalls_marked(name, zero_windows, stalls):
+    """The receiver's zero-window episodes and the sender's stalls are shaded on the
+    time-sequence graph (and the zero windows on that side's window panel)."""
+    from tcpanalyze.report import htmldata as HD
+    from tcpanalyze.session import analyze_file
+
+    path = str(SAMPLES / name)
+    rep = analyze_file(path)
+    (d,) = HD.collect_details(path, HD.choose(list(rep.connections), rep.slowest, 10)).values()
+    t = HD.tseq_figure(d)
+    assert t["counts"]["zero_windows"] == zero_windows and t["counts"]["stalls"] == stalls
+    rects = [s for s in t["layout"]["shapes"] if s["type"] == "rect"]
+    assert len(rects) == zero_windows + stalls and all(s["x1"] > s["x0"] for s in rects)
+    legend = [x["name"] for x in t["data"] if x["x"] == [None]]
+    assert any(n.startswith("stall") for n in legend) == bool(stalls)
+    assert any("zero window" in n for n in legend) == bool(zero_windows)
+    w = HD.window_figure(d)
+    assert len(w["layout"]["shapes"]) == zero_windows

@@ -215,7 +215,8 @@ def _rows(rec: StreamRecorder, max_points: int) -> tuple[list[int], int]:
 
 
 def _base_layout(title: str, xtitle: str, ytitle: str, **extra) -> dict:
-    lay = {"title": {"text": title, "font": {"size": 14}}, "height": 420, "margin": {"l": 70, "r": 20, "t": 50, "b": 50},
+    lay = {"title": {"text": title, "font": {"size": 14}}, "height": 420,
+           "margin": {"l": 70, "r": 20, "t": 50, "b": 50},
            "xaxis": {"title": {"text": xtitle}, "zeroline": False},
            "yaxis": {"title": {"text": ytitle}, "zeroline": False},
            "hovermode": "closest", "dragmode": "zoom", "legend": {"orientation": "h", "y": -0.18},
@@ -310,7 +311,8 @@ def tseq_figure(d: ConnDetail, max_points: int = K_MAX_POINTS) -> dict:
     sh1, lg1 = _spans(zw, C_ZW, f"{peer} zero window ({len(zw)})")
     sh2, lg2 = _spans(st, C_STALL, f"stall: {who} data unacknowledged, nothing sent ({len(st)})")
     note = f" (1 in {step} segments drawn)" if step > 1 else ""
-    lay = _base_layout(f"Time–sequence graph: {who} → {peer} data{note}", "time since the connection's first segment (s)",
+    lay = _base_layout(f"Time–sequence graph: {who} → {peer} data{note}",
+                       "time since the connection's first segment (s)",
                        f"relative sequence number, {who} data", shapes=sh1 + sh2)
     lay["yaxis"].update({"tickformat": "~s", "ticksuffix": "B"})
     return {"data": data + lg1 + lg2, "layout": lay,
@@ -501,7 +503,8 @@ def connection_detail(d: ConnDetail, max_points: int = K_MAX_POINTS) -> dict:
     """Everything the page shows for one chosen connection."""
     conn = d.conn
     o = conn.orig
-    return {"title": f"tcp.stream {d.record['stream']}: client {addr_port(conn, o)} → server {addr_port(conn, o ^ 1)}",
+    title = f"tcp.stream {d.record['stream']}: client {addr_port(conn, o)} → server {addr_port(conn, o ^ 1)}"
+    return {"title": title,
             "segments": len(d.rec), "ladder": ladder_svg(d),
             "figures": {"states": states_figure(d), "tseq": tseq_figure(d, max_points),
                         "window": window_figure(d, max_points), "rtt": rtt_figure(d),

@@ -20,7 +20,7 @@ POP3 = TRACES / "pop3.pcap"
 CORE = ["tcpanalyze.decode", "tcpanalyze.engine", "tcpanalyze.state", "tcpanalyze.zeek", "tcpanalyze.analysis",
         "tcpanalyze.seq", "tcpanalyze.findings", "tcpanalyze.summary", "tcpanalyze.model", "tcpanalyze.pipeline",
         "tcpanalyze.sources.pcap"]
-HEAVY = ("scapy", "pyshark", "rich", "click", "matplotlib", "dask")
+HEAVY = ("scapy", "pyshark", "rich", "click", "matplotlib", "dask", "plotly")
 
 
 def _modules_after(code: str) -> set[str]:
@@ -37,7 +37,7 @@ def test_core_imports_no_io_or_ui_library():
 def test_help_imports_nothing_heavy():
     mods = _modules_after("from tcpanalyze.cli import main\n"
                           "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
-    assert not mods & {"scapy", "pyshark", "matplotlib", "dask", "rich"}, mods
+    assert not mods & {"scapy", "pyshark", "matplotlib", "dask", "rich", "plotly"}, mods
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

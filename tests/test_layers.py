@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("report", {"tcpanalyze.report", "tcpanalyze.report.ci", "tcpanalyze.report.console",
                 "tcpanalyze.report.flows_table", "tcpanalyze.report.jsonout", "tcpanalyze.report.ladder",
                 "tcpanalyze.report.liveview", "tcpanalyze.report.plots", "tcpanalyze.report.progress",
-                "tcpanalyze.report.richout"}),
+                "tcpanalyze.report.richout", "tcpanalyze.report.html", "tcpanalyze.report.htmldata",
+                "tcpanalyze.report.htmlpage"}),
     ("commands", {"tcpanalyze.commands", "tcpanalyze.cli", "tcpanalyze.__main__"}
      | {f"tcpanalyze.commands.{p.stem}" for p in (PKG / "commands").glob("*.py") if p.stem != "__init__"}),
 ]

@@ -88,6 +88,8 @@ FILE_OUTPUTS = [
     (["check", LOSSY, "--max-rst", "0", "-o", "OUT"], None),
     (["check", LOSSY, "--max-rst", "0", "--junit", "OUT"], None),
     (["ladder", LOSSY, "--stream", "0", "--svg", "OUT"], None),
+    (["analyze", LOSSY, "--html", "OUT"], "plotly"),
+    (["check", LOSSY, "--max-rst", "0", "--html", "OUT"], "plotly"),
     (["plot", LOSSY, "--kind", "tseq", "--stream", "0", "-o", "OUT.png"], "matplotlib"),
     (["compare", LOSSY, "-o", "OUT"], "tshark"),
 ]

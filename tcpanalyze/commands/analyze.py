@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_INPUT, EXIT_OK, engine_options, filter_options, no_stream,
-                                        open_output, pop_engine_kw, warn)
+from tcpanalyze.commands.common import (EXIT_FAIL, EXIT_INPUT, EXIT_OK, EXIT_USAGE, engine_options, filter_options,
+                                        no_stream, open_output, pop_engine_kw, warn)
 from tcpanalyze.commands.reporting import FAIL_ON, stderr_notes, threshold_options
 from tcpanalyze.findings import severity_at_least
 from tcpanalyze.parallel import expand_inputs, iter_reports
@@ -25,13 +25,19 @@ from tcpanalyze.session import AnalyzeOptions, Selection, analyze_file, engine_k
               help="Exit 1 when a finding of this severity or worse is found.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
               help="Worst connections listed in the table report.")
+@click.option("--html", "html_path", default=None, metavar="FILE",
+              help="Also write a self-contained HTML report (interactive graphs, works offline) to FILE. "
+                   "Needs plotly: pip install 'tcpanalyze[html]'.")
+@click.option("--html-connections", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
+              help="--html: connections with per-packet graphs: the N worst by findings and the N longest "
+                   "transfers (the others are summary rows).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes: one file is split by connection (same output), several files run side by side. "
                    "FILES may be directories or glob patterns.")
 @filter_options("Only this connection (tcp.stream index, as in the whole capture).")
 @threshold_options
 @engine_options
-def analyze(files, fmt, output, fail_on, top, jobs, stream, host, port, **kw):
+def analyze(files, fmt, output, fail_on, top, html_path, html_connections, jobs, stream, host, port, **kw):
     """Analyze capture FILES ('-' reads stdin): connections, findings, TIME_WAIT, worst connections.
 
     \b
@@ -53,8 +59,21 @@ def analyze(files, fmt, output, fail_on, top, jobs, stream, host, port, **kw):
     """
     th = thresholds_from(kw)
     engine = engine_kwargs(pop_engine_kw(kw))
+    html = None
+    keep = top if fmt == "table" else None
+    if html_path is not None:
+        from tcpanalyze.report.html import HtmlCollector, HtmlDependencyError, check_dependency
+
+        try:
+            check_dependency()
+        except HtmlDependencyError as e:
+            click.echo(f"tcpanalyze: error: {e}", err=True)
+            sys.exit(EXIT_USAGE)
+        html = HtmlCollector(connections=html_connections)
+        if keep is not None:
+            keep = max(keep, html.rows)       # the page's table; the terminal report still shows --top
     # --json/--jsonl: connection records wait on disk, not in memory (tcpanalyze.records)
-    options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=top if fmt == "table" else None,
+    options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=keep,
                              spill_records=fmt != "table", select=Selection(stream, host, port))
     reports = []
     # directories and globs expand to files; --jobs N runs them (or splits one) in processes (parallel.py)
@@ -63,7 +82,7 @@ def analyze(files, fmt, output, fail_on, top, jobs, stream, host, port, **kw):
     for d, names in skipped.items():
         warn(f"{d}: {len(names)} file(s) skipped, not pcap or pcapng captures: "
              + ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""))
-    each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options) for path in files)
+    each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options, html) for path in files)
     # The output is opened once a file could be read: when none can, stdout gets nothing
     # (and no -o file is created); the error lines on stderr say why.
     out = close = None
@@ -108,6 +127,11 @@ def analyze(files, fmt, output, fail_on, top, jobs, stream, host, port, **kw):
                 out.close()
             else:
                 out.flush()
+    if html is not None and not all(_unreadable(r) for r in reports):
+        from tcpanalyze.report.html import html_report
+
+        size = html_report(html_path, total, html, options)
+        click.echo(f"tcpanalyze: wrote {html_path} ({size / 1e6:.1f} MB)", err=True)
     if total.failed:
         sys.exit(EXIT_INPUT)
     worst = total.worst_severity
@@ -121,7 +145,7 @@ def _unreadable(rep) -> bool:
     return all(f.get("error") for f in rep.files)
 
 
-def _one(path: str, options):
+def _one(path: str, options, html=None):
     bar = None
     cb = None
     if sys.stderr.isatty() and path != "-":
@@ -130,6 +154,12 @@ def _one(path: str, options):
         bar = ProgressBar(path)
         cb = bar.update
     try:
+        if html is not None:
+            from tcpanalyze.report.html import run_file
+
+            rep, tw = run_file(path, options, progress=cb)
+            html.add(tw)
+            return rep
         return analyze_file(path, options, progress=cb)
     finally:
         if bar is not None:

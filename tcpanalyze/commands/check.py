@@ -95,10 +95,16 @@ _RULE_OPTS = ("max_rst", "max_rst_per_port", "forbid", "max_retransmission_rate"
 @click.option("-o", "--output", default=None, help="Write the summary (or JSON) to this file instead of stdout.")
 @click.option("--github", is_flag=True, help="Print GitHub Actions ::error annotations (stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="Summary: list failed rules only.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write a self-contained HTML report (rule results, findings, interactive graphs) to FILE. "
+                   "Needs plotly: pip install 'tcpanalyze[html]'.")
+@click.option("--html-connections", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
+              help="--html: connections with per-packet graphs: the N worst by findings and the N longest "
+                   "transfers.")
 @threshold_options
 @_check_engine_options
-def check(files, policy_path, junit_path, as_json, output, github, quiet, baseline, tolerance, live_connections,
-          **kw):
+def check(files, policy_path, junit_path, as_json, output, github, quiet, html_path, html_connections, baseline,
+          tolerance, live_connections, **kw):
     """Check capture FILES against a policy; exit 1 when a rule fails.  For CI.
 
     \b
@@ -112,7 +118,7 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
     \b
     Exit codes (the first that applies):
       2 usage or policy error (bad option, policy key or value: the message names key and line);
-      4 the summary, the -o file or the --junit file could not be written;
+      4 the summary, the -o file, the --junit or the --html file could not be written;
       3 a file could not be read (the other files are still checked and reported);
       1 a rule failed;
       0 every rule passed.
@@ -134,6 +140,15 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
         if github and as_json and (output is None or output == "-"):
             raise PolicyError("--github and --json both write to stdout: write the JSON with -o FILE")
         base_doc = _load_baseline(policy.baseline) if policy.baseline is not None else None
+        html = None
+        if html_path is not None:
+            from tcpanalyze.report.html import HtmlCollector, HtmlDependencyError, check_dependency
+
+            try:
+                check_dependency()
+            except HtmlDependencyError as e:
+                raise PolicyError(str(e)) from None
+            html = HtmlCollector(connections=html_connections)
     except PolicyError as e:
         raise CheckUsageError(str(e)) from None
 
@@ -141,7 +156,8 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
     ek = pop_engine_kw(kw)
     ek["max_connections"] = live_connections
     options = AnalyzeOptions(engine=engine_kwargs(ek), thresholds=th, keep_connections=None)
-    results = [_check_one(path, options, policy, base_doc, evaluate) for path in files]
+    reports: list | None = [] if html is not None else None
+    results = [_check_one(path, options, policy, base_doc, evaluate, reports, html) for path in files]
 
     if junit_path:
         try:
@@ -165,6 +181,13 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, baseli
             out.close()
         else:
             out.flush()
+    if html is not None and reports:
+        from tcpanalyze.report.html import html_report, policy_results
+        from tcpanalyze.session import merge_reports
+
+        size = html_report(html_path, merge_reports(reports), html, options, policy_results(results),
+                           title="tcpanalyze check")
+        click.echo(f"tcpanalyze: wrote {html_path} ({size / 1e6:.1f} MB)", err=True)
     sys.exit(exit_code(results))
 
 
@@ -183,9 +206,17 @@ def _load_baseline(path: str):
     return file_views(doc)
 
 
-def _check_one(path: str, options, policy, base_views, evaluate):
+def _check_one(path: str, options, policy, base_views, evaluate, reports=None, html=None):
     t0 = time.perf_counter()
-    rep = analyze_file(path, options)
+    if html is not None:
+        from tcpanalyze.report.html import run_file
+
+        rep, tw = run_file(path, options)
+        html.add(tw)
+    else:
+        rep = analyze_file(path, options)
+    if reports is not None:
+        reports.append(rep)
     elapsed = time.perf_counter() - t0
     stderr_notes(rep)
     view = file_views(rep)[0]

@@ -269,6 +269,16 @@ def _checksum(cs: dict, state: int) -> bool:
     return False
 
 
+def write_record(mem, off: int, kind: int, last_ns: int, seg: Segment) -> None:
+    """Write one segment record at ``mem[off:]`` (``dispatch`` does this for every segment)."""
+    _put_seg(mem, off, kind, last_ns, seg)
+
+
+def read_record(mem, off: int) -> Segment:
+    """The segment of the record at ``mem[off:]`` (``consume`` does this for every segment)."""
+    return _get_seg(mem, off)
+
+
 # ---------------------------------------------------------------------------- reading records
 @cython.cfunc
 @cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, seg=Segment, p=cython.p_uchar, q=cython.p_longlong,
@@ -357,4 +367,5 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
 
 _HEAD = struct.Struct("=qqq")
 
-__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "owner", "prepare", "dispatch", "consume"]
+__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "owner", "prepare", "dispatch", "consume", "write_record",
+           "read_record"]

@@ -137,8 +137,9 @@ def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
     if len(paths) == 1:
         p = paths[0]
         # a selection (analyze --stream/--host/--port) needs the whole capture's stream
-        # numbers, which a split learns only when its parts are merged: one process
-        whole = p == "-" or (options is not None and bool(options.select))
+        # numbers, which a split learns only when its parts are merged: one process; standard
+        # input can only be read once, so it is split only when read once (fanout_available)
+        whole = (options is not None and bool(options.select)) or (p == "-" and not fanout_available())
         yield analyze_file(p, options) if whole else analyze_partitioned(p, options, jobs)
         return
     if options is not None and options.spill_records:
@@ -374,7 +375,15 @@ class _Lanes:
         self._take(k)
 
     def send(self, k: int, start: int, stop: int) -> None:
-        self.conns[k].send_bytes(_MSG.pack(b"S", start, stop))
+        self._send(k, _MSG.pack(b"S", start, stop))
+
+    def _send(self, k: int, msg: bytes) -> None:
+        try:
+            self.conns[k].send_bytes(msg)
+        except OSError:
+            # the worker is gone: raise what it said before it went (see _expect)
+            while True:
+                _expect(self.conns[k], k, b"A")
 
     def wait(self, k: int) -> int:
         """A slot worker ``k`` has finished with (blocks until there is one)."""
@@ -386,7 +395,7 @@ class _Lanes:
             if self.pos[k] > self.cur[k]:
                 self.send(k, self.cur[k], self.pos[k])
                 self.cur[k] = self.pos[k]
-            self.conns[k].send_bytes(_MSG.pack(b"E", last_ns, 0))
+            self._send(k, _MSG.pack(b"E", last_ns, 0))
 
 
 class _KeptLanes(_Lanes):
@@ -434,7 +443,7 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path:
         w = _Part(path, options, part, nparts, tw_path)
         an, on_segment = w.an, w.on_segment
         fed = 0
-        with gc_tuned(off=True):
+        with gc_tuned(off=path != "-"):        # as pipeline.run_packets: standard input may be live
             while True:
                 msg = conn.recv_bytes()
                 tag, a, b = _MSG.unpack(msg)

@@ -3,15 +3,27 @@ captures analysed side by side; and the deterministic merge of the parts.
 
 One file, N processes (``analyze_partitioned``)
 ------------------------------------------------
-Every worker reads and decodes the whole file and keeps only its share of the connections
-(``pipeline.analyze_source(..., share=(part, n))``): a connection belongs to the worker chosen
-by a symmetric hash of its 4-tuple (``pipeline.owner``: ports and the last byte of each
-address), so both directions and every reuse of a 4-tuple go to the same worker.  For the
-segments it does not keep, a worker still advances the engine's capture clock
-(``Analyzer.advance``: the same code as the start of ``Analyzer.feed``), so every
-worker sweeps lingering connections at the same moments as a single process would,
-counts the same backwards timestamps, and has the same first/last time.  The result is
-the same as ``--jobs 1``.  Workers and the merge both use ``session.ReportBuilder``
+A connection belongs to the worker chosen by a symmetric hash of its 4-tuple
+(``pipeline.owner``: ports and the last byte of each address), so both directions and every
+reuse of a 4-tuple go to the same worker.  Two ways to get each worker its segments:
+
+* read once and fan out (``analyze_fanout``, wherever processes can be forked: Linux, macOS,
+  BSD): this process alone reads and decodes the file (or standard input) and writes each
+  TCP segment as a packed record into the shared memory of its owner (an anonymous shared
+  ``mmap`` made before the workers are forked: per worker ``K_LANE_SLOTS`` slots of
+  ``K_SLOT_RECORDS`` records; a full slot is announced over the worker's pipe, and the
+  worker hands it back once fed).  Workers decode nothing: they turn records back into
+  segments and feed their own analyzer (``fanout.consume``).  The records also carry the
+  capture clock (``fanout``'s module doc): the clock's time before each segment, and a tick
+  to every other worker for a segment at which the clock sweeps;
+* every worker reads the whole file (``analyze_whole``, where there is no fork): it decodes
+  every frame, keeps its own connections and only moves the engine's capture clock
+  (``Analyzer.advance``: the same code as the start of ``Analyzer.feed``) for the others
+  (``pipeline.analyze_source(..., share=(part, n))``).
+
+Either way every worker sweeps lingering connections at the same moments as a single
+process would, counts the same backwards timestamps, and has the same first/last time.  The
+result is the same as ``--jobs 1``.  Workers and the merge both use ``session.ReportBuilder``
 (the merge hands it the merged state and lets its ``build`` make the Report), so records,
 findings and summary come from the same code as ``analyze_file``:
 
@@ -37,13 +49,14 @@ Not identical by construction (documented limits): ``--max-connections`` applies
 worker's own live table (evictions only happen past a million live connections by
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
-Scaling: each worker still reads and decodes every packet; only the engine, detectors and
-summaries are divided, and the merge, the aggregate findings and writing the output run
-in the parent alone.  With ``r`` the serial share (reading + decoding was 2.3 of 15.7 us
-per packet on the benchmark capture, so r is about 0.15-0.2 before the merge and output),
-N workers take ``r + (1 - r) / N`` of the time (Amdahl): about 1.6x with 2 idle cores,
-2.5x with 4, never more than 1/r (5-6x) however many cores.  The total CPU time grows
-by the repeated reading and decoding (measured: +25% with 2 workers).
+Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
+and writing one 152-byte record (about 0.4 us per packet compiled, 10% of a one-process run
+on the benchmark capture), each worker's the engine and detectors for its connections plus
+making a segment from a record (about the cost of decoding it).  The reader stays ahead of
+up to about ten workers, and the workers' output (the parts) is merged by the parent alone:
+docs/performance.md has the measurements.  Every worker reading the whole file
+(``analyze_whole``) repeats reading and decoding in every worker: at most 1/r with r the
+serial share (5-6x), and the total CPU time grows with the number of workers.
 
 Many files (``iter_reports``)
 -----------------------------

@@ -441,9 +441,7 @@ def _expect(conn, k: int, tag: bytes) -> tuple:
         raise RuntimeError(f"--jobs worker {k} ended unexpectedly") from None
     if msg[:1] == tag and len(msg) == _MSG.size:
         return _MSG.unpack(msg)[1:]
-    if msg[:1] == b"X":
-        raise RuntimeError(f"--jobs worker {k} failed:\n{msg[1:].decode('utf-8', 'replace')}")
-    raise RuntimeError(f"--jobs worker {k}: unexpected message {msg[:1]!r}")
+    _expect_fail(msg, k)
 
 
 def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path: str) -> None:
@@ -570,6 +568,7 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False)
 
 
 def _expect_fail(msg: bytes, k: int):
+    """Raise what worker ``k`` said instead of the message expected."""
     if msg[:1] == b"X":
         raise RuntimeError(f"--jobs worker {k} failed:\n{msg[1:].decode('utf-8', 'replace')}")
     raise RuntimeError(f"--jobs worker {k}: unexpected message {msg[:1]!r}")

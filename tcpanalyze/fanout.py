@@ -77,7 +77,7 @@ def owner(seg: Segment, nparts: int) -> int:
 
 # ---------------------------------------------------------------------------- writing records
 @cython.cfunc
-@cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, kind=cython.int, gl=cython.longlong, seg=Segment,
+@cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, kind=cython.longlong, gl=cython.longlong, seg=Segment,
                p=cython.p_uchar, q=cython.p_longlong, i4=cython.p_int, u2=cython.p_ushort, u4=cython.p_uint,
                src=bytes, dst=bytes, n=cython.Py_ssize_t, i=cython.Py_ssize_t, ns=cython.Py_ssize_t)
 def _put_seg(mem, off, kind, gl, seg):
@@ -172,7 +172,7 @@ def prepare(stats, checksums: str) -> None:
 @cython.locals(nparts=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
                tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
-               started=cython.bint, kind=cython.int, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
+               started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1])
 def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
     """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples) into records for
@@ -324,7 +324,7 @@ def _get_seg(mem, off):
 
 
 @cython.locals(mem=cython.uchar[::1], start=cython.Py_ssize_t, stop=cython.Py_ssize_t, off=cython.Py_ssize_t,
-               an=Analyzer, seg=Segment, v=Verdict, kind=cython.int, notable_only=cython.bint,
+               an=Analyzer, seg=Segment, v=Verdict, kind=cython.longlong, notable_only=cython.bint,
                fed=cython.longlong, q=cython.p_longlong, p=cython.p_uchar)
 def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
     """Feed the records in ``mem[start:stop]`` to the analyzer ``an`` (segments, dropped

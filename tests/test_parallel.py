@@ -171,10 +171,11 @@ def test_jobs_pool_end_to_end(gen_pcap):
 
 
 @pytest.mark.parametrize("max_tw_hosts", [20, 150])
-def test_jobs_equal_when_time_wait_hosts_are_folded(gen_pcap, max_tw_hosts, split):
+def test_jobs_equal_when_time_wait_hosts_are_folded(gen_pcap, max_tw_hosts, split, tmp_path, monkeypatch):
     """Past max_tw_hosts the engine folds hosts away as it goes; the workers log their
     TIME_WAIT entries and the parent replays them in frame order, so the folding (and the
     time_wait summary) is that of one process."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))     # only this test's logs, not another run's
     opts = AnalyzeOptions(engine={"max_tw_hosts": max_tw_hosts})
     one = _doc(analyze_file(str(gen_pcap), opts))
     assert one["summary"]["time_wait"].get("untracked_hosts", 0) > 0
@@ -285,7 +286,7 @@ def test_thresholds_replace_keeps_msl(split):
     assert rep.summary["time_wait"]["msl_s"] == replace(Thresholds(), msl_s=7.0).msl_s
 
 
-def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path, split):
+def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path, split, monkeypatch):
     """analyze --json --jobs N: each worker spills its connection records to a file of its
     own and the parent adopts them, renumbering the streams in the stored text
     (tcpanalyze.records).  The document must be the in-memory one byte for byte, also for a
@@ -296,6 +297,9 @@ def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path, split):
     from test_analyze_cli import _rtt_outlier_capture
 
     rtt = _rtt_outlier_capture(tmp_path / "rtt.pcap")
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))       # only this test's files, not another run's
     for path in (gen_pcap, rtt):
         want = StringIO()
         write_json(analyze_file(str(path), AnalyzeOptions()), want)

@@ -19,7 +19,7 @@ class longlong(int, metaclass=_CType):  # noqa: N801 - Cython's name
 
 
 Py_ssize_t = bint = char = uchar = longlong
-p_uchar = p_char = object
+p_uchar = p_char = p_longlong = p_int = p_ushort = p_uint = object
 
 
 def locals(**_types):  # noqa: A001 - the name Cython uses

@@ -3,15 +3,27 @@ captures analysed side by side; and the deterministic merge of the parts.
 
 One file, N processes (``analyze_partitioned``)
 ------------------------------------------------
-Every worker reads and decodes the whole file and keeps only its share of the connections
-(``pipeline.analyze_source(..., share=(part, n))``): a connection belongs to the worker chosen
-by a symmetric hash of its 4-tuple (``pipeline.owner``: ports and the last byte of each
-address), so both directions and every reuse of a 4-tuple go to the same worker.  For the
-segments it does not keep, a worker still advances the engine's capture clock
-(``Analyzer.advance``: the same code as the start of ``Analyzer.feed``), so every
-worker sweeps lingering connections at the same moments as a single process would,
-counts the same backwards timestamps, and has the same first/last time.  The result is
-the same as ``--jobs 1``.  Workers and the merge both use ``session.ReportBuilder``
+A connection belongs to the worker chosen by a symmetric hash of its 4-tuple
+(``pipeline.owner``: ports and the last byte of each address), so both directions and every
+reuse of a 4-tuple go to the same worker.  Two ways to get each worker its segments:
+
+* read once and fan out (``analyze_fanout``, wherever processes can be forked: Linux, macOS,
+  BSD): this process alone reads and decodes the file (or standard input) and writes each
+  TCP segment as a packed record into the shared memory of its owner (an anonymous shared
+  ``mmap`` made before the workers are forked: per worker ``K_LANE_SLOTS`` slots of
+  ``K_SLOT_RECORDS`` records; a full slot is announced over the worker's pipe, and the
+  worker hands it back once fed).  Workers decode nothing: they turn records back into
+  segments and feed their own analyzer (``fanout.consume``).  The records also carry the
+  capture clock (``fanout``'s module doc): the clock's time before each segment, and a tick
+  to every other worker for a segment at which the clock sweeps;
+* every worker reads the whole file (``analyze_whole``, where there is no fork): it decodes
+  every frame, keeps its own connections and only moves the engine's capture clock
+  (``Analyzer.advance``: the same code as the start of ``Analyzer.feed``) for the others
+  (``pipeline.analyze_source(..., share=(part, n))``).
+
+Either way every worker sweeps lingering connections at the same moments as a single
+process would, counts the same backwards timestamps, and has the same first/last time.  The
+result is the same as ``--jobs 1``.  Workers and the merge both use ``session.ReportBuilder``
 (the merge hands it the merged state and lets its ``build`` make the Report), so records,
 findings and summary come from the same code as ``analyze_file``:
 
@@ -37,13 +49,14 @@ Not identical by construction (documented limits): ``--max-connections`` applies
 worker's own live table (evictions only happen past a million live connections by
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
-Scaling: each worker still reads and decodes every packet; only the engine, detectors and
-summaries are divided, and the merge, the aggregate findings and writing the output run
-in the parent alone.  With ``r`` the serial share (reading + decoding was 2.3 of 15.7 us
-per packet on the benchmark capture, so r is about 0.15-0.2 before the merge and output),
-N workers take ``r + (1 - r) / N`` of the time (Amdahl): about 1.6x with 2 idle cores,
-2.5x with 4, never more than 1/r (5-6x) however many cores.  The total CPU time grows
-by the repeated reading and decoding (measured: +25% with 2 workers).
+Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
+and writing one 152-byte record (about 0.4 us per packet compiled, 10% of a one-process run
+on the benchmark capture), each worker's the engine and detectors for its connections plus
+making a segment from a record (about the cost of decoding it).  The reader stays ahead of
+up to about ten workers, and the workers' output (the parts) is merged by the parent alone:
+docs/performance.md has the measurements.  Every worker reading the whole file
+(``analyze_whole``) repeats reading and decoding in every worker: at most 1/r with r the
+serial share (5-6x), and the total CPU time grows with the number of workers.
 
 Many files (``iter_reports``)
 -----------------------------
@@ -55,9 +68,12 @@ from __future__ import annotations
 
 import glob
 import heapq
+import mmap
 import os
 import struct
 import tempfile
+from array import array
+from collections import deque
 from dataclasses import replace
 from typing import Iterable, Iterator
 
@@ -65,9 +81,10 @@ from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, FindingSink, RstTally,
                                  RttTally, SynTally, Tallies, add_counts)
-from tcpanalyze.pipeline import RunStats, analyze_source
+from tcpanalyze.fanout import REC_SIZE, consume, dispatch, prepare
+from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
-from tcpanalyze.sources.pcap import capture_format
+from tcpanalyze.sources.pcap import capture_format, open_capture
 
 #: capture file names: a file of a directory with one of these is taken even when its first
 #: bytes are not a capture's (it is then reported as unreadable, not silently left out)
@@ -133,8 +150,9 @@ def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
     if len(paths) == 1:
         p = paths[0]
         # a selection (analyze --stream/--host/--port) needs the whole capture's stream
-        # numbers, which a split learns only when its parts are merged: one process
-        whole = p == "-" or (options is not None and bool(options.select))
+        # numbers, which a split learns only when its parts are merged: one process; standard
+        # input can only be read once, so it is split only when read once (fanout_available)
+        whole = (options is not None and bool(options.select)) or (p == "-" and not fanout_available())
         yield analyze_file(p, options) if whole else analyze_partitioned(p, options, jobs)
         return
     if options is not None and options.spill_records:
@@ -154,7 +172,17 @@ def analyze_many(paths: list[str], options=None, jobs: int = 1):
 
 
 def analyze_partitioned(path: str, options=None, jobs: int = 2):
-    """``analyze_file(path, options)`` computed by ``jobs`` processes (see the module doc)."""
+    """``analyze_file(path, options)`` computed by ``jobs`` processes (see the module doc):
+    read once and fanned out where processes can be forked (``analyze_fanout``), else every
+    worker reads the whole file (``analyze_whole``)."""
+    if jobs > 1 and fanout_available():
+        return analyze_fanout(path, options, jobs)
+    return analyze_whole(path, options, jobs)
+
+
+def analyze_whole(path: str, options=None, jobs: int = 2):
+    """``analyze_file(path, options)`` computed by ``jobs`` processes that each read and decode
+    the whole file and keep their share of the connections (``analyze_part``)."""
     if jobs <= 1:
         return merge_parts(path, options, [analyze_part(path, options, 0, 1)])
     with _pool(jobs) as ex:
@@ -202,87 +230,372 @@ def _keyed_sink(cap: int, ctx: _Ctx):
     return KeyedSink()
 
 
+class _Part:
+    """One worker's analysis: a ``session.ReportBuilder`` (the engine, detectors and records
+    of ``analyze_file``) with the hooks that remember when each connection was finalized and
+    each finding made, and a log of its TIME_WAIT entries (``tw_path``: the parent replays
+    them, see merge_parts).  Feed ``an`` (``on_segment`` per segment), then ``result()``."""
+
+    def __init__(self, path: str, options, part: int, nparts: int, tw_path: str | None = None):
+        self.path, self.part, self.nparts = path, part, nparts
+        b = self.b = ReportBuilder(path, options, worker=True)
+        an = self.an = b.analyzer
+        ctx = self.ctx = _Ctx(an)
+        self.sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
+        self.on_segment = b.on_segment
+        fin: dict[int, tuple[int, int]] = {}
+        firsts: dict[int, int] = {}
+        self.fin, self.firsts = fin, firsts
+        builder_done = an.on_conn_done
+
+        def done(conn):
+            s = conn.stream
+            fin[s] = (ctx.frame, ctx.phase)
+            firsts[s] = conn.first_frame
+            ctx.stream = s
+            builder_done(conn)
+            ctx.stream = -1
+
+        an.on_conn_done = done
+
+        def sweeping(entering: bool) -> None:
+            ctx.phase = _PH_SWEEP if entering else _PH_FEED
+
+        an.on_sweep = sweeping                         # feed() and the clock sweep through advance()
+
+        # TIME_WAIT entries go to a log the parent replays in frame order (see merge_parts)
+        if tw_path is None:
+            fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
+            self.twf = os.fdopen(fd, "wb", buffering=1 << 16)
+        else:
+            self.twf = open(tw_path, "wb", buffering=1 << 16)
+        self.tw_path = tw_path
+        tw_write = self.twf.write
+        tw_pack = _TW_REC.pack
+
+        def tw_log(host: bytes, port: int, now: int, frame: int) -> None:
+            tw_write(tw_pack(frame, now, port, len(host), host))
+
+        an.tw_enter = tw_log
+
+    def finish(self) -> None:
+        """The end of the input: the connections still open are finalized."""
+        an = self.an
+        an.cur_frame, self.ctx.phase = _FINISH_FRAME, _PH_FINISH
+        an.finish()
+
+    def discard(self) -> None:
+        """Give up: close and delete the TIME_WAIT log and any spilled records."""
+        self.twf.close()
+        try:
+            os.unlink(self.tw_path)
+        except OSError:
+            pass
+        _drop_spill(self.b.conns)
+
+    def error(self, err: str) -> dict:
+        self.discard()
+        return {"error": err, "part": self.part}
+
+    def result(self, stats: dict, stats_errors: dict, damage) -> dict:
+        """Plain picklable data out: what ``merge_parts`` needs of this worker."""
+        self.twf.close()
+        an, b, fin, firsts, sink = self.an, self.b, self.fin, self.firsts, self.sink
+        n = an.streams
+        conns = b.conns
+        return {
+            "error": None, "part": self.part, "nparts": self.nparts,
+            "stats": stats, "stats_errors": stats_errors, "damage": damage,
+            "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
+            # spilled records stay in the worker's file: only their index travels
+            "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
+            "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
+            "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
+            "findings": list(sink.kept), "keys": sink.keys,
+            "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
+            "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
+            "flagged": bytes(conns.flagged),
+            "acc": b.det.acc,
+            "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
+                      "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
+            "tw_log": self.tw_path,
+        }
+
+
 def analyze_part(path: str, options, part: int, nparts: int) -> dict:
-    """Worker ``part`` of ``nparts``: analyse the connections it owns with a
-    ``session.ReportBuilder`` (the engine, detectors and records of ``analyze_file``);
-    plain picklable data out."""
-    b = ReportBuilder(path, options, worker=True)
-    an = b.analyzer
-    ctx = _Ctx(an)
-    sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
-    fin: dict[int, tuple[int, int]] = {}
-    firsts: dict[int, int] = {}
-    builder_done = an.on_conn_done
-
-    def done(conn):
-        s = conn.stream
-        fin[s] = (ctx.frame, ctx.phase)
-        firsts[s] = conn.first_frame
-        ctx.stream = s
-        builder_done(conn)
-        ctx.stream = -1
-
-    an.on_conn_done = done
-
-    def sweeping(entering: bool) -> None:
-        ctx.phase = _PH_SWEEP if entering else _PH_FEED
-
-    an.on_sweep = sweeping                         # feed() and the clock sweep through advance()
-
-    # TIME_WAIT entries go to a log the parent replays in frame order (see merge_parts)
-    fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
-    twf = os.fdopen(fd, "wb", buffering=1 << 16)
-    tw_write = twf.write
-    tw_pack = _TW_REC.pack
-
-    def tw_log(host: bytes, port: int, now: int, frame: int) -> None:
-        tw_write(tw_pack(frame, now, port, len(host), host))
-
-    an.tw_enter = tw_log
+    """Worker ``part`` of ``nparts`` reading the whole file itself: analyse the connections it
+    owns, only move the clock for the others; plain picklable data out."""
+    w = _Part(path, options, part, nparts)
     err = None
     try:
         try:
             # the pipeline feeds this worker's connections and only moves the clock
             # (Analyzer.advance) for the others
-            stats = analyze_source(path, an, on_segment=b.on_segment, share=(part, nparts), notable_only=True)
+            stats = analyze_source(path, w.an, on_segment=w.on_segment, share=(part, nparts), notable_only=True)
         except SourceError as e:
             err = str(e)
         except OSError as e:
             err = f"{path}: {e.strerror or e}"
         else:
-            an.cur_frame, ctx.phase = _FINISH_FRAME, _PH_FINISH
-            an.finish()
+            w.finish()
     except BaseException:
-        twf.close()
-        os.unlink(tw_path)
-        _drop_spill(b.conns)
+        w.discard()
         raise
-    twf.close()
     if err is not None:
-        os.unlink(tw_path)
-        _drop_spill(b.conns)
-        return {"error": err, "part": part}
-    n = an.streams
-    conns = b.conns
+        return w.error(err)
     dmg = stats.damage
-    return {
-        "error": None, "part": part, "nparts": nparts,
-        "stats": stats.to_dict(), "stats_errors": dict(stats.errors),
-        "damage": None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal),
-        "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
-        # spilled records stay in the worker's file: only their index travels
-        "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
-        "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
-        "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
-        "findings": list(sink.kept), "keys": sink.keys,
-        "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
-        "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
-        "flagged": bytes(conns.flagged),
-        "acc": b.det.acc,
-        "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
-                  "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
-        "tw_log": tw_path,
-    }
+    return w.result(stats.to_dict(), dict(stats.errors),
+                    None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal))
+
+
+# ---------------------------------------------------------------------------- read once, fan out
+#: records per slot (about 300 kB) and slots per worker in the shared memory of analyze_fanout
+K_SLOT_RECORDS = 2048
+K_LANE_SLOTS = 8
+_MSG = struct.Struct("=cqq")        # b"S" slot (start, stop) / b"A" slot free (start) / b"E" end (last_ns)
+
+
+class _Lanes:
+    """The dispatcher's side of the shared memory: per worker ``slots`` slots of
+    ``per_slot`` records; a full slot is sent (its byte range, over the worker's pipe) and
+    the worker hands it back when it has fed its records.  ``mem``, ``pos`` and ``lim`` are
+    what ``fanout.dispatch`` writes to."""
+
+    def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS):
+        self.size = size = per_slot * REC_SIZE
+        self.mem = mmap.mmap(-1, nparts * slots * size)     # anonymous, shared with forked workers
+        self.conns = conns
+        self.free = [deque((k * slots + s) * size for s in range(slots)) for k in range(nparts)]
+        self.cur = [0] * nparts
+        self.pos = array("q", [0] * nparts)
+        self.lim = array("q", [0] * nparts)
+        for k in range(nparts):
+            self._take(k)
+
+    def _take(self, k: int) -> None:
+        free = self.free[k]
+        while not free:
+            free.append(self.wait(k))
+        s = free.popleft()
+        self.cur[k] = s
+        self.pos[k] = s
+        self.lim[k] = s + self.size
+
+    def flush(self, k: int) -> None:
+        """Hand lane ``k``'s current slot over (if it holds records) and take a free one."""
+        if self.pos[k] > self.cur[k]:
+            self.send(k, self.cur[k], self.pos[k])
+        self._take(k)
+
+    def send(self, k: int, start: int, stop: int) -> None:
+        self._send(k, _MSG.pack(b"S", start, stop))
+
+    def _send(self, k: int, msg: bytes) -> None:
+        try:
+            self.conns[k].send_bytes(msg)
+        except OSError:
+            # the worker is gone: raise what it said before it went (see _expect)
+            while True:
+                _expect(self.conns[k], k, b"A")
+
+    def wait(self, k: int) -> int:
+        """A slot worker ``k`` has finished with (blocks until there is one)."""
+        return _expect(self.conns[k], k, b"A")[0]
+
+    def end(self, last_ns: int) -> None:
+        """The end of the capture: the last records, then the clock's final time."""
+        for k in range(len(self.cur)):
+            if self.pos[k] > self.cur[k]:
+                self.send(k, self.cur[k], self.pos[k])
+                self.cur[k] = self.pos[k]
+            self._send(k, _MSG.pack(b"E", last_ns, 0))
+
+
+class _KeptLanes(_Lanes):
+    """Lanes whose records are kept (copied) instead of sent: the fan-out run in one process,
+    one worker after the other (tests; ``analyze_fanout(..., inline=True)``)."""
+
+    def __init__(self, nparts: int):
+        self.kept: list[list[bytearray]] = [[] for _ in range(nparts)]
+        super().__init__(nparts, None, slots=1, per_slot=256)
+
+    def send(self, k: int, start: int, stop: int) -> None:
+        self.kept[k].append(bytearray(self.mem[start:stop]))
+
+    def wait(self, k: int) -> int:
+        return k * self.size                   # the slot's records were copied: it is free
+
+    def end(self, last_ns: int) -> None:
+        for k in range(len(self.cur)):
+            if self.pos[k] > self.cur[k]:
+                self.send(k, self.cur[k], self.pos[k])
+                self.cur[k] = self.pos[k]
+
+
+def _expect(conn, k: int, tag: bytes) -> tuple:
+    """The next message from worker ``k``: a ``tag`` message's values; a worker that failed
+    raises its error here."""
+    try:
+        msg = conn.recv_bytes()
+    except EOFError:
+        raise RuntimeError(f"--jobs worker {k} ended unexpectedly") from None
+    if msg[:1] == tag and len(msg) == _MSG.size:
+        return _MSG.unpack(msg)[1:]
+    _expect_fail(msg, k)
+
+
+def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path: str) -> None:
+    """A forked worker: feed the records the dispatcher sends (fanout.consume), hand each
+    slot back, and at the end send the part (pickled) for merge_parts."""
+    import pickle
+    import traceback
+
+    try:
+        w = _Part(path, options, part, nparts, tw_path)
+        an, on_segment = w.an, w.on_segment
+        fed = 0
+        with gc_tuned(off=path != "-"):        # as pipeline.run_packets: standard input may be live
+            while True:
+                msg = conn.recv_bytes()
+                tag, a, b = _MSG.unpack(msg)
+                if tag == b"E":
+                    an.last_ns = a              # the capture's clock at its end
+                    break
+                fed += consume(mem, a, b, an, on_segment, True)
+                conn.send_bytes(_MSG.pack(b"A", a, 0))
+            w.finish()
+        conn.send_bytes(b"R" + pickle.dumps(w.result({"tcp_segments": fed}, {}, None), pickle.HIGHEST_PROTOCOL))
+    except BaseException:
+        try:
+            conn.send_bytes(b"X" + traceback.format_exc().encode("utf-8", "replace"))
+        except OSError:
+            pass
+    finally:
+        conn.close()
+
+
+def _read_once(path: str, options, lanes: _Lanes, nparts: int) -> dict:
+    """Read and decode ``path`` once into the workers' lanes (``fanout.dispatch``); what the
+    reader learnt, as ``merge_parts`` takes it (``shared``).  Raises SourceError/OSError."""
+    from tcpanalyze import engine
+    from tcpanalyze.session import AnalyzeOptions
+
+    checksums = engine.Config(**(options or AnalyzeOptions()).engine).checksums
+    stats = RunStats(path)
+    reader = open_capture(path)
+    try:
+        stats.format = reader.format
+        prepare(stats, checksums)
+        with gc_tuned(off=path != "-"):
+            first, last, back = dispatch(iter(reader), stats, nparts, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
+                                         checksums == "drop")
+        lanes.end(last)
+    finally:
+        finish_stats(stats, reader)
+    check_decodable(stats)
+    dmg = stats.damage
+    return {"stats": stats.to_dict(), "stats_errors": dict(stats.errors),
+            "damage": None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal),
+            "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}}
+
+
+def fanout_available() -> bool:
+    """The read-once split needs workers that share the dispatcher's memory: fork."""
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods()
+
+
+def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False):
+    """``analyze_file(path, options)`` computed by ``jobs`` worker processes fed by this one,
+    which alone reads and decodes the file (``fanout``; see the module doc).  ``inline``: the
+    same records, fed to the workers' analyzers one after the other in this process."""
+    if inline:
+        return _fanout_inline(path, options, jobs)
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    procs, conns, tw_paths = [], [], []
+    parts: list[dict] = []
+    lanes = None
+    try:
+        lanes = _Lanes(jobs, conns)
+        for k in range(jobs):
+            fd, tw = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
+            os.close(fd)
+            tw_paths.append(tw)
+            mine, theirs = ctx.Pipe(duplex=True)
+            pr = ctx.Process(target=_lane_worker, args=(path, options, k, jobs, theirs, lanes.mem, tw),
+                             daemon=True)
+            pr.start()
+            theirs.close()
+            procs.append(pr)
+            conns.append(mine)
+        try:
+            shared = _read_once(path, options, lanes, jobs)
+        except SourceError as e:
+            return failed_report(path, str(e), ReportBuilder(path, options).th)
+        except OSError as e:
+            return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
+        import pickle
+
+        for k, conn in enumerate(conns):
+            while True:
+                try:
+                    msg = conn.recv_bytes()
+                except EOFError:
+                    raise RuntimeError(f"--jobs worker {k} ended unexpectedly") from None
+                if msg[:1] == b"R":
+                    parts.append(pickle.loads(msg[1:]))
+                    break
+                if msg[:1] != b"A":
+                    _expect_fail(msg, k)
+        for pr in procs:
+            pr.join()
+        return merge_parts(path, options, parts, shared)
+    finally:
+        for pr in procs:
+            if pr.is_alive():
+                pr.terminate()
+            pr.join()
+        for c in conns:
+            c.close()
+        for tw in tw_paths:
+            if os.path.exists(tw):
+                os.unlink(tw)
+        if lanes is not None:
+            lanes.mem.close()
+
+
+def _expect_fail(msg: bytes, k: int):
+    """Raise what worker ``k`` said instead of the message expected."""
+    if msg[:1] == b"X":
+        raise RuntimeError(f"--jobs worker {k} failed:\n{msg[1:].decode('utf-8', 'replace')}")
+    raise RuntimeError(f"--jobs worker {k}: unexpected message {msg[:1]!r}")
+
+
+def _fanout_inline(path: str, options, jobs: int):
+    lanes = _KeptLanes(jobs)
+    try:
+        try:
+            shared = _read_once(path, options, lanes, jobs)
+        except SourceError as e:
+            return failed_report(path, str(e), ReportBuilder(path, options).th)
+        except OSError as e:
+            return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
+    finally:
+        lanes.mem.close()
+    parts = []
+    for k in range(jobs):
+        w = _Part(path, options, k, jobs)
+        fed = 0
+        with gc_tuned(off=True):
+            for blob in lanes.kept[k]:
+                fed += consume(blob, 0, len(blob), w.an, w.on_segment, True)
+        w.an.last_ns = shared["clock"]["last_ns"]
+        w.finish()
+        parts.append(w.result({"tcp_segments": fed}, {}, None))
+    return merge_parts(path, options, parts, shared)
 
 
 def _drop_spill(conns) -> None:
@@ -425,11 +738,14 @@ def _renumber_finding(f, m: list[int]):
     return f
 
 
-def merge_parts(path: str, options, parts: list[dict]):
+def merge_parts(path: str, options, parts: list[dict], shared: dict | None = None):
     """One Report from the workers' parts, built by ``session.ReportBuilder.build`` from the
-    merged state: equal to ``analyze_file(path, options)``.  Deletes the workers' logs."""
+    merged state: equal to ``analyze_file(path, options)``.  ``shared``: what the reader of
+    the file learnt (``stats``, ``stats_errors``, ``damage``, ``clock``: see analyze_fanout);
+    without it, every worker read the whole file and worker 0's are taken.  Deletes the
+    workers' logs."""
     try:
-        return _merge_parts(path, options, parts)
+        return _merge_parts(path, options, parts, shared)
     finally:
         for p in parts:
             if p.get("tw_log"):
@@ -439,7 +755,7 @@ def merge_parts(path: str, options, parts: list[dict]):
                     pass
 
 
-def _merge_parts(path: str, options, parts: list[dict]):
+def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
     b = ReportBuilder(path, options)
     th = b.th
     parts = sorted(parts, key=lambda p: p["part"])
@@ -505,25 +821,26 @@ def _merge_parts(path: str, options, parts: list[dict]):
 
     # ---- the state the aggregates are computed from: merged tallies, clock, TIME_WAIT starts
     b.det.acc = _merge_tallies(parts, maps, finkey)
-    c0 = parts[0]["clock"]
+    # the capture's clock and what was read: the reader's, or worker 0's (every worker read it all)
+    whole = shared or parts[0]
+    c0 = whole["clock"]
     tw = _replay_time_wait(parts, b.analyzer.cfg)
     facts = CaptureFacts(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
                          evicted=sum(p["clock"]["evicted"] for p in parts),
                          expired=sum(p["clock"]["expired"] for p in parts), time_wait=tw)
-    # every worker read every frame: frame counts, decode errors and damage are worker 0's
-    sd = parts[0]["stats"]
+    sd = whole["stats"]
     stats = RunStats(path)
     stats.frames = sd["frames"]
     stats.tcp = sum(p["stats"]["tcp_segments"] for p in parts)
     stats.skipped = dict(sd["skipped"])
-    stats.errors = dict(parts[0]["stats_errors"])
+    stats.errors = dict(whole["stats_errors"])
     stats.error_examples = {k: [(e["frame"], e["offset"], e["detail"]) for e in v]
                             for k, v in sd["decode_error_examples"].items()}
     stats.unsupported = {int(k): v for k, v in sd["unsupported_linktypes"].items()}
     stats.format = sd["format"]
     stats.linktypes = list(sd["linktypes"])
     stats.warnings = list(sd["warnings"])
-    dmg = parts[0]["damage"]
+    dmg = whole["damage"]
     stats.damage = None if dmg is None else CaptureDamage(*dmg)
     stats.fragments = dict(sd.get("ip_fragments") or {})
     stats.checksums = dict(sd.get("tcp_checksums") or {})

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
               "tcpanalyze.seq", "tcpanalyze.analysis"}),
     ("sources", {"tcpanalyze.sources", "tcpanalyze.sources.pcap", "tcpanalyze.sources.live"}),
     ("decode", {"tcpanalyze.decode", "tcpanalyze.reassembly"}),
-    ("engine", {"tcpanalyze.state", "tcpanalyze.zeek", "tcpanalyze.engine", "tcpanalyze.pipeline",
+    ("engine", {"tcpanalyze.state", "tcpanalyze.zeek", "tcpanalyze.engine", "tcpanalyze.pipeline", "tcpanalyze.fanout",
                 "tcpanalyze.rows", "tcpanalyze.summary", "tcpanalyze.diagnosis"}),
     ("findings", {"tcpanalyze.findings", "tcpanalyze.policy", "tcpanalyze.schema"}
      | {f"tcpanalyze.findings.{p.stem}" for p in (PKG / "findings").glob("*.py") if p.stem != "__init__"}),

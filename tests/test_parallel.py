@@ -36,8 +36,21 @@ def _doc(rep) -> dict:
 
 
 def _parts(path, opts, n):
-    """The partitioned analysis run in this process (no pool: fast, and coverage sees it)."""
+    """The split where every worker reads the whole file, run in this process (no pool: fast,
+    and coverage sees it)."""
     return P.merge_parts(str(path), opts, [P.analyze_part(str(path), opts, k, n) for k in range(n)])
+
+
+def _fanout(path, opts, n):
+    """The split read once and fanned out (the records of the worker processes), its workers
+    run one after the other in this process."""
+    return P.analyze_fanout(str(path), opts, n, inline=True)
+
+
+@pytest.fixture(params=["whole", "fanout"])
+def split(request):
+    """Both ways of splitting one file: every worker reads it all / one reader fans out."""
+    return _parts if request.param == "whole" else _fanout
 
 
 def _gen(out: Path, *args: str) -> Path:
@@ -65,16 +78,16 @@ def gen_pcap(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("name", SOME_TRACES)
-def test_jobs_equal_on_public_traces(name):
+def test_jobs_equal_on_public_traces(name, split):
     path = TRACES / name
     assert path.exists()
     opts = AnalyzeOptions()
     one = _doc(analyze_file(str(path), opts))
     for n in (2, 3):
-        assert _doc(_parts(path, opts, n)) == one, f"{name}: {n} parts differ from one process"
+        assert _doc(split(path, opts, n)) == one, f"{name}: {n} parts differ from one process"
 
 
-def test_jobs_equal_on_all_public_traces_small_caps():
+def test_jobs_equal_on_all_public_traces_small_caps(split):
     """Every public trace, with caps and thresholds low enough that the merge's ordering
     (which findings are kept), the aggregates and the idle timeout all matter."""
     opts = AnalyzeOptions(thresholds=Thresholds(max_findings_per_kind=2, time_wait_peak=1, syn_flood=2),
@@ -83,13 +96,13 @@ def test_jobs_equal_on_all_public_traces_small_caps():
     assert len(names) > 50
     for name in names:
         path = TRACES / name
-        assert _doc(_parts(path, opts, 2)) == _doc(analyze_file(str(path), opts)), name
+        assert _doc(split(path, opts, 2)) == _doc(analyze_file(str(path), opts)), name
 
 
 @pytest.mark.parametrize("keep", [None, 5])
 @pytest.mark.parametrize("cap", [1000, 3])
 @pytest.mark.parametrize("msl", [60.0, 3.0])
-def test_jobs_equal_on_generated_capture(gen_pcap, keep, cap, msl):
+def test_jobs_equal_on_generated_capture(gen_pcap, keep, cap, msl, split):
     # with a short MSL and a low TIME_WAIT threshold many hosts get time_wait_buildup, of which
     # the cap keeps the first ones in order of first TIME_WAIT entry
     opts = AnalyzeOptions(keep_connections=keep, engine={"msl_s": msl},
@@ -107,10 +120,10 @@ def test_jobs_equal_on_generated_capture(gen_pcap, keep, cap, msl):
         if msl < 60:
             assert kinds["time_wait_buildup"]["total"] > 3
     for n in (2, 4):
-        assert _doc(_parts(gen_pcap, opts, n)) == one
+        assert _doc(split(gen_pcap, opts, n)) == one
 
 
-def test_jobs_with_backwards_timestamps(gen_pcap, tmp_path):
+def test_jobs_with_backwards_timestamps(gen_pcap, tmp_path, split):
     """The same records twice, unshifted: timestamps step back, every 4-tuple reappears."""
     data = gen_pcap.read_bytes()
     path = tmp_path / "twice.pcap"
@@ -118,7 +131,7 @@ def test_jobs_with_backwards_timestamps(gen_pcap, tmp_path):
     opts = AnalyzeOptions(engine={"msl_s": 2.0})
     one = _doc(analyze_file(str(path), opts))
     assert one["summary"]["capture_quality"]["timestamps_backwards"] > 0
-    assert _doc(_parts(path, opts, 2)) == one
+    assert _doc(split(path, opts, 2)) == one
 
 
 def test_partition_uses_unordered_four_tuple():
@@ -139,29 +152,35 @@ def test_merge_knows_every_tally_field():
     assert set(vars(Tallies())) == P.TALLY_FIELDS
 
 
-def test_jobs_failed_file(tmp_path):
+def test_jobs_failed_file(tmp_path, split):
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"not a capture at all")
-    rep = _parts(bad, None, 2)
+    rep = split(bad, None, 2)
     assert rep.files[0]["error"] and rep.failed
 
 
 def test_jobs_pool_end_to_end(gen_pcap):
-    """The real process pool (fork) gives the document of one process."""
+    """The real processes give the document of one process: the forked workers fed through
+    shared memory, and the pool whose workers read the whole file."""
     opts = AnalyzeOptions()
-    assert _doc(P.analyze_partitioned(str(gen_pcap), opts, 2)) == _doc(analyze_file(str(gen_pcap), opts))
+    one = _doc(analyze_file(str(gen_pcap), opts))
+    assert P.fanout_available()
+    assert _doc(P.analyze_partitioned(str(gen_pcap), opts, 2)) == one
+    assert _doc(P.analyze_fanout(str(gen_pcap), opts, 3)) == one
+    assert _doc(P.analyze_whole(str(gen_pcap), opts, 2)) == one
 
 
 @pytest.mark.parametrize("max_tw_hosts", [20, 150])
-def test_jobs_equal_when_time_wait_hosts_are_folded(gen_pcap, max_tw_hosts):
+def test_jobs_equal_when_time_wait_hosts_are_folded(gen_pcap, max_tw_hosts, split, tmp_path, monkeypatch):
     """Past max_tw_hosts the engine folds hosts away as it goes; the workers log their
     TIME_WAIT entries and the parent replays them in frame order, so the folding (and the
     time_wait summary) is that of one process."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))     # only this test's logs, not another run's
     opts = AnalyzeOptions(engine={"max_tw_hosts": max_tw_hosts})
     one = _doc(analyze_file(str(gen_pcap), opts))
     assert one["summary"]["time_wait"].get("untracked_hosts", 0) > 0
     for n in (2, 3):
-        assert _doc(_parts(gen_pcap, opts, n)) == one
+        assert _doc(split(gen_pcap, opts, n)) == one
     assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*")), "TIME_WAIT logs left behind"
 
 
@@ -260,14 +279,14 @@ def test_jobs_option_in_help():
     assert "--jobs" in r.stdout
 
 
-def test_thresholds_replace_keeps_msl():
+def test_thresholds_replace_keeps_msl(split):
     """The merge applies the engine's MSL to the thresholds as analyze_file does."""
     opts = AnalyzeOptions(engine={"msl_s": 7.0})
-    rep = _parts(TRACES / "206_example_b.pcap", opts, 2)
+    rep = split(TRACES / "206_example_b.pcap", opts, 2)
     assert rep.summary["time_wait"]["msl_s"] == replace(Thresholds(), msl_s=7.0).msl_s
 
 
-def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path):
+def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path, split, monkeypatch):
     """analyze --json --jobs N: each worker spills its connection records to a file of its
     own and the parent adopts them, renumbering the streams in the stored text
     (tcpanalyze.records).  The document must be the in-memory one byte for byte, also for a
@@ -278,11 +297,14 @@ def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path):
     from test_analyze_cli import _rtt_outlier_capture
 
     rtt = _rtt_outlier_capture(tmp_path / "rtt.pcap")
+    spills = tmp_path / "spills"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))       # only this test's files, not another run's
     for path in (gen_pcap, rtt):
         want = StringIO()
         write_json(analyze_file(str(path), AnalyzeOptions()), want)
         for n in (2, 3):
-            rep = _parts(path, AnalyzeOptions(spill_records=True), n)
+            rep = split(path, AnalyzeOptions(spill_records=True), n)
             assert not isinstance(rep.connections, list)
             got = StringIO()
             write_json(rep, got)

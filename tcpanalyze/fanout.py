@@ -1,0 +1,371 @@
+"""One capture read and decoded once, its segments handed to ``--jobs`` workers by connection.
+
+The dispatcher (``dispatch``) reads and decodes every frame, as ``pipeline.run_packets`` does
+(the same decoder, decode-error counts, fragment reassembly and checksum verification), and
+writes each TCP segment as a fixed-size packed record (``REC``, below) into the lane of the
+worker that owns its connection: ``pipeline.owner``'s symmetric hash of the 4-tuple, so both
+directions and every reuse of a 4-tuple go to the same worker.  A worker (``consume``) turns
+the records back into ``model.Segment`` objects and feeds its own ``engine.Analyzer``.
+
+The capture clock.  A single analyzer moves its clock at every segment (``Analyzer.advance``):
+it counts timestamps that go backwards, and when the time reaches ``next_sweep`` it sweeps the
+lingering connections out of its table (and the first such moment sets ``first_ns``).  The
+dispatcher runs the same clock over all segments, so it knows the capture's first and last
+time and its backwards count, and at which segments the sweeps happen.  Every record carries
+the clock's time *before* its segment (``last_ns``), which the worker gives its analyzer
+before feeding the segment, so a worker sees a backwards timestamp and finalizes a connection
+with exactly the ``now`` a single process would; a sweep that happens at another worker's
+segment is sent to every other worker as a tick record (frame and time), which the worker
+applies with ``Analyzer.advance``.  So every worker sweeps at the same frames and times as a
+single process would, with the same ``first_ns`` and, at the end, the same ``last_ns``.  Ticks
+are rare: one per sweep interval (``engine.K_SWEEP_EVERY_NS``) per worker.
+
+A record (``REC_SIZE`` bytes, native byte order, field offsets in ``_REC``): frame, time,
+clock before it, seq, ack, payload length, TSval, TSecr (8-byte), MSS, window scale, window
+(4-byte), flags, ports (2-byte), kind, address length, SACK block count (255: no SACK
+option), SACK-permitted, truncated (1-byte), the two addresses (16 bytes each) and up to four
+SACK blocks (4-byte edges; a TCP header has room for four).
+
+Compiled (Cython, see docs/build.md), records are written and read with C stores and loads;
+as plain Python with ``struct``: the same bytes either way (tests/test_fanout.py).
+"""
+from __future__ import annotations
+
+import struct
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.decode import CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, DecodeState, decode, decode_general
+from tcpanalyze.engine import K_SWEEP_EVERY_NS, Analyzer, Verdict
+from tcpanalyze.errors import DecodeError
+from tcpanalyze.model import Segment
+from tcpanalyze.reassembly import Reassembler
+
+#: record kinds: a segment to feed, a segment dropped for its bad checksum, a clock tick
+K_SEG = 0
+K_DROP = 1
+K_TICK = 2
+
+#: the record layout (see the module doc); the compiled code uses these offsets as literals
+_REC = struct.Struct("=qqqqqqqqiiiHHHBBBBBx16s16s8I")
+REC_SIZE = 152
+_NO_SACK = 255
+_ZERO_SACK = (0,) * 8
+#: as pipeline.K_MAX_ERROR_EXAMPLES: decode-error examples kept per kind
+K_MAX_ERROR_EXAMPLES = 5
+#: as pipeline._GOLDEN (owner(): Fibonacci hashing)
+_GOLDEN = 0x9E3779B1
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(seg=Segment, nparts=cython.longlong, h=cython.longlong, g=cython.longlong)
+@cython.returns(cython.longlong)
+def _owner_of(seg, nparts):
+    """``pipeline.owner`` (the same hash; tests/test_fanout.py compares them)."""
+    g = _GOLDEN
+    h = seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]
+    return ((h * g) >> 16) % nparts
+
+
+def owner(seg: Segment, nparts: int) -> int:
+    return _owner_of(seg, nparts)
+
+
+# ---------------------------------------------------------------------------- writing records
+@cython.cfunc
+@cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, kind=cython.longlong, gl=cython.longlong, seg=Segment,
+               p=cython.p_uchar, q=cython.p_longlong, i4=cython.p_int, u2=cython.p_ushort, u4=cython.p_uint,
+               src=bytes, dst=bytes, n=cython.Py_ssize_t, i=cython.Py_ssize_t, ns=cython.Py_ssize_t)
+def _put_seg(mem, off, kind, gl, seg):
+    sack = seg.sack
+    src = seg.src
+    dst = seg.dst
+    n = len(src)
+    if cython.compiled:
+        p = cython.address(mem[off])
+        q = cython.cast(cython.p_longlong, p)
+        q[0] = seg.frame
+        q[1] = seg.ts_ns
+        q[2] = gl
+        q[3] = seg.seq
+        q[4] = seg.ack
+        q[5] = seg.paylen
+        q[6] = seg.tsval
+        q[7] = seg.tsecr
+        i4 = cython.cast(cython.p_int, p + 64)
+        i4[0] = seg.mss
+        i4[1] = seg.wscale
+        i4[2] = seg.win
+        u2 = cython.cast(cython.p_ushort, p + 76)
+        u2[0] = seg.flags
+        u2[1] = seg.sport
+        u2[2] = seg.dport
+        p[82] = kind
+        p[83] = n
+        p[85] = 1 if seg.sack_perm else 0
+        p[86] = 1 if seg.truncated else 0
+        for i in range(n):
+            p[88 + i] = src[i]
+            p[104 + i] = dst[i]
+        if sack is None:
+            p[84] = _NO_SACK
+        else:
+            ns = len(sack)
+            if ns > 4:
+                raise ValueError("more than four SACK blocks")
+            p[84] = ns
+            u4 = cython.cast(cython.p_uint, p + 120)
+            for i in range(ns):
+                u4[2 * i] = sack[i][0]
+                u4[2 * i + 1] = sack[i][1]
+        return
+    if sack is None:
+        ns, flat = _NO_SACK, _ZERO_SACK
+    else:
+        ns = len(sack)
+        if ns > 4:
+            raise ValueError("more than four SACK blocks")
+        flat = [0] * 8
+        for i in range(ns):
+            flat[2 * i] = sack[i][0]
+            flat[2 * i + 1] = sack[i][1]
+    _REC.pack_into(mem, off, seg.frame, seg.ts_ns, gl, seg.seq, seg.ack, seg.paylen, seg.tsval, seg.tsecr,
+                   seg.mss, seg.wscale, seg.win, seg.flags, seg.sport, seg.dport, kind, n, ns,
+                   1 if seg.sack_perm else 0, 1 if seg.truncated else 0, src, dst, *flat)
+
+
+@cython.cfunc
+@cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, frame=cython.longlong, now=cython.longlong,
+               gl=cython.longlong, p=cython.p_uchar, q=cython.p_longlong)
+def _put_tick(mem, off, frame, now, gl):
+    if cython.compiled:
+        p = cython.address(mem[off])
+        q = cython.cast(cython.p_longlong, p)
+        q[0] = frame
+        q[1] = now
+        q[2] = gl
+        p[82] = K_TICK
+        return
+    _REC.pack_into(mem, off, frame, now, gl, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, K_TICK, 0, 0, 0, 0, b"", b"",
+                   *_ZERO_SACK)
+
+
+def prepare(stats, checksums: str) -> None:
+    """Set up ``stats`` (a pipeline.RunStats) for a run, as ``pipeline.run_packets`` does: the
+    decoder's state with a fragment reassembler, and checksum counters when verifying."""
+    st = stats.skipped
+    if type(st) is not DecodeState:
+        st = DecodeState()
+        st.update(stats.skipped)
+        stats.skipped = st
+    if st.frags is None:
+        st.frags = Reassembler()
+    st.verify = checksums != "ignore"
+    if st.verify and not stats.checksums:
+        stats.checksums = {"verified": 0, "good": 0, "bad": 0, "offload": 0, "unverified": 0, "dropped": 0}
+
+
+@cython.locals(nparts=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
+               tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
+               nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
+               started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
+               pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1])
+def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
+    """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples) into records for
+    ``nparts`` lanes and run the capture clock; returns ``(first_ns, last_ns, ts_backwards)``.
+
+    Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
+    ``flush(k)`` hands the full slot over and sets ``pos[k]``/``lim[k]`` to a free one.
+    ``stats`` (a ``pipeline.RunStats`` made ready by ``prepare``) counts frames, TCP segments
+    and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
+    bad TCP checksum go to their worker as ``K_DROP`` records (``Analyzer.checksum_error``)."""
+    counts = stats.skipped
+    errors = stats.errors
+    verify = counts.verify
+    dec = decode_general if verify else decode
+    rec = REC_SIZE
+    frames = 0
+    tcp = 0
+    last = 0
+    nxt = 0
+    back = 0
+    started = False
+    first = None
+    for pkt in packets:
+        frames += 1
+        frame, ts, lt, data, wirelen = pkt
+        try:
+            seg = dec(frame, ts, lt, data, counts, wirelen)
+        except DecodeError as e:
+            ekind = e.kind
+            if ekind == "unsupported_linktype":
+                stats.unsupported[lt] = stats.unsupported.get(lt, 0) + 1
+            errors[ekind] = errors.get(ekind, 0) + 1
+            ex = stats.error_examples.setdefault(ekind, [])
+            if len(ex) < K_MAX_ERROR_EXAMPLES:
+                ex.append((frame, e.offset, e.detail))
+            continue
+        if seg is None:
+            continue
+        kind = K_SEG
+        if verify and _checksum(stats.checksums, counts.csum) and drop:
+            stats.checksums["dropped"] += 1
+            kind = K_DROP
+        else:
+            tcp += 1
+        # the capture clock, as Analyzer.advance moves it
+        now = seg.ts_ns
+        gl = last
+        sweep = False
+        if now < last:
+            back += 1
+        else:
+            last = now
+            if now >= nxt:
+                if not started:
+                    started = True
+                    first = now
+                nxt = now + K_SWEEP_EVERY_NS
+                sweep = True
+        k = _owner_of(seg, nparts)
+        o = pos[k]
+        if o == lim[k]:
+            flush(k)
+            o = pos[k]
+        _put_seg(mem, o, kind, gl, seg)
+        pos[k] = o + rec
+        if sweep:
+            for j in range(nparts):
+                if j != k:
+                    o = pos[j]
+                    if o == lim[j]:
+                        flush(j)
+                        o = pos[j]
+                    _put_tick(mem, o, seg.frame, now, gl)
+                    pos[j] = o + rec
+    stats.frames += frames
+    stats.tcp += tcp
+    return first, last, back
+
+
+def _checksum(cs: dict, state: int) -> bool:
+    """Count one segment's checksum outcome; True when it is bad (as pipeline._checksum)."""
+    if state == CSUM_GOOD:
+        cs["verified"] += 1
+        cs["good"] += 1
+    elif state == CSUM_BAD:
+        cs["verified"] += 1
+        cs["bad"] += 1
+        return True
+    elif state == CSUM_OFFLOAD:
+        cs["verified"] += 1
+        cs["offload"] += 1
+    else:
+        cs["unverified"] += 1
+    return False
+
+
+def write_record(mem, off: int, kind: int, last_ns: int, seg: Segment) -> None:
+    """Write one segment record at ``mem[off:]`` (``dispatch`` does this for every segment)."""
+    _put_seg(mem, off, kind, last_ns, seg)
+
+
+def read_record(mem, off: int) -> Segment:
+    """The segment of the record at ``mem[off:]`` (``consume`` does this for every segment)."""
+    return _get_seg(mem, off)
+
+
+# ---------------------------------------------------------------------------- reading records
+@cython.cfunc
+@cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, seg=Segment, p=cython.p_uchar, q=cython.p_longlong,
+               i4=cython.p_int, u2=cython.p_ushort, u4=cython.p_uint, n=cython.Py_ssize_t, ns=cython.Py_ssize_t,
+               i=cython.Py_ssize_t)
+def _get_seg(mem, off):
+    if cython.compiled:
+        p = cython.address(mem[off])
+        q = cython.cast(cython.p_longlong, p)
+        i4 = cython.cast(cython.p_int, p + 64)
+        u2 = cython.cast(cython.p_ushort, p + 76)
+        n = p[83]
+        seg = Segment.__new__(Segment)
+        seg.frame = q[0]
+        seg.ts_ns = q[1]
+        seg.src = cython.cast(cython.p_char, p)[88:88 + n]
+        seg.dst = cython.cast(cython.p_char, p)[104:104 + n]
+        seg.sport = u2[1]
+        seg.dport = u2[2]
+        seg.seq = q[3]
+        seg.ack = q[4]
+        seg.flags = u2[0]
+        seg.win = i4[2]
+        seg.paylen = q[5]
+        seg.mss = i4[0]
+        seg.wscale = i4[1]
+        seg.sack_perm = True if p[85] else False
+        ns = p[84]
+        if ns == _NO_SACK:
+            seg.sack = None
+        else:
+            u4 = cython.cast(cython.p_uint, p + 120)
+            seg.sack = tuple([(u4[2 * i], u4[2 * i + 1]) for i in range(ns)])
+        seg.tsval = q[6]
+        seg.tsecr = q[7]
+        seg.truncated = True if p[86] else False
+        return seg
+    (frame, ts, _gl, seq, ack, paylen, tsval, tsecr, mss, wscale, win, flags, sport, dport, _kind, n, ns,
+     sack_perm, truncated, src, dst, *flat) = _REC.unpack_from(mem, off)
+    sack = None if ns == _NO_SACK else tuple([(flat[2 * i], flat[2 * i + 1]) for i in range(ns)])
+    return Segment(frame, ts, src[:n], dst[:n], sport, dport, seq, ack, flags, win, paylen, mss, wscale,
+                   bool(sack_perm), sack, tsval, tsecr, bool(truncated))
+
+
+@cython.locals(mem=cython.uchar[::1], start=cython.Py_ssize_t, stop=cython.Py_ssize_t, off=cython.Py_ssize_t,
+               an=Analyzer, seg=Segment, v=Verdict, kind=cython.longlong, notable_only=cython.bint,
+               fed=cython.longlong, q=cython.p_longlong, p=cython.p_uchar)
+def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
+    """Feed the records in ``mem[start:stop]`` to the analyzer ``an`` (segments, dropped
+    segments, clock ticks: see the module doc); returns the number of segments fed.
+    ``on_segment`` and ``notable_only`` as in ``pipeline.run_packets``."""
+    fed = 0
+    off = start
+    feed = an.feed
+    while off < stop:
+        if cython.compiled:
+            p = cython.address(mem[off])
+            q = cython.cast(cython.p_longlong, p)
+            kind = p[82]
+            an.last_ns = q[2]               # the capture's clock before this record's segment
+            an.cur_frame = q[0]
+            if kind == K_TICK:
+                an.advance(q[1])            # another worker's segment, at which the clock sweeps
+                off += REC_SIZE
+                continue
+        else:
+            frame, now, gl = _HEAD.unpack_from(mem, off)
+            kind = mem[off + 82]
+            an.last_ns = gl
+            an.cur_frame = frame
+            if kind == K_TICK:
+                an.advance(now)
+                off += REC_SIZE
+                continue
+        seg = _get_seg(mem, off)
+        off += REC_SIZE
+        if kind == K_DROP:
+            an.checksum_error(seg)          # Zeek drops it and marks the history
+            continue
+        fed += 1
+        v = feed(seg)
+        if on_segment is not None and (not notable_only or v.analysis or seg.flags & 0x17 != 0x10):
+            on_segment(seg, an)
+    return fed
+
+
+_HEAD = struct.Struct("=qqq")
+
+__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "owner", "prepare", "dispatch", "consume", "write_record",
+           "read_record"]

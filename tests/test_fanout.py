@@ -1,0 +1,176 @@
+"""``--jobs`` on one file read once: the packed segment records, the flow hash, the capture
+clock sent to the workers, checksum drops, a failing worker and standard input.  (The
+documents of the split against one process, on every public trace and generated captures,
+are compared in test_parallel.py for both ways of splitting.)"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tcpanalyze import fanout
+from tcpanalyze.engine import K_SWEEP_EVERY_NS
+from tcpanalyze import parallel as P
+from tcpanalyze.model import Segment
+from tcpanalyze.pipeline import owner
+from tcpanalyze.session import AnalyzeOptions, analyze_file
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = ROOT / "tests" / "data" / "traces"
+
+
+def _doc(rep) -> dict:
+    return json.loads(json.dumps(rep.to_dict()))
+
+
+def _fields(seg: Segment) -> tuple:
+    return tuple((name, getattr(seg, name)) for name, *_ in Segment.FIELDS)
+
+
+def _segments():
+    v4 = (b"\x0a\x00\x00\x01", b"\xc0\xa8\x01\xfe")
+    v6 = (bytes(range(16)), bytes(range(100, 116)))
+    yield Segment(1, 1_700_000_000_123_456_789, *v4, 40000, 80, 0xFFFFFFFF, 0, 0x002, 64240, 0,
+                  1460, 7, True, None, 0xFFFFFFFF, 0)
+    yield Segment(2, 5, *v6, 443, 65535, 12345, 0x80000000, 0x1FF, 0, 9000, -1, -1, False,
+                  ((1, 2), (0xFFFFFFF0, 0xFFFFFFFF), (5, 6), (7, 8)), -1, -1, True)
+    yield Segment(3, 0, *v4, 1, 2, 3, 4, 0x010, 5, 6, -1, -1, False, ((10, 20),), 100, 200, False)
+    yield Segment(1 << 40, -7, *v6, 0, 0, 0, 0, 0, 0, 0, 65535, 14, False, (), 0, 0, False)
+
+
+def test_records_round_trip_and_layout():
+    """A record holds every field of a segment; compiled (C stores) or not (struct), its
+    bytes are those of the documented layout (fanout._REC)."""
+    mem = bytearray(fanout.REC_SIZE * 4)
+    assert fanout._REC.size == fanout.REC_SIZE
+    for kind in (fanout.K_SEG, fanout.K_DROP):
+        for i, seg in enumerate(_segments()):
+            off = i * fanout.REC_SIZE
+            fanout.write_record(mem, off, kind, 42 + i, seg)
+            back = fanout.read_record(mem, off)
+            assert _fields(back) == _fields(seg)
+            assert type(back.sack_perm) is bool and type(back.truncated) is bool
+            v = fanout._REC.unpack_from(mem, off)
+            assert v[:3] == (seg.frame, seg.ts_ns, 42 + i) and v[14] == kind
+            assert v[15] == len(seg.src) and v[19][:v[15]] == seg.src and v[20][:v[15]] == seg.dst
+            assert v[16] == (255 if seg.sack is None else len(seg.sack))
+
+
+def test_record_refuses_more_than_four_sack_blocks():
+    seg = Segment(1, 0, b"\1\2\3\4", b"\5\6\7\x08", 1, 2, 3, 4, 0x10, 5, 0, sack=((1, 2),) * 5)
+    with pytest.raises(ValueError):
+        fanout.write_record(bytearray(fanout.REC_SIZE), 0, fanout.K_SEG, 0, seg)
+
+
+def test_dispatch_hash_is_pipeline_owner():
+    rnd = random.Random(7)
+    for _ in range(2000):
+        n = rnd.choice((2, 3, 4, 8))
+        a = bytes(rnd.randrange(256) for _ in range(rnd.choice((4, 16))))
+        b = bytes(rnd.randrange(256) for _ in range(len(a)))
+        seg = Segment(1, 0, a, b, rnd.randrange(65536), rnd.randrange(65536), 0, 0, 0x10, 0, 0)
+        assert fanout.owner(seg, n) == owner(seg, n)
+
+
+def test_clock_ticks_reach_every_other_worker(tmp_path):
+    """Each worker gets its own segments and, for another worker's segment at which the
+    clock sweeps (the first one, then one per sweep interval), a tick; the reader's clock is
+    the single analyzer's."""
+    path = TRACES / "206_example_b.pcap"
+    lanes = P._KeptLanes(3)
+    shared = P._read_once(str(path), None, lanes, 3)
+    lanes.mem.close()
+    one = analyze_file(str(path))
+    assert shared["clock"]["first_ns"] is not None
+    assert shared["stats"]["frames"] == one.files[0]["frames"]
+    segs, ticks = [], [set(), set(), set()]
+    for k in range(3):
+        recs = [fanout._REC.unpack_from(b, o) for b in lanes.kept[k] for o in range(0, len(b), fanout.REC_SIZE)]
+        frames = [r[0] for r in recs]
+        assert frames == sorted(frames), "a lane is in frame order"
+        for r in recs:
+            if r[14] == fanout.K_SEG:
+                seg = Segment(r[0], r[1], r[19][:r[15]], r[20][:r[15]], r[12], r[13], 0, 0, 0, 0, 0)
+                assert owner(seg, 3) == k
+                segs.append((r[0], r[1], r[2], k))
+            else:
+                assert r[14] == fanout.K_TICK
+                ticks[k].add((r[0], r[1], r[2]))
+    assert len(segs) == one.files[0]["tcp_segments"]
+    # Analyzer.advance's clock over all segments: where it sweeps, the others get a tick
+    segs.sort()
+    last = nxt = 0
+    want: list[set] = [set(), set(), set()]
+    for frame, ts, before, k in segs:
+        assert before == last, "a record carries the clock before its segment"
+        if ts >= last:
+            last = ts
+            if ts >= nxt:
+                nxt = ts + K_SWEEP_EVERY_NS
+                for j in range(3):
+                    if j != k:
+                        want[j].add((frame, ts, before))
+    assert ticks == want
+    assert sum(map(len, ticks)) >= 4
+    assert shared["clock"]["last_ns"] == last
+
+
+def test_checksum_drop_and_verify_equal_one_process(tmp_path):
+    """--checksums drop: a bad segment goes to its worker as a drop record (Zeek's 'C'
+    history), and only the clock moves elsewhere."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from test_checksums import HTTP, _frames, _with_checksum, _write
+    finally:
+        sys.path.pop(0)
+    frames = _frames(TRACES / "bruteforce.pcap")
+    out = [(fr, ts, lt, _with_checksum(d, lambda old, f: old ^ 0x5A5A) if fr % 7 == 3 else d, wl)
+           for fr, ts, lt, d, wl in frames]
+    path = _write(tmp_path, "bad.pcap", out)
+    assert HTTP.exists()
+    for mode in ("verify", "drop"):
+        opts = AnalyzeOptions(engine={"checksums": mode})
+        one = _doc(analyze_file(str(path), opts))
+        assert one["files"][0]["tcp_checksums"]["bad"] > 0
+        if mode == "drop":
+            assert one["files"][0]["tcp_checksums"]["dropped"] > 0
+        for n in (2, 3):
+            assert _doc(P.analyze_fanout(str(path), opts, n, inline=True)) == one, (mode, n)
+        assert _doc(P.analyze_fanout(str(path), opts, 2)) == one, mode
+
+
+def test_failing_worker_raises_instead_of_hanging(monkeypatch):
+    def broken(*_a, **_k):
+        raise ZeroDivisionError("worker broke")
+
+    monkeypatch.setattr(P, "consume", broken)            # the forked workers inherit it
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2)
+
+
+def test_unreadable_file_is_a_failed_report(tmp_path):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    rep = P.analyze_fanout(str(bad), None, 2)
+    assert rep.failed and rep.files[0]["error"] == analyze_file(str(bad)).files[0]["error"]
+    rep = P.analyze_fanout(str(tmp_path / "missing.pcap"), None, 2)
+    assert rep.failed
+
+
+def test_cli_standard_input_is_split_too():
+    path = TRACES / "206_example_b.pcap"
+
+    def run(*args):
+        with open(path, "rb") as f:
+            r = subprocess.run([sys.executable, "-m", "tcpanalyze", "analyze", "--json", *args], stdin=f,
+                               capture_output=True, text=True)
+        assert r.returncode in (0, 3), r.stderr
+        return json.loads(r.stdout)
+
+    one = run("-")
+    assert one["files"][0]["tcp_segments"] > 0
+    assert run("-", "--jobs", "2") == one

@@ -165,6 +165,7 @@ class _Lines(ConnectionDicts):
         self._write = write
         self._spill: _SpillFile | None = None
         self._spilled: dict[int, tuple[int, int]] = {}      # stream -> (offset, length)
+        self.waited = 0             # records that waited on disk for an earlier stream
 
     def _done(self, conn) -> None:
         line = _LINE(summarize(conn))
@@ -173,6 +174,7 @@ class _Lines(ConnectionDicts):
                 self._spill = _SpillFile()
             data = line.encode()
             self._spilled[conn.stream] = (self._spill.put(data), len(data))
+            self.waited += 1
             return
         write = self._write
         write(line)

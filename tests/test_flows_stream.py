@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tcpanalyze.api import connection_dicts
+from tcpanalyze.commands import flows
 from tcpanalyze.commands.flows import _Lines
 from tcpanalyze.engine import Config
 
@@ -31,7 +32,9 @@ def _expected(cap: Path) -> list[str]:
     return [json.dumps(d, separators=(",", ":")) for d in connection_dicts(str(cap))]
 
 
-def test_lines_in_stream_order_with_the_waiting_ones_on_disk(capture):
+@pytest.mark.parametrize("in_memory", [0, 200_000, flows.K_WAIT_IN_MEMORY])
+def test_lines_in_stream_order_with_the_waiting_ones_on_disk(capture, in_memory, monkeypatch):
+    monkeypatch.setattr(flows, "K_WAIT_IN_MEMORY", in_memory)
     lines: list[str] = []
     it = _Lines(str(capture), Config(), lines.append)
     for _block in it._blocks():
@@ -40,9 +43,15 @@ def test_lines_in_stream_order_with_the_waiting_ones_on_disk(capture):
     expected = _expected(capture)
     assert len(expected) > 500
     assert lines == expected
-    # records that ended before an earlier stream did waited in the spill file
-    assert it.waited > 100, it.waited
-    assert not it._spilled
+    # records that ended before an earlier stream waited: those beyond the memory budget
+    # in the spill file
+    if in_memory == 0:
+        assert it.waited > 100, it.waited
+    elif in_memory == 200_000:
+        assert 0 < it.waited < 200, it.waited
+    else:
+        assert it.waited == 0
+    assert not it._spilled and not it._held and it._held_chars == 0
 
 
 def test_cli_writes_the_same_lines(capture, tmp_path):

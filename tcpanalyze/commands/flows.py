@@ -153,37 +153,57 @@ class _Counted:
 _LINE = json.JSONEncoder(separators=(",", ":")).encode
 
 
+#: text of waiting records kept in memory before the next ones wait on disk
+K_WAIT_IN_MEMORY = 4 << 20
+
+
 class _Lines(ConnectionDicts):
     """The connection summaries as their ``--format jsonl`` text, handed to ``write`` in
     stream order as connections end.  A connection that ended before an earlier stream
-    waits on disk (tcpanalyze.records' spill file: a few dozen bytes of index in memory),
-    so a long connection at the start of a capture does not keep every later record in
-    memory until it ends."""
+    waits for it: in memory while the waiting text stays under ``K_WAIT_IN_MEMORY``, beyond
+    that on disk (tcpanalyze.records' spill file, a few dozen bytes of index in memory), so a
+    long connection at the start of a capture does not keep every later record in memory
+    until it ends."""
 
     def __init__(self, path: str, cfg: Config, write):
         super().__init__(path, cfg, "stream")
         self._write = write
+        self._held: dict[int, str] = {}                     # stream -> line, in memory
+        self._held_chars = 0
         self._spill: _SpillFile | None = None
-        self._spilled: dict[int, tuple[int, int]] = {}      # stream -> (offset, length)
+        self._spilled: dict[int, tuple[int, int]] = {}      # stream -> (offset, length) on disk
         self.waited = 0             # records that waited on disk for an earlier stream
 
     def _done(self, conn) -> None:
         line = _LINE(summarize(conn))
-        if conn.stream != self._next:
+        s = conn.stream
+        if s != self._next:
+            if self._held_chars + len(line) <= K_WAIT_IN_MEMORY:
+                self._held[s] = line
+                self._held_chars += len(line)
+                return
             if self._spill is None:
                 self._spill = _SpillFile()
             data = line.encode()
-            self._spilled[conn.stream] = (self._spill.put(data), len(data))
+            self._spilled[s] = (self._spill.put(data), len(data))
             self.waited += 1
             return
         write = self._write
         write(line)
-        self._next += 1
-        spilled = self._spilled
-        while self._next in spilled:
-            off, n = spilled.pop(self._next)
-            write(self._spill.get(off, n).decode())
-            self._next += 1
+        self._next = s = s + 1
+        held, spilled = self._held, self._spilled
+        while True:
+            line = held.pop(s, None)
+            if line is not None:
+                self._held_chars -= len(line)
+            elif s in spilled:
+                off, n = spilled.pop(s)
+                line = self._spill.get(off, n).decode()
+            else:
+                break
+            write(line)
+            s += 1
+        self._next = s
 
     def close(self) -> None:
         super().close()

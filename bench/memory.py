@@ -11,7 +11,9 @@ by source file, and the baseline of the imports.
     python bench/memory.py CAPTURE [--tracemalloc]
 
 Numbers depend on the build (pure Python objects or compiled C records): the first line
-says which is live.
+says which is live (``TCPANALYZE_PURE=1`` forces pure).  The tree this script is in is
+measured.  Compiled, tracemalloc counts what the compiled modules allocate under their
+Python caller (this script): the by-file list means something in the pure build.
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ import resource
 import sys
 import tracemalloc
 from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _rss_mb() -> float:

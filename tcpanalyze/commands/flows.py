@@ -8,13 +8,14 @@ import sys
 
 import click
 
-from tcpanalyze.api import connection_dicts, connections
+from tcpanalyze.api import _ENGINE_OPTIONS, ConnectionDicts, _engine, connection_dicts, connections
 from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors, make_config, no_stream,
                                         open_output, parquet_output, pop_engine_kw, run_capture, stats_notes,
                                         stdout)
-from tcpanalyze.engine import Analyzer
+from tcpanalyze.engine import Analyzer, Config
 from tcpanalyze.parquet import write_connections
 from tcpanalyze.pipeline import RunStats, gc_tuned
+from tcpanalyze.records import _SpillFile
 from tcpanalyze.summary import summarize
 
 
@@ -65,6 +66,11 @@ def flows(file, fmt, stream, top, sort_key, output, **kw):
             recs, stats = _timelines(file, stream, engine)
         elif fmt == "table":
             _table(file, engine, top, sort_key, output)
+            return
+        elif fmt == "jsonl":
+            stats = _jsonl(file, engine, output)
+            if stats.damage is not None and stats.damage.fatal:
+                sys.exit(EXIT_INPUT)
             return
         else:
             # a file runs with the cyclic collector off, as analyze does (pipeline.gc_tuned)
@@ -141,6 +147,120 @@ class _Counted:
         x = next(self.it)
         self.n += 1
         return x
+
+
+#: the text of one ``--format jsonl`` line (json.dumps with these separators)
+_LINE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+#: text of waiting records kept in memory before the next ones wait on disk
+K_WAIT_IN_MEMORY = 4 << 20
+
+
+class _Lines(ConnectionDicts):
+    """The connection summaries as their ``--format jsonl`` text, handed to ``write`` in
+    stream order as connections end.  A connection that ended before an earlier stream
+    waits for it: in memory while the waiting text stays under ``K_WAIT_IN_MEMORY``, beyond
+    that on disk (tcpanalyze.records' spill file, a few dozen bytes of index in memory), so a
+    long connection at the start of a capture does not keep every later record in memory
+    until it ends."""
+
+    def __init__(self, path: str, cfg: Config, write):
+        super().__init__(path, cfg, "stream")
+        self._write = write
+        self._held: dict[int, str] = {}                     # stream -> line, in memory
+        self._held_chars = 0
+        self._spill: _SpillFile | None = None
+        self._spilled: dict[int, tuple[int, int]] = {}      # stream -> (offset, length) on disk
+        self.waited = 0             # records that waited on disk for an earlier stream
+
+    def _done(self, conn) -> None:
+        line = _LINE(summarize(conn))
+        s = conn.stream
+        if s != self._next:
+            if self._held_chars + len(line) <= K_WAIT_IN_MEMORY:
+                self._held[s] = line
+                self._held_chars += len(line)
+                return
+            if self._spill is None:
+                self._spill = _SpillFile()
+            data = line.encode()
+            self._spilled[s] = (self._spill.put(data), len(data))
+            self.waited += 1
+            return
+        write = self._write
+        write(line)
+        self._next = s = s + 1
+        held, spilled = self._held, self._spilled
+        while True:
+            line = held.pop(s, None)
+            if line is not None:
+                self._held_chars -= len(line)
+            elif s in spilled:
+                off, n = spilled.pop(s)
+                line = self._spill.get(off, n).decode()
+            else:
+                break
+            write(line)
+            s += 1
+        self._next = s
+
+    def close(self) -> None:
+        super().close()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
+class _LineWriter:
+    """Lines written in chunks to the output, opened at the first line (an unreadable
+    capture leaves no output behind)."""
+
+    def __init__(self, output: str | None):
+        self.output = output
+        self.out = None
+        self.close_out = False
+        self.buf: list[str] = []
+
+    def write(self, line: str) -> None:
+        buf = self.buf
+        buf.append(line)
+        if len(buf) >= 1024:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.out is None:
+            self.out, self.close_out = open_output(self.output)
+        if self.buf:
+            self.out.write("\n".join(self.buf) + "\n")
+            self.buf.clear()
+
+    def close(self) -> None:
+        if self.out is not None:
+            if self.close_out:
+                self.out.close()
+            else:
+                self.out.flush()
+
+
+def _jsonl(file: str, engine: dict, output: str | None) -> RunStats:
+    """Write each connection's line as it leaves the engine, in stream order."""
+    w = _LineWriter(output)
+    try:
+        # a file runs with the cyclic collector off, as analyze does (pipeline.gc_tuned)
+        with input_errors(file), gc_tuned(off=file != "-"):
+            it = _Lines(file, Config(**_engine(*(engine.get(k) for k in _ENGINE_OPTIONS))), w.write)
+            try:
+                for _block in it._blocks():
+                    pass
+            finally:
+                it.close()
+        stats = it.stats
+        stats_notes(file, stats)
+        w.flush()
+    finally:
+        w.close()
+    return stats
 
 
 def _timelines(file: str, stream: int, engine: dict) -> tuple[list[dict], RunStats]:

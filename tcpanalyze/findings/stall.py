@@ -75,7 +75,9 @@ class StallWatch:
     def __init__(self):
         self.last_data_ns = [0, 0]
         self.stalls: list = []
-        self.resent: tuple = (set(), set())    # sequence numbers each direction retransmitted
+        # sequence numbers each direction retransmitted: two sets from the first retransmission
+        # on (most connections have none, and a watch lives as long as its connection)
+        self.resent: tuple | None = None
 
 
 def _limit_ns(conn, f, th) -> float:
@@ -102,6 +104,8 @@ def watch_stalls(seg, verdict, conn, events, th) -> None:
             and _outstanding(f, conn.flows[d ^ 1])):
         start = max(f.nextseqtime, w.last_data_ns[d])
         limit = _limit_ns(conn, f, th)
+        if w.resent is None:
+            w.resent = (set(), set())
         resent = w.resent[d]
         if now - start > limit:
             w.stalls.append((d, start, now, seg.frame, limit, seg.seq in resent))

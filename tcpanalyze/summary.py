@@ -5,13 +5,22 @@ Times are seconds since the epoch (floats); durations and RTTs are seconds.
 """
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze.diagnosis import perf_into, think_times
 from tcpanalyze.engine import Conn, ConnEnding, EndpointStats, EndpointTrack, Flow
 from tcpanalyze.model import addr_str, flag_names
 
 
-def _s(ns: int) -> float:
-    return round(ns / 1e9, 9)
+@cython.cfunc
+def _s(ns: object) -> object:
+    """Integer nanoseconds as seconds: the value ``round(ns / 1e9, 9)`` gives, which for an
+    integer is ``ns / 1e9`` itself (the double nearest to the 9-decimal number; checked by
+    tests/test_summary_times.py), so it is not rounded again."""
+    return ns / 1e9
 
 
 def _rtt(t: EndpointTrack) -> dict | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 from tcpanalyze.engine import Conn, EndpointPerf, EndpointTrack, Flow, PerfSplit
+from tcpanalyze.jsontext import fround
 
 #: a transfer that ended within this many round trips never left slow start: ``latency``
 K_LATENCY_MAX_RTTS = 4.0
@@ -48,7 +49,7 @@ _STATE_LIMIT = {"receiver_window": "receiver_window", "zero_window": "zero_windo
 
 
 def _ms(ns: float) -> float:
-    return round(ns / 1e6, 3)
+    return fround(ns / 1e6, 3)
 
 
 def _rate(bps: float) -> str:
@@ -61,9 +62,9 @@ def _rate(bps: float) -> str:
 def _fractions(parts: list[int]) -> list[float]:
     """Shares of the total, rounded to 4 places, adding up to exactly 1."""
     total = sum(parts)
-    out = [round(p / total, 4) for p in parts]
+    out = [fround(p / total, 4) for p in parts]
     i = max(range(len(parts)), key=parts.__getitem__)
-    out[i] = round(1.0 - sum(out[:i]) - sum(out[i + 1:]), 4)
+    out[i] = fround(1.0 - sum(out[:i]) - sum(out[i + 1:]), 4)
     return out
 
 
@@ -84,9 +85,9 @@ def perf_into(out: dict, conn: Conn, d: int) -> None:
     out["data_bytes"] = 0
     out["transfer_s"] = out["throughput_bps"] = out["goodput_bps"] = None
     if tr.rtt_n:
-        out["rtt_min_ms"] = round(tr.rtt_min / 1e6, 3)
-        out["rtt_avg_ms"] = round(tr.rtt_sum / tr.rtt_n / 1e6, 3)
-        out["rtt_max_ms"] = round(tr.rtt_max / 1e6, 3)
+        out["rtt_min_ms"] = fround(tr.rtt_min / 1e6, 3)
+        out["rtt_avg_ms"] = fround(tr.rtt_sum / tr.rtt_n / 1e6, 3)
+        out["rtt_max_ms"] = fround(tr.rtt_max / 1e6, 3)
     else:
         out["rtt_min_ms"] = out["rtt_avg_ms"] = out["rtt_max_ms"] = None
     out["time"] = None
@@ -99,8 +100,8 @@ def perf_into(out: dict, conn: Conn, d: int) -> None:
     out["data_bytes"] = data
     out["transfer_s"] = span / 1e9      # = round(span / 1e9, 9) for an integer (see summary._s)
     if span > 0:
-        out["throughput_bps"] = round(f.stats.bytes * 8e9 / span, 1)
-        out["goodput_bps"] = round(data * 8e9 / span, 1)
+        out["throughput_bps"] = fround(f.stats.bytes * 8e9 / span, 1)
+        out["goodput_bps"] = fround(data * 8e9 / span, 1)
     sp: PerfSplit = p.split
     parts = [sp.t_rwnd, sp.t_zwnd, sp.t_loss, sp.t_app, sp.t_cwnd]
     if sp.t_rwnd + sp.t_zwnd + sp.t_loss + sp.t_app + sp.t_cwnd > 0:

@@ -12,6 +12,7 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 
 from tcpanalyze.diagnosis import perf_into, think_times
 from tcpanalyze.engine import Conn, ConnEnding, EndpointStats, EndpointTrack, Flow
+from tcpanalyze.jsontext import fround
 from tcpanalyze.model import addr_str, flag_names
 
 
@@ -26,7 +27,7 @@ def _s(ns: object) -> object:
 def _rtt(t: EndpointTrack) -> dict | None:
     if not t.rtt_n:
         return None
-    return {"samples": t.rtt_n, "min": _s(t.rtt_min), "avg": round(t.rtt_sum / t.rtt_n / 1e9, 9), "max": _s(t.rtt_max)}
+    return {"samples": t.rtt_n, "min": _s(t.rtt_min), "avg": fround(t.rtt_sum / t.rtt_n / 1e9, 9), "max": _s(t.rtt_max)}
 
 
 def side_stats(f: Flow) -> dict:

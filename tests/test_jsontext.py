@@ -6,6 +6,8 @@ compiled walk and its plain-Python source alike."""
 from __future__ import annotations
 
 import enum
+import math
+import random
 import json
 from pathlib import Path
 
@@ -93,3 +95,28 @@ def test_records_of_the_samples():
             assert jsontext.walk(rec) == standard(rec)
             n += 1
     assert n > 100
+
+
+def _near_ties(r):
+    """Decimal halves and their neighbours (where rounding is decided by the last bit)."""
+    for k in (1, 2, 3, 4, 6, 9):
+        base = r.randrange(0, 10 ** 8) * 10 + 5
+        x = base / 10 ** (k + 1)
+        for v in (x, math.nextafter(x, 0), math.nextafter(x, math.inf)):
+            yield v, k
+
+
+def test_fround_is_round():
+    r = random.Random(17)
+    values = [(v, k) for v in (0.0, -0.0, 2.675, 1.0005, 0.0005, -0.0005, 0.5, 1.5, 2.5, -2.5, 1e-300, 5e-324,
+                               1e15, 2.0 ** 51, 2.0 ** 52 + 1, 1e300, -1e300, math.inf, -math.inf, math.nan)
+              for k in range(10)]
+    for _ in range(50000):
+        x = r.random() * 10 ** r.randrange(-8, 13)
+        values.append((x if r.random() < 0.9 else -x, r.choice((1, 2, 3, 4, 6, 9))))
+        values.extend(_near_ties(r))
+    for x, k in values:
+        want, got = round(x, k), jsontext.fround(x, k)
+        assert (want == got and math.copysign(1, want) == math.copysign(1, got)) or (want != want and got != got), \
+            (x, k, want, got)
+        assert repr(want) == repr(got)

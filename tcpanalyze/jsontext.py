@@ -136,7 +136,6 @@ _POW10 = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9)
 
 
 @cython.ccall
-@cython.locals(y=cython.double, a=cython.double, rf=cython.double, p=cython.double)
 def fround(x: cython.double, k: cython.int) -> cython.double:
     """``round(x, k)`` for a float ``x`` and 0 <= k <= 9, as the records write their numbers.
 
@@ -145,11 +144,11 @@ def fround(x: cython.double, k: cython.int) -> cython.double:
     to the same decimal number); any other value goes to ``round``
     (tests/test_jsontext.py compares them)."""
     if cython.compiled and x != 0.0 and 0 <= k <= 9:
-        p = _POW10[k]
-        y = x * p
-        a = -y if y < 0 else y
+        p: cython.double = _POW10[k]
+        y: cython.double = x * p
+        a: cython.double = -y if y < 0 else y
         if a < 2251799813685248.0:                  # 2**51
-            rf = cython.cast(cython.longlong, a + 0.5)
+            rf: cython.double = cython.cast(cython.longlong, a + 0.5)
             if (a - rf if a >= rf else rf - a) < 0.5 - a * 2.3e-16:
                 return -rf / p if y < 0 else rf / p
     return round(x, k)

@@ -37,7 +37,8 @@ PACKAGE = "tcpanalyze"
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The one list of compiled modules (dotted names below the package).  A module whose .py is
 # missing is left out; a .pxd next to a module is used when there is one.
-COMPILED = ["model", "engine", "decode", "state", "zeek", "summary", "analysis", "seq", "rows", "pipeline", "fanout",
+COMPILED = ["model", "engine", "decode", "state", "zeek", "summary", "diagnosis", "jsontext", "analysis", "seq", "rows",
+            "pipeline", "fanout",
             "sources.pcap"]
 # packages whose every module is compiled (their __init__ stays Python: the findings package's
 # imports every detector module it holds)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import math
 
+from tcpanalyze.engine import Conn, EndpointPerf, EndpointTrack, Flow, PerfSplit
+from tcpanalyze.jsontext import fround
+
 #: a transfer that ended within this many round trips never left slow start: ``latency``
 K_LATENCY_MAX_RTTS = 4.0
 #: send gaps at most this variable (standard deviation / mean) are paced by a bottleneck
@@ -46,7 +49,7 @@ _STATE_LIMIT = {"receiver_window": "receiver_window", "zero_window": "zero_windo
 
 
 def _ms(ns: float) -> float:
-    return round(ns / 1e6, 3)
+    return fround(ns / 1e6, 3)
 
 
 def _rate(bps: float) -> str:
@@ -59,41 +62,53 @@ def _rate(bps: float) -> str:
 def _fractions(parts: list[int]) -> list[float]:
     """Shares of the total, rounded to 4 places, adding up to exactly 1."""
     total = sum(parts)
-    out = [round(p / total, 4) for p in parts]
+    out = [fround(p / total, 4) for p in parts]
     i = max(range(len(parts)), key=parts.__getitem__)
-    out[i] = round(1.0 - sum(out[:i]) - sum(out[i + 1:]), 4)
+    out[i] = fround(1.0 - sum(out[:i]) - sum(out[i + 1:]), 4)
     return out
 
 
-def perf(conn, d: int) -> dict:
+def perf(conn: Conn, d: int) -> dict:
     """Direction ``d``'s numbers (the keys ``summary.side_stats`` adds): throughput,
     goodput, data bytes, transfer time, RTT in ms, the time breakdown, the retransmission
     time-outs and the verdict.  Every value is None when the direction sent no data."""
-    f = conn.flows[d]
-    peer = conn.flows[d ^ 1]
-    p = f.perf
-    tr = f.track
-    rtt = (tr.rtt_min / 1e6, tr.rtt_sum / tr.rtt_n / 1e6, tr.rtt_max / 1e6) if tr.rtt_n else (None, None, None)
-    out = {"data_bytes": 0, "transfer_s": None, "throughput_bps": None, "goodput_bps": None,
-           "rtt_min_ms": None if rtt[0] is None else round(rtt[0], 3),
-           "rtt_avg_ms": None if rtt[1] is None else round(rtt[1], 3),
-           "rtt_max_ms": None if rtt[2] is None else round(rtt[2], 3),
-           "time": None, "rto_waits": [], "limited_by": None, "limited_by_reason": None}
+    out: dict = {}
+    perf_into(out, conn, d)
+    return out
+
+
+def perf_into(out: dict, conn: Conn, d: int) -> None:
+    """``perf(conn, d)``'s keys and values, added to ``out`` (after the keys it has)."""
+    f: Flow = conn.flows[d]
+    p: EndpointPerf = f.perf
+    tr: EndpointTrack = f.track
+    out["data_bytes"] = 0
+    out["transfer_s"] = out["throughput_bps"] = out["goodput_bps"] = None
+    if tr.rtt_n:
+        out["rtt_min_ms"] = fround(tr.rtt_min / 1e6, 3)
+        out["rtt_avg_ms"] = fround(tr.rtt_sum / tr.rtt_n / 1e6, 3)
+        out["rtt_max_ms"] = fround(tr.rtt_max / 1e6, 3)
+    else:
+        out["rtt_min_ms"] = out["rtt_avg_ms"] = out["rtt_max_ms"] = None
+    out["time"] = None
+    out["rto_waits"] = []
+    out["limited_by"] = out["limited_by_reason"] = None
     if not p.first_frame:
-        return out
+        return
     data = p.unique
     span = p.last_ns - p.first_ns
     out["data_bytes"] = data
-    out["transfer_s"] = round(span / 1e9, 9)
+    out["transfer_s"] = span / 1e9      # = round(span / 1e9, 9) for an integer (see summary._s)
     if span > 0:
-        out["throughput_bps"] = round(f.stats.bytes * 8e9 / span, 1)
-        out["goodput_bps"] = round(data * 8e9 / span, 1)
-    parts = [p.split.t_rwnd, p.split.t_zwnd, p.split.t_loss, p.split.t_app, p.split.t_cwnd]
-    if sum(parts) > 0:
+        out["throughput_bps"] = fround(f.stats.bytes * 8e9 / span, 1)
+        out["goodput_bps"] = fround(data * 8e9 / span, 1)
+    sp: PerfSplit = p.split
+    parts = [sp.t_rwnd, sp.t_zwnd, sp.t_loss, sp.t_app, sp.t_cwnd]
+    if sp.t_rwnd + sp.t_zwnd + sp.t_loss + sp.t_app + sp.t_cwnd > 0:
         out["time"] = dict(zip(STATES, _fractions(parts)))
-    out["rto_waits"] = rto_waits(p)
-    out["limited_by"], out["limited_by_reason"] = _verdict(conn, f, peer, p, parts, data, span, out)
-    return out
+    if p.rto_waits:
+        out["rto_waits"] = rto_waits(p)
+    out["limited_by"], out["limited_by_reason"] = _verdict(conn, f, conn.flows[d ^ 1], p, parts, data, span, out)
 
 
 def rto_waits(p) -> list[dict]:

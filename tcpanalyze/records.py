@@ -22,18 +22,16 @@ from array import array
 from bisect import bisect_left
 from typing import Iterable, Iterator
 
+from tcpanalyze.jsontext import compact
+
 #: bytes gathered in memory before one write to the spill file
 K_SPILL_CHUNK = 1 << 20
 
 
-#: json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False), without
-#: building a new encoder for every call (json.dumps does when given any option)
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def dumps(obj) -> str:
-    """The compact encoding every writer uses for one record (see report.jsonout)."""
-    return _COMPACT.encode(obj)
+    """The compact encoding every writer uses for one record (see report.jsonout):
+    json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)."""
+    return compact(obj)
 
 
 class _SpillFile:

@@ -5,40 +5,62 @@ Times are seconds since the epoch (floats); durations and RTTs are seconds.
 """
 from __future__ import annotations
 
-from tcpanalyze.diagnosis import perf, think_times
-from tcpanalyze.engine import Conn, Flow
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.diagnosis import perf_into, think_times
+from tcpanalyze.engine import Conn, ConnEnding, EndpointStats, EndpointTrack, Flow
+from tcpanalyze.jsontext import fround
 from tcpanalyze.model import addr_str, flag_names
 
 
-def _s(ns: int) -> float:
-    return round(ns / 1e9, 9)
+@cython.cfunc
+def _s(ns: object) -> object:
+    """Integer nanoseconds as seconds: the value ``round(ns / 1e9, 9)`` gives, which for an
+    integer is ``ns / 1e9`` itself (the double nearest to the 9-decimal number; checked by
+    tests/test_summary_times.py), so it is not rounded again."""
+    return ns / 1e9
 
 
-def _rtt(f: Flow) -> dict | None:
-    if not f.track.rtt_n:
+def _rtt(t: EndpointTrack) -> dict | None:
+    if not t.rtt_n:
         return None
-    return {"samples": f.track.rtt_n, "min": _s(f.track.rtt_min), "avg": round(f.track.rtt_sum / f.track.rtt_n / 1e9, 9), "max": _s(f.track.rtt_max)}
+    return {"samples": t.rtt_n, "min": _s(t.rtt_min), "avg": fround(t.rtt_sum / t.rtt_n / 1e9, 9), "max": _s(t.rtt_max)}
 
 
 def side_stats(f: Flow) -> dict:
+    """One direction's counters (the ``orig`` / ``resp`` object without the diagnosis)."""
+    s: EndpointStats = f.stats
+    t: EndpointTrack = f.track
     return {
-        "packets": f.stats.pkts, "bytes": f.stats.bytes, "data_packets": f.stats.data_pkts,
-        "retransmissions": f.stats.rtx, "retransmitted_bytes": f.stats.rtx_bytes, "fast_retransmissions": f.stats.fast_rtx,
-        "spurious_retransmissions": f.stats.spurious, "out_of_order": f.stats.ooo, "lost_segments": f.stats.lost,
-        "acked_unseen": f.stats.ack_lost, "duplicate_acks": f.stats.dupacks, "zero_windows": f.stats.zero_win,
-        "zero_window_probes": f.stats.zwp, "keep_alives": f.stats.keepalive, "window_full": f.stats.win_full,
-        "window_updates": f.stats.win_update, "syn": f.stats.syns, "fin": f.stats.fins, "rst": f.stats.rsts,
+        "packets": s.pkts, "bytes": s.bytes, "data_packets": s.data_pkts,
+        "retransmissions": s.rtx, "retransmitted_bytes": s.rtx_bytes, "fast_retransmissions": s.fast_rtx,
+        "spurious_retransmissions": s.spurious, "out_of_order": s.ooo, "lost_segments": s.lost,
+        "acked_unseen": s.ack_lost, "duplicate_acks": s.dupacks, "zero_windows": s.zero_win,
+        "zero_window_probes": s.zwp, "keep_alives": s.keepalive, "window_full": s.win_full,
+        "window_updates": s.win_update, "syn": s.syns, "fin": s.fins, "rst": s.rsts,
         "window_scale": None if f.win_scale == -1 else (0 if f.win_scale == -2 else f.win_scale),
-        "window_scale_known": f.win_scale != -1, "mss": f.stats.mss or None, "max_segment": f.stats.max_seg,
-        "window_shrinks": len(f.track.shrinks) if f.track.shrinks else 0, "window_shrink_bytes": f.track.shrink_bytes,
-        "rtt": _rtt(f),
+        "window_scale_known": f.win_scale != -1, "mss": s.mss or None, "max_segment": s.max_seg,
+        "window_shrinks": len(t.shrinks) if t.shrinks else 0, "window_shrink_bytes": t.shrink_bytes,
+        "rtt": _rtt(t),
     }
 
 
+def endpoint_record(conn: Conn, d: int) -> dict:
+    """Direction ``d``'s object: its counters, then its diagnosis (``diagnosis.perf``)."""
+    rec = side_stats(conn.flows[d])
+    perf_into(rec, conn, d)
+    return rec
+
+
 def summarize(conn: Conn, *, timelines: bool = False) -> dict:
-    o = conn.orig
-    r = o ^ 1
-    fo, fr = conn.flows[o], conn.flows[r]
+    o: int = conn.orig
+    r: int = o ^ 1
+    fo: Flow = conn.flows[o]
+    fr: Flow = conn.flows[r]
+    end: ConnEnding = conn.ending
     z = conn.zeek
     rec = {
         "stream": conn.stream,
@@ -49,15 +71,15 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
         "orig_pkts": fo.stats.pkts, "resp_pkts": fr.stats.pkts, "orig_bytes": fo.stats.bytes, "resp_bytes": fr.stats.bytes,
         "start": _s(conn.first_ns), "end": _s(conn.last_ns), "duration": _s(conn.last_ns - conn.first_ns),
         "first_frame": conn.first_frame, "last_frame": conn.last_frame,
-        "close_initiator": None if conn.ending.close_initiator < 0 else ("orig" if conn.ending.close_initiator == o else "resp"),
+        "close_initiator": None if end.close_initiator < 0 else ("orig" if end.close_initiator == o else "resp"),
         "end_reason": conn.end_reason,
-        "reset_by": None if conn.ending.reset_by < 0 else ("orig" if conn.ending.reset_by == o else "resp"),
+        "reset_by": None if end.reset_by < 0 else ("orig" if end.reset_by == o else "resp"),
         "handshake_seen": conn.handshake_seen,
         "states_inferred": conn.inferred,
         "handshake_rtt": _s(conn.irtt) if conn.irtt else None,
         "syn_retries": max(0, len(conn.handshake.syn_times) - 1) if conn.handshake.syn_times else 0,
         "retransmissions": fo.stats.rtx + fr.stats.rtx,
-        "orig": {**side_stats(fo), **perf(conn, o)}, "resp": {**side_stats(fr), **perf(conn, r)},
+        "orig": endpoint_record(conn, o), "resp": endpoint_record(conn, r),
         "unexpected": [{"frame": fr_, "endpoint": "orig" if ep == o else "resp", "anomaly": name}
                        for fr_, _ts, ep, name in (conn.anomalies or ())],
     }
@@ -70,8 +92,8 @@ def summarize(conn: Conn, *, timelines: bool = False) -> dict:
                         "conn_state": z.conn_state(), "history": z.history} for z, zo, a, b in recs]
         first = conn.ztrack.zeek_done[0][0]
         rec["conn_state"], rec["history"] = first.conn_state(), first.history
-    if conn.ending.tw_start is not None:
-        ep, ts, frame = conn.ending.tw_start
+    if end.tw_start is not None:
+        ep, ts, frame = end.tw_start
         rec["time_wait"] = {"endpoint": "orig" if ep == o else "resp", "start": _s(ts), "frame": frame}
     rec["server_think"], rec["client_think"] = think_times(conn)
     if timelines and conn.timeline is not None:

@@ -1,0 +1,122 @@
+"""``jsontext``'s walk writes the standard encoder's bytes (compact, ensure_ascii=False,
+allow_nan=False), and raises its errors, for records and for every unusual value.
+
+Run in both builds (CI runs the suite compiled and with TCPANALYZE_PURE=1), this checks the
+compiled walk and its plain-Python source alike."""
+from __future__ import annotations
+
+import enum
+import math
+import random
+import json
+from pathlib import Path
+
+import pytest
+
+from tcpanalyze import jsontext
+from tcpanalyze.records import dumps
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def standard(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class Text(str):
+    pass
+
+
+class Number(float):
+    pass
+
+
+VALUES = [
+    {}, [], (), "", 0, -1, 1023, 1024, 1025, -1024, 2 ** 63, -(2 ** 70), 0.0, -0.0, 1.5, -2.25, 1e300, 5e-324,
+    1700000056.7028449, 0.000137333, True, False, None,
+    "plain", 'quote " and back\\slash', "control \x00\x01\x1f\t\n\r\b\f", "é ü ß ∞ µs", "emoji \U0001F600",
+    "lone surrogate \ud800", "x" * 41, "y" * 40,
+    {"a": 1, "b": [1, 2.5, None, True, "s"], "c": {"d": {}, "e": []}, "f": (1, (2, 3))},
+    {"first": {"first": 1, "second": 2}, "second": [{"first": 0}]},
+    [{"k": v} for v in (0, 1, -0.0, "é", None)],
+    {"é": 1, "\"": 2, "\n": 3},
+    {1: "int key", 2.5: "float key", True: "bool key", None: "None key", "s": 0},
+    {"enum": Color.RED}, [Color.RED], {"sub": Text("text")}, {Text("key"): 1}, {"f": Number(1.25)},
+    {"tuple in list": [(1, 2), ()]},
+]
+
+
+@pytest.mark.parametrize("obj", VALUES, ids=range(len(VALUES)))
+def test_walk_writes_the_standard_bytes(obj):
+    assert jsontext.walk(obj) == standard(obj)
+    assert jsontext.compact(obj) == standard(obj)
+    assert dumps(obj) == standard(obj)
+
+
+def test_walk_writes_the_same_text_twice():
+    # the second time the keys and short strings come from the walk's caches
+    obj = {"orig": {"state": "ESTABLISHED", "n": 3}, "resp": {"state": "ESTABLISHED", "n": 4}}
+    assert jsontext.walk(obj) == jsontext.walk(obj) == standard(obj)
+
+
+def test_deep_nesting_goes_to_the_standard_encoder():
+    deep: list = []
+    for i in range(jsontext.K_DEPTH_MAX + 50):
+        deep = [deep] if i % 2 else [{"k": deep}]
+    assert jsontext.walk(deep) == standard(deep)
+
+
+@pytest.mark.parametrize("obj", [float("nan"), {"a": [float("inf")]}, {"a": -float("inf")}, {"a": object()},
+                                 {"a": {1, 2}}, {(1, 2): "tuple key"}, b"bytes"])
+def test_walk_raises_the_standard_error(obj):
+    with pytest.raises((ValueError, TypeError)) as std:
+        standard(obj)
+    with pytest.raises(std.type) as walked:
+        jsontext.walk(obj)
+    assert str(walked.value) == str(std.value)
+    with pytest.raises(std.type):
+        dumps(obj)
+
+
+def test_records_of_the_samples():
+    from tcpanalyze.session import AnalyzeOptions, analyze_file
+
+    captures = sorted((ROOT / "samples").glob("*.pcap"))
+    assert captures
+    n = 0
+    for path in captures:
+        report = analyze_file(str(path), AnalyzeOptions())
+        doc = report.to_dict()
+        for rec in [*doc["connections"], *doc["findings"], *doc["files"], doc["summary"], doc]:
+            assert jsontext.walk(rec) == standard(rec)
+            n += 1
+    assert n > 100
+
+
+def _near_ties(r):
+    """Decimal halves and their neighbours (where rounding is decided by the last bit)."""
+    for k in (1, 2, 3, 4, 6, 9):
+        base = r.randrange(0, 10 ** 8) * 10 + 5
+        x = base / 10 ** (k + 1)
+        for v in (x, math.nextafter(x, 0), math.nextafter(x, math.inf)):
+            yield v, k
+
+
+def test_fround_is_round():
+    r = random.Random(17)
+    values = [(v, k) for v in (0.0, -0.0, 2.675, 1.0005, 0.0005, -0.0005, 0.5, 1.5, 2.5, -2.5, 1e-300, 5e-324,
+                               1e15, 2.0 ** 51, 2.0 ** 52 + 1, 1e300, -1e300, math.inf, -math.inf, math.nan)
+              for k in range(10)]
+    for _ in range(50000):
+        x = r.random() * 10 ** r.randrange(-8, 13)
+        values.append((x if r.random() < 0.9 else -x, r.choice((1, 2, 3, 4, 6, 9))))
+        values.extend(_near_ties(r))
+    for x, k in values:
+        want, got = round(x, k), jsontext.fround(x, k)
+        assert (want == got and math.copysign(1, want) == math.copysign(1, got)) or (want != want and got != got), \
+            (x, k, want, got)
+        assert repr(want) == repr(got)

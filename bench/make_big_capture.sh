@@ -3,37 +3,45 @@
 # benchmark (bench/table.py): many short HTTP-like connections opened and closed within a short
 # time, keep-alive connections, refused connects and several lossy bulk uploads.
 #
-#   sudo bash bench/make_big_capture.sh [--scale K [--direct]] [--seconds S] [--conns N] [--bulk B] [--out FILE]
+#   sudo bash bench/make_big_capture.sh [--scale K [--from FILE | --direct]] [--seconds S] [--conns N]
+#                                       [--bulk B] [--out FILE]
 #
 #   --scale K    K times the connections (short, keep-alive, refused) in the same time span;
-#                the bulk uploads stay the same (default 1).  Made as K recordings at the scale-1
-#                rate, each from its own client address, overlaid in time (every connection keeps
-#                its recorded timing; the two cores of a shared machine cannot run the Python
-#                clients and servers at K times the rate)
+#                the bulk uploads stay the same (default 1).  Made from one recording at the
+#                scale-1 rate: K copies of it merged by time, copy k with its client addresses'
+#                last byte raised by k (checksums adjusted) and shifted by k/K s
+#                (bench/replicate_pcap.py).  Every connection keeps its recorded packets and
+#                timing; two shared cores cannot run the Python clients and servers at K times
+#                the rate.
+#   --from FILE  with --scale K: copy this earlier scale-1 recording instead of recording one
 #   --direct     with --scale K: one recording at K times the connection rate instead
 #   --seconds S  length of the traffic (default 95)
 #   --conns N    HTTP-like connections at scale 1 (default 64000)
 #   --bulk B     number of lossy bulk uploads (default 6)
 #   --out FILE   output (default /work/big21/big.pcap, or big4x.pcap for --scale 4)
+#   --client I   the client's veth address is 10.201.0.(10+I) / fd00:201::(10+I) (default 0)
 #
-# Defaults give more than 2M packets with about 64k connections in about 100 s.  Needs root, iproute2, tcpdump, timeout, python3 (standard
-# library only); capinfos (Wireshark) for the summary line if present.  The whole run is bounded
-# by timeout(1) (S + 150 s); every client and server runs under its own timeout.
+# Defaults give about 2M packets with about 64k connections in about 95 s.  Needs root, iproute2,
+# tcpdump, timeout, python3 (standard library only); capinfos (Wireshark) for the summary if
+# present.  A recording is bounded by timeout(1) (S + 150 s); every client and server runs under
+# its own timeout.
 #
-# Test bed: two network namespaces joined by samples/tools/tapnetem.py, a user-space stand-in for
-# `tc netem` (this kernel has no sch_netem): one TAP device in each namespace, frames relayed
-# with per-port loss / delay / reordering.  Addresses exist only inside the namespaces
-# (10.200.0.1 / fd00:200::1 clients, 10.200.0.2 / fd00:200::2 servers); no traffic leaves them.
-# The capture is taken with tcpdump on the client's TAP device (full snap length, 256 MB
-# kernel buffer).  TAP frames are MTU sized (no GSO on a TAP device).
-#
-# The HTTP-like traffic and the refused connects take a veth pair between the namespaces (10.201.0.x,
-# fd00:201::x; GSO limited to one segment so the capture holds MTU-sized segments), the bulk
-# uploads the relay; one tcpdump on each client-side device, merged by time (bench/merge_pcap.py).
+# Test bed: two network namespaces joined twice.  (1) samples/tools/tapnetem.py, a user-space
+# stand-in for `tc netem` (this kernel has no sch_netem): a TAP device in each namespace
+# (10.200.0.1 client, 10.200.0.2 server), frames relayed with per-port loss / delay / reordering;
+# it carries the bulk uploads.  (2) a veth pair (10.201.0.10 / fd00:201::10 client, 10.201.0.2 /
+# fd00:201::2 servers; GSO limited to one segment, so the capture holds MTU-sized segments as on
+# a physical link) for the HTTP-like traffic and the refused connects: kernel to kernel, so the
+# relay (one Python process) does not set the pace of tens of thousands of connections.
+# Addresses exist only inside the namespaces; no traffic leaves them.  tcpdump records each
+# client-side device (full snap length, 256 MB kernel buffer); the two files are merged by time
+# (bench/merge_pcap.py).  Client checksums are the kernel's offloaded ones (left unfinished on
+# veth), as in any capture taken on the sending host.
 #
 # Traffic:
-#   8080-8083  HTTP-like request/response (samples/tools/tcpgen.py httpd / httpc), 1 ms one way;
-#              started in one wave per second, N/S connections per wave, no delay: 10% IPv6; 8% keep-alive
+#   8080-8083  HTTP-like request/response (samples/tools/tcpgen.py httpd, one process per port,
+#              and httpc), no added delay; one wave of N/S connections started every second
+#              (one client process per 1000), 64 at a time per process: 10% IPv6; 8% keep-alive
 #              (2-8 requests); of the last responses 62% server-first close, 30% client-first
 #              close, 8% server abort (RST); responses mostly a few KB, 1% of 100-500 KB
 #   7          closed port: refused connects (SYN -> RST/ACK), 1 per 100 connections
@@ -42,8 +50,8 @@
 #
 # Not bit-reproducible (ISNs, ports, timing).  The file is written next to FILE as FILE.part and
 # renamed when the run succeeded; FILE.txt gets the recording log (relay and tcpdump counters,
-# client statistics, capinfos summary).  Namespaces b21_a / b21_b (NS_A / NS_B to override),
-# TAP devices b21a / b21b (TAP_A / TAP_B).
+# client statistics, capinfos summary).  Namespaces bench21_a / bench21_b (NS_A / NS_B to
+# override), TAP devices b21a / b21b (TAP_A / TAP_B), veth b21va / b21vb (VETH_A / VETH_B).
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -56,24 +64,25 @@ A4=10.200.0.1 B4=10.200.0.2            # TAP relay (lossy bulk uploads)
 HB4=10.201.0.2 HB6=fd00:201::2                                  # veth (HTTP-like, refused)
 export PYTHONDONTWRITEBYTECODE=1
 
-SCALE=1 SECONDS_=95 CONNS=64000 BULK=6 OUTFILE= DIRECT=0 CLIENT=0
+SCALE=1 SECONDS_=95 CONNS=64000 BULK=6 OUTFILE= DIRECT=0 CLIENT=0 FROM=
 while [ $# -gt 0 ]; do
   case $1 in
     --scale) SCALE=$2; shift 2 ;;
     --direct) DIRECT=1; shift ;;
+    --from) FROM=$2; shift 2 ;;
     --client) CLIENT=$2; shift 2 ;;
     --seconds) SECONDS_=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
     --bulk) BULK=$2; shift 2 ;;
     --out) OUTFILE=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -u/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "make_big_capture: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 for v in "$SCALE" "$SECONDS_" "$CONNS" "$BULK" "$CLIENT"; do
   [[ $v =~ ^[0-9]+$ ]] || { echo "make_big_capture: not a whole number: $v" >&2; exit 2; }
 done
-HA4=10.201.0.$((10 + CLIENT)) HA6=fd00:201::$((10 + CLIENT))    # client address: one per recording
+HA4=10.201.0.$((10 + CLIENT)) HA6=fd00:201::$((10 + CLIENT))    # client address (--client I: .10 + I)
 if [ -z "$OUTFILE" ]; then
   if [ "$SCALE" = 1 ]; then OUTFILE=/work/big21/big.pcap; else OUTFILE=/work/big21/big${SCALE}x.pcap; fi
 fi
@@ -82,22 +91,26 @@ die() { echo "make_big_capture: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, TAP devices, tcpdump)"
 for c in ip tcpdump timeout "$PY"; do command -v "$c" >/dev/null || die "missing $c"; done
 
-# --scale K (K > 1) without --direct: K recordings at the scale-1 rate, each from its own client
-# address (only the first with the bulk uploads), overlaid in time by bench/merge_pcap.py --align.
+# --scale K (K > 1) without --direct: one recording at the scale-1 rate (or --from FILE, an
+# earlier one), then K copies of it merged by time, copy k with the client addresses' last byte
+# raised by k and shifted by k/K s (bench/replicate_pcap.py); the bulk uploads are kept once.
 if [ "$SCALE" -gt 1 ] && [ "$DIRECT" = 0 ]; then
-  [ "$CLIENT" = 0 ] || die "--client is for the scale-1 recordings"
+  [ "$CLIENT" = 0 ] || die "--client is for scale-1 recordings"
   mkdir -p "$(dirname "$OUTFILE")" || die "cannot create $(dirname "$OUTFILE")"
-  PARTS=()
-  for k in $(seq 0 $((SCALE - 1))); do
-    b=0; [ "$k" = 0 ] && b=$BULK
-    bash "${BASH_SOURCE[0]}" --scale 1 --seconds "$SECONDS_" --conns "$CONNS" --bulk "$b" --client "$k" \
-        --out "$OUTFILE.rec$k.pcap" || die "recording $k of $SCALE failed"
-    PARTS+=("$OUTFILE.rec$k.pcap")
-  done
-  "$PY" "$HERE/merge_pcap.py" --align "$OUTFILE.part" "${PARTS[@]}" || die "merge failed"
-  { echo "make_big_capture: --scale $SCALE = $SCALE recordings overlaid in time:"; cat "${PARTS[@]/%/.txt}"; } > "$OUTFILE.txt"
+  SRC=$FROM
+  if [ -z "$SRC" ]; then
+    SRC=$OUTFILE.rec.pcap
+    bash "${BASH_SOURCE[0]}" --scale 1 --seconds "$SECONDS_" --conns "$CONNS" --bulk "$BULK" --out "$SRC" \
+      || die "the recording failed"
+  fi
+  [ -f "$SRC" ] || die "no such recording: $SRC"
+  timeout 1800 "$PY" "$HERE/replicate_pcap.py" "$OUTFILE.part" "$SRC" --copies "$SCALE" \
+      --client 10.201.0.10 --client fd00:201::10 --once-port 5001 || die "replicate failed"
+  { echo "make_big_capture: --scale $SCALE: $SCALE copies of $SRC (client 10.201.0.10 / fd00:201::10" \
+         "as .10 ... .$((10 + SCALE - 1)), copy k shifted by k/$SCALE s, port 5001 once)"
+    [ -f "$SRC.txt" ] && cat "$SRC.txt"; } > "$OUTFILE.txt"
   if command -v capinfos >/dev/null; then capinfos -c -d -u -M "$OUTFILE.part" | tee -a "$OUTFILE.txt"; fi
-  rm -f "${PARTS[@]}" "${PARTS[@]/%/.txt}"
+  [ -z "$FROM" ] && rm -f "$SRC" "$SRC.txt"
   mv "$OUTFILE.part" "$OUTFILE" && ls -l "$OUTFILE"
   exit
 fi
@@ -105,7 +118,8 @@ fi
 # Bound the whole run: re-exec under timeout(1) once; on SIGTERM the EXIT trap cleans up.
 if [ -z "${MAKE_BIG_INNER:-}" ]; then
   MAKE_BIG_INNER=1 exec timeout -s TERM $((SECONDS_ + 150)) bash "${BASH_SOURCE[0]}" \
-    --scale "$SCALE" --seconds "$SECONDS_" --conns "$CONNS" --bulk "$BULK" --client "$CLIENT" --out "$OUTFILE"
+    --scale "$SCALE" --seconds "$SECONDS_" --conns "$CONNS" --bulk "$BULK" --client "$CLIENT" --out "$OUTFILE" \
+    $([ "$DIRECT" = 1 ] && echo --direct)
 fi
 
 # NICE=-10: the recording's processes (relay, servers, clients, tcpdump) run at that priority.

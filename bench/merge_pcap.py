@@ -2,11 +2,6 @@
 """Merge classic pcap files by timestamp into one (like ``mergecap -F pcap``), streaming.
 
     python bench/merge_pcap.py OUT.pcap A.pcap B.pcap ...
-    python bench/merge_pcap.py --align OUT.pcap A.pcap B.pcap ...
-
-With ``--align`` every input is first shifted in time so that it starts when the first input
-starts: K recordings of the same length become one recording of that length with K times the
-traffic (bench/make_big_capture.sh --scale K).
 
 The inputs must share one link type; the output takes the first input's header (time
 resolution and byte order), the other inputs' timestamps are converted to it.  Records with
@@ -24,24 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from concat_pcap import _records  # noqa: E402
 
 
-def _first_ts(path: str):
-    (_h, _e, tps, _lt), it = _records(path)
-    for ts, _c, _w, _d in it:
-        it.close()
-        return ts, tps
-    return None, tps
-
-
-def merge(out: str, inputs: list[str], align: bool = False) -> int:
+def merge(out: str, inputs: list[str]) -> int:
     heads, streams = [], []
-    shifts = [0] * len(inputs)
-    if align:
-        firsts = [_first_ts(p) for p in inputs]
-        t0, tps_0 = firsts[0]
-        if t0 is not None:
-            for i, (t, tps) in enumerate(firsts):
-                if t is not None:
-                    shifts[i] = t0 * tps // tps_0 - t     # in the input's own ticks
     for path in inputs:
         head, it = _records(path)
         heads.append(head)
@@ -52,9 +31,8 @@ def merge(out: str, inputs: list[str], align: bool = False) -> int:
             raise SystemExit(f"merge_pcap: {path}: link type {lt} differs from {lt0}")
 
     def keyed(i, it, tps):
-        sh = shifts[i]
         for ts, caplen, wirelen, data in it:
-            yield (ts + sh) * tps0 // tps, i, caplen, wirelen, data
+            yield ts * tps0 // tps, i, caplen, wirelen, data
 
     rec = struct.Struct(e0 + "IIII")
     n = 0
@@ -77,11 +55,9 @@ def merge(out: str, inputs: list[str], align: bool = False) -> int:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    align = "--align" in argv
-    argv = [a for a in argv if a != "--align"]
     if len(argv) < 2:
-        raise SystemExit("usage: merge_pcap.py [--align] OUT.pcap IN.pcap...")
-    n = merge(argv[0], argv[1:], align)
+        raise SystemExit("usage: merge_pcap.py OUT.pcap IN.pcap...")
+    n = merge(argv[0], argv[1:])
     print(f"{argv[0]}: {n} packets merged from {len(argv) - 1} files", file=sys.stderr)
 
 

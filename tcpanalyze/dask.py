@@ -8,7 +8,8 @@
     print(total.summary["connections"], total.summary["findings"]["by_kind"])
 
 The capture paths go into a Dask bag; each task runs ``session.analyze_file`` on its
-file (the workers must see the same paths: a shared file system or object-store mount) and
+file (the workers must see the same names: paths on a shared file system, or URLs such as
+``s3://bucket/caps/*.pcap`` that every worker opens through fsspec, see docs/cluster.md) and
 returns a ``Report`` (plain picklable data); the reports are added up with
 ``session.merge_reports`` per partition and then across partitions, in input order,
 so the total is the one ``tcpanalyze analyze FILES... --json`` gives for the same files.
@@ -40,8 +41,8 @@ def _merge_partials(partials, keep_connections):
 
 
 def report_bag(paths: Iterable[str], options=None, npartitions: int | None = None, **kw):
-    """A Dask bag of per-file Reports (lazy).  ``paths`` may hold directories and globs,
-    expanded here (on the client)."""
+    """A Dask bag of per-file Reports (lazy).  ``paths`` may hold directories and globs, local
+    or as URLs, expanded here (on the client)."""
     import dask.bag as db
 
     opts = _options(options, kw)

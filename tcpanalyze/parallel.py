@@ -85,6 +85,7 @@ from tcpanalyze.fanout import REC_SIZE, consume, dispatch, prepare
 from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 from tcpanalyze.sources.pcap import capture_format, open_capture
+from tcpanalyze.sources.remote import expand_url, is_url
 
 #: capture file names: a file of a directory with one of these is taken even when its first
 #: bytes are not a capture's (it is then reported as unreadable, not silently left out)
@@ -102,12 +103,15 @@ def expand_inputs(args: Iterable[str], skipped: dict[str, list[str]] | None = No
     pcapng, each maybe gzip-compressed: ``sources.pcap.capture_format``) or a capture file
     name (``CAPTURE_SUFFIXES``); its other files are left out and listed in ``skipped``
     (directory -> names) when given.  A pattern with ``*?[`` that names no existing file
-    gives its matches (sorted); anything else (including ``-``) is kept as is, so a missing
+    gives its matches (sorted).  A URL (``s3://bucket/caps/``, ``file:///data/*.pcap``)
+    follows the same rules through fsspec.  Anything else (including ``-``) is kept as is, so a missing
     file is still reported as unreadable, and so is a directory without captures
     (``session.analyze_file`` says so)."""
     out: list[str] = []
     for a in args:
-        if a != "-" and os.path.isdir(a):
+        if is_url(a):   # scheme://...: the same rules through fsspec (sources.remote.expand_url)
+            out.extend(expand_url(a, CAPTURE_SUFFIXES, capture_format, skipped))
+        elif a != "-" and os.path.isdir(a):
             names, others = [], []
             for n in sorted(os.listdir(a)):
                 p = os.path.join(a, n)

@@ -41,7 +41,7 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+    with distributed.LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
         with distributed.Client(cl) as c:
             yield c
 
@@ -79,3 +79,53 @@ def test_directory_input_default_scheduler(files):
     d = str(Path(files[0]).parent)
     tot = analyze_many([d])
     assert tot.summary["files"] == len(files)
+
+
+def test_local_cluster_file_urls_per_file_equal_serial(files, client):
+    """A directory given as a file:// URL: the workers (separate processes) open every capture
+    through fsspec; each per-file report equals the serial run over the local path."""
+    pytest.importorskip("fsspec", reason="URLs are read through fsspec (the dask extra)")
+    from tcpanalyze.dask import analyze_many
+
+    d = Path(files[0]).parent
+    url = d.as_uri() + "/"
+    with distributed.get_task_stream(client) as ts:
+        reps, tot = analyze_many([url], client, per_file=True, npartitions=len(files))
+    local = sorted(files)
+    assert [r.files[0]["source"] for r in reps] == [Path(p).as_uri() for p in local]
+    for rep, path in zip(reps, local):
+        assert rep.files[0]["error"] is None
+        u = Path(path).as_uri()
+        assert _doc(rep) == _doc(analyze_file(u))                    # serial run over the same URL
+        text = json.dumps(rep.to_dict()).replace(json.dumps(u)[1:-1], json.dumps(path)[1:-1])
+        assert json.loads(text) == _doc(analyze_file(path))          # ... and over the local path
+    assert _doc(tot) == _doc(merge_reports([analyze_file(Path(p).as_uri()) for p in local]))
+    workers = {t["worker"] for t in ts.data if "analyze_file" in str(t["key"])}
+    assert len(workers) >= 2, f"the files were analysed by {workers}, expected several worker processes"
+
+
+def test_memory_url_glob_synchronous(files):
+    """fsspec's in-memory file system lives in one process: Dask's synchronous scheduler."""
+    fsspec = pytest.importorskip("fsspec", reason="URLs are read through fsspec (the dask extra)")
+    import dask
+
+    from tcpanalyze.dask import analyze_many
+
+    fs = fsspec.filesystem("memory")
+    base = "/tcpa-dask-test"
+    for p in files:
+        fs.pipe(f"{base}/{Path(p).name}", Path(p).read_bytes())
+    try:
+        with dask.config.set(scheduler="synchronous"):
+            reps, tot = analyze_many([f"memory://{base}/*.pcap*"], per_file=True)
+        serial = merge_reports([analyze_file(r.files[0]["source"]) for r in reps])
+    finally:
+        fs.rm(base, recursive=True)
+    local = sorted(files)
+    assert [r.files[0]["source"] for r in reps] == [f"memory://{base}/{Path(p).name}" for p in local]
+    for rep, path in zip(reps, local):
+        u = rep.files[0]["source"]
+        assert rep.files[0]["error"] is None
+        text = json.dumps(rep.to_dict()).replace(json.dumps(u)[1:-1], json.dumps(path)[1:-1])
+        assert json.loads(text) == _doc(analyze_file(path))
+    assert _doc(tot) == _doc(serial)

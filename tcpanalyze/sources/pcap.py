@@ -36,6 +36,7 @@ from array import array
 from typing import Iterator
 
 from ..errors import CaptureDamage, SourceError
+from .remote import is_url, open_url
 
 try:
     import cython
@@ -868,7 +869,11 @@ def capture_format(path: str) -> str | None:
     ``pcapng``, ``pcap-kuznetzov``, with ``, gzip`` when gzip-compressed), or None when it
     is not a capture (or cannot be read).  Reads at most a few bytes (and gzip's header)."""
     try:
-        with open(path, "rb") as f:
+        if is_url(path):
+            f = open_url(path)[0]
+        else:
+            f = open(path, "rb")
+        with f:
             head = f.read(4)
             if head[:2] != _GZIP_MAGIC:
                 return _magic_format(head)
@@ -876,12 +881,13 @@ def capture_format(path: str) -> str | None:
             with gzip.GzipFile(fileobj=f, mode="rb") as gz:
                 fmt = _magic_format(gz.read(4))
             return None if fmt is None else fmt + ", gzip"
-    except (OSError, EOFError, ValueError, zlib.error):
+    except (OSError, EOFError, ValueError, zlib.error, SourceError):
         return None
 
 
 def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureReader:
-    """Open a pcap/pcapng capture (optionally gzip-compressed); ``"-"`` reads standard input.
+    """Open a pcap/pcapng capture (optionally gzip-compressed); ``"-"`` reads standard input,
+    a URL (``s3://...``, ``file://...``, any fsspec protocol) is opened through fsspec.
 
     Raises :class:`SourceError` (one-line message) if the input cannot be opened or is
     not a supported capture.  Damage found while iterating is reported on the reader.
@@ -898,6 +904,14 @@ def open_capture(path: str, *, max_record: int = DEFAULT_MAX_RECORD) -> CaptureR
             src = _Prefixed(head, raw, at_end=len(head) < 2)
             return _open_stream(name, src, head, closers, max_record)
         name = os.fspath(path)
+        if is_url(name):    # scheme://...: through fsspec (tcpanalyze.sources.remote)
+            f, size = open_url(name)
+            closers.append(f)
+            head = _read_head(f, 2)
+            if size == 0 or not head:
+                raise SourceError("file is empty: not a pcap or pcapng capture")
+            return _open_stream(name, _Prefixed(head, f), head, closers, max_record,
+                                size if head != _GZIP_MAGIC else None)
         try:
             f = open(name, "rb")
         except OSError as exc:

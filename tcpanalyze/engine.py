@@ -1143,12 +1143,43 @@ def _ack_disordered(rev, ack, now, v):
         else:
             karn |= e.karn
     rev.segs = keep
-    if not keep:
+    if keep:
+        _respan(rev)
+    else:
+        rev.segs_disordered = False
+    return karn
+
+
+@cython.cfunc
+@cython.locals(rev=Flow, e=Unacked, base=cython.longlong, lo=cython.longlong, hi=cython.longlong,
+               r=cython.longlong, prev=cython.longlong, ordered=cython.bint, i=cython.Py_ssize_t)
+def _respan(rev):
+    """The span of a disordered flow's unacked segments after an ACK removed some.  When
+    the ones left are in sequence order again (each starts at or after the end of the one
+    before), the list is an ordered one from here: ``_match_ack`` walks only its acked
+    prefix again instead of every segment, and bytes in flight read its ends."""
+    segs = rev.segs
+    base = rev.base_seq
+    e = segs[0]
+    lo = seq_dist(e.seq, base)
+    hi = prev = seq_dist(e.end, base)
+    ordered = True
+    for i in range(1, len(segs)):
+        e = segs[i]
+        r = seq_dist(e.seq, base)
+        if r < prev:
+            ordered = False
+        if r < lo:
+            lo = r
+        r = seq_dist(e.end, base)
+        if r > hi:
+            hi = r
+        prev = r
+    if ordered:
         rev.segs_disordered = False
     else:
-        e = keep[0]
-        rev.seg_lo, rev.seg_hi = _span(keep, rev.base_seq, e.seq, e.end)
-    return karn
+        rev.seg_lo = lo
+        rev.seg_hi = hi
 
 
 @cython.cfunc

@@ -60,6 +60,7 @@ _OOO = cython.declare(cython.longlong, A.OUT_OF_ORDER)
 _REUSED = cython.declare(cython.longlong, A.REUSED_PORTS)
 _RTX_FAMILY = cython.declare(cython.longlong, A.RETRANSMISSION_FAMILY)
 _SYN = cython.declare(cython.longlong, SYN)
+_FIN = cython.declare(cython.longlong, FIN)
 _ACK = cython.declare(cython.longlong, ACK)
 _RST = cython.declare(cython.longlong, RST)
 _SFR = cython.declare(cython.longlong, SYN | FIN | RST)
@@ -1142,12 +1143,43 @@ def _ack_disordered(rev, ack, now, v):
         else:
             karn |= e.karn
     rev.segs = keep
-    if not keep:
+    if keep:
+        _respan(rev)
+    else:
+        rev.segs_disordered = False
+    return karn
+
+
+@cython.cfunc
+@cython.locals(rev=Flow, e=Unacked, base=cython.longlong, lo=cython.longlong, hi=cython.longlong,
+               r=cython.longlong, prev=cython.longlong, ordered=cython.bint, i=cython.Py_ssize_t)
+def _respan(rev):
+    """The span of a disordered flow's unacked segments after an ACK removed some.  When
+    the ones left are in sequence order again (each starts at or after the end of the one
+    before), the list is an ordered one from here: ``_match_ack`` walks only its acked
+    prefix again instead of every segment, and bytes in flight read its ends."""
+    segs = rev.segs
+    base = rev.base_seq
+    e = segs[0]
+    lo = seq_dist(e.seq, base)
+    hi = prev = seq_dist(e.end, base)
+    ordered = True
+    for i in range(1, len(segs)):
+        e = segs[i]
+        r = seq_dist(e.seq, base)
+        if r < prev:
+            ordered = False
+        if r < lo:
+            lo = r
+        r = seq_dist(e.end, base)
+        if r > hi:
+            hi = r
+        prev = r
+    if ordered:
         rev.segs_disordered = False
     else:
-        e = keep[0]
-        rev.seg_lo, rev.seg_hi = _span(keep, rev.base_seq, e.seq, e.end)
-    return karn
+        rev.seg_lo = lo
+        rev.seg_hi = hi
 
 
 @cython.cfunc
@@ -1517,7 +1549,7 @@ def _perf_acked(snd, rcv, seg, aflags):
 
 @cython.cfunc
 @cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, seg=Segment, nextseq=cython.longlong,
-               nxt=cython.longlong, zrtx=cython.bint, flags=cython.longlong)
+               nxt=cython.longlong, zrtx=cython.bint, flags=cython.longlong, z=ZeekConn, is_orig=cython.bint)
 def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
     """Zeek's history letters and conn_state for the segment.  Zeek's retransmission rule
     (update_last_seq): payload that brings no new sequence space past ``nextseq`` (the
@@ -1751,7 +1783,7 @@ class Analyzer:
         if flags & _SYN or not conn.irtt or not (fwd.base_set and rev.base_set and rev.valid_bif):
             _relative_bases(conn, fwd, rev, seg)
         if flags & _SYN:
-            self._on_syn(conn, d, fwd, rev, seg)
+            _on_syn(fwd, rev, seg)
             if flags & _ACK and conn.handshake.ts_mru_syn:
                 fwd.perf.syn_gap = now - conn.handshake.ts_mru_syn
 
@@ -1788,7 +1820,7 @@ class Analyzer:
         # endpoints changes neither state.
         state = conn.state
         if flags & _SFR or state[0] is not _ESTABLISHED or state[1] is not _ESTABLISHED:
-            self._step_states(conn, d, fwd, rev, seg, nxt, aflags)
+            _step_states(self, conn, d, fwd, rev, seg, nxt, aflags)
         # Zeek's letters: a control or zero-window segment, data that did not move the
         # sender's next seq (a retransmission to Zeek), or a flow whose letters may change
         if flags & _SFR or not seg.win or not fwd.zsettled or (seg.paylen and fwd.nextseq == nextseq):
@@ -1801,98 +1833,6 @@ class Analyzer:
         return v
 
     # ------------------------------------------------------------------ helpers (not per data packet)
-    def _step_states(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment, nxt: int, aflags: int) -> None:
-        """Both endpoints' RFC 9293 states after a segment ``d`` sent (``nxt``: the seq just
-        past it): transitions, anomalies, the end of the connection, data after a FIN."""
-        flags = seg.flags
-        if flags & _SFR:
-            self._control(conn, d, fwd, rev, seg, nxt)
-        state = conn.state
-        acks_fin = rev.times.fin_next >= 0 and flags & _ACK and seq_delta(seg.ack, rev.times.fin_next) >= 0
-        ev_s, ev_r = classify(flags, bool(acks_fin))
-        s0 = state[d]
-        s1, anom = step(s0, ev_s)
-        if s1 is not s0:
-            self._transition(conn, d, s0, s1, seg, True)
-        elif anom is not None:
-            self._anomaly(conn, d, anom, seg)
-        r = d ^ 1
-        s0 = state[r]
-        s1, anom = step(s0, ev_r)
-        if s1 is not s0:
-            self._transition(conn, r, s0, s1, seg, False)
-        elif anom is not None:
-            self._anomaly(conn, r, anom, seg)
-        if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
-            conn.end_reason = "rst" if (conn.flows[0].stats.rsts or conn.flows[1].stats.rsts) else "fin"
-            self.table.closed.append(conn)
-        if seg.paylen and fwd.times.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.times.fin_next):
-            fwd.stats.data_after_fin += 1
-
-    def _on_syn(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment) -> None:
-        """Window scale and MSS from a SYN or SYN/ACK (Wireshark's verify_tcp_window_scaling)."""
-        ws = seg.wscale
-        if ws >= 0:
-            fwd.win_scale = ws if ws <= 14 else 14
-        if fwd.win_scale == -1:
-            fwd.win_scale = -2
-            rev.win_scale = -2
-        elif seg.flags & ACK and rev.win_scale == -2:
-            fwd.win_scale = -2
-        if seg.mss > 0:
-            fwd.stats.mss = seg.mss
-
-    def _control(self, conn: Conn, d: int, fwd: Flow, rev: Flow, seg: Segment, nxt: int) -> None:
-        flags = seg.flags
-        now = seg.ts_ns
-        if flags & SYN:
-            fwd.stats.syns += 1
-            if not flags & ACK and d == conn.orig:
-                if conn.handshake.syn_times is None:
-                    conn.handshake.syn_times = []
-                    conn.handshake.syn_frame = seg.frame
-                if len(conn.handshake.syn_times) < 64:
-                    conn.handshake.syn_times.append(now)
-        if flags & FIN:
-            fwd.stats.fins += 1
-            if fwd.times.fin_next < 0:
-                fwd.times.fin_next = nxt
-                fwd.times.fin_frame = seg.frame
-                fwd.times.fin_ns = now
-                if conn.ending.close_initiator < 0:
-                    conn.ending.close_initiator = d
-        if flags & RST:
-            fwd.stats.rsts += 1
-            if not fwd.times.rst_frame:
-                fwd.times.rst_frame = seg.frame
-                fwd.times.rst_ns = now
-            if conn.ending.reset_by < 0:
-                conn.ending.reset_by = d
-                conn.ending.reset_state = (conn.state[d], conn.state[d ^ 1])
-                # Data the resetting side had sent that was never acknowledged is discarded.
-                inflight = 0
-                for e in fwd.segs:
-                    inflight += seq_dist(e.end, e.seq)
-                if fwd.segs:
-                    conn.ending.reset_inflight = inflight
-
-    def _transition(self, conn: Conn, ep: int, s0: TcpState, s1: TcpState, seg: Segment, sent: bool) -> None:
-        conn.state[ep] = s1
-        if conn.timeline is not None:
-            conn.timeline[ep].append((seg.ts_ns, seg.frame, s0, s1, seg.flags, seg.paylen, sent))
-        if s1 is _TIME_WAIT:
-            self._enter_time_wait(conn, ep, seg.ts_ns, seg.frame)
-
-    def _anomaly(self, conn: Conn, ep: int, name: str, seg: Segment) -> None:
-        if conn.anomalies is None:
-            conn.anomalies = []
-        if len(conn.anomalies) < self.cfg.max_events:
-            conn.anomalies.append((seg.frame, seg.ts_ns, ep, name))
-
-    def _enter_time_wait(self, conn: Conn, ep: int, now: int, frame: int) -> None:
-        conn.ending.tw_start = (ep, now, frame)
-        self.tw_enter(conn.addr[ep], conn.port[ep], now, frame)
-
     # the TIME_WAIT table's view, under the names the findings and the live view use
     @property
     def tw_hosts(self) -> dict[bytes, TwHost]:
@@ -1967,6 +1907,120 @@ class Analyzer:
         self.table.close_all(self._finalize)
         self.done.sort(key=lambda c: c.stream)
         return self.done
+
+
+# ---------------------------------------------------------------------- endpoint states
+# The RFC 9293 state machines and the control segments, one function per concern, called by
+# ``Analyzer.feed`` for a control segment or while an endpoint is not ESTABLISHED (C
+# functions when compiled: no Python call per segment).
+
+@cython.cfunc
+@cython.locals(a=Analyzer, conn=Conn, d=cython.longlong, fwd=Flow, rev=Flow, seg=Segment, nxt=cython.longlong,
+               aflags=cython.longlong, flags=cython.longlong, r=cython.longlong, acks_fin=cython.bint)
+def _step_states(a, conn, d, fwd, rev, seg, nxt, aflags):
+    """Both endpoints' RFC 9293 states after a segment ``d`` sent (``nxt``: the seq just
+    past it): transitions, anomalies, the end of the connection, data after a FIN."""
+    flags = seg.flags
+    if flags & _SFR:
+        _control(conn, d, fwd, seg, nxt)
+    state = conn.state
+    acks_fin = rev.times.fin_next >= 0 and flags & _ACK and seq_delta(seg.ack, rev.times.fin_next) >= 0
+    ev_s, ev_r = classify(flags, acks_fin)
+    s0 = state[d]
+    s1, anom = step(s0, ev_s)
+    if s1 is not s0:
+        _transition(a, conn, d, s0, s1, seg, True)
+    elif anom is not None:
+        _anomaly(a, conn, d, anom, seg)
+    r = d ^ 1
+    s0 = state[r]
+    s1, anom = step(s0, ev_r)
+    if s1 is not s0:
+        _transition(a, conn, r, s0, s1, seg, False)
+    elif anom is not None:
+        _anomaly(a, conn, r, anom, seg)
+    if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
+        conn.end_reason = "rst" if (conn.flows[0].stats.rsts or conn.flows[1].stats.rsts) else "fin"
+        a.table.closed.append(conn)
+    if seg.paylen and fwd.times.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.times.fin_next):
+        fwd.stats.data_after_fin += 1
+
+
+@cython.cfunc
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, ws=cython.longlong)
+def _on_syn(fwd, rev, seg):
+    """Window scale and MSS from a SYN or SYN/ACK (Wireshark's verify_tcp_window_scaling)."""
+    ws = seg.wscale
+    if ws >= 0:
+        fwd.win_scale = ws if ws <= 14 else 14
+    if fwd.win_scale == -1:
+        fwd.win_scale = -2
+        rev.win_scale = -2
+    elif seg.flags & _ACK and rev.win_scale == -2:
+        fwd.win_scale = -2
+    if seg.mss > 0:
+        fwd.stats.mss = seg.mss
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, d=cython.longlong, fwd=Flow, seg=Segment, nxt=cython.longlong, flags=cython.longlong,
+               now=cython.longlong, inflight=cython.longlong, e=Unacked)
+def _control(conn, d, fwd, seg, nxt):
+    """The sender's SYN, FIN and RST: counters, first times, who closed or reset first."""
+    flags = seg.flags
+    now = seg.ts_ns
+    if flags & _SYN:
+        fwd.stats.syns += 1
+        if not flags & _ACK and d == conn.orig:
+            if conn.handshake.syn_times is None:
+                conn.handshake.syn_times = []
+                conn.handshake.syn_frame = seg.frame
+            if len(conn.handshake.syn_times) < 64:
+                conn.handshake.syn_times.append(now)
+    if flags & _FIN:
+        fwd.stats.fins += 1
+        if fwd.times.fin_next < 0:
+            fwd.times.fin_next = nxt
+            fwd.times.fin_frame = seg.frame
+            fwd.times.fin_ns = now
+            if conn.ending.close_initiator < 0:
+                conn.ending.close_initiator = d
+    if flags & _RST:
+        fwd.stats.rsts += 1
+        if not fwd.times.rst_frame:
+            fwd.times.rst_frame = seg.frame
+            fwd.times.rst_ns = now
+        if conn.ending.reset_by < 0:
+            conn.ending.reset_by = d
+            conn.ending.reset_state = (conn.state[d], conn.state[d ^ 1])
+            # Data the resetting side had sent that was never acknowledged is discarded.
+            inflight = 0
+            for e in fwd.segs:
+                inflight += seq_dist(e.end, e.seq)
+            if fwd.segs:
+                conn.ending.reset_inflight = inflight
+
+
+@cython.cfunc
+@cython.locals(a=Analyzer, conn=Conn, ep=cython.longlong, seg=Segment, sent=cython.bint)
+def _transition(a, conn, ep, s0, s1, seg, sent):
+    """Endpoint ``ep`` moves from ``s0`` to ``s1`` (on the timeline when one is kept)."""
+    conn.state[ep] = s1
+    if conn.timeline is not None:
+        conn.timeline[ep].append((seg.ts_ns, seg.frame, s0, s1, seg.flags, seg.paylen, sent))
+    if s1 is _TIME_WAIT:
+        conn.ending.tw_start = (ep, seg.ts_ns, seg.frame)
+        a.tw_enter(conn.addr[ep], conn.port[ep], seg.ts_ns, seg.frame)
+
+
+@cython.cfunc
+@cython.locals(a=Analyzer, conn=Conn, ep=cython.longlong, seg=Segment)
+def _anomaly(a, conn, ep, name, seg):
+    """A segment endpoint ``ep``'s state machine has no transition for (at most max_events kept)."""
+    if conn.anomalies is None:
+        conn.anomalies = []
+    if len(conn.anomalies) < a.max_events:
+        conn.anomalies.append((seg.frame, seg.ts_ns, ep, name))
 
 
 _FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})

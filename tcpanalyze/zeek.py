@@ -54,6 +54,12 @@ from __future__ import annotations
 
 import re
 
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed: the declarations are no-ops
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze._fields import slots
 from tcpanalyze.model import ACK, FIN, RST, SYN
 
 __all__ = ["ZeekConn", "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED",
@@ -94,10 +100,14 @@ _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*", re.S)
 
 
 class ZeekConn:
-    """Zeek's per-connection TCP summary state; see the module docstring for the protocol."""
+    """Zeek's per-connection TCP summary state; see the module docstring for the protocol.
+    A C record when compiled (generated from FIELDS; ``__init__`` below sets every field)."""
 
-    __slots__ = ("os", "rs", "oprev", "rprev", "hist", "seen", "last_syn", "last_fin", "last_rst",
-                 "cnt", "thr", "flipped", "orig_is_first_sender", "_swap")
+    FIELDS = (("os", "long long"), ("rs", "long long"), ("oprev", "long long"), ("rprev", "long long"),
+              ("hist", "list"), ("seen", "long long"), ("last_syn", "list"), ("last_fin", "list"),
+              ("last_rst", "list"), ("cnt", "list"), ("thr", "list"), ("flipped", "bint"),
+              ("orig_is_first_sender", "bint"), ("_swap", "bint"))
+    __slots__ = slots(FIELDS)
 
     def __init__(self, orig_is_first_sender: bool = True):
         self.os = INACTIVE          # originator's endpoint state
@@ -121,6 +131,7 @@ class ZeekConn:
             self.orig_is_first_sender = False
 
     # ------------------------------------------------------------------ per packet
+    @cython.locals(side=cython.longlong, bit=cython.longlong)
     def update(self, is_orig: bool, flags: int, rel_seq: int, paylen: int, win: int,
                is_retransmission: bool) -> None:
         """Account one segment (see the module docstring for the arguments)."""
@@ -183,6 +194,7 @@ class ZeekConn:
             return os == INACTIVE or os == PARTIAL
         return False
 
+    @cython.locals(side=cython.longlong, both=cython.longlong)
     def settled(self, is_orig: bool) -> bool:
         """True when an ordinary segment (no SYN/FIN/RST, window > 0, not a retransmission) from
         this side can no longer change anything here: its A and D letters are written and its
@@ -193,6 +205,7 @@ class ZeekConn:
         both = (_H_DATA | _H_ACK) << (16 * side)
         return self.seen & both == both and (self.os if is_orig else self.rs) != INACTIVE
 
+    @cython.locals(side=cython.longlong, k=cython.longlong, shift=cython.longlong, bit=cython.longlong)
     def _control_letter(self, side: int, flags: int, rel_seq: int, paylen: int) -> None:
         """History letter of a segment with SYN, FIN or RST (update_history)."""
         k = _KIND[flags & _CTL]
@@ -248,6 +261,7 @@ class ZeekConn:
             pass
 
     # ------------------------------------------------------------------ internals
+    @cython.locals(i=cython.longlong, c=cython.longlong, t=cython.longlong, nt=cython.longlong)
     def _scaled(self, i: int) -> None:
         """Session::ScaledHistoryEntry: letter at the 1st, 10th, 100th ... event."""
         c = self.cnt[i] + 1
@@ -261,6 +275,9 @@ class ZeekConn:
                 self.thr[i] = nt
         self.cnt[i] = c
 
+    @cython.locals(me=cython.longlong, mp=cython.longlong, pe=cython.longlong, pp=cython.longlong,
+                   syn=cython.longlong, fin=cython.longlong, rst=cython.longlong, ack=cython.longlong,
+                   flip=cython.bint)
     def _states(self, is_orig: bool, flags: int, paylen: int) -> None:
         """Zeek's UpdateStateMachine for the sender, with Zeek's SetState/prev_state rules."""
         if is_orig:

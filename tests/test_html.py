@@ -403,3 +403,20 @@ def test_zero_windows_and_stalls_marked(name, zero_windows, stalls):
     assert any("zero window" in n for n in legend) == bool(zero_windows)
     w = HD.window_figure(d)
     assert len(w["layout"]["shapes"]) == zero_windows
+
+
+def test_rows_bound(tmp_path):
+    """--html-rows N lists the N worst connections (plus those with detail) and counts the rest;
+    0 lists every connection."""
+    out = tmp_path / "r.html"
+    run("analyze", TW, "--html", out, "--html-rows", "5", "--html-connections", "1")
+    d = page_data(out)
+    total = d["rows_total"]
+    assert total > 300
+    assert 5 <= d["rows_listed"] == len(d["rows"]) <= 7
+    run("analyze", TW, "--html", out, "--html-rows", "0", "--html-connections", "1")
+    d = page_data(out)
+    assert d["rows_listed"] == len(d["rows"]) == d["rows_total"] == total
+    assert len({(r["fid"], r["stream"]) for r in d["rows"]}) == total
+    run("analyze", TW, "--html", out, "--html-connections", "1")
+    assert page_data(out)["rows_listed"] == 300

@@ -31,13 +31,16 @@ from tcpanalyze.session import AnalyzeOptions, Selection, analyze_file, engine_k
 @click.option("--html-connections", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
               help="--html: connections with per-packet graphs: the N worst by findings and the N longest "
                    "transfers (the others are summary rows).")
+@click.option("--html-rows", type=click.IntRange(min=0), default=300, show_default=True, metavar="N",
+              help="--html: rows of the connections table, the worst first (0: every connection; the page "
+                   "says how many are not listed).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes: one file is split by connection (same output), several files run side by side. "
                    "FILES may be directories or glob patterns.")
 @filter_options("Only this connection (tcp.stream index, as in the whole capture).")
 @threshold_options
 @engine_options
-def analyze(files, fmt, output, fail_on, top, html_path, html_connections, jobs, stream, host, port, **kw):
+def analyze(files, fmt, output, fail_on, top, html_path, html_connections, html_rows, jobs, stream, host, port, **kw):
     """Analyze capture FILES ('-' reads stdin): connections, findings, TIME_WAIT, worst connections.
 
     \b
@@ -69,9 +72,9 @@ def analyze(files, fmt, output, fail_on, top, html_path, html_connections, jobs,
         except HtmlDependencyError as e:
             click.echo(f"tcpanalyze: error: {e}", err=True)
             sys.exit(EXIT_USAGE)
-        html = HtmlCollector(connections=html_connections)
-        if keep is not None:
-            keep = max(keep, html.rows)       # the page's table; the terminal report still shows --top
+        html = HtmlCollector(connections=html_connections, rows=html_rows)
+        if keep is not None:              # the page's table; the terminal report still shows --top
+            keep = max(keep, html.rows) if html.rows else None
     # --json/--jsonl: connection records wait on disk, not in memory (tcpanalyze.records)
     options = AnalyzeOptions(engine=engine, thresholds=th, keep_connections=keep,
                              spill_records=fmt != "table", select=Selection(stream, host, port))

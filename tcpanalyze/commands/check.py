@@ -101,9 +101,12 @@ _RULE_OPTS = ("max_rst", "max_rst_per_port", "forbid", "max_retransmission_rate"
 @click.option("--html-connections", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
               help="--html: connections with per-packet graphs: the N worst by findings and the N longest "
                    "transfers.")
+@click.option("--html-rows", type=click.IntRange(min=0), default=300, show_default=True, metavar="N",
+              help="--html: rows of the connections table, the worst first (0: every connection; the page "
+                   "says how many are not listed).")
 @threshold_options
 @_check_engine_options
-def check(files, policy_path, junit_path, as_json, output, github, quiet, html_path, html_connections, baseline,
+def check(files, policy_path, junit_path, as_json, output, github, quiet, html_path, html_connections, html_rows, baseline,
           tolerance, live_connections, **kw):
     """Check capture FILES against a policy; exit 1 when a rule fails.  For CI.
 
@@ -148,7 +151,7 @@ def check(files, policy_path, junit_path, as_json, output, github, quiet, html_p
                 check_dependency()
             except HtmlDependencyError as e:
                 raise PolicyError(str(e)) from None
-            html = HtmlCollector(connections=html_connections)
+            html = HtmlCollector(connections=html_connections, rows=html_rows)
     except PolicyError as e:
         raise CheckUsageError(str(e)) from None
 

@@ -31,7 +31,8 @@ from tcpanalyze.model import addr_str
 from tcpanalyze.report import htmldata as HD
 from tcpanalyze.report.plots import time_wait_series
 
-#: rows of the connections table (the worst by findings, then bytes); the rest are counted
+#: rows of the connections table by default (the worst by findings, then bytes); the rest are
+#: counted; ``--html-rows 0`` lists every connection
 K_HTML_ROWS = 300
 #: findings listed per kind (the summary counts them all)
 K_FINDINGS_PER_KIND = 50
@@ -292,7 +293,7 @@ def build_data(report, col: HtmlCollector, details: dict, policy_results=None, t
     """The page's data (one JSON block)."""
     recs = list(report.connections)
     recs.sort(key=lambda r: (HD._rank(r), -r["stream"]), reverse=True)
-    shown = recs[:col.rows]
+    shown = recs[:col.rows] if col.rows else recs
     keys = {(r.get("file"), r["stream"]) for r in shown}
     for (f, s), _d in details.items():          # chosen connections are always rows
         if (f, s) not in keys:

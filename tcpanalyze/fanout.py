@@ -38,10 +38,11 @@ try:
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
-from tcpanalyze.decode import CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, DecodeState, decode, decode_general
+from tcpanalyze.decode import DecodeState, decode, decode_general
 from tcpanalyze.engine import K_SWEEP_EVERY_NS, Analyzer, Verdict
 from tcpanalyze.errors import DecodeError
 from tcpanalyze.model import Segment
+from tcpanalyze.pipeline import count_checksum, decode_error
 from tcpanalyze.reassembly import Reassembler
 
 #: record kinds: a segment to feed, a segment dropped for its bad checksum, a clock tick
@@ -54,8 +55,6 @@ _REC = struct.Struct("=qqqqqqqqiiiHHHBBBBBx16s16s8I")
 REC_SIZE = 152
 _NO_SACK = 255
 _ZERO_SACK = (0,) * 8
-#: as pipeline.K_MAX_ERROR_EXAMPLES: decode-error examples kept per kind
-K_MAX_ERROR_EXAMPLES = 5
 #: as pipeline._GOLDEN (owner(): Fibonacci hashing)
 _GOLDEN = 0x9E3779B1
 
@@ -184,7 +183,6 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
     and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
     bad TCP checksum go to their worker as ``K_DROP`` records (``Analyzer.checksum_error``)."""
     counts = stats.skipped
-    errors = stats.errors
     verify = counts.verify
     dec = decode_general if verify else decode
     rec = REC_SIZE
@@ -201,18 +199,12 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
         try:
             seg = dec(frame, ts, lt, data, counts, wirelen)
         except DecodeError as e:
-            ekind = e.kind
-            if ekind == "unsupported_linktype":
-                stats.unsupported[lt] = stats.unsupported.get(lt, 0) + 1
-            errors[ekind] = errors.get(ekind, 0) + 1
-            ex = stats.error_examples.setdefault(ekind, [])
-            if len(ex) < K_MAX_ERROR_EXAMPLES:
-                ex.append((frame, e.offset, e.detail))
+            decode_error(stats, e, frame, lt)
             continue
         if seg is None:
             continue
         kind = K_SEG
-        if verify and _checksum(stats.checksums, counts.csum) and drop:
+        if verify and count_checksum(stats.checksums, counts.csum) and drop:
             stats.checksums["dropped"] += 1
             kind = K_DROP
         else:
@@ -250,23 +242,6 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
     stats.frames += frames
     stats.tcp += tcp
     return first, last, back
-
-
-def _checksum(cs: dict, state: int) -> bool:
-    """Count one segment's checksum outcome; True when it is bad (as pipeline._checksum)."""
-    if state == CSUM_GOOD:
-        cs["verified"] += 1
-        cs["good"] += 1
-    elif state == CSUM_BAD:
-        cs["verified"] += 1
-        cs["bad"] += 1
-        return True
-    elif state == CSUM_OFFLOAD:
-        cs["verified"] += 1
-        cs["offload"] += 1
-    else:
-        cs["unverified"] += 1
-    return False
 
 
 def write_record(mem, off: int, kind: int, last_ns: int, seg: Segment) -> None:

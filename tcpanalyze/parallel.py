@@ -535,12 +535,9 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False)
             theirs.close()
             procs.append(pr)
             conns.append(mine)
-        try:
-            shared = _read_once(path, options, lanes, jobs)
-        except SourceError as e:
-            return failed_report(path, str(e), ReportBuilder(path, options).th)
-        except OSError as e:
-            return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
+        shared = _read_or_fail(path, options, lanes, jobs)
+        if not isinstance(shared, dict):
+            return shared
         import pickle
 
         for k, conn in enumerate(conns):
@@ -578,15 +575,22 @@ def _expect_fail(msg: bytes, k: int):
     raise RuntimeError(f"--jobs worker {k}: unexpected message {msg[:1]!r}")
 
 
+def _read_or_fail(path: str, options, lanes, jobs: int):
+    """``_read_once``'s shared results, or the failed-file Report when the capture cannot be read."""
+    try:
+        return _read_once(path, options, lanes, jobs)
+    except SourceError as e:
+        return failed_report(path, str(e), ReportBuilder(path, options).th)
+    except OSError as e:
+        return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
+
+
 def _fanout_inline(path: str, options, jobs: int):
     lanes = _KeptLanes(jobs)
     try:
-        try:
-            shared = _read_once(path, options, lanes, jobs)
-        except SourceError as e:
-            return failed_report(path, str(e), ReportBuilder(path, options).th)
-        except OSError as e:
-            return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
+        shared = _read_or_fail(path, options, lanes, jobs)
+        if not isinstance(shared, dict):
+            return shared
     finally:
         lanes.mem.close()
     parts = []

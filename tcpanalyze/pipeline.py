@@ -177,7 +177,6 @@ def gc_tuned(off: bool = False):
                notable_only=cython.bint, drop=cython.bint, verify=cython.bint)
 def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only, drop) -> None:
     counts = stats.skipped
-    errors = stats.errors
     feed = analyzer.feed
     verify = counts.verify
     dec = decode_general if verify else decode   # checksums are computed off the fast path only
@@ -189,17 +188,11 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only,
         try:
             seg = dec(frame, ts, lt, data, counts, _wirelen)
         except DecodeError as e:
-            kind = e.kind
-            if kind == "unsupported_linktype":
-                stats.unsupported[lt] = stats.unsupported.get(lt, 0) + 1
-            errors[kind] = errors.get(kind, 0) + 1
-            ex = stats.error_examples.setdefault(kind, [])
-            if len(ex) < K_MAX_ERROR_EXAMPLES:
-                ex.append((frame, e.offset, e.detail))
+            decode_error(stats, e, frame, lt)
             continue
         if seg is None:
             continue
-        if verify and _checksum(stats.checksums, counts.csum) and drop:
+        if verify and count_checksum(stats.checksums, counts.csum) and drop:
             analyzer.checksum_error(seg)        # Zeek drops it and marks the history
             stats.checksums["dropped"] += 1
             continue
@@ -217,7 +210,18 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only,
     stats.tcp += tcp
 
 
-def _checksum(cs: dict, state: int) -> bool:
+def decode_error(stats: RunStats, e: DecodeError, frame: int, lt: int) -> None:
+    """Count a frame that did not decode, keeping the first examples of each kind."""
+    kind = e.kind
+    if kind == "unsupported_linktype":
+        stats.unsupported[lt] = stats.unsupported.get(lt, 0) + 1
+    stats.errors[kind] = stats.errors.get(kind, 0) + 1
+    ex = stats.error_examples.setdefault(kind, [])
+    if len(ex) < K_MAX_ERROR_EXAMPLES:
+        ex.append((frame, e.offset, e.detail))
+
+
+def count_checksum(cs: dict, state: int) -> bool:
     """Count one segment's checksum outcome; True when it is bad."""
     if state == CSUM_GOOD:
         cs["verified"] += 1

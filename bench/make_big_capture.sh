@@ -50,16 +50,16 @@
 #
 # Not bit-reproducible (ISNs, ports, timing).  The file is written next to FILE as FILE.part and
 # renamed when the run succeeded; FILE.txt gets the recording log (relay and tcpdump counters,
-# client statistics, capinfos summary).  Namespaces bench21_a / bench21_b (NS_A / NS_B to
-# override), TAP devices b21a / b21b (TAP_A / TAP_B), veth b21va / b21vb (VETH_A / VETH_B).
+# client statistics, capinfos summary).  Namespaces bigcap_a / bigcap_b (NS_A / NS_B to
+# override), TAP devices bigta / bigtb (TAP_A / TAP_B), veth bigva / bigvb (VETH_A / VETH_B).
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOOLS=$HERE/../samples/tools
 PY=${PYTHON:-python3}
-NS_A=${NS_A:-bench21_a} NS_B=${NS_B:-bench21_b}
-TAP_A=${TAP_A:-b21a} TAP_B=${TAP_B:-b21b}
-VETH_A=${VETH_A:-b21va} VETH_B=${VETH_B:-b21vb}
+NS_A=${NS_A:-bigcap_a} NS_B=${NS_B:-bigcap_b}
+TAP_A=${TAP_A:-bigta} TAP_B=${TAP_B:-bigtb}
+VETH_A=${VETH_A:-bigva} VETH_B=${VETH_B:-bigvb}
 A4=10.200.0.1 B4=10.200.0.2            # TAP relay (lossy bulk uploads)
 HB4=10.201.0.2 HB6=fd00:201::2                                  # veth (HTTP-like, refused)
 export PYTHONDONTWRITEBYTECODE=1

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 import click
 
 from tcpanalyze.analysis import RETRANSMISSION_FAMILY, analysis_names
-from tcpanalyze.engine import Analyzer
 
 from tcpanalyze.commands.common import (EXIT_FAIL, InputError, engine_options, make_config, open_output, output_errors,
                                         pop_engine_kw, run_capture)
@@ -135,6 +134,8 @@ def _compare(path, file, via, tshark, show, as_json, output, kw):
             why[seg.frame] = dict(a.verdict.reasons)
         if a.verdict.analysis & RETRANSMISSION_FAMILY:
             names.add("retransmission")
+
+    from tcpanalyze.engine import Analyzer   # the engine loads when a comparison runs, not with the CLI
 
     analyzer = Analyzer(make_config(explain=True, **pop_engine_kw(kw)), keep_timeline=False,
                         on_conn_done=lambda conn: None)     # nothing is kept per connection

@@ -3,6 +3,7 @@
 
 Runs the analyze session (``ReportBuilder``) over a capture, stops after the last packet
 (before the remaining connections are summarised) and walks the flow table: every
+connection kept whole (open, or closed within its grace) and every tombstone; each whole
 connection's object graph is sized part by part (``sys.getsizeof`` of each object reached,
 each object counted once; small ints, interned strings, enum members and None are shared
 and not counted).  Then, with ``--tracemalloc``, the allocations still alive at that point
@@ -187,6 +188,15 @@ def main() -> int:
         print(f"{n:48} {row[0]:12.0f} {row[1]:14.0f}")
     print(f"{'total':48} {tot['open'] / max(cnt['open'], 1):12.0f} {tot['closed'] / max(cnt['closed'], 1):14.0f}")
     print(f"all connections in the table: {(tot['open'] + tot['closed']) / 1e6:.1f} MB")
+    tombs = getattr(table, "tombs", None) or {}
+    if tombs:
+        # the dict slot (~36 B at 2/3 load, as above), the key and the packed record
+        keys = sum(sys.getsizeof(k) for k in tombs)
+        recs = sum(sys.getsizeof(r) for r in tombs.values())
+        n = len(tombs)
+        print(f"tombstones: {n}, bytes each: {(keys + recs) / n + 36:.0f} (key {keys / n:.0f}, record "
+              f"{recs / n:.0f}, dict slot ~36); {(keys + recs + 36 * n) / 1e6:.1f} MB; the dict itself "
+              f"{sys.getsizeof(tombs) / 1e6:.1f} MB")
     if args.tracemalloc:
         snap = tracemalloc.take_snapshot()
         by = defaultdict(int)

@@ -37,6 +37,7 @@ from tcpanalyze import analysis as A
 from tcpanalyze._fields import init, slots
 from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str, endpoint_str
 from tcpanalyze.state import TcpState, classify, initial_states, step
+from tcpanalyze import tomb
 from tcpanalyze.zeek import ZeekConn
 
 if not cython.compiled:     # compiled, engine.pxd cimports them as C functions
@@ -78,6 +79,15 @@ K_MAX_EVENTS_PER_CONN = 256
 K_LINGER_NS = 120 * 1_000_000_000          # keep a closed connection this long for late packets
 K_IDLE_TIMEOUT_NS = 0                       # expire an open connection idle this long (0: never, as Wireshark)
 K_SWEEP_EVERY_NS = 10 * 1_000_000_000
+#: a closed connection stays whole this long after its last packet, then it is summarised and
+#: shrinks to a tombstone (tomb.py) for the rest of the linger time.  Late packets in the
+#: test corpora come within 1 s of the connection's last packet but in two captures (16-18 s
+#: and 60-120 s late); the grace is a memory bound, not a protocol timer: what a busy
+#: server closes in it is held whole (about 5 KB a connection)
+K_GRACE_NS = 1_000_000_000
+#: how often the clock retires connections past their grace (so one stays whole between
+#: K_GRACE_NS and K_GRACE_NS + K_RETIRE_EVERY_NS after its last packet)
+K_RETIRE_EVERY_NS = 500_000_000
 #: How long a connection stays in TIME_WAIT, by the system that holds it (seconds): Linux's
 #: TCP_TIMEWAIT_LEN is 60 s, Windows' default TcpTimedWaitDelay 240 s, FreeBSD and macOS
 #: 2 x 15 s MSL, RFC 9293 2 x MSL with its MSL of 2 minutes.
@@ -111,18 +121,19 @@ class Config:
     """Knobs of the engine; every default is a named constant the CLI can override."""
 
     __slots__ = ("fast_rtx_ns", "ooo_ns", "max_unacked", "max_connections", "linger_ns",
-                 "idle_timeout_ns", "msl_ns", "explain", "max_events", "max_tw_hosts", "checksums")
+                 "idle_timeout_ns", "msl_ns", "explain", "max_events", "max_tw_hosts", "checksums", "grace_ns")
 
     def __init__(self, *, fast_rtx_ns: int = A.K_FAST_RETRANSMIT_NS, ooo_ns: int = A.K_OOO_DEFAULT_NS,
                  max_unacked: int = A.K_MAX_UNACKED, max_connections: int = K_MAX_CONNECTIONS,
                  linger_ns: int = K_LINGER_NS, idle_timeout_ns: int = K_IDLE_TIMEOUT_NS,
                  msl_s: float = K_MSL_S, explain: bool = False, max_events: int = K_MAX_EVENTS_PER_CONN,
-                 max_tw_hosts: int = K_MAX_TW_HOSTS, checksums: str = "ignore"):
+                 max_tw_hosts: int = K_MAX_TW_HOSTS, checksums: str = "ignore", grace_ns: int = K_GRACE_NS):
         self.fast_rtx_ns = fast_rtx_ns
         self.ooo_ns = ooo_ns
         self.max_unacked = max_unacked
         self.max_connections = max_connections
         self.linger_ns = linger_ns
+        self.grace_ns = min(grace_ns, linger_ns)
         self.idle_timeout_ns = idle_timeout_ns
         self.msl_ns = int(msl_s * 1e9)
         self.explain = explain
@@ -224,6 +235,10 @@ def _seg_key(seg):
 
 def _stream_of(conn: Conn) -> int:
     return conn.stream
+
+
+def _first(t: tuple):
+    return t[0]
 
 
 class TwHost:
@@ -552,20 +567,27 @@ class FlowTable:
     """The connections by directional 4-tuple (both directions of one connection are keys of
     one dict, so no key is sorted per packet), numbered like Wireshark's ``tcp.stream``:
     0-based, in order of first appearance.  It owns port reuse, the live count and its
-    bound (evicting the least recently active), and the release of closed connections
-    after ``linger_ns`` (or of idle ones after ``idle_timeout_ns``).  A connection leaves
-    through the ``finalize(conn, reason)`` passed to the method that releases it (the table
-    keeps no reference to its owner, so the two make no reference cycle)."""
+    bound (evicting the least recently active), and the release of closed connections:
+    ``grace_ns`` after its last packet a closed connection is finalized and replaced by its
+    tombstone (``tombs``: one key -> the ``tomb.pack`` record), which leaves ``linger_ns``
+    after the last packet (idle connections leave after ``idle_timeout_ns``).  A tombstone
+    counts as a live connection.  A connection leaves through the ``finalize(conn, reason)``
+    passed to the method that releases it (the table keeps no reference to its owner, so the
+    two make no reference cycle)."""
 
     # set by __init__ below; C fields when compiled (no __slots__: one table per analyzer)
     FIELDS = (("conns", "dict"), ("closed", "list"), ("streams", "long long"), ("live", "long long"),
               ("live_peak", "long long"), ("self_conns", "long long"), ("evicted", "long long"),
               ("expired", "long long"), ("max_connections", "long long"), ("linger_ns", "long long"),
-              ("idle_timeout_ns", "long long"), ("keep_timeline", "bint"))
+              ("idle_timeout_ns", "long long"), ("keep_timeline", "bint"), ("tombs", "dict"),
+              ("grace_ns", "long long"))
 
-    def __init__(self, max_connections: int, linger_ns: int, idle_timeout_ns: int, keep_timeline: bool):
+    def __init__(self, max_connections: int, linger_ns: int, idle_timeout_ns: int, keep_timeline: bool,
+                 grace_ns: int = K_GRACE_NS):
         self.conns: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
-        self.closed: list[Conn] = []    # connections that reached their end, until released
+        self.closed: list[Conn] = []    # connections that reached their end, until retired
+        self.tombs: dict[bytes, bytes] = {}     # flow_key() of direction 0 -> tomb.pack() record
+        self.grace_ns = grace_ns
         self.streams = 0
         self.live = 0                   # connections in the table
         self.live_peak = 0
@@ -662,14 +684,63 @@ class FlowTable:
 
         One scan evicts the oldest tenth of the table (at least one), so the cost per new
         connection stays amortised O(log n) however long the flood lasts."""
-        conns = [c for c, d in self.conns.values() if d == 0]
+        conns = [(c.last_ns, c) for c, d in self.conns.values() if d == 0]
+        if self.tombs:
+            conns.extend([(tomb.last_ns(rec), key) for key, rec in self.tombs.items()])
         excess = self.live - self.max_connections
         k = max(excess, len(conns) // 10, 1)
-        conns.sort(key=lambda c: c.last_ns)
-        for oldest in conns[:k]:
+        conns.sort(key=_first)
+        for _t, oldest in conns[:k]:
             self.evicted += 1
+            if type(oldest) is bytes:
+                del self.tombs[oldest]
+                self.live -= 1
+                continue
             self.drop(oldest)
             finalize(oldest, "evicted" if oldest.end_reason == "open" else None)
+
+    def retire(self, now: int, finalize) -> None:
+        """Finalize the closed connections whose last packet is more than ``grace_ns`` old (in
+        stream order) and keep a tombstone of each in their place."""
+        stale = []
+        keep = []
+        grace = self.grace_ns
+        for conn in self.closed:
+            if conn.done:
+                continue
+            if now - conn.last_ns > grace:
+                stale.append(conn)
+            else:
+                keep.append(conn)
+        self.closed = keep
+        if not stale:
+            return
+        stale.sort(key=_stream_of)
+        tombs = self.tombs
+        for conn in stale:
+            rec = tomb.pack(conn)
+            self.drop(conn)
+            finalize(conn, None)
+            tombs[conn.key] = rec
+            self.live += 1
+
+    def tomb_of(self, key: bytes):
+        """(tombstone key, direction) of a segment's key, or None."""
+        tombs = self.tombs
+        if key in tombs:
+            return key, 0
+        rkey = reverse_key(key)
+        if rkey in tombs:
+            return rkey, 1
+        return None
+
+    def _expire_tombs(self, now: int) -> None:
+        tombs = self.tombs
+        linger = self.linger_ns
+        gone = [key for key, rec in tombs.items() if now - tomb.last_ns(rec) > linger]
+        for key in gone:
+            del tombs[key]
+        self.live -= len(gone)
 
     def sweep(self, now: int, finalize) -> None:
         """Release connections closed longer than the linger time or idle past the timeout."""
@@ -690,6 +761,8 @@ class FlowTable:
             for conn in stale:
                 self.drop(conn)
                 finalize(conn, None)
+            if self.tombs:
+                self._expire_tombs(now)
             return
         for conn, d in self.conns.values():
             if d:
@@ -706,6 +779,8 @@ class FlowTable:
             self.drop(conn)
             finalize(conn, reason)
         self.closed = [c for c in self.closed if not c.done]
+        if self.tombs:
+            self._expire_tombs(now)
 
     def close_all(self, finalize) -> None:
         """End of input: finalize every connection still in the table and empty it."""
@@ -714,6 +789,7 @@ class FlowTable:
                 finalize(conn, None)
         self.conns.clear()
         self.closed = []
+        self.tombs.clear()
         self.live = 0
 
 
@@ -1634,7 +1710,8 @@ class Analyzer:
               ("keep_rtt", "bint"), ("max_unacked", "long long"), ("segments", "long long"),
               ("last_ns", "long long"), ("ts_backwards", "long long"), ("next_sweep", "long long"),
               ("cur_frame", "long long"), ("verdict", "Verdict"), ("fast_rtx_ns", "long long"),
-              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"), ("diagnose", "bint"))
+              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"), ("diagnose", "bint"),
+              ("next_linger", "long long"), ("next_retire", "long long"), ("late_packets", "long long"))
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
                  on_conn_done=None, detail: bool = True, diagnose: bool = True):
@@ -1645,7 +1722,8 @@ class Analyzer:
         self.ooo_ns = self.cfg.ooo_ns
         self.max_events = self.cfg.max_events
         cfg = self.cfg
-        self.table = FlowTable(cfg.max_connections, cfg.linger_ns, cfg.idle_timeout_ns, keep_timeline)
+        self.table = FlowTable(cfg.max_connections, cfg.linger_ns, cfg.idle_timeout_ns, keep_timeline,
+                               getattr(cfg, "grace_ns", K_GRACE_NS))
         self.done: list[Conn] = []
         self.on_conn_done = on_conn_done
         self.keep_timeline = keep_timeline
@@ -1656,7 +1734,11 @@ class Analyzer:
         self.first_ns = None
         self.last_ns = 0
         self.ts_backwards = 0
-        self.next_sweep = 0
+        self.next_sweep = 0             # the earlier of the two below
+        self.next_linger = 0            # next release of tombstones and idle connections
+        self.next_retire = 0            # next retirement of closed connections past their grace
+        #: segments that came for a connection already summarised (analysed against its tombstone)
+        self.late_packets = 0
         # TIME_WAIT bookkeeping per host, bounded by cfg.max_tw_hosts (TwTable)
         self.tw = TwTable(self.cfg.max_tw_hosts, self.cfg.msl_ns * 2)
         self.tw_enter = self.tw.enter   # --jobs workers log the calls instead (parallel.py)
@@ -1710,9 +1792,11 @@ class Analyzer:
             self.done.append(conn)
 
     # ------------------------------------------------------------------ the hot path
+    @cython.locals(table=FlowTable)
     def advance(self, now: int) -> None:
         """Move the capture clock to ``now`` (a packet's timestamp): count timestamps going
-        backwards, and every K_SWEEP_EVERY_NS release lingering and expired connections.
+        backwards, every K_RETIRE_EVERY_NS retire closed connections past their grace, and
+        every K_SWEEP_EVERY_NS release tombstones past the linger time and expired connections.
         ``feed`` does this for every segment; ``--jobs`` workers call it for the segments
         another worker analyses, so all of them sweep at the same instants."""
         if now < self.last_ns:
@@ -1720,16 +1804,29 @@ class Analyzer:
             return
         self.last_ns = now
         if now >= self.next_sweep:
+            table = self.table
             if self.first_ns is None:
                 self.first_ns = now
-            elif self.table:
-                hook = self.on_sweep
-                if hook is not None:
-                    hook(True)
-                self.table.sweep(now, self._finalize)
-                if hook is not None:
-                    hook(False)
-            self.next_sweep = now + K_SWEEP_EVERY_NS
+                self.next_linger = now + K_SWEEP_EVERY_NS
+                self.next_retire = now + K_RETIRE_EVERY_NS
+            else:
+                linger = now >= self.next_linger
+                retire = now >= self.next_retire and table.closed
+                if linger and (table.conns or table.tombs) or retire:
+                    hook = self.on_sweep
+                    if hook is not None:
+                        hook(True)
+                    if linger:
+                        table.sweep(now, self._finalize)
+                    if retire:
+                        table.retire(now, self._finalize)
+                    if hook is not None:
+                        hook(False)
+                if linger:
+                    self.next_linger = now + K_SWEEP_EVERY_NS
+                if now >= self.next_retire:
+                    self.next_retire = now + K_RETIRE_EVERY_NS
+            self.next_sweep = min(self.next_linger, self.next_retire)
 
     def checksum_error(self, seg: Segment) -> None:
         """A segment left out for its bad TCP checksum (``--checksums drop``): Zeek drops it
@@ -1759,6 +1856,13 @@ class Analyzer:
         table = self.table
         ent = table.conns.get(key)
         if ent is None:
+            if table.tombs:
+                ent = table.tomb_of(key)
+                if ent is not None:
+                    v = self._late(seg, ent[0], ent[1])
+                    if v is not None:
+                        return v
+                    aflags = _REUSED            # a new SYN on the 4-tuple: a new stream
             conn = table.open(seg, key, self._finalize)
             d = 0
         else:
@@ -1826,6 +1930,61 @@ class Analyzer:
         if flags & _SFR or not seg.win or not fwd.zsettled or (seg.paylen and fwd.nextseq == nextseq):
             _zeek_history(conn, d, fwd, seg, nextseq, nxt)
 
+        v.conn = conn
+        v.direction = d
+        v.analysis = aflags
+        v.reasons = reasons
+        return v
+
+    @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
+                   flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, nxt=cython.longlong)
+    def _late(self, seg, tkey: bytes, d: int):
+        """A segment for a connection already summarised: its verdict from the tombstone under
+        ``tkey`` (``d``: the sender's direction), by the same rules as ``feed`` on a minimal
+        connection rebuilt from it, whose sequence state goes back into the tombstone.  It
+        counts in ``late_packets``, not in the connection's record, and the connection it
+        returns in the verdict is that minimal one (``done`` is set: the detectors skip it).
+        A pure SYN with a new ISN returns None: the tombstone is gone and the caller opens a
+        new connection on the 4-tuple (port reuse, as for a connection kept whole)."""
+        table = self.table
+        rec = table.tombs[tkey]
+        conn = _ghost(tkey)
+        tomb.load(rec, conn, Unacked)
+        flags = seg.flags
+        now = seg.ts_ns
+        aflags = 0
+        if flags & _SYN:
+            if not flags & _ACK:
+                if table.reused(conn, d, seg):
+                    self._reuse(conn, d, seg)
+                    del table.tombs[tkey]
+                    table.live -= 1
+                    return None
+            elif table.rebased(conn, d, seg):
+                aflags = _REUSED
+        self.late_packets += 1
+        fwd = conn.flows[d]
+        rev = conn.flows[d ^ 1]
+        conn.last_ns = now
+        conn.last_frame = seg.frame
+        if flags & _SYN or not conn.irtt or not (fwd.base_set and rev.base_set and rev.valid_bif):
+            _relative_bases(conn, fwd, rev, seg)
+        if flags & _SYN:
+            _on_syn(fwd, rev, seg)
+        v = self.verdict
+        reasons = {} if self.explain else None
+        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns)
+        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
+        v.ack_rtt = -1
+        v.acks_frame = 0
+        if rev.segs:
+            _match_ack(rev, seg, v)
+        if self.detail:
+            _verdict_numbers(fwd, rev, seg, v)
+        if seg.sack is not None or fwd.sack is not None:
+            _remember_sack(fwd, seg)
+        _step_states(self, conn, d, fwd, rev, seg, nxt, aflags)
+        table.tombs[tkey] = tomb.pack(conn)
         v.conn = conn
         v.direction = d
         v.analysis = aflags
@@ -2024,6 +2183,34 @@ def _anomaly(a, conn, ep, name, seg):
 
 
 _FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
+
+
+@cython.locals(conn=Conn, n=cython.Py_ssize_t)
+def _ghost(key: bytes) -> Conn:
+    """A minimal closed connection for a late packet: its key, addresses and ports from the
+    tombstone's key (direction 0), fresh flows and records; ``tomb.load`` fills the rest."""
+    conn = Conn.__new__(Conn)
+    n = (len(key) - 4) >> 1
+    conn.key = key
+    conn.addr = (key[:n], key[n:2 * n])
+    conn.port = _PORTS.unpack_from(key, 2 * n)
+    conn.flows = (Flow(), Flow())
+    conn.orig = 0
+    conn.handshake_seen = False
+    conn.first_ns = conn.last_ns = 0
+    conn.first_frame = conn.last_frame = 0
+    conn.irtt = 0
+    conn.inferred = None
+    conn.timeline = None
+    conn.anomalies = None
+    conn.zeek = None
+    conn.ztrack = None
+    conn.done = True
+    conn.events = None
+    conn.frames = 0
+    conn.ending = ConnEnding()
+    conn.handshake = HandshakeTrack()
+    return conn
 _NEVER = 1 << 62
 
 

@@ -8,8 +8,9 @@ directions and every reuse of a 4-tuple go to the same worker.  A worker (``cons
 the records back into ``model.Segment`` objects and feeds its own ``engine.Analyzer``.
 
 The capture clock.  A single analyzer moves its clock at every segment (``Analyzer.advance``):
-it counts timestamps that go backwards, and when the time reaches ``next_sweep`` it sweeps the
-lingering connections out of its table (and the first such moment sets ``first_ns``).  The
+it counts timestamps that go backwards, and when the time reaches ``next_sweep`` it retires
+closed connections past their grace and, every ``engine.K_SWEEP_EVERY_NS``, releases tombstones
+and idle connections (the first such moment sets ``first_ns``).  The
 dispatcher runs the same clock over all segments, so it knows the capture's first and last
 time and its backwards count, and at which segments the sweeps happen.  Every record carries
 the clock's time *before* its segment (``last_ns``), which the worker gives its analyzer
@@ -18,7 +19,7 @@ with exactly the ``now`` a single process would; a sweep that happens at another
 segment is sent to every other worker as a tick record (frame and time), which the worker
 applies with ``Analyzer.advance``.  So every worker sweeps at the same frames and times as a
 single process would, with the same ``first_ns`` and, at the end, the same ``last_ns``.  Ticks
-are rare: one per sweep interval (``engine.K_SWEEP_EVERY_NS``) per worker.
+are rare: one per retirement interval (``engine.K_RETIRE_EVERY_NS``) per worker.
 
 A record (``REC_SIZE`` bytes, native byte order, field offsets in ``_REC``): frame, time,
 clock before it, seq, ack, payload length, TSval, TSecr (8-byte), MSS, window scale, window
@@ -39,7 +40,7 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
 from tcpanalyze.decode import DecodeState, decode, decode_general
-from tcpanalyze.engine import K_SWEEP_EVERY_NS, Analyzer, Verdict
+from tcpanalyze.engine import K_RETIRE_EVERY_NS, K_SWEEP_EVERY_NS, Analyzer, Verdict
 from tcpanalyze.errors import DecodeError
 from tcpanalyze.model import Segment
 from tcpanalyze.pipeline import count_checksum, decode_error
@@ -171,6 +172,7 @@ def prepare(stats, checksums: str) -> None:
 @cython.locals(nparts=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
                tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
+               nl=cython.longlong, nr=cython.longlong,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1])
 def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
@@ -190,6 +192,8 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
     tcp = 0
     last = 0
     nxt = 0
+    nl = 0
+    nr = 0
     back = 0
     started = False
     first = None
@@ -221,7 +225,14 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
                 if not started:
                     started = True
                     first = now
-                nxt = now + K_SWEEP_EVERY_NS
+                    nl = now + K_SWEEP_EVERY_NS
+                    nr = now + K_RETIRE_EVERY_NS
+                else:
+                    if now >= nl:
+                        nl = now + K_SWEEP_EVERY_NS
+                    if now >= nr:
+                        nr = now + K_RETIRE_EVERY_NS
+                nxt = nl if nl < nr else nr
                 sweep = True
         k = _owner_of(seg, nparts)
         o = pos[k]

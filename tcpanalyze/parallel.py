@@ -321,7 +321,8 @@ class _Part:
             "flagged": bytes(conns.flagged),
             "acc": b.det.acc,
             "clock": {"first_ns": an.first_ns, "last_ns": an.last_ns, "ts_backwards": an.ts_backwards,
-                      "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak},
+                      "evicted": an.evicted, "expired": an.expired, "live_peak": an.live_peak,
+                      "late_packets": an.late_packets},
             "tw_log": self.tw_path,
         }
 
@@ -835,7 +836,8 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
     tw = _replay_time_wait(parts, b.analyzer.cfg)
     facts = CaptureFacts(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
                          evicted=sum(p["clock"]["evicted"] for p in parts),
-                         expired=sum(p["clock"]["expired"] for p in parts), time_wait=tw)
+                         expired=sum(p["clock"]["expired"] for p in parts), time_wait=tw,
+                         late_packets=sum(p["clock"]["late_packets"] for p in parts))
     sd = whole["stats"]
     stats = RunStats(path)
     stats.frames = sd["frames"]

@@ -90,7 +90,8 @@ class TsvRows:
                 one = one.encode("ascii")
                 other = other.encode("ascii")
             mid = (one, other) if d == 0 else (other, one)
-            self.middles[conn] = mid
+            if not conn.done:              # (a late packet's connection is made for it alone)
+                self.middles[conn] = mid
         af = v.analysis
         ns = seg.ts_ns
         neg = False

@@ -55,12 +55,13 @@ JSON_SCHEMA: dict = {
         },
         "summary": {
             "type": "object",
-            "required": ["files", "files_failed", "packets", "tcp_segments", "connections", "connections_reported",
+            "required": ["files", "files_failed", "packets", "tcp_segments", "late_packets", "connections", "connections_reported",
                          "bytes", "start", "end", "duration", "conn_states", "findings", "worst_severity",
                          "time_wait", "capture_quality", "thresholds"],
             "additionalProperties": False,
             "properties": {
-                "files": _INT, "files_failed": _INT, "packets": _INT, "tcp_segments": _INT, "connections": _INT,
+                "files": _INT, "files_failed": _INT, "packets": _INT, "tcp_segments": _INT, "late_packets": _INT,
+                "connections": _INT,
                 "connections_reported": _INT, "connections_with_findings": _INT, "bytes": _INT, "start": _OPT_NUM, "end": _OPT_NUM,
                 "duration": _NUM, "conn_states": _COUNTS,
                 "findings": {

@@ -209,7 +209,7 @@ def engine_kwargs(ek: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- analysis of one file
 def _empty_summary(th: Thresholds | None = None) -> dict[str, Any]:
     return {
-        "files": 1, "files_failed": 0, "packets": 0, "tcp_segments": 0, "connections": 0,
+        "files": 1, "files_failed": 0, "packets": 0, "tcp_segments": 0, "late_packets": 0, "connections": 0,
         "connections_reported": 0, "connections_with_findings": 0, "bytes": 0, "start": None, "end": None,
         "duration": 0.0, "conn_states": {},
         "findings": {"total": 0, "reported": 0, "by_severity": {s: 0 for s in SEVERITIES}, "by_kind": {},
@@ -473,6 +473,7 @@ class ReportBuilder:
         summ.update({
             "packets": stats.frames if self.selected is None else self.selected_segments,
             "tcp_segments": stats.tcp if self.selected is None else self.selected_segments,
+            "late_packets": facts.late_packets,
             "connections": conns.n,
             "connections_reported": len(records), "connections_with_findings": conns.with_findings,
             "bytes": conns.bytes,
@@ -567,7 +568,7 @@ def merge_reports(reports: list[Report], keep_connections: int | None = None) ->
     starts, ends = [], []
     for r in reports:
         s = r.summary
-        for k in ("files", "files_failed", "packets", "tcp_segments", "connections", "connections_reported",
+        for k in ("files", "files_failed", "packets", "tcp_segments", "late_packets", "connections", "connections_reported",
                   "connections_with_findings", "bytes"):
             summ[k] += s.get(k, 0)
         if s.get("start") is not None:

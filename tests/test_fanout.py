@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tcpanalyze import fanout
-from tcpanalyze.engine import K_SWEEP_EVERY_NS
+from tcpanalyze.engine import K_RETIRE_EVERY_NS, K_SWEEP_EVERY_NS
 from tcpanalyze import parallel as P
 from tcpanalyze.model import Segment
 from tcpanalyze.pipeline import owner
@@ -103,14 +103,19 @@ def test_clock_ticks_reach_every_other_worker(tmp_path):
     assert len(segs) == one.files[0]["tcp_segments"]
     # Analyzer.advance's clock over all segments: where it sweeps, the others get a tick
     segs.sort()
-    last = nxt = 0
+    last = nxt = nl = nr = 0
     want: list[set] = [set(), set(), set()]
     for frame, ts, before, k in segs:
         assert before == last, "a record carries the clock before its segment"
         if ts >= last:
             last = ts
             if ts >= nxt:
-                nxt = ts + K_SWEEP_EVERY_NS
+                if nxt == 0:
+                    nl, nr = ts + K_SWEEP_EVERY_NS, ts + K_RETIRE_EVERY_NS
+                else:
+                    nl = ts + K_SWEEP_EVERY_NS if ts >= nl else nl
+                    nr = ts + K_RETIRE_EVERY_NS if ts >= nr else nr
+                nxt = min(nl, nr)
                 for j in range(3):
                     if j != k:
                         want[j].add((frame, ts, before))

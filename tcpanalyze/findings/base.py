@@ -478,6 +478,8 @@ class CaptureFacts:
     last_ns: int | None
     ts_backwards: int = 0
     evicted: int = 0
+    #: segments analysed against a tombstone (engine.Analyzer.late_packets)
+    late_packets: int = 0
     expired: int = 0
     time_wait: object = None
     decode_errors: dict = field(default_factory=dict)
@@ -491,6 +493,7 @@ class CaptureFacts:
         """The facts of a finished ``engine.Analyzer`` and the ``pipeline.RunStats`` of its input."""
         return cls(first_ns=analyzer.first_ns, last_ns=analyzer.last_ns, ts_backwards=analyzer.ts_backwards,
                    evicted=analyzer.evicted, expired=analyzer.expired, time_wait=analyzer.tw,
+                   late_packets=analyzer.late_packets,
                    decode_errors=dict(stats.errors) if stats is not None else {},
                    damage=stats.damage if stats is not None else None,
                    fragments=dict(stats.fragments) if stats is not None else {},

@@ -92,6 +92,8 @@ class Detectors:
         if not bits and fl & 0x17 == 0x10:     # ACK alone, no SYN/FIN/RST: the ordinary case
             return False
         conn = verdict.conn
+        if conn.done:                           # a late packet: its connection was summarised
+            return False
         ev = conn.events
         if ev is None:
             ev = conn.events = {}

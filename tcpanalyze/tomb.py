@@ -1,0 +1,122 @@
+"""Tombstones: what the engine keeps of a closed connection after its summary was made.
+
+A connection whose two endpoints reached CLOSED or TIME_WAIT is summarised a short grace
+period after its last packet (``engine.K_GRACE_NS``) and leaves the flow table; for the rest
+of the linger time (``Config.linger_ns``) the table keeps, under one of its keys, one
+``bytes`` record with only what a late packet and the TIME_WAIT accounting read:
+
+* the stream number, the time of the last packet, the iRTT and the latest SYN's time, both
+  endpoints' states, the end (FIN or RST) and when an endpoint entered TIME_WAIT;
+* per direction the sequence-analysis state Wireshark's rules read for a late segment:
+  relative base, next expected seq and when it was reached, the highest seq to be ACKed,
+  the last ACK and window and when they were sent, the window scale, the duplicate-ACK run,
+  the analysis bits of the last segment, the first FIN's next seq, the flags that say which
+  of these are known; then the segments still unacknowledged (rarely any), the last SACK
+  blocks and the span of disordered segments.
+
+``pack(conn)`` makes the record; ``load(record, conn)`` fills the sequence state of a
+minimal connection (two fresh flows) that ``Analyzer`` builds for a late packet, runs the
+ordinary rules on and packs again.  The layout is private to one run (little-endian,
+fixed part first)."""
+from __future__ import annotations
+
+import struct
+
+from tcpanalyze.state import TcpState
+
+#: stream, last_ns, irtt, ts_mru_syn, tw_ts, tw endpoint (-1 none), states, end (0 fin, 1 rst)
+_HEAD = struct.Struct("<qqqqqbBBB")
+#: per direction: base_seq, nextseq, maxseqtobeacked, lastack, fin_next (raw 32-bit seqs),
+#: window, dupacknum, nextseqtime, lastacktime, lastnondupack, win_scale, lastsegflags,
+#: flag bits, unacked segments, SACK blocks
+_FLOW = struct.Struct("<IIIIIiiqqqbHBHB")
+_SEG = struct.Struct("<qqqqq")
+_PAIR = struct.Struct("<qq")
+#: where last_ns sits (the sweep reads only that)
+LAST_NS = struct.Struct("<q")
+LAST_NS_OFFSET = 8
+
+_BASE_SET, _FIRST_ACK, _DISORDERED, _VALID_BIF, _HAS_FIN = 1, 2, 4, 8, 16
+_STATES = tuple(TcpState)
+_END = ("fin", "rst")
+
+SIZE_FIXED = _HEAD.size + 2 * _FLOW.size
+
+
+def pack(conn) -> bytes:
+    """The tombstone of a closed connection (read before it is finalized: it still has its
+    unacknowledged segments)."""
+    tw = conn.ending.tw_start
+    st = conn.state
+    parts = [_HEAD.pack(conn.stream, conn.last_ns, conn.irtt, conn.handshake.ts_mru_syn,
+                        tw[1] if tw is not None else 0, tw[0] if tw is not None else -1,
+                        int(st[0]), int(st[1]), 1 if conn.end_reason == "rst" else 0)]
+    tail = []
+    for f in conn.flows:
+        bits = ((_BASE_SET if f.base_set else 0) | (_FIRST_ACK if f.is_first_ack else 0)
+                | (_DISORDERED if f.segs_disordered else 0) | (_VALID_BIF if f.valid_bif else 0))
+        fin_next = f.times.fin_next
+        if fin_next >= 0:
+            bits |= _HAS_FIN
+        segs = f.segs
+        sack = f.sack
+        parts.append(_FLOW.pack(f.base_seq, f.nextseq, f.maxseqtobeacked, f.lastack, max(fin_next, 0), f.window,
+                                f.dupacknum, f.nextseqtime, f.lastacktime, f.lastnondupack, f.win_scale,
+                                f.lastsegflags, bits, len(segs), len(sack) if sack else 0))
+        for e in segs:
+            tail.append(_SEG.pack(e.seq, e.end, e.frame, e.ts_ns, e.karn))
+        if sack:
+            for left, right in sack:
+                tail.append(_PAIR.pack(left, right))
+        if f.segs_disordered:
+            tail.append(_PAIR.pack(f.seg_lo, f.seg_hi))
+    return b"".join(parts + tail)
+
+
+def last_ns(rec: bytes) -> int:
+    """The time of the last packet of the connection a tombstone stands for."""
+    return LAST_NS.unpack_from(rec, LAST_NS_OFFSET)[0]
+
+
+def stream(rec: bytes) -> int:
+    return LAST_NS.unpack_from(rec, 0)[0]
+
+
+def load(rec: bytes, conn, unacked) -> None:
+    """Fill ``conn`` (fresh ``flows``, ``ending`` and ``handshake`` records) from a tombstone;
+    ``unacked(seq, end, frame, ts_ns, karn)`` makes an unacknowledged-segment record."""
+    stream_, last, irtt, ts_syn, tw_ts, tw_ep, s0, s1, end = _HEAD.unpack_from(rec, 0)
+    conn.stream = stream_
+    conn.last_ns = last
+    conn.irtt = irtt
+    conn.handshake.ts_mru_syn = ts_syn
+    conn.ending.tw_start = (tw_ep, tw_ts, 0) if tw_ep >= 0 else None
+    conn.state = [_STATES[s0], _STATES[s1]]
+    conn.end_reason = _END[end]
+    off = _HEAD.size
+    counts = []
+    for f in conn.flows:
+        (f.base_seq, f.nextseq, f.maxseqtobeacked, f.lastack, fin_next, f.window, f.dupacknum, f.nextseqtime,
+         f.lastacktime, f.lastnondupack, f.win_scale, f.lastsegflags, bits, nsegs, nsack) = _FLOW.unpack_from(rec, off)
+        off += _FLOW.size
+        f.base_set = bool(bits & _BASE_SET)
+        f.is_first_ack = bool(bits & _FIRST_ACK)
+        f.segs_disordered = bool(bits & _DISORDERED)
+        f.valid_bif = bool(bits & _VALID_BIF)
+        f.times.fin_next = fin_next if bits & _HAS_FIN else -1
+        counts.append((nsegs, nsack))
+    for f, (nsegs, nsack) in zip(conn.flows, counts):
+        segs = []
+        for _ in range(nsegs):
+            segs.append(unacked(*_SEG.unpack_from(rec, off)))
+            off += _SEG.size
+        f.segs = segs
+        if nsack:
+            sack = []
+            for _ in range(nsack):
+                sack.append(_PAIR.unpack_from(rec, off))
+                off += _PAIR.size
+            f.sack = sack
+        if f.segs_disordered:
+            f.seg_lo, f.seg_hi = _PAIR.unpack_from(rec, off)
+            off += _PAIR.size

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """How often a connection gets packets after it closed (both endpoints CLOSED or TIME_WAIT).
 
-The engine keeps a closed connection for the linger time (engine.K_LINGER_NS) and analyses
-such a late packet against it: the packet counts in the connection's summary and its
-verdict reads the connection's sequence state.  This counts, per capture, the closed
-connections that got late packets, how many, and the longest gap between the connection's
-last packet before and the late one (a SYN that reuses the 4-tuple opens a new connection
-and is not late).
+The engine keeps a closed connection whole for a grace period (engine.K_GRACE_NS) after its
+last packet, then summarises it and keeps its tombstone for the rest of the linger time
+(engine.K_LINGER_NS); a packet after the grace is analysed against the tombstone and counted
+in ``late_packets``, not in the connection's summary.  This runs the engine with the grace
+as long as the linger time (every closed connection kept whole) and counts, per capture, the
+closed connections that got packets after they closed, how many, and the longest gap
+between the connection's last packet before and the late one (a SYN that reuses the 4-tuple
+opens a new connection and is not late): the packets a shorter grace turns into late ones.
 
     python bench/late_packets.py CAPTURE...
 
@@ -27,7 +29,7 @@ from tcpanalyze.pipeline import analyze_source
 
 def late_packets(path: str) -> tuple[int, int, int, float]:
     """(closed connections, those with late packets, late packets, longest gap in s)"""
-    a = E.Analyzer(keep_timeline=False, detail=False)
+    a = E.Analyzer(E.Config(grace_ns=E.K_LINGER_NS), keep_timeline=False, detail=False)
     late: dict[int, list] = {}
     feed = a.feed
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> Path:
     # unanswered SYNs stay open to the end of the capture, so the streams after one of
-    # them end before it (when their linger ends, over the 200 s) and have to wait
+    # them end before it (a second after they close, over the 200 s) and have to wait
     cap = tmp_path_factory.mktemp("flows") / "waits.pcap"
     subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), str(cap), "--conns", "800",
                     "--conn-rate", "4", "--unanswered", "0.05", "--seed", "5"],
@@ -48,7 +48,7 @@ def test_lines_in_stream_order_with_the_waiting_ones_on_disk(capture, in_memory,
     if in_memory == 0:
         assert it.waited > 100, it.waited
     elif in_memory == 200_000:
-        assert 0 < it.waited < 200, it.waited
+        assert 0 < it.waited < len(expected) - 100, it.waited
     else:
         assert it.waited == 0
     assert not it._spilled and not it._held and it._held_chars == 0

@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The one list of compiled modules (dotted names below the package).  A module whose .py is
 # missing is left out; a .pxd next to a module is used when there is one.
 COMPILED = ["model", "engine", "decode", "state", "zeek", "summary", "diagnosis", "jsontext", "analysis", "seq", "rows",
-            "pipeline", "fanout",
+            "pipeline", "fanout", "tomb",
             "sources.pcap"]
 # packages whose every module is compiled (their __init__ stays Python: the findings package's
 # imports every detector module it holds)

@@ -37,7 +37,6 @@ from tcpanalyze import analysis as A
 from tcpanalyze._fields import init, slots
 from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str, endpoint_str
 from tcpanalyze.state import TcpState, classify, initial_states, step
-from tcpanalyze import tomb
 from tcpanalyze.zeek import ZeekConn
 
 if not cython.compiled:     # compiled, engine.pxd cimports them as C functions
@@ -736,8 +735,7 @@ class FlowTable:
 
     def _expire_tombs(self, now: int) -> None:
         tombs = self.tombs
-        linger = self.linger_ns
-        gone = [key for key, rec in tombs.items() if now - tomb.last_ns(rec) > linger]
+        gone = tomb.expired(tombs, now, self.linger_ns)
         for key in gone:
             del tombs[key]
         self.live -= len(gone)
@@ -2224,3 +2222,7 @@ def reused_ports_reason(flags: int) -> str:
 def addr_port(conn: Conn, ep: int) -> str:
     """``addr:port`` of endpoint ``ep`` of a connection (``[addr]:port`` for IPv6)."""
     return endpoint_str(addr_str(conn.addr[ep]), conn.port[ep])
+
+
+# tombstones (tomb.py) read and write the records above: imported once they are defined
+from tcpanalyze import tomb  # noqa: E402

@@ -17,11 +17,21 @@ of the linger time (``Config.linger_ns``) the table keeps, under one of its keys
 ``pack(conn)`` makes the record; ``load(record, conn)`` fills the sequence state of a
 minimal connection (two fresh flows) that ``Analyzer`` builds for a late packet, runs the
 ordinary rules on and packs again.  The layout is private to one run (little-endian,
-fixed part first)."""
+fixed part first).  Compiled, ``pack`` writes the fixed part (all of it for a connection
+with nothing unacknowledged, the usual case) byte by byte from the C records, and
+``expired`` reads the last packet time of each tombstone in C: both run once per connection
+or per sweep, and their plain versions (``struct``) write and read the same bytes."""
 from __future__ import annotations
 
 import struct
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+# engine.py imports this module after its record classes are defined
+from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.state import TcpState
 
 #: stream, last_ns, irtt, ts_mru_syn, tw_ts, tw endpoint (-1 none), states, end (0 fin, 1 rst)
@@ -43,9 +53,90 @@ _END = ("fin", "rst")
 SIZE_FIXED = _HEAD.size + 2 * _FLOW.size
 
 
+@cython.cfunc
+@cython.inline
+@cython.locals(p=cython.p_uchar, v=cython.longlong, n=cython.int, i=cython.int)
+def _w(p, v, n):
+    """``n`` bytes of ``v`` (two's complement), little-endian, at ``p``."""
+    for i in range(n):
+        p[i] = (v >> (8 * i)) & 255
+
+
+@cython.cfunc
+@cython.locals(p=cython.p_uchar, f=Flow, bits=cython.longlong, fin=cython.longlong)
+def _w_flow(p, f):
+    bits = ((_BASE_SET if f.base_set else 0) | (_FIRST_ACK if f.is_first_ack else 0)
+            | (_VALID_BIF if f.valid_bif else 0))
+    fin = f.times.fin_next
+    if fin >= 0:
+        bits |= _HAS_FIN
+    else:
+        fin = 0
+    _w(p, f.base_seq, 4)
+    _w(p + 4, f.nextseq, 4)
+    _w(p + 8, f.maxseqtobeacked, 4)
+    _w(p + 12, f.lastack, 4)
+    _w(p + 16, fin, 4)
+    _w(p + 20, f.window, 4)
+    _w(p + 24, f.dupacknum, 4)
+    _w(p + 28, f.nextseqtime, 8)
+    _w(p + 36, f.lastacktime, 8)
+    _w(p + 44, f.lastnondupack, 8)
+    _w(p + 52, f.win_scale, 1)
+    _w(p + 53, f.lastsegflags, 2)
+    _w(p + 55, bits, 1)
+    _w(p + 56, 0, 3)                     # no unacked segments, no SACK blocks
+
+
+@cython.locals(conn=Conn, f0=Flow, f1=Flow, b=cython.uchar[162], p=cython.p_uchar, tw=tuple)
 def pack(conn) -> bytes:
     """The tombstone of a closed connection (read before it is finalized: it still has its
     unacknowledged segments)."""
+    if not cython.compiled:
+        return _pack(conn)
+    f0 = conn.flows[0]
+    f1 = conn.flows[1]
+    if f0.segs or f1.segs or f0.sack or f1.sack or f0.segs_disordered or f1.segs_disordered:
+        return _pack(conn)
+    p = cython.address(b[0])
+    tw = conn.ending.tw_start
+    _w(p, conn.stream, 8)
+    _w(p + 8, conn.last_ns, 8)
+    _w(p + 16, conn.irtt, 8)
+    _w(p + 24, conn.handshake.ts_mru_syn, 8)
+    if tw is not None:
+        _w(p + 32, tw[1], 8)
+        _w(p + 40, tw[0], 1)
+    else:
+        _w(p + 32, 0, 8)
+        _w(p + 40, -1, 1)
+    _w(p + 41, int(conn.state[0]), 1)
+    _w(p + 42, int(conn.state[1]), 1)
+    _w(p + 43, 1 if conn.end_reason == "rst" else 0, 1)
+    _w_flow(p + 44, f0)
+    _w_flow(p + 103, f1)
+    return cython.cast(cython.p_char, p)[:162]
+
+
+@cython.locals(tombs=dict, rec=bytes, p=cython.p_uchar, t=cython.longlong, now=cython.longlong,
+               linger=cython.longlong, i=cython.int)
+def expired(tombs: dict, now: int, linger: int) -> list:
+    """The keys of the tombstones whose connection's last packet is more than ``linger`` ago."""
+    gone = []
+    for key, rec in tombs.items():
+        if cython.compiled:
+            p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, rec))
+            t = 0
+            for i in range(8):
+                t |= cython.cast(cython.longlong, p[8 + i]) << (8 * i)
+        else:
+            t = LAST_NS.unpack_from(rec, LAST_NS_OFFSET)[0]
+        if now - t > linger:
+            gone.append(key)
+    return gone
+
+
+def _pack(conn) -> bytes:
     tw = conn.ending.tw_start
     st = conn.state
     parts = [_HEAD.pack(conn.stream, conn.last_ns, conn.irtt, conn.handshake.ts_mru_syn,

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                  "tcpanalyze.sources.remote"}),
     ("decode", {"tcpanalyze.decode", "tcpanalyze.reassembly"}),
     ("engine", {"tcpanalyze.state", "tcpanalyze.zeek", "tcpanalyze.engine", "tcpanalyze.pipeline", "tcpanalyze.fanout",
-                "tcpanalyze.rows", "tcpanalyze.summary", "tcpanalyze.diagnosis"}),
+                "tcpanalyze.rows", "tcpanalyze.summary", "tcpanalyze.diagnosis", "tcpanalyze.tomb"}),
     ("findings", {"tcpanalyze.findings", "tcpanalyze.policy", "tcpanalyze.schema"}
      | {f"tcpanalyze.findings.{p.stem}" for p in (PKG / "findings").glob("*.py") if p.stem != "__init__"}),
     ("session", {"tcpanalyze.session", "tcpanalyze.records", "tcpanalyze.parallel", "tcpanalyze.dask",

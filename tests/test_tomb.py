@@ -224,3 +224,18 @@ def test_jobs_2_identical_with_late_packets(how):
         two = P.analyze_fanout(path, opts, 2, inline=True)
     assert json.loads(json.dumps(two.to_dict())) == one
     assert one["summary"]["late_packets"] > 0
+
+
+def test_compiled_pack_writes_the_bytes_of_the_plain_one():
+    """``tomb.pack`` (C stores when compiled) and ``tomb._pack`` (struct) give the same record,
+    for a connection closed by FIN and one reset, in TIME_WAIT or not."""
+    spec = _closing() + [_other(T0 + 2 * S)] + LATE
+    _rows, a, _ = _verdicts(spec, grace_ns=WHOLE)
+    conn = a.table.conns[E.flow_key(CLI, 40000, SRV, 80)][0]
+    assert conn.end_reason == "fin" and conn.ending.tw_start is not None
+    assert tomb.pack(conn) == tomb._pack(conn)
+    g = E._ghost(conn.key)
+    tomb.load(tomb.pack(conn), g, E.Unacked)
+    assert tomb.pack(g) == tomb.pack(conn)
+    assert tomb.expired({conn.key: tomb.pack(conn)}, conn.last_ns + WHOLE + 1, WHOLE) == [conn.key]
+    assert tomb.expired({conn.key: tomb.pack(conn)}, conn.last_ns + WHOLE, WHOLE) == []

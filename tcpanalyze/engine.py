@@ -1709,7 +1709,8 @@ class Analyzer:
               ("last_ns", "long long"), ("ts_backwards", "long long"), ("next_sweep", "long long"),
               ("cur_frame", "long long"), ("verdict", "Verdict"), ("fast_rtx_ns", "long long"),
               ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"), ("diagnose", "bint"),
-              ("next_linger", "long long"), ("next_retire", "long long"), ("late_packets", "long long"))
+              ("next_linger", "long long"), ("next_retire", "long long"), ("late_packets", "long long"),
+              ("previous", "object"))
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
                  on_conn_done=None, detail: bool = True, diagnose: bool = True):
@@ -1737,6 +1738,9 @@ class Analyzer:
         self.next_retire = 0            # next retirement of closed connections past their grace
         #: segments that came for a connection already summarised (analysed against its tombstone)
         self.late_packets = 0
+        #: the connection (or the one rebuilt from its tombstone) the last SYN that opened a new
+        #: stream on a known 4-tuple replaced (the detectors' port-reuse findings read it)
+        self.previous = None
         # TIME_WAIT bookkeeping per host, bounded by cfg.max_tw_hosts (TwTable)
         self.tw = TwTable(self.cfg.max_tw_hosts, self.cfg.msl_ns * 2)
         self.tw_enter = self.tw.enter   # --jobs workers log the calls instead (parallel.py)
@@ -2053,6 +2057,7 @@ class Analyzer:
 
     def _reuse(self, old: Conn, d: int, seg: Segment) -> None:
         """A new SYN on the 4-tuple of ``old``: note it when an endpoint is still in TIME_WAIT."""
+        self.previous = old
         tw = old.ending.tw_start
         if tw is not None and old.state[tw[0]] is _TIME_WAIT and seg.ts_ns - tw[1] < 2 * self.cfg.msl_ns:
             self.syn_in_time_wait.append((old.stream, seg.frame, seg.ts_ns))

@@ -6,7 +6,9 @@ of the linger time (``Config.linger_ns``) the table keeps, under one of its keys
 ``bytes`` record with only what a late packet and the TIME_WAIT accounting read:
 
 * the stream number, the time of the last packet, the iRTT and the latest SYN's time, both
-  endpoints' states, the end (FIN or RST) and when an endpoint entered TIME_WAIT;
+  endpoints' states, the end (FIN or RST), when (time and frame) an endpoint entered
+  TIME_WAIT, and the Zeek conn_state of its last record (for the port-reuse findings of a
+  new connection on its 4-tuple);
 * per direction the sequence-analysis state Wireshark's rules read for a late segment:
   relative base, next expected seq and when it was reached, the highest seq to be ACKed,
   the last ACK and window and when they were sent, the window scale, the duplicate-ACK run,
@@ -34,8 +36,9 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.state import TcpState
 
-#: stream, last_ns, irtt, ts_mru_syn, tw_ts, tw endpoint (-1 none), states, end (0 fin, 1 rst)
-_HEAD = struct.Struct("<qqqqqbBBB")
+#: stream, last_ns, irtt, ts_mru_syn, tw_ts, tw_frame, tw endpoint (-1 none), states, end (0 fin,
+#: 1 rst), Zeek conn_state (index in _ZSTATES)
+_HEAD = struct.Struct("<qqqqqqbBBBB")
 #: per direction: base_seq, nextseq, maxseqtobeacked, lastack, fin_next (raw 32-bit seqs),
 #: window, dupacknum, nextseqtime, lastacktime, lastnondupack, win_scale, lastsegflags,
 #: flag bits, unacked segments, SACK blocks
@@ -49,6 +52,20 @@ LAST_NS_OFFSET = 8
 _BASE_SET, _FIRST_ACK, _DISORDERED, _VALID_BIF, _HAS_FIN = 1, 2, 4, 8, 16
 _STATES = tuple(TcpState)
 _END = ("fin", "rst")
+_ZSTATES = ("", "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
+_ZINDEX = {name: i for i, name in enumerate(_ZSTATES)}
+
+
+class ZeekEnd:
+    """The Zeek state of a summarised connection, as far as a tombstone keeps it."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: str):
+        self.state = state
+
+    def conn_state(self) -> str:
+        return self.state
 
 SIZE_FIXED = _HEAD.size + 2 * _FLOW.size
 
@@ -88,7 +105,7 @@ def _w_flow(p, f):
     _w(p + 56, 0, 3)                     # no unacked segments, no SACK blocks
 
 
-@cython.locals(conn=Conn, f0=Flow, f1=Flow, b=cython.uchar[162], p=cython.p_uchar, tw=tuple)
+@cython.locals(conn=Conn, f0=Flow, f1=Flow, b=cython.uchar[171], p=cython.p_uchar, tw=tuple)
 def pack(conn) -> bytes:
     """The tombstone of a closed connection (read before it is finalized: it still has its
     unacknowledged segments)."""
@@ -106,16 +123,18 @@ def pack(conn) -> bytes:
     _w(p + 24, conn.handshake.ts_mru_syn, 8)
     if tw is not None:
         _w(p + 32, tw[1], 8)
-        _w(p + 40, tw[0], 1)
+        _w(p + 40, tw[2], 8)
+        _w(p + 48, tw[0], 1)
     else:
-        _w(p + 32, 0, 8)
-        _w(p + 40, -1, 1)
-    _w(p + 41, int(conn.state[0]), 1)
-    _w(p + 42, int(conn.state[1]), 1)
-    _w(p + 43, 1 if conn.end_reason == "rst" else 0, 1)
-    _w_flow(p + 44, f0)
-    _w_flow(p + 103, f1)
-    return cython.cast(cython.p_char, p)[:162]
+        _w(p + 32, 0, 16)
+        _w(p + 48, -1, 1)
+    _w(p + 49, int(conn.state[0]), 1)
+    _w(p + 50, int(conn.state[1]), 1)
+    _w(p + 51, 1 if conn.end_reason == "rst" else 0, 1)
+    _w(p + 52, _zstate(conn), 1)
+    _w_flow(p + 53, f0)
+    _w_flow(p + 112, f1)
+    return cython.cast(cython.p_char, p)[:171]
 
 
 @cython.locals(tombs=dict, rec=bytes, p=cython.p_uchar, t=cython.longlong, now=cython.longlong,
@@ -136,12 +155,18 @@ def expired(tombs: dict, now: int, linger: int) -> list:
     return gone
 
 
+def _zstate(conn) -> int:
+    z = conn.zeek
+    return _ZINDEX.get(z.conn_state(), 0) if z is not None else 0
+
+
 def _pack(conn) -> bytes:
     tw = conn.ending.tw_start
     st = conn.state
     parts = [_HEAD.pack(conn.stream, conn.last_ns, conn.irtt, conn.handshake.ts_mru_syn,
-                        tw[1] if tw is not None else 0, tw[0] if tw is not None else -1,
-                        int(st[0]), int(st[1]), 1 if conn.end_reason == "rst" else 0)]
+                        tw[1] if tw is not None else 0, tw[2] if tw is not None else 0,
+                        tw[0] if tw is not None else -1, int(st[0]), int(st[1]),
+                        1 if conn.end_reason == "rst" else 0, _zstate(conn))]
     tail = []
     for f in conn.flows:
         bits = ((_BASE_SET if f.base_set else 0) | (_FIRST_ACK if f.is_first_ack else 0)
@@ -176,14 +201,15 @@ def stream(rec: bytes) -> int:
 def load(rec: bytes, conn, unacked) -> None:
     """Fill ``conn`` (fresh ``flows``, ``ending`` and ``handshake`` records) from a tombstone;
     ``unacked(seq, end, frame, ts_ns, karn)`` makes an unacknowledged-segment record."""
-    stream_, last, irtt, ts_syn, tw_ts, tw_ep, s0, s1, end = _HEAD.unpack_from(rec, 0)
+    stream_, last, irtt, ts_syn, tw_ts, tw_frame, tw_ep, s0, s1, end, zs = _HEAD.unpack_from(rec, 0)
     conn.stream = stream_
     conn.last_ns = last
     conn.irtt = irtt
     conn.handshake.ts_mru_syn = ts_syn
-    conn.ending.tw_start = (tw_ep, tw_ts, 0) if tw_ep >= 0 else None
+    conn.ending.tw_start = (tw_ep, tw_ts, tw_frame) if tw_ep >= 0 else None
     conn.state = [_STATES[s0], _STATES[s1]]
     conn.end_reason = _END[end]
+    conn.zeek = ZeekEnd(_ZSTATES[zs])
     off = _HEAD.size
     counts = []
     for f in conn.flows:

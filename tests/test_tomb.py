@@ -169,6 +169,11 @@ def test_port_reuse_after_a_tombstone():
     assert after[first_new][0] == 2 and after[first_new][2] & REUSED_PORTS
     assert a.syn_in_time_wait == b.syn_in_time_wait and len(a.syn_in_time_wait) == 1
     assert a.late_packets == 0
+    # what the port-reuse findings read of the connection the SYN replaced
+    old, whole = a.previous, b.previous
+    assert old.stream == whole.stream == 0 and old.end_reason == whole.end_reason == "fin"
+    assert old.zeek.conn_state() == whole.zeek.conn_state() == "SF"
+    assert old.ending.tw_start == whole.ending.tw_start
     key = E.flow_key(CLI, 40000, SRV, 80)
     assert key not in a.table.tombs and key in a.table.conns
     a.finish()

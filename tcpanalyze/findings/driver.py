@@ -138,11 +138,16 @@ class Detectors:
 
     def _port_reuse(self, seg, a, conn) -> None:
         ends = {(seg.src, seg.sport), (seg.dst, seg.dport)}
-        old = None
-        for c in reversed(self._recent):
-            if {(c.addr[0], c.port[0]), (c.addr[1], c.port[1])} == ends:
-                old = c
-                break
+        # the connection the engine just replaced on this 4-tuple (it may have been summarised
+        # long before, kept as a tombstone); else the latest finalized one with these ends
+        old = a.previous
+        a.previous = None
+        if old is None or {(old.addr[0], old.port[0]), (old.addr[1], old.port[1])} != ends:
+            old = None
+            for c in reversed(self._recent):
+                if {(c.addr[0], c.port[0]), (c.addr[1], c.port[1])} == ends:
+                    old = c
+                    break
         sitw = a.syn_in_time_wait
         in_tw = len(sitw) > self._sitw and sitw[-1][1] == seg.frame
         self._sitw = len(sitw)

@@ -72,7 +72,7 @@ SIZE_FIXED = _HEAD.size + 2 * _FLOW.size
 
 @cython.cfunc
 @cython.inline
-@cython.locals(p=cython.p_uchar, v=cython.longlong, n=cython.int, i=cython.int)
+@cython.locals(p=cython.p_uchar, v=cython.longlong, n=cython.Py_ssize_t, i=cython.Py_ssize_t)
 def _w(p, v, n):
     """``n`` bytes of ``v`` (two's complement), little-endian, at ``p``."""
     for i in range(n):
@@ -138,7 +138,7 @@ def pack(conn) -> bytes:
 
 
 @cython.locals(tombs=dict, rec=bytes, p=cython.p_uchar, t=cython.longlong, now=cython.longlong,
-               linger=cython.longlong, i=cython.int)
+               linger=cython.longlong, i=cython.Py_ssize_t)
 def expired(tombs: dict, now: int, linger: int) -> list:
     """The keys of the tombstones whose connection's last packet is more than ``linger`` ago."""
     gone = []

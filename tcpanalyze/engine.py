@@ -579,7 +579,8 @@ class FlowTable:
               ("live_peak", "long long"), ("self_conns", "long long"), ("evicted", "long long"),
               ("expired", "long long"), ("max_connections", "long long"), ("linger_ns", "long long"),
               ("idle_timeout_ns", "long long"), ("keep_timeline", "bint"), ("tombs", "dict"),
-              ("grace_ns", "long long"))
+              ("grace_ns", "long long"), ("next_linger", "long long"), ("next_retire", "long long"),
+              ("late", "long long"), ("previous", "object"))
 
     def __init__(self, max_connections: int, linger_ns: int, idle_timeout_ns: int, keep_timeline: bool,
                  grace_ns: int = K_GRACE_NS):
@@ -587,6 +588,12 @@ class FlowTable:
         self.closed: list[Conn] = []    # connections that reached their end, until retired
         self.tombs: dict[bytes, bytes] = {}     # flow_key() of direction 0 -> tomb.pack() record
         self.grace_ns = grace_ns
+        self.next_linger = 0            # the analyzer's clock: next release of tombstones and idle ones
+        self.next_retire = 0            # ... and next retirement of closed connections past their grace
+        self.late = 0                   # segments analysed against a tombstone
+        #: the connection (or the one rebuilt from its tombstone) the last SYN that opened a new
+        #: stream on a known 4-tuple replaced (the detectors' port-reuse findings read it)
+        self.previous = None
         self.streams = 0
         self.live = 0                   # connections in the table
         self.live_peak = 0
@@ -1708,9 +1715,7 @@ class Analyzer:
               ("keep_rtt", "bint"), ("max_unacked", "long long"), ("segments", "long long"),
               ("last_ns", "long long"), ("ts_backwards", "long long"), ("next_sweep", "long long"),
               ("cur_frame", "long long"), ("verdict", "Verdict"), ("fast_rtx_ns", "long long"),
-              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"), ("diagnose", "bint"),
-              ("next_linger", "long long"), ("next_retire", "long long"), ("late_packets", "long long"),
-              ("previous", "object"))
+              ("ooo_ns", "long long"), ("max_events", "long long"), ("detail", "bint"), ("diagnose", "bint"))
 
     def __init__(self, config: Config | None = None, *, keep_timeline: bool = True, keep_rtt: bool = False,
                  on_conn_done=None, detail: bool = True, diagnose: bool = True):
@@ -1733,14 +1738,7 @@ class Analyzer:
         self.first_ns = None
         self.last_ns = 0
         self.ts_backwards = 0
-        self.next_sweep = 0             # the earlier of the two below
-        self.next_linger = 0            # next release of tombstones and idle connections
-        self.next_retire = 0            # next retirement of closed connections past their grace
-        #: segments that came for a connection already summarised (analysed against its tombstone)
-        self.late_packets = 0
-        #: the connection (or the one rebuilt from its tombstone) the last SYN that opened a new
-        #: stream on a known 4-tuple replaced (the detectors' port-reuse findings read it)
-        self.previous = None
+        self.next_sweep = 0             # the earlier of the table's next_linger and next_retire
         # TIME_WAIT bookkeeping per host, bounded by cfg.max_tw_hosts (TwTable)
         self.tw = TwTable(self.cfg.max_tw_hosts, self.cfg.msl_ns * 2)
         self.tw_enter = self.tw.enter   # --jobs workers log the calls instead (parallel.py)
@@ -1774,6 +1772,16 @@ class Analyzer:
     @property
     def expired(self) -> int:
         return self.table.expired
+
+    @property
+    def late_packets(self) -> int:
+        """Segments that came for a connection already summarised (analysed against its tombstone)."""
+        return self.table.late
+
+    @property
+    def previous(self):
+        """The connection the last SYN that opened a new stream on a known 4-tuple replaced."""
+        return self.table.previous
 
     def _finalize(self, conn: Conn, reason: str | None = None) -> None:
         """Summarise a connection that will get no more packets and release its per-segment state."""
@@ -1809,11 +1817,11 @@ class Analyzer:
             table = self.table
             if self.first_ns is None:
                 self.first_ns = now
-                self.next_linger = now + K_SWEEP_EVERY_NS
-                self.next_retire = now + K_RETIRE_EVERY_NS
+                table.next_linger = now + K_SWEEP_EVERY_NS
+                table.next_retire = now + K_RETIRE_EVERY_NS
             else:
-                linger = now >= self.next_linger
-                retire = now >= self.next_retire and table.closed
+                linger = now >= table.next_linger
+                retire = now >= table.next_retire and table.closed
                 if linger and (table.conns or table.tombs) or retire:
                     hook = self.on_sweep
                     if hook is not None:
@@ -1825,10 +1833,10 @@ class Analyzer:
                     if hook is not None:
                         hook(False)
                 if linger:
-                    self.next_linger = now + K_SWEEP_EVERY_NS
-                if now >= self.next_retire:
-                    self.next_retire = now + K_RETIRE_EVERY_NS
-            self.next_sweep = min(self.next_linger, self.next_retire)
+                    table.next_linger = now + K_SWEEP_EVERY_NS
+                if now >= table.next_retire:
+                    table.next_retire = now + K_RETIRE_EVERY_NS
+            self.next_sweep = min(table.next_linger, table.next_retire)
 
     def checksum_error(self, seg: Segment) -> None:
         """A segment left out for its bad TCP checksum (``--checksums drop``): Zeek drops it
@@ -1964,7 +1972,7 @@ class Analyzer:
                     return None
             elif table.rebased(conn, d, seg):
                 aflags = _REUSED
-        self.late_packets += 1
+        table.late += 1
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
         conn.last_ns = now
@@ -2057,7 +2065,7 @@ class Analyzer:
 
     def _reuse(self, old: Conn, d: int, seg: Segment) -> None:
         """A new SYN on the 4-tuple of ``old``: note it when an endpoint is still in TIME_WAIT."""
-        self.previous = old
+        self.table.previous = old
         tw = old.ending.tw_start
         if tw is not None and old.state[tw[0]] is _TIME_WAIT and seg.ts_ns - tw[1] < 2 * self.cfg.msl_ns:
             self.syn_in_time_wait.append((old.stream, seg.frame, seg.ts_ns))

@@ -90,7 +90,7 @@ class TsvRows:
                 one = one.encode("ascii")
                 other = other.encode("ascii")
             mid = (one, other) if d == 0 else (other, one)
-            if not conn.done:              # (a late packet's connection is made for it alone)
+            if not getattr(conn, "done", False):    # (a late packet's connection is made for it alone)
                 self.middles[conn] = mid
         af = v.analysis
         ns = seg.ts_ns

@@ -141,7 +141,6 @@ class Detectors:
         # the connection the engine just replaced on this 4-tuple (it may have been summarised
         # long before, kept as a tombstone); else the latest finalized one with these ends
         old = a.previous
-        a.previous = None
         if old is None or {(old.addr[0], old.port[0]), (old.addr[1], old.port[1])} != ends:
             old = None
             for c in reversed(self._recent):

@@ -59,19 +59,49 @@ _ZERO_SACK = (0,) * 8
 _GOLDEN = 0x9E3779B1
 
 
+#: the flow hash picks one of K_BUCKETS buckets; a lane table maps each bucket to its lane
+K_BUCKETS = 1024
+
+
 @cython.cfunc
 @cython.inline
-@cython.locals(seg=Segment, nparts=cython.longlong, h=cython.longlong, g=cython.longlong)
+@cython.locals(seg=Segment, h=cython.longlong, g=cython.longlong)
 @cython.returns(cython.longlong)
-def _owner_of(seg, nparts):
-    """``pipeline.owner`` (the same hash; tests/test_fanout.py compares them)."""
+def _bucket_of(seg):
+    """The bucket of a segment's connection: ``pipeline.owner``'s symmetric hash of the
+    4-tuple (both ports, the last byte of each address, Fibonacci hashing), to K_BUCKETS."""
     g = _GOLDEN
     h = seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]
-    return ((h * g) >> 16) % nparts
+    return ((h * g) >> 16) & (K_BUCKETS - 1)
 
 
-def owner(seg: Segment, nparts: int) -> int:
-    return _owner_of(seg, nparts)
+def bucket(seg: Segment) -> int:
+    return _bucket_of(seg)
+
+
+def lane_table(weights) -> bytearray:
+    """Bucket -> lane for lanes that get the given shares of the connections (``weights``,
+    one per lane, any scale): consecutive ranges of buckets, each at least one bucket for a
+    lane of positive weight, the rounding left to the last lanes."""
+    total = float(sum(weights))
+    if len(weights) > 255 or total <= 0 or min(weights) < 0:
+        raise ValueError(f"lane weights {weights!r}")
+    table = bytearray(K_BUCKETS)
+    start = 0
+    acc = 0.0
+    for lane, w in enumerate(weights):
+        acc += w
+        stop = K_BUCKETS if lane == len(weights) - 1 else min(K_BUCKETS, int(round(acc / total * K_BUCKETS)))
+        if w > 0:
+            stop = max(stop, start + 1)
+        table[start:stop] = bytes([lane]) * (stop - start)
+        start = stop
+    return table
+
+
+def owner(seg: Segment, table) -> int:
+    """The lane of a segment's connection under a ``lane_table``."""
+    return table[_bucket_of(seg)]
 
 
 # ---------------------------------------------------------------------------- writing records
@@ -168,29 +198,41 @@ def prepare(stats, checksums: str) -> None:
         stats.checksums = {"verified": 0, "good": 0, "bad": 0, "offload": 0, "unverified": 0, "dropped": 0}
 
 
-@cython.locals(nparts=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
+@cython.locals(nl=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
                tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
-               pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1])
-def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
-    """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples) into records for
-    ``nparts`` lanes and run the capture clock; returns ``(first_ns, last_ns, ts_backwards)``.
+               pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
+               table=cython.uchar[::1], an=Analyzer, v=Verdict, fed=cython.longlong, mine=cython.bint)
+def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, on_segment=None) -> tuple:
+    """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples), hand each TCP
+    segment to the lane of its connection (``table[bucket]``: see ``lane_table``) and run the
+    capture clock; returns ``(first_ns, last_ns, ts_backwards, fed)``.
 
-    Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
-    ``flush(k)`` hands the full slot over and sets ``pos[k]``/``lim[k]`` to a free one.
-    ``stats`` (a ``pipeline.RunStats`` made ready by ``prepare``) counts frames, TCP segments
-    and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
-    bad TCP checksum go to their worker as ``K_DROP`` records (``Analyzer.checksum_error``)."""
+    Lanes ``0 .. len(pos) - 1`` are shared memory: lane ``k``'s next record goes to
+    ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``, ``flush(k)`` hands the full slot
+    over and sets ``pos[k]``/``lim[k]`` to a free one.  Lane ``len(pos)`` is this process:
+    its segments go straight to the analyzer ``an`` (as ``consume`` feeds a record, with
+    ``on_segment`` for the notable ones), ``fed`` of them.  ``stats`` (a ``pipeline.RunStats``
+    made ready by ``prepare``) counts frames, TCP segments and what could not be decoded, as
+    ``pipeline.run_packets`` does; ``drop``: segments with a bad TCP checksum go to their
+    lane as ``K_DROP`` records (``Analyzer.checksum_error``)."""
     counts = stats.skipped
     verify = counts.verify
     dec = decode_general if verify else decode
     rec = REC_SIZE
+    nl = len(pos)
+    if len(table) != K_BUCKETS:
+        raise ValueError("a lane table has K_BUCKETS entries")
+    for j in range(K_BUCKETS):
+        if table[j] > nl or (table[j] == nl and an is None):
+            raise ValueError(f"lane table names lane {table[j]} of {nl} (and this process's analyzer: {an is not None})")
     frames = 0
     tcp = 0
     last = 0
     nxt = 0
     back = 0
+    fed = 0
     started = False
     first = None
     for pkt in packets:
@@ -223,15 +265,27 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
                     first = now
                 nxt = now + K_SWEEP_EVERY_NS
                 sweep = True
-        k = _owner_of(seg, nparts)
-        o = pos[k]
-        if o == lim[k]:
-            flush(k)
+        k = table[_bucket_of(seg)]
+        mine = k == nl
+        if mine:
+            an.last_ns = gl                 # as consume() does for a record
+            an.cur_frame = seg.frame
+            if kind == K_DROP:
+                an.checksum_error(seg)
+            else:
+                fed += 1
+                v = an.feed(seg)
+                if on_segment is not None and (v.analysis or seg.flags & 0x17 != 0x10):
+                    on_segment(seg, an)
+        else:
             o = pos[k]
-        _put_seg(mem, o, kind, gl, seg)
-        pos[k] = o + rec
+            if o == lim[k]:
+                flush(k)
+                o = pos[k]
+            _put_seg(mem, o, kind, gl, seg)
+            pos[k] = o + rec
         if sweep:
-            for j in range(nparts):
+            for j in range(nl):
                 if j != k:
                     o = pos[j]
                     if o == lim[j]:
@@ -239,9 +293,13 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
                         o = pos[j]
                     _put_tick(mem, o, seg.frame, now, gl)
                     pos[j] = o + rec
+            if an is not None and not mine:
+                an.last_ns = gl
+                an.cur_frame = seg.frame
+                an.advance(now)
     stats.frames += frames
     stats.tcp += tcp
-    return first, last, back
+    return first, last, back, fed
 
 
 def write_record(mem, off: int, kind: int, last_ns: int, seg: Segment) -> None:
@@ -342,5 +400,5 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
 
 _HEAD = struct.Struct("=qqq")
 
-__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "owner", "prepare", "dispatch", "consume", "write_record",
+__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "K_BUCKETS", "bucket", "lane_table", "owner", "prepare", "dispatch", "consume", "write_record",
            "read_record"]

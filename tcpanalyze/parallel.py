@@ -81,7 +81,7 @@ from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, FindingSink, RstTally,
                                  RttTally, SynTally, Tallies, add_counts)
-from tcpanalyze.fanout import REC_SIZE, consume, dispatch, prepare
+from tcpanalyze.fanout import REC_SIZE, consume, dispatch, lane_table, prepare
 from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 from tcpanalyze.sources.pcap import capture_format, open_capture
@@ -478,21 +478,24 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path:
         conn.close()
 
 
-def _read_once(path: str, options, lanes: _Lanes, nparts: int) -> dict:
-    """Read and decode ``path`` once into the workers' lanes (``fanout.dispatch``); what the
-    reader learnt, as ``merge_parts`` takes it (``shared``).  Raises SourceError/OSError."""
+def _read_once(path: str, options, lanes: _Lanes, table, own: "_Part | None" = None) -> dict:
+    """Read and decode ``path`` once into the workers' lanes (``fanout.dispatch``; the
+    buckets of ``table`` that name lane ``len(lanes.pos)`` are fed to ``own``, this process's
+    part); what the reader learnt, as ``merge_parts`` takes it (``shared``, with ``fed``: the
+    segments ``own`` was fed).  Raises SourceError/OSError."""
     from tcpanalyze import engine
     from tcpanalyze.session import AnalyzeOptions
 
     checksums = engine.Config(**(options or AnalyzeOptions()).engine).checksums
     stats = RunStats(path)
     reader = open_capture(path)
+    an, on_segment = (None, None) if own is None else (own.an, own.on_segment)
     try:
         stats.format = reader.format
         prepare(stats, checksums)
         with gc_tuned(off=path != "-"):
-            first, last, back = dispatch(iter(reader), stats, nparts, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
-                                         checksums == "drop")
+            first, last, back, fed = dispatch(iter(reader), stats, table, lanes.mem, lanes.pos, lanes.lim,
+                                              lanes.flush, checksums == "drop", an, on_segment)
         lanes.end(last)
     finally:
         finish_stats(stats, reader)
@@ -500,7 +503,25 @@ def _read_once(path: str, options, lanes: _Lanes, nparts: int) -> dict:
     dmg = stats.damage
     return {"stats": stats.to_dict(), "stats_errors": dict(stats.errors),
             "damage": None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal),
-            "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}}
+            "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}, "fed": fed}
+
+
+#: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
+#: (making the segment, engine, detectors), measured on the compiled build
+#: (docs/performance.md); it sets how much of the analysis the reading process does itself
+K_READER_COST = 0.5
+
+
+def lane_weights(jobs: int, reader_cost: float = K_READER_COST) -> list[float]:
+    """Shares of the connections for ``jobs`` processes: ``jobs - 1`` forked workers, then
+    this process, which also reads and dispatches.  This process's share ``f`` makes it as
+    busy as a worker: ``reader_cost + f = (1 - f) / (jobs - 1)`` (both per segment of
+    analysis), so ``f = (1 - (jobs - 1) * reader_cost) / jobs``, and 0 when the reading
+    alone keeps it busier than a worker."""
+    if jobs < 2:
+        raise ValueError("a split needs at least two processes")
+    f = max(0.0, (1.0 - (jobs - 1) * reader_cost) / jobs)
+    return [(1.0 - f) / (jobs - 1)] * (jobs - 1) + [f]
 
 
 def fanout_available() -> bool:
@@ -510,21 +531,28 @@ def fanout_available() -> bool:
     return "fork" in mp.get_all_start_methods()
 
 
-def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False):
-    """``analyze_file(path, options)`` computed by ``jobs`` worker processes fed by this one,
-    which alone reads and decodes the file (``fanout``; see the module doc).  ``inline``: the
-    same records, fed to the workers' analyzers one after the other in this process."""
+def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False, weights=None):
+    """``analyze_file(path, options)`` computed by ``jobs`` processes: ``jobs - 1`` forked
+    workers fed by this one, which alone reads and decodes the file and analyses its own
+    share of the connections (``fanout``; see the module doc; ``weights``: the shares, as
+    ``lane_weights(jobs)`` gives them).  ``inline``: the same records, fed to the workers'
+    analyzers one after the other in this process."""
+    weights = lane_weights(jobs) if weights is None else list(weights)
+    if len(weights) != jobs:
+        raise ValueError(f"{len(weights)} weights for {jobs} processes")
+    table = lane_table(weights)
     if inline:
-        return _fanout_inline(path, options, jobs)
+        return _fanout_inline(path, options, jobs, table, weights[-1] > 0)
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
+    nw = jobs - 1
     procs, conns, tw_paths = [], [], []
     parts: list[dict] = []
-    lanes = None
+    lanes = own = None
     try:
-        lanes = _Lanes(jobs, conns)
-        for k in range(jobs):
+        lanes = _Lanes(nw, conns)
+        for k in range(nw):
             fd, tw = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
             os.close(fd)
             tw_paths.append(tw)
@@ -535,9 +563,17 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False)
             theirs.close()
             procs.append(pr)
             conns.append(mine)
-        shared = _read_or_fail(path, options, lanes, jobs)
+        if weights[-1] > 0:
+            own = _Part(path, options, nw, jobs)
+        shared = _read_or_fail(path, options, lanes, table, own)
         if not isinstance(shared, dict):
             return shared
+        if own is not None:             # this process's share, finished while the workers finish theirs
+            own.an.last_ns = shared["clock"]["last_ns"]
+            with gc_tuned(off=path != "-"):
+                own.finish()
+            parts.append(own.result({"tcp_segments": shared["fed"]}, {}, None))
+            own = None
         import pickle
 
         for k, conn in enumerate(conns):
@@ -555,6 +591,8 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False)
             pr.join()
         return merge_parts(path, options, parts, shared)
     finally:
+        if own is not None:
+            own.discard()
         for pr in procs:
             if pr.is_alive():
                 pr.terminate()
@@ -575,26 +613,34 @@ def _expect_fail(msg: bytes, k: int):
     raise RuntimeError(f"--jobs worker {k}: unexpected message {msg[:1]!r}")
 
 
-def _read_or_fail(path: str, options, lanes, jobs: int):
+def _read_or_fail(path: str, options, lanes, table, own):
     """``_read_once``'s shared results, or the failed-file Report when the capture cannot be read."""
     try:
-        return _read_once(path, options, lanes, jobs)
+        return _read_once(path, options, lanes, table, own)
     except SourceError as e:
         return failed_report(path, str(e), ReportBuilder(path, options).th)
     except OSError as e:
         return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
 
 
-def _fanout_inline(path: str, options, jobs: int):
-    lanes = _KeptLanes(jobs)
+def _fanout_inline(path: str, options, jobs: int, table, reads_too: bool):
+    nw = jobs - 1
+    lanes = _KeptLanes(nw)
+    own = _Part(path, options, nw, jobs) if reads_too else None
     try:
-        shared = _read_or_fail(path, options, lanes, jobs)
+        shared = _read_or_fail(path, options, lanes, table, own)
         if not isinstance(shared, dict):
+            if own is not None:
+                own.discard()
             return shared
     finally:
         lanes.mem.close()
     parts = []
-    for k in range(jobs):
+    if own is not None:
+        own.an.last_ns = shared["clock"]["last_ns"]
+        own.finish()
+        parts.append(own.result({"tcp_segments": shared["fed"]}, {}, None))
+    for k in range(nw):
         w = _Part(path, options, k, jobs)
         fed = 0
         with gc_tuned(off=True):

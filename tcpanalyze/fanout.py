@@ -55,24 +55,33 @@ _REC = struct.Struct("=qqqqqqqqiiiHHHBBBBBx16s16s8I")
 REC_SIZE = 152
 _NO_SACK = 255
 _ZERO_SACK = (0,) * 8
-#: as pipeline._GOLDEN (owner(): Fibonacci hashing)
-_GOLDEN = 0x9E3779B1
+#: as pipeline._GOLDEN (owner(): Fibonacci hashing); a C constant when compiled
+_GOLDEN = cython.declare(cython.longlong, 0x9E3779B1)
 
 
-#: the flow hash picks one of K_BUCKETS buckets; a lane table maps each bucket to its lane
+#: the flow hash picks one of K_BUCKETS buckets (_bucket_of has it as a literal); a lane
+#: table maps each bucket to its lane
 K_BUCKETS = 1024
 
 
 @cython.cfunc
 @cython.inline
-@cython.locals(seg=Segment, h=cython.longlong, g=cython.longlong)
+@cython.locals(seg=Segment, h=cython.longlong, src=bytes, dst=bytes, a=cython.p_uchar, b=cython.p_uchar)
 @cython.returns(cython.longlong)
 def _bucket_of(seg):
     """The bucket of a segment's connection: ``pipeline.owner``'s symmetric hash of the
-    4-tuple (both ports, the last byte of each address, Fibonacci hashing), to K_BUCKETS."""
-    g = _GOLDEN
-    h = seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]
-    return ((h * g) >> 16) & (K_BUCKETS - 1)
+    4-tuple (both ports, the last byte of each address, Fibonacci hashing by ``_GOLDEN``),
+    to K_BUCKETS (1024, a literal here: a module constant would be a Python object).
+    Compiled: C arithmetic and byte loads only."""
+    src = seg.src
+    dst = seg.dst
+    if cython.compiled:
+        a = cython.cast(cython.p_uchar, cython.cast(cython.p_char, src))
+        b = cython.cast(cython.p_uchar, cython.cast(cython.p_char, dst))
+        h = seg.sport + seg.dport + a[len(src) - 1] + b[len(dst) - 1]
+    else:
+        h = seg.sport + seg.dport + src[-1] + dst[-1]
+    return ((h * _GOLDEN) >> 16) & 1023
 
 
 def bucket(seg: Segment) -> int:
@@ -108,7 +117,8 @@ def owner(seg: Segment, table) -> int:
 @cython.cfunc
 @cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, kind=cython.longlong, gl=cython.longlong, seg=Segment,
                p=cython.p_uchar, q=cython.p_longlong, i4=cython.p_int, u2=cython.p_ushort, u4=cython.p_uint,
-               src=bytes, dst=bytes, n=cython.Py_ssize_t, i=cython.Py_ssize_t, ns=cython.Py_ssize_t)
+               src=bytes, dst=bytes, n=cython.Py_ssize_t, i=cython.Py_ssize_t, ns=cython.Py_ssize_t,
+               a=cython.p_uchar, b=cython.p_uchar)
 def _put_seg(mem, off, kind, gl, seg):
     sack = seg.sack
     src = seg.src
@@ -137,11 +147,13 @@ def _put_seg(mem, off, kind, gl, seg):
         p[83] = n
         p[85] = 1 if seg.sack_perm else 0
         p[86] = 1 if seg.truncated else 0
+        a = cython.cast(cython.p_uchar, cython.cast(cython.p_char, src))
+        b = cython.cast(cython.p_uchar, cython.cast(cython.p_char, dst))
         for i in range(n):
-            p[88 + i] = src[i]
-            p[104 + i] = dst[i]
+            p[88 + i] = a[i]
+            p[104 + i] = b[i]
         if sack is None:
-            p[84] = _NO_SACK
+            p[84] = 255                     # _NO_SACK
         else:
             ns = len(sack)
             if ns > 4:
@@ -177,7 +189,7 @@ def _put_tick(mem, off, frame, now, gl):
         q[0] = frame
         q[1] = now
         q[2] = gl
-        p[82] = K_TICK
+        p[82] = 2                           # K_TICK
         return
     _REC.pack_into(mem, off, frame, now, gl, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, K_TICK, 0, 0, 0, 0, b"", b"",
                    *_ZERO_SACK)
@@ -203,7 +215,8 @@ def prepare(stats, checksums: str) -> None:
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
-               table=cython.uchar[::1], an=Analyzer, v=Verdict, fed=cython.longlong, mine=cython.bint)
+               table=cython.uchar[::1], an=Analyzer, v=Verdict, fed=cython.longlong, mine=cython.bint,
+               kseg=cython.longlong, kdrop=cython.longlong)
 def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, on_segment=None) -> tuple:
     """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples), hand each TCP
     segment to the lane of its connection (``table[bucket]``: see ``lane_table``) and run the
@@ -220,7 +233,9 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, o
     counts = stats.skipped
     verify = counts.verify
     dec = decode_general if verify else decode
-    rec = REC_SIZE
+    rec = REC_SIZE                          # C copies of the module's constants
+    kseg = K_SEG
+    kdrop = K_DROP
     nl = len(pos)
     if len(table) != K_BUCKETS:
         raise ValueError("a lane table has K_BUCKETS entries")
@@ -245,10 +260,10 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, o
             continue
         if seg is None:
             continue
-        kind = K_SEG
+        kind = kseg
         if verify and count_checksum(stats.checksums, counts.csum) and drop:
             stats.checksums["dropped"] += 1
-            kind = K_DROP
+            kind = kdrop
         else:
             tcp += 1
         # the capture clock, as Analyzer.advance moves it
@@ -270,7 +285,7 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, o
         if mine:
             an.last_ns = gl                 # as consume() does for a record
             an.cur_frame = seg.frame
-            if kind == K_DROP:
+            if kind == kdrop:
                 an.checksum_error(seg)
             else:
                 fed += 1
@@ -340,7 +355,7 @@ def _get_seg(mem, off):
         seg.wscale = i4[1]
         seg.sack_perm = True if p[85] else False
         ns = p[84]
-        if ns == _NO_SACK:
+        if ns == 255:                       # _NO_SACK
             seg.sack = None
         else:
             u4 = cython.cast(cython.p_uint, p + 120)
@@ -358,7 +373,8 @@ def _get_seg(mem, off):
 
 @cython.locals(mem=cython.uchar[::1], start=cython.Py_ssize_t, stop=cython.Py_ssize_t, off=cython.Py_ssize_t,
                an=Analyzer, seg=Segment, v=Verdict, kind=cython.longlong, notable_only=cython.bint,
-               fed=cython.longlong, q=cython.p_longlong, p=cython.p_uchar)
+               fed=cython.longlong, q=cython.p_longlong, p=cython.p_uchar, rec=cython.Py_ssize_t,
+               ktick=cython.longlong, kdrop=cython.longlong)
 def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
     """Feed the records in ``mem[start:stop]`` to the analyzer ``an`` (segments, dropped
     segments, clock ticks: see the module doc); returns the number of segments fed.
@@ -366,6 +382,9 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
     fed = 0
     off = start
     feed = an.feed
+    rec = REC_SIZE                          # C copies of the module's constants
+    ktick = K_TICK
+    kdrop = K_DROP
     while off < stop:
         if cython.compiled:
             p = cython.address(mem[off])
@@ -373,22 +392,22 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
             kind = p[82]
             an.last_ns = q[2]               # the capture's clock before this record's segment
             an.cur_frame = q[0]
-            if kind == K_TICK:
+            if kind == ktick:
                 an.advance(q[1])            # another worker's segment, at which the clock sweeps
-                off += REC_SIZE
+                off += rec
                 continue
         else:
             frame, now, gl = _HEAD.unpack_from(mem, off)
             kind = mem[off + 82]
             an.last_ns = gl
             an.cur_frame = frame
-            if kind == K_TICK:
+            if kind == ktick:
                 an.advance(now)
-                off += REC_SIZE
+                off += rec
                 continue
         seg = _get_seg(mem, off)
-        off += REC_SIZE
-        if kind == K_DROP:
+        off += rec
+        if kind == kdrop:
             an.checksum_error(seg)          # Zeek drops it and marks the history
             continue
         fed += 1

@@ -67,7 +67,6 @@ With several inputs and ``--jobs N`` the files are analysed by a pool of N proce
 from __future__ import annotations
 
 import glob
-import heapq
 import mmap
 import os
 import struct
@@ -75,6 +74,7 @@ import tempfile
 from array import array
 from collections import deque
 from dataclasses import replace
+from operator import itemgetter
 from typing import Iterable, Iterator
 
 from tcpanalyze.engine import TwTable
@@ -509,7 +509,7 @@ def _read_once(path: str, options, lanes: _Lanes, table, own: "_Part | None" = N
 #: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
 #: (making the segment, engine, detectors), measured on the compiled build
 #: (docs/performance.md); it sets how much of the analysis the reading process does itself
-K_READER_COST = 0.5
+K_READER_COST = 0.6
 
 
 def lane_weights(jobs: int, reader_cost: float = K_READER_COST) -> list[float]:
@@ -661,25 +661,28 @@ def _drop_spill(conns) -> None:
 _TW_REC = struct.Struct("<qqHB16s")
 
 
-def _tw_entries(path: str):
-    size = _TW_REC.size
+def _tw_entries(path: str) -> list:
+    """A worker's TIME_WAIT log: (frame, time, port, address) in the order written."""
     with open(path, "rb") as f:
-        while True:
-            block = f.read(size * 4096)
-            if not block:
-                return
-            for frame, now, port, n, host in _TW_REC.iter_unpack(block[:len(block) - len(block) % size]):
-                yield frame, now, port, host[:n]
+        data = f.read()
+    size = _TW_REC.size
+    return [(frame, now, port, host[:n])
+            for frame, now, port, n, host in _TW_REC.iter_unpack(data[:len(data) - len(data) % size])]
 
 
 def _replay_time_wait(parts: list[dict], cfg):
-    """The TIME_WAIT table ``--jobs 1`` would have built: every worker's entries, merged in
-    frame order (each worker's log is in frame order already), through the same bounded
+    """The TIME_WAIT table ``--jobs 1`` would have built: every worker's entries in frame
+    order (each log is in frame order already; entries of one frame in the order of the
+    parts: a stable sort of their concatenation), through the same bounded
     ``engine.TwTable``."""
     tw = TwTable(cfg.max_tw_hosts, cfg.msl_ns * 2)
-    paths = [p["tw_log"] for p in parts if p.get("tw_log")]
+    entries = []
+    for p in parts:
+        if p.get("tw_log"):
+            entries.extend(_tw_entries(p["tw_log"]))
+    entries.sort(key=itemgetter(0))
     enter = tw.enter
-    for frame, now, port, host in heapq.merge(*(_tw_entries(x) for x in paths), key=lambda e: e[0]):
+    for frame, now, port, host in entries:
         enter(host, port, now, frame)
     return tw
 
@@ -691,15 +694,11 @@ TALLY_FIELDS = frozenset({"connections", "s0", "rst_ports", "server_close", "hs_
 
 
 def _global_streams(parts: list[dict]) -> list[list[int]]:
-    """Per part, local stream -> global stream: the rank of the connection's first frame."""
-    allf = []
-    for k, p in enumerate(parts):
-        allf.extend((ff, k, s) for s, ff in enumerate(p["firsts"]))
-    allf.sort()
-    maps = [[0] * len(p["firsts"]) for p in parts]
-    for g, (_ff, k, s) in enumerate(allf):
-        maps[k][s] = g
-    return maps
+    """Per part, local stream -> global stream: the rank of the connection's first frame
+    (a frame belongs to one connection, so first frames are distinct; each part's are
+    ascending, and sorting their concatenation merges those runs)."""
+    rank = {ff: g for g, ff in enumerate(sorted([ff for p in parts for ff in p["firsts"]]))}
+    return [[rank[ff] for ff in p["firsts"]] for p in parts]
 
 
 def _merge_examples(lists, key, cap: int = K_TALLY_EXAMPLES) -> list:

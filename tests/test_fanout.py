@@ -98,7 +98,7 @@ def test_lane_weights_keep_the_reader_as_busy_as_a_worker():
                 assert abs(cost + w[-1] - w[0]) < 1e-9
             else:
                 assert cost >= w[0]
-    assert P.lane_weights(2, 0.5) == [0.75, 0.25]
+    assert P.lane_weights(2, 0.5) == [0.75, 0.25] and P.lane_weights(3, 0.6) == [0.5, 0.5, 0.0]
 
 
 def test_clock_ticks_reach_every_other_worker(tmp_path):

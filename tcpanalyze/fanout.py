@@ -2,10 +2,13 @@
 
 The dispatcher (``dispatch``) reads and decodes every frame, as ``pipeline.run_packets`` does
 (the same decoder, decode-error counts, fragment reassembly and checksum verification), and
-writes each TCP segment as a fixed-size packed record (``REC``, below) into the lane of the
-worker that owns its connection: ``pipeline.owner``'s symmetric hash of the 4-tuple, so both
-directions and every reuse of a 4-tuple go to the same worker.  A worker (``consume``) turns
-the records back into ``model.Segment`` objects and feeds its own ``engine.Analyzer``.
+hands each TCP segment to the owner of its connection: the symmetric hash of the 4-tuple
+(``pipeline.owner``'s) picks one of ``K_BUCKETS`` buckets, so both directions and every
+reuse of a 4-tuple land in the same one, and a lane table (``lane_table``: consecutive
+ranges of buckets, in proportion to the lanes' weights) maps the bucket to a lane.  A
+shared-memory lane gets the segment as a fixed-size packed record (``REC``, below), which a
+worker (``consume``) turns back into a ``model.Segment`` for its own ``engine.Analyzer``; the
+last lane is the dispatcher's own analyzer, fed the segment directly.
 
 The capture clock.  A single analyzer moves its clock at every segment (``Analyzer.advance``):
 it counts timestamps that go backwards, and when the time reaches ``next_sweep`` it sweeps the
@@ -16,7 +19,8 @@ the clock's time *before* its segment (``last_ns``), which the worker gives its 
 before feeding the segment, so a worker sees a backwards timestamp and finalizes a connection
 with exactly the ``now`` a single process would; a sweep that happens at another worker's
 segment is sent to every other worker as a tick record (frame and time), which the worker
-applies with ``Analyzer.advance``.  So every worker sweeps at the same frames and times as a
+applies with ``Analyzer.advance`` (the dispatcher advances its own analyzer in place).
+So every worker sweeps at the same frames and times as a
 single process would, with the same ``first_ns`` and, at the end, the same ``last_ns``.  Ticks
 are rare: one per sweep interval (``engine.K_SWEEP_EVERY_NS``) per worker.
 

@@ -3,23 +3,28 @@ captures analysed side by side; and the deterministic merge of the parts.
 
 One file, N processes (``analyze_partitioned``)
 ------------------------------------------------
-A connection belongs to the worker chosen by a symmetric hash of its 4-tuple
-(``pipeline.owner``: ports and the last byte of each address), so both directions and every
-reuse of a 4-tuple go to the same worker.  Two ways to get each worker its segments:
+A connection belongs to the worker chosen by a symmetric hash of its 4-tuple (ports and
+the last byte of each address), so both directions and every reuse of a 4-tuple go to the
+same worker.  Two ways to get each worker its segments:
 
 * read once and fan out (``analyze_fanout``, wherever processes can be forked: Linux, macOS,
-  BSD): this process alone reads and decodes the file (or standard input) and writes each
-  TCP segment as a packed record into the shared memory of its owner (an anonymous shared
-  ``mmap`` made before the workers are forked: per worker ``K_LANE_SLOTS`` slots of
-  ``K_SLOT_RECORDS`` records; a full slot is announced over the worker's pipe, and the
-  worker hands it back once fed).  Workers decode nothing: they turn records back into
-  segments and feed their own analyzer (``fanout.consume``).  The records also carry the
-  capture clock (``fanout``'s module doc): the clock's time before each segment, and a tick
-  to every other worker for a segment at which the clock sweeps;
+  BSD): N processes in all.  This process alone reads and decodes the file (or standard
+  input); the hash picks one of ``fanout.K_BUCKETS`` buckets and a lane table
+  (``fanout.lane_table``) the process that owns the bucket.  N - 1 forked workers get their
+  segments as packed records in shared memory (an anonymous shared ``mmap`` made before
+  they are forked: per worker ``K_LANE_SLOTS`` slots of ``K_SLOT_RECORDS`` records; a full
+  slot is announced over the worker's pipe, and the worker hands it back once fed); they
+  decode nothing, they turn records back into segments and feed their own analyzer
+  (``fanout.consume``).  The reading process feeds the segments of its own buckets straight
+  to its own analyzer (``fanout.dispatch``), a smaller share than a worker's, so that
+  reading plus its share keeps it as busy as a worker (``lane_weights``; with 3 or more
+  processes it usually only reads).  The records also carry the capture clock
+  (``fanout``'s module doc): the clock's time before each segment, and a tick to every
+  other analyzer for a segment at which the clock sweeps;
 * every worker reads the whole file (``analyze_whole``, where there is no fork): it decodes
-  every frame, keeps its own connections and only moves the engine's capture clock
-  (``Analyzer.advance``: the same code as the start of ``Analyzer.feed``) for the others
-  (``pipeline.analyze_source(..., share=(part, n))``).
+  every frame, keeps its own connections (``pipeline.owner``) and only moves the engine's
+  capture clock (``Analyzer.advance``: the same code as the start of ``Analyzer.feed``)
+  for the others (``pipeline.analyze_source(..., share=(part, n))``).
 
 Either way every worker sweeps lingering connections at the same moments as a single
 process would, counts the same backwards timestamps, and has the same first/last time.  The
@@ -50,10 +55,9 @@ worker's own live table (evictions only happen past a million live connections b
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
 Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
-and writing one 152-byte record (about 0.4 us per packet compiled, 10% of a one-process run
-on the benchmark capture), each worker's the engine and detectors for its connections plus
-making a segment from a record (about the cost of decoding it).  The reader stays ahead of
-up to about ten workers, and the workers' output (the parts) is merged by the parent alone:
+and writing one 152-byte record (about 0.6 of what a worker spends on a segment: making it
+from the record, engine, detectors), the workers' share falls as 1/N, and the parts are
+merged by this process alone (linear in connections and findings, not packets):
 docs/performance.md has the measurements.  Every worker reading the whole file
 (``analyze_whole``) repeats reading and decoding in every worker: at most 1/r with r the
 serial share (5-6x), and the total CPU time grows with the number of workers.

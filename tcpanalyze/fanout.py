@@ -6,9 +6,9 @@ hands each TCP segment to the owner of its connection: the symmetric hash of the
 (``pipeline.owner``'s) picks one of ``K_BUCKETS`` buckets, so both directions and every
 reuse of a 4-tuple land in the same one, and a lane table (``lane_table``: consecutive
 ranges of buckets, in proportion to the lanes' weights) maps the bucket to a lane.  A
-shared-memory lane gets the segment as a fixed-size packed record (``REC``, below), which a
-worker (``consume``) turns back into a ``model.Segment`` for its own ``engine.Analyzer``; the
-last lane is the dispatcher's own analyzer, fed the segment directly.
+lane gets the segment as a fixed-size packed record (``REC``, below), which its consumer
+(``consume``: a worker, or the dispatcher itself for its own lane, a slot at a time) turns
+back into a ``model.Segment`` for its own ``engine.Analyzer``.
 
 The capture clock.  A single analyzer moves its clock at every segment (``Analyzer.advance``):
 it counts timestamps that go backwards, and when the time reaches ``next_sweep`` it sweeps the
@@ -19,8 +19,7 @@ the clock's time *before* its segment (``last_ns``), which the worker gives its 
 before feeding the segment, so a worker sees a backwards timestamp and finalizes a connection
 with exactly the ``now`` a single process would; a sweep that happens at another worker's
 segment is sent to every other worker as a tick record (frame and time), which the worker
-applies with ``Analyzer.advance`` (the dispatcher advances its own analyzer in place).
-So every worker sweeps at the same frames and times as a
+applies with ``Analyzer.advance``.  So every worker sweeps at the same frames and times as a
 single process would, with the same ``first_ns`` and, at the end, the same ``last_ns``.  Ticks
 are rare: one per sweep interval (``engine.K_SWEEP_EVERY_NS``) per worker.
 
@@ -219,21 +218,17 @@ def prepare(stats, checksums: str) -> None:
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
-               table=cython.uchar[::1], an=Analyzer, v=Verdict, fed=cython.longlong, mine=cython.bint,
-               kseg=cython.longlong, kdrop=cython.longlong)
-def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, on_segment=None) -> tuple:
-    """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples), hand each TCP
-    segment to the lane of its connection (``table[bucket]``: see ``lane_table``) and run the
-    capture clock; returns ``(first_ns, last_ns, ts_backwards, fed)``.
+               table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong)
+def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False) -> tuple:
+    """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples) into records for
+    the lanes (``len(pos)`` of them; a segment goes to lane ``table[bucket]``: see
+    ``lane_table``) and run the capture clock; returns ``(first_ns, last_ns, ts_backwards)``.
 
-    Lanes ``0 .. len(pos) - 1`` are shared memory: lane ``k``'s next record goes to
-    ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``, ``flush(k)`` hands the full slot
-    over and sets ``pos[k]``/``lim[k]`` to a free one.  Lane ``len(pos)`` is this process:
-    its segments go straight to the analyzer ``an`` (as ``consume`` feeds a record, with
-    ``on_segment`` for the notable ones), ``fed`` of them.  ``stats`` (a ``pipeline.RunStats``
-    made ready by ``prepare``) counts frames, TCP segments and what could not be decoded, as
-    ``pipeline.run_packets`` does; ``drop``: segments with a bad TCP checksum go to their
-    lane as ``K_DROP`` records (``Analyzer.checksum_error``)."""
+    Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
+    ``flush(k)`` hands the full slot over and sets ``pos[k]``/``lim[k]`` to a free one.
+    ``stats`` (a ``pipeline.RunStats`` made ready by ``prepare``) counts frames, TCP segments
+    and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
+    bad TCP checksum go to their lane as ``K_DROP`` records (``Analyzer.checksum_error``)."""
     counts = stats.skipped
     verify = counts.verify
     dec = decode_general if verify else decode
@@ -244,14 +239,13 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, o
     if len(table) != K_BUCKETS:
         raise ValueError("a lane table has K_BUCKETS entries")
     for j in range(K_BUCKETS):
-        if table[j] > nl or (table[j] == nl and an is None):
-            raise ValueError(f"lane table names lane {table[j]} of {nl} (and this process's analyzer: {an is not None})")
+        if table[j] >= nl:
+            raise ValueError(f"lane table names lane {table[j]} of {nl}")
     frames = 0
     tcp = 0
     last = 0
     nxt = 0
     back = 0
-    fed = 0
     started = False
     first = None
     for pkt in packets:
@@ -285,24 +279,12 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, o
                 nxt = now + K_SWEEP_EVERY_NS
                 sweep = True
         k = table[_bucket_of(seg)]
-        mine = k == nl
-        if mine:
-            an.last_ns = gl                 # as consume() does for a record
-            an.cur_frame = seg.frame
-            if kind == kdrop:
-                an.checksum_error(seg)
-            else:
-                fed += 1
-                v = an.feed(seg)
-                if on_segment is not None and (v.analysis or seg.flags & 0x17 != 0x10):
-                    on_segment(seg, an)
-        else:
+        o = pos[k]
+        if o == lim[k]:
+            flush(k)
             o = pos[k]
-            if o == lim[k]:
-                flush(k)
-                o = pos[k]
-            _put_seg(mem, o, kind, gl, seg)
-            pos[k] = o + rec
+        _put_seg(mem, o, kind, gl, seg)
+        pos[k] = o + rec
         if sweep:
             for j in range(nl):
                 if j != k:
@@ -312,13 +294,9 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, an=None, o
                         o = pos[j]
                     _put_tick(mem, o, seg.frame, now, gl)
                     pos[j] = o + rec
-            if an is not None and not mine:
-                an.last_ns = gl
-                an.cur_frame = seg.frame
-                an.advance(now)
     stats.frames += frames
     stats.tcp += tcp
-    return first, last, back, fed
+    return first, last, back
 
 
 def write_record(mem, off: int, kind: int, last_ns: int, seg: Segment) -> None:

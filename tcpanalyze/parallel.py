@@ -364,15 +364,22 @@ _MSG = struct.Struct("=cqq")        # b"S" slot (start, stop) / b"A" slot free (
 
 
 class _Lanes:
-    """The dispatcher's side of the shared memory: per worker ``slots`` slots of
-    ``per_slot`` records; a full slot is sent (its byte range, over the worker's pipe) and
-    the worker hands it back when it has fed its records.  ``mem``, ``pos`` and ``lim`` are
-    what ``fanout.dispatch`` writes to."""
+    """The dispatcher's side of the shared memory: per lane ``slots`` slots of ``per_slot``
+    records.  Lanes ``0 .. len(conns) - 1`` are the workers': a full slot is sent (its byte
+    range, over the worker's pipe) and the worker hands it back when it has fed its records.
+    With ``own`` (a ``_Part``), lane ``len(conns)`` is this process's: a full slot is fed to
+    ``own`` at once (``fanout.consume``; ``fed`` counts its segments) and is free again.
+    ``mem``, ``pos`` and ``lim`` are what ``fanout.dispatch`` writes to."""
 
-    def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS):
+    def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS,
+                 own: "_Part | None" = None, mem=None):
         self.size = size = per_slot * REC_SIZE
-        self.mem = mmap.mmap(-1, nparts * slots * size)     # anonymous, shared with forked workers
+        # anonymous, shared with the workers forked after it was made
+        self.mem = mmap.mmap(-1, nparts * slots * size) if mem is None else mem
         self.conns = conns
+        self.own = own
+        self.local = nparts - 1 if own is not None else -1
+        self.fed = 0
         self.free = [deque((k * slots + s) * size for s in range(slots)) for k in range(nparts)]
         self.cur = [0] * nparts
         self.pos = array("q", [0] * nparts)
@@ -396,6 +403,11 @@ class _Lanes:
         self._take(k)
 
     def send(self, k: int, start: int, stop: int) -> None:
+        if k == self.local:
+            own = self.own
+            self.fed += consume(self.mem, start, stop, own.an, own.on_segment, True)
+            self.free[k].append(start)
+            return
         self._send(k, _MSG.pack(b"S", start, stop))
 
     def _send(self, k: int, msg: bytes) -> None:
@@ -416,7 +428,8 @@ class _Lanes:
             if self.pos[k] > self.cur[k]:
                 self.send(k, self.cur[k], self.pos[k])
                 self.cur[k] = self.pos[k]
-            self._send(k, _MSG.pack(b"E", last_ns, 0))
+            if k != self.local:
+                self._send(k, _MSG.pack(b"E", last_ns, 0))
 
 
 class _KeptLanes(_Lanes):
@@ -482,32 +495,30 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path:
         conn.close()
 
 
-def _read_once(path: str, options, lanes: _Lanes, table, own: "_Part | None" = None) -> dict:
-    """Read and decode ``path`` once into the workers' lanes (``fanout.dispatch``; the
-    buckets of ``table`` that name lane ``len(lanes.pos)`` are fed to ``own``, this process's
-    part); what the reader learnt, as ``merge_parts`` takes it (``shared``, with ``fed``: the
-    segments ``own`` was fed).  Raises SourceError/OSError."""
+def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
+    """Read and decode ``path`` once into the lanes (``fanout.dispatch``, segments to the lane
+    of ``table[bucket]``); what the reader learnt, as ``merge_parts`` takes it (``shared``).
+    Raises SourceError/OSError."""
     from tcpanalyze import engine
     from tcpanalyze.session import AnalyzeOptions
 
     checksums = engine.Config(**(options or AnalyzeOptions()).engine).checksums
     stats = RunStats(path)
     reader = open_capture(path)
-    an, on_segment = (None, None) if own is None else (own.an, own.on_segment)
     try:
         stats.format = reader.format
         prepare(stats, checksums)
         with gc_tuned(off=path != "-"):
-            first, last, back, fed = dispatch(iter(reader), stats, table, lanes.mem, lanes.pos, lanes.lim,
-                                              lanes.flush, checksums == "drop", an, on_segment)
-        lanes.end(last)
+            first, last, back = dispatch(iter(reader), stats, table, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
+                                         checksums == "drop")
+            lanes.end(last)
     finally:
         finish_stats(stats, reader)
     check_decodable(stats)
     dmg = stats.damage
     return {"stats": stats.to_dict(), "stats_errors": dict(stats.errors),
             "damage": None if dmg is None else (str(dmg), dmg.offset, dmg.frame, dmg.fatal),
-            "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}, "fed": fed}
+            "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}}
 
 
 #: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
@@ -538,45 +549,50 @@ def fanout_available() -> bool:
 def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False, weights=None):
     """``analyze_file(path, options)`` computed by ``jobs`` processes: ``jobs - 1`` forked
     workers fed by this one, which alone reads and decodes the file and analyses its own
-    share of the connections (``fanout``; see the module doc; ``weights``: the shares, as
-    ``lane_weights(jobs)`` gives them).  ``inline``: the same records, fed to the workers'
-    analyzers one after the other in this process."""
+    share of the connections from its own lane (``fanout``; see the module doc;
+    ``weights``: the shares, as ``lane_weights(jobs)`` gives them: the workers', then this
+    process's).  ``inline``: the same records, fed to the lanes' analyzers one after the
+    other in this process."""
     weights = lane_weights(jobs) if weights is None else list(weights)
     if len(weights) != jobs:
         raise ValueError(f"{len(weights)} weights for {jobs} processes")
+    reads_only = weights[-1] <= 0
+    if reads_only:                      # no lane of this process's own
+        weights = weights[:-1]
     table = lane_table(weights)
     if inline:
-        return _fanout_inline(path, options, jobs, table, weights[-1] > 0)
+        return _fanout_inline(path, options, len(weights), table)
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
     nw = jobs - 1
     procs, conns, tw_paths = [], [], []
     parts: list[dict] = []
-    lanes = own = None
+    mem = own = None
     try:
-        lanes = _Lanes(nw, conns)
+        # the workers are forked before this process's own part exists: they inherit none of it
+        mem = mmap.mmap(-1, len(weights) * K_LANE_SLOTS * K_SLOT_RECORDS * REC_SIZE)
         for k in range(nw):
             fd, tw = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
             os.close(fd)
             tw_paths.append(tw)
             mine, theirs = ctx.Pipe(duplex=True)
-            pr = ctx.Process(target=_lane_worker, args=(path, options, k, jobs, theirs, lanes.mem, tw),
-                             daemon=True)
+            pr = ctx.Process(target=_lane_worker, args=(path, options, k, jobs, theirs, mem, tw), daemon=True)
             pr.start()
             theirs.close()
             procs.append(pr)
             conns.append(mine)
-        if weights[-1] > 0:
+        if not reads_only:
             own = _Part(path, options, nw, jobs)
-        shared = _read_or_fail(path, options, lanes, table, own)
+        lanes = _Lanes(len(weights), conns, own=own, mem=mem)
+        shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
             return shared
         if own is not None:             # this process's share, finished while the workers finish theirs
             own.an.last_ns = shared["clock"]["last_ns"]
             with gc_tuned(off=path != "-"):
                 own.finish()
-            parts.append(own.result({"tcp_segments": shared["fed"]}, {}, None))
+            parts.append(own.result({"tcp_segments": lanes.fed}, {}, None))
             own = None
         import pickle
 
@@ -606,8 +622,8 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
         for tw in tw_paths:
             if os.path.exists(tw):
                 os.unlink(tw)
-        if lanes is not None:
-            lanes.mem.close()
+        if mem is not None:
+            mem.close()
 
 
 def _expect_fail(msg: bytes, k: int):
@@ -617,35 +633,27 @@ def _expect_fail(msg: bytes, k: int):
     raise RuntimeError(f"--jobs worker {k}: unexpected message {msg[:1]!r}")
 
 
-def _read_or_fail(path: str, options, lanes, table, own):
+def _read_or_fail(path: str, options, lanes, table):
     """``_read_once``'s shared results, or the failed-file Report when the capture cannot be read."""
     try:
-        return _read_once(path, options, lanes, table, own)
+        return _read_once(path, options, lanes, table)
     except SourceError as e:
         return failed_report(path, str(e), ReportBuilder(path, options).th)
     except OSError as e:
         return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
 
 
-def _fanout_inline(path: str, options, jobs: int, table, reads_too: bool):
-    nw = jobs - 1
-    lanes = _KeptLanes(nw)
-    own = _Part(path, options, nw, jobs) if reads_too else None
+def _fanout_inline(path: str, options, nlanes: int, table):
+    lanes = _KeptLanes(nlanes)
     try:
-        shared = _read_or_fail(path, options, lanes, table, own)
+        shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
-            if own is not None:
-                own.discard()
             return shared
     finally:
         lanes.mem.close()
     parts = []
-    if own is not None:
-        own.an.last_ns = shared["clock"]["last_ns"]
-        own.finish()
-        parts.append(own.result({"tcp_segments": shared["fed"]}, {}, None))
-    for k in range(nw):
-        w = _Part(path, options, k, jobs)
+    for k in range(nlanes):
+        w = _Part(path, options, k, nlanes)
         fed = 0
         with gc_tuned(off=True):
             for blob in lanes.kept[k]:

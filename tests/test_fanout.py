@@ -5,6 +5,7 @@ are compared in test_parallel.py for both ways of splitting.)"""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -171,8 +172,8 @@ def test_checksum_drop_and_verify_equal_one_process(tmp_path):
 
 @pytest.mark.parametrize("weights", [[1, 0], [0, 1], [0, 0, 1], [0.2, 0.3, 0.5], [1, 1, 1, 0]])
 def test_any_share_of_the_reader_gives_one_process(weights):
-    """The reading process analyses the connections of the buckets given to it (all, none or
-    some) and the workers the rest: always the document of one process."""
+    """The reading process analyses the connections of the buckets given to it from its own
+    lane (all, none or some) and the workers the rest: always the document of one process."""
     path = TRACES / "206_example_b.pcap"
     opts = AnalyzeOptions()
     one = _doc(analyze_file(str(path), opts))
@@ -182,12 +183,18 @@ def test_any_share_of_the_reader_gives_one_process(weights):
 
 
 def test_failing_worker_raises_instead_of_hanging(monkeypatch):
-    def broken(*_a, **_k):
-        raise ZeroDivisionError("worker broke")
+    parent = os.getpid()
+    real = P.consume
 
-    monkeypatch.setattr(P, "consume", broken)            # the forked workers inherit it
-    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
-        P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2)
+    def broken(*a, **k):
+        if os.getpid() != parent:           # the forked workers inherit it; this process's own lane works
+            raise ZeroDivisionError("worker broke")
+        return real(*a, **k)
+
+    monkeypatch.setattr(P, "consume", broken)
+    for weights in ([0.8, 0.2], [1, 0]):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2, weights=weights)
 
 
 def test_unreadable_file_is_a_failed_report(tmp_path):

@@ -71,6 +71,7 @@ With several inputs and ``--jobs N`` the files are analysed by a pool of N proce
 from __future__ import annotations
 
 import glob
+import heapq
 import mmap
 import os
 import struct
@@ -78,7 +79,6 @@ import tempfile
 from array import array
 from collections import deque
 from dataclasses import replace
-from operator import itemgetter
 from typing import Iterable, Iterator
 
 from tcpanalyze.engine import TwTable
@@ -673,28 +673,25 @@ def _drop_spill(conns) -> None:
 _TW_REC = struct.Struct("<qqHB16s")
 
 
-def _tw_entries(path: str) -> list:
-    """A worker's TIME_WAIT log: (frame, time, port, address) in the order written."""
-    with open(path, "rb") as f:
-        data = f.read()
+def _tw_entries(path: str):
     size = _TW_REC.size
-    return [(frame, now, port, host[:n])
-            for frame, now, port, n, host in _TW_REC.iter_unpack(data[:len(data) - len(data) % size])]
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(size * 4096)
+            if not block:
+                return
+            for frame, now, port, n, host in _TW_REC.iter_unpack(block[:len(block) - len(block) % size]):
+                yield frame, now, port, host[:n]
 
 
 def _replay_time_wait(parts: list[dict], cfg):
-    """The TIME_WAIT table ``--jobs 1`` would have built: every worker's entries in frame
-    order (each log is in frame order already; entries of one frame in the order of the
-    parts: a stable sort of their concatenation), through the same bounded
+    """The TIME_WAIT table ``--jobs 1`` would have built: every worker's entries, merged in
+    frame order (each worker's log is in frame order already), through the same bounded
     ``engine.TwTable``."""
     tw = TwTable(cfg.max_tw_hosts, cfg.msl_ns * 2)
-    entries = []
-    for p in parts:
-        if p.get("tw_log"):
-            entries.extend(_tw_entries(p["tw_log"]))
-    entries.sort(key=itemgetter(0))
+    paths = [p["tw_log"] for p in parts if p.get("tw_log")]
     enter = tw.enter
-    for frame, now, port, host in entries:
+    for frame, now, port, host in heapq.merge(*(_tw_entries(x) for x in paths), key=lambda e: e[0]):
         enter(host, port, now, frame)
     return tw
 
@@ -709,8 +706,16 @@ def _global_streams(parts: list[dict]) -> list[list[int]]:
     """Per part, local stream -> global stream: the rank of the connection's first frame
     (a frame belongs to one connection, so first frames are distinct; each part's are
     ascending, and sorting their concatenation merges those runs)."""
-    rank = {ff: g for g, ff in enumerate(sorted([ff for p in parts for ff in p["firsts"]]))}
-    return [[rank[ff] for ff in p["firsts"]] for p in parts]
+    allf = sorted([ff for p in parts for ff in p["firsts"]])
+    rank = {ff: g for g, ff in enumerate(allf)}
+    if len(rank) == len(allf):
+        return [[rank[ff] for ff in p["firsts"]] for p in parts]
+    # two connections with one first frame (not seen; kept exact anyway): ties by part, stream
+    keyed = sorted((ff, k, s) for k, p in enumerate(parts) for s, ff in enumerate(p["firsts"]))
+    maps = [[0] * len(p["firsts"]) for p in parts]
+    for g, (_ff, k, s) in enumerate(keyed):
+        maps[k][s] = g
+    return maps
 
 
 def _merge_examples(lists, key, cap: int = K_TALLY_EXAMPLES) -> list:

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     t = time.process_time()
     if a.phase in ("dispatch", "fanout"):
         lanes = P._KeptLanes(a.jobs)
-        shared = P._read_once(a.capture, None, lanes, a.jobs)
+        shared = P._read_once(a.capture, None, lanes, fanout.lane_table([1] * a.jobs))
         lanes.mem.close()
         t1 = time.process_time()
         print(f"dispatcher {t1 - t:.2f} s CPU", file=sys.stderr)

@@ -2,10 +2,13 @@
 
 The dispatcher (``dispatch``) reads and decodes every frame, as ``pipeline.run_packets`` does
 (the same decoder, decode-error counts, fragment reassembly and checksum verification), and
-writes each TCP segment as a fixed-size packed record (``REC``, below) into the lane of the
-worker that owns its connection: ``pipeline.owner``'s symmetric hash of the 4-tuple, so both
-directions and every reuse of a 4-tuple go to the same worker.  A worker (``consume``) turns
-the records back into ``model.Segment`` objects and feeds its own ``engine.Analyzer``.
+hands each TCP segment to the owner of its connection: the symmetric hash of the 4-tuple
+(``pipeline.owner``'s) picks one of ``K_BUCKETS`` buckets, so both directions and every
+reuse of a 4-tuple land in the same one, and a lane table (``lane_table``: consecutive
+ranges of buckets, in proportion to the lanes' weights) maps the bucket to a lane.  A
+lane gets the segment as a fixed-size packed record (``REC``, below), which its consumer
+(``consume``: a worker, or the dispatcher itself for its own lane, a slot at a time) turns
+back into a ``model.Segment`` for its own ``engine.Analyzer``.
 
 The capture clock.  A single analyzer moves its clock at every segment (``Analyzer.advance``):
 it counts timestamps that go backwards, and when the time reaches ``next_sweep`` it retires
@@ -56,30 +59,70 @@ _REC = struct.Struct("=qqqqqqqqiiiHHHBBBBBx16s16s8I")
 REC_SIZE = 152
 _NO_SACK = 255
 _ZERO_SACK = (0,) * 8
-#: as pipeline._GOLDEN (owner(): Fibonacci hashing)
-_GOLDEN = 0x9E3779B1
+#: as pipeline._GOLDEN (owner(): Fibonacci hashing); a C constant when compiled
+_GOLDEN = cython.declare(cython.longlong, 0x9E3779B1)
+
+
+#: the flow hash picks one of K_BUCKETS buckets (_bucket_of has it as a literal); a lane
+#: table maps each bucket to its lane
+K_BUCKETS = 1024
 
 
 @cython.cfunc
 @cython.inline
-@cython.locals(seg=Segment, nparts=cython.longlong, h=cython.longlong, g=cython.longlong)
+@cython.locals(seg=Segment, h=cython.longlong, src=bytes, dst=bytes, a=cython.p_uchar, b=cython.p_uchar)
 @cython.returns(cython.longlong)
-def _owner_of(seg, nparts):
-    """``pipeline.owner`` (the same hash; tests/test_fanout.py compares them)."""
-    g = _GOLDEN
-    h = seg.sport + seg.dport + seg.src[-1] + seg.dst[-1]
-    return ((h * g) >> 16) % nparts
+def _bucket_of(seg):
+    """The bucket of a segment's connection: ``pipeline.owner``'s symmetric hash of the
+    4-tuple (both ports, the last byte of each address, Fibonacci hashing by ``_GOLDEN``),
+    to K_BUCKETS (1024, a literal here: a module constant would be a Python object).
+    Compiled: C arithmetic and byte loads only."""
+    src = seg.src
+    dst = seg.dst
+    if cython.compiled:
+        a = cython.cast(cython.p_uchar, cython.cast(cython.p_char, src))
+        b = cython.cast(cython.p_uchar, cython.cast(cython.p_char, dst))
+        h = seg.sport + seg.dport + a[len(src) - 1] + b[len(dst) - 1]
+    else:
+        h = seg.sport + seg.dport + src[-1] + dst[-1]
+    return ((h * _GOLDEN) >> 16) & 1023
 
 
-def owner(seg: Segment, nparts: int) -> int:
-    return _owner_of(seg, nparts)
+def bucket(seg: Segment) -> int:
+    return _bucket_of(seg)
+
+
+def lane_table(weights) -> bytearray:
+    """Bucket -> lane for lanes that get the given shares of the connections (``weights``,
+    one per lane, any scale): consecutive ranges of buckets, each at least one bucket for a
+    lane of positive weight, the rounding left to the last lanes."""
+    total = float(sum(weights))
+    if len(weights) > 255 or total <= 0 or min(weights) < 0:
+        raise ValueError(f"lane weights {weights!r}")
+    table = bytearray(K_BUCKETS)
+    start = 0
+    acc = 0.0
+    for lane, w in enumerate(weights):
+        acc += w
+        stop = K_BUCKETS if lane == len(weights) - 1 else min(K_BUCKETS, int(round(acc / total * K_BUCKETS)))
+        if w > 0:
+            stop = max(stop, start + 1)
+        table[start:stop] = bytes([lane]) * (stop - start)
+        start = stop
+    return table
+
+
+def owner(seg: Segment, table) -> int:
+    """The lane of a segment's connection under a ``lane_table``."""
+    return table[_bucket_of(seg)]
 
 
 # ---------------------------------------------------------------------------- writing records
 @cython.cfunc
 @cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, kind=cython.longlong, gl=cython.longlong, seg=Segment,
                p=cython.p_uchar, q=cython.p_longlong, i4=cython.p_int, u2=cython.p_ushort, u4=cython.p_uint,
-               src=bytes, dst=bytes, n=cython.Py_ssize_t, i=cython.Py_ssize_t, ns=cython.Py_ssize_t)
+               src=bytes, dst=bytes, n=cython.Py_ssize_t, i=cython.Py_ssize_t, ns=cython.Py_ssize_t,
+               a=cython.p_uchar, b=cython.p_uchar)
 def _put_seg(mem, off, kind, gl, seg):
     sack = seg.sack
     src = seg.src
@@ -108,11 +151,13 @@ def _put_seg(mem, off, kind, gl, seg):
         p[83] = n
         p[85] = 1 if seg.sack_perm else 0
         p[86] = 1 if seg.truncated else 0
+        a = cython.cast(cython.p_uchar, cython.cast(cython.p_char, src))
+        b = cython.cast(cython.p_uchar, cython.cast(cython.p_char, dst))
         for i in range(n):
-            p[88 + i] = src[i]
-            p[104 + i] = dst[i]
+            p[88 + i] = a[i]
+            p[104 + i] = b[i]
         if sack is None:
-            p[84] = _NO_SACK
+            p[84] = 255                     # _NO_SACK
         else:
             ns = len(sack)
             if ns > 4:
@@ -148,7 +193,7 @@ def _put_tick(mem, off, frame, now, gl):
         q[0] = frame
         q[1] = now
         q[2] = gl
-        p[82] = K_TICK
+        p[82] = 2                           # K_TICK
         return
     _REC.pack_into(mem, off, frame, now, gl, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, K_TICK, 0, 0, 0, 0, b"", b"",
                    *_ZERO_SACK)
@@ -169,25 +214,35 @@ def prepare(stats, checksums: str) -> None:
         stats.checksums = {"verified": 0, "good": 0, "bad": 0, "offload": 0, "unverified": 0, "dropped": 0}
 
 
-@cython.locals(nparts=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
+@cython.locals(nl=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
                tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
                nl=cython.longlong, nr=cython.longlong,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
-               pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1])
-def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
+               pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
+               table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong)
+def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False) -> tuple:
     """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples) into records for
-    ``nparts`` lanes and run the capture clock; returns ``(first_ns, last_ns, ts_backwards)``.
+    the lanes (``len(pos)`` of them; a segment goes to lane ``table[bucket]``: see
+    ``lane_table``) and run the capture clock; returns ``(first_ns, last_ns, ts_backwards)``.
 
     Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
     ``flush(k)`` hands the full slot over and sets ``pos[k]``/``lim[k]`` to a free one.
     ``stats`` (a ``pipeline.RunStats`` made ready by ``prepare``) counts frames, TCP segments
     and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
-    bad TCP checksum go to their worker as ``K_DROP`` records (``Analyzer.checksum_error``)."""
+    bad TCP checksum go to their lane as ``K_DROP`` records (``Analyzer.checksum_error``)."""
     counts = stats.skipped
     verify = counts.verify
     dec = decode_general if verify else decode
-    rec = REC_SIZE
+    rec = REC_SIZE                          # C copies of the module's constants
+    kseg = K_SEG
+    kdrop = K_DROP
+    nl = len(pos)
+    if len(table) != K_BUCKETS:
+        raise ValueError("a lane table has K_BUCKETS entries")
+    for j in range(K_BUCKETS):
+        if table[j] >= nl:
+            raise ValueError(f"lane table names lane {table[j]} of {nl}")
     frames = 0
     tcp = 0
     last = 0
@@ -207,10 +262,10 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
             continue
         if seg is None:
             continue
-        kind = K_SEG
+        kind = kseg
         if verify and count_checksum(stats.checksums, counts.csum) and drop:
             stats.checksums["dropped"] += 1
-            kind = K_DROP
+            kind = kdrop
         else:
             tcp += 1
         # the capture clock, as Analyzer.advance moves it
@@ -234,7 +289,7 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
                         nr = now + K_RETIRE_EVERY_NS
                 nxt = nl if nl < nr else nr
                 sweep = True
-        k = _owner_of(seg, nparts)
+        k = table[_bucket_of(seg)]
         o = pos[k]
         if o == lim[k]:
             flush(k)
@@ -242,7 +297,7 @@ def dispatch(packets, stats, nparts, mem, pos, lim, flush, drop=False) -> tuple:
         _put_seg(mem, o, kind, gl, seg)
         pos[k] = o + rec
         if sweep:
-            for j in range(nparts):
+            for j in range(nl):
                 if j != k:
                     o = pos[j]
                     if o == lim[j]:
@@ -293,7 +348,7 @@ def _get_seg(mem, off):
         seg.wscale = i4[1]
         seg.sack_perm = True if p[85] else False
         ns = p[84]
-        if ns == _NO_SACK:
+        if ns == 255:                       # _NO_SACK
             seg.sack = None
         else:
             u4 = cython.cast(cython.p_uint, p + 120)
@@ -311,7 +366,8 @@ def _get_seg(mem, off):
 
 @cython.locals(mem=cython.uchar[::1], start=cython.Py_ssize_t, stop=cython.Py_ssize_t, off=cython.Py_ssize_t,
                an=Analyzer, seg=Segment, v=Verdict, kind=cython.longlong, notable_only=cython.bint,
-               fed=cython.longlong, q=cython.p_longlong, p=cython.p_uchar)
+               fed=cython.longlong, q=cython.p_longlong, p=cython.p_uchar, rec=cython.Py_ssize_t,
+               ktick=cython.longlong, kdrop=cython.longlong)
 def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
     """Feed the records in ``mem[start:stop]`` to the analyzer ``an`` (segments, dropped
     segments, clock ticks: see the module doc); returns the number of segments fed.
@@ -319,6 +375,9 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
     fed = 0
     off = start
     feed = an.feed
+    rec = REC_SIZE                          # C copies of the module's constants
+    ktick = K_TICK
+    kdrop = K_DROP
     while off < stop:
         if cython.compiled:
             p = cython.address(mem[off])
@@ -326,22 +385,22 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
             kind = p[82]
             an.last_ns = q[2]               # the capture's clock before this record's segment
             an.cur_frame = q[0]
-            if kind == K_TICK:
+            if kind == ktick:
                 an.advance(q[1])            # another worker's segment, at which the clock sweeps
-                off += REC_SIZE
+                off += rec
                 continue
         else:
             frame, now, gl = _HEAD.unpack_from(mem, off)
             kind = mem[off + 82]
             an.last_ns = gl
             an.cur_frame = frame
-            if kind == K_TICK:
+            if kind == ktick:
                 an.advance(now)
-                off += REC_SIZE
+                off += rec
                 continue
         seg = _get_seg(mem, off)
-        off += REC_SIZE
-        if kind == K_DROP:
+        off += rec
+        if kind == kdrop:
             an.checksum_error(seg)          # Zeek drops it and marks the history
             continue
         fed += 1
@@ -353,5 +412,5 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
 
 _HEAD = struct.Struct("=qqq")
 
-__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "owner", "prepare", "dispatch", "consume", "write_record",
+__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "K_BUCKETS", "bucket", "lane_table", "owner", "prepare", "dispatch", "consume", "write_record",
            "read_record"]

@@ -3,23 +3,28 @@ captures analysed side by side; and the deterministic merge of the parts.
 
 One file, N processes (``analyze_partitioned``)
 ------------------------------------------------
-A connection belongs to the worker chosen by a symmetric hash of its 4-tuple
-(``pipeline.owner``: ports and the last byte of each address), so both directions and every
-reuse of a 4-tuple go to the same worker.  Two ways to get each worker its segments:
+A connection belongs to the worker chosen by a symmetric hash of its 4-tuple (ports and
+the last byte of each address), so both directions and every reuse of a 4-tuple go to the
+same worker.  Two ways to get each worker its segments:
 
 * read once and fan out (``analyze_fanout``, wherever processes can be forked: Linux, macOS,
-  BSD): this process alone reads and decodes the file (or standard input) and writes each
-  TCP segment as a packed record into the shared memory of its owner (an anonymous shared
-  ``mmap`` made before the workers are forked: per worker ``K_LANE_SLOTS`` slots of
-  ``K_SLOT_RECORDS`` records; a full slot is announced over the worker's pipe, and the
-  worker hands it back once fed).  Workers decode nothing: they turn records back into
-  segments and feed their own analyzer (``fanout.consume``).  The records also carry the
-  capture clock (``fanout``'s module doc): the clock's time before each segment, and a tick
-  to every other worker for a segment at which the clock sweeps;
+  BSD): N processes in all.  This process alone reads and decodes the file (or standard
+  input); the hash picks one of ``fanout.K_BUCKETS`` buckets and a lane table
+  (``fanout.lane_table``) the process that owns the bucket.  N - 1 forked workers get their
+  segments as packed records in shared memory (an anonymous shared ``mmap`` made before
+  they are forked: per worker ``K_LANE_SLOTS`` slots of ``K_SLOT_RECORDS`` records; a full
+  slot is announced over the worker's pipe, and the worker hands it back once fed); they
+  decode nothing, they turn records back into segments and feed their own analyzer
+  (``fanout.consume``).  The reading process feeds the segments of its own buckets straight
+  to its own analyzer (``fanout.dispatch``), a smaller share than a worker's, so that
+  reading plus its share keeps it as busy as a worker (``lane_weights``; with 3 or more
+  processes it usually only reads).  The records also carry the capture clock
+  (``fanout``'s module doc): the clock's time before each segment, and a tick to every
+  other analyzer for a segment at which the clock sweeps;
 * every worker reads the whole file (``analyze_whole``, where there is no fork): it decodes
-  every frame, keeps its own connections and only moves the engine's capture clock
-  (``Analyzer.advance``: the same code as the start of ``Analyzer.feed``) for the others
-  (``pipeline.analyze_source(..., share=(part, n))``).
+  every frame, keeps its own connections (``pipeline.owner``) and only moves the engine's
+  capture clock (``Analyzer.advance``: the same code as the start of ``Analyzer.feed``)
+  for the others (``pipeline.analyze_source(..., share=(part, n))``).
 
 Either way every worker sweeps lingering connections at the same moments as a single
 process would, counts the same backwards timestamps, and has the same first/last time.  The
@@ -50,10 +55,9 @@ worker's own live table (evictions only happen past a million live connections b
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
 Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
-and writing one 152-byte record (about 0.4 us per packet compiled, 10% of a one-process run
-on the benchmark capture), each worker's the engine and detectors for its connections plus
-making a segment from a record (about the cost of decoding it).  The reader stays ahead of
-up to about ten workers, and the workers' output (the parts) is merged by the parent alone:
+and writing one 152-byte record (about 0.6 of what a worker spends on a segment: making it
+from the record, engine, detectors), the workers' share falls as 1/N, and the parts are
+merged by this process alone (linear in connections and findings, not packets):
 docs/performance.md has the measurements.  Every worker reading the whole file
 (``analyze_whole``) repeats reading and decoding in every worker: at most 1/r with r the
 serial share (5-6x), and the total CPU time grows with the number of workers.
@@ -81,7 +85,7 @@ from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, FindingSink, RstTally,
                                  RttTally, SynTally, Tallies, add_counts)
-from tcpanalyze.fanout import REC_SIZE, consume, dispatch, prepare
+from tcpanalyze.fanout import REC_SIZE, consume, dispatch, lane_table, prepare
 from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 from tcpanalyze.sources.pcap import capture_format, open_capture
@@ -361,15 +365,22 @@ _MSG = struct.Struct("=cqq")        # b"S" slot (start, stop) / b"A" slot free (
 
 
 class _Lanes:
-    """The dispatcher's side of the shared memory: per worker ``slots`` slots of
-    ``per_slot`` records; a full slot is sent (its byte range, over the worker's pipe) and
-    the worker hands it back when it has fed its records.  ``mem``, ``pos`` and ``lim`` are
-    what ``fanout.dispatch`` writes to."""
+    """The dispatcher's side of the shared memory: per lane ``slots`` slots of ``per_slot``
+    records.  Lanes ``0 .. len(conns) - 1`` are the workers': a full slot is sent (its byte
+    range, over the worker's pipe) and the worker hands it back when it has fed its records.
+    With ``own`` (a ``_Part``), lane ``len(conns)`` is this process's: a full slot is fed to
+    ``own`` at once (``fanout.consume``; ``fed`` counts its segments) and is free again.
+    ``mem``, ``pos`` and ``lim`` are what ``fanout.dispatch`` writes to."""
 
-    def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS):
+    def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS,
+                 own: "_Part | None" = None, mem=None):
         self.size = size = per_slot * REC_SIZE
-        self.mem = mmap.mmap(-1, nparts * slots * size)     # anonymous, shared with forked workers
+        # anonymous, shared with the workers forked after it was made
+        self.mem = mmap.mmap(-1, nparts * slots * size) if mem is None else mem
         self.conns = conns
+        self.own = own
+        self.local = nparts - 1 if own is not None else -1
+        self.fed = 0
         self.free = [deque((k * slots + s) * size for s in range(slots)) for k in range(nparts)]
         self.cur = [0] * nparts
         self.pos = array("q", [0] * nparts)
@@ -393,6 +404,11 @@ class _Lanes:
         self._take(k)
 
     def send(self, k: int, start: int, stop: int) -> None:
+        if k == self.local:
+            own = self.own
+            self.fed += consume(self.mem, start, stop, own.an, own.on_segment, True)
+            self.free[k].append(start)
+            return
         self._send(k, _MSG.pack(b"S", start, stop))
 
     def _send(self, k: int, msg: bytes) -> None:
@@ -413,7 +429,8 @@ class _Lanes:
             if self.pos[k] > self.cur[k]:
                 self.send(k, self.cur[k], self.pos[k])
                 self.cur[k] = self.pos[k]
-            self._send(k, _MSG.pack(b"E", last_ns, 0))
+            if k != self.local:
+                self._send(k, _MSG.pack(b"E", last_ns, 0))
 
 
 class _KeptLanes(_Lanes):
@@ -479,9 +496,10 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path:
         conn.close()
 
 
-def _read_once(path: str, options, lanes: _Lanes, nparts: int) -> dict:
-    """Read and decode ``path`` once into the workers' lanes (``fanout.dispatch``); what the
-    reader learnt, as ``merge_parts`` takes it (``shared``).  Raises SourceError/OSError."""
+def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
+    """Read and decode ``path`` once into the lanes (``fanout.dispatch``, segments to the lane
+    of ``table[bucket]``); what the reader learnt, as ``merge_parts`` takes it (``shared``).
+    Raises SourceError/OSError."""
     from tcpanalyze import engine
     from tcpanalyze.session import AnalyzeOptions
 
@@ -492,9 +510,9 @@ def _read_once(path: str, options, lanes: _Lanes, nparts: int) -> dict:
         stats.format = reader.format
         prepare(stats, checksums)
         with gc_tuned(off=path != "-"):
-            first, last, back = dispatch(iter(reader), stats, nparts, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
+            first, last, back = dispatch(iter(reader), stats, table, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
                                          checksums == "drop")
-        lanes.end(last)
+            lanes.end(last)
     finally:
         finish_stats(stats, reader)
     check_decodable(stats)
@@ -504,6 +522,24 @@ def _read_once(path: str, options, lanes: _Lanes, nparts: int) -> dict:
             "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}}
 
 
+#: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
+#: (making the segment, engine, detectors), measured on the compiled build
+#: (docs/performance.md); it sets how much of the analysis the reading process does itself
+K_READER_COST = 0.6
+
+
+def lane_weights(jobs: int, reader_cost: float = K_READER_COST) -> list[float]:
+    """Shares of the connections for ``jobs`` processes: ``jobs - 1`` forked workers, then
+    this process, which also reads and dispatches.  This process's share ``f`` makes it as
+    busy as a worker: ``reader_cost + f = (1 - f) / (jobs - 1)`` (both per segment of
+    analysis), so ``f = (1 - (jobs - 1) * reader_cost) / jobs``, and 0 when the reading
+    alone keeps it busier than a worker."""
+    if jobs < 2:
+        raise ValueError("a split needs at least two processes")
+    f = max(0.0, (1.0 - (jobs - 1) * reader_cost) / jobs)
+    return [(1.0 - f) / (jobs - 1)] * (jobs - 1) + [f]
+
+
 def fanout_available() -> bool:
     """The read-once split needs workers that share the dispatcher's memory: fork."""
     import multiprocessing as mp
@@ -511,34 +547,54 @@ def fanout_available() -> bool:
     return "fork" in mp.get_all_start_methods()
 
 
-def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False):
-    """``analyze_file(path, options)`` computed by ``jobs`` worker processes fed by this one,
-    which alone reads and decodes the file (``fanout``; see the module doc).  ``inline``: the
-    same records, fed to the workers' analyzers one after the other in this process."""
+def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False, weights=None):
+    """``analyze_file(path, options)`` computed by ``jobs`` processes: ``jobs - 1`` forked
+    workers fed by this one, which alone reads and decodes the file and analyses its own
+    share of the connections from its own lane (``fanout``; see the module doc;
+    ``weights``: the shares, as ``lane_weights(jobs)`` gives them: the workers', then this
+    process's).  ``inline``: the same records, fed to the lanes' analyzers one after the
+    other in this process."""
+    weights = lane_weights(jobs) if weights is None else list(weights)
+    if len(weights) != jobs:
+        raise ValueError(f"{len(weights)} weights for {jobs} processes")
+    reads_only = weights[-1] <= 0
+    if reads_only:                      # no lane of this process's own
+        weights = weights[:-1]
+    table = lane_table(weights)
     if inline:
-        return _fanout_inline(path, options, jobs)
+        return _fanout_inline(path, options, len(weights), table)
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
+    nw = jobs - 1
     procs, conns, tw_paths = [], [], []
     parts: list[dict] = []
-    lanes = None
+    mem = own = None
     try:
-        lanes = _Lanes(jobs, conns)
-        for k in range(jobs):
+        # the workers are forked before this process's own part exists: they inherit none of it
+        mem = mmap.mmap(-1, len(weights) * K_LANE_SLOTS * K_SLOT_RECORDS * REC_SIZE)
+        for k in range(nw):
             fd, tw = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
             os.close(fd)
             tw_paths.append(tw)
             mine, theirs = ctx.Pipe(duplex=True)
-            pr = ctx.Process(target=_lane_worker, args=(path, options, k, jobs, theirs, lanes.mem, tw),
-                             daemon=True)
+            pr = ctx.Process(target=_lane_worker, args=(path, options, k, jobs, theirs, mem, tw), daemon=True)
             pr.start()
             theirs.close()
             procs.append(pr)
             conns.append(mine)
-        shared = _read_or_fail(path, options, lanes, jobs)
+        if not reads_only:
+            own = _Part(path, options, nw, jobs)
+        lanes = _Lanes(len(weights), conns, own=own, mem=mem)
+        shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
             return shared
+        if own is not None:             # this process's share, finished while the workers finish theirs
+            own.an.last_ns = shared["clock"]["last_ns"]
+            with gc_tuned(off=path != "-"):
+                own.finish()
+            parts.append(own.result({"tcp_segments": lanes.fed}, {}, None))
+            own = None
         import pickle
 
         for k, conn in enumerate(conns):
@@ -556,6 +612,8 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False)
             pr.join()
         return merge_parts(path, options, parts, shared)
     finally:
+        if own is not None:
+            own.discard()
         for pr in procs:
             if pr.is_alive():
                 pr.terminate()
@@ -565,8 +623,8 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False)
         for tw in tw_paths:
             if os.path.exists(tw):
                 os.unlink(tw)
-        if lanes is not None:
-            lanes.mem.close()
+        if mem is not None:
+            mem.close()
 
 
 def _expect_fail(msg: bytes, k: int):
@@ -576,27 +634,27 @@ def _expect_fail(msg: bytes, k: int):
     raise RuntimeError(f"--jobs worker {k}: unexpected message {msg[:1]!r}")
 
 
-def _read_or_fail(path: str, options, lanes, jobs: int):
+def _read_or_fail(path: str, options, lanes, table):
     """``_read_once``'s shared results, or the failed-file Report when the capture cannot be read."""
     try:
-        return _read_once(path, options, lanes, jobs)
+        return _read_once(path, options, lanes, table)
     except SourceError as e:
         return failed_report(path, str(e), ReportBuilder(path, options).th)
     except OSError as e:
         return failed_report(path, f"{path}: {e.strerror or e}", ReportBuilder(path, options).th)
 
 
-def _fanout_inline(path: str, options, jobs: int):
-    lanes = _KeptLanes(jobs)
+def _fanout_inline(path: str, options, nlanes: int, table):
+    lanes = _KeptLanes(nlanes)
     try:
-        shared = _read_or_fail(path, options, lanes, jobs)
+        shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
             return shared
     finally:
         lanes.mem.close()
     parts = []
-    for k in range(jobs):
-        w = _Part(path, options, k, jobs)
+    for k in range(nlanes):
+        w = _Part(path, options, k, nlanes)
         fed = 0
         with gc_tuned(off=True):
             for blob in lanes.kept[k]:
@@ -646,13 +704,17 @@ TALLY_FIELDS = frozenset({"connections", "s0", "rst_ports", "server_close", "hs_
 
 
 def _global_streams(parts: list[dict]) -> list[list[int]]:
-    """Per part, local stream -> global stream: the rank of the connection's first frame."""
-    allf = []
-    for k, p in enumerate(parts):
-        allf.extend((ff, k, s) for s, ff in enumerate(p["firsts"]))
-    allf.sort()
+    """Per part, local stream -> global stream: the rank of the connection's first frame
+    (a frame belongs to one connection, so first frames are distinct; each part's are
+    ascending, and sorting their concatenation merges those runs)."""
+    allf = sorted([ff for p in parts for ff in p["firsts"]])
+    rank = {ff: g for g, ff in enumerate(allf)}
+    if len(rank) == len(allf):
+        return [[rank[ff] for ff in p["firsts"]] for p in parts]
+    # two connections with one first frame (not seen; kept exact anyway): ties by part, stream
+    keyed = sorted((ff, k, s) for k, p in enumerate(parts) for s, ff in enumerate(p["firsts"]))
     maps = [[0] * len(p["firsts"]) for p in parts]
-    for g, (_ff, k, s) in enumerate(allf):
+    for g, (_ff, k, s) in enumerate(keyed):
         maps[k][s] = g
     return maps
 

@@ -5,6 +5,7 @@ are compared in test_parallel.py for both ways of splitting.)"""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -16,7 +17,6 @@ from tcpanalyze import fanout
 from tcpanalyze.engine import K_RETIRE_EVERY_NS, K_SWEEP_EVERY_NS
 from tcpanalyze import parallel as P
 from tcpanalyze.model import Segment
-from tcpanalyze.pipeline import owner
 from tcpanalyze.session import AnalyzeOptions, analyze_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,14 +66,40 @@ def test_record_refuses_more_than_four_sack_blocks():
         fanout.write_record(bytearray(fanout.REC_SIZE), 0, fanout.K_SEG, 0, seg)
 
 
-def test_dispatch_hash_is_pipeline_owner():
+def test_dispatch_hash_is_symmetric_and_spread():
+    """Both directions of a 4-tuple fall in one bucket; buckets of random 4-tuples spread
+    evenly; a lane table gives each lane its share of the buckets."""
     rnd = random.Random(7)
-    for _ in range(2000):
-        n = rnd.choice((2, 3, 4, 8))
+    hits = [0] * fanout.K_BUCKETS
+    for _ in range(40000):
         a = bytes(rnd.randrange(256) for _ in range(rnd.choice((4, 16))))
         b = bytes(rnd.randrange(256) for _ in range(len(a)))
-        seg = Segment(1, 0, a, b, rnd.randrange(65536), rnd.randrange(65536), 0, 0, 0x10, 0, 0)
-        assert fanout.owner(seg, n) == owner(seg, n)
+        sp, dp = rnd.randrange(1024, 65536), rnd.choice((80, 443, rnd.randrange(65536)))
+        seg = Segment(1, 0, a, b, sp, dp, 0, 0, 0x10, 0, 0)
+        back = Segment(2, 0, b, a, dp, sp, 0, 0, 0x10, 0, 0)
+        k = fanout.bucket(seg)
+        assert k == fanout.bucket(back) and 0 <= k < fanout.K_BUCKETS
+        hits[k] += 1
+    assert max(hits) < 3 * 40000 / fanout.K_BUCKETS and min(hits) > 0
+    for weights in ([1, 1], [0.375, 0.375, 0.25], [1, 1, 0], [3, 1], [1] * 7):
+        table = fanout.lane_table(weights)
+        assert len(table) == fanout.K_BUCKETS
+        for lane, w in enumerate(weights):
+            assert abs(table.count(lane) / fanout.K_BUCKETS - w / sum(weights)) < 0.002
+    with pytest.raises(ValueError):
+        fanout.lane_table([1, -1])
+
+
+def test_lane_weights_keep_the_reader_as_busy_as_a_worker():
+    for jobs in (2, 3, 4, 8):
+        for cost in (0.1, 0.5, 0.9):
+            w = P.lane_weights(jobs, cost)
+            assert len(w) == jobs and abs(sum(w) - 1) < 1e-9 and min(w) >= 0
+            if w[-1] > 0:           # this process: reading plus its share = a worker's share
+                assert abs(cost + w[-1] - w[0]) < 1e-9
+            else:
+                assert cost >= w[0]
+    assert P.lane_weights(2, 0.5) == [0.75, 0.25] and P.lane_weights(3, 0.6) == [0.5, 0.5, 0.0]
 
 
 def test_clock_ticks_reach_every_other_worker(tmp_path):
@@ -82,7 +108,8 @@ def test_clock_ticks_reach_every_other_worker(tmp_path):
     the single analyzer's."""
     path = TRACES / "206_example_b.pcap"
     lanes = P._KeptLanes(3)
-    shared = P._read_once(str(path), None, lanes, 3)
+    table = fanout.lane_table([1, 1, 1])
+    shared = P._read_once(str(path), None, lanes, table)
     lanes.mem.close()
     one = analyze_file(str(path))
     assert shared["clock"]["first_ns"] is not None
@@ -95,7 +122,7 @@ def test_clock_ticks_reach_every_other_worker(tmp_path):
         for r in recs:
             if r[14] == fanout.K_SEG:
                 seg = Segment(r[0], r[1], r[19][:r[15]], r[20][:r[15]], r[12], r[13], 0, 0, 0, 0, 0)
-                assert owner(seg, 3) == k
+                assert fanout.owner(seg, table) == k
                 segs.append((r[0], r[1], r[2], k))
             else:
                 assert r[14] == fanout.K_TICK
@@ -148,13 +175,31 @@ def test_checksum_drop_and_verify_equal_one_process(tmp_path):
         assert _doc(P.analyze_fanout(str(path), opts, 2)) == one, mode
 
 
-def test_failing_worker_raises_instead_of_hanging(monkeypatch):
-    def broken(*_a, **_k):
-        raise ZeroDivisionError("worker broke")
+@pytest.mark.parametrize("weights", [[1, 0], [0, 1], [0, 0, 1], [0.2, 0.3, 0.5], [1, 1, 1, 0]])
+def test_any_share_of_the_reader_gives_one_process(weights):
+    """The reading process analyses the connections of the buckets given to it from its own
+    lane (all, none or some) and the workers the rest: always the document of one process."""
+    path = TRACES / "206_example_b.pcap"
+    opts = AnalyzeOptions()
+    one = _doc(analyze_file(str(path), opts))
+    assert _doc(P.analyze_fanout(str(path), opts, len(weights), inline=True, weights=weights)) == one
+    if len(weights) == 2:
+        assert _doc(P.analyze_fanout(str(path), opts, 2, weights=weights)) == one
 
-    monkeypatch.setattr(P, "consume", broken)            # the forked workers inherit it
-    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
-        P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2)
+
+def test_failing_worker_raises_instead_of_hanging(monkeypatch):
+    parent = os.getpid()
+    real = P.consume
+
+    def broken(*a, **k):
+        if os.getpid() != parent:           # the forked workers inherit it; this process's own lane works
+            raise ZeroDivisionError("worker broke")
+        return real(*a, **k)
+
+    monkeypatch.setattr(P, "consume", broken)
+    for weights in ([0.8, 0.2], [1, 0]):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2, weights=weights)
 
 
 def test_unreadable_file_is_a_failed_report(tmp_path):

@@ -35,8 +35,8 @@ from tcpanalyze.session import AnalyzeOptions, Selection, analyze_file, engine_k
               help="--html: rows of the connections table, the worst first (0: every connection; the page "
                    "says how many are not listed).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes: one file is split by connection (same output), several files run side by side. "
-                   "FILES may be directories or glob patterns.")
+              help="Processes in all: one file is read once and its connections split among them (same "
+                   "output), several files run side by side. FILES may be directories or glob patterns.")
 @filter_options("Only this connection (tcp.stream index, as in the whole capture).")
 @threshold_options
 @engine_options

@@ -217,7 +217,7 @@ def prepare(stats, checksums: str) -> None:
 @cython.locals(nl=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
                tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
-               nl=cython.longlong, nr=cython.longlong,
+               nsw=cython.longlong, nrt=cython.longlong,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
                table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong)
@@ -247,8 +247,8 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False) -> tuple:
     tcp = 0
     last = 0
     nxt = 0
-    nl = 0
-    nr = 0
+    nsw = 0
+    nrt = 0
     back = 0
     started = False
     first = None
@@ -280,14 +280,14 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False) -> tuple:
                 if not started:
                     started = True
                     first = now
-                    nl = now + K_SWEEP_EVERY_NS
-                    nr = now + K_RETIRE_EVERY_NS
+                    nsw = now + K_SWEEP_EVERY_NS
+                    nrt = now + K_RETIRE_EVERY_NS
                 else:
-                    if now >= nl:
-                        nl = now + K_SWEEP_EVERY_NS
-                    if now >= nr:
-                        nr = now + K_RETIRE_EVERY_NS
-                nxt = nl if nl < nr else nr
+                    if now >= nsw:
+                        nsw = now + K_SWEEP_EVERY_NS
+                    if now >= nrt:
+                        nrt = now + K_RETIRE_EVERY_NS
+                nxt = nsw if nsw < nrt else nrt
                 sweep = True
         k = table[_bucket_of(seg)]
         o = pos[k]

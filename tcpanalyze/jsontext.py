@@ -154,13 +154,15 @@ _TWO51 = cython.declare(cython.double, 2251799813685248.0)
 def _put_float(o: object) -> cython.int:
     """A finite float, as ``repr`` writes it.
 
-    Compiled, a float of at least 1e-4 and below 2**51 is tried as a decimal of k = 0, 1, 2 ...
-    places: m, the integer nearest to ``|x| * 10**k``, is the only one whose ``m / 10**k``
-    can be ``x`` while ``|x| * 10**k`` is below 2**51 (the rounding interval of ``x``, scaled,
-    is at most half a unit wide, and the product is off by at most an eighth); the first k
-    where ``m / 10**k == |x|`` gives the shortest decimal that reads back as ``x``, which is
-    what ``repr`` writes (in fixed notation: ``repr`` uses an exponent only below 1e-4 or from
-    1e16).  Any other float goes to ``PyOS_double_to_string``, the function ``repr`` calls."""
+    Compiled, a float ``x`` is first tried as a decimal of k = 0, 1, 2 ... 22 places (10**k is
+    an exact double up to there): while ``|x| * 10**k`` is below 2**51, the integer m nearest
+    to it is the only one whose ``m / 10**k`` can be ``x`` (the rounding interval of ``x``,
+    scaled, is at most half a unit wide, and the product is off by at most an eighth).  The
+    first k where ``m / 10**k == |x|`` gives the shortest decimal that reads back as ``x``,
+    which is what ``repr`` writes: with its digits, in fixed notation from 1e-4 (below 2**51
+    it never reaches 1e16, where ``repr`` uses an exponent again), with an exponent below.
+    A float no such decimal reads back as goes to ``PyOS_double_to_string``, the function
+    ``repr`` calls."""
     global _n
     if not cython.compiled:
         if o != o or o == _INF or o == -_INF:
@@ -172,17 +174,16 @@ def _put_float(o: object) -> cython.int:
     if x == 0.0:
         return _put(b"-0.0" if signbit(x) else b"0.0")
     a = -x if x < 0 else x
-    if a >= 1e-4:
-        p = 1.0
-        k = 0
-        y = a
-        while y < _TWO51:
-            m = cython.cast(cython.longlong, y + 0.5)
-            if m / p == a:
-                return _put_decimal(x < 0, m, k)
-            k += 1
-            p *= 10.0
-            y = a * p
+    p = 1.0
+    k = 0
+    y = a
+    while y < _TWO51 and k <= 22:
+        m = cython.cast(cython.longlong, y + 0.5)
+        if m != 0 and m / p == a:
+            return _put_decimal(x < 0, m, k, a >= 1e-4)
+        k += 1
+        p *= 10.0
+        y = a * p
     s = PyOS_double_to_string(x, ord("r"), 0, Py_DTSF_ADD_DOT_0, cython.NULL)
     n = strlen(s)
     if _n + n > _cap:
@@ -199,34 +200,55 @@ def _put_float(o: object) -> cython.int:
 
 @cython.cfunc
 @cython.exceptval(-1)
-@cython.locals(text=cython.char[32], i=cython.Py_ssize_t, j=cython.int)
-def _put_decimal(neg: cython.bint, m: cython.longlong, k: cython.int) -> cython.int:
-    """Compiled: ``m / 10**k`` (m > 0) with k decimals, or one "0" for k = 0, as repr writes it."""
+@cython.locals(text=cython.char[40], i=cython.Py_ssize_t, j=cython.int, digits=cython.int, e=cython.int)
+def _put_decimal(neg: cython.bint, m: cython.longlong, k: cython.int, fixed: cython.bint) -> cython.int:
+    """Compiled: the decimal ``m / 10**k`` (m > 0, not a multiple of 10 unless k = 0) as repr
+    writes it: fixed (``12.5``, ``0.0005``, ``1200.0``) or with an exponent (``1.25e-05``)."""
     global _n
-    i = 32
-    if k == 0:
-        i -= 2
-        text[i] = ord(".")
-        text[i + 1] = ord("0")
-    else:
-        for j in range(k):
+    i = 40
+    if fixed:
+        if k == 0:
+            i -= 2
+            text[i] = ord(".")
+            text[i + 1] = ord("0")
+        else:
+            for j in range(k):
+                i -= 1
+                text[i] = ord("0") + cython.cast(cython.char, m % 10)
+                m //= 10
+            i -= 1
+            text[i] = ord(".")
+        while True:
             i -= 1
             text[i] = ord("0") + cython.cast(cython.char, m % 10)
             m //= 10
-        i -= 1
-        text[i] = ord(".")
-    while True:
-        i -= 1
-        text[i] = ord("0") + cython.cast(cython.char, m % 10)
-        m //= 10
-        if m == 0:
-            break
+            if m == 0:
+                break
+    else:
+        i = 36                              # text[36:40] is the exponent, e-05 to e-22
+        digits = 0
+        while True:
+            i -= 1
+            text[i] = ord("0") + cython.cast(cython.char, m % 10)
+            m //= 10
+            digits += 1
+            if m == 0:
+                break
+        if digits > 1:                      # d.ddd: the point after the first digit
+            i -= 1
+            text[i] = text[i + 1]
+            text[i + 1] = ord(".")
+        e = k - digits + 1                  # the value is d.ddd * 10**-e
+        text[36] = ord("e")
+        text[37] = ord("-")
+        text[38] = ord("0") + cython.cast(cython.char, e // 10)
+        text[39] = ord("0") + cython.cast(cython.char, e % 10)
     if neg:
         i -= 1
         text[i] = ord("-")
-    _reserve(32 - i)
-    memcpy(_p + _n, cython.address(text[i]), 32 - i)
-    _n += 32 - i
+    _reserve(40 - i)
+    memcpy(_p + _n, cython.address(text[i]), 40 - i)
+    _n += 40 - i
     return 0
 
 

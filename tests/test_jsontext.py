@@ -95,14 +95,14 @@ def _floats(r):
         yield math.nextafter(x, 0)
         yield math.nextafter(x, math.inf)
     for _ in range(20000):
-        k = r.randrange(0, 20)
+        k = r.randrange(0, 26)
         m = r.randrange(1, 2 ** r.randrange(1, 54))
         x = m / 10 ** k                        # a short decimal (the nearest double to it)
         yield x
         yield math.nextafter(x, math.inf)       # and a float next to one
         yield r.randrange(0, 2 ** 62) / 1e9     # seconds from integer nanoseconds
         yield round(r.random() * 10 ** r.randrange(-6, 12), r.choice((1, 2, 3, 4, 6, 9)))
-        yield r.random() * 10 ** r.randrange(-8, 18)
+        yield r.random() * 10 ** r.randrange(-25, 18)
         yield struct.unpack("<d", struct.pack("<Q", r.getrandbits(63)))[0]
 
 

@@ -27,6 +27,8 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 
 #: the standard encoder with the options every writer uses, made once
 STANDARD = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False)
+#: ``json.dumps(obj, separators=(",", ":"))`` (\u escapes, NaN allowed): ``flows --format jsonl``'s lines
+ASCII = json.JSONEncoder(separators=(",", ":"))
 #: the standard library's string escaping for ensure_ascii=False (its C function when present)
 _escape = json.encoder.encode_basestring
 
@@ -42,6 +44,8 @@ _buf = cython.declare(bytearray, None)
 _n = cython.declare(cython.Py_ssize_t, 0)
 _p = cython.declare(cython.p_char)
 _cap = cython.declare(cython.Py_ssize_t, 0)
+#: a string that is not ASCII goes to the standard encoder (ASCII's \u escapes)
+_ascii = cython.declare(cython.bint, False)
 _scratch = bytearray(4096)
 
 
@@ -99,12 +103,18 @@ def _put_str(o: str) -> cython.int:
     """``o`` quoted, as UTF-8 (UnicodeEncodeError for a string UTF-8 cannot hold)."""
     global _n
     if not cython.compiled:
+        if _ascii and not o.isascii():
+            raise _Unusual
         return _put(_escape(o).encode())
     u = cython.cast(cython.p_char, PyUnicode_AsUTF8AndSize(o, cython.address(size)))
     for i in range(size):
         c = u[i]
         if c < 0x20 or c == 0x22 or c == 0x5C:      # a control character, '"' or '\'
+            if _ascii and not o.isascii():
+                raise _Unusual
             return _put(_escape(o).encode())
+        if c >= 0x80 and _ascii:
+            raise _Unusual
     _reserve(size + 2)
     _p[_n] = ord('"')
     memcpy(_p + _n + 1, u, size)
@@ -312,12 +322,13 @@ def _array(seq: object, depth: cython.Py_ssize_t) -> cython.int:
 
 
 @cython.ccall
-def _walk(buf: bytearray, n: cython.Py_ssize_t, obj: object) -> cython.Py_ssize_t:
+def _walk(buf: bytearray, n: cython.Py_ssize_t, obj: object, ascii_only: cython.bint) -> cython.Py_ssize_t:
     """The walk: ``obj``'s text at ``buf[n:]``; returns where it ends.  Raises _Unusual, or
     UnicodeEncodeError (a string with a lone surrogate), for the standard encoder's cases."""
-    global _buf, _n, _p, _cap
+    global _buf, _n, _p, _cap, _ascii
     _buf = buf
     _n = n
+    _ascii = ascii_only
     if cython.compiled:
         _p = PyByteArray_AS_STRING(buf)
         _cap = PyByteArray_GET_SIZE(buf)
@@ -328,18 +339,32 @@ def _walk(buf: bytearray, n: cython.Py_ssize_t, obj: object) -> cython.Py_ssize_
         _buf = None
 
 
-def encode_into(buf: bytearray, n: int, obj: Any) -> int:
-    """Write the UTF-8 bytes of ``compact(obj)`` into ``buf`` from index ``n`` (n <= len(buf);
-    ``buf`` grows as needed) and return the index where they end.  What ``buf`` holds beyond
-    that index is left over from earlier use: the caller keeps its own length."""
+def encode_into(buf: bytearray, n: int, obj: Any, ascii_only: bool = False) -> int:
+    """Write the UTF-8 bytes of ``compact(obj)`` (``ascii_only``: of ``ASCII.encode(obj)``) into
+    ``buf`` from index ``n`` (n <= len(buf); ``buf`` grows as needed) and return the index
+    where they end.  What ``buf`` holds beyond that index is left over from earlier use: the
+    caller keeps its own length."""
     if cython.compiled:
         try:
-            return _walk(buf, n, obj)
+            return _walk(buf, n, obj, ascii_only)
         except (_Unusual, UnicodeEncodeError):
             pass
-    data = STANDARD.encode(obj).encode()
+    data = (ASCII if ascii_only else STANDARD).encode(obj).encode()
     buf[n:n + len(data)] = data
     return n + len(data)
+
+
+def encode_bytes(obj: Any, ascii_only: bool = False) -> bytes:
+    """``encode_into``'s bytes, as a bytes object."""
+    global _scratch
+    if not cython.compiled:
+        return (ASCII if ascii_only else STANDARD).encode(obj).encode()
+    buf = _scratch
+    end = encode_into(buf, 0, obj, ascii_only)
+    data = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf), end)
+    if len(buf) > K_SCRATCH_KEEP:
+        _scratch = bytearray(4096)
+    return data
 
 
 def walk(obj: Any) -> str:
@@ -347,7 +372,7 @@ def walk(obj: Any) -> str:
     global _scratch
     buf = _scratch
     try:
-        end = _walk(buf, 0, obj)
+        end = _walk(buf, 0, obj, False)
     except (_Unusual, UnicodeEncodeError):
         return STANDARD.encode(obj)
     if cython.compiled:

@@ -58,6 +58,27 @@ def test_walk_writes_the_standard_bytes(obj):
     assert dumps(obj) == standard(obj)
 
 
+@pytest.mark.parametrize("obj", VALUES, ids=range(len(VALUES)))
+def test_bytes_are_the_standard_text(obj):
+    try:
+        text = standard(obj)
+    except UnicodeEncodeError:
+        text = None
+    if text is None or any(0xD800 <= ord(c) < 0xE000 for c in text):
+        with pytest.raises(UnicodeEncodeError):
+            jsontext.encode_bytes(obj)
+    else:
+        assert jsontext.encode_bytes(obj) == text.encode()
+    # flows --format jsonl: \u escapes for anything not ASCII, NaN allowed
+    assert jsontext.encode_bytes(obj, ascii_only=True) == json.dumps(obj, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("obj", [{"nan": float("nan")}, [float("inf"), -float("inf")], {"k": "é \"q\""},
+                                 {"é": 1}, ["ascii \n", "€"]])
+def test_ascii_bytes_leave_the_unusual_to_the_standard_encoder(obj):
+    assert jsontext.encode_bytes(obj, ascii_only=True) == json.dumps(obj, separators=(",", ":")).encode()
+
+
 def test_walk_writes_the_same_text_twice():
     # the second time the keys and short strings come from the walk's caches
     obj = {"orig": {"state": "ESTABLISHED", "n": 3}, "resp": {"state": "ESTABLISHED", "n": 4}}

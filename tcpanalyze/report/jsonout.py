@@ -43,7 +43,6 @@ class _Bytes:
     bytes."""
 
     def __init__(self, out: IO[str]):
-        self.out = out
         write = getattr(out, "write_bytes", None)
         self._write = write if write is not None else (lambda b: out.write(str(b, "utf-8")))
         self._buf = bytearray()
@@ -75,9 +74,9 @@ class _Bytes:
 
 def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
     """The document, indented, except that each element of ``connections`` and ``findings``
-    is one compact line: the standard library's C encoder writes those (its pure-Python
-    indenting encoder made ``--json`` half as fast as the analysis), and a big document is
-    written a record at a time instead of as one string."""
+    is one compact line, written by ``jsontext`` as bytes (the standard library's pure-Python
+    indenting encoder made ``--json`` half as fast as the analysis); a big document is
+    written a buffer at a time instead of as one string."""
     doc = report.to_dict()
     if indent is None:
         if not isinstance(report.connections, list):

@@ -18,7 +18,13 @@ class longlong(int, metaclass=_CType):  # noqa: N801 - Cython's name
     pass
 
 
-Py_ssize_t = bint = char = uchar = longlong
+Py_ssize_t = bint = char = uchar = int = ulonglong = longlong  # noqa: A001 - Cython's names
+
+
+class double(float, metaclass=_CType):  # noqa: N801 - Cython's name
+    pass
+
+
 p_uchar = p_char = p_longlong = p_int = p_ushort = p_uint = object
 
 

@@ -8,6 +8,12 @@ report keeps 20 bytes per connection (stream, offset, length) and reads the reco
 in stream order, when it is written.  The JSON written is byte-for-byte what the in-memory
 records would give: the stored text is the same compact encoding the writers use.
 
+A record is encoded as UTF-8 straight into the spill file's write buffer (``jsontext.
+encode_into``), one ``bytearray`` reused for the life of the file and written out every
+``K_SPILL_CHUNK`` bytes.  The writers read the records back as bytes (``record_bytes``): the
+records of a stream-ordered run that lies in one piece of the file come in one read, and
+their bytes go to the output without becoming text.
+
 A spilled report lives in the process that made it: it is not picklable.  ``analyze --jobs``
 on one file has each worker spill to a named file of its own and send back only the index
 (``export``); the parent ``adopt``s those files, renumbers the streams (every record's text
@@ -22,10 +28,12 @@ from array import array
 from bisect import bisect_left
 from typing import Iterable, Iterator
 
-from tcpanalyze.jsontext import compact
+from tcpanalyze.jsontext import compact, encode_into
 
 #: bytes gathered in memory before one write to the spill file
-K_SPILL_CHUNK = 1 << 20
+K_SPILL_CHUNK = 1 << 18
+#: most bytes one read of consecutive records brings back (``record_bytes``)
+K_READ_RUN = 1 << 18
 
 
 def dumps(obj) -> str:
@@ -40,7 +48,8 @@ class _SpillFile:
 
     def __init__(self, named: bool = False, fd: int | None = None, size: int = 0):
         self._fd: int | None = fd
-        self._chunk = bytearray()
+        self._chunk = bytearray()   # the write buffer: its first _n bytes wait for the file
+        self._n = 0
         self._flushed = size   # bytes already in the file
         self.path: str | None = None
         if named:
@@ -65,26 +74,39 @@ class _SpillFile:
             self.path = None
 
     def put(self, data: bytes) -> int:
-        off = self._flushed + len(self._chunk)
-        self._chunk += data
-        if len(self._chunk) >= K_SPILL_CHUNK:
+        """Append ``data``; returns its offset in the file."""
+        start = self._n
+        self._n = end = start + len(data)
+        self._chunk[start:end] = data
+        off = self._flushed + start
+        if end >= K_SPILL_CHUNK:
             self.sync()
         return off
 
+    def put_record(self, rec: dict) -> tuple[int, int]:
+        """Append the compact JSON of ``rec``; returns its (offset, length) in the file."""
+        start = self._n
+        self._n = end = encode_into(self._chunk, start, rec)
+        off = self._flushed + start
+        if end >= K_SPILL_CHUNK:
+            self.sync()
+        return off, end - start
+
     def sync(self) -> None:
-        if not self._chunk:
+        if not self._n:
             return
         if self._fd is None:
             f = tempfile.TemporaryFile(prefix="tcpanalyze-records-")
             self._fd = os.dup(f.fileno())
             f.close()
-        view = memoryview(self._chunk)
-        while view:
-            n = os.pwrite(self._fd, view, self._flushed)
-            self._flushed += n
-            view = view[n:]
-        view.release()
-        self._chunk.clear()
+        with memoryview(self._chunk) as whole:
+            view = whole[:self._n]
+            while view:
+                n = os.pwrite(self._fd, view, self._flushed)
+                self._flushed += n
+                view = view[n:]
+            view.release()
+        self._n = 0
 
     def get(self, off: int, n: int) -> bytes:
         if off + n > self._flushed:
@@ -105,8 +127,8 @@ def _store() -> _SpillFile:
 class SpilledRecords:
     """A report's connection records, on disk.  ``append(rec)`` while analysing; then
     ``seal()`` orders them by stream; ``pick(streams)`` loads a few records for changes that
-    are written back; iteration yields dicts, ``lines()`` the compact JSON text, both in
-    stream order."""
+    are written back; iteration yields dicts, ``record_bytes()`` the compact JSON as UTF-8,
+    both in stream order."""
 
     def __init__(self, store: _SpillFile | None = None):
         self._store = store or _store()
@@ -120,13 +142,13 @@ class SpilledRecords:
         self._patched: dict[int, dict] = {}
 
     def append(self, rec: dict) -> None:
-        data = dumps(rec).encode()
+        off, n = self._store.put_record(rec)
         s = rec["stream"]
         self._sid.append(0)
         self._streams.append(s)
         self._local.append(s)
-        self._offs.append(self._store.put(data))
-        self._lens.append(len(data))
+        self._offs.append(off)
+        self._lens.append(n)
         self._order = None
 
     def discard(self) -> None:
@@ -174,14 +196,18 @@ class SpilledRecords:
     def __reduce__(self):
         raise TypeError("spilled connection records stay in the process that wrote them")
 
-    def _text(self, i: int) -> str:
-        text = self._stores[self._sid[i]].get(self._offs[i], self._lens[i]).decode()
+    def _renumbered(self, i: int, data) -> bytes:
+        """Record ``i``'s bytes with its stream as the report writes it (a merge renumbers
+        streams; the stored text starts with {"stream":<local>,)."""
         s, loc = self._streams[i], self._local[i]
-        if s != loc:        # renumbered by a merge: the text starts with {"stream":<local>,
-            head = f'{{"stream":{loc},'
-            assert text.startswith(head)
-            text = f'{{"stream":{s},' + text[len(head):]
-        return text
+        if s == loc:
+            return data
+        head = b'{"stream":%d,' % loc
+        assert data[:len(head)] == head
+        return b'{"stream":%d,' % s + data[len(head):]
+
+    def _text(self, i: int) -> bytes:
+        return self._renumbered(i, self._stores[self._sid[i]].get(self._offs[i], self._lens[i]))
 
     def pick(self, streams: Iterable[int]) -> dict[int, dict]:
         """The records of these streams (those present), as dicts whose later changes are
@@ -198,17 +224,39 @@ class SpilledRecords:
                 out[s] = self._patched[s] = json.loads(self._text(order[j]))
         return out
 
-    def lines(self) -> Iterator[str]:
+    def record_bytes(self) -> Iterator[bytes | memoryview]:
+        """Each record's compact JSON as UTF-8, in stream order.  Records that follow each
+        other in one file, in that order, are read together (up to ``K_READ_RUN`` bytes)."""
         order = self._order if self._order is not None else self.seal()._order
-        patched = self._patched
-        streams = self._streams
-        for i in order:
-            rec = patched.get(streams[i]) if patched else None
-            yield self._text(i) if rec is None else dumps(rec)
+        patched, streams, local = self._patched, self._streams, self._local
+        sid, offs, lens, stores = self._sid, self._offs, self._lens, self._stores
+        k, n = 0, len(order)
+        while k < n:
+            i = order[k]
+            if patched and streams[i] in patched:
+                yield compact(patched[streams[i]]).encode()
+                k += 1
+                continue
+            # the run: the next records that start where the one before ends, in the same file
+            st, start = sid[i], offs[i]
+            end, j = start + lens[i], k + 1
+            while j < n and end - start < K_READ_RUN:
+                i2 = order[j]
+                if sid[i2] != st or offs[i2] != end or (patched and streams[i2] in patched):
+                    break
+                end += lens[i2]
+                j += 1
+            run = memoryview(stores[st].get(start, end - start))
+            for m in range(k, j):
+                i = order[m]
+                a = offs[i] - start
+                data = run[a:a + lens[i]]
+                yield data if streams[i] == local[i] else self._renumbered(i, data)
+            k = j
 
     def __iter__(self) -> Iterator[dict]:
-        for line in self.lines():
-            yield json.loads(line)
+        for data in self.record_bytes():
+            yield json.loads(str(data, "utf-8"))
 
 
 class RecordChain:
@@ -224,13 +272,13 @@ class RecordChain:
         for p in self._parts:
             yield from p
 
-    def lines(self) -> Iterator[str]:
+    def record_bytes(self) -> Iterator[bytes | memoryview]:
         for p in self._parts:
-            yield from record_lines(p)
+            yield from record_bytes(p)
 
 
-def record_lines(records) -> Iterator[str]:
-    """Compact JSON text of each record, without decoding spilled ones."""
-    if hasattr(records, "lines"):
-        return records.lines()
-    return (dumps(r) for r in records)
+def record_bytes(records) -> Iterator[bytes | memoryview]:
+    """The compact JSON of each record as UTF-8, without decoding spilled ones."""
+    if hasattr(records, "record_bytes"):
+        return records.record_bytes()
+    return (compact(r).encode() for r in records)

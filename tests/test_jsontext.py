@@ -9,6 +9,7 @@ import enum
 import math
 import random
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,27 @@ def test_walk_writes_the_standard_bytes(obj):
     assert dumps(obj) == standard(obj)
 
 
+@pytest.mark.parametrize("obj", VALUES, ids=range(len(VALUES)))
+def test_bytes_are_the_standard_text(obj):
+    try:
+        text = standard(obj)
+    except UnicodeEncodeError:
+        text = None
+    if text is None or any(0xD800 <= ord(c) < 0xE000 for c in text):
+        with pytest.raises(UnicodeEncodeError):
+            jsontext.encode_bytes(obj)
+    else:
+        assert jsontext.encode_bytes(obj) == text.encode()
+    # flows --format jsonl: \u escapes for anything not ASCII, NaN allowed
+    assert jsontext.encode_bytes(obj, ascii_only=True) == json.dumps(obj, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("obj", [{"nan": float("nan")}, [float("inf"), -float("inf")], {"k": "é \"q\""},
+                                 {"é": 1}, ["ascii \n", "€"]])
+def test_ascii_bytes_leave_the_unusual_to_the_standard_encoder(obj):
+    assert jsontext.encode_bytes(obj, ascii_only=True) == json.dumps(obj, separators=(",", ":")).encode()
+
+
 def test_walk_writes_the_same_text_twice():
     # the second time the keys and short strings come from the walk's caches
     obj = {"orig": {"state": "ESTABLISHED", "n": 3}, "resp": {"state": "ESTABLISHED", "n": 4}}
@@ -80,6 +102,54 @@ def test_walk_raises_the_standard_error(obj):
     assert str(walked.value) == str(std.value)
     with pytest.raises(std.type):
         dumps(obj)
+
+
+def _floats(r):
+    """Floats of every kind the records hold, and the edges of the walk's decimal path."""
+    two51 = 2.0 ** 51
+    edges = [1e-4, 0.0001, 1e-5, 9.999999999999999e-05, two51, two51 - 1, two51 - 0.5, two51 - 0.25, two51 + 2,
+             1e15, 1e16, 1e17, 9999999999999998.0, 123456789012345.6, 0.1, 0.2, 0.30000000000000004, 1 / 3, 2 / 3,
+             5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1700000000.788324, 1700000000.8012621]
+    for x in edges:
+        yield x
+        yield -x
+        yield math.nextafter(x, 0)
+        yield math.nextafter(x, math.inf)
+    for _ in range(20000):
+        k = r.randrange(0, 26)
+        m = r.randrange(1, 2 ** r.randrange(1, 54))
+        x = m / 10 ** k                        # a short decimal (the nearest double to it)
+        yield x
+        yield math.nextafter(x, math.inf)       # and a float next to one
+        yield r.randrange(0, 2 ** 62) / 1e9     # seconds from integer nanoseconds
+        yield round(r.random() * 10 ** r.randrange(-6, 12), r.choice((1, 2, 3, 4, 6, 9)))
+        yield r.random() * 10 ** r.randrange(-25, 18)
+        yield struct.unpack("<d", struct.pack("<Q", r.getrandbits(63)))[0]
+
+
+def test_floats_are_written_as_repr():
+    r = random.Random(29)
+    values = [x for x in _floats(r) if math.isfinite(x)]
+    values += [-x for x in values[::7]]
+    assert jsontext.walk(values) == standard(values)
+    for x in values[:5000]:
+        assert jsontext.walk(x) == repr(x)
+
+
+def test_encode_into_writes_the_standard_bytes_after_what_is_there():
+    buf = bytearray(b"head")
+    records = [{"a": 1.5, "b": ["x" * 50, None]}, {"c": "é\n"}, {"first": {"first": 1}}, {1: "int key"}]
+    n = 4
+    for rec in records:
+        n = jsontext.encode_into(buf, n, rec)
+    want = b"head" + b"".join(standard(rec).encode() for rec in records)
+    assert bytes(buf[:n]) == want
+    small = bytearray(b"0123456789")                # text written over what the buffer held
+    assert bytes(small[:jsontext.encode_into(small, 2, {"k": 1})]) == b'01{"k":1}'
+    with pytest.raises(UnicodeEncodeError):
+        jsontext.encode_into(bytearray(), 0, {"s": "lone surrogate \ud800"})
+    with pytest.raises(ValueError):
+        jsontext.encode_into(bytearray(), 0, {"x": float("nan")})
 
 
 def test_records_of_the_samples():

@@ -1,6 +1,7 @@
 """Options, error handling and I/O shared by the commands (click only; no rich here)."""
 from __future__ import annotations
 
+import codecs
 import sys
 from contextlib import contextmanager
 
@@ -164,15 +165,32 @@ class Output:
     never an ``OSError`` that could be taken for an input error.  A closed pipe stays a
     ``BrokenPipeError``: the CLI ends quietly when the reader of its output goes away."""
 
-    __slots__ = ("_fh", "name")
+    __slots__ = ("_fh", "name", "_raw")
 
     def __init__(self, fh, name: str):
         self._fh = fh
         self.name = name
+        # the binary file under a UTF-8 text output, for write_bytes
+        enc = getattr(fh, "encoding", None)
+        self._raw = getattr(fh, "buffer", None) if enc and codecs.lookup(enc).name == "utf-8" else None
 
     def write(self, s: str) -> int:
         try:
             return self._fh.write(s)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError.from_oserror(self.name, e) from None
+
+    def write_bytes(self, b) -> None:
+        """Write UTF-8 bytes: as they are to the binary file under a UTF-8 text output (its
+        text written so far first), else decoded, as text."""
+        try:
+            if self._raw is not None:
+                self._fh.flush()
+                self._raw.write(b)
+            else:
+                self._fh.write(str(b, "utf-8"))
         except BrokenPipeError:
             raise
         except OSError as e:

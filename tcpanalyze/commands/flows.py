@@ -13,6 +13,7 @@ from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, input_errors
                                         open_output, parquet_output, pop_engine_kw, run_capture, stats_notes,
                                         stdout)
 from tcpanalyze.engine import Analyzer, Config
+from tcpanalyze.jsontext import encode_bytes
 from tcpanalyze.parquet import write_connections
 from tcpanalyze.pipeline import RunStats, gc_tuned
 from tcpanalyze.records import _SpillFile
@@ -149,17 +150,14 @@ class _Counted:
         return x
 
 
-#: the text of one ``--format jsonl`` line (json.dumps with these separators)
-_LINE = json.JSONEncoder(separators=(",", ":")).encode
-
-
-#: text of waiting records kept in memory before the next ones wait on disk
+#: bytes of waiting records kept in memory before the next ones wait on disk
 K_WAIT_IN_MEMORY = 4 << 20
 
 
 class _Lines(ConnectionDicts):
-    """The connection summaries as their ``--format jsonl`` text, handed to ``write`` in
-    stream order as connections end.  A connection that ended before an earlier stream
+    """The connection summaries as their ``--format jsonl`` text (``json.dumps(rec,
+    separators=(",", ":"))``, ASCII, as bytes), handed to ``write`` in stream order as
+    connections end.  A connection that ended before an earlier stream
     waits for it: in memory while the waiting text stays under ``K_WAIT_IN_MEMORY``, beyond
     that on disk (tcpanalyze.records' spill file, a few dozen bytes of index in memory), so a
     long connection at the start of a capture does not keep every later record in memory
@@ -168,14 +166,14 @@ class _Lines(ConnectionDicts):
     def __init__(self, path: str, cfg: Config, write):
         super().__init__(path, cfg, "stream")
         self._write = write
-        self._held: dict[int, str] = {}                     # stream -> line, in memory
+        self._held: dict[int, bytes] = {}                   # stream -> line, in memory
         self._held_chars = 0
         self._spill: _SpillFile | None = None
         self._spilled: dict[int, tuple[int, int]] = {}      # stream -> (offset, length) on disk
         self.waited = 0             # records that waited on disk for an earlier stream
 
     def _done(self, conn) -> None:
-        line = _LINE(summarize(conn))
+        line = encode_bytes(summarize(conn), ascii_only=True)
         s = conn.stream
         if s != self._next:
             if self._held_chars + len(line) <= K_WAIT_IN_MEMORY:
@@ -184,8 +182,7 @@ class _Lines(ConnectionDicts):
                 return
             if self._spill is None:
                 self._spill = _SpillFile()
-            data = line.encode()
-            self._spilled[s] = (self._spill.put(data), len(data))
+            self._spilled[s] = (self._spill.put(line), len(line))
             self.waited += 1
             return
         write = self._write
@@ -198,7 +195,7 @@ class _Lines(ConnectionDicts):
                 self._held_chars -= len(line)
             elif s in spilled:
                 off, n = spilled.pop(s)
-                line = self._spill.get(off, n).decode()
+                line = self._spill.get(off, n)
             else:
                 break
             write(line)
@@ -212,28 +209,41 @@ class _Lines(ConnectionDicts):
             self._spill = None
 
 
+#: bytes of lines gathered before one write to the output
+K_LINES_CHUNK = 1 << 18
+
+
 class _LineWriter:
-    """Lines written in chunks to the output, opened at the first line (an unreadable
-    capture leaves no output behind)."""
+    """Lines (bytes) gathered in one reused buffer and written out in chunks, the output
+    opened at the first chunk (an unreadable capture leaves no output behind)."""
 
     def __init__(self, output: str | None):
         self.output = output
         self.out = None
         self.close_out = False
-        self.buf: list[str] = []
+        self.buf = bytearray()
+        self.n = 0
 
-    def write(self, line: str) -> None:
-        buf = self.buf
-        buf.append(line)
-        if len(buf) >= 1024:
+    def write(self, line: bytes) -> None:
+        start = self.n
+        mid = start + len(line)
+        self.n = end = mid + 1
+        self.buf[start:mid] = line
+        self.buf[mid:end] = b"\n"
+        if end >= K_LINES_CHUNK:
             self.flush()
 
     def flush(self) -> None:
         if self.out is None:
             self.out, self.close_out = open_output(self.output)
-        if self.buf:
-            self.out.write("\n".join(self.buf) + "\n")
-            self.buf.clear()
+        if self.n:
+            with memoryview(self.buf) as whole:
+                part = whole[:self.n]
+                try:
+                    self.out.write_bytes(part)
+                finally:
+                    part.release()
+            self.n = 0
 
     def close(self) -> None:
         if self.out is not None:

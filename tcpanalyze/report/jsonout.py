@@ -5,14 +5,21 @@
   ``connection`` (a connection summary record), then ``finding`` records, for each file in
   turn; then ``file`` (the file's RunStats and per-file summary); and last one ``summary``
   record (the total over all files, with ``schema_version``).
+
+The connection and finding records are written as UTF-8 bytes, gathered in one reused buffer
+and handed to ``out.write_bytes`` (the command line's outputs write them to the file as they
+are; any other ``out`` gets them as text): a record read back from the spill file
+(tcpanalyze.records) reaches the output without being decoded, copied into a line and encoded
+again.
 """
 from __future__ import annotations
 
 import json
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 from tcpanalyze._version import __version__
-from tcpanalyze.records import dumps as compact, record_lines
+from tcpanalyze.jsontext import encode_into
+from tcpanalyze.records import dumps as compact, record_bytes
 from tcpanalyze.schema import SCHEMA_VERSION
 from tcpanalyze.session import Report
 
@@ -27,11 +34,49 @@ def dumps(obj, indent: int | None = None) -> str:
 _LINE_LISTS = ("connections", "findings")
 
 
+#: bytes gathered before one write to the output
+K_OUT_CHUNK = 1 << 18
+
+
+class _Bytes:
+    """UTF-8 text gathered in one buffer, reused, and written out about every ``K_OUT_CHUNK``
+    bytes."""
+
+    def __init__(self, out: IO[str]):
+        write = getattr(out, "write_bytes", None)
+        self._write = write if write is not None else (lambda b: out.write(str(b, "utf-8")))
+        self._buf = bytearray()
+        self._n = 0
+
+    def put(self, data: Any) -> None:
+        start = self._n
+        self._n = end = start + len(data)
+        self._buf[start:end] = data
+        if end >= K_OUT_CHUNK:
+            self.flush()
+
+    def put_record(self, rec: dict) -> None:
+        """The compact JSON of ``rec``, encoded in place."""
+        self._n = end = encode_into(self._buf, self._n, rec)
+        if end >= K_OUT_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._n:
+            with memoryview(self._buf) as whole:
+                part = whole[:self._n]
+                try:
+                    self._write(part)
+                finally:
+                    part.release()
+            self._n = 0
+
+
 def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
     """The document, indented, except that each element of ``connections`` and ``findings``
-    is one compact line: the standard library's C encoder writes those (its pure-Python
-    indenting encoder made ``--json`` half as fast as the analysis), and a big document is
-    written a record at a time instead of as one string."""
+    is one compact line, written by ``jsontext`` as bytes (the standard library's pure-Python
+    indenting encoder made ``--json`` half as fast as the analysis); a big document is
+    written a buffer at a time instead of as one string."""
     doc = report.to_dict()
     if indent is None:
         if not isinstance(report.connections, list):
@@ -39,28 +84,31 @@ def write_json(report: Report, out: IO[str], indent: int | None = 2) -> None:
         out.write(dumps(doc) + "\n")
         return
     pad = " " * indent
+    first, between = b"[\n" + (pad + pad).encode(), b",\n" + (pad + pad).encode()
     items = list(doc.items())
-    out.write("{\n")
+    o = _Bytes(out)
+    o.put(b"{\n")
     for i, (key, value) in enumerate(items):
-        out.write(f"{pad}{dumps(key)}: ")
-        if key in _LINE_LISTS and not isinstance(value, (dict, str, list)) and not len(value):
-            value = []                  # no record kept on disk (analyze --host selecting none)
-        if key in _LINE_LISTS and not isinstance(value, (dict, str)) and len(value):
-            out.write("[\n")
-            buf = []
-            last = len(value) - 1
-            for j, text in enumerate(record_lines(value)):
-                buf.append(f"{pad}{pad}{text}{',' if j < last else ''}\n")
-                if len(buf) >= 1024:
-                    out.write("".join(buf))
-                    buf.clear()
-            out.write("".join(buf) + f"{pad}]")
-        elif key in _LINE_LISTS and not isinstance(value, (dict, str)):
-            out.write("[]")                 # none (also an empty list of records kept on disk)
+        o.put(f"{pad}{dumps(key)}: ".encode())
+        if key in _LINE_LISTS and not isinstance(value, (dict, str)):
+            # one line per record; "[]" for none (also none kept on disk: analyze --host selecting none)
+            sep = first
+            if isinstance(value, list):
+                for rec in value:
+                    o.put(sep)
+                    o.put_record(rec)
+                    sep = between
+            elif len(value):
+                for data in record_bytes(value):
+                    o.put(sep)
+                    o.put(data)
+                    sep = between
+            o.put(b"[]" if sep is first else f"\n{pad}]".encode())
         else:
-            out.write(dumps(value, indent=indent).replace("\n", "\n" + pad))
-        out.write(",\n" if i < len(items) - 1 else "\n")
-    out.write("}\n")
+            o.put(dumps(value, indent=indent).replace("\n", "\n" + pad).encode())
+        o.put(b",\n" if i < len(items) - 1 else b"\n")
+    o.put(b"}\n")
+    o.flush()
 
 
 def file_records(report: Report) -> Iterator[dict]:
@@ -77,7 +125,7 @@ def _other_records(report: Report) -> Iterator[dict]:
         yield {"type": "file", **f}
 
 
-_CONN_PREFIX = '{"type":"connection",'
+_CONN_PREFIX = b'{"type":"connection",'
 
 
 def summary_record(report: Report) -> dict:
@@ -86,21 +134,20 @@ def summary_record(report: Report) -> dict:
 
 
 def write_jsonl_file(report: Report, out: IO[str]) -> None:
-    buf = []
+    o = _Bytes(out)
     # a connection line is its record's compact text with the type first (the same bytes
     # as dumps({"type": "connection", **rec}), without decoding records spilled to disk)
-    for text in record_lines(report.connections):
-        buf.append(_CONN_PREFIX + text[1:] if len(text) > 2 else '{"type":"connection"}')
-        if len(buf) >= 1024:
-            out.write("\n".join(buf) + "\n")
-            buf.clear()
+    for data in record_bytes(report.connections):
+        if len(data) > 2:
+            o.put(_CONN_PREFIX)
+            o.put(data[1:])
+            o.put(b"\n")
+        else:
+            o.put(b'{"type":"connection"}\n')
     for rec in _other_records(report):
-        buf.append(dumps(rec))
-        if len(buf) >= 1024:
-            out.write("\n".join(buf) + "\n")
-            buf.clear()
-    if buf:
-        out.write("\n".join(buf) + "\n")
+        o.put_record(rec)
+        o.put(b"\n")
+    o.flush()
 
 
 def write_jsonl(report: Report, out: IO[str]) -> None:

@@ -4,6 +4,12 @@ evicted or expired connections, decode errors, IP fragments not reassembled, bad
 checksums, a damaged file), marked ``cause = "capture"``."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.findings.base import Finding, aggregate_detector, conn_detector, declare_kind, tally_example
 from tcpanalyze.findings.rst import rst_crossings
 
@@ -71,6 +77,7 @@ CAPTURE_QUALITY = declare_kind(
 
 
 @conn_detector(90)
+@cython.locals(conn=Conn, fo=Flow, fr=Flow, f=Flow, peer=Flow, seen=Flow, o=cython.longlong)
 def capture_tally(conn, th, acc, end_ns, out) -> None:
     if acc is None:
         return

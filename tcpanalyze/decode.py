@@ -1414,8 +1414,8 @@ _ADDR16 = cython.declare(list, [bytes(16)] * 64)
 
 
 @cython.cfunc
-@cython.locals(p=cython.p_uchar, a=cython.Py_ssize_t, n=cython.Py_ssize_t, i=cython.Py_ssize_t,
-               h=cython.Py_ssize_t, q=cython.p_uchar, o=bytes, cache=list)
+@cython.locals(p=cython.p_uchar, a=cython.Py_ssize_t, n=cython.Py_ssize_t, h=cython.Py_ssize_t,
+               q=cython.p_uchar, o=bytes, cache=list)
 def _addr(p, a, n):
     """``bytes(p[a:a + n])`` (n is 4 or 16): the object kept for that address when there is
     one, else a new one, kept in place of its slot's."""
@@ -1423,10 +1423,7 @@ def _addr(p, a, n):
     h = (p[a + n - 1] + 31 * p[a + n - 2]) & 63
     o = cache[h]
     q = o
-    for i in range(n):
-        if q[i] != p[a + i]:
-            break
-    else:
+    if memcmp(q, p + a, n) == 0:
         return o
     o = cython.cast(cython.p_char, p)[a:a + n]
     cache[h] = o
@@ -1622,6 +1619,19 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0)
                 return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
                                paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
     return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+
+
+@cython.ccall
+def decode_frame(frame: cython.longlong, ts_ns: cython.longlong, linktype: cython.longlong, buf, counts,
+                 wirelen: cython.longlong):
+    """:func:`decode`, called by the compiled packet loop (``pipeline._run``) as a C function:
+    the C fast path, else the general path, as ``decode`` does."""
+    if linktype == 1 and cython.compiled and type(buf) is bytes:
+        seg = _fast_ether(frame, ts_ns, buf, wirelen)
+        if seg is not None:
+            return seg
+        return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+    return decode(frame, ts_ns, linktype, buf, counts, wirelen)
 
 
 def decode_general(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:

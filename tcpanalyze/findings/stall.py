@@ -195,8 +195,19 @@ def stall_spans(conn, th, d: int) -> list[tuple]:
 
 
 @conn_detector(85)
-@cython.locals(conn=Conn, f=Flow)
+@cython.locals(conn=Conn, f=Flow, fo=Flow, fr=Flow)
 def stalls(conn, th, acc, end_ns, out) -> None:
+    ev = conn.events
+    w = ev.get("stall") if ev else None
+    if w is None or not w.stalls:
+        # no stall seen while the segments passed: one is left only if the connection ended
+        # with data outstanding (stall_spans), which needs a direction whose next sequence
+        # number is not what its peer acknowledged last
+        if conn.end_reason not in _ENDED:
+            return
+        fo, fr = conn.flows
+        if fo.nextseq == fr.lastack and fr.nextseq == fo.lastack:
+            return
     for d in (conn.orig, conn.orig ^ 1):
         f = conn.flows[d]
         found = stall_spans(conn, th, d)

@@ -1406,6 +1406,30 @@ def _be32(p, i):
             | (cython.cast(cython.longlong, p[i + 2]) << 8) | p[i + 3])
 
 
+#: the packed addresses made last, by a hash of their last two bytes: a capture has few
+#: hosts, so most segments reuse both of theirs instead of making two bytes objects (the
+#: slots start as the all-zero address, which is what they would hold for it)
+_ADDR4 = cython.declare(list, [bytes(4)] * 64)
+_ADDR16 = cython.declare(list, [bytes(16)] * 64)
+
+
+@cython.cfunc
+@cython.locals(p=cython.p_uchar, a=cython.Py_ssize_t, n=cython.Py_ssize_t, h=cython.Py_ssize_t,
+               q=cython.p_uchar, o=bytes, cache=list)
+def _addr(p, a, n):
+    """``bytes(p[a:a + n])`` (n is 4 or 16): the object kept for that address when there is
+    one, else a new one, kept in place of its slot's."""
+    cache = _ADDR4 if n == 4 else _ADDR16
+    h = (p[a + n - 1] + 31 * p[a + n - 2]) & 63
+    o = cache[h]
+    q = o
+    if memcmp(q, p + a, n) == 0:
+        return o
+    o = cython.cast(cython.p_char, p)[a:a + n]
+    cache[h] = o
+    return o
+
+
 @cython.cfunc
 @cython.locals(p=cython.p_uchar, n=cython.Py_ssize_t, frame=cython.longlong, ts_ns=cython.longlong,
                wirelen=cython.longlong, et=cython.longlong, tot=cython.longlong, hl=cython.longlong,
@@ -1507,8 +1531,8 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     seg = Segment.__new__(Segment)
     seg.frame = frame
     seg.ts_ns = ts_ns
-    seg.src = cython.cast(cython.p_char, p)[a:a + asz]
-    seg.dst = cython.cast(cython.p_char, p)[a + asz:a + 2 * asz]
+    seg.src = _addr(p, a, asz)
+    seg.dst = _addr(p, a + asz, asz)
     seg.sport = _be16(p, t)
     seg.dport = _be16(p, t + 2)
     seg.seq = _be32(p, t + 4)
@@ -1595,6 +1619,19 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0)
                 return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
                                paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
     return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+
+
+@cython.ccall
+def decode_frame(frame: cython.longlong, ts_ns: cython.longlong, linktype: cython.longlong, buf, counts,
+                 wirelen: cython.longlong):
+    """:func:`decode`, called by the compiled packet loop (``pipeline._run``) as a C function:
+    the C fast path, else the general path, as ``decode`` does."""
+    if linktype == 1 and cython.compiled and type(buf) is bytes:
+        seg = _fast_ether(frame, ts_ns, buf, wirelen)
+        if seg is not None:
+            return seg
+        return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+    return decode(frame, ts_ns, linktype, buf, counts, wirelen)
 
 
 def decode_general(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:

@@ -15,7 +15,8 @@ try:
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
-from tcpanalyze.decode import CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, LINKTYPE_NAMES, DecodeState, decode, decode_general
+from tcpanalyze.decode import (CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, LINKTYPE_NAMES, DecodeState, decode, decode_frame,
+                               decode_general)
 from tcpanalyze.engine import Analyzer, Verdict
 from tcpanalyze.errors import DecodeError, SourceError
 from tcpanalyze.model import Segment
@@ -174,19 +175,23 @@ def gc_tuned(off: bool = False):
 
 
 @cython.locals(analyzer=Analyzer, seg=Segment, v=Verdict, part=cython.longlong, nparts=cython.longlong,
-               notable_only=cython.bint, drop=cython.bint, verify=cython.bint)
+               notable_only=cython.bint, drop=cython.bint, verify=cython.bint, cdec=cython.bint)
 def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only, drop) -> None:
     counts = stats.skipped
     feed = analyzer.feed
     verify = counts.verify
     dec = decode_general if verify else decode   # checksums are computed off the fast path only
+    cdec = cython.compiled and not verify        # compiled: decode() as a C call (decode_frame)
     frames = 0
     tcp = 0
     for pkt in packets:
         frames += 1
         frame, ts, lt, data, _wirelen = pkt
         try:
-            seg = dec(frame, ts, lt, data, counts, _wirelen)
+            if cdec:
+                seg = decode_frame(frame, ts, lt, data, counts, _wirelen)
+            else:
+                seg = dec(frame, ts, lt, data, counts, _wirelen)
         except DecodeError as e:
             decode_error(stats, e, frame, lt)
             continue

@@ -8,7 +8,13 @@ its peer; TCP was not the limit.
 """
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze.diagnosis import perf
+from tcpanalyze.engine import Conn, EndpointPerf
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, declare_threshold, label, role
 
 #: transfers shorter than this (s) ...
@@ -31,6 +37,7 @@ APP_LIMITED = declare_kind(
 
 
 @conn_detector(87)
+@cython.locals(conn=Conn, p=EndpointPerf)
 def app_limited(conn, th, acc, end_ns, out) -> None:
     for d in (conn.orig, conn.orig ^ 1):
         p = conn.flows[d].perf

@@ -4,6 +4,12 @@ evicted or expired connections, decode errors, IP fragments not reassembled, bad
 checksums, a damaged file), marked ``cause = "capture"``."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.engine import Conn, EndpointStats, Flow
 from tcpanalyze.findings.base import Finding, aggregate_detector, conn_detector, declare_kind, tally_example
 from tcpanalyze.findings.rst import rst_crossings
 
@@ -71,37 +77,41 @@ CAPTURE_QUALITY = declare_kind(
 
 
 @conn_detector(90)
+@cython.locals(conn=Conn, fo=Flow, fr=Flow, so=EndpointStats, sr=EndpointStats, seen=EndpointStats,
+               o=cython.longlong)
 def capture_tally(conn, th, acc, end_ns, out) -> None:
     if acc is None:
         return
     o = conn.orig
     fo, fr = conn.flows[o], conn.flows[o ^ 1]
+    so, sr = fo.stats, fr.stats
     acc.connections += 1
     s = conn.stream
     if not conn.handshake_seen:
         acc.no_handshake.connections += 1
         tally_example(acc.no_handshake.streams, s)
-    if (fo.win_scale == -1 or fr.win_scale == -1) and (fo.stats.data_pkts or fr.stats.data_pkts):
+    if (fo.win_scale == -1 or fr.win_scale == -1) and (so.data_pkts or sr.data_pkts):
         acc.scale_unknown.connections += 1
         tally_example(acc.scale_unknown.streams, s)
-    if fo.stats.pkts == 0 or fr.stats.pkts == 0:
+    if so.pkts == 0 or sr.pkts == 0:
         # One direction never seen although the other sent data (or kept talking): the capture
         # point saw one way only.  Unanswered SYNs, stray RSTs and scans are findings of their own.
-        seen = fo if fr.stats.pkts == 0 else fr
-        if seen.stats.data_pkts or (seen.stats.pkts >= 3 and not seen.stats.syns):
+        seen = so if sr.pkts == 0 else sr
+        if seen.data_pkts or (seen.pkts >= 3 and not seen.syns):
             acc.one_sided.connections += 1
             tally_example(acc.one_sided.streams, s)
-    tr = fo.stats.trunc + fr.stats.trunc
+    tr = so.trunc + sr.trunc
     if tr:
         acc.truncated.connections += 1
         acc.truncated.amount += tr
         tally_example(acc.truncated.streams, s)
-    for f, peer in ((fo, fr), (fr, fo)):
-        if peer.stats.mss and f.stats.max_seg > peer.stats.mss:
-            acc.super_segments.connections += 1
-            acc.super_segments.amount = max(acc.super_segments.amount, f.stats.max_seg)
-            tally_example(acc.super_segments.streams, s)
-            break
+    # a segment larger than the peer's MSS (the orig's first)
+    big = (so.max_seg if sr.mss and so.max_seg > sr.mss else
+           sr.max_seg if so.mss and sr.max_seg > so.mss else 0)
+    if big:
+        acc.super_segments.connections += 1
+        acc.super_segments.amount = max(acc.super_segments.amount, big)
+        tally_example(acc.super_segments.streams, s)
     if conn.anomalies:
         # the peer's segments that crossed a RST in flight are expected of a reset, not a capture gap
         n = len(conn.anomalies) - (len(rst_crossings(conn)[0]) if conn.ending.reset_by >= 0 else 0)

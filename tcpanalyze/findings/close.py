@@ -3,6 +3,12 @@
 beyond a side's own FIN).  Servers that close first are tallied for ``server_active_close``."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.findings.base import (CloseTally, Finding, conn_detector, declare_kind, label, role, tally_example,
                                       _s)
 from tcpanalyze.model import addr_str
@@ -44,6 +50,7 @@ DATA_AFTER_FIN = declare_kind("data_after_fin", render_data_after_fin, severity=
 
 
 @conn_detector(60)
+@cython.locals(conn=Conn, f=Flow, p=Flow, ci=cython.longlong)
 def close_findings(conn, th, acc, end_ns, out) -> None:
     ci = conn.ending.close_initiator
     if ci < 0:
@@ -87,6 +94,7 @@ def close_findings(conn, th, acc, end_ns, out) -> None:
     _data_after_fin(conn, out, acc, ci, f)
 
 
+@cython.locals(conn=Conn, f=Flow, fl=Flow, ci=cython.longlong, o=cython.longlong)
 def _data_after_fin(conn, out, acc, ci, f) -> None:
     o = conn.orig
     for ep in (o, o ^ 1):

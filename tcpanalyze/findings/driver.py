@@ -17,16 +17,17 @@ from tcpanalyze.findings.base import (AGGREGATE_DETECTORS, CONN_DETECTORS, SEG_A
 from tcpanalyze.findings.reuse import reuse_findings
 from tcpanalyze.model import Segment
 
-# analysis bits as C constants when compiled
+# analysis bits as C constants when compiled; the first three are the evidence kinds
+# ``Detectors.on_segment`` records from the analysis bits (``rtx``, ``lost``, ``ack_lost``)
+_RTX = cython.declare(cython.longlong, A.RETRANSMISSION_FAMILY)
+_LOST = cython.declare(cython.longlong, A.LOST_SEGMENT)
+_ACK_LOST = cython.declare(cython.longlong, A.ACK_LOST_SEGMENT)
 _OOO = cython.declare(cython.longlong, A.OUT_OF_ORDER)
 _REUSED = cython.declare(cython.longlong, A.REUSED_PORTS)
-
-#: evidence kinds recorded by ``Detectors.on_segment`` from the analysis bits
-_BIT_EVIDENCE = (
-    (A.RETRANSMISSION_FAMILY, "rtx"),
-    (A.LOST_SEGMENT, "lost"),
-    (A.ACK_LOST_SEGMENT, "ack_lost"),
-)
+# what a segment detector asks to see, as C constants
+_SEG_ANALYSIS = cython.declare(cython.longlong, SEG_ANALYSIS)
+_SEG_ODD = cython.declare(cython.longlong, SEG_ODD)
+_SEG_DATA = cython.declare(cython.longlong, SEG_DATA)
 
 
 def conn_findings(conn, th: Thresholds | None = None, acc: Tallies | None = None,
@@ -81,7 +82,8 @@ class Detectors:
         self.on_segment = self.examine
 
     @cython.locals(seg=Segment, a=Analyzer, verdict=Verdict, conn=Conn, bits=cython.longlong,
-                   fl=cython.longlong, want=cython.longlong, k=cython.longlong)
+                   fl=cython.longlong, want=cython.longlong, k=cython.longlong,
+                   on=cython.longlong)
     def examine(self, seg, a) -> bool:
         """Record the evidence of a segment that is not an ordinary ACK (an analysis flag, or
         SYN/FIN/RST, or no ACK; False for an ordinary one): the analysis flags' evidence
@@ -100,18 +102,21 @@ class Detectors:
         k = self._kev
         want = fl
         if bits:
-            want |= SEG_ANALYSIS
-            for bit, name in _BIT_EVIDENCE:
-                if bits & bit:
-                    add_evidence(ev, name, seg.frame, seg.ts_ns, k)
+            want |= _SEG_ANALYSIS
+            if bits & _RTX:
+                add_evidence(ev, "rtx", seg.frame, seg.ts_ns, k)
+            if bits & _LOST:
+                add_evidence(ev, "lost", seg.frame, seg.ts_ns, k)
+            if bits & _ACK_LOST:
+                add_evidence(ev, "ack_lost", seg.frame, seg.ts_ns, k)
             if bits & _OOO:
                 self._out_of_order(ev, seg.frame, seg.ts_ns, k)
             if bits & _REUSED and not seg.flags & 0x10:    # a SYN/ACK keeps its stream
                 self._port_reuse(seg, a, conn)
         if fl & 0x17 != 0x10:
-            want |= SEG_ODD
+            want |= _SEG_ODD
         if seg.paylen:
-            want |= SEG_DATA
+            want |= _SEG_DATA
         th = self.th
         for _order, detect, on in SEGMENT_DETECTORS:
             if want & on:

@@ -2,6 +2,12 @@
 sequence number), ``ack_lost_segment`` (an ACK for data never captured), ``out_of_order``."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, evidence
 
 
@@ -33,6 +39,7 @@ OUT_OF_ORDER = declare_kind("out_of_order", render_out_of_order, severity="info"
 
 
 @conn_detector(80)
+@cython.locals(conn=Conn, fo=Flow, fr=Flow)
 def gaps(conn, th, acc, end_ns, out) -> None:
     fo, fr = conn.flows[conn.orig], conn.flows[conn.orig ^ 1]
     lost = fo.stats.lost + fr.stats.lost

@@ -2,8 +2,14 @@
 and ``syn_flood`` (many unanswered SYNs to one server host:port)."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from array import array
 
+from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.findings.base import (K_MIN_RTO_MS, Finding, RttTally, SynTally, aggregate_detector, conn_detector,
                                       declare_kind, label, ms, tally_example, _s)
 from tcpanalyze.model import addr_str
@@ -55,6 +61,7 @@ SYN_FLOOD = declare_kind(
 
 
 @conn_detector(20)
+@cython.locals(conn=Conn, fo=Flow, fr=Flow, o=cython.longlong)
 def handshake_findings(conn, th, acc, end_ns, out) -> None:
     o = conn.orig
     fo, fr = conn.flows[o], conn.flows[o ^ 1]
@@ -106,6 +113,7 @@ def handshake_findings(conn, th, acc, end_ns, out) -> None:
 
 
 @conn_detector(95)
+@cython.locals(conn=Conn)
 def handshake_rtt_tally(conn, th, acc, end_ns, out) -> None:
     if acc is not None and conn.irtt and conn.handshake_seen:
         host = addr_str(conn.addr[conn.orig ^ 1])

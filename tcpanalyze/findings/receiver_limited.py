@@ -9,7 +9,13 @@ a larger receive buffer (or window scaling) would have made the transfer faster.
 """
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze.diagnosis import perf
+from tcpanalyze.engine import Conn, EndpointPerf, Flow
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, declare_threshold, label, role
 
 #: the share of the transfer time spent window-limited ...
@@ -36,6 +42,7 @@ RECEIVER_LIMITED = declare_kind(
 
 
 @conn_detector(86)
+@cython.locals(conn=Conn, f=Flow, p=EndpointPerf)
 def receiver_limited(conn, th, acc, end_ns, out) -> None:
     for d in (conn.orig, conn.orig ^ 1):
         f = conn.flows[d]

@@ -2,6 +2,12 @@
 and spurious ones counted separately)."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.engine import Conn, Flow
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, evidence, pct
 
 
@@ -28,6 +34,7 @@ RETRANSMISSIONS = declare_kind(
 
 
 @conn_detector(30)
+@cython.locals(conn=Conn, fo=Flow, fr=Flow)
 def retransmissions(conn, th, acc, end_ns, out) -> None:
     fo, fr = conn.flows[conn.orig], conn.flows[conn.orig ^ 1]
     rtx = fo.stats.rtx + fr.stats.rtx

@@ -1,10 +1,16 @@
 """``rst``: who reset a connection and in which state; reset connections per server port."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.engine import Conn, Flow, Verdict
 from tcpanalyze.findings.base import (Finding, RstEvidence, RstTally, aggregate_detector, conn_detector,
                                       declare_kind, evidence, label, role, segment_detector, state_name,
                                       tally_example)
-from tcpanalyze.model import RST, addr_str
+from tcpanalyze.model import RST, Segment, addr_str
 
 _CLOSING = frozenset({"FIN_WAIT_1", "FIN_WAIT_2", "CLOSING", "LAST_ACK", "CLOSE_WAIT"})
 _AFTER_CLOSE = frozenset({"TIME_WAIT", "CLOSED"})
@@ -110,6 +116,7 @@ def _unacked(f) -> int:
 
 
 @segment_detector(30, on=RST)
+@cython.locals(seg=Segment, verdict=Verdict, conn=Conn, peer=Flow, d=cython.longlong)
 def measure_rst(seg, verdict, conn, events, th) -> None:
     d = verdict.direction
     if seg.flags & RST and "rst" not in events and conn.ending.reset_by == d:
@@ -120,6 +127,7 @@ def measure_rst(seg, verdict, conn, events, th) -> None:
 
 
 @conn_detector(10)
+@cython.locals(conn=Conn, f=Flow, peer=Flow)
 def rst_finding(conn, th, acc, end_ns, out) -> None:
     d = conn.ending.reset_by
     if d < 0:

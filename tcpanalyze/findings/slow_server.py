@@ -8,7 +8,13 @@ answer.  A warning: the time went to the server application, not to TCP or the n
 """
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze.diagnosis import think_times
+from tcpanalyze.engine import Conn, EndpointPerf
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, declare_threshold, label
 
 #: a server think time above this (ms) is slow
@@ -28,6 +34,7 @@ SLOW_SERVER = declare_kind(
 
 
 @conn_detector(88)
+@cython.locals(conn=Conn, p=EndpointPerf)
 def slow_server(conn, th, acc, end_ns, out) -> None:
     srv = conn.orig ^ 1
     p = conn.flows[srv].perf

@@ -39,11 +39,21 @@ segments beyond the next expected seq, or the peer ACKing bytes never seen).  ``
 """
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze import analysis as A
+from tcpanalyze.engine import Conn, Flow, Verdict
 from tcpanalyze.findings.base import (SEG_DATA, Finding, conn_detector, declare_kind, declare_threshold, label,
                                       role, segment_detector, _s)
-from tcpanalyze.model import FIN, SYN
+from tcpanalyze.model import FIN, SYN, Segment
 from tcpanalyze.seq import seq_gt
+
+# C constants when compiled
+_RTX = cython.declare(cython.longlong, A.RETRANSMISSION_FAMILY)
+_SYN = cython.declare(cython.longlong, SYN)
 
 #: a silence shorter than this (s) is never a stall (RFC 6298 §2.4: the minimum RTO is 1 s) ...
 K_STALL_MIN_S = declare_threshold("stall_min_s", 1.0, "stall: a silence with data outstanding longer than "
@@ -80,11 +90,13 @@ class StallWatch:
         self.resent: tuple | None = None
 
 
+@cython.locals(conn=Conn, f=Flow)
 def _limit_ns(conn, f, th) -> float:
     rtt = f.track.rtt_sum / f.track.rtt_n if f.track.rtt_n else conn.irtt
     return max(th.get("stall_min_s") * 1e9, th.get("stall_rtt_factor") * rtt)
 
 
+@cython.locals(f=Flow, peer=Flow)
 def _outstanding(f, peer) -> bool:
     """The peer has acknowledged something, but not everything ``f`` sent, and its window is open."""
     if peer.is_first_ack or peer.window == 0:
@@ -93,6 +105,7 @@ def _outstanding(f, peer) -> bool:
 
 
 @segment_detector(50, on=SEG_DATA | FIN)
+@cython.locals(seg=Segment, verdict=Verdict, conn=Conn, f=Flow, d=cython.longlong)
 def watch_stalls(seg, verdict, conn, events, th) -> None:
     d = verdict.direction
     now = seg.ts_ns
@@ -100,7 +113,7 @@ def watch_stalls(seg, verdict, conn, events, th) -> None:
     if w is None:
         w = events["stall"] = StallWatch()
     f = conn.flows[d]
-    if (verdict.analysis & A.RETRANSMISSION_FAMILY and not seg.flags & SYN and f.nextseqframe != seg.frame
+    if (verdict.analysis & _RTX and not seg.flags & _SYN and f.nextseqframe != seg.frame
             and _outstanding(f, conn.flows[d ^ 1])):
         start = max(f.nextseqtime, w.last_data_ns[d])
         limit = _limit_ns(conn, f, th)
@@ -164,6 +177,7 @@ STALL = declare_kind(
                 "than max(1 s, 4x RTT); cause: dead_peer, rto_backoff, lost_retransmission or timeout")
 
 
+@cython.locals(conn=Conn, f=Flow)
 def stall_spans(conn, th, d: int) -> list[tuple]:
     """The stalls of direction ``d`` of a finalized connection whose segments went through the
     detectors: ``(d, start_ns, end_ns, end_frame, limit_ns, resent_again)``, the last one with
@@ -181,7 +195,19 @@ def stall_spans(conn, th, d: int) -> list[tuple]:
 
 
 @conn_detector(85)
+@cython.locals(conn=Conn, f=Flow, fo=Flow, fr=Flow)
 def stalls(conn, th, acc, end_ns, out) -> None:
+    ev = conn.events
+    w = ev.get("stall") if ev else None
+    if w is None or not w.stalls:
+        # no stall seen while the segments passed: one is left only if the connection ended
+        # with data outstanding (stall_spans), which needs a direction whose next sequence
+        # number is not what its peer acknowledged last
+        if conn.end_reason not in _ENDED:
+            return
+        fo, fr = conn.flows
+        if fo.nextseq == fr.lastack and fr.nextseq == fo.lastack:
+            return
     for d in (conn.orig, conn.orig ^ 1):
         f = conn.flows[d]
         found = stall_spans(conn, th, d)

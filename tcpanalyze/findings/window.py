@@ -4,6 +4,12 @@ in it) and ``window_shrink`` (the right edge of the window moved left, RFC 9293 
 it, which their receiver ignores, RFC 9293 §3.10.7.4)."""
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
+from tcpanalyze.engine import Conn, EndpointTrack, Flow
 from tcpanalyze.findings.base import Finding, conn_detector, declare_kind, label, role, _s
 
 
@@ -48,6 +54,7 @@ WINDOW_SHRINK = declare_kind(
 
 
 @conn_detector(40)
+@cython.locals(conn=Conn, f=Flow)
 def zero_window(conn, th, acc, end_ns, out) -> None:
     for ep in (conn.orig, conn.orig ^ 1):
         f = conn.flows[ep]
@@ -86,6 +93,7 @@ def _retreats(conn, ep, th, kept, total, subkind, sev) -> Finding:
 
 
 @conn_detector(50)
+@cython.locals(conn=Conn, tr=EndpointTrack)
 def window_shrink(conn, th, acc, end_ns, out) -> None:
     for ep in (conn.orig, conn.orig ^ 1):
         tr = conn.flows[ep].track

@@ -1,0 +1,4 @@
+# Optional compiled build (Cython, pure-Python mode): flags.py is the source; the engine's
+# records are cimported so that the detectors' typed locals read their C fields.
+from tcpanalyze.engine cimport Conn
+from tcpanalyze.model cimport Segment

@@ -36,11 +36,13 @@ except ImportError:  # plain Python without Cython installed: the declarations a
 from tcpanalyze import analysis as A
 from tcpanalyze._fields import init, slots
 from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str, endpoint_str
-from tcpanalyze.state import TcpState, classify, initial_states, step
+from tcpanalyze.state import TcpState, initial_states
 from tcpanalyze.zeek import ZeekConn
 
 if not cython.compiled:     # compiled, engine.pxd cimports them as C functions
     from tcpanalyze.seq import seq_add, seq_delta, seq_dist, seq_gt, seq_lt
+    from tcpanalyze.state import event_codes, step_code
+    from tcpanalyze.zeek import zeek_settled, zeek_update
 
 # analysis bits and TCP flags as C constants when compiled (module globals as plain Python)
 _ZWP = cython.declare(cython.longlong, A.ZERO_WINDOW_PROBE)
@@ -67,10 +69,11 @@ _SFR = cython.declare(cython.longlong, SYN | FIN | RST)
 _SF = cython.declare(cython.longlong, SYN | FIN)
 _HALF = cython.declare(cython.longlong, 1 << 31)
 
-_ESTABLISHED = TcpState.ESTABLISHED
-_TIME_WAIT = TcpState.TIME_WAIT
-_CLOSED = TcpState.CLOSED
-_LISTEN = TcpState.LISTEN
+# the states feed() compares by identity (C variables when compiled)
+_ESTABLISHED = cython.declare(object, TcpState.ESTABLISHED)
+_TIME_WAIT = cython.declare(object, TcpState.TIME_WAIT)
+_CLOSED = cython.declare(object, TcpState.CLOSED)
+_LISTEN = cython.declare(object, TcpState.LISTEN)
 
 #: Default limits (README "Resource bounds").
 K_MAX_CONNECTIONS = 1_000_000
@@ -101,6 +104,7 @@ K_MAX_TW_PORTS = 64
 #: Zeek removes a closed, reset or one-sided connection after 5 s without packets (its
 #: tcp_close_delay / tcp_reset_delay / tcp_attempt_delay); Zeek-compatible records split there.
 K_ZEEK_LINGER_NS = 5 * 1_000_000_000
+_ZEEK_LINGER = cython.declare(cython.longlong, K_ZEEK_LINGER_NS)
 
 
 #: values of Config.checksums
@@ -505,9 +509,9 @@ class Conn:
 
     # set by __init__ below, which computes them from the first segment
     FIELDS = (("stream", "long long"), ("key", "object"), ("addr", "object"), ("port", "object"),
-              ("flows", "object"), ("orig", "long long"), ("handshake_seen", "bint"), ("first_ns", "long long"),
+              ("flows", "tuple"), ("orig", "long long"), ("handshake_seen", "bint"), ("first_ns", "long long"),
               ("last_ns", "long long"), ("first_frame", "long long"), ("last_frame", "long long"),
-              ("irtt", "long long"), ("state", "object"), ("inferred", "object"), ("timeline", "object"),
+              ("irtt", "long long"), ("state", "list"), ("inferred", "object"), ("timeline", "object"),
               ("anomalies", "object"), ("zeek", "object"), ("done", "bint"), ("end_reason", "object"),
               ("events", "object"), ("frames", "long long"), ("ending", "ConnEnding"),
               ("handshake", "HandshakeTrack"), ("ztrack", "ZeekTrack"))
@@ -1561,8 +1565,8 @@ def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
     if flags & _SFR or not seg.win or zrtx or not fwd.zsettled:
         z = conn.zeek
         is_orig = d == conn.ztrack.zorig
-        z.update(is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
-        fwd.zsettled = z.settled(is_orig)
+        zeek_update(z, is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
+        fwd.zsettled = zeek_settled(z, is_orig)
 
 
 @cython.cfunc
@@ -1744,7 +1748,8 @@ class Analyzer:
 
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
-                   window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong)
+                   window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong,
+                   state=list)
     def feed(self, seg: Segment) -> Verdict:
         """Analyse one segment; returns its verdict (``self.verdict``, valid until the next feed)."""
         now = seg.ts_ns
@@ -1774,7 +1779,7 @@ class Analyzer:
                     aflags = _REUSED
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
-        if now >= conn.ztrack.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
+        if now >= conn.ztrack.zdeadline or now - conn.last_ns >= _ZEEK_LINGER:
             self._zeek_timers(conn, d, seg)
         conn.last_ns = now
         conn.last_frame = seg.frame
@@ -1916,7 +1921,8 @@ class Analyzer:
 
 @cython.cfunc
 @cython.locals(a=Analyzer, conn=Conn, d=cython.longlong, fwd=Flow, rev=Flow, seg=Segment, nxt=cython.longlong,
-               aflags=cython.longlong, flags=cython.longlong, r=cython.longlong, acks_fin=cython.bint)
+               aflags=cython.longlong, flags=cython.longlong, r=cython.longlong, acks_fin=cython.bint,
+               evs=cython.longlong, state=list, res=tuple)
 def _step_states(a, conn, d, fwd, rev, seg, nxt, aflags):
     """Both endpoints' RFC 9293 states after a segment ``d`` sent (``nxt``: the seq just
     past it): transitions, anomalies, the end of the connection, data after a FIN."""
@@ -1925,25 +1931,35 @@ def _step_states(a, conn, d, fwd, rev, seg, nxt, aflags):
         _control(conn, d, fwd, seg, nxt)
     state = conn.state
     acks_fin = rev.times.fin_next >= 0 and flags & _ACK and seq_delta(seg.ack, rev.times.fin_next) >= 0
-    ev_s, ev_r = classify(flags, acks_fin)
+    evs = event_codes(flags, acks_fin)
     s0 = state[d]
-    s1, anom = step(s0, ev_s)
+    res = step_code(s0, evs >> 4)
+    s1 = res[0]
     if s1 is not s0:
         _transition(a, conn, d, s0, s1, seg, True)
-    elif anom is not None:
-        _anomaly(a, conn, d, anom, seg)
+    elif res[1] is not None:
+        _anomaly(a, conn, d, res[1], seg)
     r = d ^ 1
     s0 = state[r]
-    s1, anom = step(s0, ev_r)
+    res = step_code(s0, evs & 15)
+    s1 = res[0]
     if s1 is not s0:
         _transition(a, conn, r, s0, s1, seg, False)
-    elif anom is not None:
-        _anomaly(a, conn, r, anom, seg)
-    if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
+    elif res[1] is not None:
+        _anomaly(a, conn, r, res[1], seg)
+    if conn.end_reason == "open" and _final(state[0]) and _final(state[1]):
         conn.end_reason = "rst" if (conn.flows[0].stats.rsts or conn.flows[1].stats.rsts) else "fin"
         a.table.closed.append(conn)
     if seg.paylen and fwd.times.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.times.fin_next):
         fwd.stats.data_after_fin += 1
+
+
+@cython.cfunc
+@cython.inline
+@cython.returns(cython.bint)
+def _final(s):
+    """CLOSED or TIME_WAIT: the endpoint is done with the connection."""
+    return s is _CLOSED or s is _TIME_WAIT
 
 
 @cython.cfunc
@@ -2023,7 +2039,6 @@ def _anomaly(a, conn, ep, name, seg):
         conn.anomalies.append((seg.frame, seg.ts_ns, ep, name))
 
 
-_FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
 _NEVER = 1 << 62
 
 

@@ -519,7 +519,7 @@ class Conn:
 
     def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
         self.stream = stream
-        self.key = flow_key(seg.src, seg.sport, seg.dst, seg.dport)
+        self.key = _seg_key(seg)
         self.addr = (seg.src, seg.dst)
         self.port = (seg.sport, seg.dport)
         self.flows = (Flow(), Flow())
@@ -827,15 +827,15 @@ def _rule_window_update(fwd, seg, reasons):
 
 
 @cython.cfunc
-@cython.locals(fwd=Flow, rev=Flow, seg=Segment, sc=cython.longlong, edge=cython.longlong)
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, end=cython.longlong, sc=cython.longlong, edge=cython.longlong)
 @cython.returns(cython.longlong)
-def _rule_window_full(fwd, rev, seg, reasons):
-    """window_full: data that ends exactly at the receiver's right edge (its last ACK plus
-    its window, scaled once the handshake is over)."""
+def _rule_window_full(fwd, rev, seg, end, reasons):
+    """window_full: data that ends (``end``) exactly at the receiver's right edge (its last
+    ACK plus its window, scaled once the handshake is over)."""
     if seg.paylen and not seg.flags & _SFR and rev.win_scale != -1:
         sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
         edge = rev.lastack + (rev.window << sc)
-        if seq_dist(seg.seq + seg.paylen, edge) == 0:
+        if seq_dist(end, edge) == 0:
             if reasons is not None:
                 reasons["window_full"] = ("segment ends exactly at the receiver's right edge "
                                           f"(ack + window = {seq_dist(edge, fwd.base_seq)})")
@@ -933,9 +933,9 @@ def _rule_ack_lost_segment(rev, seg, reasons):
                seq=cython.longlong, seglen=cython.longlong, nextseq=cython.longlong, rla=cython.longlong,
                end=cython.longlong, t=cython.longlong, thr=cython.longlong, not_adv=cython.bint)
 @cython.returns(cython.longlong)
-def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
-    """The retransmission family, for a segment that occupies sequence space and is not a
-    keep-alive, in Wireshark's order: spurious_retransmission (every byte already ACKed by
+def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, end, reasons):
+    """The retransmission family, for a segment that occupies sequence space (its payload
+    ends at ``end``) and is not a keep-alive, in Wireshark's order: spurious_retransmission (every byte already ACKed by
     the receiver), else, when it does not advance the next expected seq,
     fast_retransmission (answering 2+ duplicate ACKs within ``fast_ns``), out_of_order
     (within the iRTT, or ``ooo_ns`` without one, of the highest segment), or retransmission."""
@@ -946,7 +946,6 @@ def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
     if not_adv and seglen > 1 and seq_add(nextseq, -1) == seq:
         not_adv = False              # new data right after a zero-window-probe byte
     rla = rev.lastack
-    end = seq_add(seq, seglen)
     if seglen and rla and not seq_gt(end, rla):
         if reasons is not None:
             reasons["spurious_retransmission"] = (f"every byte (up to {seq_dist(end, fwd.base_seq)}) was already "
@@ -1035,17 +1034,17 @@ def _relative_bases(conn, fwd, rev, seg):
 
 
 @cython.cfunc
-@cython.locals(fwd=Flow, seg=Segment, aflags=cython.longlong, max_unacked=cython.longlong,
+@cython.locals(fwd=Flow, seg=Segment, aflags=cython.longlong, max_unacked=cython.longlong, end=cython.longlong,
                seq=cython.longlong, nxt=cython.longlong, flags=cython.longlong, nextseq=cython.longlong,
                r=cython.longlong, base=cython.longlong, e=Unacked)
 @cython.returns(cython.longlong)
-def _remember_sent(fwd, seg, aflags, max_unacked):
+def _remember_sent(fwd, seg, aflags, max_unacked, end):
     """After the rules: keep the segment while its receiver has not ACKed it (at most
     ``max_unacked``), advance nextseq and maxseqtobeacked, remember window, ACK and flags.
-    Returns the seq just past the segment (SYN and FIN count one)."""
+    Returns the seq just past the segment (``end``, past its payload; SYN and FIN count one)."""
     flags = seg.flags
     seq = seg.seq
-    nxt = seq_add(seq, seg.paylen) if seg.paylen else seq
+    nxt = end
     if seg.paylen or flags & _SF:
         if flags & _SF:
             nxt = seq_add(nxt, 1)
@@ -1187,18 +1186,19 @@ def _respan(rev):
 
 
 @cython.cfunc
-@cython.locals(rev=Flow, seg=Segment, rtt=cython.longlong)
+@cython.locals(rev=Flow, seg=Segment, rtt=cython.longlong, tr=EndpointTrack)
 def _rtt_sample(rev, seg, rtt):
     """One RTT sample of the acknowledged direction: count, sum, min, max (and the sample
     itself when the caller keeps them)."""
-    rev.track.rtt_n += 1
-    rev.track.rtt_sum += rtt
-    if rev.track.rtt_min < 0 or rtt < rev.track.rtt_min:
-        rev.track.rtt_min = rtt
-    if rtt > rev.track.rtt_max:
-        rev.track.rtt_max = rtt
-    if rev.track.rtt_samples is not None:
-        rev.track.rtt_samples.append((seg.ts_ns, seg.frame, rtt))
+    tr = rev.track
+    tr.rtt_n += 1
+    tr.rtt_sum += rtt
+    if tr.rtt_min < 0 or rtt < tr.rtt_min:
+        tr.rtt_min = rtt
+    if rtt > tr.rtt_max:
+        tr.rtt_max = rtt
+    if tr.rtt_samples is not None:
+        tr.rtt_samples.append((seg.ts_ns, seg.frame, rtt))
 
 
 @cython.cfunc
@@ -1339,13 +1339,13 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
     tr.wl2 = seg.ack
     tr.wl_ts = seg.tsval
     if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
-        fwd.track.shrink_bytes += old - edge
-        if fwd.track.shrinks is None:
-            fwd.track.shrinks = []
-        if len(fwd.track.shrinks) < max_events:
-            fwd.track.shrinks.append((seg.frame, seg.ts_ns, old - edge))
+        tr.shrink_bytes += old - edge
+        if tr.shrinks is None:
+            tr.shrinks = []
+        if len(tr.shrinks) < max_events:
+            tr.shrinks.append((seg.frame, seg.ts_ns, old - edge))
     if edge > old:
-        fwd.track.edge = edge
+        tr.edge = edge
 
 
 # Where a sender's time goes (EndpointPerf): after each data segment it sends and each ACK
@@ -1367,7 +1367,7 @@ _TCP_OPTIONS_MAX = cython.declare(cython.longlong, 40)
 
 
 @cython.cfunc
-@cython.locals(p=EndpointPerf, now=cython.longlong, dt=cython.longlong, st=cython.longlong)
+@cython.locals(p=EndpointPerf, now=cython.longlong, dt=cython.longlong, st=cython.longlong, sp=PerfSplit)
 def _perf_mark(p, now):
     """Add the time since ``p.mark`` to the pending time of the state that held it."""
     dt = now - p.mark
@@ -1375,16 +1375,17 @@ def _perf_mark(p, now):
     if dt <= 0:
         return
     st = p.state
+    sp = p.split
     if st == _P_CWND:
-        p.split.p_cwnd += dt
+        sp.p_cwnd += dt
     elif st == _P_RWND:
-        p.split.p_rwnd += dt
+        sp.p_rwnd += dt
     elif st == _P_APP:
-        p.split.p_app += dt
+        sp.p_app += dt
     elif st == _P_LOSS:
-        p.split.p_loss += dt
+        sp.p_loss += dt
     elif st == _P_ZWND:
-        p.split.p_zwnd += dt
+        sp.p_zwnd += dt
 
 
 @cython.cfunc
@@ -1424,15 +1425,16 @@ def _perf_state(p, f, peer):
 
 
 @cython.cfunc
-@cython.locals(p=EndpointPerf)
+@cython.locals(p=EndpointPerf, sp=PerfSplit)
 def _perf_flush(p):
     """The time since the previous data segment counts: the transfer went on."""
-    p.split.t_rwnd += p.split.p_rwnd
-    p.split.t_zwnd += p.split.p_zwnd
-    p.split.t_loss += p.split.p_loss
-    p.split.t_app += p.split.p_app
-    p.split.t_cwnd += p.split.p_cwnd
-    p.split.p_rwnd = p.split.p_zwnd = p.split.p_loss = p.split.p_app = p.split.p_cwnd = 0
+    sp = p.split
+    sp.t_rwnd += sp.p_rwnd
+    sp.t_zwnd += sp.p_zwnd
+    sp.t_loss += sp.p_loss
+    sp.t_app += sp.p_app
+    sp.t_cwnd += sp.p_cwnd
+    sp.p_rwnd = sp.p_zwnd = sp.p_loss = sp.p_app = sp.p_cwnd = 0
 
 
 @cython.cfunc
@@ -1491,7 +1493,7 @@ def _perf_unique(p, lo, hi):
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf,
                now=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
-               mss=cython.longlong, g=cython.longlong)
+               mss=cython.longlong, g=cython.longlong, tu=PerfTurns)
 def _perf_sent(conn, fwd, rev, seg, aflags):
     """A data segment, for its sender's EndpointPerf: a time-out it ends, the wait since the
     peer's last data (a request/response turn), the gaps between segments sent while nothing
@@ -1515,13 +1517,14 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
     t = rev.perf.last_ns
     if t > p.last_ns and now - t <= _THINK_MAX_NS:
         t = now - t
-        p.turns.turn_n += 1
-        p.turns.turn_sum += t
-        if p.turns.turn_min < 0 or t < p.turns.turn_min:
-            p.turns.turn_min = t
-        if t > p.turns.turn_max:
-            p.turns.turn_max = t
-            p.turns.turn_max_frame = seg.frame
+        tu = p.turns
+        tu.turn_n += 1
+        tu.turn_sum += t
+        if tu.turn_min < 0 or t < tu.turn_min:
+            tu.turn_min = t
+        if t > tu.turn_max:
+            tu.turn_max = t
+            tu.turn_max_frame = seg.frame
     _perf_flush(p)
     p.last_ns = now
     rel = seq_dist(seg.seq, fwd.base_seq)
@@ -1571,12 +1574,13 @@ def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
 
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, v=Verdict, fast_ns=cython.longlong,
-               ooo_ns=cython.longlong, aflags=cython.longlong, seglen=cython.longlong, ack=cython.longlong,
-               win=cython.longlong)
+               ooo_ns=cython.longlong, end=cython.longlong, aflags=cython.longlong, seglen=cython.longlong,
+               ack=cython.longlong, win=cython.longlong)
 @cython.returns(cython.longlong)
-def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
+def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns, end):
     """Wireshark's tcp_analyze_sequence_number(): the rules above in its order; returns the
-    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here).
+    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here).  ``end`` is the seq just
+    past the segment's payload.
 
     A rule is called only when the segment passes the first, cheapest part of its own test
     (its length, its window, a sequence or ACK number that differs from the flow's: a
@@ -1601,7 +1605,7 @@ def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
             if seglen <= 1:
                 aflags |= _rule_keep_alive(fwd, seg, reasons)
         if seglen:
-            aflags |= _rule_window_full(fwd, rev, seg, reasons)
+            aflags |= _rule_window_full(fwd, rev, seg, end, reasons)
         elif ack == fwd.lastack and _repeats_seq_and_ack(fwd, seg):
             if win != fwd.window:
                 aflags |= _rule_window_update(fwd, seg, reasons)
@@ -1616,7 +1620,7 @@ def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
     if ack != rev.maxseqtobeacked:
         aflags |= _rule_ack_lost_segment(rev, seg, reasons)
     if (seglen or seg.flags & _SF) and not aflags & _KA:
-        aflags |= _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons)
+        aflags |= _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, end, reasons)
     return aflags
 
 
@@ -1749,7 +1753,7 @@ class Analyzer:
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
                    window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong,
-                   state=list)
+                   state=list, end=cython.longlong)
     def feed(self, seg: Segment) -> Verdict:
         """Analyse one segment; returns its verdict (``self.verdict``, valid until the next feed)."""
         now = seg.ts_ns
@@ -1798,8 +1802,9 @@ class Analyzer:
         window = fwd.window
         v = self.verdict
         reasons = {} if self.explain else None
-        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns)
-        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
+        end = seq_add(seg.seq, seg.paylen) if seg.paylen else seg.seq     # past the payload
+        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns, end)
+        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked, end)
         # Each concern below is called when its first test passes: an ordinary segment skips
         # those with nothing to do (no unacked data to match, no SACK, no change of window).
         v.ack_rtt = -1

@@ -232,19 +232,17 @@ def _stream_of(conn: Conn) -> int:
 
 class TwHost:
     """TIME_WAIT periods of one host: their start times (8 bytes each), a running count of
-    those still within 2*MSL (``lo`` indexes the oldest), the peak, and the same per port."""
+    those still within 2*MSL (``lo`` indexes the oldest), the peak, and the same per port.
+    A C record when compiled (generated from FIELDS)."""
 
-    __slots__ = ("starts", "lo", "peak", "peak_ns", "ports", "folded_ports", "first_frame")
+    FIELDS = (("first_frame", "long long"), ("starts", "object"), ("lo", "long long", 0),
+              ("peak", "long long", 0), ("peak_ns", "long long", 0), ("ports", "dict", dict),
+              ("folded_ports", "long long", 0))   # TIME_WAIT periods on ports folded away (seen once each)
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS, 2)      # TwHost(first_frame, array("q"))
 
-    def __init__(self, first_frame: int = 0):
-        self.first_frame = first_frame
-        self.starts = array("q")
-        self.lo = 0
-        self.peak = 0
-        self.peak_ns = 0
-        self.ports: dict[int, array] = {}
-        self.folded_ports = 0           # TIME_WAIT periods on ports folded away (seen once each)
-
+    @cython.locals(now=cython.longlong, hold=cython.longlong, lo=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   cutoff=cython.longlong)
     def active(self, now: int, hold: int) -> int:
         """Periods still running at ``now`` (a period started at t covers (t, t + hold])."""
         st = self.starts
@@ -271,13 +269,14 @@ class TwTable:
         self.folded_hosts = 0
         self.folded_periods = 0
 
+    @cython.locals(h=TwHost, now=cython.longlong, frame=cython.longlong, n=cython.longlong)
     def enter(self, host: bytes, port: int, now: int, frame: int) -> None:
         hosts = self.hosts
         h = hosts.get(host)
         if h is None:
             if len(hosts) >= self.max_hosts:
                 self._fold(now)
-            h = hosts[host] = TwHost(frame)
+            h = hosts[host] = TwHost(frame, array("q"))
         h.starts.append(now)
         n = h.active(now, self.hold)
         if n > h.peak:
@@ -946,7 +945,7 @@ def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, end, reasons):
     if not_adv and seglen > 1 and seq_add(nextseq, -1) == seq:
         not_adv = False              # new data right after a zero-window-probe byte
     rla = rev.lastack
-    if seglen and rla and not seq_gt(end, rla):
+    if seglen and rla and seq != rla and not seq_gt(end, rla):   # from rla on, not ACKed yet
         if reasons is not None:
             reasons["spurious_retransmission"] = (f"every byte (up to {seq_dist(end, fwd.base_seq)}) was already "
                                                   f"ACKed by the receiver (ack {seq_dist(rla, fwd.base_seq)})")
@@ -1065,7 +1064,8 @@ def _remember_sent(fwd, seg, aflags, max_unacked, end):
                     fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
             segs.append(_unacked(seq, nxt, seg.frame, seg.ts_ns, aflags & _RTX_FAMILY))
     nextseq = fwd.nextseq
-    if not nextseq or (nxt != nextseq and seq_gt(nxt, nextseq)):
+    # a segment at the next expected seq that occupies sequence space (at most 64 KiB) moves it
+    if not nextseq or (nxt != nextseq and (seq == nextseq or seq_gt(nxt, nextseq))):
         if not aflags & _ZWP:
             fwd.nextseq = nxt
             fwd.nextseqframe = seg.frame
@@ -1322,9 +1322,9 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
     tr = fwd.track
     old = tr.edge
     if old >= 0:
-        da = seq_delta(seg.ack, tr.wl2)
+        da = 0 if seg.ack == tr.wl2 else seq_delta(seg.ack, tr.wl2)
         if da <= 0:                  # an ACK beyond SND.WL2 is an update: the common case ends here
-            ds = seq_delta(seg.seq, tr.wl1)
+            ds = 0 if seg.seq == tr.wl1 else seq_delta(seg.seq, tr.wl1)
             if ds <= 0:
                 older = da < 0 or (ds == 0 and seg.tsval >= 0 and tr.wl_ts >= 0 and seq_lt(seg.tsval, tr.wl_ts))
                 if ds or da or older:
@@ -1404,7 +1404,7 @@ def _perf_state(p, f, peer):
     else:
         wnd = peer.window << sc if sc > 0 else peer.window
     mss = peer.stats.mss if peer.stats.mss else f.stats.max_seg
-    if not seq_gt(f.nextseq, peer.lastack):
+    if f.nextseq == peer.lastack or not seq_gt(f.nextseq, peer.lastack):
         return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
     if p.recover >= 0:
         if seq_gt(p.recover, peer.lastack):

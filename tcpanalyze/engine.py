@@ -36,11 +36,13 @@ except ImportError:  # plain Python without Cython installed: the declarations a
 from tcpanalyze import analysis as A
 from tcpanalyze._fields import init, slots
 from tcpanalyze.model import ACK, FIN, RST, SYN, Segment, addr_str, endpoint_str
-from tcpanalyze.state import TcpState, classify, initial_states, step
+from tcpanalyze.state import TcpState, initial_states
 from tcpanalyze.zeek import ZeekConn
 
 if not cython.compiled:     # compiled, engine.pxd cimports them as C functions
     from tcpanalyze.seq import seq_add, seq_delta, seq_dist, seq_gt, seq_lt
+    from tcpanalyze.state import event_codes, step_code
+    from tcpanalyze.zeek import zeek_settled, zeek_update
 
 # analysis bits and TCP flags as C constants when compiled (module globals as plain Python)
 _ZWP = cython.declare(cython.longlong, A.ZERO_WINDOW_PROBE)
@@ -67,10 +69,11 @@ _SFR = cython.declare(cython.longlong, SYN | FIN | RST)
 _SF = cython.declare(cython.longlong, SYN | FIN)
 _HALF = cython.declare(cython.longlong, 1 << 31)
 
-_ESTABLISHED = TcpState.ESTABLISHED
-_TIME_WAIT = TcpState.TIME_WAIT
-_CLOSED = TcpState.CLOSED
-_LISTEN = TcpState.LISTEN
+# the states feed() compares by identity (C variables when compiled)
+_ESTABLISHED = cython.declare(object, TcpState.ESTABLISHED)
+_TIME_WAIT = cython.declare(object, TcpState.TIME_WAIT)
+_CLOSED = cython.declare(object, TcpState.CLOSED)
+_LISTEN = cython.declare(object, TcpState.LISTEN)
 
 #: Default limits (README "Resource bounds").
 K_MAX_CONNECTIONS = 1_000_000
@@ -110,6 +113,7 @@ K_MAX_TW_PORTS = 64
 #: Zeek removes a closed, reset or one-sided connection after 5 s without packets (its
 #: tcp_close_delay / tcp_reset_delay / tcp_attempt_delay); Zeek-compatible records split there.
 K_ZEEK_LINGER_NS = 5 * 1_000_000_000
+_ZEEK_LINGER = cython.declare(cython.longlong, K_ZEEK_LINGER_NS)
 
 
 #: values of Config.checksums
@@ -242,19 +246,17 @@ def _first(t: tuple):
 
 class TwHost:
     """TIME_WAIT periods of one host: their start times (8 bytes each), a running count of
-    those still within 2*MSL (``lo`` indexes the oldest), the peak, and the same per port."""
+    those still within 2*MSL (``lo`` indexes the oldest), the peak, and the same per port.
+    A C record when compiled (generated from FIELDS)."""
 
-    __slots__ = ("starts", "lo", "peak", "peak_ns", "ports", "folded_ports", "first_frame")
+    FIELDS = (("first_frame", "long long"), ("starts", "object"), ("lo", "long long", 0),
+              ("peak", "long long", 0), ("peak_ns", "long long", 0), ("ports", "dict", dict),
+              ("folded_ports", "long long", 0))   # TIME_WAIT periods on ports folded away (seen once each)
+    __slots__ = slots(FIELDS)
+    __init__ = init(FIELDS, 2)      # TwHost(first_frame, array("q"))
 
-    def __init__(self, first_frame: int = 0):
-        self.first_frame = first_frame
-        self.starts = array("q")
-        self.lo = 0
-        self.peak = 0
-        self.peak_ns = 0
-        self.ports: dict[int, array] = {}
-        self.folded_ports = 0           # TIME_WAIT periods on ports folded away (seen once each)
-
+    @cython.locals(now=cython.longlong, hold=cython.longlong, lo=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   cutoff=cython.longlong)
     def active(self, now: int, hold: int) -> int:
         """Periods still running at ``now`` (a period started at t covers (t, t + hold])."""
         st = self.starts
@@ -281,13 +283,14 @@ class TwTable:
         self.folded_hosts = 0
         self.folded_periods = 0
 
+    @cython.locals(h=TwHost, now=cython.longlong, frame=cython.longlong, n=cython.longlong)
     def enter(self, host: bytes, port: int, now: int, frame: int) -> None:
         hosts = self.hosts
         h = hosts.get(host)
         if h is None:
             if len(hosts) >= self.max_hosts:
                 self._fold(now)
-            h = hosts[host] = TwHost(frame)
+            h = hosts[host] = TwHost(frame, array("q"))
         h.starts.append(now)
         n = h.active(now, self.hold)
         if n > h.peak:
@@ -519,9 +522,9 @@ class Conn:
 
     # set by __init__ below, which computes them from the first segment
     FIELDS = (("stream", "long long"), ("key", "object"), ("addr", "object"), ("port", "object"),
-              ("flows", "object"), ("orig", "long long"), ("handshake_seen", "bint"), ("first_ns", "long long"),
+              ("flows", "tuple"), ("orig", "long long"), ("handshake_seen", "bint"), ("first_ns", "long long"),
               ("last_ns", "long long"), ("first_frame", "long long"), ("last_frame", "long long"),
-              ("irtt", "long long"), ("state", "object"), ("inferred", "object"), ("timeline", "object"),
+              ("irtt", "long long"), ("state", "list"), ("inferred", "object"), ("timeline", "object"),
               ("anomalies", "object"), ("zeek", "object"), ("done", "bint"), ("end_reason", "object"),
               ("events", "object"), ("frames", "long long"), ("ending", "ConnEnding"),
               ("handshake", "HandshakeTrack"), ("ztrack", "ZeekTrack"))
@@ -529,7 +532,7 @@ class Conn:
 
     def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
         self.stream = stream
-        self.key = flow_key(seg.src, seg.sport, seg.dst, seg.dport)
+        self.key = _seg_key(seg)
         self.addr = (seg.src, seg.dst)
         self.port = (seg.sport, seg.dport)
         self.flows = (Flow(), Flow())
@@ -904,15 +907,15 @@ def _rule_window_update(fwd, seg, reasons):
 
 
 @cython.cfunc
-@cython.locals(fwd=Flow, rev=Flow, seg=Segment, sc=cython.longlong, edge=cython.longlong)
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, end=cython.longlong, sc=cython.longlong, edge=cython.longlong)
 @cython.returns(cython.longlong)
-def _rule_window_full(fwd, rev, seg, reasons):
-    """window_full: data that ends exactly at the receiver's right edge (its last ACK plus
-    its window, scaled once the handshake is over)."""
+def _rule_window_full(fwd, rev, seg, end, reasons):
+    """window_full: data that ends (``end``) exactly at the receiver's right edge (its last
+    ACK plus its window, scaled once the handshake is over)."""
     if seg.paylen and not seg.flags & _SFR and rev.win_scale != -1:
         sc = 0 if (rev.is_first_ack or rev.win_scale == -2) else rev.win_scale
         edge = rev.lastack + (rev.window << sc)
-        if seq_dist(seg.seq + seg.paylen, edge) == 0:
+        if seq_dist(end, edge) == 0:
             if reasons is not None:
                 reasons["window_full"] = ("segment ends exactly at the receiver's right edge "
                                           f"(ack + window = {seq_dist(edge, fwd.base_seq)})")
@@ -1010,9 +1013,9 @@ def _rule_ack_lost_segment(rev, seg, reasons):
                seq=cython.longlong, seglen=cython.longlong, nextseq=cython.longlong, rla=cython.longlong,
                end=cython.longlong, t=cython.longlong, thr=cython.longlong, not_adv=cython.bint)
 @cython.returns(cython.longlong)
-def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
-    """The retransmission family, for a segment that occupies sequence space and is not a
-    keep-alive, in Wireshark's order: spurious_retransmission (every byte already ACKed by
+def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, end, reasons):
+    """The retransmission family, for a segment that occupies sequence space (its payload
+    ends at ``end``) and is not a keep-alive, in Wireshark's order: spurious_retransmission (every byte already ACKed by
     the receiver), else, when it does not advance the next expected seq,
     fast_retransmission (answering 2+ duplicate ACKs within ``fast_ns``), out_of_order
     (within the iRTT, or ``ooo_ns`` without one, of the highest segment), or retransmission."""
@@ -1023,8 +1026,7 @@ def _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons):
     if not_adv and seglen > 1 and seq_add(nextseq, -1) == seq:
         not_adv = False              # new data right after a zero-window-probe byte
     rla = rev.lastack
-    end = seq_add(seq, seglen)
-    if seglen and rla and not seq_gt(end, rla):
+    if seglen and rla and seq != rla and not seq_gt(end, rla):   # from rla on, not ACKed yet
         if reasons is not None:
             reasons["spurious_retransmission"] = (f"every byte (up to {seq_dist(end, fwd.base_seq)}) was already "
                                                   f"ACKed by the receiver (ack {seq_dist(rla, fwd.base_seq)})")
@@ -1112,17 +1114,17 @@ def _relative_bases(conn, fwd, rev, seg):
 
 
 @cython.cfunc
-@cython.locals(fwd=Flow, seg=Segment, aflags=cython.longlong, max_unacked=cython.longlong,
+@cython.locals(fwd=Flow, seg=Segment, aflags=cython.longlong, max_unacked=cython.longlong, end=cython.longlong,
                seq=cython.longlong, nxt=cython.longlong, flags=cython.longlong, nextseq=cython.longlong,
                r=cython.longlong, base=cython.longlong, e=Unacked)
 @cython.returns(cython.longlong)
-def _remember_sent(fwd, seg, aflags, max_unacked):
+def _remember_sent(fwd, seg, aflags, max_unacked, end):
     """After the rules: keep the segment while its receiver has not ACKed it (at most
     ``max_unacked``), advance nextseq and maxseqtobeacked, remember window, ACK and flags.
-    Returns the seq just past the segment (SYN and FIN count one)."""
+    Returns the seq just past the segment (``end``, past its payload; SYN and FIN count one)."""
     flags = seg.flags
     seq = seg.seq
-    nxt = seq_add(seq, seg.paylen) if seg.paylen else seq
+    nxt = end
     if seg.paylen or flags & _SF:
         if flags & _SF:
             nxt = seq_add(nxt, 1)
@@ -1143,7 +1145,8 @@ def _remember_sent(fwd, seg, aflags, max_unacked):
                     fwd.seg_lo, fwd.seg_hi = _span(segs, fwd.base_seq, seq, nxt)
             segs.append(_unacked(seq, nxt, seg.frame, seg.ts_ns, aflags & _RTX_FAMILY))
     nextseq = fwd.nextseq
-    if not nextseq or (nxt != nextseq and seq_gt(nxt, nextseq)):
+    # a segment at the next expected seq that occupies sequence space (at most 64 KiB) moves it
+    if not nextseq or (nxt != nextseq and (seq == nextseq or seq_gt(nxt, nextseq))):
         if not aflags & _ZWP:
             fwd.nextseq = nxt
             fwd.nextseqframe = seg.frame
@@ -1264,18 +1267,19 @@ def _respan(rev):
 
 
 @cython.cfunc
-@cython.locals(rev=Flow, seg=Segment, rtt=cython.longlong)
+@cython.locals(rev=Flow, seg=Segment, rtt=cython.longlong, tr=EndpointTrack)
 def _rtt_sample(rev, seg, rtt):
     """One RTT sample of the acknowledged direction: count, sum, min, max (and the sample
     itself when the caller keeps them)."""
-    rev.track.rtt_n += 1
-    rev.track.rtt_sum += rtt
-    if rev.track.rtt_min < 0 or rtt < rev.track.rtt_min:
-        rev.track.rtt_min = rtt
-    if rtt > rev.track.rtt_max:
-        rev.track.rtt_max = rtt
-    if rev.track.rtt_samples is not None:
-        rev.track.rtt_samples.append((seg.ts_ns, seg.frame, rtt))
+    tr = rev.track
+    tr.rtt_n += 1
+    tr.rtt_sum += rtt
+    if tr.rtt_min < 0 or rtt < tr.rtt_min:
+        tr.rtt_min = rtt
+    if rtt > tr.rtt_max:
+        tr.rtt_max = rtt
+    if tr.rtt_samples is not None:
+        tr.rtt_samples.append((seg.ts_ns, seg.frame, rtt))
 
 
 @cython.cfunc
@@ -1399,9 +1403,9 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
     tr = fwd.track
     old = tr.edge
     if old >= 0:
-        da = seq_delta(seg.ack, tr.wl2)
+        da = 0 if seg.ack == tr.wl2 else seq_delta(seg.ack, tr.wl2)
         if da <= 0:                  # an ACK beyond SND.WL2 is an update: the common case ends here
-            ds = seq_delta(seg.seq, tr.wl1)
+            ds = 0 if seg.seq == tr.wl1 else seq_delta(seg.seq, tr.wl1)
             if ds <= 0:
                 older = da < 0 or (ds == 0 and seg.tsval >= 0 and tr.wl_ts >= 0 and seq_lt(seg.tsval, tr.wl_ts))
                 if ds or da or older:
@@ -1416,13 +1420,13 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
     tr.wl2 = seg.ack
     tr.wl_ts = seg.tsval
     if old >= 0 and edge < old and old - edge >= (1 << sc) and old - edge < _HALF:
-        fwd.track.shrink_bytes += old - edge
-        if fwd.track.shrinks is None:
-            fwd.track.shrinks = []
-        if len(fwd.track.shrinks) < max_events:
-            fwd.track.shrinks.append((seg.frame, seg.ts_ns, old - edge))
+        tr.shrink_bytes += old - edge
+        if tr.shrinks is None:
+            tr.shrinks = []
+        if len(tr.shrinks) < max_events:
+            tr.shrinks.append((seg.frame, seg.ts_ns, old - edge))
     if edge > old:
-        fwd.track.edge = edge
+        tr.edge = edge
 
 
 # Where a sender's time goes (EndpointPerf): after each data segment it sends and each ACK
@@ -1444,7 +1448,7 @@ _TCP_OPTIONS_MAX = cython.declare(cython.longlong, 40)
 
 
 @cython.cfunc
-@cython.locals(p=EndpointPerf, now=cython.longlong, dt=cython.longlong, st=cython.longlong)
+@cython.locals(p=EndpointPerf, now=cython.longlong, dt=cython.longlong, st=cython.longlong, sp=PerfSplit)
 def _perf_mark(p, now):
     """Add the time since ``p.mark`` to the pending time of the state that held it."""
     dt = now - p.mark
@@ -1452,16 +1456,17 @@ def _perf_mark(p, now):
     if dt <= 0:
         return
     st = p.state
+    sp = p.split
     if st == _P_CWND:
-        p.split.p_cwnd += dt
+        sp.p_cwnd += dt
     elif st == _P_RWND:
-        p.split.p_rwnd += dt
+        sp.p_rwnd += dt
     elif st == _P_APP:
-        p.split.p_app += dt
+        sp.p_app += dt
     elif st == _P_LOSS:
-        p.split.p_loss += dt
+        sp.p_loss += dt
     elif st == _P_ZWND:
-        p.split.p_zwnd += dt
+        sp.p_zwnd += dt
 
 
 @cython.cfunc
@@ -1480,7 +1485,7 @@ def _perf_state(p, f, peer):
     else:
         wnd = peer.window << sc if sc > 0 else peer.window
     mss = peer.stats.mss if peer.stats.mss else f.stats.max_seg
-    if not seq_gt(f.nextseq, peer.lastack):
+    if f.nextseq == peer.lastack or not seq_gt(f.nextseq, peer.lastack):
         return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
     if p.recover >= 0:
         if seq_gt(p.recover, peer.lastack):
@@ -1501,15 +1506,16 @@ def _perf_state(p, f, peer):
 
 
 @cython.cfunc
-@cython.locals(p=EndpointPerf)
+@cython.locals(p=EndpointPerf, sp=PerfSplit)
 def _perf_flush(p):
     """The time since the previous data segment counts: the transfer went on."""
-    p.split.t_rwnd += p.split.p_rwnd
-    p.split.t_zwnd += p.split.p_zwnd
-    p.split.t_loss += p.split.p_loss
-    p.split.t_app += p.split.p_app
-    p.split.t_cwnd += p.split.p_cwnd
-    p.split.p_rwnd = p.split.p_zwnd = p.split.p_loss = p.split.p_app = p.split.p_cwnd = 0
+    sp = p.split
+    sp.t_rwnd += sp.p_rwnd
+    sp.t_zwnd += sp.p_zwnd
+    sp.t_loss += sp.p_loss
+    sp.t_app += sp.p_app
+    sp.t_cwnd += sp.p_cwnd
+    sp.p_rwnd = sp.p_zwnd = sp.p_loss = sp.p_app = sp.p_cwnd = 0
 
 
 @cython.cfunc
@@ -1568,7 +1574,7 @@ def _perf_unique(p, lo, hi):
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf,
                now=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
-               mss=cython.longlong, g=cython.longlong)
+               mss=cython.longlong, g=cython.longlong, tu=PerfTurns)
 def _perf_sent(conn, fwd, rev, seg, aflags):
     """A data segment, for its sender's EndpointPerf: a time-out it ends, the wait since the
     peer's last data (a request/response turn), the gaps between segments sent while nothing
@@ -1592,13 +1598,14 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
     t = rev.perf.last_ns
     if t > p.last_ns and now - t <= _THINK_MAX_NS:
         t = now - t
-        p.turns.turn_n += 1
-        p.turns.turn_sum += t
-        if p.turns.turn_min < 0 or t < p.turns.turn_min:
-            p.turns.turn_min = t
-        if t > p.turns.turn_max:
-            p.turns.turn_max = t
-            p.turns.turn_max_frame = seg.frame
+        tu = p.turns
+        tu.turn_n += 1
+        tu.turn_sum += t
+        if tu.turn_min < 0 or t < tu.turn_min:
+            tu.turn_min = t
+        if t > tu.turn_max:
+            tu.turn_max = t
+            tu.turn_max_frame = seg.frame
     _perf_flush(p)
     p.last_ns = now
     rel = seq_dist(seg.seq, fwd.base_seq)
@@ -1642,18 +1649,19 @@ def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
     if flags & _SFR or not seg.win or zrtx or not fwd.zsettled:
         z = conn.zeek
         is_orig = d == conn.ztrack.zorig
-        z.update(is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
-        fwd.zsettled = z.settled(is_orig)
+        zeek_update(z, is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
+        fwd.zsettled = zeek_settled(z, is_orig)
 
 
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, v=Verdict, fast_ns=cython.longlong,
-               ooo_ns=cython.longlong, aflags=cython.longlong, seglen=cython.longlong, ack=cython.longlong,
-               win=cython.longlong)
+               ooo_ns=cython.longlong, end=cython.longlong, aflags=cython.longlong, seglen=cython.longlong,
+               ack=cython.longlong, win=cython.longlong)
 @cython.returns(cython.longlong)
-def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
+def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns, end):
     """Wireshark's tcp_analyze_sequence_number(): the rules above in its order; returns the
-    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here).
+    analysis bits (``v.dupack_num``/``v.dupack_frame`` are set here).  ``end`` is the seq just
+    past the segment's payload.
 
     A rule is called only when the segment passes the first, cheapest part of its own test
     (its length, its window, a sequence or ACK number that differs from the flow's: a
@@ -1678,7 +1686,7 @@ def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
             if seglen <= 1:
                 aflags |= _rule_keep_alive(fwd, seg, reasons)
         if seglen:
-            aflags |= _rule_window_full(fwd, rev, seg, reasons)
+            aflags |= _rule_window_full(fwd, rev, seg, end, reasons)
         elif ack == fwd.lastack and _repeats_seq_and_ack(fwd, seg):
             if win != fwd.window:
                 aflags |= _rule_window_update(fwd, seg, reasons)
@@ -1693,7 +1701,7 @@ def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns):
     if ack != rev.maxseqtobeacked:
         aflags |= _rule_ack_lost_segment(rev, seg, reasons)
     if (seglen or seg.flags & _SF) and not aflags & _KA:
-        aflags |= _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, reasons)
+        aflags |= _rule_retransmission(conn, fwd, rev, seg, fast_ns, ooo_ns, end, reasons)
     return aflags
 
 
@@ -1851,7 +1859,8 @@ class Analyzer:
 
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
-                   window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong)
+                   window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong,
+                   state=list, end=cython.longlong)
     def feed(self, seg: Segment) -> Verdict:
         """Analyse one segment; returns its verdict (``self.verdict``, valid until the next feed)."""
         now = seg.ts_ns
@@ -1888,7 +1897,7 @@ class Analyzer:
                     aflags = _REUSED
         fwd = conn.flows[d]
         rev = conn.flows[d ^ 1]
-        if now >= conn.ztrack.zdeadline or now - conn.last_ns >= K_ZEEK_LINGER_NS:
+        if now >= conn.ztrack.zdeadline or now - conn.last_ns >= _ZEEK_LINGER:
             self._zeek_timers(conn, d, seg)
         conn.last_ns = now
         conn.last_frame = seg.frame
@@ -1907,8 +1916,9 @@ class Analyzer:
         window = fwd.window
         v = self.verdict
         reasons = {} if self.explain else None
-        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns)
-        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
+        end = seq_add(seg.seq, seg.paylen) if seg.paylen else seg.seq     # past the payload
+        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns, end)
+        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked, end)
         # Each concern below is called when its first test passes: an ordinary segment skips
         # those with nothing to do (no unacked data to match, no SACK, no change of window).
         v.ack_rtt = -1
@@ -2086,7 +2096,8 @@ class Analyzer:
 
 @cython.cfunc
 @cython.locals(a=Analyzer, conn=Conn, d=cython.longlong, fwd=Flow, rev=Flow, seg=Segment, nxt=cython.longlong,
-               aflags=cython.longlong, flags=cython.longlong, r=cython.longlong, acks_fin=cython.bint)
+               aflags=cython.longlong, flags=cython.longlong, r=cython.longlong, acks_fin=cython.bint,
+               evs=cython.longlong, state=list, res=tuple)
 def _step_states(a, conn, d, fwd, rev, seg, nxt, aflags):
     """Both endpoints' RFC 9293 states after a segment ``d`` sent (``nxt``: the seq just
     past it): transitions, anomalies, the end of the connection, data after a FIN."""
@@ -2095,25 +2106,35 @@ def _step_states(a, conn, d, fwd, rev, seg, nxt, aflags):
         _control(conn, d, fwd, seg, nxt)
     state = conn.state
     acks_fin = rev.times.fin_next >= 0 and flags & _ACK and seq_delta(seg.ack, rev.times.fin_next) >= 0
-    ev_s, ev_r = classify(flags, acks_fin)
+    evs = event_codes(flags, acks_fin)
     s0 = state[d]
-    s1, anom = step(s0, ev_s)
+    res = step_code(s0, evs >> 4)
+    s1 = res[0]
     if s1 is not s0:
         _transition(a, conn, d, s0, s1, seg, True)
-    elif anom is not None:
-        _anomaly(a, conn, d, anom, seg)
+    elif res[1] is not None:
+        _anomaly(a, conn, d, res[1], seg)
     r = d ^ 1
     s0 = state[r]
-    s1, anom = step(s0, ev_r)
+    res = step_code(s0, evs & 15)
+    s1 = res[0]
     if s1 is not s0:
         _transition(a, conn, r, s0, s1, seg, False)
-    elif anom is not None:
-        _anomaly(a, conn, r, anom, seg)
-    if conn.end_reason == "open" and state[0] in _FINAL and state[1] in _FINAL:
+    elif res[1] is not None:
+        _anomaly(a, conn, r, res[1], seg)
+    if conn.end_reason == "open" and _final(state[0]) and _final(state[1]):
         conn.end_reason = "rst" if (conn.flows[0].stats.rsts or conn.flows[1].stats.rsts) else "fin"
         a.table.closed.append(conn)
     if seg.paylen and fwd.times.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.times.fin_next):
         fwd.stats.data_after_fin += 1
+
+
+@cython.cfunc
+@cython.inline
+@cython.returns(cython.bint)
+def _final(s):
+    """CLOSED or TIME_WAIT: the endpoint is done with the connection."""
+    return s is _CLOSED or s is _TIME_WAIT
 
 
 @cython.cfunc
@@ -2193,9 +2214,6 @@ def _anomaly(a, conn, ep, name, seg):
         conn.anomalies.append((seg.frame, seg.ts_ns, ep, name))
 
 
-_FINAL = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT})
-
-
 @cython.locals(conn=Conn, n=cython.Py_ssize_t)
 def _ghost(key: bytes) -> Conn:
     """A minimal closed connection for a late packet: its key, addresses and ports from the
@@ -2222,6 +2240,8 @@ def _ghost(key: bytes) -> Conn:
     conn.ending = ConnEnding()
     conn.handshake = HandshakeTrack()
     return conn
+
+
 _NEVER = 1 << 62
 
 

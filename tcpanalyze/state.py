@@ -83,6 +83,11 @@ from __future__ import annotations
 
 import enum
 
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed: the declarations are no-ops
+    from tcpanalyze import _cyshim as cython
+
 from tcpanalyze.model import ACK, FIN, RST, SYN
 
 __all__ = ["TcpState", "Ev", "TRANSITIONS", "classify", "step", "initial_states", "anomaly_id"]
@@ -297,7 +302,7 @@ TRANSITIONS: dict[tuple[TcpState, Ev], TcpState] = {
 
 del S, E
 
-_NEV = len(Ev)
+_NEV = cython.declare(cython.longlong, len(Ev))
 
 
 def anomaly_id(state: TcpState, ev: Ev) -> str:
@@ -344,7 +349,7 @@ def _step_invalid(state, ev) -> tuple[TcpState, str]:
 
 
 # ---- classification --------------------------------------------------------------------
-_FLAG_MASK = FIN | SYN | RST | ACK      # 0x17: the only bits that matter here
+_FLAG_MASK = cython.declare(cython.longlong, FIN | SYN | RST | ACK)      # 0x17: the only bits that matter here
 
 
 def _classify_slow(flags: int, acks_peer_fin: bool) -> tuple[Ev, Ev]:
@@ -377,6 +382,30 @@ def classify(flags: int, acks_peer_fin: bool) -> tuple[Ev, Ev]:
         return _CLASSIFY[(flags & _FLAG_MASK) | (32 if acks_peer_fin else 0)]
     except Exception:
         return _CLASSIFY[0]
+
+
+# ---- the engine's per-segment calls ---------------------------------------------------------
+# classify() and step() check their arguments, so any value is accepted; the engine passes only
+# valid ones and reads the same tables by index (compiled: C functions, state.pxd, and C reads
+# of the tuples).
+_STEPS = cython.declare(tuple, tuple(_STEP[i] for i in range(len(TcpState) * len(Ev))))
+_EVENTS = cython.declare(tuple, tuple((int(s) << 4) | int(r) for s, r in _CLASSIFY))
+
+
+@cython.ccall
+@cython.locals(flags=cython.longlong, acks_peer_fin=cython.bint)
+@cython.returns(cython.longlong)
+def event_codes(flags, acks_peer_fin):
+    """``classify(flags, acks_peer_fin)`` as one int: ``(sender event << 4) | receiver event``."""
+    return _EVENTS[(flags & _FLAG_MASK) | (32 if acks_peer_fin else 0)]
+
+
+@cython.ccall
+@cython.locals(state=cython.longlong, ev=cython.longlong)
+@cython.returns(tuple)
+def step_code(state, ev):
+    """``step(state, ev)`` for a valid state and event (ints or the enums), unchecked."""
+    return _STEPS[state * _NEV + ev]
 
 
 # ---- initial states ----------------------------------------------------------------------

@@ -71,12 +71,33 @@ INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
 STATE_NAMES = ("TCP_INACTIVE", "TCP_SYN_SENT", "TCP_SYN_ACK_SENT", "TCP_PARTIAL", "TCP_ESTABLISHED",
                "TCP_CLOSED", "TCP_RESET")
 
+# C copies of the endpoint states for the per-segment functions below (compiled, module
+# globals are C variables there and not attributes of the module)
+_INA = cython.declare(cython.longlong, INACTIVE)
+_SSENT = cython.declare(cython.longlong, SYN_SENT)
+_SASENT = cython.declare(cython.longlong, SYN_ACK_SENT)
+_PART = cython.declare(cython.longlong, PARTIAL)
+_EST = cython.declare(cython.longlong, ESTABLISHED)
+_CLO = cython.declare(cython.longlong, CLOSED)
+_RES = cython.declare(cython.longlong, RESET)
+
 # Once-only / first-time history bits (our own values; the responder's are shifted by 16).
-_H_SYN, _H_FIN, _H_RST, _H_FIN_RST, _H_DATA, _H_ACK, _H_MULTI = 1, 2, 4, 8, 0x10, 0x20, 0x40
-_LOW = 0xFFFF
+_H_SYN = cython.declare(cython.longlong, 1)
+_H_FIN = cython.declare(cython.longlong, 2)
+_H_RST = cython.declare(cython.longlong, 4)
+_H_FIN_RST = cython.declare(cython.longlong, 8)
+_H_DATA = cython.declare(cython.longlong, 0x10)
+_H_ACK = cython.declare(cython.longlong, 0x20)
+_H_MULTI = cython.declare(cython.longlong, 0x40)
+_LOW = cython.declare(cython.longlong, 0xFFFF)
 
 # Segment kinds by (flags & FIN|SYN|RST|ACK), following update_history's bits_set logic.
-_K_NONE, _K_SYN, _K_FIN, _K_RST, _K_FIN_RST, _K_MULTI = range(6)
+_K_NONE = cython.declare(cython.longlong, 0)
+_K_SYN = cython.declare(cython.longlong, 1)
+_K_FIN = cython.declare(cython.longlong, 2)
+_K_RST = cython.declare(cython.longlong, 3)
+_K_FIN_RST = cython.declare(cython.longlong, 4)
+_K_MULTI = cython.declare(cython.longlong, 5)
 
 
 def _kind(f: int) -> int:
@@ -88,12 +109,19 @@ def _kind(f: int) -> int:
     return _K_SYN if f & SYN else _K_FIN if f & FIN else _K_RST
 
 
-_KIND = tuple(_kind(i) for i in range(32))
-_CTL = FIN | SYN | RST | ACK
+_KIND = cython.declare(tuple, tuple(_kind(i) for i in range(32)))
+_CTL = cython.declare(cython.longlong, FIN | SYN | RST | ACK)
+_SYN = cython.declare(cython.longlong, SYN)
+_FIN = cython.declare(cython.longlong, FIN)
+_RST = cython.declare(cython.longlong, RST)
+_ACK = cython.declare(cython.longlong, ACK)
 
 # Logarithmic ("scaled") letters: index into the counter lists is letter * 2 + side.
-_T, _W, _G, _C = 0, 1, 2, 3
-_SCALED = ("Tt", "Ww", "Gg", "Cc")
+_T = cython.declare(cython.longlong, 0)
+_W = cython.declare(cython.longlong, 1)
+_G = cython.declare(cython.longlong, 2)
+_C = cython.declare(cython.longlong, 3)
+_SCALED = cython.declare(tuple, ("Tt", "Ww", "Gg", "Cc"))
 
 # Zeek's regex for RSTOS0 (main.zeek): /\^?S[^HAFGIQ]*R.*/, matched against the whole string.
 _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*", re.S)
@@ -131,48 +159,11 @@ class ZeekConn:
             self.orig_is_first_sender = False
 
     # ------------------------------------------------------------------ per packet
-    @cython.locals(side=cython.longlong, bit=cython.longlong)
     def update(self, is_orig: bool, flags: int, rel_seq: int, paylen: int, win: int,
                is_retransmission: bool) -> None:
         """Account one segment (see the module docstring for the arguments)."""
         try:
-            if self._swap:
-                is_orig = not is_orig
-            side = 0 if is_orig else 1
-            if not flags & 7:
-                # -- no SYN/FIN/RST: 'D' or 'A', once per direction (update_history) --
-                if paylen > 0:
-                    bit = _H_DATA
-                elif flags & ACK:
-                    bit = _H_ACK
-                else:
-                    bit = 0
-                if bit and not self.seen & (bit << (16 * side)):
-                    hist = self.hist
-                    if len(hist) == 1 and hist[0] == "H":
-                        # PR zeek/zeek#2191: a connection that began with a SYN/ACK and now
-                        # sees an ACK or data (either direction) lost its SYN; it is no
-                        # stealth scan.  Flip the roles and write the history as "^h".
-                        self._flip(True)
-                        is_orig = not is_orig
-                        side ^= 1
-                    self.seen |= bit << (16 * side)
-                    hist.append(("Dd" if bit == _H_DATA else "Aa")[side])
-            else:
-                self._control_letter(side, flags, rel_seq, paylen)
-
-            if is_orig:
-                me, peer = self.os, self.rs
-            else:
-                me, peer = self.rs, self.os
-            # -- zero window (update_window), then retransmission (update_last_seq) --
-            if win == 0 and not flags & RST and peer != CLOSED and me != RESET:
-                self._scaled(_W * 2 + side)
-            if is_retransmission and paylen > 0 and me != RESET:
-                self._scaled(_T * 2 + side)
-            # -- endpoint states (UpdateStateMachine); nothing changes otherwise --
-            if flags & 7 or me == INACTIVE:
-                self._states(is_orig, flags, paylen)
+            zeek_update(self, bool(is_orig), flags, rel_seq, paylen, win, bool(is_retransmission))
         except Exception:
             pass
 
@@ -194,180 +185,25 @@ class ZeekConn:
             return os == INACTIVE or os == PARTIAL
         return False
 
-    @cython.locals(side=cython.longlong, both=cython.longlong)
     def settled(self, is_orig: bool) -> bool:
         """True when an ordinary segment (no SYN/FIN/RST, window > 0, not a retransmission) from
         this side can no longer change anything here: its A and D letters are written and its
         endpoint is past INACTIVE.  The engine then skips ``update`` for such segments."""
-        if self._swap:
-            is_orig = not is_orig
-        side = 0 if is_orig else 1
-        both = (_H_DATA | _H_ACK) << (16 * side)
-        return self.seen & both == both and (self.os if is_orig else self.rs) != INACTIVE
-
-    @cython.locals(side=cython.longlong, k=cython.longlong, shift=cython.longlong, bit=cython.longlong)
-    def _control_letter(self, side: int, flags: int, rel_seq: int, paylen: int) -> None:
-        """History letter of a segment with SYN, FIN or RST (update_history)."""
-        k = _KIND[flags & _CTL]
-        shift = 16 * side
-        hist = self.hist
-        if k == _K_SYN:
-            code = ("Hh" if flags & ACK else "Ss")[side]
-            bit = _H_SYN << shift
-            if not self.seen & bit:
-                self.seen |= bit
-                hist.append(code)
-            elif rel_seq != self.last_syn[side]:
-                hist.append(code)             # a SYN at a new sequence number repeats
-            self.last_syn[side] = rel_seq
-        elif k == _K_FIN:
-            end = rel_seq + paylen            # a FIN's sequence is taken after its data
-            bit = _H_FIN << shift
-            if not self.seen & bit:
-                self.seen |= bit
-                hist.append("Ff"[side])
-            elif end != self.last_fin[side]:
-                hist.append("Ff"[side])
-            self.last_fin[side] = end
-        elif k == _K_RST:
-            bit = _H_RST << shift
-            if not self.seen & bit:
-                self.seen |= bit
-                hist.append("Rr"[side])
-            elif rel_seq != self.last_rst[side]:
-                hist.append("Rr"[side])
-            self.last_rst[side] = rel_seq
-        else:                                 # more than one of SYN/FIN/RST: once only
-            if k == _K_FIN_RST:
-                bit, code = _H_FIN_RST << shift, "Ii"[side]
-            else:
-                bit, code = _H_MULTI << shift, "Qq"[side]
-            if not self.seen & bit:
-                self.seen |= bit
-                hist.append(code)
+        return zeek_settled(self, bool(is_orig))
 
     def checksum_error(self, is_orig: bool) -> None:
         """A segment Zeek drops for its checksum ('C'/'c', logarithmic)."""
         try:
-            self._scaled(_C * 2 + (0 if bool(is_orig) != self._swap else 1))
+            _scaled(self, _C * 2 + (0 if bool(is_orig) != self._swap else 1))
         except Exception:
             pass
 
     def gap(self, is_orig: bool) -> None:
         """A content gap reported by reassembly ('G'/'g', logarithmic)."""
         try:
-            self._scaled(_G * 2 + (0 if bool(is_orig) != self._swap else 1))
+            _scaled(self, _G * 2 + (0 if bool(is_orig) != self._swap else 1))
         except Exception:
             pass
-
-    # ------------------------------------------------------------------ internals
-    @cython.locals(i=cython.longlong, c=cython.longlong, t=cython.longlong, nt=cython.longlong)
-    def _scaled(self, i: int) -> None:
-        """Session::ScaledHistoryEntry: letter at the 1st, 10th, 100th ... event."""
-        c = self.cnt[i] + 1
-        t = self.thr[i]
-        if c == t:
-            self.hist.append(_SCALED[i >> 1][i & 1])
-            nt = (t * 10) & 0xFFFFFFFF       # uint32 arithmetic, as in Zeek
-            if nt <= t:
-                c = 0                        # wrapped: restart the count, keep the threshold
-            else:
-                self.thr[i] = nt
-        self.cnt[i] = c
-
-    @cython.locals(me=cython.longlong, mp=cython.longlong, pe=cython.longlong, pp=cython.longlong,
-                   syn=cython.longlong, fin=cython.longlong, rst=cython.longlong, ack=cython.longlong,
-                   flip=cython.bint)
-    def _states(self, is_orig: bool, flags: int, paylen: int) -> None:
-        """Zeek's UpdateStateMachine for the sender, with Zeek's SetState/prev_state rules."""
-        if is_orig:
-            me, mp, pe, pp = self.os, self.oprev, self.rs, self.rprev
-        else:
-            me, mp, pe, pp = self.rs, self.rprev, self.os, self.oprev
-        syn = flags & SYN
-        fin = flags & FIN
-        rst = flags & RST
-        ack = flags & ACK
-        flip = False
-
-        if me == INACTIVE:                                    # UpdateInactiveState
-            if syn:
-                if is_orig:
-                    ns = SYN_ACK_SENT if ack else SYN_SENT
-                    if ns != me:
-                        me, mp = ns, me
-                else:
-                    if not ack and pe == SYN_ACK_SENT:
-                        # SYN/SYN-ACK reversal (captured out of order): Zeek flips the roles
-                        # and establishes the connection.
-                        flip = True
-                        pe, pp = ESTABLISHED, pe
-                    if pe == SYN_SENT:
-                        pe, pp = ESTABLISHED, pe
-                    me, mp = ESTABLISHED, me
-            if fin and me != CLOSED:
-                me, mp = CLOSED, me
-            if rst and me != RESET:
-                me, mp = RESET, me
-            if me == INACTIVE:                                # no control flag moved it
-                if not is_orig and paylen == 0 and pe == SYN_SENT:
-                    pass                                      # ACK of a SYN before the SYN/ACK
-                elif ack and pe == ESTABLISHED:
-                    me, mp = ESTABLISHED, me                  # SYN/ACK seen, its SYN missed
-                else:
-                    me, mp = PARTIAL, me
-        elif me == SYN_SENT or me == SYN_ACK_SENT:            # UpdateSYN_SentState
-            if fin:
-                me, mp = CLOSED, me
-            if rst:
-                me, mp = RESET, me
-        elif me == ESTABLISHED or me == PARTIAL:              # UpdateEstablishedState
-            if syn and me == PARTIAL and pe == INACTIVE and not ack:
-                me, mp = SYN_SENT, me                         # SYN_after_partial
-            if fin and not rst:
-                if me != CLOSED:
-                    me, mp = CLOSED, me
-                if pe == RESET and pp == CLOSED:
-                    pe, pp = CLOSED, pe                       # FIN then RST was a normal close
-            if rst and me != RESET:
-                me, mp = RESET, me
-        elif me == CLOSED:                                    # UpdateClosedState
-            if rst and pe != CLOSED:
-                me, mp = RESET, me
-        # RESET: UpdateResetState only raises weirds
-
-        if is_orig:
-            self.os, self.oprev, self.rs, self.rprev = me, mp, pe, pp
-        else:
-            self.rs, self.rprev, self.os, self.oprev = me, mp, pe, pp
-        if flip:
-            self._flip(False)
-
-    def _flip(self, rewrite_h: bool) -> None:
-        """Swap originator and responder (Zeek's Connection::FlipRoles)."""
-        self.os, self.rs = self.rs, self.os
-        self.oprev, self.rprev = self.rprev, self.oprev
-        s = self.seen
-        self.seen = ((s & _LOW) << 16) | ((s >> 16) & _LOW)
-        for lst in (self.last_syn, self.last_fin, self.last_rst):
-            lst[0], lst[1] = lst[1], lst[0]
-        for lst in (self.cnt, self.thr):
-            for i in (0, 2, 4, 6):
-                lst[i], lst[i + 1] = lst[i + 1], lst[i]
-        self._swap = not self._swap
-        self.orig_is_first_sender = not self.orig_is_first_sender
-        self.flipped = True
-        if rewrite_h:
-            # History was exactly "H": the SYN/ACK's sender is the responder.
-            self.hist[:] = ["^", "h"]
-            # Inference (not stated by the notes): the SYN/ACK sender now stands where Zeek
-            # would have put it had it flipped at creation -- a responder that sent SYN/ACK
-            # is ESTABLISHED (UpdateInactiveState) -- so the rest of the connection is
-            # summarised exactly like a creation-time flip ("^hADdFaf", SF).
-            if self.rs == SYN_ACK_SENT:
-                self.rs, self.rprev = ESTABLISHED, SYN_ACK_SENT
-        else:
-            self.hist.append("^")
 
     # ------------------------------------------------------------------ results
     @property
@@ -414,3 +250,228 @@ class ZeekConn:
     def __repr__(self) -> str:
         return (f"ZeekConn(history={self.history!r}, orig={STATE_NAMES[self.os]}, "
                 f"resp={STATE_NAMES[self.rs]}, flipped={self.flipped})")
+
+
+# ---------------------------------------------------------------------- per segment
+# ZeekConn's per-segment work, as functions of the record (C functions when compiled, with C
+# arguments: the engine calls zeek_update and zeek_settled without Python calls; the methods
+# above take any argument and never raise).
+
+@cython.ccall
+@cython.locals(is_orig=cython.bint, flags=cython.longlong, rel_seq=cython.longlong,
+               paylen=cython.longlong, win=cython.longlong, is_retransmission=cython.bint, zc=ZeekConn,
+               side=cython.longlong, bit=cython.longlong, me=cython.longlong, peer=cython.longlong, hist=list)
+def zeek_update(z, is_orig, flags, rel_seq, paylen, win, is_retransmission):
+    """``ZeekConn.update`` with typed arguments (it raises on a malformed call)."""
+    zc = z
+    if zc._swap:
+        is_orig = not is_orig
+    side = 0 if is_orig else 1
+    if not flags & 7:
+        # -- no SYN/FIN/RST: 'D' or 'A', once per direction (update_history) --
+        if paylen > 0:
+            bit = _H_DATA
+        elif flags & _ACK:
+            bit = _H_ACK
+        else:
+            bit = 0
+        if bit and not zc.seen & (bit << (16 * side)):
+            hist = zc.hist
+            if len(hist) == 1 and hist[0] == "H":
+                # PR zeek/zeek#2191: a connection that began with a SYN/ACK and now
+                # sees an ACK or data (either direction) lost its SYN; it is no
+                # stealth scan.  Flip the roles and write the history as "^h".
+                _flip(zc, True)
+                is_orig = not is_orig
+                side ^= 1
+            zc.seen |= bit << (16 * side)
+            hist.append(("Dd" if bit == _H_DATA else "Aa")[side])
+    else:
+        _control_letter(zc, side, flags, rel_seq, paylen)
+
+    if is_orig:
+        me, peer = zc.os, zc.rs
+    else:
+        me, peer = zc.rs, zc.os
+    # -- zero window (update_window), then retransmission (update_last_seq) --
+    if win == 0 and not flags & _RST and peer != _CLO and me != _RES:
+        _scaled(zc, _W * 2 + side)
+    if is_retransmission and paylen > 0 and me != _RES:
+        _scaled(zc, _T * 2 + side)
+    # -- endpoint states (UpdateStateMachine); nothing changes otherwise --
+    if flags & 7 or me == _INA:
+        _states(zc, is_orig, flags, paylen)
+
+
+@cython.ccall
+@cython.locals(is_orig=cython.bint, zc=ZeekConn, side=cython.longlong, both=cython.longlong)
+@cython.returns(cython.bint)
+def zeek_settled(z, is_orig):
+    """``ZeekConn.settled`` with a typed argument."""
+    zc = z
+    if zc._swap:
+        is_orig = not is_orig
+    side = 0 if is_orig else 1
+    both = (_H_DATA | _H_ACK) << (16 * side)
+    return zc.seen & both == both and (zc.os if is_orig else zc.rs) != _INA
+
+
+@cython.cfunc
+@cython.locals(z=ZeekConn, side=cython.longlong, flags=cython.longlong, rel_seq=cython.longlong,
+               paylen=cython.longlong, k=cython.longlong, shift=cython.longlong, bit=cython.longlong,
+               end=cython.longlong, hist=list)
+def _control_letter(z, side: int, flags: int, rel_seq: int, paylen: int) -> None:
+    """History letter of a segment with SYN, FIN or RST (update_history)."""
+    k = _KIND[flags & _CTL]
+    shift = 16 * side
+    hist = z.hist
+    if k == _K_SYN:
+        code = ("Hh" if flags & _ACK else "Ss")[side]
+        bit = _H_SYN << shift
+        if not z.seen & bit:
+            z.seen |= bit
+            hist.append(code)
+        elif rel_seq != z.last_syn[side]:
+            hist.append(code)             # a SYN at a new sequence number repeats
+        z.last_syn[side] = rel_seq
+    elif k == _K_FIN:
+        end = rel_seq + paylen            # a FIN's sequence is taken after its data
+        bit = _H_FIN << shift
+        if not z.seen & bit:
+            z.seen |= bit
+            hist.append("Ff"[side])
+        elif end != z.last_fin[side]:
+            hist.append("Ff"[side])
+        z.last_fin[side] = end
+    elif k == _K_RST:
+        bit = _H_RST << shift
+        if not z.seen & bit:
+            z.seen |= bit
+            hist.append("Rr"[side])
+        elif rel_seq != z.last_rst[side]:
+            hist.append("Rr"[side])
+        z.last_rst[side] = rel_seq
+    else:                                 # more than one of SYN/FIN/RST: once only
+        if k == _K_FIN_RST:
+            bit, code = _H_FIN_RST << shift, "Ii"[side]
+        else:
+            bit, code = _H_MULTI << shift, "Qq"[side]
+        if not z.seen & bit:
+            z.seen |= bit
+            hist.append(code)
+
+
+@cython.cfunc
+@cython.locals(z=ZeekConn, i=cython.longlong, c=cython.longlong, t=cython.longlong, nt=cython.longlong)
+def _scaled(z, i: int) -> None:
+    """Session::ScaledHistoryEntry: letter at the 1st, 10th, 100th ... event."""
+    c = z.cnt[i] + 1
+    t = z.thr[i]
+    if c == t:
+        z.hist.append(_SCALED[i >> 1][i & 1])
+        nt = (t * 10) & 0xFFFFFFFF       # uint32 arithmetic, as in Zeek
+        if nt <= t:
+            c = 0                        # wrapped: restart the count, keep the threshold
+        else:
+            z.thr[i] = nt
+    z.cnt[i] = c
+
+
+@cython.cfunc
+@cython.locals(z=ZeekConn, is_orig=cython.bint, flags=cython.longlong, paylen=cython.longlong,
+               me=cython.longlong, mp=cython.longlong, pe=cython.longlong, pp=cython.longlong, ns=cython.longlong,
+               syn=cython.longlong, fin=cython.longlong, rst=cython.longlong, ack=cython.longlong,
+               flip=cython.bint)
+def _states(z, is_orig: bool, flags: int, paylen: int) -> None:
+    """Zeek's UpdateStateMachine for the sender, with Zeek's SetState/prev_state rules."""
+    if is_orig:
+        me, mp, pe, pp = z.os, z.oprev, z.rs, z.rprev
+    else:
+        me, mp, pe, pp = z.rs, z.rprev, z.os, z.oprev
+    syn = flags & _SYN
+    fin = flags & _FIN
+    rst = flags & _RST
+    ack = flags & _ACK
+    flip = False
+
+    if me == _INA:                                    # UpdateInactiveState
+        if syn:
+            if is_orig:
+                ns = _SASENT if ack else _SSENT
+                if ns != me:
+                    me, mp = ns, me
+            else:
+                if not ack and pe == _SASENT:
+                    # SYN/SYN-ACK reversal (captured out of order): Zeek flips the roles
+                    # and establishes the connection.
+                    flip = True
+                    pe, pp = _EST, pe
+                if pe == _SSENT:
+                    pe, pp = _EST, pe
+                me, mp = _EST, me
+        if fin and me != _CLO:
+            me, mp = _CLO, me
+        if rst and me != _RES:
+            me, mp = _RES, me
+        if me == _INA:                                # no control flag moved it
+            if not is_orig and paylen == 0 and pe == _SSENT:
+                pass                                      # ACK of a SYN before the SYN/ACK
+            elif ack and pe == _EST:
+                me, mp = _EST, me                  # SYN/ACK seen, its SYN missed
+            else:
+                me, mp = _PART, me
+    elif me == _SSENT or me == _SASENT:            # UpdateSYN_SentState
+        if fin:
+            me, mp = _CLO, me
+        if rst:
+            me, mp = _RES, me
+    elif me == _EST or me == _PART:              # UpdateEstablishedState
+        if syn and me == _PART and pe == _INA and not ack:
+            me, mp = _SSENT, me                         # SYN_after_partial
+        if fin and not rst:
+            if me != _CLO:
+                me, mp = _CLO, me
+            if pe == _RES and pp == _CLO:
+                pe, pp = _CLO, pe                       # FIN then RST was a normal close
+        if rst and me != _RES:
+            me, mp = _RES, me
+    elif me == _CLO:                                    # UpdateClosedState
+        if rst and pe != _CLO:
+            me, mp = _RES, me
+    # RESET: UpdateResetState only raises weirds
+
+    if is_orig:
+        z.os, z.oprev, z.rs, z.rprev = me, mp, pe, pp
+    else:
+        z.rs, z.rprev, z.os, z.oprev = me, mp, pe, pp
+    if flip:
+        _flip(z, False)
+
+
+@cython.cfunc
+@cython.locals(z=ZeekConn, rewrite_h=cython.bint, s=cython.longlong)
+def _flip(z, rewrite_h: bool) -> None:
+    """Swap originator and responder (Zeek's Connection::FlipRoles)."""
+    z.os, z.rs = z.rs, z.os
+    z.oprev, z.rprev = z.rprev, z.oprev
+    s = z.seen
+    z.seen = ((s & _LOW) << 16) | ((s >> 16) & _LOW)
+    for lst in (z.last_syn, z.last_fin, z.last_rst):
+        lst[0], lst[1] = lst[1], lst[0]
+    for lst in (z.cnt, z.thr):
+        for i in (0, 2, 4, 6):
+            lst[i], lst[i + 1] = lst[i + 1], lst[i]
+    z._swap = not z._swap
+    z.orig_is_first_sender = not z.orig_is_first_sender
+    z.flipped = True
+    if rewrite_h:
+        # History was exactly "H": the SYN/ACK's sender is the responder.
+        z.hist[:] = ["^", "h"]
+        # Inference (not stated by the notes): the SYN/ACK sender now stands where Zeek
+        # would have put it had it flipped at creation -- a responder that sent SYN/ACK
+        # is ESTABLISHED (UpdateInactiveState) -- so the rest of the connection is
+        # summarised exactly like a creation-time flip ("^hADdFaf", SF).
+        if z.rs == _SASENT:
+            z.rs, z.rprev = _EST, _SASENT
+    else:
+        z.hist.append("^")

@@ -20,6 +20,7 @@ ROOT = PKG.parent
 # every class with a FIELDS table, and how to make one
 RECORDS = {
     model.Segment: lambda: Segment(1, 2, b"\x01\x02\x03\x04", b"\x05\x06\x07\x08", 80, 81, 3, 4, 0x10, 5, 6),
+    engine.TwHost: lambda: engine.TwHost(1, engine.array("q")),
     engine.Unacked: lambda: engine.Unacked(1, 2, 3, 4, 5),
     engine.EndpointStats: engine.EndpointStats,
     engine.EndpointTimes: engine.EndpointTimes,

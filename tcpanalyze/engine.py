@@ -1957,7 +1957,8 @@ class Analyzer:
         return v
 
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
-                   flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, nxt=cython.longlong)
+                   flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, nxt=cython.longlong,
+                   end=cython.longlong)
     def _late(self, seg, tkey: bytes, d: int):
         """A segment for a connection already summarised: its verdict from the tombstone under
         ``tkey`` (``d``: the sender's direction), by the same rules as ``feed`` on a minimal
@@ -1993,8 +1994,9 @@ class Analyzer:
             _on_syn(fwd, rev, seg)
         v = self.verdict
         reasons = {} if self.explain else None
-        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns)
-        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked)
+        end = seq_add(seg.seq, seg.paylen) if seg.paylen else seg.seq     # past the payload
+        aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns, end)
+        nxt = _remember_sent(fwd, seg, aflags, self.max_unacked, end)
         v.ack_rtt = -1
         v.acks_frame = 0
         if rev.segs:

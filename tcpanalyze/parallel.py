@@ -54,10 +54,18 @@ Not identical by construction (documented limits): ``--max-connections`` applies
 worker's own live table (evictions only happen past a million live connections by
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
+The end of a run.  Closed connections are finalized during the run (the engine retires
+them a second after they close), so at the end a worker finalizes only what is still open
+and sends its part: first frames and finalization places as integer arrays, findings as
+tuples of their slots, tallies, the index of its spilled records.  The reading process
+merges the parts; worker 0 meanwhile replays every part's TIME_WAIT log (``_replay_logs``)
+and sends the table back for the end of the merge.  The ends run with the cyclic
+collector off (finite work, whatever the input).
+
 Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
-and writing one 152-byte record (about 0.6 of what a worker spends on a segment: making it
-from the record, engine, detectors), the workers' share falls as 1/N, and the parts are
-merged by this process alone (linear in connections and findings, not packets):
+and writing one 152-byte record (about half of what a worker spends on a segment: making it
+from the record, engine, detectors, finalization), the workers' share falls as 1/N, and
+the parts are merged by this process (linear in connections and findings, not packets):
 docs/performance.md has the measurements.  Every worker reading the whole file
 (``analyze_whole``) repeats reading and decoding in every worker: at most 1/r with r the
 serial share (5-6x), and the total CPU time grows with the number of workers.
@@ -244,8 +252,8 @@ def _keyed_sink(cap: int, ctx: _Ctx):
 class _Part:
     """One worker's analysis: a ``session.ReportBuilder`` (the engine, detectors and records
     of ``analyze_file``) with the hooks that remember when each connection was finalized and
-    each finding made, and a log of its TIME_WAIT entries (``tw_path``: the parent replays
-    them, see merge_parts).  Feed ``an`` (``on_segment`` per segment), then ``result()``."""
+    each finding made, and a log of its TIME_WAIT entries (``tw_path``: replayed in frame
+    order for the merge, see ``_replay_logs``).  Feed ``an`` (``on_segment`` per segment), then ``result()``."""
 
     def __init__(self, path: str, options, part: int, nparts: int, tw_path: str | None = None):
         self.path, self.part, self.nparts = path, part, nparts
@@ -274,7 +282,7 @@ class _Part:
 
         an.on_sweep = sweeping                         # feed() and the clock sweep through advance()
 
-        # TIME_WAIT entries go to a log the parent replays in frame order (see merge_parts)
+        # TIME_WAIT entries go to a log replayed in frame order for the merge (_replay_logs)
         if tw_path is None:
             fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
             self.twf = os.fdopen(fd, "wb", buffering=1 << 16)
@@ -555,8 +563,9 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
 
 
 #: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
-#: (making the segment, engine, detectors), measured on the compiled build
-#: (docs/performance.md); it sets how much of the analysis the reading process does itself
+#: (making the segment, engine, detectors, finalizing its connections as they close),
+#: measured on the compiled build (docs/performance.md); it sets how much of the analysis
+#: the reading process does itself
 K_READER_COST = 0.5
 
 
@@ -841,12 +850,13 @@ def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
     hs: dict[str, list] = {}
     for a, m in accs:
         for host, r in a.hs_rtt.items():
-            hs.setdefault(host, []).extend(zip(r.irtts, g(m, r.streams)))
-    for host, pairs in hs.items():
-        pairs.sort(key=lambda x: finkey(x[1]))
+            streams = g(m, r.streams)
+            hs.setdefault(host, []).extend(zip(map(finkey, streams), r.irtts, streams))
+    for host, keyed in hs.items():
+        keyed.sort(key=itemgetter(0))       # (finalization place, iRTT, stream): places are distinct
         t = out.hs_rtt[host] = RttTally()
-        t.irtts.extend(x[0] for x in pairs)
-        t.streams.extend(x[1] for x in pairs)
+        t.irtts.extend(map(itemgetter(1), keyed))
+        t.streams.extend(map(itemgetter(2), keyed))
     # capture-quality counters: connections added, the amount added (the max for super segments)
     for name, comb in (("no_handshake", sum), ("scale_unknown", sum), ("one_sided", sum), ("truncated", sum),
                        ("super_segments", max), ("unexpected", sum)):

@@ -54,10 +54,18 @@ Not identical by construction (documented limits): ``--max-connections`` applies
 worker's own live table (evictions only happen past a million live connections by
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
+The end of a run.  Closed connections are finalized during the run (the engine retires
+them a second after they close), so at the end a worker finalizes only what is still open
+and sends its part: first frames and finalization places as integer arrays, findings as
+tuples of their slots, tallies, the index of its spilled records.  The reading process
+merges the parts; worker 0 meanwhile replays every part's TIME_WAIT log (``_replay_logs``)
+and sends the table back for the end of the merge.  The ends run with the cyclic
+collector off (finite work, whatever the input).
+
 Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
-and writing one 152-byte record (about 0.6 of what a worker spends on a segment: making it
-from the record, engine, detectors), the workers' share falls as 1/N, and the parts are
-merged by this process alone (linear in connections and findings, not packets):
+and writing one 152-byte record (about half of what a worker spends on a segment: making it
+from the record, engine, detectors, finalization), the workers' share falls as 1/N, and
+the parts are merged by this process (linear in connections and findings, not packets):
 docs/performance.md has the measurements.  Every worker reading the whole file
 (``analyze_whole``) repeats reading and decoding in every worker: at most 1/r with r the
 serial share (5-6x), and the total CPU time grows with the number of workers.
@@ -71,7 +79,6 @@ With several inputs and ``--jobs N`` the files are analysed by a pool of N proce
 from __future__ import annotations
 
 import glob
-import heapq
 import mmap
 import os
 import struct
@@ -79,12 +86,14 @@ import tempfile
 from array import array
 from collections import deque
 from dataclasses import replace
+from itertools import compress
+from operator import attrgetter, itemgetter
 from typing import Iterable, Iterator
 
 from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
-from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, FindingSink, RstTally,
-                                 RttTally, SynTally, Tallies, add_counts)
+from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, Finding, FindingSink,
+                                 RstTally, RttTally, SynTally, Tallies, add_counts)
 from tcpanalyze.fanout import REC_SIZE, consume, dispatch, lane_table, prepare
 from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
@@ -95,7 +104,9 @@ from tcpanalyze.sources.remote import expand_url, is_url
 #: bytes are not a capture's (it is then reported as unreadable, not silently left out)
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp", ".pcap.gz", ".pcapng.gz", ".cap.gz")
 
-_FINISH_FRAME = 1 << 62                 # finalization "frame" of connections still open at the end
+_FINISH_FRAME = 1 << 60                 # finalization "frame" of connections still open at the end
+#: a finalization's place as one integer: frame * _PHASES + phase (below 2**63 for _FINISH_FRAME)
+_PHASES = 4
 # phases of a finalization / finding within the processing of one frame
 _PH_SWEEP, _PH_FEED, _PH_SEGMENT, _PH_FINISH = 0, 1, 2, 3
 
@@ -241,8 +252,8 @@ def _keyed_sink(cap: int, ctx: _Ctx):
 class _Part:
     """One worker's analysis: a ``session.ReportBuilder`` (the engine, detectors and records
     of ``analyze_file``) with the hooks that remember when each connection was finalized and
-    each finding made, and a log of its TIME_WAIT entries (``tw_path``: the parent replays
-    them, see merge_parts).  Feed ``an`` (``on_segment`` per segment), then ``result()``."""
+    each finding made, and a log of its TIME_WAIT entries (``tw_path``: replayed in frame
+    order for the merge, see ``_replay_logs``).  Feed ``an`` (``on_segment`` per segment), then ``result()``."""
 
     def __init__(self, path: str, options, part: int, nparts: int, tw_path: str | None = None):
         self.path, self.part, self.nparts = path, part, nparts
@@ -251,14 +262,14 @@ class _Part:
         ctx = self.ctx = _Ctx(an)
         self.sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
         self.on_segment = b.on_segment
-        fin: dict[int, tuple[int, int]] = {}
+        fin: dict[int, int] = {}
         firsts: dict[int, int] = {}
         self.fin, self.firsts = fin, firsts
         builder_done = an.on_conn_done
 
         def done(conn):
             s = conn.stream
-            fin[s] = (ctx.frame, ctx.phase)
+            fin[s] = an.cur_frame * _PHASES + ctx.phase
             firsts[s] = conn.first_frame
             ctx.stream = s
             builder_done(conn)
@@ -271,7 +282,7 @@ class _Part:
 
         an.on_sweep = sweeping                         # feed() and the clock sweep through advance()
 
-        # TIME_WAIT entries go to a log the parent replays in frame order (see merge_parts)
+        # TIME_WAIT entries go to a log replayed in frame order for the merge (_replay_logs)
         if tw_path is None:
             fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
             self.twf = os.fdopen(fd, "wb", buffering=1 << 16)
@@ -314,12 +325,13 @@ class _Part:
         return {
             "error": None, "part": self.part, "nparts": self.nparts,
             "stats": stats, "stats_errors": stats_errors, "damage": damage,
-            "firsts": [firsts[s] for s in range(n)], "fin": [fin[s] for s in range(n)],
+            # per local stream: first frame, finalization (frame * _PHASES + phase)
+            "firsts": array("q", [firsts[s] for s in range(n)]), "fin": array("q", [fin[s] for s in range(n)]),
             # spilled records stay in the worker's file: only their index travels
             "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
             "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
             "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
-            "findings": list(sink.kept), "keys": sink.keys,
+            "findings": _pack_findings(sink.kept), "keys": sink.keys,
             "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
             "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
             "flagged": bytes(conns.flagged),
@@ -329,6 +341,23 @@ class _Part:
                       "late_packets": an.late_packets},
             "tw_log": self.tw_path,
         }
+
+
+#: a findings.Finding as a plain tuple of its slots: pickled several times faster than the object
+_FINDING_SLOTS = Finding.__slots__
+_finding_values = attrgetter(*_FINDING_SLOTS)
+_KIND = _FINDING_SLOTS.index("kind")
+
+
+def _pack_findings(findings) -> list[tuple]:
+    return [_finding_values(f) for f in findings]
+
+
+def _unpack_finding(values: tuple) -> Finding:
+    f = Finding.__new__(Finding)
+    for name, v in zip(_FINDING_SLOTS, values):
+        setattr(f, name, v)
+    return f
 
 
 def analyze_part(path: str, options, part: int, nparts: int) -> dict:
@@ -485,8 +514,15 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path:
                     break
                 fed += consume(mem, a, b, an, on_segment, True)
                 conn.send_bytes(_MSG.pack(b"A", a, 0))
+        with gc_tuned(off=True):               # the end is finite work, whatever the input
             w.finish()
-        conn.send_bytes(b"R" + pickle.dumps(w.result({"tcp_segments": fed}, {}, None), pickle.HIGHEST_PROTOCOL))
+            conn.send_bytes(b"R" + pickle.dumps(w.result({"tcp_segments": fed}, {}, None), pickle.HIGHEST_PROTOCOL))
+            # then the parent merges; worker 0 replays every part's TIME_WAIT log meanwhile
+            msg = conn.recv_bytes()
+            if msg[:1] == b"T":
+                max_hosts, hold, paths = pickle.loads(msg[1:])
+                tw = _replay_logs(paths, max_hosts, hold)
+                conn.send_bytes(b"W" + pickle.dumps(tw, pickle.HIGHEST_PROTOCOL))
     except BaseException:
         try:
             conn.send_bytes(b"X" + traceback.format_exc().encode("utf-8", "replace"))
@@ -496,14 +532,18 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path:
         conn.close()
 
 
+def _engine_config(options):
+    from tcpanalyze import engine
+    from tcpanalyze.session import AnalyzeOptions
+
+    return engine.Config(**(options or AnalyzeOptions()).engine)
+
+
 def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
     """Read and decode ``path`` once into the lanes (``fanout.dispatch``, segments to the lane
     of ``table[bucket]``); what the reader learnt, as ``merge_parts`` takes it (``shared``).
     Raises SourceError/OSError."""
-    from tcpanalyze import engine
-    from tcpanalyze.session import AnalyzeOptions
-
-    checksums = engine.Config(**(options or AnalyzeOptions()).engine).checksums
+    checksums = _engine_config(options).checksums
     stats = RunStats(path)
     reader = open_capture(path)
     try:
@@ -523,9 +563,10 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
 
 
 #: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
-#: (making the segment, engine, detectors), measured on the compiled build
-#: (docs/performance.md); it sets how much of the analysis the reading process does itself
-K_READER_COST = 0.6
+#: (making the segment, engine, detectors, finalizing its connections as they close),
+#: measured on the compiled build (docs/performance.md); it sets how much of the analysis
+#: the reading process does itself
+K_READER_COST = 0.5
 
 
 def lane_weights(jobs: int, reader_cost: float = K_READER_COST) -> list[float]:
@@ -589,28 +630,34 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
         shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
             return shared
-        if own is not None:             # this process's share, finished while the workers finish theirs
-            own.an.last_ns = shared["clock"]["last_ns"]
-            with gc_tuned(off=path != "-"):
-                own.finish()
-            parts.append(own.result({"tcp_segments": lanes.fed}, {}, None))
-            own = None
         import pickle
 
-        for k, conn in enumerate(conns):
-            while True:
-                try:
-                    msg = conn.recv_bytes()
-                except EOFError:
-                    raise RuntimeError(f"--jobs worker {k} ended unexpectedly") from None
-                if msg[:1] == b"R":
-                    parts.append(pickle.loads(msg[1:]))
-                    break
-                if msg[:1] != b"A":
-                    _expect_fail(msg, k)
+        # the end is finite work, whatever the input: the collector stays off
+        with gc_tuned(off=True):
+            if own is not None:         # this process's share, finished while the workers finish theirs
+                own.an.last_ns = shared["clock"]["last_ns"]
+                own.finish()
+                parts.append(own.result({"tcp_segments": lanes.fed}, {}, None))
+                own = None
+            for k, conn in enumerate(conns):
+                parts.append(pickle.loads(_recv_tagged(conn, k, b"R")))
+            time_wait = None
+            if conns:
+                # every log is complete: worker 0 replays them while this process merges the rest
+                cfg = _engine_config(options)
+                logs = [p["tw_log"] for p in sorted(parts, key=lambda p: p["part"]) if p.get("tw_log")]
+                conns[0].send_bytes(b"T" + pickle.dumps((cfg.max_tw_hosts, cfg.msl_ns * 2, logs)))
+                for conn in conns[1:]:
+                    conn.send_bytes(b"Q")
+
+                def time_wait():
+                    return pickle.loads(_recv_tagged(conns[0], 0, b"W"))
+            rep = merge_parts(path, options, parts, shared, time_wait)
+        for c in conns:                 # (a worker still sending sees the pipe closed and ends)
+            c.close()
         for pr in procs:
             pr.join()
-        return merge_parts(path, options, parts, shared)
+        return rep
     finally:
         if own is not None:
             own.discard()
@@ -625,6 +672,20 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
                 os.unlink(tw)
         if mem is not None:
             mem.close()
+
+
+def _recv_tagged(conn, k: int, tag: bytes) -> bytes:
+    """The payload of worker ``k``'s next ``tag`` message (slot acknowledgements the
+    dispatcher did not wait for are passed over); a worker that failed raises its error."""
+    while True:
+        try:
+            msg = conn.recv_bytes()
+        except EOFError:
+            raise RuntimeError(f"--jobs worker {k} ended unexpectedly") from None
+        if msg[:1] == tag:
+            return msg[1:]
+        if msg[:1] != b"A":
+            _expect_fail(msg, k)
 
 
 def _expect_fail(msg: bytes, k: int):
@@ -674,26 +735,32 @@ def _drop_spill(conns) -> None:
 _TW_REC = struct.Struct("<qqHB16s")
 
 
-def _tw_entries(path: str):
-    size = _TW_REC.size
+def _tw_entries(path: str) -> list[tuple]:
+    """A worker's TIME_WAIT log as (frame, time, port, address length, address) tuples."""
     with open(path, "rb") as f:
-        while True:
-            block = f.read(size * 4096)
-            if not block:
-                return
-            for frame, now, port, n, host in _TW_REC.iter_unpack(block[:len(block) - len(block) % size]):
-                yield frame, now, port, host[:n]
+        data = f.read()
+    return list(_TW_REC.iter_unpack(memoryview(data)[:len(data) - len(data) % _TW_REC.size]))
 
 
 def _replay_time_wait(parts: list[dict], cfg):
-    """The TIME_WAIT table ``--jobs 1`` would have built: every worker's entries, merged in
-    frame order (each worker's log is in frame order already), through the same bounded
-    ``engine.TwTable``."""
-    tw = TwTable(cfg.max_tw_hosts, cfg.msl_ns * 2)
-    paths = [p["tw_log"] for p in parts if p.get("tw_log")]
+    """The TIME_WAIT table ``--jobs 1`` would have built from the parts' logs (``_replay_logs``)."""
+    return _replay_logs([p["tw_log"] for p in parts if p.get("tw_log")], cfg.max_tw_hosts, cfg.msl_ns * 2)
+
+
+def _replay_logs(paths: list[str], max_hosts: int, hold: int):
+    """Every worker's TIME_WAIT entries (``paths``: their logs, in part order) merged in frame
+    order and entered into an ``engine.TwTable`` bounded as one process's (``max_hosts``,
+    2 MSL ``hold``): the table ``--jobs 1`` would have built.  Each log is in frame order
+    already; a stable sort of their concatenation merges them, equal frames (a sweep at a
+    tick) in part order."""
+    tw = TwTable(max_hosts, hold)
+    entries: list[tuple] = []
+    for path in paths:
+        entries.extend(_tw_entries(path))
+    entries.sort(key=itemgetter(0))
     enter = tw.enter
-    for frame, now, port, host in heapq.merge(*(_tw_entries(x) for x in paths), key=lambda e: e[0]):
-        enter(host, port, now, frame)
+    for frame, now, port, n, host in entries:
+        enter(host[:n], port, now, frame)
     return tw
 
 
@@ -783,12 +850,13 @@ def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
     hs: dict[str, list] = {}
     for a, m in accs:
         for host, r in a.hs_rtt.items():
-            hs.setdefault(host, []).extend(zip(r.irtts, g(m, r.streams)))
-    for host, pairs in hs.items():
-        pairs.sort(key=lambda x: finkey(x[1]))
+            streams = g(m, r.streams)
+            hs.setdefault(host, []).extend(zip(map(finkey, streams), r.irtts, streams))
+    for host, keyed in hs.items():
+        keyed.sort(key=itemgetter(0))       # (finalization place, iRTT, stream): places are distinct
         t = out.hs_rtt[host] = RttTally()
-        t.irtts.extend(x[0] for x in pairs)
-        t.streams.extend(x[1] for x in pairs)
+        t.irtts.extend(map(itemgetter(1), keyed))
+        t.streams.extend(map(itemgetter(2), keyed))
     # capture-quality counters: connections added, the amount added (the max for super segments)
     for name, comb in (("no_handshake", sum), ("scale_unknown", sum), ("one_sided", sum), ("truncated", sum),
                        ("super_segments", max), ("unexpected", sum)):
@@ -809,14 +877,15 @@ def _renumber_finding(f, m: list[int]):
     return f
 
 
-def merge_parts(path: str, options, parts: list[dict], shared: dict | None = None):
+def merge_parts(path: str, options, parts: list[dict], shared: dict | None = None, time_wait=None):
     """One Report from the workers' parts, built by ``session.ReportBuilder.build`` from the
     merged state: equal to ``analyze_file(path, options)``.  ``shared``: what the reader of
     the file learnt (``stats``, ``stats_errors``, ``damage``, ``clock``: see analyze_fanout);
-    without it, every worker read the whole file and worker 0's are taken.  Deletes the
-    workers' logs."""
+    without it, every worker read the whole file and worker 0's are taken.  ``time_wait``:
+    a function that gives the replay of the parts' TIME_WAIT logs made elsewhere (it is
+    called as late as possible); without it they are replayed here.  Deletes the workers' logs."""
     try:
-        return _merge_parts(path, options, parts, shared)
+        return _merge_parts(path, options, parts, shared, time_wait)
     finally:
         for p in parts:
             if p.get("tw_log"):
@@ -826,7 +895,7 @@ def merge_parts(path: str, options, parts: list[dict], shared: dict | None = Non
                     pass
 
 
-def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
+def _merge_parts(path: str, options, parts: list[dict], shared: dict | None, time_wait=None):
     b = ReportBuilder(path, options)
     th = b.th
     parts = sorted(parts, key=lambda p: p["part"])
@@ -834,11 +903,14 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
     if bad is not None:
         return failed_report(path, bad["error"], th)
     maps = _global_streams(parts)
-    fin_of: dict[int, tuple] = {}
+    # global stream -> its place in the global finalization order: (frame, phase, stream) as
+    # one integer (frame * _PHASES + phase, then the stream below it)
+    total = sum(len(m) for m in maps)
+    fin_key = [0] * total
     for p, m in zip(parts, maps):
-        for s, (fr, ph) in enumerate(p["fin"]):
-            fin_of[m[s]] = (fr, ph, m[s])
-    finkey = fin_of.__getitem__
+        for g, code in zip(m, p["fin"]):
+            fin_key[g] = code * total + g
+    finkey = fin_key.__getitem__
 
     # ---- connection records (global streams); the keep-N selection is redone over all of them
     conns = b.conns
@@ -849,10 +921,12 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
         for rec in p["records"]:
             rec["stream"] = m[rec["stream"]]
             conns.add(rec)
+    flagged = bytearray(total)
     for p, m in zip(parts, maps):
-        for s, f in enumerate(p["flagged"]):
-            if f:
-                conns.flag(m[s])
+        for g in compress(m, p["flagged"]):
+            flagged[g] = 1
+    conns.flagged = flagged
+    for p, m in zip(parts, maps):
         for rec in p.get("slowest", ()):
             rec["stream"] = m[rec["stream"]]
             conns.push_slow(rec)
@@ -869,8 +943,8 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
     keyed = []
     for p, m in zip(parts, maps):
         for f, (fr, ph, s, n) in zip(p["findings"], p["keys"]):
-            keyed.append(((fr, ph, m[s] if s >= 0 else -1, n), _renumber_finding(f, m)))
-    keyed.sort(key=lambda x: x[0])
+            keyed.append(((fr, ph, m[s] if s >= 0 else -1, n), f, m))
+    keyed.sort(key=itemgetter(0))
     sink = FindingSink(cap)
     by_kind: dict[str, dict] = {}
     for p in parts:
@@ -880,11 +954,12 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
                 if k2 != "reported":
                     t[k2] += v2
     kept_n: dict[str, int] = {}
-    for _key, f in keyed:
-        if kept_n.get(f.kind, 0) < cap:
-            kept_n[f.kind] = kept_n.get(f.kind, 0) + 1
-            by_kind[f.kind]["reported"] += 1
-            sink.kept.append(f)
+    for _key, packed, m in keyed:            # only the kept ones become Findings again
+        kind = packed[_KIND]
+        if kept_n.get(kind, 0) < cap:
+            kept_n[kind] = kept_n.get(kind, 0) + 1
+            by_kind[kind]["reported"] += 1
+            sink.kept.append(_renumber_finding(_unpack_finding(packed), m))
     sink.by_kind = by_kind
     for p in parts:
         add_counts(sink.by_subkind, p["by_subkind"])
@@ -895,7 +970,7 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None):
     # the capture's clock and what was read: the reader's, or worker 0's (every worker read it all)
     whole = shared or parts[0]
     c0 = whole["clock"]
-    tw = _replay_time_wait(parts, b.analyzer.cfg)
+    tw = _replay_time_wait(parts, b.analyzer.cfg) if time_wait is None else time_wait()
     facts = CaptureFacts(first_ns=c0["first_ns"], last_ns=c0["last_ns"], ts_backwards=c0["ts_backwards"],
                          evicted=sum(p["clock"]["evicted"] for p in parts),
                          expired=sum(p["clock"]["expired"] for p in parts), time_wait=tw,

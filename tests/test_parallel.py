@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tcpanalyze import parallel as P
-from tcpanalyze.findings import Tallies, Thresholds
+from tcpanalyze.findings import Finding, Tallies, Thresholds
 from tcpanalyze.pipeline import owner
 from tcpanalyze.session import AnalyzeOptions, analyze_file, merge_reports
 
@@ -182,6 +182,60 @@ def test_jobs_equal_when_time_wait_hosts_are_folded(gen_pcap, max_tw_hosts, spli
     for n in (2, 3):
         assert _doc(split(gen_pcap, opts, n)) == one
     assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*")), "TIME_WAIT logs left behind"
+
+
+@pytest.mark.parametrize("max_tw_hosts", [20, 150])
+def test_forked_time_wait_replay_equals_one_process(gen_pcap, max_tw_hosts, tmp_path, monkeypatch):
+    """With real workers, worker 0 replays every part's TIME_WAIT log (the reader's own part's
+    and the other workers') while the reader merges the rest: the folding and the time_wait
+    summary are still one process's, and no log is left behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    opts = AnalyzeOptions(engine={"max_tw_hosts": max_tw_hosts})
+    one = _doc(analyze_file(str(gen_pcap), opts))
+    assert one["summary"]["time_wait"]["hosts"] and one["summary"]["time_wait"].get("untracked_hosts", 0) > 0
+    parent = os.getpid()
+    replays = []
+    real = P._replay_logs
+
+    def replay(paths, max_hosts, hold):
+        replays.append((os.getpid(), len(paths)))
+        return real(paths, max_hosts, hold)
+
+    monkeypatch.setattr(P, "_replay_logs", replay)
+    for weights in ([0.6, 0.4], [0.3, 0.3, 0.4], [0.5, 0.5, 0.0]):
+        assert _doc(P.analyze_fanout(str(gen_pcap), opts, len(weights), weights=weights)) == one, weights
+    assert not replays, "the reader replayed the logs itself"       # (the workers' calls are not seen here)
+    assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*")), "TIME_WAIT logs left behind"
+    assert os.getpid() == parent
+
+
+def test_worker_failing_in_the_time_wait_replay_raises(tmp_path, monkeypatch):
+    """A worker that fails after sending its part (replaying the logs) makes the run raise its
+    error instead of hanging; the logs are removed."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    parent = os.getpid()
+    real = P._replay_logs
+
+    def broken(*a):
+        if os.getpid() != parent:
+            raise ZeroDivisionError("replay broke")
+        return real(*a)
+
+    monkeypatch.setattr(P, "_replay_logs", broken)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2)
+    assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*"))
+
+
+def test_packed_findings_round_trip():
+    """A part carries its findings as tuples of their slots; unpacked they are the same."""
+    f = Finding("rst", "warning", subkind="aborted", stream=3, frames=[7, 9], ts_ns=12,
+                values={"previous_stream": 1, "x": [1, 2]}, terms={"frame": 7}, cause="c")
+    [packed] = P._pack_findings([f])
+    assert isinstance(packed, tuple)
+    g = P._unpack_finding(packed)
+    assert type(g) is Finding
+    assert all(getattr(g, n) == getattr(f, n) for n in Finding.__slots__)
 
 
 def test_cli_jobs_single_file_and_many(gen_pcap, tmp_path):

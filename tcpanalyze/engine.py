@@ -1867,7 +1867,7 @@ class Analyzer:
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
                    window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong,
-                   state=list, end=cython.longlong)
+                   state=list, end=cython.longlong, seglen=cython.longlong, win=cython.longlong, flows=tuple)
     def feed(self, seg: Segment) -> Verdict:
         """Analyse one segment; returns its verdict (``self.verdict``, valid until the next feed)."""
         now = seg.ts_ns
@@ -1902,8 +1902,9 @@ class Analyzer:
                         aflags = _REUSED
                 elif table.rebased(conn, d, seg):
                     aflags = _REUSED
-        fwd = conn.flows[d]
-        rev = conn.flows[d ^ 1]
+        flows = conn.flows
+        fwd = flows[d]
+        rev = flows[d ^ 1]
         if now >= conn.ztrack.zdeadline or now - conn.last_ns >= _ZEEK_LINGER:
             self._zeek_timers(conn, d, seg)
         conn.last_ns = now
@@ -1923,7 +1924,9 @@ class Analyzer:
         window = fwd.window
         v = self.verdict
         reasons = {} if self.explain else None
-        end = seq_add(seg.seq, seg.paylen) if seg.paylen else seg.seq     # past the payload
+        seglen = seg.paylen
+        win = seg.win
+        end = seq_add(seg.seq, seglen) if seglen else seg.seq     # past the payload
         aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns, end)
         nxt = _remember_sent(fwd, seg, aflags, self.max_unacked, end)
         # Each concern below is called when its first test passes: an ordinary segment skips
@@ -1933,7 +1936,7 @@ class Analyzer:
         if rev.segs:
             _match_ack(rev, seg, v)
         if self.diagnose:
-            if seg.paylen:
+            if seglen:
                 _perf_sent(conn, fwd, rev, seg, aflags)
             if flags & _ACK and rev.perf.first_frame:     # an ACK for data the peer sent
                 if aflags & _DUPACK and rev.perf.recover < 0:
@@ -1945,9 +1948,9 @@ class Analyzer:
             _remember_sack(fwd, seg)
         if aflags:
             _count_analysis(conn, d, fwd, rev, seg, aflags)
-        if seg.win and fwd.track.zw_open is not None and not flags & _RST:
+        if win and fwd.track.zw_open is not None and not flags & _RST:
             self._close_zero_window(conn, fwd, seg.frame, now)
-        if seg.ack != lastack or seg.win != window:
+        if seg.ack != lastack or win != window:
             _window_edge(fwd, rev, seg, lastack, window, self.max_events)
         # Endpoint state machines (RFC 9293); an ordinary segment between two ESTABLISHED
         # endpoints changes neither state.
@@ -1956,7 +1959,7 @@ class Analyzer:
             _step_states(self, conn, d, fwd, rev, seg, nxt, aflags)
         # Zeek's letters: a control or zero-window segment, data that did not move the
         # sender's next seq (a retransmission to Zeek), or a flow whose letters may change
-        if flags & _SFR or not seg.win or not fwd.zsettled or (seg.paylen and fwd.nextseq == nextseq):
+        if flags & _SFR or not win or not fwd.zsettled or (seglen and fwd.nextseq == nextseq):
             _zeek_history(conn, d, fwd, seg, nextseq, nxt)
 
         v.conn = conn

@@ -50,6 +50,7 @@ def seq_dist(a, b):
 @cython.inline
 @cython.exceptval(check=False)
 @cython.locals(a=cython.longlong, b=cython.longlong, c=cython.longlong, d=cython.longlong)
+@cython.returns(tuple[cython.longlong, cython.longlong])
 def seq_dist2(a, b, c, d):
     """``(seq_dist(a, b), seq_dist(c, d))`` in one call (a C pair when compiled): a segment's
     SEQ and ACK relative to their bases."""

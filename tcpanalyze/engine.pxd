@@ -3,6 +3,6 @@
 # generates their cdef class declarations from the FIELDS tables in engine.py and appends
 # them to the copy of this file it compiles (tcpanalyze/_fields.py).
 from tcpanalyze.model cimport Segment
-from tcpanalyze.zeek cimport ZeekConn, zeek_settled, zeek_update
-from tcpanalyze.seq cimport seq_add, seq_delta, seq_dist, seq_gt, seq_lt
+from tcpanalyze.zeek cimport ZeekConn, zeek_update
+from tcpanalyze.seq cimport seq_add, seq_delta, seq_dist, seq_dist2, seq_gt, seq_lt, seq_span
 from tcpanalyze.state cimport event_codes, step_code

@@ -40,9 +40,9 @@ from tcpanalyze.state import TcpState, initial_states
 from tcpanalyze.zeek import ZeekConn
 
 if not cython.compiled:     # compiled, engine.pxd cimports them as C functions
-    from tcpanalyze.seq import seq_add, seq_delta, seq_dist, seq_gt, seq_lt
+    from tcpanalyze.seq import seq_add, seq_delta, seq_dist, seq_dist2, seq_gt, seq_lt, seq_span
     from tcpanalyze.state import event_codes, step_code
-    from tcpanalyze.zeek import zeek_settled, zeek_update
+    from tcpanalyze.zeek import zeek_update
 
 # analysis bits and TCP flags as C constants when compiled (module globals as plain Python)
 _ZWP = cython.declare(cython.longlong, A.ZERO_WINDOW_PROBE)
@@ -886,16 +886,6 @@ def _rule_keep_alive(fwd, seg, reasons):
 
 @cython.cfunc
 @cython.locals(fwd=Flow, seg=Segment)
-@cython.returns(cython.bint)
-def _repeats_seq_and_ack(fwd, seg):
-    """No data and no SYN/FIN/RST, at the next expected seq, with the ACK of the previous
-    segment: the segments the window-update and duplicate-ACK rules look at."""
-    return (seg.paylen == 0 and not seg.flags & _SFR and seg.seq == fwd.nextseq
-            and seg.ack == fwd.lastack)
-
-
-@cython.cfunc
-@cython.locals(fwd=Flow, seg=Segment)
 @cython.returns(cython.longlong)
 def _rule_window_update(fwd, seg, reasons):
     """window_update (on a segment that repeats seq and ack): a new non-zero window."""
@@ -969,15 +959,6 @@ def _rule_zero_window_probe_ack(fwd, rev, seg, reasons):
             reasons["zero_window_probe_ack"] = "repeats the zero window after the peer's zero-window probe"
         return _ZWP_ACK
     return 0
-
-
-@cython.cfunc
-@cython.locals(fwd=Flow, seg=Segment)
-def _finish_fwd(fwd, seg):
-    """Wireshark's finished_fwd: an ACK that moves ends this direction's duplicate-ACK run."""
-    if seg.ack != fwd.lastack:
-        fwd.lastnondupack = seg.frame
-        fwd.dupacknum = 0
 
 
 @cython.cfunc
@@ -1186,7 +1167,7 @@ def _match_ack(rev, seg, v):
         n = len(rsegs)
         while k < n:
             e = rsegs[k]
-            dn = seq_delta(ack, e.end)
+            dn = 0 if ack == e.end else seq_delta(ack, e.end)
             if dn < 0:                     # ack before this segment's end
                 break
             if dn == 0 and v.ack_rtt < 0:
@@ -1283,27 +1264,20 @@ def _rtt_sample(rev, seg, rtt):
 
 
 @cython.cfunc
-@cython.locals(fwd=Flow, rev=Flow, seg=Segment, e=Unacked, base=cython.longlong, lo=cython.longlong,
-               hi=cython.longlong, inflight=cython.longlong)
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, e=Unacked, f=Unacked, inflight=cython.longlong,
+               right=cython.longlong, left=cython.longlong)
 @cython.returns(cython.longlong)
 def _bytes_in_flight(fwd, rev, seg):
-    """Bytes in flight after a data segment, payload based: the span of the sender's
-    unacked segments less the bytes the receiver SACKed (-1 when not computable)."""
-    if not seg.paylen or not fwd.valid_bif:
-        return -1
-    segs = fwd.segs
-    if not segs:
-        return -1
-    base = fwd.base_seq
+    """Bytes in flight after a data segment (the caller checked there are unacked segments
+    and they are computable), payload based: the span of the sender's unacked segments less
+    the bytes the receiver SACKed (-1 when not computable)."""
     if fwd.segs_disordered:
-        lo = fwd.seg_lo
-        hi = fwd.seg_hi
+        inflight = fwd.seg_hi - fwd.seg_lo
     else:
+        segs = fwd.segs
         e = segs[0]
-        lo = seq_dist(e.seq, base)
-        e = segs[-1]
-        hi = seq_dist(e.end, base)
-    inflight = hi - lo
+        f = segs[-1]
+        inflight = seq_span(e.seq, f.end, fwd.base_seq)
     sack = rev.sack
     if sack:
         for left, right in sack:
@@ -1314,15 +1288,22 @@ def _bytes_in_flight(fwd, rev, seg):
 
 
 @cython.cfunc
-@cython.locals(fwd=Flow, rev=Flow, seg=Segment, v=Verdict, ws=cython.longlong)
+@cython.locals(fwd=Flow, rev=Flow, seg=Segment, v=Verdict, ws=cython.longlong, flags=cython.longlong)
 def _verdict_numbers(fwd, rev, seg, v):
     """The verdict's numbers for the packets list: relative SEQ and ACK, the calculated
     window (scaled once the handshake is over) and bytes in flight (-1: none)."""
-    v.rel_seq = seq_dist(seg.seq, fwd.base_seq)
-    v.rel_ack = seq_dist(seg.ack, rev.base_seq) if seg.flags & _ACK else 0
+    flags = seg.flags
+    if flags & _ACK:
+        v.rel_seq, v.rel_ack = seq_dist2(seg.seq, fwd.base_seq, seg.ack, rev.base_seq)
+    else:
+        v.rel_seq = seq_dist(seg.seq, fwd.base_seq)
+        v.rel_ack = 0
     ws = fwd.win_scale
-    v.win = seg.win << ws if ws > 0 and not seg.flags & _SYN else seg.win
-    v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg) if seg.paylen else -1
+    v.win = seg.win << ws if ws > 0 and not flags & _SYN else seg.win
+    if seg.paylen and fwd.valid_bif and fwd.segs:
+        v.bytes_in_flight = _bytes_in_flight(fwd, rev, seg)
+    else:
+        v.bytes_in_flight = -1
 
 
 @cython.cfunc
@@ -1448,93 +1429,94 @@ _TCP_OPTIONS_MAX = cython.declare(cython.longlong, 40)
 
 
 @cython.cfunc
-@cython.locals(p=EndpointPerf, now=cython.longlong, dt=cython.longlong, st=cython.longlong, sp=PerfSplit)
-def _perf_mark(p, now):
-    """Add the time since ``p.mark`` to the pending time of the state that held it."""
+@cython.locals(p=EndpointPerf, f=Flow, peer=Flow, now=cython.longlong, dt=cython.longlong, st=cython.longlong,
+               sp=PerfSplit, w=cython.longlong, sc=cython.longlong, wnd=cython.longlong, mss=cython.longlong,
+               nxt=cython.longlong, la=cython.longlong, flight=cython.longlong)
+def _perf_state(p, f, peer, now):
+    """Sender ``f`` at ``now`` (a data segment it sent, or an ACK ``peer`` sent): the time
+    since ``p.mark`` goes to the pending time of the state that held it, and ``p.state`` is
+    from here on what holds the sender back, judged from the ACK and window ``peer`` sent
+    last."""
     dt = now - p.mark
     p.mark = now
-    if dt <= 0:
-        return
-    st = p.state
-    sp = p.split
-    if st == _P_CWND:
-        sp.p_cwnd += dt
-    elif st == _P_RWND:
-        sp.p_rwnd += dt
-    elif st == _P_APP:
-        sp.p_app += dt
-    elif st == _P_LOSS:
-        sp.p_loss += dt
-    elif st == _P_ZWND:
-        sp.p_zwnd += dt
-
-
-@cython.cfunc
-@cython.locals(p=EndpointPerf, f=Flow, peer=Flow, sc=cython.longlong, wnd=cython.longlong,
-               flight=cython.longlong, mss=cython.longlong)
-@cython.returns(cython.longlong)
-def _perf_state(p, f, peer):
-    """What holds sender ``f`` back now, from the ACK and window ``peer`` sent last."""
+    if dt > 0:
+        st = p.state
+        sp = p.split
+        if st == _P_CWND:
+            sp.p_cwnd += dt
+        elif st == _P_RWND:
+            sp.p_rwnd += dt
+        elif st == _P_APP:
+            sp.p_app += dt
+        elif st == _P_LOSS:
+            sp.p_loss += dt
+        elif st == _P_ZWND:
+            sp.p_zwnd += dt
     if peer.is_first_ack:
-        return _P_CWND
-    if peer.window == 0:
-        return _P_ZWND
+        p.state = _P_CWND
+        return
+    w = peer.window
+    if w == 0:
+        p.state = _P_ZWND
+        return
     sc = peer.win_scale
     if sc == -1:
         wnd = _HALF                         # scale unknown (no handshake seen): the window cannot be judged
+    elif sc > 0:
+        wnd = w << sc
     else:
-        wnd = peer.window << sc if sc > 0 else peer.window
-    mss = peer.stats.mss if peer.stats.mss else f.stats.max_seg
-    if f.nextseq == peer.lastack or not seq_gt(f.nextseq, peer.lastack):
-        return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
+        wnd = w
+    mss = peer.stats.mss
+    if not mss:
+        mss = f.stats.max_seg
+    nxt = f.nextseq
+    la = peer.lastack
+    flight = 0 if nxt == la else seq_dist(nxt, la)
+    if flight == 0 or flight >= _HALF:      # nothing beyond the peer's ACK
+        p.state = _P_RWND if wnd < mss else _P_APP      # a window under one MSS holds the sender too
+        return
     if p.recover >= 0:
-        if seq_gt(p.recover, peer.lastack):
-            return _P_LOSS
+        if seq_gt(p.recover, la):
+            p.state = _P_LOSS
+            return
         p.recover = -1
-    flight = seq_dist(f.nextseq, peer.lastack)
-    if flight >= _HALF:
-        return _P_CWND
     if flight > p.flight_max:
         p.flight_max = flight
     if flight + mss >= wnd:
         if wnd > p.win_max:
             p.win_max = wnd
-        return _P_RWND
-    if p.short:
-        return _P_APP
-    return _P_CWND
+        p.state = _P_RWND
+    elif p.short:
+        p.state = _P_APP
+    else:
+        p.state = _P_CWND
 
 
 @cython.cfunc
-@cython.locals(p=EndpointPerf, sp=PerfSplit)
-def _perf_flush(p):
-    """The time since the previous data segment counts: the transfer went on."""
-    sp = p.split
-    sp.t_rwnd += sp.p_rwnd
-    sp.t_zwnd += sp.p_zwnd
-    sp.t_loss += sp.p_loss
-    sp.t_app += sp.p_app
-    sp.t_cwnd += sp.p_cwnd
-    sp.p_rwnd = sp.p_zwnd = sp.p_loss = sp.p_app = sp.p_cwnd = 0
-
-
-@cython.cfunc
-@cython.locals(conn=Conn, fwd=Flow, p=EndpointPerf, seg=Segment, gap=cython.longlong, rtt=cython.longlong)
-def _perf_rto(conn, fwd, p, seg, gap):
+@cython.locals(conn=Conn, fwd=Flow, p=EndpointPerf, seg=Segment, gap=cython.longlong, dt=cython.longlong,
+               rtt=cython.longlong, sp=PerfSplit)
+@cython.returns(cython.longlong)
+def _perf_rto(conn, fwd, p, seg, gap, dt):
     """A retransmission after a silence of ``gap`` with data unacknowledged: longer than 3/2
     of the mean RTT (the handshake's before any sample) is a retransmission time-out, and the
-    silence is loss recovery, whatever state it was counted in."""
+    silence is loss recovery, whatever state it was counted in (the pending time, and ``dt``,
+    the time since the last mark not counted yet).  Returns what is left of ``dt`` to count:
+    0 when the silence was a time-out."""
     rtt = fwd.track.rtt_sum // fwd.track.rtt_n if fwd.track.rtt_n else conn.irtt
     if rtt <= 0 or 2 * gap <= _RTO_HALF_RTTS * rtt:
-        return
+        return dt
     p.rto_n += 1
     p.rto_ns += gap
-    p.split.p_loss += p.split.p_rwnd + p.split.p_cwnd + p.split.p_app
-    p.split.p_rwnd = p.split.p_cwnd = p.split.p_app = 0
+    sp = p.split
+    sp.p_loss += sp.p_rwnd + sp.p_cwnd + sp.p_app
+    sp.p_rwnd = sp.p_cwnd = sp.p_app = 0
+    if dt > 0 and p.state != _P_NONE:
+        sp.p_loss += dt
     if p.rto_waits is None:
         p.rto_waits = []
     if len(p.rto_waits) < K_MAX_EVENTS_PER_CONN:
         p.rto_waits.append((p.last_ns, seg.ts_ns, seg.frame))
+    return 0
 
 
 @cython.locals(p=EndpointPerf, lo=cython.longlong, hi=cython.longlong, a=cython.longlong, b=cython.longlong)
@@ -1573,24 +1555,29 @@ def _perf_unique(p, lo, hi):
 
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf,
-               now=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
-               mss=cython.longlong, g=cython.longlong, tu=PerfTurns)
+               now=cython.longlong, dt=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
+               mss=cython.longlong, g=cython.longlong, n=cython.longlong, st=cython.longlong, tu=PerfTurns,
+               sp=PerfSplit)
 def _perf_sent(conn, fwd, rev, seg, aflags):
     """A data segment, for its sender's EndpointPerf: a time-out it ends, the wait since the
     peer's last data (a request/response turn), the gaps between segments sent while nothing
-    else held the sender, the data's span, loss recovery, and the state from here."""
+    else held the sender; then the time since the previous data segment counts (the pending
+    time, and the time since the last mark in the state that held it: the transfer went
+    on); the data's span, loss recovery, and the state from here (``_perf_state``)."""
     p = fwd.perf
     now = seg.ts_ns
-    _perf_mark(p, now)
+    st = p.state
+    dt = now - p.mark
+    p.mark = now
     if not p.first_frame:
         p.first_ns = now
         p.first_frame = seg.frame
     else:
         gap = now - p.last_ns
         if aflags & _RTX_FAMILY:
-            if p.state != _P_ZWND and seq_gt(fwd.nextseq, rev.lastack):
-                _perf_rto(conn, fwd, p, seg, gap)
-        elif p.state == _P_CWND:
+            if st != _P_ZWND and seq_gt(fwd.nextseq, rev.lastack):
+                dt = _perf_rto(conn, fwd, p, seg, gap, dt)
+        elif st == _P_CWND:
             g = gap // 1000
             p.gap_n += 1
             p.gap_sum += gap
@@ -1606,33 +1593,50 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
         if t > tu.turn_max:
             tu.turn_max = t
             tu.turn_max_frame = seg.frame
-    _perf_flush(p)
+    sp = p.split
+    if dt > 0:
+        if st == _P_CWND:
+            sp.t_cwnd += dt
+        elif st == _P_RWND:
+            sp.t_rwnd += dt
+        elif st == _P_APP:
+            sp.t_app += dt
+        elif st == _P_LOSS:
+            sp.t_loss += dt
+        elif st == _P_ZWND:
+            sp.t_zwnd += dt
+    if sp.p_cwnd:
+        sp.t_cwnd += sp.p_cwnd
+        sp.p_cwnd = 0
+    if sp.p_rwnd:
+        sp.t_rwnd += sp.p_rwnd
+        sp.p_rwnd = 0
+    if sp.p_app:
+        sp.t_app += sp.p_app
+        sp.p_app = 0
+    if sp.p_loss:
+        sp.t_loss += sp.p_loss
+        sp.p_loss = 0
+    if sp.p_zwnd:
+        sp.t_zwnd += sp.p_zwnd
+        sp.p_zwnd = 0
     p.last_ns = now
+    n = seg.paylen
     rel = seq_dist(seg.seq, fwd.base_seq)
     if rel == p.high_rel or p.high_rel < 0:
-        p.unique += seg.paylen
-        p.high_rel = rel + seg.paylen
+        p.unique += n
+        p.high_rel = rel + n
     else:
-        _perf_unique(p, rel, rel + seg.paylen)
-    mss = rev.stats.mss if rev.stats.mss else fwd.stats.max_seg
-    p.short = seg.paylen + _TCP_OPTIONS_MAX < mss
+        _perf_unique(p, rel, rel + n)
+    mss = rev.stats.mss
+    if not mss:
+        mss = fwd.stats.max_seg
+    p.short = n + _TCP_OPTIONS_MAX < mss
     if aflags & (_RTX | _FAST | _LOST | _OOO):     # below nextseq: resent, or a hole before the capture
         p.recover = fwd.nextseq
-    p.state = _perf_state(p, fwd, rev)
+    _perf_state(p, fwd, rev, now)
     if p.state == _P_RWND and not p.rwnd_frame:
         p.rwnd_frame = seg.frame
-
-
-@cython.cfunc
-@cython.locals(snd=Flow, rcv=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf)
-def _perf_acked(snd, rcv, seg, aflags):
-    """An ACK from ``rcv`` for data sender ``snd``: duplicate ACKs start loss recovery; the
-    sender's state from here."""
-    p = snd.perf
-    _perf_mark(p, seg.ts_ns)
-    if aflags & _DUPACK and p.recover < 0:
-        p.recover = snd.nextseq
-    p.state = _perf_state(p, snd, rcv)
 
 
 @cython.cfunc
@@ -1649,8 +1653,7 @@ def _zeek_history(conn, d, fwd, seg, nextseq, nxt):
     if flags & _SFR or not seg.win or zrtx or not fwd.zsettled:
         z = conn.zeek
         is_orig = d == conn.ztrack.zorig
-        zeek_update(z, is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
-        fwd.zsettled = zeek_settled(z, is_orig)
+        fwd.zsettled = zeek_update(z, is_orig, flags, seq_dist(seg.seq, fwd.base_seq), seg.paylen, seg.win, zrtx)
 
 
 @cython.cfunc
@@ -1687,7 +1690,9 @@ def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns, end):
                 aflags |= _rule_keep_alive(fwd, seg, reasons)
         if seglen:
             aflags |= _rule_window_full(fwd, rev, seg, end, reasons)
-        elif ack == fwd.lastack and _repeats_seq_and_ack(fwd, seg):
+        elif ack == fwd.lastack and seg.seq == fwd.nextseq and not seg.flags & _SFR:
+            # no data and no SYN/FIN/RST, at the next expected seq, with the ACK of the
+            # previous segment: the segment repeats seq and ack
             if win != fwd.window:
                 aflags |= _rule_window_update(fwd, seg, reasons)
             elif not win:
@@ -1697,7 +1702,9 @@ def _analyze(conn, fwd, rev, seg, v, reasons, fast_ns, ooo_ns, end):
             else:
                 aflags |= _rule_duplicate_ack(fwd, rev, seg, v, reasons)
     if ack != fwd.lastack:
-        _finish_fwd(fwd, seg)
+        # Wireshark's finished_fwd: an ACK that moves ends this direction's duplicate-ACK run
+        fwd.lastnondupack = seg.frame
+        fwd.dupacknum = 0
     if ack != rev.maxseqtobeacked:
         aflags |= _rule_ack_lost_segment(rev, seg, reasons)
     if (seglen or seg.flags & _SF) and not aflags & _KA:
@@ -1860,7 +1867,7 @@ class Analyzer:
     @cython.locals(seg=Segment, table=FlowTable, conn=Conn, v=Verdict, fwd=Flow, rev=Flow, now=cython.longlong,
                    flags=cython.longlong, aflags=cython.longlong, d=cython.longlong, lastack=cython.longlong,
                    window=cython.longlong, nextseq=cython.longlong, nxt=cython.longlong, ws=cython.longlong,
-                   state=list, end=cython.longlong)
+                   state=list, end=cython.longlong, seglen=cython.longlong, win=cython.longlong, flows=tuple)
     def feed(self, seg: Segment) -> Verdict:
         """Analyse one segment; returns its verdict (``self.verdict``, valid until the next feed)."""
         now = seg.ts_ns
@@ -1895,8 +1902,9 @@ class Analyzer:
                         aflags = _REUSED
                 elif table.rebased(conn, d, seg):
                     aflags = _REUSED
-        fwd = conn.flows[d]
-        rev = conn.flows[d ^ 1]
+        flows = conn.flows
+        fwd = flows[d]
+        rev = flows[d ^ 1]
         if now >= conn.ztrack.zdeadline or now - conn.last_ns >= _ZEEK_LINGER:
             self._zeek_timers(conn, d, seg)
         conn.last_ns = now
@@ -1916,7 +1924,9 @@ class Analyzer:
         window = fwd.window
         v = self.verdict
         reasons = {} if self.explain else None
-        end = seq_add(seg.seq, seg.paylen) if seg.paylen else seg.seq     # past the payload
+        seglen = seg.paylen
+        win = seg.win
+        end = seq_add(seg.seq, seglen) if seglen else seg.seq     # past the payload
         aflags |= _analyze(conn, fwd, rev, seg, v, reasons, self.fast_rtx_ns, self.ooo_ns, end)
         nxt = _remember_sent(fwd, seg, aflags, self.max_unacked, end)
         # Each concern below is called when its first test passes: an ordinary segment skips
@@ -1926,19 +1936,21 @@ class Analyzer:
         if rev.segs:
             _match_ack(rev, seg, v)
         if self.diagnose:
-            if seg.paylen:
+            if seglen:
                 _perf_sent(conn, fwd, rev, seg, aflags)
-            if flags & _ACK and rev.perf.first_frame:
-                _perf_acked(rev, fwd, seg, aflags)
+            if flags & _ACK and rev.perf.first_frame:     # an ACK for data the peer sent
+                if aflags & _DUPACK and rev.perf.recover < 0:
+                    rev.perf.recover = rev.nextseq      # duplicate ACKs start loss recovery
+                _perf_state(rev.perf, rev, fwd, now)
         if self.detail:
             _verdict_numbers(fwd, rev, seg, v)
         if seg.sack is not None or fwd.sack is not None:
             _remember_sack(fwd, seg)
         if aflags:
             _count_analysis(conn, d, fwd, rev, seg, aflags)
-        if seg.win and fwd.track.zw_open is not None and not flags & _RST:
+        if win and fwd.track.zw_open is not None and not flags & _RST:
             self._close_zero_window(conn, fwd, seg.frame, now)
-        if seg.ack != lastack or seg.win != window:
+        if seg.ack != lastack or win != window:
             _window_edge(fwd, rev, seg, lastack, window, self.max_events)
         # Endpoint state machines (RFC 9293); an ordinary segment between two ESTABLISHED
         # endpoints changes neither state.
@@ -1947,7 +1959,7 @@ class Analyzer:
             _step_states(self, conn, d, fwd, rev, seg, nxt, aflags)
         # Zeek's letters: a control or zero-window segment, data that did not move the
         # sender's next seq (a retransmission to Zeek), or a flow whose letters may change
-        if flags & _SFR or not seg.win or not fwd.zsettled or (seg.paylen and fwd.nextseq == nextseq):
+        if flags & _SFR or not win or not fwd.zsettled or (seglen and fwd.nextseq == nextseq):
             _zeek_history(conn, d, fwd, seg, nextseq, nxt)
 
         v.conn = conn
@@ -2124,19 +2136,14 @@ def _step_states(a, conn, d, fwd, rev, seg, nxt, aflags):
         _transition(a, conn, r, s0, s1, seg, False)
     elif res[1] is not None:
         _anomaly(a, conn, r, res[1], seg)
-    if conn.end_reason == "open" and _final(state[0]) and _final(state[1]):
+    s0 = state[0]
+    s1 = state[1]
+    if (conn.end_reason == "open" and (s0 is _CLOSED or s0 is _TIME_WAIT)       # both endpoints done
+            and (s1 is _CLOSED or s1 is _TIME_WAIT)):
         conn.end_reason = "rst" if (conn.flows[0].stats.rsts or conn.flows[1].stats.rsts) else "fin"
         a.table.closed.append(conn)
     if seg.paylen and fwd.times.fin_next >= 0 and not aflags & _RTX_FAMILY and seq_gt(nxt, fwd.times.fin_next):
         fwd.stats.data_after_fin += 1
-
-
-@cython.cfunc
-@cython.inline
-@cython.returns(cython.bint)
-def _final(s):
-    """CLOSED or TIME_WAIT: the endpoint is done with the connection."""
-    return s is _CLOSED or s is _TIME_WAIT
 
 
 @cython.cfunc

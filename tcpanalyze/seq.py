@@ -49,6 +49,28 @@ def seq_dist(a, b):
 @cython.ccall
 @cython.inline
 @cython.exceptval(check=False)
+@cython.locals(a=cython.longlong, b=cython.longlong, c=cython.longlong, d=cython.longlong)
+@cython.returns(tuple[cython.longlong, cython.longlong])
+def seq_dist2(a, b, c, d):
+    """``(seq_dist(a, b), seq_dist(c, d))`` in one call (a C pair when compiled): a segment's
+    SEQ and ACK relative to their bases."""
+    return (a - b) & _MASK, (c - d) & _MASK
+
+
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
+@cython.locals(lo=cython.longlong, hi=cython.longlong, base=cython.longlong)
+@cython.returns(cython.longlong)
+def seq_span(lo, hi, base):
+    """``seq_dist(hi, base) - seq_dist(lo, base)``: from ``lo`` to ``hi``, both taken
+    relative to ``base`` (negative when ``hi`` comes first)."""
+    return ((hi - base) & _MASK) - ((lo - base) & _MASK)
+
+
+@cython.ccall
+@cython.inline
+@cython.exceptval(check=False)
 @cython.locals(a=cython.longlong, b=cython.longlong, d=cython.longlong)
 @cython.returns(cython.longlong)
 def seq_delta(a, b):

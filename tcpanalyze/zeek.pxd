@@ -2,6 +2,6 @@
 # are not written here: setup.py generates its cdef class declaration from ZeekConn.FIELDS and
 # appends it to the copy of this file it compiles (tcpanalyze/_fields.py).  These declarations
 # let the engine call the per-segment functions as C functions (cimport).
-cpdef zeek_update(object z, bint is_orig, long long flags, long long rel_seq, long long paylen, long long win,
+cpdef bint zeek_update(object z, bint is_orig, long long flags, long long rel_seq, long long paylen, long long win,
                   bint is_retransmission)
 cpdef bint zeek_settled(object z, bint is_orig)

@@ -254,16 +254,20 @@ class ZeekConn:
 
 # ---------------------------------------------------------------------- per segment
 # ZeekConn's per-segment work, as functions of the record (C functions when compiled, with C
-# arguments: the engine calls zeek_update and zeek_settled without Python calls; the methods
+# arguments: the engine calls zeek_update without a Python call; the methods
 # above take any argument and never raise).
 
 @cython.ccall
 @cython.locals(is_orig=cython.bint, flags=cython.longlong, rel_seq=cython.longlong,
                paylen=cython.longlong, win=cython.longlong, is_retransmission=cython.bint, zc=ZeekConn,
-               side=cython.longlong, bit=cython.longlong, me=cython.longlong, peer=cython.longlong, hist=list)
+               side=cython.longlong, bit=cython.longlong, me=cython.longlong, peer=cython.longlong, hist=list,
+               sender=cython.bint)
+@cython.returns(cython.bint)
 def zeek_update(z, is_orig, flags, rel_seq, paylen, win, is_retransmission):
-    """``ZeekConn.update`` with typed arguments (it raises on a malformed call)."""
+    """``ZeekConn.update`` with typed arguments (it raises on a malformed call); returns
+    ``zeek_settled(z, is_orig)`` after the update."""
     zc = z
+    sender = is_orig
     if zc._swap:
         is_orig = not is_orig
     side = 0 if is_orig else 1
@@ -301,6 +305,11 @@ def zeek_update(z, is_orig, flags, rel_seq, paylen, win, is_retransmission):
     # -- endpoint states (UpdateStateMachine); nothing changes otherwise --
     if flags & 7 or me == _INA:
         _states(zc, is_orig, flags, paylen)
+    # zeek_settled(z, sender), written out (no second call per segment)
+    if zc._swap:
+        sender = not sender
+    bit = (_H_DATA | _H_ACK) << (0 if sender else 16)
+    return zc.seen & bit == bit and (zc.os if sender else zc.rs) != _INA
 
 
 @cython.ccall

@@ -2,7 +2,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpanalyze.seq import MOD, SeqUnwrapper, seq_add, seq_delta, seq_ge, seq_gt, seq_le, seq_lt
+from tcpanalyze.seq import (MOD, SeqUnwrapper, seq_add, seq_delta, seq_dist, seq_dist2, seq_ge, seq_gt, seq_le, seq_lt,
+                            seq_span)
 
 u32 = st.integers(0, MOD - 1)
 near_wrap = st.one_of(st.integers(MOD - 100_000, MOD - 1), st.integers(0, 100_000), u32)
@@ -43,3 +44,19 @@ def test_examples_at_the_wrap():
     assert seq_gt(5, MOD - 5)
     assert seq_delta(5, MOD - 5) == 10
     assert seq_lt(MOD - 1, 0)
+
+
+@given(a=u32, b=u32, c=u32, d=u32)
+def test_dist2_is_two_dists(a, b, c, d):
+    assert seq_dist2(a, b, c, d) == (seq_dist(a, b), seq_dist(c, d))
+
+
+@given(lo=u32, hi=u32, base=u32)
+def test_span_is_the_difference_of_relative_positions(lo, hi, base):
+    assert seq_span(lo, hi, base) == seq_dist(hi, base) - seq_dist(lo, base)
+
+
+def test_span_examples_at_the_wrap():
+    assert seq_span(MOD - 10, 20, MOD - 100) == 30         # both after the base, across the wrap
+    assert seq_span(20, MOD - 10, MOD - 100) == -30        # hi before lo
+    assert seq_dist2(5, MOD - 5, 0, 1) == (10, MOD - 1)

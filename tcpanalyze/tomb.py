@@ -20,9 +20,13 @@ of the linger time (``Config.linger_ns``) the table keeps, under one of its keys
 minimal connection (two fresh flows) that ``Analyzer`` builds for a late packet, runs the
 ordinary rules on and packs again.  The layout is private to one run (little-endian,
 fixed part first).  Compiled, ``pack`` writes the fixed part (all of it for a connection
-with nothing unacknowledged, the usual case) byte by byte from the C records, and
-``expired`` reads the last packet time of each tombstone in C: both run once per connection
-or per sweep, and their plain versions (``struct``) write and read the same bytes."""
+with nothing unacknowledged, the usual case) byte by byte from the C records; its plain
+version (``struct``) writes the same bytes.
+
+``TombStore`` keeps the records of a flow table out of the Python heap: in temporary files
+behind an index of 8-byte slots (see the class).  Compiled, its index and its write buffer
+are read and written through C pointers, and its sweep reads each entry's last packet time
+in C; the plain versions use ``struct`` on the same bytes."""
 from __future__ import annotations
 
 import os

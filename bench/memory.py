@@ -188,15 +188,13 @@ def main() -> int:
         print(f"{n:48} {row[0]:12.0f} {row[1]:14.0f}")
     print(f"{'total':48} {tot['open'] / max(cnt['open'], 1):12.0f} {tot['closed'] / max(cnt['closed'], 1):14.0f}")
     print(f"all connections in the table: {(tot['open'] + tot['closed']) / 1e6:.1f} MB")
-    tombs = getattr(table, "tombs", None) or {}
-    if tombs:
-        # the dict slot (~36 B at 2/3 load, as above), the key and the packed record
-        keys = sum(sys.getsizeof(k) for k in tombs)
-        recs = sum(sys.getsizeof(r) for r in tombs.values())
+    tombs = table.tombs
+    if len(tombs):
+        # the store (tomb.TombStore): an index of 8-byte slots in memory, the records on disk
         n = len(tombs)
-        print(f"tombstones: {n}, bytes each: {(keys + recs) / n + 36:.0f} (key {keys / n:.0f}, record "
-              f"{recs / n:.0f}, dict slot ~36); {(keys + recs + 36 * n) / 1e6:.1f} MB; the dict itself "
-              f"{sys.getsizeof(tombs) / 1e6:.1f} MB")
+        print(f"tombstones: {n}; in memory the index, {tombs.index_bytes() / 1e6:.2f} MB "
+              f"({tombs.index_bytes() / n:.1f} bytes each) and a {len(tombs.wbuf) // 1024} KiB write buffer; "
+              f"on disk {tombs.file_bytes() / 1e6:.1f} MB in {len(tombs.order)} generation file(s)")
     if args.tracemalloc:
         snap = tracemalloc.take_snapshot()
         by = defaultdict(int)

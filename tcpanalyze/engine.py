@@ -571,7 +571,8 @@ class FlowTable:
     0-based, in order of first appearance.  It owns port reuse, the live count and its
     bound (evicting the least recently active), and the release of closed connections:
     ``grace_ns`` after its last packet a closed connection is finalized and replaced by its
-    tombstone (``tombs``: one key -> the ``tomb.pack`` record), which leaves ``linger_ns``
+    tombstone (``tombs``, a ``tomb.TombStore``: one key -> the ``tomb.pack`` record, on disk
+    behind an index in memory), which leaves ``linger_ns``
     after the last packet (idle connections leave after ``idle_timeout_ns``).  A tombstone
     counts as a live connection.  A connection leaves through the ``finalize(conn, reason)``
     passed to the method that releases it (the table keeps no reference to its owner, so the
@@ -581,7 +582,7 @@ class FlowTable:
     FIELDS = (("conns", "dict"), ("closed", "list"), ("streams", "long long"), ("live", "long long"),
               ("live_peak", "long long"), ("self_conns", "long long"), ("evicted", "long long"),
               ("expired", "long long"), ("max_connections", "long long"), ("linger_ns", "long long"),
-              ("idle_timeout_ns", "long long"), ("keep_timeline", "bint"), ("tombs", "dict"),
+              ("idle_timeout_ns", "long long"), ("keep_timeline", "bint"), ("tombs", "object"),
               ("grace_ns", "long long"), ("next_linger", "long long"), ("next_retire", "long long"),
               ("late", "long long"), ("previous", "object"))
 
@@ -589,7 +590,8 @@ class FlowTable:
                  grace_ns: int = K_GRACE_NS):
         self.conns: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
         self.closed: list[Conn] = []    # connections that reached their end, until retired
-        self.tombs: dict[bytes, bytes] = {}     # flow_key() of direction 0 -> tomb.pack() record
+        #: flow_key() of direction 0 -> tomb.pack() record, kept on disk (tomb.TombStore)
+        self.tombs = tomb.TombStore(linger_ns)
         self.grace_ns = grace_ns
         self.next_linger = 0            # the analyzer's clock: next release of tombstones and idle ones
         self.next_retire = 0            # ... and next retirement of closed connections past their grace
@@ -744,11 +746,7 @@ class FlowTable:
         return None
 
     def _expire_tombs(self, now: int) -> None:
-        tombs = self.tombs
-        gone = tomb.expired(tombs, now, self.linger_ns)
-        for key in gone:
-            del tombs[key]
-        self.live -= len(gone)
+        self.live -= self.tombs.expire(now, self.linger_ns)
 
     def sweep(self, now: int, finalize) -> None:
         """Release connections closed longer than the linger time or idle past the timeout."""

@@ -4,7 +4,7 @@ A full JSON report lists every connection of the capture; as Python dicts they c
 3.5 KB each (250 MB for the 70k connections of the benchmark capture).  When the caller
 asks for it (``AnalyzeOptions.spill_records``), each record is serialized when its
 connection is finalized and appended to one temporary file that the process shares; the
-report keeps 20 bytes per connection (stream, offset, length) and reads the records back,
+report keeps 22 bytes per connection (stream, offset, length) and reads the records back,
 in stream order, when it is written.  The JSON written is byte-for-byte what the in-memory
 records would give: the stored text is the same compact encoding the writers use.
 
@@ -133,12 +133,13 @@ class SpilledRecords:
     def __init__(self, store: _SpillFile | None = None):
         self._store = store or _store()
         self._stores = [self._store]
+        # the index: 22 bytes a record, no Python object per record
         self._sid = array("H")          # which store holds each record
         self._streams = array("q")      # stream as written in the report
-        self._local = array("q")        # stream as written in the stored text
+        self._local: array | None = None    # stream in the stored text, once a merge renumbers
         self._offs = array("q")
-        self._lens = array("l")
-        self._order: list[int] | None = None
+        self._lens = array("I")
+        self._order: array | None = None
         self._patched: dict[int, dict] = {}
 
     def append(self, rec: dict) -> None:
@@ -146,7 +147,8 @@ class SpilledRecords:
         s = rec["stream"]
         self._sid.append(0)
         self._streams.append(s)
-        self._local.append(s)
+        if self._local is not None:
+            self._local.append(s)
         self._offs.append(off)
         self._lens.append(n)
         self._order = None
@@ -165,7 +167,8 @@ class SpilledRecords:
         path, size = st.path, st._flushed
         st.path = None          # the file is the adopter's now: closed here, not unlinked
         st.close()
-        return ("spilled", path, size, self._local.tobytes(), self._offs.tobytes(), self._lens.tobytes())
+        local = self._local if self._local is not None else self._streams
+        return ("spilled", path, size, local.tobytes(), self._offs.tobytes(), self._lens.tobytes())
 
     def adopt(self, exported: tuple, stream_map: list[int]) -> None:
         """Take over a worker's exported records; ``stream_map[local]`` is the report's stream."""
@@ -174,20 +177,21 @@ class SpilledRecords:
         self._stores.append(_SpillFile.adopt(path, size))
         loc = array("q")
         loc.frombytes(local)
+        if self._local is None:
+            self._local = array("q", self._streams)
         self._local.extend(loc)
         self._streams.extend(array("q", (stream_map[s] for s in loc)))
         self._sid.extend(array("H", [sid]) * len(loc))
         o = array("q")
         o.frombytes(offs)
         self._offs.extend(o)
-        n = array("l")
+        n = array("I")
         n.frombytes(lens)
         self._lens.extend(n)
         self._order = None
 
     def seal(self) -> "SpilledRecords":
-        streams = self._streams
-        self._order = sorted(range(len(streams)), key=streams.__getitem__)
+        self._order = _stream_order(self._streams)
         return self
 
     def __len__(self) -> int:
@@ -199,7 +203,8 @@ class SpilledRecords:
     def _renumbered(self, i: int, data) -> bytes:
         """Record ``i``'s bytes with its stream as the report writes it (a merge renumbers
         streams; the stored text starts with {"stream":<local>,)."""
-        s, loc = self._streams[i], self._local[i]
+        s = self._streams[i]
+        loc = self._local[i] if self._local is not None else s
         if s == loc:
             return data
         head = b'{"stream":%d,' % loc
@@ -228,7 +233,8 @@ class SpilledRecords:
         """Each record's compact JSON as UTF-8, in stream order.  Records that follow each
         other in one file, in that order, are read together (up to ``K_READ_RUN`` bytes)."""
         order = self._order if self._order is not None else self.seal()._order
-        patched, streams, local = self._patched, self._streams, self._local
+        patched, streams = self._patched, self._streams
+        local = self._local if self._local is not None else streams
         sid, offs, lens, stores = self._sid, self._offs, self._lens, self._stores
         k, n = 0, len(order)
         while k < n:
@@ -257,6 +263,75 @@ class SpilledRecords:
     def __iter__(self) -> Iterator[dict]:
         for data in self.record_bytes():
             yield json.loads(str(data, "utf-8"))
+
+
+class WaitingIndex:
+    """Where records that wait on disk for an earlier stream are: stream -> (offset, length)
+    in two arrays indexed by stream from the first one that may still wait, 12 bytes a stream
+    in that span and no Python object per record.  Streams are taken out in increasing
+    order: ``advance(s)`` forgets the ones before ``s``."""
+
+    def __init__(self):
+        self._base = 0                  # the stream at index 0
+        self._offs = array("q")         # -1: not waiting on disk
+        self._lens = array("I")
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def put(self, stream: int, off: int, n: int) -> None:
+        i = stream - self._base
+        if i < 0:
+            raise ValueError(f"stream {stream} is before {self._base}")
+        k = len(self._offs)
+        if i >= k:
+            self._offs.extend(array("q", [-1]) * (i + 1 - k))
+            self._lens.extend(array("I", [0]) * (i + 1 - k))
+        if self._offs[i] < 0:
+            self._n += 1
+        self._offs[i] = off
+        self._lens[i] = n
+
+    def pop(self, stream: int) -> tuple[int, int] | None:
+        """(offset, length) of the stream's record, now forgotten; None if it does not wait."""
+        i = stream - self._base
+        if i < 0 or i >= len(self._offs) or self._offs[i] < 0:
+            return None
+        off = self._offs[i]
+        self._offs[i] = -1
+        self._n -= 1
+        return off, self._lens[i]
+
+    def advance(self, stream: int) -> None:
+        """No stream before ``stream`` waits any more: drop their room (in halves, so the
+        moves cost O(1) a stream)."""
+        i = stream - self._base
+        if i <= 0:
+            return
+        if i >= len(self._offs):
+            del self._offs[:], self._lens[:]
+            self._base = stream
+        elif i > len(self._offs) >> 1:
+            del self._offs[:i], self._lens[:i]
+            self._base = stream
+
+
+def _stream_order(streams: array) -> array:
+    """The indices of ``streams`` in stream order, as an array: placed by stream number when
+    the numbers are distinct and dense (no Python int per record), else sorted."""
+    n = len(streams)
+    if n:
+        lo, hi = min(streams), max(streams)
+        if hi - lo < 2 * n + 1024:
+            pos = array("q", [-1]) * (hi - lo + 1)
+            for i, s in enumerate(streams):
+                if pos[s - lo] >= 0:
+                    break
+                pos[s - lo] = i
+            else:
+                return pos if len(pos) == n else array("q", (i for i in pos if i >= 0))
+    return array("q", sorted(range(n), key=streams.__getitem__))
 
 
 class RecordChain:

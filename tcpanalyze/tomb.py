@@ -20,12 +20,18 @@ of the linger time (``Config.linger_ns``) the table keeps, under one of its keys
 minimal connection (two fresh flows) that ``Analyzer`` builds for a late packet, runs the
 ordinary rules on and packs again.  The layout is private to one run (little-endian,
 fixed part first).  Compiled, ``pack`` writes the fixed part (all of it for a connection
-with nothing unacknowledged, the usual case) byte by byte from the C records, and
-``expired`` reads the last packet time of each tombstone in C: both run once per connection
-or per sweep, and their plain versions (``struct``) write and read the same bytes."""
+with nothing unacknowledged, the usual case) byte by byte from the C records; its plain
+version (``struct``) writes the same bytes.
+
+``TombStore`` keeps the records of a flow table out of the Python heap: in temporary files
+behind an index of 8-byte slots (see the class).  Compiled, its index and its write buffer
+are read and written through C pointers, and its sweep reads each entry's last packet time
+in C; the plain versions use ``struct`` on the same bytes."""
 from __future__ import annotations
 
+import os
 import struct
+import tempfile
 
 try:
     import cython
@@ -137,24 +143,6 @@ def pack(conn) -> bytes:
     return cython.cast(cython.p_char, p)[:171]
 
 
-@cython.locals(tombs=dict, rec=bytes, p=cython.p_uchar, t=cython.longlong, now=cython.longlong,
-               linger=cython.longlong, i=cython.Py_ssize_t)
-def expired(tombs: dict, now: int, linger: int) -> list:
-    """The keys of the tombstones whose connection's last packet is more than ``linger`` ago."""
-    gone = []
-    for key, rec in tombs.items():
-        if cython.compiled:
-            p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, rec))
-            t = 0
-            for i in range(8):
-                t |= cython.cast(cython.longlong, p[8 + i]) << (8 * i)
-        else:
-            t = LAST_NS.unpack_from(rec, LAST_NS_OFFSET)[0]
-        if now - t > linger:
-            gone.append(key)
-    return gone
-
-
 def _zstate(conn) -> int:
     z = conn.zeek
     return _ZINDEX.get(z.conn_state(), 0) if z is not None else 0
@@ -237,3 +225,551 @@ def load(rec: bytes, conn, unacked) -> None:
         if f.segs_disordered:
             f.seg_lo, f.seg_hi = _PAIR.unpack_from(rec, off)
             off += _PAIR.size
+
+
+# ----------------------------------------------------------------- the store
+# Index: _NSUB sub-tables of 8-byte slots (linear probing, backward-shift deletion), each slot
+# (fingerprint << 32) | locator, 0 when empty.  The fingerprint is 31 bits of the key's hash
+# (bits 33-63); its top 8 bits choose the sub-table, the other 23 the home slot (scaled to the
+# sub-table's size), so a sub-table grows or shrinks from its slots alone.  The locator is the
+# generation (7 bits) and the entry's offset in its file in 8-byte units (25 bits).
+_NSUB = cython.declare(cython.longlong, 256)
+_SUB_SHIFT = cython.declare(cython.longlong, 23)
+_LOW = cython.declare(cython.longlong, (1 << 23) - 1)
+_FP_MASK = cython.declare(cython.longlong, (1 << 31) - 1)
+_LOC_MASK = cython.declare(cython.longlong, (1 << 32) - 1)
+_GEN_SHIFT = cython.declare(cython.longlong, 25)
+_OFF_MASK = cython.declare(cython.longlong, (1 << 25) - 1)
+_NGEN = cython.declare(cython.longlong, 128)
+#: bytes one generation file holds at most (its offsets in 8-byte units fit 25 bits)
+_GEN_MAX = cython.declare(cython.longlong, 8 << 25)
+_MIN_CAP = cython.declare(cython.longlong, 8)
+_NEVER = cython.declare(cython.longlong, (1 << 63) - 1)
+#: per generation, in ``TombStore.gens``: bytes in its file, live entries, the earliest last
+#: packet time among them (a lower bound), the capture time it started
+_G = cython.declare(cython.longlong, 4)
+_Q = struct.Struct("<q")
+#: an entry of a generation file: its size (a multiple of 8), the record's length, its
+#: insertion number (the order of a dict's keys, which eviction keeps), the key's hash and
+#: length; then the key and the record
+_ENTRY = struct.Struct("<iiqqi4x")
+_HDR = cython.declare(cython.longlong, 32)
+_LAST_AT = cython.declare(cython.longlong, LAST_NS_OFFSET)
+#: the write buffer of the newest generation
+K_WRITE_BUF = 1 << 16
+#: bytes read at once when a sweep walks a generation file
+K_SCAN_READ = 1 << 20
+#: a generation of tombstones lasts at least one sweep and at most 1/32 of the linger time
+K_GEN_SPAN_NS = 10 * 1_000_000_000
+
+
+class TombStore:
+    """The tombstones of a flow table: key (``flow_key`` of direction 0) -> ``pack`` record,
+    used like a dict (``in``, ``[]``, ``del``, ``len``, ``items`` in insertion order), but
+    with the records outside the Python heap.
+
+    The records go, in the order they are stored, into temporary files (unlinked at once,
+    where ``tempfile`` puts them, like the ``--json`` spill), one per *generation*: a new
+    generation starts at a sweep once the newest is ``span_ns`` old.  In memory there is only
+    an index of 8-byte slots (about 11 bytes per tombstone, see the comment above) and the
+    newest generation's 64 KiB write buffer.  A key missing from the index costs no read: a
+    lookup reads the file only when a slot's 31-bit fingerprint matches (the tombstone is
+    there, or once in about 10,000 misses).  ``expire`` walks only the generations that may
+    hold a tombstone past the linger time, and a generation whose tombstones are all gone
+    (expired, replaced by a newer record, removed) closes its file: tombstones expire in
+    about the order they were stored, so the files on disk hold about the linger time's
+    tombstones."""
+
+    FIELDS = (("subs", "list"), ("counts", "bytearray"), ("n", "long long"), ("seq", "long long"),
+              ("files", "list"), ("gens", "bytearray"), ("order", "list"), ("cur", "long long"),
+              ("wbuf", "bytearray"), ("wn", "long long"), ("span_ns", "long long"), ("reads", "long long"),
+              ("cloc", "long long"), ("cent", "object"))
+
+    def __init__(self, linger_ns: int = 0):
+        self.span_ns = max(K_GEN_SPAN_NS, linger_ns // 32)
+        self.files = [None] * _NGEN
+        self.gens = bytearray(8 * _G * _NGEN)
+        self.wbuf = bytearray(K_WRITE_BUF)
+        self.reads = 0                  # entries read back (a test counts them)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.subs = [bytearray(8 * _MIN_CAP) for _ in range(_NSUB)]
+        self.counts = bytearray(8 * _NSUB)
+        self.n = 0
+        self.seq = 0
+        self.order = []                 # live generations, oldest first
+        self.cur = -1
+        self.wn = 0
+        self.cloc = 0
+        self.cent = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __contains__(self, key) -> bool:
+        return _find(self, key, _fp(key)) >= 0
+
+    def __getitem__(self, key):
+        rec = self.get(key)
+        if rec is None:
+            raise KeyError(key)
+        return rec
+
+    @cython.locals(i=cython.Py_ssize_t, fp=cython.longlong, ent=bytes)
+    def get(self, key, default=None):
+        fp = _fp(key)
+        i = _find(self, key, fp)
+        if i < 0:
+            return default
+        ent = _read(self, _ld(self.subs[fp >> _SUB_SHIFT], i) & _LOC_MASK)
+        return _record(ent)
+
+    def __setitem__(self, key, rec) -> None:
+        _put(self, key, rec)
+
+    @cython.locals(i=cython.Py_ssize_t, fp=cython.longlong, t=bytearray, loc=cython.longlong)
+    def __delitem__(self, key) -> None:
+        fp = _fp(key)
+        i = _find(self, key, fp)
+        if i < 0:
+            raise KeyError(key)
+        t = self.subs[fp >> _SUB_SHIFT]
+        loc = _ld(t, i) & _LOC_MASK
+        _gen_add(self, loc >> _GEN_SHIFT, 1, -1)
+        _delete(self, fp >> _SUB_SHIFT, i)
+        self.n -= 1
+
+    def items(self) -> list:
+        """(key, record) of every tombstone, in the order the keys were first stored."""
+        out = []
+        for gid in list(self.order):
+            _walk(self, gid, 0, out)
+        out.sort(key=_first)
+        return [(k, r) for _s, k, r in out]
+
+    def keys(self) -> list:
+        return [k for k, _r in self.items()]
+
+    @cython.locals(now=cython.longlong, linger=cython.longlong, cutoff=cython.longlong, gone=cython.longlong,
+                   gid=cython.longlong)
+    def expire(self, now: int, linger: int) -> int:
+        """Remove the tombstones whose connection's last packet is more than ``linger``
+        before ``now``; returns how many.  Starts a new generation when the newest is
+        ``span_ns`` old."""
+        cutoff = now - linger
+        gone = 0
+        for gid in list(self.order):
+            if _ld(self.gens, gid * _G + 2) < cutoff:
+                gone += _walk(self, gid, cutoff, None)
+        self.n -= gone
+        if self.n == 0:
+            self.clear()
+            return gone
+        for gid in list(self.order):
+            if gid != self.cur and _ld(self.gens, gid * _G + 1) == 0:
+                _drop_gen(self, gid)
+        if self.cur >= 0 and now - _ld(self.gens, self.cur * _G + 3) >= self.span_ns:
+            _new_gen(self, now)
+        return gone
+
+    def clear(self) -> None:
+        """Forget every tombstone and close the files."""
+        for gid in list(self.order):
+            _drop_gen(self, gid)
+        self._reset()
+
+    def close(self) -> None:
+        self.clear()
+
+    def index_bytes(self) -> int:
+        """Bytes of the index (the slots)."""
+        return sum(len(t) for t in self.subs) + len(self.counts)
+
+    def file_bytes(self) -> int:
+        """Bytes of the tombstones' entries on disk and in the write buffer (live or not)."""
+        return sum(_ld(self.gens, gid * _G) - 8 for gid in self.order) + self.wn
+
+
+def _first(t):
+    return t[0]
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(b=bytearray, i=cython.Py_ssize_t)
+def _ld(b, i) -> cython.longlong:
+    if cython.compiled:
+        return cython.cast(cython.p_longlong, PyByteArray_AS_STRING(b))[i]
+    return _Q.unpack_from(b, i << 3)[0]
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(b=bytearray, i=cython.Py_ssize_t, v=cython.longlong)
+def _st(b, i, v) -> cython.int:
+    if cython.compiled:
+        cython.cast(cython.p_longlong, PyByteArray_AS_STRING(b))[i] = v
+    else:
+        _Q.pack_into(b, i << 3, v)
+    return 0
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(h=cython.longlong)
+def _fp(key) -> cython.longlong:
+    h = hash(key)
+    return (h >> 33) & _FP_MASK
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(fp=cython.longlong, cap=cython.longlong)
+def _home(fp, cap) -> cython.Py_ssize_t:
+    return ((fp & _LOW) * cap) >> _SUB_SHIFT
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, fp=cython.longlong, t=bytearray, cap=cython.Py_ssize_t, i=cython.Py_ssize_t,
+               s=cython.longlong, ent=bytes, kl=cython.Py_ssize_t)
+def _find(st, key, fp) -> cython.Py_ssize_t:
+    """The slot of ``key`` in its sub-table, or -1."""
+    t = st.subs[fp >> _SUB_SHIFT]
+    cap = len(t) >> 3
+    i = _home(fp, cap)
+    while True:
+        s = _ld(t, i)
+        if s == 0:
+            return -1
+        if (s >> 32) == fp:
+            ent = _read(st, s & _LOC_MASK)
+            kl = _ENTRY.unpack_from(ent, 0)[4]
+            if ent[_HDR:_HDR + kl] == key:
+                return i
+        i += 1
+        if i == cap:
+            i = 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, t=bytearray, cap=cython.Py_ssize_t, i=cython.Py_ssize_t, s=cython.longlong,
+               fp=cython.longlong, v=cython.longlong)
+def _find_slot(st, s) -> cython.Py_ssize_t:
+    """The slot holding exactly ``s`` (fingerprint and locator), or -1: whether an entry of a
+    file is the key's current record."""
+    fp = s >> 32
+    t = st.subs[fp >> _SUB_SHIFT]
+    cap = len(t) >> 3
+    i = _home(fp, cap)
+    while True:
+        v = _ld(t, i)
+        if v == s:
+            return i
+        if v == 0:
+            return -1
+        i += 1
+        if i == cap:
+            i = 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, sub=cython.Py_ssize_t, s=cython.longlong, t=bytearray, cap=cython.Py_ssize_t,
+               c=cython.longlong, i=cython.Py_ssize_t)
+def _insert(st, sub, s) -> cython.int:
+    t = st.subs[sub]
+    cap = len(t) >> 3
+    c = _ld(st.counts, sub) + 1
+    if c * 4 > cap * 3:
+        t = _resize(st, sub, cap + (cap >> 1))
+        cap = len(t) >> 3
+    i = _home(s >> 32, cap)
+    while _ld(t, i) != 0:
+        i += 1
+        if i == cap:
+            i = 0
+    _st(t, i, s)
+    _st(st.counts, sub, c)
+    return 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, sub=cython.Py_ssize_t, i=cython.Py_ssize_t, t=bytearray, cap=cython.Py_ssize_t,
+               j=cython.Py_ssize_t, k=cython.Py_ssize_t, s=cython.longlong, c=cython.longlong)
+def _delete(st, sub, i) -> cython.int:
+    """Empty slot ``i`` of sub-table ``sub``, moving back the entries after it that probed
+    past it (linear probing's deletion, no markers)."""
+    t = st.subs[sub]
+    cap = len(t) >> 3
+    j = i
+    while True:
+        j += 1
+        if j == cap:
+            j = 0
+        s = _ld(t, j)
+        if s == 0:
+            break
+        k = _home(s >> 32, cap)
+        # leave it if its home is cyclically in (i, j]
+        if (k > i and k <= j) if i <= j else (k > i or k <= j):
+            continue
+        _st(t, i, s)
+        i = j
+    _st(t, i, 0)
+    c = _ld(st.counts, sub) - 1
+    _st(st.counts, sub, c)
+    if cap > _MIN_CAP and c * 8 < cap:
+        _resize(st, sub, cap >> 1)
+    return 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, sub=cython.Py_ssize_t, cap=cython.Py_ssize_t, old=bytearray, t=bytearray,
+               n=cython.Py_ssize_t, j=cython.Py_ssize_t, i=cython.Py_ssize_t, s=cython.longlong)
+def _resize(st, sub, cap) -> bytearray:
+    if cap < _MIN_CAP:
+        cap = _MIN_CAP
+    old = st.subs[sub]
+    t = bytearray(cap * 8)
+    n = len(old) >> 3
+    for j in range(n):
+        s = _ld(old, j)
+        if s != 0:
+            i = _home(s >> 32, cap)
+            while _ld(t, i) != 0:
+                i += 1
+                if i == cap:
+                    i = 0
+            _st(t, i, s)
+    st.subs[sub] = t
+    return t
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, gid=cython.longlong, k=cython.longlong, d=cython.longlong)
+def _gen_add(st, gid, k, d) -> cython.int:
+    _st(st.gens, gid * _G + k, _ld(st.gens, gid * _G + k) + d)
+    return 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, loc=cython.longlong, gid=cython.longlong, off=cython.longlong,
+               flushed=cython.longlong, a=cython.Py_ssize_t, n=cython.Py_ssize_t, ent=bytes, fd=cython.int)
+def _read(st, loc) -> bytes:
+    """The entry at ``loc`` (from the write buffer or the file; the last one read is kept)."""
+    if loc == st.cloc and st.cent is not None:
+        return st.cent
+    gid = loc >> _GEN_SHIFT
+    off = (loc & _OFF_MASK) << 3
+    flushed = _ld(st.gens, gid * _G)
+    if gid == st.cur and off >= flushed:
+        a = off - flushed
+        n = _ENTRY.unpack_from(st.wbuf, a)[0]
+        ent = bytes(st.wbuf[a:a + n])
+    else:
+        fd = st.files[gid].fileno()
+        ent = os.pread(fd, 256, off)
+        n = _ENTRY.unpack_from(ent, 0)[0]
+        if n > len(ent):
+            ent = os.pread(fd, n, off)
+    st.reads += 1
+    st.cloc = loc
+    st.cent = ent
+    return ent
+
+
+def _record(ent: bytes) -> bytes:
+    _size, rl, _seq, _h, kl = _ENTRY.unpack_from(ent, 0)
+    return ent[_HDR + kl:_HDR + kl + rl]
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, fp=cython.longlong, i=cython.Py_ssize_t, t=bytearray, old=cython.longlong,
+               seq=cython.longlong, loc=cython.longlong)
+def _put(st, key: bytes, rec: bytes) -> cython.int:
+    fp = _fp(key)
+    i = _find(st, key, fp)
+    if i >= 0:
+        # a newer record of a stored key: it keeps the key's place in the order
+        old = _ld(st.subs[fp >> _SUB_SHIFT], i) & _LOC_MASK
+        seq = _ENTRY.unpack_from(_read(st, old), 0)[2]
+        _gen_add(st, old >> _GEN_SHIFT, 1, -1)
+        loc = _append(st, key, rec, seq)
+        _st(st.subs[fp >> _SUB_SHIFT], i, (fp << 32) | loc)
+        return 0
+    seq = st.seq
+    st.seq += 1
+    loc = _append(st, key, rec, seq)
+    _insert(st, fp >> _SUB_SHIFT, (fp << 32) | loc)
+    st.n += 1
+    return 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, kl=cython.Py_ssize_t, rl=cython.Py_ssize_t, size=cython.Py_ssize_t,
+               seq=cython.longlong, h=cython.longlong, t=cython.longlong, off=cython.longlong,
+               p=cython.p_char, g=cython.Py_ssize_t, w=cython.Py_ssize_t)
+def _append(st, key: bytes, rec: bytes, seq) -> cython.longlong:
+    """Write an entry into the newest generation; returns its locator."""
+    kl = len(key)
+    rl = len(rec)
+    size = (_HDR + kl + rl + 7) & ~7
+    h = hash(key)
+    if cython.compiled:
+        p = cython.cast(cython.p_char, rec)
+        t = cython.cast(cython.p_longlong, p + _LAST_AT)[0]
+    else:
+        t = LAST_NS.unpack_from(rec, LAST_NS_OFFSET)[0]
+    if st.cur < 0:
+        _new_gen(st, t)
+    g = st.cur * _G
+    if _ld(st.gens, g) + st.wn + size > _GEN_MAX:
+        _new_gen(st, t)
+        g = st.cur * _G
+    if st.wn + size > len(st.wbuf):
+        _flush(st)
+        if size > len(st.wbuf):
+            st.wbuf = bytearray(size)
+    w = st.wn
+    off = _ld(st.gens, g) + w
+    if cython.compiled:
+        p = PyByteArray_AS_STRING(st.wbuf) + w
+        cython.cast(cython.p_int, p)[0] = size
+        cython.cast(cython.p_int, p + 4)[0] = rl
+        cython.cast(cython.p_longlong, p + 8)[0] = seq
+        cython.cast(cython.p_longlong, p + 16)[0] = h
+        cython.cast(cython.p_longlong, p + 24)[0] = kl
+        memcpy(p + _HDR, cython.cast(cython.p_char, key), kl)
+        memcpy(p + _HDR + kl, cython.cast(cython.p_char, rec), rl)
+        memset(p + _HDR + kl + rl, 0, size - _HDR - kl - rl)
+    else:
+        _ENTRY.pack_into(st.wbuf, w, size, rl, seq, h, kl)
+        st.wbuf[w + _HDR:w + _HDR + kl] = key
+        st.wbuf[w + _HDR + kl:w + _HDR + kl + rl] = rec
+        st.wbuf[w + _HDR + kl + rl:w + size] = bytes(size - _HDR - kl - rl)
+    st.wn = w + size
+    _gen_add(st, st.cur, 1, 1)
+    if t < _ld(st.gens, g + 2):
+        _st(st.gens, g + 2, t)
+    return (st.cur << _GEN_SHIFT) | (off >> 3)
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, done=cython.Py_ssize_t, off=cython.longlong, fd=cython.int)
+def _flush(st) -> cython.int:
+    """The write buffer into the newest generation's file."""
+    if st.wn == 0:
+        return 0
+    fd = st.files[st.cur].fileno()
+    off = _ld(st.gens, st.cur * _G)
+    with memoryview(st.wbuf) as whole:
+        view = whole[:st.wn]
+        done = 0
+        while done < st.wn:
+            done += os.pwrite(fd, view[done:], off + done)
+        view.release()
+    _st(st.gens, st.cur * _G, off + st.wn)
+    st.wn = 0
+    return 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, t=cython.longlong, gid=cython.longlong, k=cython.longlong)
+def _new_gen(st, t) -> cython.int:
+    """Start a generation (at capture time ``t``) with a new file."""
+    if st.cur >= 0:
+        _flush(st)
+    for k in range(1, _NGEN + 1):
+        gid = (st.cur + k) % _NGEN
+        if st.files[gid] is None:
+            break
+    else:
+        raise OverflowError(f"more than {_NGEN} generations of tombstones")
+    st.files[gid] = tempfile.TemporaryFile(prefix="tcpanalyze-tombs-")
+    _st(st.gens, gid * _G, 8)          # offset 0 is no entry's: a slot is never 0
+    _st(st.gens, gid * _G + 1, 0)
+    _st(st.gens, gid * _G + 2, _NEVER)
+    _st(st.gens, gid * _G + 3, t)
+    st.cur = gid
+    st.order.append(gid)
+    return 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, gid=cython.longlong)
+def _drop_gen(st, gid) -> cython.int:
+    f = st.files[gid]
+    st.files[gid] = None
+    st.order.remove(gid)
+    if gid == st.cur:
+        st.cur = -1
+        st.wn = 0
+    if (st.cloc >> _GEN_SHIFT) == gid:
+        st.cent = None
+    if f is not None:
+        f.close()
+    return 0
+
+
+@cython.cfunc
+@cython.locals(st=TombStore, gid=cython.longlong, cutoff=cython.longlong, end=cython.longlong,
+               off=cython.longlong, low=cython.longlong, gone=cython.longlong, a=cython.Py_ssize_t,
+               m=cython.Py_ssize_t, size=cython.Py_ssize_t, rl=cython.Py_ssize_t, kl=cython.Py_ssize_t,
+               h=cython.longlong, t=cython.longlong, seq=cython.longlong, s=cython.longlong,
+               i=cython.Py_ssize_t, fd=cython.int, chunk=bytes, p=cython.p_char, fp=cython.longlong,
+               want=cython.Py_ssize_t)
+def _walk(st, gid, cutoff, out) -> cython.longlong:
+    """Walk generation ``gid``'s entries: with ``out`` (a list), append (insertion number,
+    key, record) of each current one; else remove those whose last packet time is before
+    ``cutoff`` and return how many (the generation's time bound is made exact)."""
+    if gid == st.cur:
+        _flush(st)
+    fd = st.files[gid].fileno()
+    end = _ld(st.gens, gid * _G)
+    off = 8
+    low = _NEVER
+    gone = 0
+    want = K_SCAN_READ
+    while off < end:
+        chunk = os.pread(fd, min(want, end - off), off)
+        m = len(chunk)
+        if m < _HDR:
+            break
+        a = 0
+        while a + _HDR <= m:
+            if cython.compiled:
+                p = cython.cast(cython.p_char, chunk) + a
+                size = cython.cast(cython.p_int, p)[0]
+                rl = cython.cast(cython.p_int, p + 4)[0]
+                seq = cython.cast(cython.p_longlong, p + 8)[0]
+                h = cython.cast(cython.p_longlong, p + 16)[0]
+                kl = cython.cast(cython.p_longlong, p + 24)[0]
+            else:
+                size, rl, seq, h, kl = _ENTRY.unpack_from(chunk, a)
+            if a + size > m:
+                break
+            if cython.compiled:
+                t = cython.cast(cython.p_longlong, p + _HDR + kl + _LAST_AT)[0]
+            else:
+                t = LAST_NS.unpack_from(chunk, a + _HDR + kl + LAST_NS_OFFSET)[0]
+            fp = (h >> 33) & _FP_MASK
+            s = (fp << 32) | (gid << _GEN_SHIFT) | ((off + a) >> 3)
+            i = _find_slot(st, s)
+            if i >= 0:
+                if out is not None:
+                    out.append((seq, chunk[a + _HDR:a + _HDR + kl], chunk[a + _HDR + kl:a + _HDR + kl + rl]))
+                elif t < cutoff:
+                    _delete(st, fp >> _SUB_SHIFT, i)
+                    gone += 1
+                elif t < low:
+                    low = t
+            a += size
+        if a == 0:                      # an entry longer than the read: read it whole
+            want = _ENTRY.unpack_from(chunk, 0)[0]
+            continue
+        want = K_SCAN_READ
+        off += a
+    if out is None:
+        _st(st.gens, gid * _G + 2, low)
+        _gen_add(st, gid, 1, -gone)
+    return gone

@@ -242,5 +242,7 @@ def test_compiled_pack_writes_the_bytes_of_the_plain_one():
     g = E._ghost(conn.key)
     tomb.load(tomb.pack(conn), g, E.Unacked)
     assert tomb.pack(g) == tomb.pack(conn)
-    assert tomb.expired({conn.key: tomb.pack(conn)}, conn.last_ns + WHOLE + 1, WHOLE) == [conn.key]
-    assert tomb.expired({conn.key: tomb.pack(conn)}, conn.last_ns + WHOLE, WHOLE) == []
+    store = tomb.TombStore(WHOLE)
+    store[conn.key] = tomb.pack(conn)
+    assert store.expire(conn.last_ns + WHOLE, WHOLE) == 0 and store[conn.key] == tomb.pack(conn)
+    assert store.expire(conn.last_ns + WHOLE + 1, WHOLE) == 1 and conn.key not in store and not store

@@ -16,7 +16,7 @@ from tcpanalyze.engine import Analyzer, Config
 from tcpanalyze.jsontext import encode_bytes
 from tcpanalyze.parquet import write_connections
 from tcpanalyze.pipeline import RunStats, gc_tuned
-from tcpanalyze.records import _SpillFile
+from tcpanalyze.records import WaitingIndex, _SpillFile
 from tcpanalyze.summary import summarize
 
 
@@ -169,7 +169,7 @@ class _Lines(ConnectionDicts):
         self._held: dict[int, bytes] = {}                   # stream -> line, in memory
         self._held_chars = 0
         self._spill: _SpillFile | None = None
-        self._spilled: dict[int, tuple[int, int]] = {}      # stream -> (offset, length) on disk
+        self._spilled = WaitingIndex()                      # stream -> (offset, length) on disk
         self.waited = 0             # records that waited on disk for an earlier stream
 
     def _done(self, conn) -> None:
@@ -182,7 +182,7 @@ class _Lines(ConnectionDicts):
                 return
             if self._spill is None:
                 self._spill = _SpillFile()
-            self._spilled[s] = (self._spill.put(line), len(line))
+            self._spilled.put(s, self._spill.put(line), len(line))
             self.waited += 1
             return
         write = self._write
@@ -193,14 +193,15 @@ class _Lines(ConnectionDicts):
             line = held.pop(s, None)
             if line is not None:
                 self._held_chars -= len(line)
-            elif s in spilled:
-                off, n = spilled.pop(s)
-                line = self._spill.get(off, n)
             else:
-                break
+                at = spilled.pop(s) if spilled else None
+                if at is None:
+                    break
+                line = self._spill.get(*at)
             write(line)
             s += 1
         self._next = s
+        spilled.advance(s)
 
     def close(self) -> None:
         super().close()

@@ -1406,6 +1406,9 @@ def _be32(p, i):
             | (cython.cast(cython.longlong, p[i + 2]) << 8) | p[i + 3])
 
 
+#: _TS_WORD as a C constant (the module's name is a Python object, looked up at each use)
+_TS_WORD_C = cython.declare(cython.longlong, 0x0101080A)
+
 #: the packed addresses made last, by a hash of their last two bytes: a capture has few
 #: hosts, so most segments reuse both of theirs instead of making two bytes objects (the
 #: slots start as the all-zero address, which is what they would hold for it)
@@ -1480,7 +1483,7 @@ def _fast_ether_at(frame, ts_ns, p, n, wirelen):
     if hl == 5:
         hdr = 20
         tsval = tsecr = -1
-    elif hl == 8 and n >= t + 32 and _be32(p, t + 20) == _TS_WORD:
+    elif hl == 8 and n >= t + 32 and _be32(p, t + 20) == _TS_WORD_C:
         hdr = 32
         tsval = _be32(p, t + 24)
         tsecr = _be32(p, t + 28)

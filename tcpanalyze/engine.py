@@ -217,7 +217,7 @@ _KEYS = cython.declare(list, [b""] * 4096)
 
 @cython.cfunc
 @cython.locals(seg=Segment, b=cython.uchar[40], p=cython.p_uchar, n=cython.Py_ssize_t, i=cython.Py_ssize_t,
-               m=cython.Py_ssize_t, sport=cython.longlong, dport=cython.longlong, h=cython.uint, sb=bytes,
+               m=cython.Py_ssize_t, sport=cython.longlong, dport=cython.longlong, h=cython.ulonglong, sb=bytes,
                db=bytes, o=bytes)
 def _seg_key(seg):
     """flow_key() of a segment; compiled, built in a C buffer and, when the last key in its
@@ -247,9 +247,9 @@ def _seg_key(seg):
     b[2 * n + 3] = dport & 255
     m = 2 * n + 4
     # Fibonacci hashing of both ports and the last two bytes of each address
-    h = cython.cast(cython.uint, ((sport << 16) | dport) ^ (b[n - 2] << 24) ^ (b[n - 1] << 16)
-                    ^ (b[2 * n - 2] << 8) ^ b[2 * n - 1])
-    h = (h * cython.cast(cython.uint, 2654435761)) >> 20
+    h = ((sport << 16) | dport) ^ (cython.cast(cython.ulonglong, b[n - 2]) << 24) ^ (b[n - 1] << 16) \
+        ^ (b[2 * n - 2] << 8) ^ b[2 * n - 1]
+    h = ((h * 2654435761) & 0xFFFFFFFF) >> 20
     o = _KEYS[h]
     if len(o) == m and memcmp(cython.cast(cython.p_char, o), cython.cast(cython.p_char, b), m) == 0:
         return o

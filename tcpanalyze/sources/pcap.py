@@ -153,7 +153,8 @@ class _Prefixed:
         self._head = head
         self._raw = raw
         self._read1 = getattr(raw, "read1", raw.read)
-        self._readinto1 = getattr(raw, "readinto1", None)
+        if hasattr(raw, "readinto1"):
+            self.readinto1 = self._into1
         self._eof = at_end
 
     def _take(self, n: int) -> bytes:
@@ -184,23 +185,19 @@ class _Prefixed:
             self._eof = True
         return data
 
-    def readinto1(self, b) -> int:
-        """``read1`` into the writable buffer ``b``; returns the number of bytes read."""
+    def _into1(self, b) -> int:
+        """``readinto1`` (installed when ``raw`` has one): the sniffed bytes, then ``raw``'s,
+        into the writable buffer ``b``; returns the number of bytes read."""
         if self._head:
             data = self._take(len(b))
-        elif self._eof:
+            b[:len(data)] = data
+            return len(data)
+        if self._eof:
             return 0
-        elif self._readinto1 is not None:
-            n = self._readinto1(b) or 0
-            if not n and len(b):
-                self._eof = True
-            return n
-        else:
-            data = self._read1(len(b))
-            if not data and len(b):
-                self._eof = True
-        b[:len(data)] = data
-        return len(data)
+        n = self._raw.readinto1(b) or 0
+        if not n and len(b):
+            self._eof = True
+        return n
 
 
 @cython.cfunc
@@ -241,9 +238,9 @@ class CaptureReader:
         self.linktypes: set[int] = set()
         self.max_record = max(int(max_record), 16)
         self._read = getattr(stream, "read1", stream.read)
-        # when the stream has it (files, standard input, gzip) the compiled reader reads into
-        # its window (_fill)
-        self._readinto = getattr(stream, "readinto1", None)
+        # when the stream has it (files, standard input) the compiled reader reads into its
+        # window (_fill); a gzip stream's readinto1 would read1 and copy, which gains nothing
+        self._readinto = None if compressed else getattr(stream, "readinto1", None)
         self._closers = tuple(closers)
         self._buf = b""
         self._base = 0
@@ -321,19 +318,26 @@ class CaptureReader:
         """_ensure's reading, compiled: the stream reads straight into the new window (a
         bytes object made for it, after the bytes kept from the old one) instead of into
         chunks joined afterwards, a second copy of every byte of the input.  The same reads
-        (``readinto1``: at most one read of the input per call, like ``read1``), results and
-        errors as the join."""
+        (``readinto1``: at most one read of the input per call, like ``read1``, each of at
+        most _MAX_READ bytes, so that no allocation is sized by a length from the file
+        beyond what it holds), results and errors as the join."""
+        if have <= 0:
+            have = 0
         cap = have + min(max(_CHUNK, n - have), _MAX_READ)
-        if cap < n:
-            cap = n
         win = PyBytes_FromStringAndSize(cython.NULL, cap)
         dst = PyBytes_AS_STRING(win)
         if have > 0:
             memcpy(dst, PyBytes_AS_STRING(self._buf) + rel, have)
-        else:
-            have = 0
         readinto = self._readinto
         while have < n:
+            if have == cap:
+                # a record longer than the window: a larger one, with room for the rest of it
+                # (at most _MAX_READ more), the bytes read so far copied over
+                cap = have + min(max(_CHUNK, n - have), _MAX_READ)
+                grown = PyBytes_FromStringAndSize(cython.NULL, cap)
+                memcpy(PyBytes_AS_STRING(grown), dst, have)
+                win = grown
+                dst = PyBytes_AS_STRING(win)
             view = PyMemoryView_FromMemory(dst + have, cap - have, PyBUF_WRITE)
             try:
                 got = readinto(view) or 0

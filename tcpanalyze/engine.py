@@ -213,6 +213,8 @@ def reverse_key(key: bytes) -> bytes:
 #: together, so most get the key object an earlier one got, whose hash Python has kept (a new
 #: bytes object is hashed again at each lookup) and which the table compares by identity
 _KEYS = cython.declare(list, [b""] * 4096)
+#: 2**32 / golden ratio, a C constant (Fibonacci hashing of the key's slot: bits 20 to 31)
+_FIB32 = cython.declare(cython.ulonglong, 0x9E3779B1)
 
 
 @cython.cfunc
@@ -249,7 +251,7 @@ def _seg_key(seg):
     # Fibonacci hashing of both ports and the last two bytes of each address
     h = ((sport << 16) | dport) ^ (cython.cast(cython.ulonglong, b[n - 2]) << 24) ^ (b[n - 1] << 16) \
         ^ (b[2 * n - 2] << 8) ^ b[2 * n - 1]
-    h = ((h * 2654435761) & 0xFFFFFFFF) >> 20
+    h = ((h * _FIB32) >> 20) & 4095
     o = _KEYS[h]
     if len(o) == m and memcmp(cython.cast(cython.p_char, o), cython.cast(cython.p_char, b), m) == 0:
         return o

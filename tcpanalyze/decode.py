@@ -1406,6 +1406,9 @@ def _be32(p, i):
             | (cython.cast(cython.longlong, p[i + 2]) << 8) | p[i + 3])
 
 
+#: _TS_WORD as a C constant (the module's name is a Python object, looked up at each use)
+_TS_WORD_C = cython.declare(cython.longlong, 0x0101080A)
+
 #: the packed addresses made last, by a hash of their last two bytes: a capture has few
 #: hosts, so most segments reuse both of theirs instead of making two bytes objects (the
 #: slots start as the all-zero address, which is what they would hold for it)
@@ -1431,20 +1434,27 @@ def _addr(p, a, n):
 
 
 @cython.cfunc
+@cython.inline
+@cython.locals(buf=bytes)
+def _fast_ether(frame, ts_ns, buf, wirelen):
+    """_fast_ether_at() of a whole bytes object."""
+    return _fast_ether_at(frame, ts_ns, cython.cast(cython.p_uchar, cython.cast(cython.p_char, buf)), len(buf),
+                          wirelen)
+
+
+@cython.cfunc
 @cython.locals(p=cython.p_uchar, n=cython.Py_ssize_t, frame=cython.longlong, ts_ns=cython.longlong,
                wirelen=cython.longlong, et=cython.longlong, tot=cython.longlong, hl=cython.longlong,
                paylen=cython.longlong, t=cython.Py_ssize_t, a=cython.Py_ssize_t, asz=cython.Py_ssize_t,
                seg=Segment, tsval=cython.longlong, tsecr=cython.longlong, hdr=cython.Py_ssize_t,
                mss=cython.longlong, wscale=cython.longlong, sack_perm=cython.bint, i=cython.Py_ssize_t,
                j=cython.Py_ssize_t, pay=cython.Py_ssize_t, kind=cython.longlong, ln=cython.Py_ssize_t)
-def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
+def _fast_ether_at(frame, ts_ns, p, n, wirelen):
     """Ethernet II + IPv4 (IHL 5, not a fragment) or IPv6 (TCP first) + TCP with a
-    captured header: the Segment, or None for the general path (which also takes every
-    option list _tcp would count as ``bad_tcp_option``)."""
-    n = len(buf)
+    captured header, the ``n`` bytes at ``p``: the Segment, or None for the general path
+    (which also takes every option list _tcp would count as ``bad_tcp_option``)."""
     if n < 54:
         return None
-    p = buf
     et = _be16(p, 12)
     if et == 0x0800:
         if p[14] != 0x45 or p[23] != 6 or _be16(p, 20) & 0x3FFF:
@@ -1473,7 +1483,7 @@ def _fast_ether(frame, ts_ns, buf: bytes, wirelen):
     if hl == 5:
         hdr = 20
         tsval = tsecr = -1
-    elif hl == 8 and n >= t + 32 and _be32(p, t + 20) == _TS_WORD:
+    elif hl == 8 and n >= t + 32 and _be32(p, t + 20) == _TS_WORD_C:
         hdr = 32
         tsval = _be32(p, t + 24)
         tsecr = _be32(p, t + 28)
@@ -1632,6 +1642,22 @@ def decode_frame(frame: cython.longlong, ts_ns: cython.longlong, linktype: cytho
             return seg
         return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
     return decode(frame, ts_ns, linktype, buf, counts, wirelen)
+
+
+@cython.ccall
+@cython.locals(p=cython.p_uchar)
+def decode_at(frame: cython.longlong, ts_ns: cython.longlong, linktype: cython.longlong, buf: bytes,
+              off: cython.Py_ssize_t, caplen: cython.Py_ssize_t, counts, wirelen: cython.longlong):
+    """:func:`decode` of the frame ``buf[off:off + caplen]`` (the compiled batch loop,
+    ``pipeline.run_batches``, calls it as a C function): compiled, the fast path reads the
+    frame where it is, and only a frame for the general path is copied out."""
+    if linktype == 1 and cython.compiled:
+        p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, buf))
+        seg = _fast_ether_at(frame, ts_ns, p + off, caplen, wirelen)
+        if seg is not None:
+            return seg
+        return _decode_general_safe(frame, ts_ns, linktype, buf[off:off + caplen], counts, wirelen)
+    return decode(frame, ts_ns, linktype, buf[off:off + caplen], counts, wirelen)
 
 
 def decode_general(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0) -> Segment | None:

@@ -209,22 +209,36 @@ def reverse_key(key: bytes) -> bytes:
     return key[n:2 * n] + key[:n] + key[2 * n + 2:] + key[2 * n:2 * n + 2]
 
 
+#: the keys _seg_key made last, by a hash of their bytes: the segments of a flow come close
+#: together, so most get the key object an earlier one got, whose hash Python has kept (a new
+#: bytes object is hashed again at each lookup) and which the table compares by identity
+_KEYS = cython.declare(list, [b""] * 4096)
+#: 2**32 / golden ratio, a C constant (Fibonacci hashing of the key's slot: bits 20 to 31)
+_FIB32 = cython.declare(cython.ulonglong, 0x9E3779B1)
+
+
 @cython.cfunc
 @cython.locals(seg=Segment, b=cython.uchar[40], p=cython.p_uchar, n=cython.Py_ssize_t, i=cython.Py_ssize_t,
-               sport=cython.longlong, dport=cython.longlong)
+               m=cython.Py_ssize_t, sport=cython.longlong, dport=cython.longlong, h=cython.ulonglong, sb=bytes,
+               db=bytes, o=bytes)
 def _seg_key(seg):
-    """flow_key() of a segment; compiled, built in a C buffer (one bytes object, no concatenation)."""
+    """flow_key() of a segment; compiled, built in a C buffer and, when the last key in its
+    slot of _KEYS has the same bytes, that key object."""
     if not cython.compiled:
         return flow_key(seg.src, seg.sport, seg.dst, seg.dport)
     src = seg.src
     dst = seg.dst
-    n = len(src)
-    if n > 16 or len(dst) != n:
+    if type(src) is not bytes or type(dst) is not bytes:
         return flow_key(src, seg.sport, dst, seg.dport)
-    p = src
+    sb = cython.cast(bytes, src)
+    db = cython.cast(bytes, dst)
+    n = len(sb)
+    if n > 16 or n < 2 or len(db) != n:
+        return flow_key(src, seg.sport, dst, seg.dport)
+    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, sb))
     for i in range(n):
         b[i] = p[i]
-    p = dst
+    p = cython.cast(cython.p_uchar, cython.cast(cython.p_char, db))
     for i in range(n):
         b[n + i] = p[i]
     sport = seg.sport
@@ -233,7 +247,17 @@ def _seg_key(seg):
     b[2 * n + 1] = sport & 255
     b[2 * n + 2] = (dport >> 8) & 255
     b[2 * n + 3] = dport & 255
-    return cython.cast(cython.p_char, b)[:2 * n + 4]
+    m = 2 * n + 4
+    # Fibonacci hashing of both ports and the last two bytes of each address
+    h = ((sport << 16) | dport) ^ (cython.cast(cython.ulonglong, b[n - 2]) << 24) ^ (b[n - 1] << 16) \
+        ^ (b[2 * n - 2] << 8) ^ b[2 * n - 1]
+    h = ((h * _FIB32) >> 20) & 4095
+    o = _KEYS[h]
+    if len(o) == m and memcmp(cython.cast(cython.p_char, o), cython.cast(cython.p_char, b), m) == 0:
+        return o
+    o = cython.cast(cython.p_char, b)[:m]
+    _KEYS[h] = o
+    return o
 
 
 def _stream_of(conn: Conn) -> int:

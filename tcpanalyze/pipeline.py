@@ -7,6 +7,7 @@ decodable into a clear error.  No printing here: callers get ``RunStats`` and de
 from __future__ import annotations
 
 import gc
+from array import array
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
@@ -15,8 +16,8 @@ try:
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
-from tcpanalyze.decode import (CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, LINKTYPE_NAMES, DecodeState, decode, decode_frame,
-                               decode_general)
+from tcpanalyze.decode import (CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, LINKTYPE_NAMES, DecodeState, decode, decode_at,
+                               decode_frame, decode_general)
 from tcpanalyze.engine import Analyzer, Verdict
 from tcpanalyze.errors import DecodeError, SourceError
 from tcpanalyze.model import Segment
@@ -25,6 +26,12 @@ from tcpanalyze.sources.pcap import open_capture
 
 #: Decode-error examples kept per kind (frame, byte offset, detail).
 K_MAX_ERROR_EXAMPLES = 5
+
+#: Records per batch of the compiled loop over a pcap file (run_batches): 5 int64 each.
+K_BATCH = 4096
+
+#: Progress is reported every this many frames.
+K_PROGRESS_EVERY = 65536
 
 #: Generation-0 threshold of the cyclic garbage collector while a live capture runs.  The
 #: default (700 allocations) makes CPython scan the young objects, and every tenth time the
@@ -99,6 +106,35 @@ def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
     ACK -- the ones the detectors examine (``Detectors.on_segment``); the test is made here, so
     an ordinary ACK costs no call.
     """
+    part, nparts, mode = _prepare(analyzer, stats, share)
+    st = stats.skipped
+    with gc_tuned(off=finite):
+        _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only, mode == "drop")
+    if st.frags.counts["fragments"]:
+        stats.fragments = st.frags.counts
+
+
+def run_batches(batches: Iterable[tuple], out: array, analyzer: Analyzer, stats: RunStats,
+                on_segment: Callable | None = None, keep: Callable | None = None, finite: bool = False,
+                share: tuple[int, int] | None = None, notable_only: bool = False) -> None:
+    """:func:`run_packets` over a reader's batches (``CaptureReader.batches(out)``: each
+    ``(window, linktype, count)`` with ``count`` records ``(frame, ts_ns, offset, caplen,
+    wirelen)`` in ``out``), each frame decoded where it lies in the window.  The same
+    segments, counts and results as ``run_packets`` over the reader's frames; checksums are
+    not verified here (``--checksums verify/drop`` takes ``run_packets``)."""
+    part, nparts, mode = _prepare(analyzer, stats, share)
+    st = stats.skipped
+    if st.verify:
+        raise ValueError("run_batches does not verify checksums: use run_packets")
+    with gc_tuned(off=finite):
+        _run_batches(batches, out, analyzer, stats, on_segment, keep, part, nparts, notable_only)
+    if st.frags.counts["fragments"]:
+        stats.fragments = st.frags.counts
+
+
+def _prepare(analyzer: Analyzer, stats: RunStats, share: tuple[int, int] | None) -> tuple[int, int, str]:
+    """Make ``stats`` ready for a run (the decoder's state with a fragment reassembler, the
+    checksum counters when verifying); returns ``(part, nparts, checksum mode)``."""
     part, nparts = share if share is not None else (0, 1)
     if not 0 <= part < nparts:
         raise ValueError(f"share {share!r}: part must be in [0, n)")
@@ -113,10 +149,7 @@ def run_packets(packets: Iterable[tuple], analyzer: Analyzer, stats: RunStats,
     st.verify = mode != "ignore"
     if st.verify and not stats.checksums:
         stats.checksums = {"verified": 0, "good": 0, "bad": 0, "offload": 0, "unverified": 0, "dropped": 0}
-    with gc_tuned(off=finite):
-        _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only, mode == "drop")
-    if st.frags.counts["fragments"]:
-        stats.fragments = st.frags.counts
+    return part, nparts, mode
 
 
 def finish_fragments(stats: RunStats) -> None:
@@ -215,6 +248,44 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only,
     stats.tcp += tcp
 
 
+@cython.locals(analyzer=Analyzer, seg=Segment, v=Verdict, part=cython.longlong, nparts=cython.longlong,
+               notable_only=cython.bint, rec=cython.longlong[::1], k=cython.Py_ssize_t, i=cython.Py_ssize_t,
+               o=cython.Py_ssize_t, lt=cython.longlong, frame=cython.longlong, frames=cython.longlong,
+               tcp=cython.longlong, window=bytes)
+def _run_batches(batches, out, analyzer, stats, on_segment, keep, part, nparts, notable_only) -> None:
+    counts = stats.skipped
+    feed = analyzer.feed
+    rec = out
+    frames = 0
+    tcp = 0
+    for batch in batches:
+        data, lt, k = batch
+        window = data if type(data) is bytes else bytes(data)
+        frames += k
+        for i in range(k):
+            o = 5 * i
+            frame = rec[o]
+            try:
+                seg = decode_at(frame, rec[o + 1], lt, window, rec[o + 2], rec[o + 3], counts, rec[o + 4])
+            except DecodeError as e:
+                decode_error(stats, e, frame, lt)
+                continue
+            if seg is None:
+                continue
+            analyzer.cur_frame = seg.frame
+            if nparts > 1 and _owner_of(seg, nparts) != part:
+                analyzer.advance(seg.ts_ns)         # another worker's connection: only the clock moves
+                continue
+            if keep is not None and not keep(seg):
+                continue
+            tcp += 1
+            v = feed(seg)
+            if on_segment is not None and (not notable_only or v.analysis or seg.flags & 0x17 != 0x10):
+                on_segment(seg, analyzer)
+    stats.frames += frames
+    stats.tcp += tcp
+
+
 def decode_error(stats: RunStats, e: DecodeError, frame: int, lt: int) -> None:
     """Count a frame that did not decode, keeping the first examples of each kind."""
     kind = e.kind
@@ -252,11 +323,22 @@ def analyze_source(path: str, analyzer: Analyzer, on_segment: Callable | None = 
     reader = open_capture(path)
     try:
         stats.format = reader.format
-        it = iter(reader)
-        if progress is not None:
-            it = _with_progress(it, reader, progress)
-        run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-", share=share,  # stdin may be live
-                    notable_only=notable_only)
+        batches = None
+        if cython.compiled and getattr(analyzer.cfg, "checksums", "ignore") == "ignore":
+            # compiled: a pcap file's frames are decoded in the read window (no copy of each)
+            out = array("q", bytes(40 * K_BATCH))
+            batches = reader.batches(out)
+        if batches is not None:
+            if progress is not None:
+                batches = _batches_with_progress(batches, reader, progress)
+            run_batches(batches, out, analyzer, stats, on_segment, keep, finite=path != "-", share=share,
+                        notable_only=notable_only)
+        else:
+            it = iter(reader)
+            if progress is not None:
+                it = _with_progress(it, reader, progress)
+            run_packets(it, analyzer, stats, on_segment, keep, finite=path != "-", share=share,  # stdin may be live
+                        notable_only=notable_only)
     finally:
         finish_stats(stats, reader)
     check_decodable(stats)
@@ -281,11 +363,24 @@ def check_decodable(stats: RunStats) -> None:
         raise SourceError(f"{stats.source}: unsupported {lts}: no frame could be decoded")
 
 
-def _with_progress(it, reader, progress, every: int = 65536):
+def _with_progress(it, reader, progress, every: int = K_PROGRESS_EVERY):
     n = 0
     for pkt in it:
         n += 1
         if n % every == 0:
             progress(reader.bytes_read, reader.size)
         yield pkt
+    progress(reader.bytes_read, reader.size)
+
+
+def _batches_with_progress(batches, reader, progress, every: int = K_PROGRESS_EVERY):
+    """_with_progress for batches: a report after each batch that reaches another multiple of
+    ``every`` frames (the position is then that of the batch's end)."""
+    n = 0
+    for batch in batches:
+        m = n + batch[2]
+        if m // every != n // every:
+            progress(reader.bytes_read, reader.size)
+        n = m
+        yield batch
     progress(reader.bytes_read, reader.size)

@@ -153,6 +153,8 @@ class _Prefixed:
         self._head = head
         self._raw = raw
         self._read1 = getattr(raw, "read1", raw.read)
+        if hasattr(raw, "readinto1"):
+            self.readinto1 = self._into1
         self._eof = at_end
 
     def _take(self, n: int) -> bytes:
@@ -182,6 +184,20 @@ class _Prefixed:
         if not data and n != 0:
             self._eof = True
         return data
+
+    def _into1(self, b) -> int:
+        """``readinto1`` (installed when ``raw`` has one): the sniffed bytes, then ``raw``'s,
+        into the writable buffer ``b``; returns the number of bytes read."""
+        if self._head:
+            data = self._take(len(b))
+            b[:len(data)] = data
+            return len(data)
+        if self._eof:
+            return 0
+        n = self._raw.readinto1(b) or 0
+        if not n and len(b):
+            self._eof = True
+        return n
 
 
 @cython.cfunc
@@ -222,6 +238,9 @@ class CaptureReader:
         self.linktypes: set[int] = set()
         self.max_record = max(int(max_record), 16)
         self._read = getattr(stream, "read1", stream.read)
+        # when the stream has it (files, standard input) the compiled reader reads into its
+        # window (_fill); a gzip stream's readinto1 would read1 and copy, which gains nothing
+        self._readinto = None if compressed else getattr(stream, "readinto1", None)
         self._closers = tuple(closers)
         self._buf = b""
         self._base = 0
@@ -232,6 +251,7 @@ class CaptureReader:
         self._skip_damage: CaptureDamage | None = None
         self._ts_clamped = False
         self._gen: Iterator | None = None
+        self._batchable = False           # a pcap capture: batches() walks it
         self._closed = False
         try:
             self._sniff(compressed)
@@ -272,6 +292,8 @@ class CaptureReader:
             return False
         # Callers never ask for a start beyond the window's end (the walk only moves
         # forward over bytes it has seen), so ``have`` is never negative here.
+        if cython.compiled and self._readinto is not None and type(buf) is bytes:
+            return self._fill(start, rel, have, n)
         parts = [buf[rel:]] if have > 0 else []
         read = self._read
         while have < n:
@@ -287,6 +309,49 @@ class CaptureReader:
             parts.append(chunk)
             have += len(chunk)
         self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._base = start
+        return have >= n
+
+    @cython.locals(start=cython.Py_ssize_t, rel=cython.Py_ssize_t, have=cython.Py_ssize_t, n=cython.Py_ssize_t,
+                   cap=cython.Py_ssize_t, got=cython.Py_ssize_t, dst=cython.p_char)
+    def _fill(self, start, rel, have, n):
+        """_ensure's reading, compiled: the stream reads straight into the new window (a
+        bytes object made for it, after the bytes kept from the old one) instead of into
+        chunks joined afterwards, a second copy of every byte of the input.  The same reads
+        (``readinto1``: at most one read of the input per call, like ``read1``, each of at
+        most _MAX_READ bytes, so that no allocation is sized by a length from the file
+        beyond what it holds), results and errors as the join."""
+        if have <= 0:
+            have = 0
+        cap = have + min(max(_CHUNK, n - have), _MAX_READ)
+        win = PyBytes_FromStringAndSize(cython.NULL, cap)
+        dst = PyBytes_AS_STRING(win)
+        if have > 0:
+            memcpy(dst, PyBytes_AS_STRING(self._buf) + rel, have)
+        readinto = self._readinto
+        while have < n:
+            if have == cap:
+                # a record longer than the window: a larger one, with room for the rest of it
+                # (at most _MAX_READ more), the bytes read so far copied over
+                cap = have + min(max(_CHUNK, n - have), _MAX_READ)
+                grown = PyBytes_FromStringAndSize(cython.NULL, cap)
+                memcpy(PyBytes_AS_STRING(grown), dst, have)
+                win = grown
+                dst = PyBytes_AS_STRING(win)
+            view = PyMemoryView_FromMemory(dst + have, cap - have, PyBUF_WRITE)
+            try:
+                got = readinto(view) or 0
+            except (OSError, EOFError, zlib.error, ValueError) as exc:
+                self._read_error = exc
+                self._eof = True
+                break
+            finally:
+                view.release()
+            if got <= 0:
+                self._eof = True
+                break
+            have += got
+        self._buf = win if have == cap else win[:have]
         self._base = start
         return have >= n
 
@@ -336,6 +401,7 @@ class CaptureReader:
         self._big = e == ">"
         self._caplen_limit = min(max(snaplen, _PCAP_SNAP_FLOOR), self.max_record)
         self._walk = self._iter_pcap
+        self._batchable = True
 
     def _sniff_pcapng(self, suffix: str) -> None:
         # pcapng §4.1 "Section Header Block": type, length, BOM, major, minor, ...
@@ -478,6 +544,108 @@ class CaptureReader:
             else:
                 yield (frame, sec * 1000000000 + frac * fmul, lt, buf[q:r], wirelen)
             p = r
+
+    @cython.locals(p=cython.Py_ssize_t, q=cython.Py_ssize_t, r=cython.Py_ssize_t, end=cython.Py_ssize_t,
+                   base=cython.Py_ssize_t, frame=cython.longlong, sec=cython.longlong, frac=cython.longlong,
+                   caplen=cython.longlong, wirelen=cython.longlong, fmul=cython.longlong,
+                   limit=cython.longlong, big=cython.bint, fast=cython.bint, h=cython.p_uchar,
+                   pos=cython.longlong[::1], out=cython.longlong[::1], k=cython.Py_ssize_t,
+                   kmax=cython.Py_ssize_t, o=cython.Py_ssize_t)
+    def _batches_pcap(self, out):
+        # The walk of _iter_pcap (the same records, checks and damage), in batches: each
+        # record entirely in the window is noted in ``out`` (frame, ts_ns, offset in the
+        # window, caplen, wirelen) and the window is yielded with the count before the window
+        # moves on and whenever ``out`` is full, so no frame is copied out of the window.
+        unpack = self._rec.unpack_from
+        big = self._big
+        lt = self._linktype
+        fmul = self._frac_mul
+        limit = self._caplen_limit
+        ensure = self._ensure
+        pos = self._pos
+        kmax = len(out) // 5
+        buf = self._buf
+        base = self._base
+        end = len(buf)
+        fast = cython.compiled and type(buf) is bytes
+        if fast:
+            h = buf
+        p = 24 - base
+        frame = 0
+        k = 0
+        while True:
+            q = p + 16
+            if q > end:
+                if k:
+                    pos[0] = frame
+                    pos[1] = base + p
+                    yield buf, lt, k
+                    k = 0
+                ok = ensure(base + p, 16)
+                p += base - self._base
+                base = self._base
+                buf = self._buf
+                end = len(buf)
+                fast = cython.compiled and type(buf) is bytes
+                if fast:
+                    h = buf
+                if not ok:
+                    self._end(base + p, frame, end - p, frame)
+                    return
+                q = p + 16
+            if fast:
+                sec = _u32(h, p, big)
+                frac = _u32(h, p + 4, big)
+                caplen = _u32(h, p + 8, big)
+                wirelen = _u32(h, p + 12, big)
+            else:
+                sec, frac, caplen, wirelen = unpack(buf, p)
+            if caplen > limit:
+                if k:
+                    pos[0] = frame
+                    pos[1] = base + p
+                    yield buf, lt, k
+                    k = 0
+                pos[0] = frame
+                pos[1] = base + p
+                self._stop(f"corrupt record at byte {base + p} (frame {frame + 1}): captured length "
+                           f"{caplen} exceeds the limit {limit} (snaplen {self._snaplen})",
+                           base + p, frame + 1, True)
+                return
+            r = q + caplen
+            if r > end:
+                if k:
+                    pos[0] = frame
+                    pos[1] = base + p
+                    yield buf, lt, k
+                    k = 0
+                ok = ensure(base + p, 16 + caplen)
+                p += base - self._base
+                base = self._base
+                buf = self._buf
+                end = len(buf)
+                fast = cython.compiled and type(buf) is bytes
+                if fast:
+                    h = buf
+                if not ok:
+                    self._end(base + p, frame, end - p, frame)
+                    return
+                q = p + 16
+                r = q + caplen
+            frame += 1
+            o = 5 * k
+            out[o] = frame
+            out[o + 1] = sec * 1000000000 + frac * fmul
+            out[o + 2] = q
+            out[o + 3] = caplen
+            out[o + 4] = wirelen
+            k += 1
+            p = r
+            if k == kmax:
+                pos[0] = frame
+                pos[1] = base + p
+                yield buf, lt, k
+                k = 0
 
     # ------------------------------------------------------------------ pcapng
 
@@ -799,6 +967,21 @@ class CaptureReader:
     def __iter__(self) -> Iterator[tuple[int, int, int, bytes, int]]:
         if self._gen is None:
             self._gen = iter(()) if self._closed else self._walk()
+        return self._gen
+
+    def batches(self, out: array) -> Iterator[tuple[bytes, int, int]] | None:
+        """The records in batches, for a loop that decodes each frame where it lies in the
+        read window instead of receiving a copy: an iterator of ``(window, linktype, count)``,
+        after each of which ``out`` (an ``array('q')`` of at least 5 entries) holds ``count``
+        records of 5 numbers, ``(frame, ts_ns, offset, caplen, wirelen)``, the frame being
+        ``window[offset:offset + caplen]``.  The records, damage,
+        warnings and counts are those iteration gives; ``frames`` and ``bytes_read`` are
+        exact after each batch.  A batch's records are valid until the next one is asked
+        for.  None when the capture's format has no batch walk (pcapng: iterate instead) or
+        iteration has begun; either way, read a capture one way only."""
+        if self._gen is not None or not self._batchable or len(out) < 5:
+            return None
+        self._gen = iter(()) if self._closed else self._batches_pcap(out)
         return self._gen
 
     def close(self) -> None:

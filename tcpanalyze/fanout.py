@@ -36,17 +36,18 @@ as plain Python with ``struct``: the same bytes either way (tests/test_fanout.py
 from __future__ import annotations
 
 import struct
+from array import array
 
 try:
     import cython
 except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
-from tcpanalyze.decode import DecodeState, decode, decode_general
+from tcpanalyze.decode import DecodeState, decode, decode_at, decode_general
 from tcpanalyze.engine import K_RETIRE_EVERY_NS, K_SWEEP_EVERY_NS, Analyzer, Verdict
 from tcpanalyze.errors import DecodeError
 from tcpanalyze.model import Segment
-from tcpanalyze.pipeline import count_checksum, decode_error
+from tcpanalyze.pipeline import K_BATCH, count_checksum, decode_error
 from tcpanalyze.reassembly import Reassembler
 
 #: record kinds: a segment to feed, a segment dropped for its bad checksum, a clock tick
@@ -220,10 +221,11 @@ def prepare(stats, checksums: str) -> None:
                nsw=cython.longlong, nrt=cython.longlong,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
-               table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong)
-def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False) -> tuple:
-    """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples) into records for
-    the lanes (``len(pos)`` of them; a segment goes to lane ``table[bucket]``: see
+               table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong, n=cython.Py_ssize_t,
+               i=cython.Py_ssize_t, r=cython.Py_ssize_t, recs=cython.longlong[::1], window=bytes)
+def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None) -> tuple:
+    """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples, or with ``out`` a
+    reader's batches: see ``CaptureReader.batches``) into records for the lanes (``len(pos)`` of them; a segment goes to lane ``table[bucket]``: see
     ``lane_table``) and run the capture clock; returns ``(first_ns, last_ns, ts_backwards)``.
 
     Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
@@ -252,62 +254,89 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False) -> tuple:
     back = 0
     started = False
     first = None
+    n = 1
+    window = b""
+    if out is not None:
+        if verify:
+            raise ValueError("batches are not checksum-verified: dispatch the frames")
+        recs = out
     for pkt in packets:
-        frames += 1
-        frame, ts, lt, data, wirelen = pkt
-        try:
-            seg = dec(frame, ts, lt, data, counts, wirelen)
-        except DecodeError as e:
-            decode_error(stats, e, frame, lt)
-            continue
-        if seg is None:
-            continue
-        kind = kseg
-        if verify and count_checksum(stats.checksums, counts.csum) and drop:
-            stats.checksums["dropped"] += 1
-            kind = kdrop
-        else:
-            tcp += 1
-        # the capture clock, as Analyzer.advance moves it
-        now = seg.ts_ns
-        gl = last
-        sweep = False
-        if now < last:
-            back += 1
-        else:
-            last = now
-            if now >= nxt:
-                if not started:
-                    started = True
-                    first = now
-                    nsw = now + K_SWEEP_EVERY_NS
-                    nrt = now + K_RETIRE_EVERY_NS
-                else:
-                    if now >= nsw:
+        if out is not None:
+            data, lt, n = pkt
+            window = data if type(data) is bytes else bytes(data)
+        for i in range(n):
+            frames += 1
+            try:
+                if out is None:
+                    frame, ts, lt, data, wirelen = pkt
+                    seg = dec(frame, ts, lt, data, counts, wirelen)
+                else:                           # the frame where it lies in the read window
+                    r = 5 * i
+                    frame = recs[r]
+                    seg = decode_at(frame, recs[r + 1], lt, window, recs[r + 2], recs[r + 3], counts, recs[r + 4])
+            except DecodeError as e:
+                decode_error(stats, e, frame, lt)
+                continue
+            if seg is None:
+                continue
+            kind = kseg
+            if verify and count_checksum(stats.checksums, counts.csum) and drop:
+                stats.checksums["dropped"] += 1
+                kind = kdrop
+            else:
+                tcp += 1
+            # the capture clock, as Analyzer.advance moves it
+            now = seg.ts_ns
+            gl = last
+            sweep = False
+            if now < last:
+                back += 1
+            else:
+                last = now
+                if now >= nxt:
+                    if not started:
+                        started = True
+                        first = now
                         nsw = now + K_SWEEP_EVERY_NS
-                    if now >= nrt:
                         nrt = now + K_RETIRE_EVERY_NS
-                nxt = nsw if nsw < nrt else nrt
-                sweep = True
-        k = table[_bucket_of(seg)]
-        o = pos[k]
-        if o == lim[k]:
-            flush(k)
+                    else:
+                        if now >= nsw:
+                            nsw = now + K_SWEEP_EVERY_NS
+                        if now >= nrt:
+                            nrt = now + K_RETIRE_EVERY_NS
+                    nxt = nsw if nsw < nrt else nrt
+                    sweep = True
+            k = table[_bucket_of(seg)]
             o = pos[k]
-        _put_seg(mem, o, kind, gl, seg)
-        pos[k] = o + rec
-        if sweep:
-            for j in range(nl):
-                if j != k:
-                    o = pos[j]
-                    if o == lim[j]:
-                        flush(j)
+            if o == lim[k]:
+                flush(k)
+                o = pos[k]
+            _put_seg(mem, o, kind, gl, seg)
+            pos[k] = o + rec
+            if sweep:
+                for j in range(nl):
+                    if j != k:
                         o = pos[j]
-                    _put_tick(mem, o, seg.frame, now, gl)
-                    pos[j] = o + rec
+                        if o == lim[j]:
+                            flush(j)
+                            o = pos[j]
+                        _put_tick(mem, o, seg.frame, now, gl)
+                        pos[j] = o + rec
     stats.frames += frames
     stats.tcp += tcp
     return first, last, back
+
+
+def frames_of(reader, checksums: str) -> tuple:
+    """What ``dispatch`` takes from ``reader``: ``(batches, out)`` when compiled, not verifying
+    checksums and the capture has a batch walk (each frame decoded where it lies in the read
+    window), else ``(frames, None)``."""
+    if cython.compiled and checksums == "ignore":
+        out = array("q", bytes(40 * K_BATCH))
+        batches = reader.batches(out)
+        if batches is not None:
+            return batches, out
+    return iter(reader), None
 
 
 def write_record(mem, off: int, kind: int, last_ns: int, seg: Segment) -> None:

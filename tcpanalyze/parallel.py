@@ -94,7 +94,7 @@ from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, Finding, FindingSink,
                                  RstTally, RttTally, SynTally, Tallies, add_counts)
-from tcpanalyze.fanout import REC_SIZE, consume, dispatch, lane_table, prepare
+from tcpanalyze.fanout import REC_SIZE, consume, dispatch, frames_of, lane_table, prepare
 from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 from tcpanalyze.sources.pcap import capture_format, open_capture
@@ -550,8 +550,9 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
         stats.format = reader.format
         prepare(stats, checksums)
         with gc_tuned(off=path != "-"):
-            first, last, back = dispatch(iter(reader), stats, table, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
-                                         checksums == "drop")
+            frames, out = frames_of(reader, checksums)
+            first, last, back = dispatch(frames, stats, table, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
+                                         checksums == "drop", out)
             lanes.end(last)
     finally:
         finish_stats(stats, reader)

@@ -59,3 +59,10 @@ class OutputError(TcpAnalyzeError):
     @classmethod
     def from_oserror(cls, path: str, e: OSError) -> "OutputError":
         return cls(path, e.strerror or str(e))
+
+    @classmethod
+    def temporary(cls, e: OSError) -> "OutputError":
+        """A temporary file (spilled records, tombstones) that could not be made or written."""
+        import tempfile
+
+        return cls(f"a temporary file in {tempfile.gettempdir()}", e.strerror or str(e))

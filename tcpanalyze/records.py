@@ -28,6 +28,7 @@ from array import array
 from bisect import bisect_left
 from typing import Iterable, Iterator
 
+from tcpanalyze.errors import OutputError
 from tcpanalyze.jsontext import compact, encode_into
 
 #: bytes gathered in memory before one write to the spill file
@@ -53,7 +54,10 @@ class _SpillFile:
         self._flushed = size   # bytes already in the file
         self.path: str | None = None
         if named:
-            self._fd, self.path = tempfile.mkstemp(prefix="tcpanalyze-records-", suffix=".jsonl")
+            try:
+                self._fd, self.path = tempfile.mkstemp(prefix="tcpanalyze-records-", suffix=".jsonl")
+            except OSError as e:
+                raise OutputError.temporary(e) from None
 
     @classmethod
     def adopt(cls, path: str, size: int) -> "_SpillFile":
@@ -95,17 +99,20 @@ class _SpillFile:
     def sync(self) -> None:
         if not self._n:
             return
-        if self._fd is None:
-            f = tempfile.TemporaryFile(prefix="tcpanalyze-records-")
-            self._fd = os.dup(f.fileno())
-            f.close()
-        with memoryview(self._chunk) as whole:
-            view = whole[:self._n]
-            while view:
-                n = os.pwrite(self._fd, view, self._flushed)
-                self._flushed += n
-                view = view[n:]
-            view.release()
+        try:
+            if self._fd is None:
+                f = tempfile.TemporaryFile(prefix="tcpanalyze-records-")
+                self._fd = os.dup(f.fileno())
+                f.close()
+            with memoryview(self._chunk) as whole:
+                view = whole[:self._n]
+                while view:
+                    n = os.pwrite(self._fd, view, self._flushed)
+                    self._flushed += n
+                    view = view[n:]
+                view.release()
+        except OSError as e:
+            raise OutputError.temporary(e) from None
         self._n = 0
 
     def get(self, off: int, n: int) -> bytes:

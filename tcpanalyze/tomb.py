@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 
 # engine.py imports this module after its record classes are defined
 from tcpanalyze.engine import Conn, Flow
+from tcpanalyze.errors import OutputError
 from tcpanalyze.state import TcpState
 
 #: stream, last_ns, irtt, ts_mru_syn, tw_ts, tw_frame, tw endpoint (-1 none), states, end (0 fin,
@@ -665,8 +666,11 @@ def _flush(st) -> cython.int:
     with memoryview(st.wbuf) as whole:
         view = whole[:st.wn]
         done = 0
-        while done < st.wn:
-            done += os.pwrite(fd, view[done:], off + done)
+        try:
+            while done < st.wn:
+                done += os.pwrite(fd, view[done:], off + done)
+        except OSError as e:
+            raise OutputError.temporary(e) from None
         view.release()
     _st(st.gens, st.cur * _G, off + st.wn)
     st.wn = 0
@@ -685,7 +689,10 @@ def _new_gen(st, t) -> cython.int:
             break
     else:
         raise OverflowError(f"more than {_NGEN} generations of tombstones")
-    st.files[gid] = tempfile.TemporaryFile(prefix="tcpanalyze-tombs-")
+    try:
+        st.files[gid] = tempfile.TemporaryFile(prefix="tcpanalyze-tombs-")
+    except OSError as e:
+        raise OutputError.temporary(e) from None
     _st(st.gens, gid * _G, 8)          # offset 0 is no entry's: a slot is never 0
     _st(st.gens, gid * _G + 1, 0)
     _st(st.gens, gid * _G + 2, _NEVER)

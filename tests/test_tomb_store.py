@@ -140,3 +140,27 @@ def test_the_flow_table_evicts_tombstones_in_dict_order():
     assert table.evicted == 1 and table.live == 5
     assert _key(1) not in table.tombs and _key(4) in table.tombs
     assert [k for k, _r in table.tombs.items()] == [_key(i) for i in (0, 2, 3, 4, 5)]
+
+
+def test_an_unwritable_temporary_directory_is_an_output_error(monkeypatch, tmp_path, small_buffers):
+    """Tombstones and spilled records that cannot reach their temporary files end the run
+    with an output error (exit code 4) naming the directory, not an error about the capture."""
+    import tempfile
+
+    from tcpanalyze import records
+    from tcpanalyze.errors import OutputError
+
+    missing = tmp_path / "gone"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    st = tomb.TombStore(20 * S)
+    with pytest.raises(OutputError) as e:
+        for i in range(200):
+            st[_key(i)] = _rec(i, i * S // 100)
+    assert str(e.value).startswith(f"cannot write a temporary file in {missing}:")
+    spill = records._SpillFile()
+    with pytest.raises(OutputError) as e:
+        spill.put(b"x" * (records.K_SPILL_CHUNK + 1))
+    assert str(e.value).startswith(f"cannot write a temporary file in {missing}:")
+    with pytest.raises(OutputError) as e:
+        records._SpillFile(named=True)
+    assert str(e.value).startswith(f"cannot write a temporary file in {missing}:")

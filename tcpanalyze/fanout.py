@@ -6,9 +6,10 @@ hands each TCP segment to the owner of its connection: the symmetric hash of the
 (``pipeline.owner``'s) picks one of ``K_BUCKETS`` buckets, so both directions and every
 reuse of a 4-tuple land in the same one, and a lane table (``lane_table``: consecutive
 ranges of buckets, in proportion to the lanes' weights) maps the bucket to a lane.  A
-lane gets the segment as a fixed-size packed record (``REC``, below), which its consumer
-(``consume``: a worker, or the dispatcher itself for its own lane, a slot at a time) turns
-back into a ``model.Segment`` for its own ``engine.Analyzer``.
+worker's lane gets the segment as a fixed-size packed record (``REC``, below), which the
+worker (``consume``, a slot at a time) turns back into a ``model.Segment`` for its own
+``engine.Analyzer``; the dispatcher's own lane, if it has one, is fed the decoded segment
+at once.
 
 The capture clock.  A single analyzer moves its clock at every segment (``Analyzer.advance``):
 it counts timestamps that go backwards, and when the time reaches ``next_sweep`` it retires
@@ -222,17 +223,26 @@ def prepare(stats, checksums: str) -> None:
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
                table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong, n=cython.Py_ssize_t,
-               i=cython.Py_ssize_t, r=cython.Py_ssize_t, recs=cython.longlong[::1], window=bytes)
-def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None) -> tuple:
+               i=cython.Py_ssize_t, r=cython.Py_ssize_t, recs=cython.longlong[::1], window=bytes,
+               frame=cython.longlong, lt=cython.longlong, an=Analyzer, local=cython.Py_ssize_t, v=Verdict,
+               notable=cython.bint, fed=cython.longlong)
+def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, own=None, on_segment=None,
+             notable_only=False) -> tuple:
     """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples, or with ``out`` a
     reader's batches: see ``CaptureReader.batches``) into records for the lanes (``len(pos)`` of them; a segment goes to lane ``table[bucket]``: see
-    ``lane_table``) and run the capture clock; returns ``(first_ns, last_ns, ts_backwards)``.
+    ``lane_table``) and run the capture clock; returns ``(first_ns, last_ns, ts_backwards,
+    fed)``, ``fed`` the number of segments fed to ``own``.
 
     Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
     ``flush(k)`` hands the full slot over and sets ``pos[k]``/``lim[k]`` to a free one.
     ``stats`` (a ``pipeline.RunStats`` made ready by ``prepare``) counts frames, TCP segments
     and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
-    bad TCP checksum go to their lane as ``K_DROP`` records (``Analyzer.checksum_error``)."""
+    bad TCP checksum go to their lane as ``K_DROP`` records (``Analyzer.checksum_error``).
+
+    ``own`` (an ``engine.Analyzer``): the last lane is this process's own; its segments are
+    fed to ``own`` as they are decoded, with what a record would carry (clock before the
+    segment, frame), and its ticks are applied at once (``Analyzer.advance``), so they need
+    no record; ``on_segment`` and ``notable_only`` as in ``pipeline.run_packets``."""
     counts = stats.skipped
     verify = counts.verify
     dec = decode_general if verify else decode
@@ -245,6 +255,12 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None) 
     for j in range(K_BUCKETS):
         if table[j] >= nl:
             raise ValueError(f"lane table names lane {table[j]} of {nl}")
+    local = -1
+    if own is not None:
+        an = own
+        local = nl - 1
+    notable = notable_only
+    fed = 0
     frames = 0
     tcp = 0
     last = 0
@@ -255,6 +271,8 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None) 
     started = False
     first = None
     n = 1
+    frame = 0
+    lt = 0
     window = b""
     if out is not None:
         if verify:
@@ -307,15 +325,31 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None) 
                     nxt = nsw if nsw < nrt else nrt
                     sweep = True
             k = table[_bucket_of(seg)]
-            o = pos[k]
-            if o == lim[k]:
-                flush(k)
+            if k == local:                      # this process's connection: fed at once
+                an.last_ns = gl
+                an.cur_frame = seg.frame
+                if kind == kdrop:
+                    an.checksum_error(seg)      # Zeek drops it and marks the history
+                else:
+                    fed += 1
+                    v = an.feed(seg)
+                    if on_segment is not None and (not notable or v.analysis or seg.flags & 0x17 != 0x10):
+                        on_segment(seg, an)
+            else:
                 o = pos[k]
-            _put_seg(mem, o, kind, gl, seg)
-            pos[k] = o + rec
+                if o == lim[k]:
+                    flush(k)
+                    o = pos[k]
+                _put_seg(mem, o, kind, gl, seg)
+                pos[k] = o + rec
             if sweep:
                 for j in range(nl):
                     if j != k:
+                        if j == local:
+                            an.last_ns = gl
+                            an.cur_frame = seg.frame
+                            an.advance(now)
+                            continue
                         o = pos[j]
                         if o == lim[j]:
                             flush(j)
@@ -324,7 +358,7 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None) 
                         pos[j] = o + rec
     stats.frames += frames
     stats.tcp += tcp
-    return first, last, back
+    return first, last, back, fed
 
 
 def frames_of(reader, checksums: str) -> tuple:

@@ -394,27 +394,29 @@ _MSG = struct.Struct("=cqq")        # b"S" slot (start, stop) / b"A" slot free (
 
 
 class _Lanes:
-    """The dispatcher's side of the shared memory: per lane ``slots`` slots of ``per_slot``
-    records.  Lanes ``0 .. len(conns) - 1`` are the workers': a full slot is sent (its byte
-    range, over the worker's pipe) and the worker hands it back when it has fed its records.
-    With ``own`` (a ``_Part``), lane ``len(conns)`` is this process's: a full slot is fed to
-    ``own`` at once (``fanout.consume``; ``fed`` counts its segments) and is free again.
-    ``mem``, ``pos`` and ``lim`` are what ``fanout.dispatch`` writes to."""
+    """The dispatcher's side of the shared memory: per worker lane ``slots`` slots of
+    ``per_slot`` records.  Lanes ``0 .. len(conns) - 1`` are the workers': a full slot is
+    sent (its byte range, over the worker's pipe) and the worker hands it back when it has
+    fed its records.  With ``own`` (a ``_Part``), lane ``len(conns)`` is this process's:
+    ``fanout.dispatch`` feeds its segments to ``own`` as it decodes them, so it has no slots
+    (``fed`` counts its segments).  ``mem``, ``pos`` and ``lim`` are what ``fanout.dispatch``
+    writes to."""
 
     def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS,
                  own: "_Part | None" = None, mem=None):
         self.size = size = per_slot * REC_SIZE
+        self.local = nparts - 1 if own is not None else -1
+        nslotted = nparts - 1 if own is not None else nparts
         # anonymous, shared with the workers forked after it was made
-        self.mem = mmap.mmap(-1, nparts * slots * size) if mem is None else mem
+        self.mem = mmap.mmap(-1, max(1, nslotted) * slots * size) if mem is None else mem
         self.conns = conns
         self.own = own
-        self.local = nparts - 1 if own is not None else -1
         self.fed = 0
-        self.free = [deque((k * slots + s) * size for s in range(slots)) for k in range(nparts)]
+        self.free = [deque((k * slots + s) * size for s in range(slots)) for k in range(nslotted)]
         self.cur = [0] * nparts
         self.pos = array("q", [0] * nparts)
         self.lim = array("q", [0] * nparts)
-        for k in range(nparts):
+        for k in range(nslotted):
             self._take(k)
 
     def _take(self, k: int) -> None:
@@ -433,11 +435,6 @@ class _Lanes:
         self._take(k)
 
     def send(self, k: int, start: int, stop: int) -> None:
-        if k == self.local:
-            own = self.own
-            self.fed += consume(self.mem, start, stop, own.an, own.on_segment, True)
-            self.free[k].append(start)
-            return
         self._send(k, _MSG.pack(b"S", start, stop))
 
     def _send(self, k: int, msg: bytes) -> None:
@@ -455,11 +452,12 @@ class _Lanes:
     def end(self, last_ns: int) -> None:
         """The end of the capture: the last records, then the clock's final time."""
         for k in range(len(self.cur)):
+            if k == self.local:
+                continue
             if self.pos[k] > self.cur[k]:
                 self.send(k, self.cur[k], self.pos[k])
                 self.cur[k] = self.pos[k]
-            if k != self.local:
-                self._send(k, _MSG.pack(b"E", last_ns, 0))
+            self._send(k, _MSG.pack(b"E", last_ns, 0))
 
 
 class _KeptLanes(_Lanes):
@@ -551,8 +549,11 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
         prepare(stats, checksums)
         with gc_tuned(off=path != "-"):
             frames, out = frames_of(reader, checksums)
-            first, last, back = dispatch(frames, stats, table, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
-                                         checksums == "drop", out)
+            own = lanes.own
+            first, last, back, fed = dispatch(frames, stats, table, lanes.mem, lanes.pos, lanes.lim, lanes.flush,
+                                              checksums == "drop", out, None if own is None else own.an,
+                                              None if own is None else own.on_segment, True)
+            lanes.fed += fed
             lanes.end(last)
     finally:
         finish_stats(stats, reader)
@@ -614,7 +615,7 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
     mem = own = None
     try:
         # the workers are forked before this process's own part exists: they inherit none of it
-        mem = mmap.mmap(-1, len(weights) * K_LANE_SLOTS * K_SLOT_RECORDS * REC_SIZE)
+        mem = mmap.mmap(-1, nw * K_LANE_SLOTS * K_SLOT_RECORDS * REC_SIZE)
         for k in range(nw):
             fd, tw = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
             os.close(fd)

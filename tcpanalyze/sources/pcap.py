@@ -12,9 +12,10 @@ Design
   ``self._buf`` is the window, ``self._base`` the absolute offset of its first byte, and
   ``_ensure`` tops it up.  Records are walked with precompiled ``struct.Struct.unpack_from``
   calls on offsets into the window; compiled (setup.py), the pcap walk reads the record
-  header with C byte access instead.  (Files were memory-mapped until 2026-12: a window of
-  copied chunks costs the same memcpy, keeps RSS at the window's size instead of the
-  touched pages, and is a ``bytes`` object the compiled walk can read directly.)
+  header with C byte access instead, and the stream reads straight into the window
+  (``_fill``), which is recycled: the window before the current one, once nothing else
+  holds it, is the next one, so reading a large file touches the same two windows' pages
+  instead of fresh memory for every refill.
 * Memory never grows with the file: nothing is collected, and no allocation is sized by a
   length read from the file unless that length passed a bound (``max_record``; for pcap
   also ``max(snaplen, 262144)``).
@@ -82,6 +83,7 @@ _IF_TSRESOL = 9
 _IF_TSOFFSET = 14
 
 _CHUNK = 1 << 20                    # stream read size
+_WINDOW = 2 << 20                   # the compiled reader's window (_fill): read-ahead plus kept bytes
 _MAX_READ = 16 << 20                # largest single read() request
 _RESYNC_WINDOW = 16 << 20           # how far a pcapng resynchronisation scans
 _MAX_WARNINGS = 100                 # keep reader.warnings bounded on pathological input
@@ -243,6 +245,7 @@ class CaptureReader:
         self._readinto = None if compressed else getattr(stream, "readinto1", None)
         self._closers = tuple(closers)
         self._buf = b""
+        self._spare = None                # the compiled reader's previous window (_fill)
         self._base = 0
         self._eof = False
         self._read_error: BaseException | None = None
@@ -313,18 +316,32 @@ class CaptureReader:
         return have >= n
 
     @cython.locals(start=cython.Py_ssize_t, rel=cython.Py_ssize_t, have=cython.Py_ssize_t, n=cython.Py_ssize_t,
-                   cap=cython.Py_ssize_t, got=cython.Py_ssize_t, dst=cython.p_char)
+                   cap=cython.Py_ssize_t, got=cython.Py_ssize_t, dst=cython.p_char, spare=bytes, old=bytes)
     def _fill(self, start, rel, have, n):
         """_ensure's reading, compiled: the stream reads straight into the new window (a
-        bytes object made for it, after the bytes kept from the old one) instead of into
-        chunks joined afterwards, a second copy of every byte of the input.  The same reads
-        (``readinto1``: at most one read of the input per call, like ``read1``, each of at
-        most _MAX_READ bytes, so that no allocation is sized by a length from the file
-        beyond what it holds), results and errors as the join."""
+        bytes object, after the bytes kept from the old one) instead of into chunks joined
+        afterwards, a second copy of every byte of the input.  The new window is _WINDOW
+        bytes (more when a record needs it: at most _MAX_READ beyond the bytes kept, so that
+        no allocation is sized by a length from the file beyond what it holds); it is the
+        window before the old one when that has the size and nothing but this reader holds
+        it (its reference count), else a new bytes object, so that a large file is read
+        through the same memory instead of fresh pages for every refill (which the
+        allocator would map and the kernel fault in each time).  Reads are ``readinto1``
+        (at most one read of the input per call, like ``read1``); results and errors as the
+        join."""
         if have <= 0:
             have = 0
         cap = have + min(max(_CHUNK, n - have), _MAX_READ)
-        win = PyBytes_FromStringAndSize(cython.NULL, cap)
+        if cap < _WINDOW:
+            cap = _WINDOW
+        spare = self._spare
+        self._spare = None
+        if spare is not None and len(spare) == cap and Py_REFCNT(spare) == 1 and _bytes_unhashed(spare):
+            win = spare                     # only this function holds it: its bytes can be rewritten
+        else:
+            win = PyBytes_FromStringAndSize(cython.NULL, cap)
+        spare = None
+        old = self._buf
         dst = PyBytes_AS_STRING(win)
         if have > 0:
             memcpy(dst, PyBytes_AS_STRING(self._buf) + rel, have)
@@ -353,6 +370,8 @@ class CaptureReader:
             have += got
         self._buf = win if have == cap else win[:have]
         self._base = start
+        if len(old) == _WINDOW:
+            self._spare = old
         return have >= n
 
     # ------------------------------------------------------------------ header
@@ -985,7 +1004,7 @@ class CaptureReader:
         return self._gen
 
     def close(self) -> None:
-        """Release the map and files (standard input itself is left open)."""
+        """Release the windows and files (standard input itself is left open)."""
         if self._closed:
             return
         self._closed = True
@@ -994,6 +1013,7 @@ class CaptureReader:
             gen.close()
         self._gen = iter(())
         self._buf = b""
+        self._spare = None
         for f in self._closers:
             try:
                 f.close()

@@ -566,9 +566,9 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
 
 #: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
 #: (making the segment, engine, detectors, finalizing its connections as they close),
-#: measured on the compiled build (docs/performance.md); it sets how much of the analysis
-#: the reading process does itself
-K_READER_COST = 0.5
+#: measured on the compiled build (docs/performance.md); it sets how much of the
+#: analysis the reading process does itself
+K_READER_COST = 0.25
 
 
 def lane_weights(jobs: int, reader_cost: float = K_READER_COST) -> list[float]:

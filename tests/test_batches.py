@@ -4,6 +4,7 @@ damage, warnings and counts, and the same analysis.  Run in both builds."""
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
 from array import array
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tcpanalyze import _loader
 from tcpanalyze.engine import Analyzer, Config
 from tcpanalyze.pipeline import RunStats, analyze_source, finish_stats, run_batches, run_packets
 from tcpanalyze.sources.pcap import open_capture
 
-from test_reader import CAPTURES, TRACES, _Stdin, _Trickle, boundaries, pcap_header, pcap_record
+from test_reader import CAPTURES, TRACES, _Stdin, _Trickle, boundaries, pcap_header, pcap_record, write_pcap
 
 PCAPS = [p for p in CAPTURES if p.name.endswith(".pcap")]
 SAMPLES = sorted((Path(__file__).resolve().parents[1] / "samples").glob("*.pcap"))
@@ -198,3 +200,90 @@ def test_analyze_source_same_with_either_loop(monkeypatch):
         return seen, stats.to_dict()
 
     assert run(False) == run(True)
+
+
+def _big_capture(tmp_path, megabytes: int) -> Path:
+    """A pcap of ``megabytes`` MB: records of varied lengths, each with its own bytes, so a
+    window rewritten under a frame would show."""
+    recs = []
+    size = 0
+    i = 0
+    while size < megabytes << 20:
+        n = 60 + (i * 7919) % 1441
+        recs.append((i * 1000, (i.to_bytes(4, "big") * (n // 4 + 1))[:n], None))
+        size += n + 16
+        i += 1
+    path = tmp_path / f"big{megabytes}.pcap"
+    path.write_bytes(write_pcap(recs))
+    return path
+
+
+def test_windows_held_by_the_caller_are_never_rewritten(tmp_path):
+    """The reader recycles a read window only when nothing else holds it: windows a caller
+    keeps (here all of them, and one hashed then let go) keep their bytes, and the frames
+    are those of iteration, whether the caller keeps the windows or not."""
+    path = _big_capture(tmp_path, 9)
+    it, st = _iterated(lambda: open_capture(str(path)))
+    out = array("q", bytes(40 * 4096))
+    for keep in (True, False):
+        kept, frames = [], []
+        with open_capture(str(path)) as r:
+            for window, lt, k in r.batches(out):
+                for i in range(k):
+                    frame, ts, off, caplen, wirelen = out[5 * i:5 * i + 5]
+                    frames.append((frame, ts, lt, window[off:off + caplen], wirelen))
+                if keep:
+                    kept.append((window, bytearray(window)))
+                elif len(frames) < 2000:
+                    hash(window)                # a hashed window is not recycled either
+            state = _state(r)
+        assert frames == [x[0] for x in it] and state == st
+        assert len(kept) > 3 if keep else not kept
+        assert all(w == snap for w, snap in kept)
+
+
+_FAULTS = """
+import resource, sys
+from array import array
+from tcpanalyze.sources import pcap
+if sys.argv[2] == "fresh":
+    pcap._WINDOW = 1
+out = array("q", bytes(40 * 4096))
+n = 0
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+with pcap.open_capture(sys.argv[1]) as r:
+    for _window, _lt, k in r.batches(out):
+        n += k
+print(n, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not _loader.compiled_modules(), reason="the compiled reader reads into its window; the .py joins chunks")
+@pytest.mark.skipif(sys.platform != "linux", reason="page faults counted with getrusage as Linux counts them")
+def test_read_window_is_recycled(tmp_path):
+    """Reading a large capture (48 MB) touches the same two windows' memory again and again
+    instead of a fresh window per refill: it faults in about the two windows' pages, where
+    fresh windows (``_WINDOW`` set below any window's size turns recycling off) fault in
+    several times as many.  Each reading runs in a new interpreter, whose allocator has not
+    kept large freed blocks."""
+    import subprocess
+
+    path = _big_capture(tmp_path, 48)
+    root = str(Path(__file__).resolve().parents[1])
+
+    def faults(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", _FAULTS, str(path), mode], capture_output=True, text=True,
+                              check=True, cwd=root, env={**os.environ, "PYTHONPATH": root})
+        n, f = map(int, done.stdout.split())
+        assert n > 30000
+        return f
+
+    from tcpanalyze.sources.pcap import _WINDOW
+
+    # recycled, the two windows' pages are faulted in once (plus a little of the reading)
+    two_windows = 2 * _WINDOW // 4096 + 512
+    recycled = faults("recycled")
+    fresh = faults("fresh")
+    if fresh < 2 * two_windows:
+        pytest.skip(f"this allocator keeps freed windows mapped ({fresh} faults for fresh windows): nothing to compare")
+    assert recycled < two_windows, (recycled, fresh)

@@ -384,22 +384,45 @@ def read_record(mem, off: int) -> Segment:
 
 
 # ---------------------------------------------------------------------------- reading records
+#: compiled: the last address bytes objects read from records, by the address's last byte
+#: (16 slots), handed out again for the same address instead of a new bytes object
+_ADDRS = cython.declare(list, [b""] * 16)
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(p=cython.p_uchar, n=cython.Py_ssize_t, slot=cython.Py_ssize_t, a=bytes)
+def _addr(p, n):
+    """The address of ``n`` bytes at ``p`` as a bytes object: the cached one when it has the
+    same bytes (compiled only)."""
+    slot = p[n - 1] & 15
+    a = _ADDRS[slot]
+    if len(a) == n and memcmp(cython.cast(cython.p_char, a), p, n) == 0:
+        return a
+    a = PyBytes_FromStringAndSize(cython.cast(cython.p_char, p), n)
+    _ADDRS[slot] = a
+    return a
+
+
 @cython.cfunc
 @cython.locals(mem=cython.uchar[::1], off=cython.Py_ssize_t, seg=Segment, p=cython.p_uchar, q=cython.p_longlong,
                i4=cython.p_int, u2=cython.p_ushort, u4=cython.p_uint, n=cython.Py_ssize_t, ns=cython.Py_ssize_t,
                i=cython.Py_ssize_t)
-def _get_seg(mem, off):
+def _get_seg(mem, off, seg=None):
+    """The record's segment; compiled, written into ``seg`` when one is given (a segment
+    nothing else holds: see ``consume``)."""
     if cython.compiled:
         p = cython.address(mem[off])
         q = cython.cast(cython.p_longlong, p)
         i4 = cython.cast(cython.p_int, p + 64)
         u2 = cython.cast(cython.p_ushort, p + 76)
         n = p[83]
-        seg = Segment.__new__(Segment)
+        if seg is None:
+            seg = Segment.__new__(Segment)
         seg.frame = q[0]
         seg.ts_ns = q[1]
-        seg.src = cython.cast(cython.p_char, p)[88:88 + n]
-        seg.dst = cython.cast(cython.p_char, p)[104:104 + n]
+        seg.src = _addr(p + 88, n)
+        seg.dst = _addr(p + 104, n)
         seg.sport = u2[1]
         seg.dport = u2[2]
         seg.seq = q[3]
@@ -430,11 +453,14 @@ def _get_seg(mem, off):
 @cython.locals(mem=cython.uchar[::1], start=cython.Py_ssize_t, stop=cython.Py_ssize_t, off=cython.Py_ssize_t,
                an=Analyzer, seg=Segment, v=Verdict, kind=cython.longlong, notable_only=cython.bint,
                fed=cython.longlong, q=cython.p_longlong, p=cython.p_uchar, rec=cython.Py_ssize_t,
-               ktick=cython.longlong, kdrop=cython.longlong)
+               ktick=cython.longlong, kdrop=cython.longlong, spare=Segment)
 def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
     """Feed the records in ``mem[start:stop]`` to the analyzer ``an`` (segments, dropped
     segments, clock ticks: see the module doc); returns the number of segments fed.
-    ``on_segment`` and ``notable_only`` as in ``pipeline.run_packets``."""
+    ``on_segment`` and ``notable_only`` as in ``pipeline.run_packets``.  Compiled, a
+    segment that nothing holds once it has been fed (its reference count) is the next
+    record's, instead of a new one."""
+    spare = None
     fed = 0
     off = start
     feed = an.feed
@@ -461,7 +487,8 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
                 an.advance(now)
                 off += rec
                 continue
-        seg = _get_seg(mem, off)
+        seg = _get_seg(mem, off, spare)
+        spare = None
         off += rec
         if kind == kdrop:
             an.checksum_error(seg)          # Zeek drops it and marks the history
@@ -470,6 +497,8 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
         v = feed(seg)
         if on_segment is not None and (not notable_only or v.analysis or seg.flags & 0x17 != 0x10):
             on_segment(seg, an)
+        if cython.compiled and Py_REFCNT(seg) == 1:
+            spare = seg                     # only this loop holds it
     return fed
 
 

@@ -16,9 +16,9 @@ same worker.  Two ways to get each worker its segments:
   slot is announced over the worker's pipe, and the worker hands it back once fed); they
   decode nothing, they turn records back into segments and feed their own analyzer
   (``fanout.consume``).  The reading process feeds the segments of its own buckets straight
-  to its own analyzer (``fanout.dispatch``), a smaller share than a worker's, so that
-  reading plus its share keeps it as busy as a worker (``lane_weights``; with 3 or more
-  processes it usually only reads).  The records also carry the capture clock
+  to its own analyzer as it decodes them (``fanout.dispatch``: no record), a smaller share
+  than a worker's, so that reading plus its share keeps it as busy as a worker
+  (``lane_weights``; from 5 processes on it only reads).  The records also carry the capture clock
   (``fanout``'s module doc): the clock's time before each segment, and a tick to every
   other analyzer for a segment at which the clock sweeps;
 * every worker reads the whole file (``analyze_whole``, where there is no fork): it decodes
@@ -63,8 +63,8 @@ and sends the table back for the end of the merge.  The ends run with the cyclic
 collector off (finite work, whatever the input).
 
 Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
-and writing one 152-byte record (about half of what a worker spends on a segment: making it
-from the record, engine, detectors, finalization), the workers' share falls as 1/N, and
+and writing one 152-byte record (about a quarter of what a worker spends on a segment:
+making it from the record, engine, detectors, finalization), the workers' share falls as 1/N, and
 the parts are merged by this process (linear in connections and findings, not packets):
 docs/performance.md has the measurements.  Every worker reading the whole file
 (``analyze_whole``) repeats reading and decoding in every worker: at most 1/r with r the

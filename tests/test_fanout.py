@@ -60,6 +60,44 @@ def test_records_round_trip_and_layout():
             assert v[16] == (255 if seg.sack is None else len(seg.sack))
 
 
+def _recorder(keep: bool):
+    """An analyzer for ``fanout.consume`` that keeps (a reference to, or the fields of) every
+    segment fed to it instead of analysing it (an ``engine.Analyzer``, as the compiled loop
+    requires)."""
+    from tcpanalyze.engine import Analyzer
+
+    class Recorder(Analyzer):
+        def feed(self, seg):
+            fed.append(seg if keep else _fields(seg))
+            return None
+
+    fed: list = []
+    return Recorder(), fed
+
+
+def test_consume_never_rewrites_a_segment_someone_holds():
+    """The worker loop writes a record into the segment it fed last once nothing else holds
+    it (compiled): segments an analyzer keeps keep their fields, and every segment is the
+    record's, addresses included, whether the loop hands out a cached address bytes object
+    or a new one."""
+    segs = list(_segments()) * 3
+    # addresses with the same last byte (one cache slot): other lengths, other bytes
+    for src, dst in ((b"\x0a\x00\x00\x0f", b"\x0b\x00\x00\x0f"), (bytes(range(16)), bytes(range(1, 17))),
+                     (b"\x0b\x00\x00\x0f", b"\x0a\x00\x00\x0f"), (bytes(range(1, 17)), bytes(range(16))),
+                     (b"\x0a\x00\x00\x0f", b"\x0c\x00\x00\x0f")):
+        segs.append(Segment(9, 9, src, dst, 1, 2, 3, 4, 0x10, 5, 6))
+    mem = bytearray(fanout.REC_SIZE * len(segs))
+    for i, seg in enumerate(segs):
+        fanout.write_record(mem, i * fanout.REC_SIZE, fanout.K_SEG, 0, seg)
+    want = [_fields(s) for s in segs]
+    for keep in (True, False):
+        an, fed = _recorder(keep)
+        assert fanout.consume(mem, 0, len(mem), an) == len(segs)
+        assert ([_fields(s) for s in fed] if keep else fed) == want
+        if keep:
+            assert len({id(s) for s in fed}) == len(segs)
+
+
 def test_record_refuses_more_than_four_sack_blocks():
     seg = Segment(1, 0, b"\1\2\3\4", b"\5\6\7\x08", 1, 2, 3, 4, 0x10, 5, 0, sack=((1, 2),) * 5)
     with pytest.raises(ValueError):

@@ -216,6 +216,32 @@ def prepare(stats, checksums: str) -> None:
         stats.checksums = {"verified": 0, "good": 0, "bad": 0, "offload": 0, "unverified": 0, "dropped": 0}
 
 
+@cython.cfunc
+@cython.locals(an=Analyzer, seg=Segment, kind=cython.longlong, gl=cython.longlong, notable=cython.bint, v=Verdict)
+@cython.returns(cython.longlong)
+def _feed_own(an, seg, kind, gl, on_segment, notable):
+    """A segment of the dispatcher's own lane, given to ``an`` as ``consume`` gives a
+    record's (the clock before it, its frame); 1 if it was fed, 0 if dropped."""
+    an.last_ns = gl
+    an.cur_frame = seg.frame
+    if kind == 1:                           # K_DROP
+        an.checksum_error(seg)              # Zeek drops it and marks the history
+        return 0
+    v = an.feed(seg)
+    if on_segment is not None and (not notable or v.analysis or seg.flags & 0x17 != 0x10):
+        on_segment(seg, an)
+    return 1
+
+
+@cython.cfunc
+@cython.locals(an=Analyzer, frame=cython.longlong, now=cython.longlong, gl=cython.longlong)
+def _tick_own(an, frame, now, gl):
+    """A clock tick for the dispatcher's own lane, applied as ``consume`` applies one."""
+    an.last_ns = gl
+    an.cur_frame = frame
+    an.advance(now)
+
+
 @cython.locals(nl=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
                tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
@@ -224,7 +250,7 @@ def prepare(stats, checksums: str) -> None:
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
                table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong, n=cython.Py_ssize_t,
                i=cython.Py_ssize_t, r=cython.Py_ssize_t, recs=cython.longlong[::1], window=bytes,
-               frame=cython.longlong, lt=cython.longlong, an=Analyzer, local=cython.Py_ssize_t, v=Verdict,
+               frame=cython.longlong, lt=cython.longlong, an=Analyzer, local=cython.Py_ssize_t,
                notable=cython.bint, fed=cython.longlong)
 def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, own=None, on_segment=None,
              notable_only=False) -> tuple:
@@ -239,10 +265,9 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
     and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
     bad TCP checksum go to their lane as ``K_DROP`` records (``Analyzer.checksum_error``).
 
-    ``own`` (an ``engine.Analyzer``): the last lane is this process's own; its segments are
-    fed to ``own`` as they are decoded, with what a record would carry (clock before the
-    segment, frame), and its ticks are applied at once (``Analyzer.advance``), so they need
-    no record; ``on_segment`` and ``notable_only`` as in ``pipeline.run_packets``."""
+    ``own`` (an ``engine.Analyzer``): the last lane is this process's, fed and ticked at once
+    (``_feed_own``, ``_tick_own``: no records); ``on_segment`` and ``notable_only`` as in
+    ``pipeline.run_packets``."""
     counts = stats.skipped
     verify = counts.verify
     dec = decode_general if verify else decode
@@ -255,10 +280,8 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
     for j in range(K_BUCKETS):
         if table[j] >= nl:
             raise ValueError(f"lane table names lane {table[j]} of {nl}")
-    local = -1
-    if own is not None:
-        an = own
-        local = nl - 1
+    an = own
+    local = -1 if own is None else nl - 1
     notable = notable_only
     fed = 0
     frames = 0
@@ -326,15 +349,7 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
                     sweep = True
             k = table[_bucket_of(seg)]
             if k == local:                      # this process's connection: fed at once
-                an.last_ns = gl
-                an.cur_frame = seg.frame
-                if kind == kdrop:
-                    an.checksum_error(seg)      # Zeek drops it and marks the history
-                else:
-                    fed += 1
-                    v = an.feed(seg)
-                    if on_segment is not None and (not notable or v.analysis or seg.flags & 0x17 != 0x10):
-                        on_segment(seg, an)
+                fed += _feed_own(an, seg, kind, gl, on_segment, notable)
             else:
                 o = pos[k]
                 if o == lim[k]:
@@ -346,9 +361,7 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
                 for j in range(nl):
                     if j != k:
                         if j == local:
-                            an.last_ns = gl
-                            an.cur_frame = seg.frame
-                            an.advance(now)
+                            _tick_own(an, seg.frame, now, gl)
                             continue
                         o = pos[j]
                         if o == lim[j]:

@@ -83,7 +83,7 @@ _IF_TSRESOL = 9
 _IF_TSOFFSET = 14
 
 _CHUNK = 1 << 20                    # stream read size
-_WINDOW = 2 << 20                   # the compiled reader's window (_fill): read-ahead plus kept bytes
+_WINDOW = _CHUNK + (64 << 10)       # the compiled reader's window (_fill): a read plus kept bytes
 _MAX_READ = 16 << 20                # largest single read() request
 _RESYNC_WINDOW = 16 << 20           # how far a pcapng resynchronisation scans
 _MAX_WARNINGS = 100                 # keep reader.warnings bounded on pathological input
@@ -320,9 +320,10 @@ class CaptureReader:
     def _fill(self, start, rel, have, n):
         """_ensure's reading, compiled: the stream reads straight into the new window (a
         bytes object, after the bytes kept from the old one) instead of into chunks joined
-        afterwards, a second copy of every byte of the input.  The new window is _WINDOW
-        bytes (more when a record needs it: at most _MAX_READ beyond the bytes kept, so that
-        no allocation is sized by a length from the file beyond what it holds); it is the
+        afterwards, a second copy of every byte of the input.  The new window is the bytes
+        kept plus a read of _CHUNK (more when a record needs it: at most _MAX_READ, so that
+        no allocation is sized by a length from the file beyond what it holds), and at least
+        _WINDOW bytes, so that windows have the same size whenever the bytes kept are few; it is the
         window before the old one when that has the size and nothing but this reader holds
         it (its reference count), else a new bytes object, so that a large file is read
         through the same memory instead of fresh pages for every refill (which the

@@ -258,7 +258,8 @@ print(n, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-@pytest.mark.skipif(not _loader.compiled_modules(), reason="the compiled reader reads into its window; the .py joins chunks")
+@pytest.mark.skipif(not _loader.compiled_modules(),
+                    reason="the compiled reader reads into its window; the .py joins chunks")
 @pytest.mark.skipif(sys.platform != "linux", reason="page faults counted with getrusage as Linux counts them")
 def test_read_window_is_recycled(tmp_path):
     """Reading a large capture (48 MB) touches the same two windows' memory again and again

@@ -91,7 +91,7 @@ K_GRACE_NS = 1_000_000_000
 #: how often the clock retires connections past their grace (so one stays whole between
 #: K_GRACE_NS and K_GRACE_NS + K_RETIRE_EVERY_NS after its last packet); each retirement
 #: takes only the expired ones off a heap ordered by last packet (``FlowTable.retire``)
-K_RETIRE_EVERY_NS = 100_000_000
+K_RETIRE_EVERY_NS = 500_000_000
 #: How long a connection stays in TIME_WAIT, by the system that holds it (seconds): Linux's
 #: TCP_TIMEWAIT_LEN is 60 s, Windows' default TcpTimedWaitDelay 240 s, FreeBSD and macOS
 #: 2 x 15 s MSL, RFC 9293 2 x MSL with its MSL of 2 minutes.

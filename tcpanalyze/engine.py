@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from heapq import heapify, heappop, heappush
 
 try:
     import cython
@@ -88,7 +89,8 @@ K_SWEEP_EVERY_NS = 10 * 1_000_000_000
 #: server closes in it is held whole (about 5 KB a connection)
 K_GRACE_NS = 1_000_000_000
 #: how often the clock retires connections past their grace (so one stays whole between
-#: K_GRACE_NS and K_GRACE_NS + K_RETIRE_EVERY_NS after its last packet)
+#: K_GRACE_NS and K_GRACE_NS + K_RETIRE_EVERY_NS after its last packet); each retirement
+#: takes only the expired ones off a heap ordered by last packet (``FlowTable.retire``)
 K_RETIRE_EVERY_NS = 500_000_000
 #: How long a connection stays in TIME_WAIT, by the system that holds it (seconds): Linux's
 #: TCP_TIMEWAIT_LEN is 60 s, Windows' default TcpTimedWaitDelay 240 s, FreeBSD and macOS
@@ -364,6 +366,42 @@ class TwTable:
         return out
 
 
+class SynRecords:
+    """A list of (stream, frame, ts_ns) triples kept in one ``array("q")``: 24 bytes an
+    entry where a tuple of three ints in a list takes about 170.  Reads like the list."""
+
+    def __init__(self):
+        self.a = array("q")
+
+    def append(self, t: tuple[int, int, int]) -> None:
+        self.a.extend(t)
+
+    def __len__(self) -> int:
+        return len(self.a) // 3
+
+    def __getitem__(self, i: int) -> tuple[int, int, int]:
+        n = len(self.a) // 3
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("SynRecords index out of range")
+        a = self.a
+        return (a[3 * i], a[3 * i + 1], a[3 * i + 2])
+
+    def __iter__(self):
+        a = self.a
+        for i in range(0, len(a), 3):
+            yield (a[i], a[i + 1], a[i + 2])
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, SynRecords):
+            return self.a == other.a
+        return list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"SynRecords({list(self)!r})"
+
+
 class EndpointStats:
     """What one endpoint sent, counted for the summaries and the detectors: packets, bytes,
     data packets, each analysis flag, SYN/FIN/RST, the largest and the snaplen-truncated
@@ -608,12 +646,17 @@ class FlowTable:
               ("expired", "long long"), ("max_connections", "long long"), ("linger_ns", "long long"),
               ("idle_timeout_ns", "long long"), ("keep_timeline", "bint"), ("tombs", "object"),
               ("grace_ns", "long long"), ("next_linger", "long long"), ("next_retire", "long long"),
-              ("late", "long long"), ("previous", "object"))
+              ("late", "long long"), ("previous", "object"), ("pending", "list"), ("disorder", "bint"))
 
     def __init__(self, max_connections: int, linger_ns: int, idle_timeout_ns: int, keep_timeline: bool,
                  grace_ns: int = K_GRACE_NS):
         self.conns: dict[bytes, tuple[Conn, int]] = {}      # flow_key() -> (conn, direction)
-        self.closed: list[Conn] = []    # connections that reached their end, until retired
+        self.closed: list[Conn] = []    # connections that reached their end since the last retirement
+        #: the closed connections before them, until retired: a heap of (key, stream, conn)
+        #: whose key is a last_ns the connection had (its last_ns is never below it, unless a
+        #: timestamp went backwards: ``disorder``)
+        self.pending: list = []
+        self.disorder = False           # a timestamp went backwards since the last retirement
         #: flow_key() of direction 0 -> tomb.pack() record, kept on disk (tomb.TombStore)
         self.tombs = tomb.TombStore(linger_ns)
         self.grace_ns = grace_ns
@@ -734,25 +777,64 @@ class FlowTable:
             self.drop(oldest)
             finalize(oldest, "evicted" if oldest.end_reason == "open" else None)
 
-    def retire(self, now: int, finalize) -> None:
-        """Finalize the closed connections whose last packet is more than ``grace_ns`` old (in
-        stream order) and keep a tombstone of each in their place."""
+    @cython.locals(conn=Conn)
+    def _absorb(self) -> None:
+        """Move the connections closed since the last retirement onto the heap."""
+        pending = self.pending
+        for conn in self.closed:
+            if not conn.done:
+                heappush(pending, (conn.last_ns, conn.stream, conn))
+        self.closed = []
+
+    @cython.locals(conn=Conn, now=cython.longlong, limit=cython.longlong)
+    def _rebuild(self, now: int, limit: int) -> list:
+        """Walk the heap: return the connections idle more than ``limit`` at ``now`` and keep
+        the others, keyed by their last_ns."""
         stale = []
         keep = []
-        grace = self.grace_ns
-        for conn in self.closed:
+        for e in self.pending:
+            conn = e[2]
             if conn.done:
                 continue
-            if now - conn.last_ns > grace:
+            if now - conn.last_ns > limit:
                 stale.append(conn)
             else:
-                keep.append(conn)
-        self.closed = keep
-        if not stale:
-            return
+                keep.append((conn.last_ns, conn.stream, conn))
+        heapify(keep)
+        self.pending = keep
+        return stale
+
+    @cython.locals(cutoff=cython.longlong, conn=Conn, now=cython.longlong)
+    def past_grace(self, now: int) -> list:
+        """The closed connections whose last packet is more than ``grace_ns`` old at ``now``,
+        in stream order, taken off the heap.  Only the expired ones are looked at: the heap's
+        smallest key is the oldest last packet (a connection whose last_ns moved since it was
+        keyed goes back with its new one); after a timestamp went backwards the whole heap is
+        walked once."""
+        self._absorb()
+        if self.disorder:
+            self.disorder = False
+            stale = self._rebuild(now, self.grace_ns)
+        else:
+            stale = []
+            pending = self.pending
+            cutoff = now - self.grace_ns
+            while pending and pending[0][0] < cutoff:
+                conn = heappop(pending)[2]
+                if conn.done:
+                    continue
+                if conn.last_ns < cutoff:
+                    stale.append(conn)
+                else:
+                    heappush(pending, (conn.last_ns, conn.stream, conn))
         stale.sort(key=_stream_of)
+        return stale
+
+    def retire(self, now: int, finalize) -> None:
+        """Finalize the closed connections past their grace (``past_grace``, in stream order)
+        and keep a tombstone of each in their place."""
         tombs = self.tombs
-        for conn in stale:
+        for conn in self.past_grace(now):
             rec = tomb.pack(conn)
             self.drop(conn)
             finalize(conn, None)
@@ -778,15 +860,8 @@ class FlowTable:
         if not self.idle_timeout_ns:
             # only closed connections can go: look at those, not the whole table, and release
             # them in stream order (the table's order, as the full walk below)
-            keep = []
-            for conn in self.closed:
-                if conn.done:
-                    continue
-                if now - conn.last_ns > self.linger_ns:
-                    stale.append(conn)
-                else:
-                    keep.append(conn)
-            self.closed = keep
+            self._absorb()
+            stale = self._rebuild(now, self.linger_ns)
             stale.sort(key=_stream_of)
             for conn in stale:
                 self.drop(conn)
@@ -808,7 +883,8 @@ class FlowTable:
                 self.expired += 1
             self.drop(conn)
             finalize(conn, reason)
-        self.closed = [c for c in self.closed if not c.done]
+        self._absorb()
+        self._rebuild(now, self.linger_ns)     # only drops the finalized ones: none is past the linger
         if self.tombs:
             self._expire_tombs(now)
 
@@ -819,6 +895,7 @@ class FlowTable:
                 finalize(conn, None)
         self.conns.clear()
         self.closed = []
+        self.pending = []
         self.tombs.clear()
         self.live = 0
 
@@ -1780,7 +1857,7 @@ class Analyzer:
         self.tw = TwTable(self.cfg.max_tw_hosts, self.cfg.msl_ns * 2)
         self.tw_enter = self.tw.enter   # --jobs workers log the calls instead (parallel.py)
         self.on_sweep = None            # on_sweep(True) before a sweep, (False) after (parallel.py)
-        self.syn_in_time_wait: list[tuple[int, int, int]] = []   # (stream, frame, ts_ns)
+        self.syn_in_time_wait = SynRecords()      # (stream, frame, ts_ns) of each SYN in TIME_WAIT
         self.rst_no_conn: list[tuple[int, int]] = []
         # frame of the packet being processed, set by the pipeline before it feeds a segment or
         # moves the clock for one (--jobs workers order what happens with it, parallel.py)
@@ -1848,6 +1925,7 @@ class Analyzer:
         another worker analyses, so all of them sweep at the same instants."""
         if now < self.last_ns:
             self.ts_backwards += 1
+            self.table.disorder = True      # a closed connection's last_ns may go back (FlowTable.retire)
             return
         self.last_ns = now
         if now >= self.next_sweep:
@@ -1858,7 +1936,7 @@ class Analyzer:
                 table.next_retire = now + K_RETIRE_EVERY_NS
             else:
                 linger = now >= table.next_linger
-                retire = now >= table.next_retire and table.closed
+                retire = now >= table.next_retire and (table.closed or table.pending)
                 if linger and (table.conns or table.tombs) or retire:
                     hook = self.on_sweep
                     if hook is not None:

@@ -227,7 +227,7 @@ def _seg_key(seg):
     """flow_key() of a segment; compiled, built in a C buffer and, when the last key in its
     slot of _KEYS has the same bytes, that key object."""
     if not cython.compiled:
-        return flow_key(seg.src, seg.sport, seg.dst, seg.dport)
+        return seg.src + seg.dst + _PORTS.pack(seg.sport, seg.dport)     # flow_key() without its call
     src = seg.src
     dst = seg.dst
     if type(src) is not bytes or type(dst) is not bytes:
@@ -1541,14 +1541,14 @@ def _perf_state(p, f, peer, now):
     if dt > 0:
         st = p.state
         sp = p.split
-        if st == _P_CWND:
-            sp.p_cwnd += dt
-        elif st == _P_RWND:
-            sp.p_rwnd += dt
-        elif st == _P_APP:
+        if st == _P_APP:                    # the states in the order of how often they hold
             sp.p_app += dt
         elif st == _P_LOSS:
             sp.p_loss += dt
+        elif st == _P_CWND:
+            sp.p_cwnd += dt
+        elif st == _P_RWND:
+            sp.p_rwnd += dt
         elif st == _P_ZWND:
             sp.p_zwnd += dt
     if peer.is_first_ack:
@@ -1694,14 +1694,14 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
             tu.turn_max_frame = seg.frame
     sp = p.split
     if dt > 0:
-        if st == _P_CWND:
-            sp.t_cwnd += dt
-        elif st == _P_RWND:
-            sp.t_rwnd += dt
-        elif st == _P_APP:
+        if st == _P_APP:
             sp.t_app += dt
         elif st == _P_LOSS:
             sp.t_loss += dt
+        elif st == _P_CWND:
+            sp.t_cwnd += dt
+        elif st == _P_RWND:
+            sp.t_rwnd += dt
         elif st == _P_ZWND:
             sp.t_zwnd += dt
     if sp.p_cwnd:

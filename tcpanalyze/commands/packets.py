@@ -6,14 +6,12 @@ import sys
 
 import click
 
-from tcpanalyze.api import packets as packet_stream, segment_filter
 from tcpanalyze.commands.common import (EXIT_INPUT, engine_options, filter_options, input_errors, make_config,
                                         no_stream, open_output, parquet_output, pop_engine_kw, run_capture,
                                         stats_notes, UsageProblem)
 from tcpanalyze.engine import Analyzer, reused_ports_reason
 from tcpanalyze.errors import SourceError
 from tcpanalyze.model import addr_str, flag_str
-from tcpanalyze.parquet import write_packets
 from tcpanalyze.pipeline import gc_tuned
 from tcpanalyze.rows import COLUMNS, TsvRows
 from tcpanalyze.sources.pcap import open_capture
@@ -23,6 +21,15 @@ def _ts(ns: int) -> str:
     if ns < 0:
         return "-" + _ts(-ns)
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def _segment_filter(stream, host, port):
+    """``api.segment_filter``, imported only when a filter is given: the TSV and JSONL rows
+    need nothing else of the library API (nor the ``--jobs`` modules it loads)."""
+    if stream is None and host is None and port is None:
+        return None
+    from tcpanalyze.api import segment_filter
+    return segment_filter(stream, host, port)
 
 
 def _first_ns(path: str) -> int | None:
@@ -85,6 +92,8 @@ def packets(file, fmt, absolute, relative_time, stream, host, port, output, **kw
         raise UsageProblem("--relative-time applies to tsv and jsonl; the Parquet columns time and ts_ns "
                            "are absolute (subtract the first value)")
     if fmt == "parquet":
+        from tcpanalyze.api import packets as packet_stream
+        from tcpanalyze.parquet import write_packets
         path = parquet_output(output)
         with input_errors(file), gc_tuned(off=file != "-"):
             it = packet_stream(file, absolute=absolute, stream=stream, host=host, port=port, **engine)
@@ -104,7 +113,7 @@ def packets(file, fmt, absolute, relative_time, stream, host, port, output, **kw
     else:
         write = out.write
 
-    wanted = segment_filter(stream, host, port)
+    wanted = _segment_filter(stream, host, port)
     filtered = wanted is not None
     # The TSV row is the hot path of this command: rows.TsvRows, compiled with the core.
     t0 = _first_ns(file) if relative_time else None

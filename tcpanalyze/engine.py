@@ -2382,4 +2382,4 @@ _FUSE_INLINE = ("_seg_key", "_count_sent", "_relative_bases", "_on_syn", "_analy
                 "_zeek_history", "seq_add", "seq_dist", "seq_dist2", "seq_span", "seq_delta", "seq_gt", "seq_lt")
 if not cython.compiled:
     from tcpanalyze import _fuse
-    _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE)
+    _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE, cache=True)

@@ -316,3 +316,33 @@ def test_a_failing_fusion_keeps_the_function(tmp_path, monkeypatch):
     _fuse.fuse(mod2.__dict__, ["entry"], ["h"])
     assert mod2.entry is original
     assert _fuse.status()["fz_off.entry"]["fused"] is False
+
+
+def test_the_cache_gives_the_same_function_until_a_source_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    text = """
+        def h(x):
+            if x > 1:
+                return x * 3
+            return -x
+
+        def entry(x):
+            y = h(x)
+            return y + 1
+        """
+    runs = []
+    for _ in range(2):
+        mod = _module(tmp_path, "fz_cache", text)
+        _fuse.fuse(mod.__dict__, ["entry"], ["h"], cache=True)
+        report = _fuse.status()["fz_cache.entry"]
+        assert report["fused"], report["error"]
+        runs.append((report["cached"], [mod.entry(x) for x in range(-2, 4)], _fuse.source("fz_cache.entry")))
+    assert [r[0] for r in runs] == [False, True]
+    assert runs[0][1] == runs[1][1] == [3, 2, 1, 0, 7, 10]
+    assert runs[0][2] == runs[1][2] and "h(" not in runs[1][2]
+    assert len(list((tmp_path / "cache" / "tcpanalyze" / "fused").iterdir())) == 1
+    # the helper's source changes: the cache no longer applies
+    mod = _module(tmp_path, "fz_cache", text.replace("x * 3", "x * 4"))
+    _fuse.fuse(mod.__dict__, ["entry"], ["h"], cache=True)
+    assert _fuse.status()["fz_cache.entry"]["cached"] is False
+    assert mod.entry(3) == 13

@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parent.parent / "tcpanalyze"
 
 #: lowest first; a module may import modules of its own layer or of lower ones
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"tcpanalyze._version", "tcpanalyze._loader", "tcpanalyze._cyshim", "tcpanalyze._fields", "tcpanalyze._fuse", "tcpanalyze.model",
+    ("base", {"tcpanalyze._version", "tcpanalyze._loader", "tcpanalyze._cyshim", "tcpanalyze._fields", "tcpanalyze._fuse", "tcpanalyze._inline", "tcpanalyze.model",
               "tcpanalyze.errors", "tcpanalyze.jsontext",
               "tcpanalyze.seq", "tcpanalyze.analysis"}),
     ("sources", {"tcpanalyze.sources", "tcpanalyze.sources.pcap", "tcpanalyze.sources.live",

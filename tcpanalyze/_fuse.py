@@ -113,12 +113,14 @@ def _digest(data: bytes) -> str:
 
 
 def _cache_path(globs: dict, entry: str, inline) -> str:
-    """The cache file of an entry: named by the interpreter, this file, the entry, the helper
-    list and the Cython module in use (the sources it was made from are checked on load)."""
+    """The cache file of an entry: named by the interpreter, this file, the module's file (one
+    per source tree), the entry, the helper list and the Cython module in use (the sources it
+    was made from are checked on load)."""
     with open(__file__, "rb") as f:
         me = f.read()
     cy = getattr(globs.get("cython"), "__name__", "")
-    tag = repr((sys.version, sys.implementation.cache_tag, globs.get("__name__"), entry, tuple(inline), cy))
+    tag = repr((sys.version, sys.implementation.cache_tag, os.path.abspath(globs.get("__file__", "")),
+                globs.get("__name__"), entry, tuple(inline), cy))
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "tcpanalyze", "fused", _digest(tag.encode() + me) + ".bin")
 

@@ -44,10 +44,16 @@ why, is in ``status()``; any failure of the fuser leaves the entry as it was.
 Attribute reads of the arguments count as free of side effects: an argument such as
 ``seg.seq`` may be read at the place of its use rather than before the call, or twice.
 
+The transformer is ``_inline.py``.  With ``cache=True`` the compiled result is kept in
+``~/.cache/tcpanalyze/fused/`` (``XDG_CACHE_HOME``), one file per source tree, and a later
+process loads it instead of fusing while the source files it was made from have the same
+bytes and the constants it folded the same values (``_inline.py`` is then not imported).
+
 Debugging: ``TCPANALYZE_NOFUSE=1`` keeps every function as written; ``python -m
-tcpanalyze._fuse`` prints the fused source and the report; the compiled code's file name is
-``<fused MODULE.ENTRY>`` and its line numbers those of the original statements (in their
-own module: a ``seq.py`` helper's lines are ``seq.py``'s).
+tcpanalyze._fuse tcpanalyze.engine`` prints the report and the fused source; the compiled
+code's file name is ``<fused MODULE.ENTRY>`` and its line numbers those of the original
+statements in the entry's module (code from another module's helper has the line of its
+call).
 """
 from __future__ import annotations
 

@@ -62,6 +62,7 @@ import sys
 import time
 
 _RESULTS: dict = {}     # "module.Entry" -> report (see status())
+_TRANSFORMER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inline.py")
 _MISSING = object()
 
 
@@ -119,11 +120,13 @@ def _digest(data: bytes) -> str:
 
 
 def _cache_path(globs: dict, entry: str, inline) -> str:
-    """The cache file of an entry: named by the interpreter, this file, the module's file (one
-    per source tree), the entry, the helper list and the Cython module in use (the sources it
+    """The cache file of an entry: named by the interpreter, this file and the transformer,
+    the module's file (one per source tree), the entry, the helper list and the Cython module in use (the sources it
     was made from are checked on load)."""
-    with open(__file__, "rb") as f:
-        me = f.read()
+    me = b""
+    for path in (__file__, _TRANSFORMER):     # the fuser and the transformer make the code
+        with open(path, "rb") as f:
+            me += f.read()
     cy = getattr(globs.get("cython"), "__name__", "")
     tag = repr((sys.version, sys.implementation.cache_tag, os.path.abspath(globs.get("__file__", "")),
                 globs.get("__name__"), entry, tuple(inline), cy))

@@ -346,3 +346,17 @@ def test_the_cache_gives_the_same_function_until_a_source_changes(tmp_path, monk
     _fuse.fuse(mod.__dict__, ["entry"], ["h"], cache=True)
     assert _fuse.status()["fz_cache.entry"]["cached"] is False
     assert mod.entry(3) == 13
+
+
+def test_the_cache_file_changes_with_the_transformer(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    globs = {"__name__": "m", "__file__": str(tmp_path / "m.py")}
+    first = _fuse._cache_path(globs, "entry", ["h"])
+    changed = tmp_path / "_inline.py"
+    changed.write_bytes(Path(_fuse._TRANSFORMER).read_bytes() + b"\n# another transformer\n")
+    monkeypatch.setattr(_fuse, "_TRANSFORMER", str(changed))
+    assert _fuse._cache_path(globs, "entry", ["h"]) != first
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert _fuse._cache_path(globs, "entry", ["h"]) == first
+    assert _fuse._cache_path(dict(globs, __file__=str(tmp_path / "other" / "m.py")), "entry", ["h"]) != first

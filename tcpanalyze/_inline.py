@@ -172,7 +172,8 @@ class Fuser:
         exec(code, self.globs, ns)
         from tcpanalyze._fuse import _finish
         new = _finish(ns[node.name], fn)
-        report = {"fused": True, "error": None, "cached": False, "inlined": dict(self.inlined), "refused": dict(self.refused),
+        report = {"fused": True, "error": None, "cached": False, "inlined": dict(self.inlined),
+                  "refused": dict(self.refused),
                   "tree": fdef, "original": fn, "function": new}
         return new, report
 

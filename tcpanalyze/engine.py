@@ -2377,9 +2377,10 @@ _FUSE_INLINE = ("_seg_key", "_count_sent", "_relative_bases", "_on_syn", "_analy
                 "_rule_zero_window", "_rule_lost_segment", "_rule_keep_alive", "_rule_window_full",
                 "_rule_window_update", "_rule_zero_window_probe_ack", "_rule_keep_alive_ack",
                 "_rule_duplicate_ack", "_rule_ack_lost_segment", "_rule_retransmission", "_remember_sent",
-                "_span", "_match_ack", "_ack_disordered", "_respan", "_rtt_sample", "_perf_sent", "_perf_state",
-                "_perf_rto", "_verdict_numbers", "_bytes_in_flight", "_remember_sack", "_count_analysis", "_window_edge", "_step_states",
-                "_zeek_history", "seq_add", "seq_dist", "seq_dist2", "seq_span", "seq_delta", "seq_gt", "seq_lt")
+                "_span", "_match_ack", "_ack_disordered", "_respan", "_rtt_sample", "_perf_sent",
+                "_perf_state", "_perf_rto", "_verdict_numbers", "_bytes_in_flight", "_remember_sack",
+                "_count_analysis", "_window_edge", "_step_states", "_zeek_history", "seq_add", "seq_dist",
+                "seq_dist2", "seq_span", "seq_delta", "seq_gt", "seq_lt")
 if not cython.compiled:
     from tcpanalyze import _fuse
     _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE, cache=True)

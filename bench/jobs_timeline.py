@@ -46,12 +46,14 @@ def wrap(owner, name, before, after, detail=None):
 
 from tcpanalyze import parallel as P, session as S
 wrap(P, "_read_once", "read_start", "read_end")
-wrap(P._Part, "finish", "finish_start", "finish_end", lambda a: f"part={a[0].part} finalized_before={len(a[0].fin)}")
+wrap(P._Part, "finish", "finish_start", "finish_end", lambda a: f"part={a[0].part} finalized_before={a[0].finalized}")
 wrap(P._Part, "result", "result_start", "result_end", lambda a: f"part={a[0].part}")
 wrap(P, "_lane_worker", "worker_start", "worker_end")
 wrap(P, "merge_parts", "merge_start", "merge_end")
 wrap(P, "_replay_logs", "tw_replay_start", "tw_replay_end")
 wrap(S.ReportBuilder, "build", "build_start", "build_end")
+from tcpanalyze.commands import analyze as A
+wrap(A, "_render_imports", "render_imports_start", "render_imports_end")
 wrap(pickle, "dumps", "pickle_start", "pickle_end")
 wrap(pickle, "loads", "unpickle_start", "unpickle_end", lambda a: f"{len(a[0])} bytes")
 from tcpanalyze.cli import main

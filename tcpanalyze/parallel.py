@@ -665,7 +665,7 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
 #: (making the segment, engine, detectors, finalizing its connections as they close),
 #: measured on the compiled build (docs/performance.md); it sets how much of the
 #: analysis the reading process does itself
-K_READER_COST = 0.25
+K_READER_COST = 0.32
 
 
 def lane_weights(jobs: int, reader_cost: float = K_READER_COST) -> list[float]:

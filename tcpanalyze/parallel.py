@@ -54,13 +54,26 @@ Not identical by construction (documented limits): ``--max-connections`` applies
 worker's own live table (evictions only happen past a million live connections by
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
+The TIME_WAIT table.  One process enters a connection into its bounded TIME_WAIT table
+(``engine.TwTable``) at the segment that puts it there; the table folds hosts past
+``max_tw_hosts``, so the order of the entries over all connections matters.  Read once and
+fanned out, the reading process builds that table while the run goes on (``_TwMerge``):
+its own part hands it its entries, and a worker sends the entries it made while feeding
+a slot with the slot's acknowledgement, and how far it got; entries are entered in frame
+order as soon as every worker got that far.  Where every worker reads the whole file (or
+all lanes run in one process), each part logs its entries to a file and the merge replays
+the logs in frame order (``_replay_logs``).  Either way, the table of one process.
+
 The end of a run.  Closed connections are finalized during the run (the engine retires
 them a second after they close), so at the end a worker finalizes only what is still open
 and sends its part: first frames and finalization places as integer arrays, findings as
-tuples of their slots, tallies, the index of its spilled records.  The reading process
-merges the parts; worker 0 meanwhile replays every part's TIME_WAIT log (``_replay_logs``)
-and sends the table back for the end of the merge.  The ends run with the cyclic
-collector off (finite work, whatever the input).
+tuples of their slots, tallies, the index of its spilled records.  The reading process,
+whose share of the connections is set so that it ends its own a little earlier
+(``lane_weights``), finishes its own part and does the caller's preparations for the
+report (``meanwhile``: the table report's imports) while the workers finish theirs, then
+merges the parts (global stream numbers, finalization keys and the order of the handshake
+RTTs by compiled loops: ``fanout.first_frame_ranks``, ``finalization_keys``,
+``order_by_keys``).  The ends run with the cyclic collector off (finite work, whatever the input).
 
 Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
 and writing one 152-byte record (about a quarter of what a worker spends on a segment:
@@ -661,10 +674,12 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
             "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}}
 
 
-#: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
-#: (making the segment, engine, detectors, finalizing its connections as they close),
-#: measured on the compiled build (docs/performance.md); it sets how much of the
-#: analysis the reading process does itself
+#: the reader's CPU per segment (reading, decoding, writing the record, entering the
+#: TIME_WAIT table) over a worker's (making the segment, engine, detectors, finalizing its
+#: connections as they close), with a margin so that the reader ends its share a little
+#: before the worker (its own part and the report's imports fit in between): measured on
+#: the compiled build (docs/performance.md); it sets how much of the analysis the reading
+#: process does itself
 K_READER_COST = 0.32
 
 

@@ -426,3 +426,39 @@ def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path, split, monke
             assert got.getvalue() == want.getvalue(), (path.name, n)
     assert '"handshake/rtt_outlier"' in got.getvalue()
     assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-records-*")), "spill files left behind"
+
+
+def test_meanwhile_runs_in_the_reader_before_the_merge(monkeypatch):
+    """``meanwhile`` is called once, in the reading process, after it read the file and
+    before the parts are merged; the table report passes the imports of its rendering."""
+    from click.testing import CliRunner
+
+    from tcpanalyze.cli import cli
+    from tcpanalyze.commands import analyze as A
+
+    path = str(TRACES / "bruteforce.pcap")
+    events = []
+    real_merge = P.merge_parts
+
+    def merge(*a, **k):
+        events.append("merge")
+        return real_merge(*a, **k)
+
+    monkeypatch.setattr(P, "merge_parts", merge)
+    rep = P.analyze_fanout(path, None, 2, meanwhile=lambda: events.append(("meanwhile", os.getpid())))
+    assert events == [("meanwhile", os.getpid()), "merge"]
+    assert _doc(rep) == _doc(analyze_file(path))
+    monkeypatch.undo()
+
+    seen = []
+    real_iter = A.iter_reports
+
+    def spy(files, options, jobs, meanwhile=None):
+        seen.append(meanwhile)
+        return real_iter(files, options, jobs, meanwhile=meanwhile)
+
+    monkeypatch.setattr(A, "iter_reports", spy)
+    for args, want in ((["--jobs", "2"], A._render_imports), (["--jobs", "2", "--json"], None)):
+        res = CliRunner().invoke(cli, ["analyze", *args, path])
+        assert res.exit_code == 0, res.output
+        assert seen.pop() is want

@@ -346,8 +346,9 @@ class _Part:
         self.discard()
         return {"error": err, "part": self.part}
 
-    def result(self, stats: dict, stats_errors: dict, damage) -> dict:
-        """Plain picklable data out: what ``merge_parts`` needs of this worker."""
+    def result(self, stats: dict, stats_errors: dict, damage, sent: int = 0) -> dict:
+        """Plain picklable data out: what ``merge_parts`` needs of this worker (``sent``:
+        its first findings were sent already, see ``_lane_worker``)."""
         if self.twf is not None:
             self.twf.close()
         an, b, fin, firsts, sink = self.an, self.b, self.fin, self.firsts, self.sink
@@ -362,7 +363,7 @@ class _Part:
             "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
             "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
             "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
-            "findings": _pack_findings(sink.kept), "keys": sink.keys,
+            "findings": _pack_findings(sink.kept[sent:]), "keys": sink.keys[sent:],
             "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
             "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
             "flagged": bytes(conns.flagged),
@@ -421,8 +422,7 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
 #: records per slot (about 300 kB) and slots per worker in the shared memory of analyze_fanout
 K_SLOT_RECORDS = 2048
 K_LANE_SLOTS = 24
-#: b"S" slot (start, stop) / b"A" slot fed (start, frame of its last record; the TIME_WAIT
-#: entries the worker made since its last b"A" follow) / b"E" end (last_ns)
+#: b"S" slot (start, stop) / b"A" slot fed (``_ACK`` and what follows it) / b"E" end (last_ns)
 _MSG = struct.Struct("=cqq")
 
 
@@ -525,16 +525,50 @@ class _KeptLanes(_Lanes):
                 self.cur[k] = self.pos[k]
 
 
-_ACK = struct.Struct("=qq")     # a b"A" message after its tag: slot start, frame of its last record
+#: a b"A" message after its tag: slot start, frame of its last record, length of the
+#: TIME_WAIT entries that follow (``_TW_REC`` records); then the findings the worker kept
+#: since its last b"A" (pickled, or nothing)
+_ACK = struct.Struct("=qqq")
 
 
 def _acked(msg: bytes, k: int, on_ack) -> int:
     """The slot of worker ``k``'s b"A" message (``msg``: after its tag); ``on_ack(k, frame,
-    entries)`` gets the frame of the slot's last record and the TIME_WAIT entries that follow."""
-    start, frame = _ACK.unpack_from(msg)
+    entries, findings)`` gets the frame of the slot's last record, the TIME_WAIT entries and
+    the pickled findings that follow."""
+    start, frame, n = _ACK.unpack_from(msg)
     if on_ack is not None:
-        on_ack(k, frame, msg[_ACK.size:])
+        head = _ACK.size
+        on_ack(k, frame, msg[head:head + n], msg[head + n:])
     return start
+
+
+class _Received:
+    """What the workers of a forked run send while it goes on: their TIME_WAIT entries,
+    entered into ``tw`` (a ``_TwMerge``), and the findings they kept, unpickled as they
+    come (per worker: lists of packed findings and of their keys, see ``_lane_worker``)."""
+
+    def __init__(self, tw: "_TwMerge", nworkers: int):
+        self.tw = tw
+        self.findings: list[list] = [[] for _ in range(nworkers)]
+        self.keys: list[list] = [[] for _ in range(nworkers)]
+
+    def ack(self, k: int, frame: int, entries: bytes, found: bytes) -> None:
+        self.tw.add(k, frame, entries)
+        if found:
+            import pickle
+
+            packed, keys = pickle.loads(found)
+            self.findings[k].extend(packed)
+            self.keys[k].extend(keys)
+
+    def part(self, k: int, part: dict) -> dict:
+        """Worker ``k``'s part: its last TIME_WAIT entries entered, the findings it sent
+        before the rest of its part put in front of those in it."""
+        self.tw.add(k, _FINISH_FRAME, part.pop("tw_tail"))
+        part["findings"] = self.findings[k] + part["findings"]
+        part["keys"] = self.keys[k] + part["keys"]
+        self.findings[k] = self.keys[k] = []
+        return part
 
 
 class _TwMerge:
@@ -601,8 +635,9 @@ _FRAME = itemgetter(0)
 
 def _lane_worker(path: str, options, part: int, nparts: int, conn, mem) -> None:
     """A forked worker: feed the records the dispatcher sends (fanout.consume), hand each
-    slot back with the TIME_WAIT entries made meanwhile (``_TwMerge``), and at the end send
-    the part (pickled) for merge_parts."""
+    slot back with the TIME_WAIT entries made meanwhile (``_TwMerge``) and the findings kept
+    meanwhile (they only ever grow: ``FindingSink.kept``), and at the end send the rest of
+    its part (pickled) for merge_parts."""
     import pickle
     import traceback
 
@@ -615,7 +650,8 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem) -> None:
 
         w = _Part(path, options, part, nparts, tw_enter=tw_enter)
         an, on_segment = w.an, w.on_segment
-        fed = 0
+        kept, keys = w.sink.kept, w.sink.keys
+        fed = sent = 0
         with gc_tuned(off=path != "-"):        # as pipeline.run_packets: standard input may be live
             while True:
                 msg = conn.recv_bytes()
@@ -624,11 +660,16 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem) -> None:
                     an.last_ns = a              # the capture's clock at its end
                     break
                 fed += consume(mem, a, b, an, on_segment, True)
-                conn.send_bytes(_MSG.pack(b"A", a, an.cur_frame) + entries)
+                found = b""
+                n = len(kept)
+                if n > sent:
+                    found = pickle.dumps((_pack_findings(kept[sent:n]), keys[sent:n]), pickle.HIGHEST_PROTOCOL)
+                    sent = n
+                conn.send_bytes(b"A" + _ACK.pack(a, an.cur_frame, len(entries)) + entries + found)
                 entries.clear()
         with gc_tuned(off=True):               # the end is finite work, whatever the input
             w.finish()
-            res = w.result({"tcp_segments": fed}, {}, None)
+            res = w.result({"tcp_segments": fed}, {}, None, sent)
             res["tw_tail"] = bytes(entries)     # TIME_WAIT entries made after the last slot
             conn.send_bytes(b"R" + pickle.dumps(res, pickle.HIGHEST_PROTOCOL))
     except BaseException:
@@ -741,7 +782,8 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
         tw = _TwMerge(len(weights), nw, cfg.max_tw_hosts, cfg.msl_ns * 2)
         if not reads_only:
             own = _Part(path, options, nw, jobs, tw_enter=tw.own_enter(nw))
-        lanes = _Lanes(len(weights), conns, own=own, mem=mem, on_ack=tw.add)
+        got = _Received(tw, nw)
+        lanes = _Lanes(len(weights), conns, own=own, mem=mem, on_ack=got.ack)
         shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
             return shared
@@ -757,9 +799,7 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
             if meanwhile is not None:
                 meanwhile()
             for k, conn in enumerate(conns):
-                part = pickle.loads(_recv_tagged(conn, k, b"R", tw.add))
-                tw.add(k, _FINISH_FRAME, part.pop("tw_tail"))
-                parts.append(part)
+                parts.append(got.part(k, pickle.loads(_recv_tagged(conn, k, b"R", got.ack))))
             rep = merge_parts(path, options, parts, shared, tw.finish)
         for c in conns:
             c.close()

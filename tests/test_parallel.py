@@ -462,3 +462,22 @@ def test_meanwhile_runs_in_the_reader_before_the_merge(monkeypatch):
         res = CliRunner().invoke(cli, ["analyze", *args, path])
         assert res.exit_code == 0, res.output
         assert seen.pop() is want
+
+
+def test_findings_sent_with_the_slots_equal_one_process(gen_pcap, monkeypatch):
+    """A worker sends the findings it kept with each slot's acknowledgement, and the rest
+    with its part: the findings (set, order, counts) are still one process's."""
+    opts = AnalyzeOptions(thresholds=replace(Thresholds(), max_findings_per_kind=7))
+    one = _doc(analyze_file(str(gen_pcap), opts))
+    early = []
+    real = P._Received.ack
+
+    def ack(self, k, frame, entries, found):
+        early.append(len(found))
+        return real(self, k, frame, entries, found)
+
+    monkeypatch.setattr(P._Received, "ack", ack)
+    for weights in ([0.7, 0.3], [0.4, 0.4, 0.2]):
+        early.clear()
+        assert _doc(P.analyze_fanout(str(gen_pcap), opts, len(weights), weights=weights)) == one, weights
+        assert sum(1 for n in early if n) > 1, weights

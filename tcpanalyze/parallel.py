@@ -346,9 +346,10 @@ class _Part:
         self.discard()
         return {"error": err, "part": self.part}
 
-    def result(self, stats: dict, stats_errors: dict, damage, sent: int = 0) -> dict:
+    def result(self, stats: dict, stats_errors: dict, damage, sent: int = 0, packed: bool = True) -> dict:
         """Plain picklable data out: what ``merge_parts`` needs of this worker (``sent``:
-        its first findings were sent already, see ``_lane_worker``)."""
+        its first findings were sent already, see ``_lane_worker``; ``packed``: findings as
+        tuples, else the objects, for a part that is merged where it was made)."""
         if self.twf is not None:
             self.twf.close()
         an, b, fin, firsts, sink = self.an, self.b, self.fin, self.firsts, self.sink
@@ -363,7 +364,7 @@ class _Part:
             "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
             "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
             "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
-            "findings": _pack_findings(sink.kept[sent:]), "keys": sink.keys[sent:],
+            "findings": _pack_findings(sink.kept[sent:]) if packed else sink.kept[sent:], "keys": sink.keys[sent:],
             "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
             "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
             "flagged": bytes(conns.flagged),
@@ -378,7 +379,6 @@ class _Part:
 #: a findings.Finding as a plain tuple of its slots: pickled several times faster than the object
 _FINDING_SLOTS = Finding.__slots__
 _finding_values = attrgetter(*_FINDING_SLOTS)
-_KIND = _FINDING_SLOTS.index("kind")
 
 
 def _pack_findings(findings) -> list[tuple]:
@@ -544,8 +544,8 @@ def _acked(msg: bytes, k: int, on_ack) -> int:
 
 class _Received:
     """What the workers of a forked run send while it goes on: their TIME_WAIT entries,
-    entered into ``tw`` (a ``_TwMerge``), and the findings they kept, unpickled as they
-    come (per worker: lists of packed findings and of their keys, see ``_lane_worker``)."""
+    entered into ``tw`` (a ``_TwMerge``), and the findings they kept, made ``Finding``s
+    again as they come (per worker: lists of findings and of their keys, see ``_lane_worker``)."""
 
     def __init__(self, tw: "_TwMerge", nworkers: int):
         self.tw = tw
@@ -558,7 +558,7 @@ class _Received:
             import pickle
 
             packed, keys = pickle.loads(found)
-            self.findings[k].extend(packed)
+            self.findings[k].extend(map(_unpack_finding, packed))
             self.keys[k].extend(keys)
 
     def part(self, k: int, part: dict) -> dict:
@@ -794,7 +794,7 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
             if own is not None:         # this process's share, finished while the workers finish theirs
                 own.an.last_ns = shared["clock"]["last_ns"]
                 own.finish()
-                parts.append(own.result({"tcp_segments": lanes.fed}, {}, None))
+                parts.append(own.result({"tcp_segments": lanes.fed}, {}, None, packed=False))
                 own = None
             if meanwhile is not None:
                 meanwhile()
@@ -1096,12 +1096,14 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None, tim
                 if k2 != "reported":
                     t[k2] += v2
     kept_n: dict[str, int] = {}
-    for _key, packed, m in keyed:            # only the kept ones become Findings again
-        kind = packed[_KIND]
+    for _key, f, m in keyed:                 # only the kept ones become Findings again (if packed)
+        if type(f) is not Finding:
+            f = _unpack_finding(f)
+        kind = f.kind
         if kept_n.get(kind, 0) < cap:
             kept_n[kind] = kept_n.get(kind, 0) + 1
             by_kind[kind]["reported"] += 1
-            sink.kept.append(_renumber_finding(_unpack_finding(packed), m))
+            sink.kept.append(_renumber_finding(f, m))
     sink.by_kind = by_kind
     for p in parts:
         add_counts(sink.by_subkind, p["by_subkind"])

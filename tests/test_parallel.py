@@ -277,10 +277,10 @@ def test_worker_failing_while_the_table_is_built_raises(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     real_result = P._Part.result
 
-    def broken(self, *a):
+    def broken(self, *a, **k):
         if os.getpid() != parent:
             raise ZeroDivisionError("part broke")
-        return real_result(self, *a)
+        return real_result(self, *a, **k)
 
     monkeypatch.setattr(P._Part, "result", broken)
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):

@@ -458,7 +458,7 @@ class _Lanes:
         self.drain(k)
         while not free:
             free.append(self.wait(k))
-        s = free.pop()                  # the slot handed back last: the likeliest still in a cache
+        s = free.popleft()
         self.cur[k] = s
         self.pos[k] = s
         self.lim[k] = s + self.size

@@ -25,20 +25,30 @@ T0 = time.perf_counter()
 LOG = os.environ["JOBS_TIMELINE_LOG"]
 
 
-def stamp(label, extra=""):
+def stamp(label, extra="", at=None):
+    wall, cpu = at if at is not None else (time.perf_counter(), time.process_time())
     with open(LOG, "a") as f:
-        f.write(f"{os.getpid():>7} {time.perf_counter() - T0:8.3f} {time.process_time():7.3f} {label} {extra}\n")
+        f.write(f"{os.getpid():>7} {wall - T0:8.3f} {cpu:7.3f} {label} {extra}\n")
 
 
-def wrap(owner, name, before, after, detail=None):
+def wrap(owner, name, before, after, detail=None, big=None):
+    """Stamp before and after each call; with ``big(args, result)``, only the calls it
+    accepts (the small pickles sent during the run are left out)."""
     real = getattr(owner, name, None)
     if real is None:
         return
 
     def wrapped(*a, **k):
-        stamp(before, detail(a) if detail else "")
+        t0 = (time.perf_counter(), time.process_time())
+        if big is None:
+            stamp(before, detail(a) if detail else "", t0)
         r = real(*a, **k)
-        stamp(after, detail(a) if detail else "")
+        if big is None:
+            stamp(after, detail(a) if detail else "")
+        elif big(a, r):
+            t1 = (time.perf_counter(), time.process_time())
+            stamp(before, detail(a) if detail else "", t0)
+            stamp(after, detail(a) if detail else "", t1)
         return r
 
     setattr(owner, name, wrapped)
@@ -46,14 +56,17 @@ def wrap(owner, name, before, after, detail=None):
 
 from tcpanalyze import parallel as P, session as S
 wrap(P, "_read_once", "read_start", "read_end")
-wrap(P._Part, "finish", "finish_start", "finish_end", lambda a: f"part={a[0].part} finalized_before={len(a[0].fin)}")
+wrap(P._Part, "finish", "finish_start", "finish_end", lambda a: f"part={a[0].part} finalized_before={a[0].finalized}")
 wrap(P._Part, "result", "result_start", "result_end", lambda a: f"part={a[0].part}")
 wrap(P, "_lane_worker", "worker_start", "worker_end")
 wrap(P, "merge_parts", "merge_start", "merge_end")
 wrap(P, "_replay_logs", "tw_replay_start", "tw_replay_end")
 wrap(S.ReportBuilder, "build", "build_start", "build_end")
-wrap(pickle, "dumps", "pickle_start", "pickle_end")
-wrap(pickle, "loads", "unpickle_start", "unpickle_end", lambda a: f"{len(a[0])} bytes")
+from tcpanalyze.commands import analyze as A
+wrap(A, "_render_imports", "render_imports_start", "render_imports_end")
+wrap(pickle, "dumps", "pickle_start", "pickle_end", big=lambda a, r: len(r) > 100_000)
+wrap(pickle, "loads", "unpickle_start", "unpickle_end", lambda a: f"{len(a[0])} bytes",
+     big=lambda a, r: len(a[0]) > 100_000)
 from tcpanalyze.cli import main
 stamp("main_start")
 try:

@@ -517,5 +517,157 @@ def consume(mem, start, stop, an, on_segment=None, notable_only=False) -> int:
 
 _HEAD = struct.Struct("=qqq")
 
+
+# ---------------------------------------------------------------------------- the merge
+@cython.locals(nparts=cython.Py_ssize_t, total=cython.Py_ssize_t, p=cython.Py_ssize_t, g=cython.Py_ssize_t,
+               i=cython.Py_ssize_t, best=cython.Py_ssize_t, low=cython.longlong, af=cython.longlong[::1],
+               out=cython.longlong[::1], heads=cython.longlong[::1], ends=cython.longlong[::1])
+def first_frame_ranks(firsts) -> list:
+    """The global stream numbers of a ``--jobs`` merge: per part, local stream -> the rank of
+    the connection's first frame over all parts (``firsts``: per part, the first frame of
+    each local stream, ascending; equal frames ranked in part order, then in local order),
+    as ``array("q")``s.  Compiled: one pass merging the parts' runs; as plain Python: a sort."""
+    offs = [0]
+    allf = array("q")
+    for f in firsts:
+        allf.extend(f if type(f) is array else array("q", f))
+        offs.append(len(allf))
+    nparts = len(offs) - 1
+    total = len(allf)
+    rank = array("q", bytes(8 * total))
+    if total and cython.compiled:
+        hd = array("q", offs[:-1])
+        en = array("q", offs[1:])
+        af = allf
+        out = rank
+        heads = hd
+        ends = en
+        for g in range(total):
+            best = -1
+            low = 0
+            for p in range(nparts):
+                i = heads[p]
+                if i < ends[p] and (best < 0 or af[i] < low):
+                    best = p
+                    low = af[i]
+            out[heads[best]] = g
+            heads[best] += 1
+    elif total:
+        # (first frame, place in the concatenation): the place orders equal frames by part, then stream
+        for g, (_ff, i) in enumerate(sorted(zip(allf, range(total)))):
+            rank[i] = g
+    return [rank[offs[p]:offs[p + 1]] for p in range(nparts)]
+
+@cython.locals(nparts=cython.Py_ssize_t, p=cython.Py_ssize_t, i=cython.Py_ssize_t, n=cython.Py_ssize_t,
+               total=cython.longlong, code=cython.longlong, top=cython.longlong, last=cython.longlong,
+               cend=cython.longlong, fv=cython.longlong[::1], rv=cython.longlong[::1], out=cython.longlong[::1])
+def finalization_keys(ranks, fins, end):
+    """Per global stream, its place in the global finalization order as one integer (an
+    ``array("q")``): its finalization place (``fins``: per part, per local stream, as
+    ``array("q")``; the places from ``end`` on are the end of the input's, after every
+    other), then the stream (``ranks``: per part, local -> global stream, as
+    ``first_frame_ranks`` gives them).  The keys only order: a place from ``end`` on is
+    counted from just after the highest place before it.  None when they do not fit in 64 bits."""
+    nparts = len(ranks)
+    total = 0
+    for p in range(nparts):
+        total += len(ranks[p])
+    keys = array("q", bytes(8 * total))
+    if not total:
+        return keys
+    cend = end
+    top = -1
+    last = -1
+    for p in range(nparts):
+        fv = fins[p]
+        for i in range(len(fv)):
+            code = fv[i]
+            if code < cend:
+                if code > top:
+                    top = code
+            elif code > last:
+                last = code
+    highest = top if last < 0 else top + 1 + (last - end)
+    if (highest + 1) * total >= 1 << 63:
+        return None
+    out = keys
+    for p in range(nparts):
+        fv = fins[p]
+        rv = ranks[p]
+        n = len(fv)
+        for i in range(n):
+            code = fv[i]
+            if code >= cend:
+                code = top + 1 + (code - cend)
+            out[rv[i]] = code * total + rv[i]
+    return keys
+
+
+@cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t, lo=cython.Py_ssize_t, mid=cython.Py_ssize_t,
+               hi=cython.Py_ssize_t, a=cython.Py_ssize_t, b=cython.Py_ssize_t, o=cython.Py_ssize_t,
+               width=cython.Py_ssize_t, kv=cython.longlong[::1], sv=cython.longlong[::1], vv=cython.longlong[::1],
+               kk=cython.longlong[::1], src=cython.longlong[::1], dst=cython.longlong[::1], t=cython.longlong[::1],
+               os=cython.longlong[::1], ov=cython.longlong[::1])
+def order_by_keys(keys, streams, values) -> tuple:
+    """``streams`` (global streams) and ``values`` (one per stream), both ``array("q")``, in
+    the order of ``keys[stream]`` (an ``array("q")`` as ``finalization_keys`` gives; distinct
+    for distinct streams), as two new arrays.  Compiled: a merge sort in C."""
+    n = len(streams)
+    if not cython.compiled:
+        order = sorted(range(n), key=lambda j: keys[streams[j]])
+        return array("q", [streams[j] for j in order]), array("q", [values[j] for j in order])
+    outs = array("q", bytes(8 * n))
+    outv = array("q", bytes(8 * n))
+    if not n:
+        return outs, outv
+    kv = keys
+    sv = streams
+    vv = values
+    k2 = array("q", bytes(8 * n))
+    kk = k2
+    for i in range(n):
+        kk[i] = kv[sv[i]]
+    one = array("q", range(n))
+    two = array("q", bytes(8 * n))
+    src = one
+    dst = two
+    width = 1
+    while width < n:                        # bottom-up merge sort of the indices by key
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            a = lo
+            b = mid
+            o = lo
+            while a < mid and b < hi:
+                if kk[src[b]] < kk[src[a]]:
+                    dst[o] = src[b]
+                    b += 1
+                else:
+                    dst[o] = src[a]
+                    a += 1
+                o += 1
+            while a < mid:
+                dst[o] = src[a]
+                a += 1
+                o += 1
+            while b < hi:
+                dst[o] = src[b]
+                b += 1
+                o += 1
+            lo += 2 * width
+        t = src
+        src = dst
+        dst = t
+        width *= 2
+    os = outs
+    ov = outv
+    for i in range(n):
+        os[i] = sv[src[i]]
+        ov[i] = vv[src[i]]
+    return outs, outv
+
+
 __all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "K_BUCKETS", "bucket", "lane_table", "owner", "prepare", "dispatch", "consume", "write_record",
-           "read_record"]
+           "read_record", "first_frame_ranks", "finalization_keys", "order_by_keys"]

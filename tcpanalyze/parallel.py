@@ -54,13 +54,26 @@ Not identical by construction (documented limits): ``--max-connections`` applies
 worker's own live table (evictions only happen past a million live connections by
 default), and the SYN-flood distinct-source count is capped per worker (100k).
 
+The TIME_WAIT table.  One process enters a connection into its bounded TIME_WAIT table
+(``engine.TwTable``) at the segment that puts it there; the table folds hosts past
+``max_tw_hosts``, so the order of the entries over all connections matters.  Read once and
+fanned out, the reading process builds that table while the run goes on (``_TwMerge``):
+its own part hands it its entries, and a worker sends the entries it made while feeding
+a slot with the slot's acknowledgement, and how far it got; entries are entered in frame
+order as soon as every worker got that far.  Where every worker reads the whole file (or
+all lanes run in one process), each part logs its entries to a file and the merge replays
+the logs in frame order (``_replay_logs``).  Either way, the table of one process.
+
 The end of a run.  Closed connections are finalized during the run (the engine retires
 them a second after they close), so at the end a worker finalizes only what is still open
 and sends its part: first frames and finalization places as integer arrays, findings as
-tuples of their slots, tallies, the index of its spilled records.  The reading process
-merges the parts; worker 0 meanwhile replays every part's TIME_WAIT log (``_replay_logs``)
-and sends the table back for the end of the merge.  The ends run with the cyclic
-collector off (finite work, whatever the input).
+tuples of their slots, tallies, the index of its spilled records.  The reading process,
+whose share of the connections is set so that it ends its own a little earlier
+(``lane_weights``), finishes its own part and does the caller's preparations for the
+report (``meanwhile``: the table report's imports) while the workers finish theirs, then
+merges the parts (global stream numbers, finalization keys and the order of the handshake
+RTTs by compiled loops: ``fanout.first_frame_ranks``, ``finalization_keys``,
+``order_by_keys``).  The ends run with the cyclic collector off (finite work, whatever the input).
 
 Scaling.  Read once, the per-packet work divides: the reader's share is reading, decoding
 and writing one 152-byte record (about a quarter of what a worker spends on a segment:
@@ -84,6 +97,7 @@ import os
 import struct
 import tempfile
 from array import array
+from bisect import bisect_right
 from collections import deque
 from dataclasses import replace
 from itertools import compress
@@ -94,7 +108,8 @@ from tcpanalyze.engine import TwTable
 from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, Finding, FindingSink,
                                  RstTally, RttTally, SynTally, Tallies, add_counts)
-from tcpanalyze.fanout import REC_SIZE, consume, dispatch, frames_of, lane_table, prepare
+from tcpanalyze.fanout import (REC_SIZE, consume, dispatch, finalization_keys, first_frame_ranks, frames_of,
+                               lane_table, order_by_keys, prepare)
 from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 from tcpanalyze.sources.pcap import capture_format, open_capture
@@ -158,9 +173,10 @@ def _pool(jobs: int):
     return ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context())
 
 
-def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
+def iter_reports(paths: list[str], options=None, jobs: int = 1, meanwhile=None) -> Iterator:
     """Reports of ``paths`` in input order: one file with ``jobs > 1`` is split by connection;
-    several files are analysed ``jobs`` at a time (standard input always in this process)."""
+    several files are analysed ``jobs`` at a time (standard input always in this process).
+    ``meanwhile``: see ``analyze_fanout``."""
     paths = list(paths)
     if jobs <= 1:
         for p in paths:
@@ -172,7 +188,7 @@ def iter_reports(paths: list[str], options=None, jobs: int = 1) -> Iterator:
         # numbers, which a split learns only when its parts are merged: one process; standard
         # input can only be read once, so it is split only when read once (fanout_available)
         whole = (options is not None and bool(options.select)) or (p == "-" and not fanout_available())
-        yield analyze_file(p, options) if whole else analyze_partitioned(p, options, jobs)
+        yield analyze_file(p, options) if whole else analyze_partitioned(p, options, jobs, meanwhile)
         return
     if options is not None and options.spill_records:
         # whole reports come back from the pool: their records cannot stay on a worker's disk
@@ -190,12 +206,12 @@ def analyze_many(paths: list[str], options=None, jobs: int = 1):
     return reps, merge_reports(reps, keep_connections=keep)
 
 
-def analyze_partitioned(path: str, options=None, jobs: int = 2):
+def analyze_partitioned(path: str, options=None, jobs: int = 2, meanwhile=None):
     """``analyze_file(path, options)`` computed by ``jobs`` processes (see the module doc):
-    read once and fanned out where processes can be forked (``analyze_fanout``), else every
-    worker reads the whole file (``analyze_whole``)."""
+    read once and fanned out where processes can be forked (``analyze_fanout``; ``meanwhile``:
+    see there), else every worker reads the whole file (``analyze_whole``)."""
     if jobs > 1 and fanout_available():
-        return analyze_fanout(path, options, jobs)
+        return analyze_fanout(path, options, jobs, meanwhile=meanwhile)
     return analyze_whole(path, options, jobs)
 
 
@@ -252,25 +268,34 @@ def _keyed_sink(cap: int, ctx: _Ctx):
 class _Part:
     """One worker's analysis: a ``session.ReportBuilder`` (the engine, detectors and records
     of ``analyze_file``) with the hooks that remember when each connection was finalized and
-    each finding made, and a log of its TIME_WAIT entries (``tw_path``: replayed in frame
-    order for the merge, see ``_replay_logs``).  Feed ``an`` (``on_segment`` per segment), then ``result()``."""
+    each finding made, and where its TIME_WAIT entries go: ``tw_enter`` (a function taking
+    the engine's ``tw_enter`` arguments: the forked run's ``_TwMerge``), else a log file
+    (``tw_path``, or a new temporary file) replayed in frame order for the merge
+    (``_replay_logs``).  Feed ``an`` (``on_segment`` per segment), then ``result()``."""
 
-    def __init__(self, path: str, options, part: int, nparts: int, tw_path: str | None = None):
+    def __init__(self, path: str, options, part: int, nparts: int, tw_path: str | None = None, tw_enter=None):
         self.path, self.part, self.nparts = path, part, nparts
         b = self.b = ReportBuilder(path, options, worker=True)
         an = self.an = b.analyzer
         ctx = self.ctx = _Ctx(an)
         self.sink = b.det.sink = _keyed_sink(b.th.max_findings_per_kind, ctx)
         self.on_segment = b.on_segment
-        fin: dict[int, int] = {}
-        firsts: dict[int, int] = {}
+        # per local stream: finalization place (frame * _PHASES + phase) and first frame,
+        # grown as streams are finalized (every stream is, by the end)
+        fin, firsts = array("q"), array("q")
         self.fin, self.firsts = fin, firsts
+        self.finalized = 0
         builder_done = an.on_conn_done
 
         def done(conn):
             s = conn.stream
+            if s >= len(fin):
+                grow = bytes(8 * max(s + 1 - len(fin), len(fin), 1024))
+                fin.frombytes(grow)
+                firsts.frombytes(grow)
             fin[s] = an.cur_frame * _PHASES + ctx.phase
             firsts[s] = conn.first_frame
+            self.finalized += 1
             ctx.stream = s
             builder_done(conn)
             ctx.stream = -1
@@ -282,6 +307,10 @@ class _Part:
 
         an.on_sweep = sweeping                         # feed() and the clock sweep through advance()
 
+        self.twf = self.tw_path = None
+        if tw_enter is not None:
+            an.tw_enter = tw_enter
+            return
         # TIME_WAIT entries go to a log replayed in frame order for the merge (_replay_logs)
         if tw_path is None:
             fd, tw_path = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
@@ -305,20 +334,24 @@ class _Part:
 
     def discard(self) -> None:
         """Give up: close and delete the TIME_WAIT log and any spilled records."""
-        self.twf.close()
-        try:
-            os.unlink(self.tw_path)
-        except OSError:
-            pass
+        if self.twf is not None:
+            self.twf.close()
+            try:
+                os.unlink(self.tw_path)
+            except OSError:
+                pass
         _drop_spill(self.b.conns)
 
     def error(self, err: str) -> dict:
         self.discard()
         return {"error": err, "part": self.part}
 
-    def result(self, stats: dict, stats_errors: dict, damage) -> dict:
-        """Plain picklable data out: what ``merge_parts`` needs of this worker."""
-        self.twf.close()
+    def result(self, stats: dict, stats_errors: dict, damage, sent: int = 0, packed: bool = True) -> dict:
+        """Plain picklable data out: what ``merge_parts`` needs of this worker (``sent``:
+        its first findings were sent already, see ``_lane_worker``; ``packed``: findings as
+        tuples, else the objects, for a part that is merged where it was made)."""
+        if self.twf is not None:
+            self.twf.close()
         an, b, fin, firsts, sink = self.an, self.b, self.fin, self.firsts, self.sink
         n = an.streams
         conns = b.conns
@@ -326,12 +359,12 @@ class _Part:
             "error": None, "part": self.part, "nparts": self.nparts,
             "stats": stats, "stats_errors": stats_errors, "damage": damage,
             # per local stream: first frame, finalization (frame * _PHASES + phase)
-            "firsts": array("q", [firsts[s] for s in range(n)]), "fin": array("q", [fin[s] for s in range(n)]),
+            "firsts": firsts[:n], "fin": fin[:n],
             # spilled records stay in the worker's file: only their index travels
             "records": conns.records() if isinstance(conns.all, list) else conns.all.export(),
             "slowest": [dict(r) for r in conns.slowest()],      # copies: their streams are renumbered apart
             "totals": {"n": conns.n, "bytes": conns.bytes, "states": conns.states},
-            "findings": _pack_findings(sink.kept), "keys": sink.keys,
+            "findings": _pack_findings(sink.kept[sent:]) if packed else sink.kept[sent:], "keys": sink.keys[sent:],
             "by_kind": {k: dict(v) for k, v in sink.by_kind.items()},
             "by_subkind": {k: dict(v) for k, v in sink.by_subkind.items()},
             "flagged": bytes(conns.flagged),
@@ -346,7 +379,6 @@ class _Part:
 #: a findings.Finding as a plain tuple of its slots: pickled several times faster than the object
 _FINDING_SLOTS = Finding.__slots__
 _finding_values = attrgetter(*_FINDING_SLOTS)
-_KIND = _FINDING_SLOTS.index("kind")
 
 
 def _pack_findings(findings) -> list[tuple]:
@@ -389,21 +421,22 @@ def analyze_part(path: str, options, part: int, nparts: int) -> dict:
 # ---------------------------------------------------------------------------- read once, fan out
 #: records per slot (about 300 kB) and slots per worker in the shared memory of analyze_fanout
 K_SLOT_RECORDS = 2048
-K_LANE_SLOTS = 8
-_MSG = struct.Struct("=cqq")        # b"S" slot (start, stop) / b"A" slot free (start) / b"E" end (last_ns)
+K_LANE_SLOTS = 24
+#: b"S" slot (start, stop) / b"A" slot fed (``_ACK`` and what follows it) / b"E" end (last_ns)
+_MSG = struct.Struct("=cqq")
 
 
 class _Lanes:
     """The dispatcher's side of the shared memory: per worker lane ``slots`` slots of
     ``per_slot`` records.  Lanes ``0 .. len(conns) - 1`` are the workers': a full slot is
     sent (its byte range, over the worker's pipe) and the worker hands it back when it has
-    fed its records.  With ``own`` (a ``_Part``), lane ``len(conns)`` is this process's:
-    ``fanout.dispatch`` feeds its segments to ``own`` as it decodes them, so it has no slots
-    (``fed`` counts its segments).  ``mem``, ``pos`` and ``lim`` are what ``fanout.dispatch``
-    writes to."""
+    fed its records (``on_ack`` gets what it says then: ``_acked``).  With ``own`` (a
+    ``_Part``), lane ``len(conns)`` is this process's: ``fanout.dispatch`` feeds its segments
+    to ``own`` as it decodes them, so it has no slots (``fed`` counts its segments).  ``mem``,
+    ``pos`` and ``lim`` are what ``fanout.dispatch`` writes to."""
 
     def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS,
-                 own: "_Part | None" = None, mem=None):
+                 own: "_Part | None" = None, mem=None, on_ack=None):
         self.size = size = per_slot * REC_SIZE
         self.local = nparts - 1 if own is not None else -1
         nslotted = nparts - 1 if own is not None else nparts
@@ -411,6 +444,7 @@ class _Lanes:
         self.mem = mmap.mmap(-1, max(1, nslotted) * slots * size) if mem is None else mem
         self.conns = conns
         self.own = own
+        self.on_ack = on_ack
         self.fed = 0
         self.free = [deque((k * slots + s) * size for s in range(slots)) for k in range(nslotted)]
         self.cur = [0] * nparts
@@ -421,6 +455,7 @@ class _Lanes:
 
     def _take(self, k: int) -> None:
         free = self.free[k]
+        self.drain(k)
         while not free:
             free.append(self.wait(k))
         s = free.popleft()
@@ -441,13 +476,19 @@ class _Lanes:
         try:
             self.conns[k].send_bytes(msg)
         except OSError:
-            # the worker is gone: raise what it said before it went (see _expect)
-            while True:
-                _expect(self.conns[k], k, b"A")
+            # the worker is gone: raise what it said before it went
+            _recv_tagged(self.conns[k], k, b"\0")
+
+    def drain(self, k: int) -> None:
+        """Take back the slots worker ``k`` has already handed back (without waiting)."""
+        conn = self.conns[k]
+        free = self.free[k]
+        while conn.poll():
+            free.append(self.wait(k))
 
     def wait(self, k: int) -> int:
         """A slot worker ``k`` has finished with (blocks until there is one)."""
-        return _expect(self.conns[k], k, b"A")[0]
+        return _acked(_recv_tagged(self.conns[k], k, b"A"), k, self.on_ack)
 
     def end(self, last_ns: int) -> None:
         """The end of the capture: the last records, then the clock's final time."""
@@ -471,6 +512,9 @@ class _KeptLanes(_Lanes):
     def send(self, k: int, start: int, stop: int) -> None:
         self.kept[k].append(bytearray(self.mem[start:stop]))
 
+    def drain(self, k: int) -> None:
+        pass
+
     def wait(self, k: int) -> int:
         return k * self.size                   # the slot's records were copied: it is free
 
@@ -481,28 +525,133 @@ class _KeptLanes(_Lanes):
                 self.cur[k] = self.pos[k]
 
 
-def _expect(conn, k: int, tag: bytes) -> tuple:
-    """The next message from worker ``k``: a ``tag`` message's values; a worker that failed
-    raises its error here."""
-    try:
-        msg = conn.recv_bytes()
-    except EOFError:
-        raise RuntimeError(f"--jobs worker {k} ended unexpectedly") from None
-    if msg[:1] == tag and len(msg) == _MSG.size:
-        return _MSG.unpack(msg)[1:]
-    _expect_fail(msg, k)
+#: a b"A" message after its tag: slot start, frame of its last record, length of the
+#: TIME_WAIT entries that follow (``_TW_REC`` records); then the findings the worker kept
+#: since its last b"A" (pickled, or nothing)
+_ACK = struct.Struct("=qqq")
 
 
-def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path: str) -> None:
+def _acked(msg: bytes, k: int, on_ack) -> int:
+    """The slot of worker ``k``'s b"A" message (``msg``: after its tag); ``on_ack(k, frame,
+    entries, findings)`` gets the frame of the slot's last record, the TIME_WAIT entries and
+    the pickled findings that follow."""
+    start, frame, n = _ACK.unpack_from(msg)
+    if on_ack is not None:
+        head = _ACK.size
+        on_ack(k, frame, msg[head:head + n], msg[head + n:])
+    return start
+
+
+class _Received:
+    """What the workers of a forked run send while it goes on: their TIME_WAIT entries,
+    entered into ``tw`` (a ``_TwMerge``), and the findings they kept, made ``Finding``s
+    again as they come (per worker: lists of findings and of their keys, see ``_lane_worker``)."""
+
+    def __init__(self, tw: "_TwMerge", nworkers: int):
+        self.tw = tw
+        self.findings: list[list] = [[] for _ in range(nworkers)]
+        self.keys: list[list] = [[] for _ in range(nworkers)]
+
+    def ack(self, k: int, frame: int, entries: bytes, found: bytes) -> None:
+        self.tw.add(k, frame, entries)
+        if found:
+            import pickle
+
+            packed, keys = pickle.loads(found)
+            self.findings[k].extend(map(_unpack_finding, packed))
+            self.keys[k].extend(keys)
+
+    def part(self, k: int, part: dict) -> dict:
+        """Worker ``k``'s part: its last TIME_WAIT entries entered, the findings it sent
+        before the rest of its part put in front of those in it."""
+        self.tw.add(k, _FINISH_FRAME, part.pop("tw_tail"))
+        part["findings"] = self.findings[k] + part["findings"]
+        part["keys"] = self.keys[k] + part["keys"]
+        self.findings[k] = self.keys[k] = []
+        return part
+
+
+class _TwMerge:
+    """The TIME_WAIT table of ``--jobs 1``, built by the reading process of a forked run while
+    the run goes on (``_replay_logs`` builds it from logs at the end instead).
+
+    The engine enters a connection into TIME_WAIT at the segment that puts it there
+    (``Analyzer.tw_enter``, with that segment's frame), so each part makes its entries in
+    frame order.  This process's own part hands its entries to the function ``own_enter``
+    gives as it makes them; a worker sends the entries it made while feeding a slot with
+    the slot's acknowledgement, and the frame of the slot's last record (``add``).  A worker
+    that has fed its records up to frame F has made all its entries up to F, and this
+    process, which dispatched those records, has made all of its own: so the entries up to
+    the lowest such frame over the workers are final, and they are entered into one
+    ``engine.TwTable`` in frame order over all parts, equal frames in part order, as
+    ``_replay_logs`` enters them."""
+
+    def __init__(self, nparts: int, nworkers: int, max_hosts: int, hold: int):
+        self.table = TwTable(max_hosts, hold)
+        #: per part, its entries not entered yet, in frame order: (frame, now, port, address length, address)
+        self.pending: list[list[tuple]] = [[] for _ in range(nparts)]
+        self.upto = [-1] * nworkers         # per worker: the frame up to which it has fed its records
+
+    def own_enter(self, part: int):
+        """The ``tw_enter`` function of this process's own part (part ``part``)."""
+        keep = self.pending[part].append
+
+        def tw_enter(host: bytes, port: int, now: int, frame: int) -> None:
+            keep((frame, now, port, len(host), host))
+
+        return tw_enter
+
+    def add(self, k: int, frame: int, entries: bytes) -> None:
+        """Worker ``k`` has fed its records up to ``frame`` and made ``entries`` (``_TW_REC``
+        records, in frame order) since it last said so."""
+        if entries:
+            self.pending[k].extend(_TW_REC.iter_unpack(entries))
+        self.upto[k] = frame
+        self.enter(min(self.upto))
+
+    def enter(self, upto: int) -> None:
+        """Enter the pending entries up to frame ``upto``."""
+        batch: list[tuple] = []
+        for pend in self.pending:
+            if pend and pend[0][0] <= upto:
+                n = bisect_right(pend, upto, key=_FRAME)
+                batch.extend(pend[:n])
+                del pend[:n]
+        if not batch:
+            return
+        batch.sort(key=_FRAME)              # stable: equal frames stay in part order
+        enter = self.table.enter
+        for frame, now, port, n, host in batch:
+            enter(host[:n], port, now, frame)
+
+    def finish(self):
+        """The table with every entry entered (call when every part has ended)."""
+        self.enter(_FINISH_FRAME)
+        return self.table
+
+
+_FRAME = itemgetter(0)
+
+
+def _lane_worker(path: str, options, part: int, nparts: int, conn, mem) -> None:
     """A forked worker: feed the records the dispatcher sends (fanout.consume), hand each
-    slot back, and at the end send the part (pickled) for merge_parts."""
+    slot back with the TIME_WAIT entries made meanwhile (``_TwMerge``) and the findings kept
+    meanwhile (they only ever grow: ``FindingSink.kept``), and at the end send the rest of
+    its part (pickled) for merge_parts."""
     import pickle
     import traceback
 
     try:
-        w = _Part(path, options, part, nparts, tw_path)
+        entries = bytearray()
+        tw_pack = _TW_REC.pack
+
+        def tw_enter(host: bytes, port: int, now: int, frame: int) -> None:
+            entries.extend(tw_pack(frame, now, port, len(host), host))
+
+        w = _Part(path, options, part, nparts, tw_enter=tw_enter)
         an, on_segment = w.an, w.on_segment
-        fed = 0
+        kept, keys = w.sink.kept, w.sink.keys
+        fed = sent = 0
         with gc_tuned(off=path != "-"):        # as pipeline.run_packets: standard input may be live
             while True:
                 msg = conn.recv_bytes()
@@ -511,16 +660,18 @@ def _lane_worker(path: str, options, part: int, nparts: int, conn, mem, tw_path:
                     an.last_ns = a              # the capture's clock at its end
                     break
                 fed += consume(mem, a, b, an, on_segment, True)
-                conn.send_bytes(_MSG.pack(b"A", a, 0))
+                found = b""
+                n = len(kept)
+                if n > sent:
+                    found = pickle.dumps((_pack_findings(kept[sent:n]), keys[sent:n]), pickle.HIGHEST_PROTOCOL)
+                    sent = n
+                conn.send_bytes(b"A" + _ACK.pack(a, an.cur_frame, len(entries)) + entries + found)
+                entries.clear()
         with gc_tuned(off=True):               # the end is finite work, whatever the input
             w.finish()
-            conn.send_bytes(b"R" + pickle.dumps(w.result({"tcp_segments": fed}, {}, None), pickle.HIGHEST_PROTOCOL))
-            # then the parent merges; worker 0 replays every part's TIME_WAIT log meanwhile
-            msg = conn.recv_bytes()
-            if msg[:1] == b"T":
-                max_hosts, hold, paths = pickle.loads(msg[1:])
-                tw = _replay_logs(paths, max_hosts, hold)
-                conn.send_bytes(b"W" + pickle.dumps(tw, pickle.HIGHEST_PROTOCOL))
+            res = w.result({"tcp_segments": fed}, {}, None, sent)
+            res["tw_tail"] = bytes(entries)     # TIME_WAIT entries made after the last slot
+            conn.send_bytes(b"R" + pickle.dumps(res, pickle.HIGHEST_PROTOCOL))
     except BaseException:
         try:
             conn.send_bytes(b"X" + traceback.format_exc().encode("utf-8", "replace"))
@@ -564,11 +715,13 @@ def _read_once(path: str, options, lanes: _Lanes, table) -> dict:
             "clock": {"first_ns": first, "last_ns": last, "ts_backwards": back}}
 
 
-#: the reader's CPU per segment (reading, decoding, writing the record) over a worker's
-#: (making the segment, engine, detectors, finalizing its connections as they close),
-#: measured on the compiled build (docs/performance.md); it sets how much of the
-#: analysis the reading process does itself
-K_READER_COST = 0.25
+#: the reader's CPU per segment (reading, decoding, writing the record, entering the
+#: TIME_WAIT table) over a worker's (making the segment, engine, detectors, finalizing its
+#: connections as they close), with a margin so that the reader ends its share a little
+#: before the worker (its own part and the report's imports fit in between): measured on
+#: the compiled build (docs/performance.md); it sets how much of the analysis the reading
+#: process does itself
+K_READER_COST = 0.32
 
 
 def lane_weights(jobs: int, reader_cost: float = K_READER_COST) -> list[float]:
@@ -590,13 +743,15 @@ def fanout_available() -> bool:
     return "fork" in mp.get_all_start_methods()
 
 
-def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False, weights=None):
+def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False, weights=None, meanwhile=None):
     """``analyze_file(path, options)`` computed by ``jobs`` processes: ``jobs - 1`` forked
     workers fed by this one, which alone reads and decodes the file and analyses its own
     share of the connections from its own lane (``fanout``; see the module doc;
     ``weights``: the shares, as ``lane_weights(jobs)`` gives them: the workers', then this
     process's).  ``inline``: the same records, fed to the lanes' analyzers one after the
-    other in this process."""
+    other in this process.  ``meanwhile``: a function this process calls once it has read
+    the file and finished its own part, while the workers finish theirs (the caller's
+    preparations for the report: the imports of its rendering)."""
     weights = lane_weights(jobs) if weights is None else list(weights)
     if len(weights) != jobs:
         raise ValueError(f"{len(weights)} weights for {jobs} processes")
@@ -610,25 +765,25 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
 
     ctx = mp.get_context("fork")
     nw = jobs - 1
-    procs, conns, tw_paths = [], [], []
+    procs, conns = [], []
     parts: list[dict] = []
     mem = own = None
     try:
         # the workers are forked before this process's own part exists: they inherit none of it
         mem = mmap.mmap(-1, nw * K_LANE_SLOTS * K_SLOT_RECORDS * REC_SIZE)
         for k in range(nw):
-            fd, tw = tempfile.mkstemp(prefix="tcpanalyze-tw-", suffix=".bin")
-            os.close(fd)
-            tw_paths.append(tw)
             mine, theirs = ctx.Pipe(duplex=True)
-            pr = ctx.Process(target=_lane_worker, args=(path, options, k, jobs, theirs, mem, tw), daemon=True)
+            pr = ctx.Process(target=_lane_worker, args=(path, options, k, jobs, theirs, mem), daemon=True)
             pr.start()
             theirs.close()
             procs.append(pr)
             conns.append(mine)
+        cfg = _engine_config(options)
+        tw = _TwMerge(len(weights), nw, cfg.max_tw_hosts, cfg.msl_ns * 2)
         if not reads_only:
-            own = _Part(path, options, nw, jobs)
-        lanes = _Lanes(len(weights), conns, own=own, mem=mem)
+            own = _Part(path, options, nw, jobs, tw_enter=tw.own_enter(nw))
+        got = _Received(tw, nw)
+        lanes = _Lanes(len(weights), conns, own=own, mem=mem, on_ack=got.ack)
         shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
             return shared
@@ -639,23 +794,14 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
             if own is not None:         # this process's share, finished while the workers finish theirs
                 own.an.last_ns = shared["clock"]["last_ns"]
                 own.finish()
-                parts.append(own.result({"tcp_segments": lanes.fed}, {}, None))
+                parts.append(own.result({"tcp_segments": lanes.fed}, {}, None, packed=False))
                 own = None
+            if meanwhile is not None:
+                meanwhile()
             for k, conn in enumerate(conns):
-                parts.append(pickle.loads(_recv_tagged(conn, k, b"R")))
-            time_wait = None
-            if conns:
-                # every log is complete: worker 0 replays them while this process merges the rest
-                cfg = _engine_config(options)
-                logs = [p["tw_log"] for p in sorted(parts, key=lambda p: p["part"]) if p.get("tw_log")]
-                conns[0].send_bytes(b"T" + pickle.dumps((cfg.max_tw_hosts, cfg.msl_ns * 2, logs)))
-                for conn in conns[1:]:
-                    conn.send_bytes(b"Q")
-
-                def time_wait():
-                    return pickle.loads(_recv_tagged(conns[0], 0, b"W"))
-            rep = merge_parts(path, options, parts, shared, time_wait)
-        for c in conns:                 # (a worker still sending sees the pipe closed and ends)
+                parts.append(got.part(k, pickle.loads(_recv_tagged(conn, k, b"R", got.ack))))
+            rep = merge_parts(path, options, parts, shared, tw.finish)
+        for c in conns:
             c.close()
         for pr in procs:
             pr.join()
@@ -669,16 +815,14 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
             pr.join()
         for c in conns:
             c.close()
-        for tw in tw_paths:
-            if os.path.exists(tw):
-                os.unlink(tw)
         if mem is not None:
             mem.close()
 
 
-def _recv_tagged(conn, k: int, tag: bytes) -> bytes:
-    """The payload of worker ``k``'s next ``tag`` message (slot acknowledgements the
-    dispatcher did not wait for are passed over); a worker that failed raises its error."""
+def _recv_tagged(conn, k: int, tag: bytes, on_ack=None) -> bytes:
+    """The payload of worker ``k``'s next ``tag`` message; slot acknowledgements before it
+    go to ``on_ack`` (see ``_acked``), or are passed over without one; a worker that failed
+    raises its error."""
     while True:
         try:
             msg = conn.recv_bytes()
@@ -688,6 +832,8 @@ def _recv_tagged(conn, k: int, tag: bytes) -> bytes:
             return msg[1:]
         if msg[:1] != b"A":
             _expect_fail(msg, k)
+        if on_ack is not None:
+            _acked(msg[1:], k, on_ack)
 
 
 def _expect_fail(msg: bytes, k: int):
@@ -772,28 +918,13 @@ TALLY_FIELDS = frozenset({"connections", "s0", "rst_ports", "server_close", "hs_
                           "scale_unknown", "one_sided", "truncated", "super_segments", "unexpected"})
 
 
-def _global_streams(parts: list[dict]) -> list[list[int]]:
-    """Per part, local stream -> global stream: the rank of the connection's first frame
-    (a frame belongs to one connection, so first frames are distinct; each part's are
-    ascending, and sorting their concatenation merges those runs)."""
-    allf = sorted([ff for p in parts for ff in p["firsts"]])
-    rank = {ff: g for g, ff in enumerate(allf)}
-    if len(rank) == len(allf):
-        return [[rank[ff] for ff in p["firsts"]] for p in parts]
-    # two connections with one first frame (not seen; kept exact anyway): ties by part, stream
-    keyed = sorted((ff, k, s) for k, p in enumerate(parts) for s, ff in enumerate(p["firsts"]))
-    maps = [[0] * len(p["firsts"]) for p in parts]
-    for g, (_ff, k, s) in enumerate(keyed):
-        maps[k][s] = g
-    return maps
-
-
 def _merge_examples(lists, key, cap: int = K_TALLY_EXAMPLES) -> list:
     """Example lists (global streams) merged in global finalization order, first ``cap``."""
     return sorted((x for lst in lists for x in lst), key=key)[:cap]
 
 
-def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
+def _merge_tallies(parts: list[dict], maps: list[list[int]], fin_key) -> object:
+    finkey = fin_key.__getitem__
     accs = []
     for p, m in zip(parts, maps):
         a = p["acc"]
@@ -849,16 +980,22 @@ def _merge_tallies(parts: list[dict], maps: list[list[int]], finkey) -> object:
             t.streams = [s for s, _ in both]
             t.fin_frames = [f for _, f in both]
     # handshake RTTs per server host, in global finalization order
-    hs: dict[str, list] = {}
+    hs: dict[str, tuple] = {}
     for a, m in accs:
         for host, r in a.hs_rtt.items():
-            streams = g(m, r.streams)
-            hs.setdefault(host, []).extend(zip(map(finkey, streams), r.irtts, streams))
-    for host, keyed in hs.items():
-        keyed.sort(key=itemgetter(0))       # (finalization place, iRTT, stream): places are distinct
+            streams, irtts = hs.setdefault(host, (array("q"), array("q")))
+            streams.extend(array("q", g(m, r.streams)))
+            irtts.extend(r.irtts)
+    keys = fin_key if isinstance(fin_key, array) else None
+    for host, (streams, irtts) in hs.items():
         t = out.hs_rtt[host] = RttTally()
-        t.irtts.extend(map(itemgetter(1), keyed))
-        t.streams.extend(map(itemgetter(2), keyed))
+        if keys is not None:
+            streams, irtts = order_by_keys(keys, streams, irtts)
+        else:
+            order = sorted(range(len(streams)), key=lambda i: fin_key[streams[i]])
+            streams, irtts = [streams[i] for i in order], [irtts[i] for i in order]
+        t.irtts.extend(irtts)
+        t.streams.extend(streams)
     # capture-quality counters: connections added, the amount added (the max for super segments)
     for name, comb in (("no_handshake", sum), ("scale_unknown", sum), ("one_sided", sum), ("truncated", sum),
                        ("super_segments", max), ("unexpected", sum)):
@@ -904,14 +1041,17 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None, tim
     bad = next((p for p in parts if p["error"]), None)
     if bad is not None:
         return failed_report(path, bad["error"], th)
-    maps = _global_streams(parts)
+    ranks = first_frame_ranks([p["firsts"] for p in parts])
+    maps = [r.tolist() for r in ranks]
     # global stream -> its place in the global finalization order: (frame, phase, stream) as
     # one integer (frame * _PHASES + phase, then the stream below it)
     total = sum(len(m) for m in maps)
-    fin_key = [0] * total
-    for p, m in zip(parts, maps):
-        for g, code in zip(m, p["fin"]):
-            fin_key[g] = code * total + g
+    fin_key = finalization_keys(ranks, [p["fin"] for p in parts], _FINISH_FRAME * _PHASES)
+    if fin_key is None:                 # (places too large for 64-bit keys) Python integers
+        fin_key = [0] * total
+        for p, m in zip(parts, maps):
+            for g, code in zip(m, p["fin"]):
+                fin_key[g] = code * total + g
     finkey = fin_key.__getitem__
 
     # ---- connection records (global streams); the keep-N selection is redone over all of them
@@ -956,19 +1096,21 @@ def _merge_parts(path: str, options, parts: list[dict], shared: dict | None, tim
                 if k2 != "reported":
                     t[k2] += v2
     kept_n: dict[str, int] = {}
-    for _key, packed, m in keyed:            # only the kept ones become Findings again
-        kind = packed[_KIND]
+    for _key, f, m in keyed:                 # only the kept ones become Findings again (if packed)
+        if type(f) is not Finding:
+            f = _unpack_finding(f)
+        kind = f.kind
         if kept_n.get(kind, 0) < cap:
             kept_n[kind] = kept_n.get(kind, 0) + 1
             by_kind[kind]["reported"] += 1
-            sink.kept.append(_renumber_finding(_unpack_finding(packed), m))
+            sink.kept.append(_renumber_finding(f, m))
     sink.by_kind = by_kind
     for p in parts:
         add_counts(sink.by_subkind, p["by_subkind"])
     b.det.sink = sink                  # the aggregate findings are added to it by build()
 
     # ---- the state the aggregates are computed from: merged tallies, clock, TIME_WAIT starts
-    b.det.acc = _merge_tallies(parts, maps, finkey)
+    b.det.acc = _merge_tallies(parts, maps, fin_key)
     # the capture's clock and what was read: the reader's, or worker 0's (every worker read it all)
     whole = shared or parts[0]
     c0 = whole["clock"]

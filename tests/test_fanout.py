@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+from array import array
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,59 @@ def test_dispatch_over_batches_equals_dispatch_over_frames(name, tmp_path):
                          [b"".join(k) for k in lanes.kept]))
         assert runs[0] == runs[1]
         assert path == cut or runs[0][2] > 0
+
+
+def _runs(rng, nparts, n, top):
+    """Per part, ascending first frames (some equal across parts)."""
+    return [array("q", sorted(rng.randint(0, top) for _ in range(rng.randint(0, n)))) for _ in range(nparts)]
+
+
+def test_first_frame_ranks_merge_the_parts_runs():
+    """Global stream numbers: the rank of each part's first frames over all parts, equal
+    frames in part order then local order (the order a sort of (frame, part, stream) gives)."""
+    rng = random.Random(5)
+    for trial in range(300):
+        runs = _runs(rng, rng.randint(1, 5), 30, 40 if trial % 2 else 10_000)
+        keyed = sorted((ff, k, s) for k, run in enumerate(runs) for s, ff in enumerate(run))
+        want = [[0] * len(run) for run in runs]
+        for g, (_ff, k, s) in enumerate(keyed):
+            want[k][s] = g
+        got = fanout.first_frame_ranks(runs)
+        assert [list(r) for r in got] == want and all(type(r) is array for r in got)
+    assert fanout.first_frame_ranks([]) == [] and [list(r) for r in fanout.first_frame_ranks([[], [3]])] == [[], [0]]
+
+
+def test_finalization_keys_order_as_place_then_stream():
+    """The keys order the global streams as (finalization place, stream) does, places of the
+    end of the input after every other; None when they would not fit in 64 bits."""
+    rng = random.Random(6)
+    end = (1 << 60) * 4
+    for trial in range(200):
+        nparts = rng.randint(1, 4)
+        sizes = [rng.randint(0, 25) for _ in range(nparts)]
+        total = sum(sizes)
+        perm = list(range(total))
+        rng.shuffle(perm)
+        ranks, fins, it = [], [], iter(perm)
+        for n in sizes:
+            ranks.append(array("q", [next(it) for _ in range(n)]))
+            fins.append(array("q", [end + 3 if rng.random() < 0.2 else rng.randint(0, 50) * 4 + rng.randint(0, 3)
+                                    for _ in range(n)]))
+        keys = fanout.finalization_keys(ranks, fins, end)
+        place = {g: code for r, f in zip(ranks, fins) for g, code in zip(r, f)}
+        want = sorted(range(total), key=lambda g: (place[g], g))
+        assert sorted(range(total), key=keys.__getitem__) == want
+        assert len(set(keys)) == total
+    huge = [array("q", [(1 << 62) - 1, 5])]
+    assert fanout.finalization_keys([array("q", [0, 1])], huge, 1 << 62) is None
+
+
+def test_order_by_keys_sorts_streams_and_values_together():
+    rng = random.Random(7)
+    for n in (0, 1, 2, 3, 7, 64, 1000):
+        keys = array("q", rng.sample(range(10 * n + 10), n + 5))
+        streams = array("q", rng.sample(range(n + 5), n))
+        values = array("q", [rng.randint(-5, 10**12) for _ in range(n)])
+        s, v = fanout.order_by_keys(keys, streams, values)
+        want = sorted(zip(streams, values), key=lambda sv: keys[sv[0]])
+        assert list(zip(s, v)) == want and type(s) is array and type(v) is array

@@ -8,6 +8,7 @@ Crafted captures are written with ``Craft`` below (Ethernet/IPv4/TCP frames pack
 from __future__ import annotations
 
 import ipaddress
+import random
 import struct
 import sys
 from collections import Counter, defaultdict
@@ -144,6 +145,44 @@ def test_time_wait_profile_counts_overlapping_periods():
     assert prof["at_end"] == 1
     assert prof["total"] == 5
     assert max(prof["series"]) == 4 and len(prof["series"]) == 131
+
+
+def _profile_by_definition(starts, first_ns, last_ns, hold_ns, points):
+    """time_wait_profile's numbers counted from their definitions (a period started at t
+    covers (t, t + hold]), each count over all starts."""
+    def active(x):
+        return sum(1 for t in starts if x - hold_ns < t <= x)
+
+    st = sorted(starts)
+    peak, peak_ns = 0, None
+    for t in st:
+        if active(t) > peak:
+            peak, peak_ns = active(t), t
+    series = []
+    if len(st) and last_ns > first_ns and points > 0:
+        width = (last_ns - first_ns) / points
+        for k in range(points):
+            lo, hi = first_ns + k * width, first_ns + (k + 1) * width
+            series.append(max([active(lo)] + [active(t) for t in st if lo < t <= hi]))
+    elif st:
+        series = [peak]
+    return {"peak": peak, "peak_ns": peak_ns, "at_end": sum(1 for t in st if t > last_ns - hold_ns),
+            "total": len(st), "series": series}
+
+
+def test_time_wait_profile_equals_its_definition():
+    rng = random.Random(11)
+    for trial in range(400):
+        base = rng.choice([0, 1_700_000_000 * 10**9 + rng.randint(0, 10**9)])
+        span = rng.choice([50, 10**9, 300 * 10**9])
+        starts = [base + rng.randint(0, span) for _ in range(rng.choice([0, 1, 2, 5, 40]))]
+        if starts and trial % 3 == 0:
+            starts += [starts[0]] * 3                       # equal start times
+        hold = rng.choice([3, 10**8, 120 * 10**9, 10**25])
+        first, last = base - rng.choice([0, 10**9]), base + span + rng.choice([0, 7])
+        points = rng.choice([0, 1, 5, 48])
+        got = time_wait_profile(starts, first, last, hold, points)
+        assert got == _profile_by_definition(starts, first, last, hold, points), (trial, starts, hold, points)
 
 
 def test_sink_caps_per_kind_and_counts_all():

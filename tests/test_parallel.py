@@ -185,43 +185,104 @@ def test_jobs_equal_when_time_wait_hosts_are_folded(gen_pcap, max_tw_hosts, spli
 
 
 @pytest.mark.parametrize("max_tw_hosts", [20, 150])
-def test_forked_time_wait_replay_equals_one_process(gen_pcap, max_tw_hosts, tmp_path, monkeypatch):
-    """With real workers, worker 0 replays every part's TIME_WAIT log (the reader's own part's
-    and the other workers') while the reader merges the rest: the folding and the time_wait
-    summary are still one process's, and no log is left behind."""
+def test_forked_time_wait_table_equals_one_process(gen_pcap, max_tw_hosts, tmp_path, monkeypatch):
+    """With real workers the reader builds the TIME_WAIT table while the run goes on, from
+    its own part's entries and those the workers send with their slots (``_TwMerge``): the
+    folding and the time_wait summary are still one process's, nothing replays a log, and
+    no log is written."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     opts = AnalyzeOptions(engine={"max_tw_hosts": max_tw_hosts})
     one = _doc(analyze_file(str(gen_pcap), opts))
     assert one["summary"]["time_wait"]["hosts"] and one["summary"]["time_wait"].get("untracked_hosts", 0) > 0
     parent = os.getpid()
-    replays = []
-    real = P._replay_logs
+    replays, acks = [], []
+    real_replay, real_add = P._replay_logs, P._TwMerge.add
 
     def replay(paths, max_hosts, hold):
         replays.append((os.getpid(), len(paths)))
-        return real(paths, max_hosts, hold)
+        return real_replay(paths, max_hosts, hold)
+
+    def add(self, k, frame, entries):
+        acks.append((k, frame, len(entries)))
+        return real_add(self, k, frame, entries)
 
     monkeypatch.setattr(P, "_replay_logs", replay)
+    monkeypatch.setattr(P._TwMerge, "add", add)
     for weights in ([0.6, 0.4], [0.3, 0.3, 0.4], [0.5, 0.5, 0.0]):
+        acks.clear()
         assert _doc(P.analyze_fanout(str(gen_pcap), opts, len(weights), weights=weights)) == one, weights
-    assert not replays, "the reader replayed the logs itself"       # (the workers' calls are not seen here)
-    assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*")), "TIME_WAIT logs left behind"
+        # every worker said how far it got, with entries, before its part
+        for k in range(len(weights) - 1):
+            mine = [a for a in acks if a[0] == k]
+            assert len(mine) > 1 and any(n for _k, _f, n in mine[:-1]), (weights, k)
+    assert not replays, "a log was replayed"
+    assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*")), "TIME_WAIT logs written"
     assert os.getpid() == parent
 
 
-def test_worker_failing_in_the_time_wait_replay_raises(tmp_path, monkeypatch):
-    """A worker that fails after sending its part (replaying the logs) makes the run raise its
-    error instead of hanging; the logs are removed."""
+def test_time_wait_merge_enters_in_frame_order_as_far_as_every_worker_got():
+    """``_TwMerge`` enters an entry only once every worker has fed its records up to its frame,
+    in frame order over all parts (equal frames in part order): the same calls, in the same
+    order, as the replay of the parts' logs."""
+    calls = []
+
+    class Table:
+        def enter(self, host, port, now, frame):
+            calls.append((frame, host, port, now))
+
+    m = P._TwMerge(3, 2, 10, 5)
+    m.table = Table()
+    own = m.own_enter(2)
+    pack = P._TW_REC.pack
+
+    def rec(frame, host, port=80, now=0):
+        return pack(frame, now, port, len(host), host)
+
+    own(b"\x0a\x00\x00\x03", 443, 7, 4)          # the reader's own part: frames 4 and 9
+    own(b"\x0a\x00\x00\x03", 443, 8, 9)
+    m.add(0, 6, rec(2, b"\x01\x02\x03\x04") + rec(5, b"\x01\x02\x03\x05"))
+    assert calls == []                               # worker 1 has not said how far it got
+    m.add(1, 3, rec(3, bytes(range(16)), 22))
+    assert [c[0] for c in calls] == [2, 3]           # up to frame 3: both workers got there
+    m.add(1, 12, rec(9, b"\x09\x09\x09\x09"))
+    assert [c[0] for c in calls] == [2, 3, 4, 5]     # up to frame 6 (worker 0)
+    m.add(0, 20, b"")
+    assert [c[0] for c in calls] == [2, 3, 4, 5, 9, 9]
+    assert calls[-2][1] == b"\x09\x09\x09\x09" and calls[-1][1] == b"\x0a\x00\x00\x03"   # equal frames: part order
+    assert calls[1][1] == bytes(range(16)) and calls[1][2] == 22
+    own(b"\x0b\x00\x00\x01", 1, 30, 25)
+    assert m.finish() is m.table and calls[-1][0] == 25 and all(not p for p in m.pending)
+
+
+def test_worker_failing_while_the_table_is_built_raises(tmp_path, monkeypatch):
+    """A worker whose slot acknowledgement cannot be taken in (TIME_WAIT entries that are not
+    records) makes the run raise instead of hanging; a worker that fails after its part
+    was sent too."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     parent = os.getpid()
-    real = P._replay_logs
+    real_pack = P._TW_REC.pack
 
-    def broken(*a):
+    class BadRecord:
+        size = P._TW_REC.size
+        iter_unpack = P._TW_REC.iter_unpack
+
+        @staticmethod
+        def pack(*a):
+            return real_pack(*a)[:-1] if os.getpid() != parent else real_pack(*a)
+
+    monkeypatch.setattr(P, "_TW_REC", BadRecord)
+    with pytest.raises(Exception, match="buffer size|unpack"):
+        P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2)
+    monkeypatch.undo()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    real_result = P._Part.result
+
+    def broken(self, *a, **k):
         if os.getpid() != parent:
-            raise ZeroDivisionError("replay broke")
-        return real(*a)
+            raise ZeroDivisionError("part broke")
+        return real_result(self, *a, **k)
 
-    monkeypatch.setattr(P, "_replay_logs", broken)
+    monkeypatch.setattr(P._Part, "result", broken)
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         P.analyze_fanout(str(TRACES / "bruteforce.pcap"), None, 2)
     assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-tw-*"))
@@ -365,3 +426,58 @@ def test_spilled_worker_records_equal_in_memory(gen_pcap, tmp_path, split, monke
             assert got.getvalue() == want.getvalue(), (path.name, n)
     assert '"handshake/rtt_outlier"' in got.getvalue()
     assert not list(Path(tempfile.gettempdir()).glob("tcpanalyze-records-*")), "spill files left behind"
+
+
+def test_meanwhile_runs_in_the_reader_before_the_merge(monkeypatch):
+    """``meanwhile`` is called once, in the reading process, after it read the file and
+    before the parts are merged; the table report passes the imports of its rendering."""
+    from click.testing import CliRunner
+
+    from tcpanalyze.cli import cli
+    from tcpanalyze.commands import analyze as A
+
+    path = str(TRACES / "bruteforce.pcap")
+    events = []
+    real_merge = P.merge_parts
+
+    def merge(*a, **k):
+        events.append("merge")
+        return real_merge(*a, **k)
+
+    monkeypatch.setattr(P, "merge_parts", merge)
+    rep = P.analyze_fanout(path, None, 2, meanwhile=lambda: events.append(("meanwhile", os.getpid())))
+    assert events == [("meanwhile", os.getpid()), "merge"]
+    assert _doc(rep) == _doc(analyze_file(path))
+    monkeypatch.undo()
+
+    seen = []
+    real_iter = A.iter_reports
+
+    def spy(files, options, jobs, meanwhile=None):
+        seen.append(meanwhile)
+        return real_iter(files, options, jobs, meanwhile=meanwhile)
+
+    monkeypatch.setattr(A, "iter_reports", spy)
+    for args, want in ((["--jobs", "2"], A._render_imports), (["--jobs", "2", "--json"], None)):
+        res = CliRunner().invoke(cli, ["analyze", *args, path])
+        assert res.exit_code == 0, res.output
+        assert seen.pop() is want
+
+
+def test_findings_sent_with_the_slots_equal_one_process(gen_pcap, monkeypatch):
+    """A worker sends the findings it kept with each slot's acknowledgement, and the rest
+    with its part: the findings (set, order, counts) are still one process's."""
+    opts = AnalyzeOptions(thresholds=replace(Thresholds(), max_findings_per_kind=7))
+    one = _doc(analyze_file(str(gen_pcap), opts))
+    early = []
+    real = P._Received.ack
+
+    def ack(self, k, frame, entries, found):
+        early.append(len(found))
+        return real(self, k, frame, entries, found)
+
+    monkeypatch.setattr(P._Received, "ack", ack)
+    for weights in ([0.7, 0.3], [0.4, 0.4, 0.2]):
+        early.clear()
+        assert _doc(P.analyze_fanout(str(gen_pcap), opts, len(weights), weights=weights)) == one, weights
+        assert sum(1 for n in early if n) > 1, weights

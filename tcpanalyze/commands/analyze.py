@@ -85,7 +85,8 @@ def analyze(files, fmt, output, fail_on, top, html_path, html_connections, html_
     for d, names in skipped.items():
         warn(f"{d}: {len(names)} file(s) skipped, not pcap or pcapng captures: "
              + ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""))
-    each = iter_reports(files, options, jobs) if jobs > 1 else (_one(path, options, html) for path in files)
+    each = (iter_reports(files, options, jobs, meanwhile=_render_imports if fmt == "table" else None) if jobs > 1
+            else (_one(path, options, html) for path in files))
     # The output is opened once a file could be read: when none can, stdout gets nothing
     # (and no -o file is created); the error lines on stderr say why.
     out = close = None
@@ -141,6 +142,12 @@ def analyze(files, fmt, output, fail_on, top, html_path, html_connections, html_
     if fail_on != "never" and worst is not None and severity_at_least(worst, fail_on):
         sys.exit(EXIT_FAIL)
     sys.exit(EXIT_OK)
+
+
+def _render_imports() -> None:
+    """The modules of the table report: imported by a --jobs run while its workers finish."""
+    import tcpanalyze.report.console  # noqa: F401
+    import tcpanalyze.report.richout  # noqa: F401
 
 
 def _unreadable(rep) -> bool:

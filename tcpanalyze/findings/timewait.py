@@ -3,7 +3,13 @@ for 2*MSL) and ``server_active_close`` (the listening side closing first, so it 
 and the report's ``time_wait`` section (peak, series and ports per host)."""
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
 
 from tcpanalyze.findings.base import (K_TW_REPORT_HOSTS, K_TW_SERIES_POINTS, K_TW_TOP_PORTS, Finding,
                                       aggregate_detector, declare_kind, _s)
@@ -11,32 +17,43 @@ from tcpanalyze.engine import time_wait_name
 from tcpanalyze.model import addr_str
 
 
+@cython.locals(n=cython.Py_ssize_t, i=cython.Py_ssize_t, j=cython.Py_ssize_t, a=cython.Py_ssize_t,
+               b=cython.Py_ssize_t, c=cython.Py_ssize_t, best=cython.Py_ssize_t, peak=cython.Py_ssize_t,
+               k=cython.Py_ssize_t, t=cython.longlong, hold=cython.longlong, v=cython.longlong[::1])
 def time_wait_profile(starts, first_ns: int, last_ns: int, hold_ns: int, points: int = K_TW_SERIES_POINTS) -> dict:
     """Count of TIME_WAIT periods (each ``hold_ns`` long, from ``starts``) over the capture.
 
     Returns the peak, when it was first reached, the count at the end of the capture, the
     total, and ``series``: the maximum count in each of ``points`` equal slices of
     [first_ns, last_ns].  A period started at t covers (t, t + hold] like the engine's.
+    The count after each start is that start's index past the oldest start still within
+    ``hold_ns`` (a pointer that only moves forward); the slices' edges are compared as
+    Python numbers (exactly).  Compiled: C loops over the sorted starts.
     """
-    st = sorted(starts)
+    st = array("q", sorted(starts))
     n = len(st)
+    # a hold longer than any capture (2**62 ns: 146 years) counts as that long: the same counts
+    hold = hold_ns if hold_ns < 1 << 62 else 1 << 62
     peak = 0
     peak_ns = None
-    j = 0
-    for i in range(n):
-        t = st[i]
-        while st[j] <= t - hold_ns:
-            j += 1
-        c = i - j + 1
-        if c > peak:
-            peak, peak_ns = c, t
+    if n:
+        v = st
+        j = 0
+        for i in range(n):
+            t = v[i]
+            while v[j] <= t - hold:
+                j += 1
+            c = i - j + 1
+            if c > peak:
+                peak = c
+                peak_ns = t
     at_end = n - bisect_right(st, last_ns - hold_ns)
     series = []
     if n == 1 and last_ns > first_ns and points > 0:
         # one period (most client hosts): it counts 1 in every slice it overlaps
-        t = st[0]
+        t1 = st[0]
         width = (last_ns - first_ns) / points
-        series = [1 if first_ns + k * width - hold_ns < t <= first_ns + (k + 1) * width else 0
+        series = [1 if first_ns + k * width - hold_ns < t1 <= first_ns + (k + 1) * width else 0
                   for k in range(points)]
     elif n and last_ns > first_ns and points > 0:
         width = (last_ns - first_ns) / points
@@ -47,10 +64,15 @@ def time_wait_profile(starts, first_ns: int, last_ns: int, hold_ns: int, points:
             a = bisect_right(st, lo)
             best = a - bisect_right(st, lo - hold_ns)
             b = bisect_right(st, hi)
-            for i in range(a, b):
-                c = i + 1 - bisect_right(st, st[i] - hold_ns)
-                if c > best:
-                    best = c
+            if a < b:
+                j = bisect_right(st, st[a] - hold)
+                for i in range(a, b):
+                    t = v[i]
+                    while v[j] <= t - hold:
+                        j += 1
+                    c = i + 1 - j
+                    if c > best:
+                        best = c
             series.append(best)
     elif n:
         series = [peak]

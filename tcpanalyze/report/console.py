@@ -195,11 +195,13 @@ def findings_table(findings: list[dict], summary: dict, name_files: dict[str, st
     t.add_column("Where", max_width=32 if name_files else 24, overflow="fold")
     for (label, sev), fs in rows:
         worst = sorted(fs, key=_evidence_weight, reverse=True)
-        seen = []
+        seen: list[str] = []
         for f in worst:
             w = _where(f, name_files)
             if w not in seen:
                 seen.append(w)
+                if len(seen) > K_STREAMS_SHOWN:     # enough to know there are more
+                    break
         where = " ".join(seen[:K_STREAMS_SHOWN]) + (" …" if len(seen) > K_STREAMS_SHOWN else "")
         if not worst:
             cell = Text(label, style="bold")

@@ -344,7 +344,7 @@ class Fuser:
                 rename[p] = self.fresh(p)
                 binds.append(ast.copy_location(ast.Assign(targets=[_name(rename[p], ast.Store(), ast, at)],
                                                           value=arg), at))
-        for name in tpl.locals:
+        for name in sorted(tpl.locals):
             if name not in rename and name not in subst:
                 rename[name] = self.fresh(name)
         body = _Renamer(ast, rename, subst).visit_list(_copy(tpl.body))
@@ -387,11 +387,7 @@ class _ExprInliner:
         ast = self.ast
         if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
             return node
-        for field, value in _children(node):
-            if isinstance(value, list):
-                setattr(node, field, [self.visit(v) if isinstance(v, ast.AST) else v for v in value])
-            elif isinstance(value, ast.AST):
-                setattr(node, field, self.visit(value))
+        _map_children(node, self.visit)
         if isinstance(node, ast.Call):
             return self.call(node)
         return node
@@ -420,7 +416,7 @@ class _ExprInliner:
             if not _pure(arg, ast):
                 raise Refused("an argument that is not a plain expression")
         assigns, result = tpl.expr
-        rename = {name: f.fresh(name) for name in tpl.locals}
+        rename = {name: f.fresh(name) for name in sorted(tpl.locals)}
         r = _Renamer(ast, rename, {})
         syms = [(rename[p], arg) for p, arg in zip(tpl.params, call.args)]
         syms += [(rename[name], r.visit(_copy(value))) for name, value in assigns]
@@ -495,6 +491,15 @@ def _children(node):
         v = d.get(field)
         if type(v) is list or isinstance(v, _AST):
             yield field, v
+
+
+def _map_children(node, visit) -> None:
+    """Replaces each node ``node`` holds (directly or in a list field) by ``visit`` of it."""
+    for field, value in _children(node):
+        if type(value) is list:
+            setattr(node, field, [visit(v) if isinstance(v, _AST) else v for v in value])
+        else:
+            setattr(node, field, visit(value))
 
 
 def _param_names(node) -> list:
@@ -627,11 +632,7 @@ class _Renamer:
             return node
         if isinstance(node, ast.ExceptHandler) and node.name in self.rename:
             node.name = self.rename[node.name]
-        for field, value in _children(node):
-            if isinstance(value, list):
-                setattr(node, field, [self.visit(v) if isinstance(v, ast.AST) else v for v in value])
-            elif isinstance(value, ast.AST):
-                setattr(node, field, self.visit(value))
+        _map_children(node, self.visit)
         return node
 
 
@@ -848,11 +849,7 @@ def _substitute(expr, sym: str, value, ast):
                     return ast.copy_location(ast.NamedExpr(target=ast.copy_location(
                         ast.Name(id=sym, ctx=ast.Store()), node), value=value), node)
                 return node
-            for field, v in _children(node):
-                if isinstance(v, list):
-                    setattr(node, field, [self.visit(x) if isinstance(x, ast.AST) else x for x in v])
-                elif isinstance(v, ast.AST):
-                    setattr(node, field, self.visit(v))
+            _map_children(node, self.visit)
             return node
 
     return Sub().visit(expr)

@@ -360,3 +360,22 @@ def test_the_cache_file_changes_with_the_transformer(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert _fuse._cache_path(globs, "entry", ["h"]) == first
     assert _fuse._cache_path(dict(globs, __file__=str(tmp_path / "other" / "m.py")), "entry", ["h"]) != first
+
+
+@needs_pure
+def test_the_fused_source_does_not_depend_on_the_hash_seed(tmp_path):
+    """The copies' local names are numbered in one order whatever the string hash seed, so the
+    fused source (and a traceback through it) is the same in every process."""
+    import os
+    import subprocess
+    code = ("from tcpanalyze import engine, _fuse\n"
+            f"assert not _fuse.status()[{FEED!r}].get('cached')\n"
+            f"print(_fuse.source({FEED!r}))\n")
+    out = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, TCPANALYZE_PURE="1", XDG_CACHE_HOME=str(tmp_path / seed))
+        env.pop("TCPANALYZE_NOFUSE", None)
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+        assert run.returncode == 0, run.stderr
+        out.append(run.stdout)
+    assert "__" in out[0] and out[0] == out[1]

@@ -340,6 +340,18 @@ def _score(labels: Iterable[tuple[str, str]]) -> int:
     return sum(_WEIGHT[sev] for _lab, sev in labels)
 
 
+def _record(path: str, conn: engine.Conn, labels: list[tuple[str, str]], score: int) -> dict[str, Any]:
+    """The report's record of a connection: its summary, the file, its findings' labels, the
+    worst severity and the score.  (A module function: a record deferred as a ``partial`` of
+    it refers to no ReportBuilder, so no reference cycle keeps the builder.)"""
+    rec = summarize(conn)
+    rec["file"] = path
+    rec["findings"] = sorted({lab for lab, _sev in labels})
+    rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
+    rec["score"] = score
+    return rec
+
+
 class ReportBuilder:
     """The engine, detectors and connection records of one capture, and the Report built from
     them.  ``analyze_file`` feeds it from a file, ``live`` from an interface: both end with the
@@ -409,20 +421,21 @@ class ReportBuilder:
                         slow = None
         if not worst:
             if slow is not None:
-                conns.push_slow(partial(self._record, conn, labels, score), slow)
+                conns.push_slow(partial(_record, self.path, conn, labels, score), slow)
             return
-        rec = self._record(conn, labels, score)
+        rec = _record(self.path, conn, labels, score)
         conns.push(key, rec)
         if slow is not None:
             conns.push_slow(rec, slow)
 
-    def _record(self, conn: engine.Conn, labels: list[tuple[str, str]], score: int) -> dict[str, Any]:
-        rec = summarize(conn)
-        rec["file"] = self.path
-        rec["findings"] = sorted({lab for lab, _sev in labels})
-        rec["severity"] = max((sev for _l, sev in labels), key=SEVERITY_RANK.__getitem__, default=None)
-        rec["score"] = score
-        return rec
+    def release(self) -> None:
+        """Let go of the engine after ``build``: the analyzer and the detectors refer to this
+        builder (``on_conn_done``) and to each other, so without this they are freed by the
+        cyclic collector, which walks every object of the run, instead of by reference counts."""
+        a = self.analyzer
+        a.on_conn_done = None
+        self.det.analyzer = None
+        self.analyzer = None            # type: ignore[assignment]
 
     def build(self, stats: RunStats, facts: CaptureFacts | None = None) -> Report:
         """Finish the engine and build the Report (``facts``: the capture's, when no engine
@@ -513,7 +526,9 @@ def analyze_file(path: str, options: AnalyzeOptions | None = None,
             return failed_report(path, str(e), b.th)
         except OSError as e:
             return failed_report(path, f"{path}: {e.strerror or e}", b.th)
-        return b.build(stats)
+        report = b.build(stats)
+        b.release()
+        return report
 
 
 def no_captures_message(path: str) -> str:

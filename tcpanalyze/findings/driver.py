@@ -79,7 +79,6 @@ class Detectors:
         self._sitw = 0                               # analyzer.syn_in_time_wait entries seen
         self._kev = th.evidence_frames
         self._gap_ns = int(th.ooo_burst_gap_s * 1e9)
-        self.on_segment = self.examine
 
     @cython.locals(seg=Segment, a=Analyzer, verdict=Verdict, conn=Conn, bits=cython.longlong,
                    fl=cython.longlong, want=cython.longlong, k=cython.longlong,
@@ -122,6 +121,10 @@ class Detectors:
             if want & on:
                 detect(seg, verdict, conn, ev, th)
         return True
+
+    #: the pipeline's per-segment callback (a class attribute: a bound method kept on the
+    #: instance would make a reference cycle, freed only by the cyclic collector)
+    on_segment = examine
 
     def _out_of_order(self, ev: dict, frame: int, now: int, k: int) -> None:
         """Out-of-order evidence: count, frames, and bursts (segments less than the burst gap apart)."""

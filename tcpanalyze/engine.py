@@ -458,8 +458,9 @@ class EndpointTrack:
 
 class PerfSplit:
     """The time breakdown of one endpoint's transfer, in ns: ``t_*`` the time counted so
-    far per cause, ``p_*`` the time since the last data segment, added to ``t_*`` by the next
-    one (so the time after the last data byte never counts)."""
+    far per cause, up to the last data segment; ``p_*`` the time of the states that ended at
+    an ACK since then, added to ``t_*`` by the next data segment (so the time after the last
+    data byte never counts)."""
 
     FIELDS = (
         ("t_rwnd", "long long", 0), ("t_zwnd", "long long", 0), ("t_loss", "long long", 0),
@@ -487,9 +488,11 @@ class PerfTurns:
 class EndpointPerf:
     """Where one endpoint's data transfer spent its time, kept per segment and turned into
     throughput, the time breakdown and ``limited_by`` when the connection is summarised
-    (``diagnosis.py``, docs/diagnosis.md).  Times are ns; ``state`` is one of the ``PERF_*``
-    constants, in force since ``mark``; the breakdown is in ``split``, the think times in
-    ``turns``."""
+    (``diagnosis.py``, docs/diagnosis.md).  Times are ns; ``state`` is one of the ``_P_*``
+    constants, what held the sender at its last data segment or ACK (``mark``); the time in
+    it from ``since`` to ``mark`` is counted at the next change of state or data segment
+    (``pending``: some ``split.p_*`` is not zero); the breakdown is in ``split``, the think
+    times in ``turns``."""
 
     FIELDS = (
         ("first_ns", "long long", 0), ("last_ns", "long long", 0),     # first and last data segment
@@ -497,8 +500,8 @@ class EndpointPerf:
         ("high_rel", "long long", -1),       # end of the highest data, relative to the base seq
         ("unique", "long long", 0),          # bytes of sequence space first sent in this direction
         ("holes", "object", None),           # [lo, hi) below high_rel not seen yet (list, while any)
-        ("state", "long long", 0), ("mark", "long long", 0),
-        ("split", "PerfSplit", PerfSplit),
+        ("state", "long long", 0), ("since", "long long", 0), ("mark", "long long", 0),
+        ("pending", "bint", False), ("split", "PerfSplit", PerfSplit),
         ("recover", "long long", -1),        # loss recovery lasts until the peer ACKs this raw seq
         ("short", "bint", False),            # the last data segment was shorter than the MSS
         ("rto_n", "long long", 0), ("rto_ns", "long long", 0),
@@ -592,9 +595,9 @@ class Conn:
               ("handshake", "HandshakeTrack"), ("ztrack", "ZeekTrack"))
     __slots__ = slots(FIELDS)
 
-    def __init__(self, stream: int, seg: Segment, keep_timeline: bool):
+    def __init__(self, stream: int, seg: Segment, keep_timeline: bool, key: bytes | None = None):
         self.stream = stream
-        self.key = _seg_key(seg)
+        self.key = _seg_key(seg) if key is None else key     # the caller's flow_key() of seg, if it has it
         self.addr = (seg.src, seg.dst)
         self.port = (seg.sport, seg.dport)
         self.flows = (Flow(), Flow())
@@ -719,7 +722,7 @@ class FlowTable:
 
     def open(self, seg: Segment, key: bytes, finalize) -> Conn:
         """A new connection, first seen with ``seg`` (sent in direction 0)."""
-        conn = Conn(self.streams, seg, self.keep_timeline)
+        conn = Conn(self.streams, seg, self.keep_timeline, key)
         self.streams += 1
         conns = self.conns
         conns[key] = (conn, 0)
@@ -1511,7 +1514,8 @@ def _window_edge(fwd, rev, seg, lastack, window, max_events):
 
 # Where a sender's time goes (EndpointPerf): after each data segment it sends and each ACK
 # it receives, the state it is in until the next one; the time between two such segments goes
-# to the state that held it.
+# to the state that held it.  An ACK that leaves the state as it was counts nothing: the time
+# of a state is counted when it ends (``_perf_acked``) or at the next data segment.
 _P_NONE = cython.declare(cython.longlong, 0)
 _P_APP = cython.declare(cython.longlong, 1)    # nothing unacknowledged, or the send buffer ran dry
 _P_ZWND = cython.declare(cython.longlong, 2)   # the peer's window is zero
@@ -1528,89 +1532,145 @@ _TCP_OPTIONS_MAX = cython.declare(cython.longlong, 40)
 
 
 @cython.cfunc
-@cython.locals(p=EndpointPerf, f=Flow, peer=Flow, now=cython.longlong, dt=cython.longlong, st=cython.longlong,
-               sp=PerfSplit, w=cython.longlong, sc=cython.longlong, wnd=cython.longlong, mss=cython.longlong,
-               nxt=cython.longlong, la=cython.longlong, flight=cython.longlong)
-def _perf_state(p, f, peer, now):
-    """Sender ``f`` at ``now`` (a data segment it sent, or an ACK ``peer`` sent): the time
-    since ``p.mark`` goes to the pending time of the state that held it, and ``p.state`` is
-    from here on what holds the sender back, judged from the ACK and window ``peer`` sent
-    last."""
-    dt = now - p.mark
-    p.mark = now
-    if dt > 0:
-        st = p.state
-        sp = p.split
-        if st == _P_APP:                    # the states in the order of how often they hold
-            sp.p_app += dt
-        elif st == _P_LOSS:
-            sp.p_loss += dt
-        elif st == _P_CWND:
-            sp.p_cwnd += dt
-        elif st == _P_RWND:
-            sp.p_rwnd += dt
-        elif st == _P_ZWND:
-            sp.p_zwnd += dt
-    if peer.is_first_ack:
-        p.state = _P_CWND
-        return
-    w = peer.window
-    if w == 0:
-        p.state = _P_ZWND
-        return
-    sc = peer.win_scale
-    if sc == -1:
-        wnd = _HALF                         # scale unknown (no handshake seen): the window cannot be judged
-    elif sc > 0:
-        wnd = w << sc
-    else:
-        wnd = w
-    mss = peer.stats.mss
-    if not mss:
-        mss = f.stats.max_seg
-    nxt = f.nextseq
-    la = peer.lastack
-    flight = 0 if nxt == la else seq_dist(nxt, la)
-    if flight == 0 or flight >= _HALF:      # nothing beyond the peer's ACK
-        p.state = _P_RWND if wnd < mss else _P_APP      # a window under one MSS holds the sender too
-        return
-    if p.recover >= 0:
-        if seq_gt(p.recover, la):
-            p.state = _P_LOSS
-            return
-        p.recover = -1
-    if flight > p.flight_max:
-        p.flight_max = flight
-    if flight + mss >= wnd:
-        if wnd > p.win_max:
-            p.win_max = wnd
-        p.state = _P_RWND
-    elif p.short:
-        p.state = _P_APP
-    else:
-        p.state = _P_CWND
+@cython.locals(w=cython.longlong, sc=cython.longlong)
+@cython.returns(cython.longlong)
+def _perf_wnd(w, sc):
+    """The window ``w`` a peer advertised, scaled by its shift ``sc`` (``Flow.win_scale``);
+    half the sequence space when the scale is unknown (no handshake seen), so that the window
+    cannot be judged."""
+    return w << sc if sc > 0 else (_HALF if sc == -1 else w)
 
 
 @cython.cfunc
-@cython.locals(conn=Conn, fwd=Flow, p=EndpointPerf, seg=Segment, gap=cython.longlong, dt=cython.longlong,
+@cython.locals(p=EndpointPerf, f=Flow, peer=Flow, mss=cython.longlong, w=cython.longlong, wnd=cython.longlong,
+               la=cython.longlong, flight=cython.longlong)
+@cython.returns(cython.longlong)
+def _perf_limit(p, f, peer, mss):
+    """What holds sender ``f`` back from here on (a ``_P_*`` state), judged from the ACK and
+    window ``peer`` sent last (``mss``: the peer's MSS, else ``f``'s largest segment).  Keeps
+    the largest flight and the largest window that held it, and ends loss recovery once the
+    peer has ACKed past it."""
+    if peer.is_first_ack:
+        return _P_CWND
+    w = peer.window
+    if w == 0:
+        return _P_ZWND
+    la = peer.lastack
+    flight = seq_dist(f.nextseq, la)
+    if flight == 0 or flight >= _HALF:      # nothing beyond the peer's ACK
+        wnd = _perf_wnd(w, peer.win_scale)
+        return _P_RWND if wnd < mss else _P_APP     # a window under one MSS holds the sender too
+    if p.recover >= 0:
+        if seq_gt(p.recover, la):
+            return _P_LOSS
+        p.recover = -1
+    if flight > p.flight_max:
+        p.flight_max = flight
+    wnd = _perf_wnd(w, peer.win_scale)
+    if flight + mss >= wnd:
+        if wnd > p.win_max:
+            p.win_max = wnd
+        return _P_RWND
+    if p.short:
+        return _P_APP
+    return _P_CWND
+
+
+@cython.cfunc
+@cython.locals(f=Flow, peer=Flow, now=cython.longlong, aflags=cython.longlong, p=EndpointPerf, sp=PerfSplit,
+               mss=cython.longlong, st=cython.longlong, old=cython.longlong, run=cython.longlong)
+def _perf_acked(f, peer, now, aflags):
+    """An ACK ``peer`` sent at ``now``, for sender ``f`` once it has sent data: duplicate
+    ACKs start loss recovery; then the state from here (``_perf_limit``).  When that is
+    another state, the time of the one that ends (``since`` to now) is pending until ``f``'s
+    next data segment (``split.p_*``)."""
+    p = f.perf
+    if not p.first_frame:
+        return
+    if now < p.mark:
+        p.since += now - p.mark             # the clock went back: the state's time so far stays
+    p.mark = now
+    if aflags & _DUPACK and p.recover < 0:
+        p.recover = f.nextseq
+    mss = peer.stats.mss
+    if not mss:
+        mss = f.stats.max_seg
+    st = _perf_limit(p, f, peer, mss)
+    if st != p.state:
+        old = p.state
+        run = now - p.since
+        sp = p.split
+        if old == _P_CWND:                  # the states that end at an ACK, most often first
+            sp.p_cwnd += run
+        elif old == _P_LOSS:
+            sp.p_loss += run
+        elif old == _P_APP:
+            sp.p_app += run
+        elif old == _P_RWND:
+            sp.p_rwnd += run
+        elif old == _P_ZWND:
+            sp.p_zwnd += run
+        p.pending = True
+        p.since = now
+        p.state = st
+
+
+@cython.cfunc
+@cython.locals(sp=PerfSplit, st=cython.longlong, run=cython.longlong)
+def _perf_count(sp, st, run):
+    """``run`` ns in state ``st`` count in the breakdown."""
+    if st == _P_APP:                        # the states in the order of how often they hold
+        sp.t_app += run
+    elif st == _P_LOSS:
+        sp.t_loss += run
+    elif st == _P_CWND:
+        sp.t_cwnd += run
+    elif st == _P_RWND:
+        sp.t_rwnd += run
+    elif st == _P_ZWND:
+        sp.t_zwnd += run
+
+
+@cython.cfunc
+@cython.locals(sp=PerfSplit)
+def _perf_flush(sp):
+    """The pending time of the states that ended since the last data segment counts."""
+    if sp.p_cwnd:
+        sp.t_cwnd += sp.p_cwnd
+        sp.p_cwnd = 0
+    if sp.p_loss:
+        sp.t_loss += sp.p_loss
+        sp.p_loss = 0
+    if sp.p_app:
+        sp.t_app += sp.p_app
+        sp.p_app = 0
+    if sp.p_rwnd:
+        sp.t_rwnd += sp.p_rwnd
+        sp.p_rwnd = 0
+    if sp.p_zwnd:
+        sp.t_zwnd += sp.p_zwnd
+        sp.p_zwnd = 0
+
+
+@cython.cfunc
+@cython.locals(conn=Conn, fwd=Flow, p=EndpointPerf, seg=Segment, gap=cython.longlong, run=cython.longlong,
                rtt=cython.longlong, sp=PerfSplit)
 @cython.returns(cython.longlong)
-def _perf_rto(conn, fwd, p, seg, gap, dt):
+def _perf_rto(conn, fwd, p, seg, gap, run):
     """A retransmission after a silence of ``gap`` with data unacknowledged: longer than 3/2
     of the mean RTT (the handshake's before any sample) is a retransmission time-out, and the
-    silence is loss recovery, whatever state it was counted in (the pending time, and ``dt``,
-    the time since the last mark not counted yet).  Returns what is left of ``dt`` to count:
-    0 when the silence was a time-out."""
+    silence is loss recovery, whatever state it was counted in (the pending time but a zero
+    window's, and ``run``, the time of the current state not counted yet).  Returns what is
+    left of ``run`` to count: 0 when the silence was a time-out."""
     rtt = fwd.track.rtt_sum // fwd.track.rtt_n if fwd.track.rtt_n else conn.irtt
     if rtt <= 0 or 2 * gap <= _RTO_HALF_RTTS * rtt:
-        return dt
+        return run
     p.rto_n += 1
     p.rto_ns += gap
     sp = p.split
-    sp.p_loss += sp.p_rwnd + sp.p_cwnd + sp.p_app
+    sp.p_loss += sp.p_rwnd + sp.p_cwnd + sp.p_app + run
     sp.p_rwnd = sp.p_cwnd = sp.p_app = 0
-    if dt > 0 and p.state != _P_NONE:
-        sp.p_loss += dt
+    p.pending = True
     if p.rto_waits is None:
         p.rto_waits = []
     if len(p.rto_waits) < K_MAX_EVENTS_PER_CONN:
@@ -1654,33 +1714,33 @@ def _perf_unique(p, lo, hi):
 
 @cython.cfunc
 @cython.locals(conn=Conn, fwd=Flow, rev=Flow, seg=Segment, aflags=cython.longlong, p=EndpointPerf,
-               now=cython.longlong, dt=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
-               mss=cython.longlong, g=cython.longlong, n=cython.longlong, st=cython.longlong, tu=PerfTurns,
-               sp=PerfSplit)
-def _perf_sent(conn, fwd, rev, seg, aflags):
+               now=cython.longlong, run=cython.longlong, gap=cython.longlong, rel=cython.longlong, t=cython.longlong,
+               mss=cython.longlong, g=cython.longlong, n=cython.longlong, st=cython.longlong, tu=PerfTurns)
+def _perf_sent(conn, fwd, rev, seg, aflags, now, n):
     """A data segment, for its sender's EndpointPerf: a time-out it ends, the wait since the
     peer's last data (a request/response turn), the gaps between segments sent while nothing
-    else held the sender; then the time since the previous data segment counts (the pending
-    time, and the time since the last mark in the state that held it: the transfer went
-    on); the data's span, loss recovery, and the state from here (``_perf_state``)."""
+    else held the sender; then the time since the previous data segment counts (the time of
+    the current state, ``run``, and the pending time of the states that ended: the transfer
+    went on); the data's span, loss recovery, and the state from here (``_perf_limit``).
+    ``now`` and ``n`` are the segment's time and payload length."""
     p = fwd.perf
-    now = seg.ts_ns
     st = p.state
-    dt = now - p.mark
-    p.mark = now
+    if now < p.mark:
+        p.since += now - p.mark             # the clock went back: the state's time so far stays
+    run = now - p.since
+    p.since = p.mark = now
     if not p.first_frame:
         p.first_ns = now
         p.first_frame = seg.frame
-    else:
+    elif aflags & _RTX_FAMILY:
+        if st != _P_ZWND and seq_gt(fwd.nextseq, rev.lastack):
+            run = _perf_rto(conn, fwd, p, seg, now - p.last_ns, run)
+    elif st == _P_CWND:
         gap = now - p.last_ns
-        if aflags & _RTX_FAMILY:
-            if st != _P_ZWND and seq_gt(fwd.nextseq, rev.lastack):
-                dt = _perf_rto(conn, fwd, p, seg, gap, dt)
-        elif st == _P_CWND:
-            g = gap // 1000
-            p.gap_n += 1
-            p.gap_sum += gap
-            p.gap_sq += g * g
+        g = gap // 1000
+        p.gap_n += 1
+        p.gap_sum += gap
+        p.gap_sq += g * g
     t = rev.perf.last_ns
     if t > p.last_ns and now - t <= _THINK_MAX_NS:
         t = now - t
@@ -1692,35 +1752,12 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
         if t > tu.turn_max:
             tu.turn_max = t
             tu.turn_max_frame = seg.frame
-    sp = p.split
-    if dt > 0:
-        if st == _P_APP:
-            sp.t_app += dt
-        elif st == _P_LOSS:
-            sp.t_loss += dt
-        elif st == _P_CWND:
-            sp.t_cwnd += dt
-        elif st == _P_RWND:
-            sp.t_rwnd += dt
-        elif st == _P_ZWND:
-            sp.t_zwnd += dt
-    if sp.p_cwnd:
-        sp.t_cwnd += sp.p_cwnd
-        sp.p_cwnd = 0
-    if sp.p_rwnd:
-        sp.t_rwnd += sp.p_rwnd
-        sp.p_rwnd = 0
-    if sp.p_app:
-        sp.t_app += sp.p_app
-        sp.p_app = 0
-    if sp.p_loss:
-        sp.t_loss += sp.p_loss
-        sp.p_loss = 0
-    if sp.p_zwnd:
-        sp.t_zwnd += sp.p_zwnd
-        sp.p_zwnd = 0
+    if run > 0:
+        _perf_count(p.split, st, run)
+    if p.pending:
+        _perf_flush(p.split)
+        p.pending = False
     p.last_ns = now
-    n = seg.paylen
     rel = seq_dist(seg.seq, fwd.base_seq)
     if rel == p.high_rel or p.high_rel < 0:
         p.unique += n
@@ -1733,8 +1770,9 @@ def _perf_sent(conn, fwd, rev, seg, aflags):
     p.short = n + _TCP_OPTIONS_MAX < mss
     if aflags & (_RTX | _FAST | _LOST | _OOO):     # below nextseq: resent, or a hole before the capture
         p.recover = fwd.nextseq
-    _perf_state(p, fwd, rev, now)
-    if p.state == _P_RWND and not p.rwnd_frame:
+    st = _perf_limit(p, fwd, rev, mss)
+    p.state = st
+    if st == _P_RWND and not p.rwnd_frame:
         p.rwnd_frame = seg.frame
 
 
@@ -2037,11 +2075,9 @@ class Analyzer:
             _match_ack(rev, seg, v)
         if self.diagnose:
             if seglen:
-                _perf_sent(conn, fwd, rev, seg, aflags)
-            if flags & _ACK and rev.perf.first_frame:     # an ACK for data the peer sent
-                if aflags & _DUPACK and rev.perf.recover < 0:
-                    rev.perf.recover = rev.nextseq      # duplicate ACKs start loss recovery
-                _perf_state(rev.perf, rev, fwd, now)
+                _perf_sent(conn, fwd, rev, seg, aflags, now, seglen)
+            if flags & _ACK:
+                _perf_acked(rev, fwd, now, aflags)      # an ACK for data the peer sent
         if self.detail:
             _verdict_numbers(fwd, rev, seg, v)
         if seg.sack is not None or fwd.sack is not None:
@@ -2378,7 +2414,7 @@ _FUSE_INLINE = ("_seg_key", "_count_sent", "_relative_bases", "_on_syn", "_analy
                 "_rule_window_update", "_rule_zero_window_probe_ack", "_rule_keep_alive_ack",
                 "_rule_duplicate_ack", "_rule_ack_lost_segment", "_rule_retransmission", "_remember_sent",
                 "_span", "_match_ack", "_ack_disordered", "_respan", "_rtt_sample", "_perf_sent",
-                "_perf_state", "_perf_rto", "_verdict_numbers", "_bytes_in_flight", "_remember_sack",
+                "_perf_wnd", "_perf_limit", "_perf_acked", "_perf_count", "_perf_flush", "_perf_rto", "_verdict_numbers", "_bytes_in_flight", "_remember_sack",
                 "_count_analysis", "_window_edge", "_step_states", "_zeek_history", "seq_add", "seq_dist",
                 "seq_dist2", "seq_span", "seq_delta", "seq_gt", "seq_lt")
 if not cython.compiled:

@@ -711,16 +711,17 @@ def _append(st, key: bytes, h, rec: bytes, seq) -> cython.longlong:
     if st.cur < 0:
         _new_gen(st, t)
     g = st.cur * _G
-    used = _ld(st.gens, g)
+    used = _ld(st.gens, g)                  # the generation's bytes on disk
     if used + st.wn + size > _GEN_MAX:
         _new_gen(st, t)
         g = st.cur * _G
+        used = _ld(st.gens, g)
     if st.wn + size > len(st.wbuf):
         _flush(st)
+        used = _ld(st.gens, g)
         if size > len(st.wbuf):
             st.wbuf = bytearray(size)
     w = st.wn
-    used = _ld(st.gens, g)
     off = used + w
     if cython.compiled:
         p = PyByteArray_AS_STRING(st.wbuf) + w
@@ -733,7 +734,7 @@ def _append(st, key: bytes, h, rec: bytes, seq) -> cython.longlong:
         memcpy(p + _HDR + kl, cython.cast(cython.p_char, rec), rl)
         memset(p + _HDR + kl + rl, 0, size - _HDR - kl - rl)
     else:
-        st.wbuf[w:w + size] = _ENTRY.pack(size, rl, seq, h, kl) + key + rec + _PAD[:size - _HDR - kl - rl]
+        st.wbuf[w:w + size] = b"".join((_ENTRY.pack(size, rl, seq, h, kl), key, rec, _PAD[:size - _HDR - kl - rl]))
     st.wn = w + size
     _gen_add(st, st.cur, 1, 1)
     low = _ld(st.gens, g + 2)

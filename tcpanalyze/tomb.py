@@ -295,11 +295,11 @@ class TombStore:
     newest generation's 64 KiB write buffer.  A key missing from the index costs no read: a
     lookup reads the file only when a slot's 31-bit fingerprint matches (the tombstone is
     there, or once in about 10,000 misses).  A key and its reverse have the same fingerprint:
-    ``find`` looks for a segment's key in both directions with one probe.  ``expire`` walks only the generations that may
-    hold a tombstone past the linger time, and a generation whose tombstones are all gone
-    (expired, replaced by a newer record, removed) closes its file: tombstones expire in
-    about the order they were stored, so the files on disk hold about the linger time's
-    tombstones."""
+    ``find`` looks for a segment's key in both directions with one probe.  ``expire`` walks
+    only the generations that may hold a tombstone past the linger time, and a generation
+    whose tombstones are all gone (expired, replaced by a newer record, removed) closes its
+    file: tombstones expire in about the order they were stored, so the files on disk hold
+    about the linger time's tombstones."""
 
     FIELDS = (("subs", "list"), ("counts", "bytearray"), ("n", "long long"), ("seq", "long long"),
               ("files", "list"), ("gens", "bytearray"), ("order", "list"), ("cur", "long long"),

@@ -745,11 +745,13 @@ class FlowTable:
         finalize(old, None if old.end_reason != "open" else "reused")
         return self.open(seg, key, finalize)
 
-    def drop(self, conn: Conn) -> None:
-        """Remove both keys of ``conn`` (if they still lead to it)."""
+    def drop(self, conn: Conn, rkey=None) -> None:
+        """Remove both keys of ``conn`` (if they still lead to it); ``rkey``: its key's reverse,
+        when the caller has it."""
         conns = self.conns
         key = conn.key
-        rkey = reverse_key(key)
+        if rkey is None:
+            rkey = reverse_key(key)
         dropped = False
         if conns.get(key, (None,))[0] is conn:
             del conns[key]
@@ -839,20 +841,16 @@ class FlowTable:
         tombs = self.tombs
         for conn in self.past_grace(now):
             rec = tomb.pack(conn)
-            self.drop(conn)
+            key = conn.key
+            rkey = reverse_key(key)
+            self.drop(conn, rkey)
             finalize(conn, None)
-            tombs[conn.key] = rec
+            tombs.put(key, rkey, rec)
             self.live += 1
 
     def tomb_of(self, key: bytes):
         """(tombstone key, direction) of a segment's key, or None."""
-        tombs = self.tombs
-        if key in tombs:
-            return key, 0
-        rkey = reverse_key(key)
-        if rkey in tombs:
-            return rkey, 1
-        return None
+        return self.tombs.find(key, reverse_key(key))
 
     def _expire_tombs(self, now: int) -> None:
         self.live -= self.tombs.expire(now, self.linger_ns)

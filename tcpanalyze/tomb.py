@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
 # engine.py imports this module after its record classes are defined
-from tcpanalyze.engine import Conn, Flow
+from tcpanalyze.engine import Conn, Flow, reverse_key
 from tcpanalyze.errors import OutputError
 from tcpanalyze.state import TcpState
 
@@ -50,13 +50,19 @@ _HEAD = struct.Struct("<qqqqqqbBBBB")
 #: window, dupacknum, nextseqtime, lastacktime, lastnondupack, win_scale, lastsegflags,
 #: flag bits, unacked segments, SACK blocks
 _FLOW = struct.Struct("<IIIIIiiqqqbHBHB")
+#: the fixed part: the head and both directions in one (no padding with "<")
+_FIXED = struct.Struct("<qqqqqqbBBBB" + 2 * "IIIIIiiqqqbHBHB")
 _SEG = struct.Struct("<qqqqq")
 _PAIR = struct.Struct("<qq")
 #: where last_ns sits (the sweep reads only that)
 LAST_NS = struct.Struct("<q")
 LAST_NS_OFFSET = 8
 
-_BASE_SET, _FIRST_ACK, _DISORDERED, _VALID_BIF, _HAS_FIN = 1, 2, 4, 8, 16
+_BASE_SET = cython.declare(cython.longlong, 1)
+_FIRST_ACK = cython.declare(cython.longlong, 2)
+_DISORDERED = cython.declare(cython.longlong, 4)
+_VALID_BIF = cython.declare(cython.longlong, 8)
+_HAS_FIN = cython.declare(cython.longlong, 16)
 _STATES = tuple(TcpState)
 _END = ("fin", "rst")
 _ZSTATES = ("", "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
@@ -74,7 +80,7 @@ class ZeekEnd:
     def conn_state(self) -> str:
         return self.state
 
-SIZE_FIXED = _HEAD.size + 2 * _FLOW.size
+SIZE_FIXED = _HEAD.size + 2 * _FLOW.size     # == _FIXED.size
 
 
 @cython.cfunc
@@ -149,33 +155,43 @@ def _zstate(conn) -> int:
     return _ZINDEX.get(z.conn_state(), 0) if z is not None else 0
 
 
+def _flow_bits(f) -> int:
+    """A direction's flag bits (``_BASE_SET`` ...) in a tombstone."""
+    return ((_BASE_SET if f.base_set else 0) | (_FIRST_ACK if f.is_first_ack else 0)
+            | (_DISORDERED if f.segs_disordered else 0) | (_VALID_BIF if f.valid_bif else 0)
+            | (_HAS_FIN if f.times.fin_next >= 0 else 0))
+
+
 def _pack(conn) -> bytes:
     tw = conn.ending.tw_start
     st = conn.state
-    parts = [_HEAD.pack(conn.stream, conn.last_ns, conn.irtt, conn.handshake.ts_mru_syn,
-                        tw[1] if tw is not None else 0, tw[2] if tw is not None else 0,
-                        tw[0] if tw is not None else -1, int(st[0]), int(st[1]),
-                        1 if conn.end_reason == "rst" else 0, _zstate(conn))]
-    tail = []
-    for f in conn.flows:
-        bits = ((_BASE_SET if f.base_set else 0) | (_FIRST_ACK if f.is_first_ack else 0)
-                | (_DISORDERED if f.segs_disordered else 0) | (_VALID_BIF if f.valid_bif else 0))
-        fin_next = f.times.fin_next
-        if fin_next >= 0:
-            bits |= _HAS_FIN
-        segs = f.segs
-        sack = f.sack
-        parts.append(_FLOW.pack(f.base_seq, f.nextseq, f.maxseqtobeacked, f.lastack, max(fin_next, 0), f.window,
-                                f.dupacknum, f.nextseqtime, f.lastacktime, f.lastnondupack, f.win_scale,
-                                f.lastsegflags, bits, len(segs), len(sack) if sack else 0))
-        for e in segs:
-            tail.append(_SEG.pack(e.seq, e.end, e.frame, e.ts_ns, e.karn))
-        if sack:
-            for left, right in sack:
-                tail.append(_PAIR.pack(left, right))
+    f0, f1 = conn.flows
+    z = conn.zeek
+    zs = _ZINDEX.get(z.conn_state(), 0) if z is not None else 0
+    b0 = _flow_bits(f0)
+    b1 = _flow_bits(f1)
+    fixed = _FIXED.pack(
+        conn.stream, conn.last_ns, conn.irtt, conn.handshake.ts_mru_syn, tw[1] if tw is not None else 0,
+        tw[2] if tw is not None else 0, tw[0] if tw is not None else -1, int(st[0]), int(st[1]),
+        1 if conn.end_reason == "rst" else 0, zs,
+        f0.base_seq, f0.nextseq, f0.maxseqtobeacked, f0.lastack, max(f0.times.fin_next, 0), f0.window,
+        f0.dupacknum, f0.nextseqtime, f0.lastacktime, f0.lastnondupack, f0.win_scale, f0.lastsegflags, b0,
+        len(f0.segs), len(f0.sack) if f0.sack else 0,
+        f1.base_seq, f1.nextseq, f1.maxseqtobeacked, f1.lastack, max(f1.times.fin_next, 0), f1.window,
+        f1.dupacknum, f1.nextseqtime, f1.lastacktime, f1.lastnondupack, f1.win_scale, f1.lastsegflags, b1,
+        len(f1.segs), len(f1.sack) if f1.sack else 0)
+    if not (f0.segs or f1.segs or f0.sack or f1.sack or f0.segs_disordered or f1.segs_disordered):
+        return fixed
+    parts = [fixed]
+    for f in (f0, f1):
+        for e in f.segs:
+            parts.append(_SEG.pack(e.seq, e.end, e.frame, e.ts_ns, e.karn))
+        if f.sack:
+            for left, right in f.sack:
+                parts.append(_PAIR.pack(left, right))
         if f.segs_disordered:
-            tail.append(_PAIR.pack(f.seg_lo, f.seg_hi))
-    return b"".join(parts + tail)
+            parts.append(_PAIR.pack(f.seg_lo, f.seg_hi))
+    return b"".join(parts)
 
 
 def last_ns(rec: bytes) -> int:
@@ -230,9 +246,11 @@ def load(rec: bytes, conn, unacked) -> None:
 
 # ----------------------------------------------------------------- the store
 # Index: _NSUB sub-tables of 8-byte slots (linear probing, backward-shift deletion), each slot
-# (fingerprint << 32) | locator, 0 when empty.  The fingerprint is 31 bits of the key's hash
-# (bits 33-63); its top 8 bits choose the sub-table, the other 23 the home slot (scaled to the
-# sub-table's size), so a sub-table grows or shrinks from its slots alone.  The locator is the
+# (fingerprint << 32) | locator, 0 when empty.  The fingerprint is 31 bits (33-63) of the hash
+# of the lesser of the key and its reverse (``engine.reverse_key``), the same for both
+# directions of a connection, so one probe answers for both; its top 8 bits choose the
+# sub-table, the other 23 the home slot (scaled to the sub-table's size), so a sub-table grows
+# or shrinks from its slots alone.  The locator is the
 # generation (7 bits) and the entry's offset in its file in 8-byte units (25 bits).
 _NSUB = cython.declare(cython.longlong, 256)
 _SUB_SHIFT = cython.declare(cython.longlong, 23)
@@ -251,10 +269,11 @@ _NEVER = cython.declare(cython.longlong, (1 << 63) - 1)
 _G = cython.declare(cython.longlong, 4)
 _Q = struct.Struct("<q")
 #: an entry of a generation file: its size (a multiple of 8), the record's length, its
-#: insertion number (the order of a dict's keys, which eviction keeps), the key's hash and
-#: length; then the key and the record
+#: insertion number (the order of a dict's keys, which eviction keeps), the hash the key and
+#: its reverse share (``_hash2``) and the key's length; then the key and the record
 _ENTRY = struct.Struct("<iiqqi4x")
 _HDR = cython.declare(cython.longlong, 32)
+_PAD = bytes(8)
 _LAST_AT = cython.declare(cython.longlong, LAST_NS_OFFSET)
 #: the write buffer of the newest generation
 K_WRITE_BUF = 1 << 16
@@ -275,11 +294,12 @@ class TombStore:
     an index of 8-byte slots (about 11 bytes per tombstone, see the comment above) and the
     newest generation's 64 KiB write buffer.  A key missing from the index costs no read: a
     lookup reads the file only when a slot's 31-bit fingerprint matches (the tombstone is
-    there, or once in about 10,000 misses).  ``expire`` walks only the generations that may
-    hold a tombstone past the linger time, and a generation whose tombstones are all gone
-    (expired, replaced by a newer record, removed) closes its file: tombstones expire in
-    about the order they were stored, so the files on disk hold about the linger time's
-    tombstones."""
+    there, or once in about 10,000 misses).  A key and its reverse have the same fingerprint:
+    ``find`` looks for a segment's key in both directions with one probe.  ``expire`` walks
+    only the generations that may hold a tombstone past the linger time, and a generation
+    whose tombstones are all gone (expired, replaced by a newer record, removed) closes its
+    file: tombstones expire in about the order they were stored, so the files on disk hold
+    about the linger time's tombstones."""
 
     FIELDS = (("subs", "list"), ("counts", "bytearray"), ("n", "long long"), ("seq", "long long"),
               ("files", "list"), ("gens", "bytearray"), ("order", "list"), ("cur", "long long"),
@@ -308,8 +328,11 @@ class TombStore:
     def __len__(self) -> int:
         return self.n
 
+    @cython.locals(h=cython.longlong, i=cython.Py_ssize_t)
     def __contains__(self, key) -> bool:
-        return _find(self, key, _fp(key)) >= 0
+        h = _hash2(key, reverse_key(key))
+        i = _find(self, key, h)
+        return i >= 0
 
     def __getitem__(self, key):
         rec = self.get(key)
@@ -317,28 +340,68 @@ class TombStore:
             raise KeyError(key)
         return rec
 
-    @cython.locals(i=cython.Py_ssize_t, fp=cython.longlong, ent=bytes)
+    @cython.locals(i=cython.Py_ssize_t, h=cython.longlong, s=cython.longlong, ent=bytes)
     def get(self, key, default=None):
-        fp = _fp(key)
-        i = _find(self, key, fp)
+        h = _hash2(key, reverse_key(key))
+        i = _find(self, key, h)
         if i < 0:
             return default
-        ent = _read(self, _ld(self.subs[fp >> _SUB_SHIFT], i) & _LOC_MASK)
+        s = _ld(self.subs[((h >> 33) & _FP_MASK) >> _SUB_SHIFT], i)
+        ent = _read(self, s & _LOC_MASK)
         return _record(ent)
 
-    def __setitem__(self, key, rec) -> None:
-        _put(self, key, rec)
+    @cython.locals(h=cython.longlong, fp=cython.longlong, t=bytearray, cap=cython.Py_ssize_t,
+                   i=cython.Py_ssize_t, s=cython.longlong, d=cython.longlong, k=bytes)
+    def find(self, key, rkey):
+        """``(key, 0)`` when ``key`` is stored, else ``(rkey, 1)`` when ``rkey`` (its reverse)
+        is, else None: one probe, the two share their fingerprint."""
+        h = _hash2(key, rkey)
+        fp = (h >> 33) & _FP_MASK
+        t = self.subs[fp >> _SUB_SHIFT]
+        cap = len(t) >> 3
+        i = _home(fp, cap)
+        d = -1
+        while True:
+            s = _ld(t, i)
+            if s == 0:
+                break
+            if (s >> 32) == fp:
+                k = _key_of(_read(self, s & _LOC_MASK))
+                if k == key:
+                    d = 0
+                    break
+                if k == rkey:
+                    d = 1               # the key itself may still come further on
+            i += 1
+            if i == cap:
+                i = 0
+        if d < 0:
+            return None
+        if d == 0:
+            return key, 0
+        return rkey, 1
 
-    @cython.locals(i=cython.Py_ssize_t, fp=cython.longlong, t=bytearray, loc=cython.longlong)
+    @cython.locals(h=cython.longlong)
+    def put(self, key, rkey, rec) -> None:
+        """``self[key] = rec`` for a caller that has ``key``'s reverse ``rkey`` at hand."""
+        h = _hash2(key, rkey)
+        _put(self, key, h, rec)
+
+    @cython.locals(h=cython.longlong)
+    def __setitem__(self, key, rec) -> None:
+        h = _hash2(key, reverse_key(key))
+        _put(self, key, h, rec)
+
+    @cython.locals(i=cython.Py_ssize_t, h=cython.longlong, sub=cython.Py_ssize_t, s=cython.longlong)
     def __delitem__(self, key) -> None:
-        fp = _fp(key)
-        i = _find(self, key, fp)
+        h = _hash2(key, reverse_key(key))
+        i = _find(self, key, h)
         if i < 0:
             raise KeyError(key)
-        t = self.subs[fp >> _SUB_SHIFT]
-        loc = _ld(t, i) & _LOC_MASK
-        _gen_add(self, loc >> _GEN_SHIFT, 1, -1)
-        _delete(self, fp >> _SUB_SHIFT, i)
+        sub = ((h >> 33) & _FP_MASK) >> _SUB_SHIFT
+        s = _ld(self.subs[sub], i)
+        _gen_add(self, (s & _LOC_MASK) >> _GEN_SHIFT, 1, -1)
+        _delete(self, sub, i)
         self.n -= 1
 
     def items(self) -> list:
@@ -418,10 +481,14 @@ def _st(b, i, v) -> cython.int:
 
 @cython.cfunc
 @cython.inline
-@cython.locals(h=cython.longlong)
-def _fp(key) -> cython.longlong:
-    h = hash(key)
-    return (h >> 33) & _FP_MASK
+@cython.locals(key=bytes, rkey=bytes, h=cython.longlong)
+def _hash2(key, rkey) -> cython.longlong:
+    """The hash of the lesser of a key and its reverse: the same for both."""
+    if key <= rkey:
+        h = hash(key)
+    else:
+        h = hash(rkey)
+    return h
 
 
 @cython.cfunc
@@ -432,25 +499,25 @@ def _home(fp, cap) -> cython.Py_ssize_t:
 
 
 @cython.cfunc
-@cython.locals(st=TombStore, fp=cython.longlong, t=bytearray, cap=cython.Py_ssize_t, i=cython.Py_ssize_t,
-               s=cython.longlong, ent=bytes, kl=cython.Py_ssize_t)
-def _find(st, key, fp) -> cython.Py_ssize_t:
-    """The slot of ``key`` in its sub-table, or -1."""
+@cython.locals(st=TombStore, h=cython.longlong, fp=cython.longlong, t=bytearray, cap=cython.Py_ssize_t,
+               i=cython.Py_ssize_t, s=cython.longlong)
+def _find(st, key, h) -> cython.Py_ssize_t:
+    """The slot of ``key`` (whose ``_hash2`` is ``h``) in its sub-table, or -1."""
+    fp = (h >> 33) & _FP_MASK
     t = st.subs[fp >> _SUB_SHIFT]
     cap = len(t) >> 3
     i = _home(fp, cap)
     while True:
         s = _ld(t, i)
         if s == 0:
-            return -1
-        if (s >> 32) == fp:
-            ent = _read(st, s & _LOC_MASK)
-            kl = _ENTRY.unpack_from(ent, 0)[4]
-            if ent[_HDR:_HDR + kl] == key:
-                return i
+            i = -1
+            break
+        if (s >> 32) == fp and _key_of(_read(st, s & _LOC_MASK)) == key:
+            break
         i += 1
         if i == cap:
             i = 0
+    return i
 
 
 @cython.cfunc
@@ -466,26 +533,32 @@ def _find_slot(st, s) -> cython.Py_ssize_t:
     while True:
         v = _ld(t, i)
         if v == s:
-            return i
+            break
         if v == 0:
-            return -1
+            i = -1
+            break
         i += 1
         if i == cap:
             i = 0
+    return i
 
 
 @cython.cfunc
 @cython.locals(st=TombStore, sub=cython.Py_ssize_t, s=cython.longlong, t=bytearray, cap=cython.Py_ssize_t,
-               c=cython.longlong, i=cython.Py_ssize_t)
+               c=cython.longlong, i=cython.Py_ssize_t, v=cython.longlong)
 def _insert(st, sub, s) -> cython.int:
     t = st.subs[sub]
     cap = len(t) >> 3
-    c = _ld(st.counts, sub) + 1
+    c = _ld(st.counts, sub)
+    c += 1
     if c * 4 > cap * 3:
         t = _resize(st, sub, cap + (cap >> 1))
         cap = len(t) >> 3
     i = _home(s >> 32, cap)
-    while _ld(t, i) != 0:
+    while True:
+        v = _ld(t, i)
+        if v == 0:
+            break
         i += 1
         if i == cap:
             i = 0
@@ -517,7 +590,8 @@ def _delete(st, sub, i) -> cython.int:
         _st(t, i, s)
         i = j
     _st(t, i, 0)
-    c = _ld(st.counts, sub) - 1
+    c = _ld(st.counts, sub)
+    c -= 1
     _st(st.counts, sub, c)
     if cap > _MIN_CAP and c * 8 < cap:
         _resize(st, sub, cap >> 1)
@@ -526,7 +600,7 @@ def _delete(st, sub, i) -> cython.int:
 
 @cython.cfunc
 @cython.locals(st=TombStore, sub=cython.Py_ssize_t, cap=cython.Py_ssize_t, old=bytearray, t=bytearray,
-               n=cython.Py_ssize_t, j=cython.Py_ssize_t, i=cython.Py_ssize_t, s=cython.longlong)
+               n=cython.Py_ssize_t, j=cython.Py_ssize_t, i=cython.Py_ssize_t, s=cython.longlong, v=cython.longlong)
 def _resize(st, sub, cap) -> bytearray:
     if cap < _MIN_CAP:
         cap = _MIN_CAP
@@ -537,7 +611,10 @@ def _resize(st, sub, cap) -> bytearray:
         s = _ld(old, j)
         if s != 0:
             i = _home(s >> 32, cap)
-            while _ld(t, i) != 0:
+            while True:
+                v = _ld(t, i)
+                if v == 0:
+                    break
                 i += 1
                 if i == cap:
                     i = 0
@@ -547,9 +624,10 @@ def _resize(st, sub, cap) -> bytearray:
 
 
 @cython.cfunc
-@cython.locals(st=TombStore, gid=cython.longlong, k=cython.longlong, d=cython.longlong)
+@cython.locals(st=TombStore, gid=cython.longlong, k=cython.longlong, d=cython.longlong, v=cython.longlong)
 def _gen_add(st, gid, k, d) -> cython.int:
-    _st(st.gens, gid * _G + k, _ld(st.gens, gid * _G + k) + d)
+    v = _ld(st.gens, gid * _G + k)
+    _st(st.gens, gid * _G + k, v + d)
     return 0
 
 
@@ -579,28 +657,37 @@ def _read(st, loc) -> bytes:
     return ent
 
 
+@cython.cfunc
+@cython.inline
+@cython.locals(ent=bytes)
+def _key_of(ent) -> bytes:
+    return ent[_HDR:_HDR + _ENTRY.unpack_from(ent, 0)[4]]
+
+
 def _record(ent: bytes) -> bytes:
     _size, rl, _seq, _h, kl = _ENTRY.unpack_from(ent, 0)
     return ent[_HDR + kl:_HDR + kl + rl]
 
 
 @cython.cfunc
-@cython.locals(st=TombStore, fp=cython.longlong, i=cython.Py_ssize_t, t=bytearray, old=cython.longlong,
+@cython.locals(st=TombStore, h=cython.longlong, fp=cython.longlong, i=cython.Py_ssize_t, old=cython.longlong,
                seq=cython.longlong, loc=cython.longlong)
-def _put(st, key: bytes, rec: bytes) -> cython.int:
-    fp = _fp(key)
-    i = _find(st, key, fp)
+def _put(st, key: bytes, h, rec: bytes) -> cython.int:
+    """Store ``rec`` under ``key`` (whose ``_hash2`` is ``h``)."""
+    fp = (h >> 33) & _FP_MASK
+    i = _find(st, key, h)
     if i >= 0:
         # a newer record of a stored key: it keeps the key's place in the order
-        old = _ld(st.subs[fp >> _SUB_SHIFT], i) & _LOC_MASK
+        old = _ld(st.subs[fp >> _SUB_SHIFT], i)
+        old &= _LOC_MASK
         seq = _ENTRY.unpack_from(_read(st, old), 0)[2]
         _gen_add(st, old >> _GEN_SHIFT, 1, -1)
-        loc = _append(st, key, rec, seq)
+        loc = _append(st, key, h, rec, seq)
         _st(st.subs[fp >> _SUB_SHIFT], i, (fp << 32) | loc)
         return 0
     seq = st.seq
     st.seq += 1
-    loc = _append(st, key, rec, seq)
+    loc = _append(st, key, h, rec, seq)
     _insert(st, fp >> _SUB_SHIFT, (fp << 32) | loc)
     st.n += 1
     return 0
@@ -609,13 +696,13 @@ def _put(st, key: bytes, rec: bytes) -> cython.int:
 @cython.cfunc
 @cython.locals(st=TombStore, kl=cython.Py_ssize_t, rl=cython.Py_ssize_t, size=cython.Py_ssize_t,
                seq=cython.longlong, h=cython.longlong, t=cython.longlong, off=cython.longlong,
-               p=cython.p_char, g=cython.Py_ssize_t, w=cython.Py_ssize_t)
-def _append(st, key: bytes, rec: bytes, seq) -> cython.longlong:
+               p=cython.p_char, g=cython.Py_ssize_t, w=cython.Py_ssize_t, used=cython.longlong,
+               low=cython.longlong)
+def _append(st, key: bytes, h, rec: bytes, seq) -> cython.longlong:
     """Write an entry into the newest generation; returns its locator."""
     kl = len(key)
     rl = len(rec)
     size = (_HDR + kl + rl + 7) & ~7
-    h = hash(key)
     if cython.compiled:
         p = cython.cast(cython.p_char, rec)
         t = cython.cast(cython.p_longlong, p + _LAST_AT)[0]
@@ -624,15 +711,18 @@ def _append(st, key: bytes, rec: bytes, seq) -> cython.longlong:
     if st.cur < 0:
         _new_gen(st, t)
     g = st.cur * _G
-    if _ld(st.gens, g) + st.wn + size > _GEN_MAX:
+    used = _ld(st.gens, g)                  # the generation's bytes on disk
+    if used + st.wn + size > _GEN_MAX:
         _new_gen(st, t)
         g = st.cur * _G
+        used = _ld(st.gens, g)
     if st.wn + size > len(st.wbuf):
         _flush(st)
+        used = _ld(st.gens, g)
         if size > len(st.wbuf):
             st.wbuf = bytearray(size)
     w = st.wn
-    off = _ld(st.gens, g) + w
+    off = used + w
     if cython.compiled:
         p = PyByteArray_AS_STRING(st.wbuf) + w
         cython.cast(cython.p_int, p)[0] = size
@@ -644,13 +734,11 @@ def _append(st, key: bytes, rec: bytes, seq) -> cython.longlong:
         memcpy(p + _HDR + kl, cython.cast(cython.p_char, rec), rl)
         memset(p + _HDR + kl + rl, 0, size - _HDR - kl - rl)
     else:
-        _ENTRY.pack_into(st.wbuf, w, size, rl, seq, h, kl)
-        st.wbuf[w + _HDR:w + _HDR + kl] = key
-        st.wbuf[w + _HDR + kl:w + _HDR + kl + rl] = rec
-        st.wbuf[w + _HDR + kl + rl:w + size] = bytes(size - _HDR - kl - rl)
+        st.wbuf[w:w + size] = b"".join((_ENTRY.pack(size, rl, seq, h, kl), key, rec, _PAD[:size - _HDR - kl - rl]))
     st.wn = w + size
     _gen_add(st, st.cur, 1, 1)
-    if t < _ld(st.gens, g + 2):
+    low = _ld(st.gens, g + 2)
+    if t < low:
         _st(st.gens, g + 2, t)
     return (st.cur << _GEN_SHIFT) | (off >> 3)
 
@@ -780,3 +868,17 @@ def _walk(st, gid, cutoff, out) -> cython.longlong:
         _st(st.gens, gid * _G + 2, low)
         _gen_add(st, gid, 1, -gone)
     return gone
+
+
+# As plain Python, the store's methods (and ``_pack``) run with the index functions they call
+# written into them (tcpanalyze/_fuse.py): a lookup or a store is one Python call, not one per
+# slot read.
+# Compiled, these are C functions and this does not run.
+_FUSE_ENTRIES = ("TombStore.find", "TombStore.put", "TombStore.__contains__", "TombStore.get",
+                 "TombStore.__setitem__", "TombStore.__delitem__", "_walk", "_resize", "_pack")
+_FUSE_INLINE = ("_flow_bits", "_ld", "_st", "_hash2", "_home", "_gen_add", "_find", "_find_slot", "_insert",
+                "_delete", "_put", "_append")
+if not cython.compiled:
+    from tcpanalyze import _fuse
+    _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE, cache=True)
+    pack = _pack        # what pack runs as plain Python, without its call

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpanalyze import _fuse, engine
+from tcpanalyze import _fuse, engine, tomb
 from tcpanalyze.engine import Analyzer, Config
 from tcpanalyze.pipeline import analyze_source
 
@@ -42,6 +42,26 @@ def test_feed_is_fused_with_every_listed_helper():
     for name in engine._FUSE_INLINE:
         assert f"{name}(" not in src, name
     assert report["seconds"] < 1.0
+
+
+@needs_pure
+def test_the_tombstone_store_is_fused_with_every_listed_helper():
+    """tomb.py's lookups, stores, sweep and packing are one Python call each: every index
+    function is written out, none is left a call in the entries that run per connection."""
+    if not _fuse.enabled():
+        pytest.skip("TCPANALYZE_NOFUSE is set in this environment")
+    inlined = set()
+    for entry in tomb._FUSE_ENTRIES:
+        report = _fuse.status()[f"tcpanalyze.tomb.{entry}"]
+        assert report["fused"], (entry, report["error"])
+        assert report["refused"] == {}, entry
+        inlined |= set(report["inlined"])
+    assert inlined == set(tomb._FUSE_INLINE)
+    assert tomb.pack is tomb._pack and tomb._pack.__code__.co_filename == "<fused tcpanalyze.tomb._pack>"
+    for entry in ("TombStore.find", "TombStore.put", "_walk"):
+        src = _fuse.source(f"tcpanalyze.tomb.{entry}")
+        for name in tomb._FUSE_INLINE:
+            assert f"{name}(" not in src, (entry, name)
 
 
 def _captures() -> list[Path]:

@@ -49,6 +49,7 @@ def test_behaves_like_a_dict(seed, small_buffers):
     model: dict[bytes, bytes] = {}
     now = 0
     keys = [_key(i, v6=i % 3 == 0) for i in range(3000)]
+    keys += [E.reverse_key(k) for k in keys[:1000]]      # both directions of a connection stored
     for step in range(20000):
         now += rng.randrange(0, S // 50)
         op = rng.random()
@@ -74,6 +75,8 @@ def test_behaves_like_a_dict(seed, small_buffers):
         else:
             assert (k in st) == (k in model)
             assert st.get(k) == model.get(k)
+            rk = E.reverse_key(k)
+            assert st.find(k, rk) == ((k, 0) if k in model else (rk, 1) if rk in model else None)
         assert len(st) == len(model)
         if step % 2000 == 0:
             assert st.items() == list(model.items())
@@ -98,6 +101,40 @@ def test_a_miss_reads_nothing():
     assert st.reads - before < 40
     assert st[_key(5)] == _rec(5, 5) and st.reads > before
     assert st.index_bytes() < 20000 * 16
+
+
+def test_find_looks_for_a_key_and_its_reverse_with_one_probe():
+    """``find(key, reverse)``: the tombstone stored under the key (direction 0) or else under
+    its reverse (direction 1); a miss reads no entry for either."""
+    st = tomb.TombStore(120 * S)
+    keys = [_key(i, v6=i % 5 == 0) for i in range(6000)]
+    for i, k in enumerate(keys[:3000]):
+        if i % 2:
+            st.put(k, E.reverse_key(k), _rec(i, i))
+        else:
+            st[k] = _rec(i, i)
+    st.expire(0, 120 * S)            # writes out the buffer: lookups now read the files
+    before = st.reads
+    for k in keys[3000:]:
+        rk = E.reverse_key(k)
+        assert st.find(k, rk) is None and st.find(rk, k) is None
+    assert st.reads - before < 10
+    for i, k in enumerate(keys[:3000]):
+        rk = E.reverse_key(k)
+        assert st.find(k, rk) == (k, 0) and st.find(rk, k) == (k, 1)
+        assert st[k] == _rec(i, i) and rk not in st
+    # both directions stored: the key itself comes first, whatever the order of the slots
+    k = keys[7]
+    rk = E.reverse_key(k)
+    st[rk] = _rec(1, 1)
+    assert st.find(k, rk) == (k, 0) and st.find(rk, k) == (rk, 0)
+    del st[k]
+    assert st.find(k, rk) == (rk, 1) and st[rk] == _rec(1, 1)
+    # a connection from an endpoint to itself has one key, its own reverse
+    same = bytes([10, 0, 0, 1, 10, 0, 0, 1]) + struct.pack(">HH", 5000, 5000)
+    assert E.reverse_key(same) == same
+    st.put(same, same, _rec(2, 2))
+    assert st.find(same, same) == (same, 0) and st[same] == _rec(2, 2)
 
 
 def test_generations_close_their_files_as_tombstones_leave():

@@ -24,6 +24,9 @@ _LOST = cython.declare(cython.longlong, A.LOST_SEGMENT)
 _ACK_LOST = cython.declare(cython.longlong, A.ACK_LOST_SEGMENT)
 _OOO = cython.declare(cython.longlong, A.OUT_OF_ORDER)
 _REUSED = cython.declare(cython.longlong, A.REUSED_PORTS)
+#: the analysis bits whose segments leave evidence here (any of the five above)
+_EVIDENCE = cython.declare(cython.longlong, A.RETRANSMISSION_FAMILY | A.LOST_SEGMENT | A.ACK_LOST_SEGMENT
+                           | A.OUT_OF_ORDER | A.REUSED_PORTS)
 # what a segment detector asks to see, as C constants
 _SEG_ANALYSIS = cython.declare(cython.longlong, SEG_ANALYSIS)
 _SEG_ODD = cython.declare(cython.longlong, SEG_ODD)
@@ -67,7 +70,8 @@ class Detectors:
     ``on_segment(seg, analyzer)`` (``examine``) returns True when it examined the segment
     (anything but an ordinary ACK: an analysis flag, or SYN/FIN/RST); ``on_conn_done(conn)`` returns the
     connection's findings (also passed to ``sink``); ``finish(facts)`` returns the summary
-    sections of the aggregate findings.
+    sections of the aggregate findings.  The segment detectors are those registered when the
+    Detectors are made.
     """
 
     def __init__(self, th: Thresholds | None = None, sink: FindingSink | None = None):
@@ -79,6 +83,13 @@ class Detectors:
         self._sitw = 0                               # analyzer.syn_in_time_wait entries seen
         self._kev = th.evidence_frames
         self._gap_ns = int(th.ooo_burst_gap_s * 1e9)
+        # the segment detectors registered by now, and every property any of them asks for:
+        # a segment none of them wants costs no walk of the list
+        self._seg_detectors = tuple(SEGMENT_DETECTORS)
+        on = 0
+        for _order, _detect, want in self._seg_detectors:
+            on |= want
+        self._seg_on = on
         self.on_segment = self.examine
 
     @cython.locals(seg=Segment, a=Analyzer, verdict=Verdict, conn=Conn, bits=cython.longlong,
@@ -99,28 +110,30 @@ class Detectors:
         ev = conn.events
         if ev is None:
             ev = conn.events = {}
-        k = self._kev
         want = fl
         if bits:
             want |= _SEG_ANALYSIS
-            if bits & _RTX:
-                add_evidence(ev, "rtx", seg.frame, seg.ts_ns, k)
-            if bits & _LOST:
-                add_evidence(ev, "lost", seg.frame, seg.ts_ns, k)
-            if bits & _ACK_LOST:
-                add_evidence(ev, "ack_lost", seg.frame, seg.ts_ns, k)
-            if bits & _OOO:
-                self._out_of_order(ev, seg.frame, seg.ts_ns, k)
-            if bits & _REUSED and not seg.flags & 0x10:    # a SYN/ACK keeps its stream
-                self._port_reuse(seg, a, conn)
+            if bits & _EVIDENCE:
+                k = self._kev
+                if bits & _RTX:
+                    add_evidence(ev, "rtx", seg.frame, seg.ts_ns, k)
+                if bits & _LOST:
+                    add_evidence(ev, "lost", seg.frame, seg.ts_ns, k)
+                if bits & _ACK_LOST:
+                    add_evidence(ev, "ack_lost", seg.frame, seg.ts_ns, k)
+                if bits & _OOO:
+                    self._out_of_order(ev, seg.frame, seg.ts_ns, k)
+                if bits & _REUSED and not seg.flags & 0x10:    # a SYN/ACK keeps its stream
+                    self._port_reuse(seg, a, conn)
         if fl & 0x17 != 0x10:
             want |= _SEG_ODD
         if seg.paylen:
             want |= _SEG_DATA
-        th = self.th
-        for _order, detect, on in SEGMENT_DETECTORS:
-            if want & on:
-                detect(seg, verdict, conn, ev, th)
+        if want & self._seg_on:
+            th = self.th
+            for _order, detect, on in self._seg_detectors:
+                if want & on:
+                    detect(seg, verdict, conn, ev, th)
         return True
 
     def _out_of_order(self, ev: dict, frame: int, now: int, k: int) -> None:

@@ -70,8 +70,7 @@ class Detectors:
     ``on_segment(seg, analyzer)`` (``examine``) returns True when it examined the segment
     (anything but an ordinary ACK: an analysis flag, or SYN/FIN/RST); ``on_conn_done(conn)`` returns the
     connection's findings (also passed to ``sink``); ``finish(facts)`` returns the summary
-    sections of the aggregate findings.  The segment detectors are those registered when the
-    Detectors are made.
+    sections of the aggregate findings.
     """
 
     def __init__(self, th: Thresholds | None = None, sink: FindingSink | None = None):
@@ -83,13 +82,8 @@ class Detectors:
         self._sitw = 0                               # analyzer.syn_in_time_wait entries seen
         self._kev = th.evidence_frames
         self._gap_ns = int(th.ooo_burst_gap_s * 1e9)
-        # the segment detectors registered by now, and every property any of them asks for:
-        # a segment none of them wants costs no walk of the list
-        self._seg_detectors = tuple(SEGMENT_DETECTORS)
-        on = 0
-        for _order, _detect, want in self._seg_detectors:
-            on |= want
-        self._seg_on = on
+        self._seg_n = -1                             # segment detectors _seg_on covers
+        self._seg_on = 0                             # every property any of them asks for
         self.on_segment = self.examine
 
     @cython.locals(seg=Segment, a=Analyzer, verdict=Verdict, conn=Conn, bits=cython.longlong,
@@ -129,12 +123,25 @@ class Detectors:
             want |= _SEG_ODD
         if seg.paylen:
             want |= _SEG_DATA
-        if want & self._seg_on:
-            th = self.th
-            for _order, detect, on in self._seg_detectors:
-                if want & on:
-                    detect(seg, verdict, conn, ev, th)
+        if not cython.compiled:
+            # as plain Python, a walk of the list costs more than one test of what any
+            # detector asks for (compiled, the walk is C)
+            if len(SEGMENT_DETECTORS) != self._seg_n:
+                self._seg_mask()
+            if not want & self._seg_on:
+                return True
+        th = self.th
+        for _order, detect, on in SEGMENT_DETECTORS:
+            if want & on:
+                detect(seg, verdict, conn, ev, th)
         return True
+
+    def _seg_mask(self) -> None:
+        on = 0
+        for _order, _detect, want in SEGMENT_DETECTORS:
+            on |= want
+        self._seg_on = on
+        self._seg_n = len(SEGMENT_DETECTORS)
 
     def _out_of_order(self, ev: dict, frame: int, now: int, k: int) -> None:
         """Out-of-order evidence: count, frames, and bursts (segments less than the burst gap apart)."""

@@ -1678,8 +1678,8 @@ def _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen):
 # As plain Python, decode() and _tcp() run with new_segment written into them
 # (tcpanalyze/_fuse.py): a segment is an allocation and its stores, not a class call.
 # Compiled, the fast path builds segments with C stores and this does not run.
-_FUSE_ENTRIES = ("decode", "_tcp")
-_FUSE_INLINE = ("new_segment",)
 if not cython.compiled:
     from tcpanalyze import _fuse
+    _FUSE_ENTRIES = ("decode", "_tcp")
+    _FUSE_INLINE = ("new_segment",)
     _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE, cache=True)

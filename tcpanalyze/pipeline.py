@@ -18,11 +18,9 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
 
 from tcpanalyze.decode import (CSUM_BAD, CSUM_GOOD, CSUM_OFFLOAD, LINKTYPE_NAMES, DecodeState, decode, decode_at,
                                decode_frame, decode_general)
-# what decode() reads, so that the plain-Python loop (_run_plain) can have it written in
-from tcpanalyze.decode import _FAST54, _FAST66, _FAST74, _FAST86, _decode_general_safe  # noqa: F401
 from tcpanalyze.engine import Analyzer, Verdict
 from tcpanalyze.errors import DecodeError, SourceError
-from tcpanalyze.model import Segment, new_segment  # noqa: F401
+from tcpanalyze.model import Segment
 from tcpanalyze.reassembly import Reassembler
 from tcpanalyze.sources.pcap import open_capture
 
@@ -419,8 +417,11 @@ def _batches_with_progress(batches, reader, progress, every: int = K_PROGRESS_EV
 # As plain Python, the usual packet loop runs with decode() (and the Segment constructor it
 # uses) written into it (tcpanalyze/_fuse.py): no call per frame to decode it.  Compiled,
 # the loops call the C decoder and this does not run.
-_FUSE_ENTRIES = ("_run_plain",)
-_FUSE_INLINE = ("decode", "new_segment")
 if not cython.compiled:
+    # the names decode() reads, which the fuser needs here to write it out
+    from tcpanalyze.decode import _FAST54, _FAST66, _FAST74, _FAST86, _decode_general_safe  # noqa: F401
+    from tcpanalyze.model import new_segment  # noqa: F401
     from tcpanalyze import _fuse
+    _FUSE_ENTRIES = ("_run_plain",)
+    _FUSE_INLINE = ("decode", "new_segment")
     _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE, cache=True)

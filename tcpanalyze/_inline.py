@@ -227,10 +227,11 @@ class Fuser:
     def _template(self, fn) -> _Template:
         ast = self.ast
         name = self.inline[fn]
-        if fn.__code__.co_freevars or fn.__code__.co_flags & _CO_NOT_PLAIN:
+        fn_src = _as_written(fn)
+        if fn_src.__code__.co_freevars or fn_src.__code__.co_flags & _CO_NOT_PLAIN:
             raise Refused("a closure, generator or coroutine")
-        src = self.source_of(fn)
-        node = src.function_ast(fn, ast)
+        src = self.source_of(fn_src)
+        node = src.function_ast(fn_src, ast)
         _check_signature(node, name, ast)
         body, scope = self.prepare(node, src, name)
         params = _param_names(node)
@@ -429,6 +430,15 @@ class _ExprInliner:
 
 
 # ---------------------------------------------------------------------- AST helpers
+
+def _as_written(fn):
+    """The function as its source has it: a helper that was itself fused (another module's
+    entry) is written out from its source, its own helpers written into it again here."""
+    wrapped = getattr(fn, "__wrapped__", None)
+    if wrapped is not None and fn.__code__.co_filename.startswith("<fused "):
+        return wrapped
+    return fn
+
 
 def _identifiers(line: str):
     word = []

@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - exercised by the pure-Python install
     from tcpanalyze import _cyshim as cython
 
 from tcpanalyze.errors import DecodeError, TruncatedError
-from tcpanalyze.model import Segment
+from tcpanalyze.model import Segment, new_segment
 from tcpanalyze.reassembly import FragmentError
 
 __all__ = ["decode", "decode_general", "DecodeState", "tcp_checksum_state", "LINKTYPE_NAMES", "CSUM_GOOD",
@@ -90,12 +90,13 @@ _IP4ADDR = struct.Struct("4s")
 _IP6 = struct.Struct("!4xHBx16s16s")
 # TCP (RFC 9293 §3.1): sport, dport, seq, ack, data offset/reserved/flags, window.
 _TCP = struct.Struct("!HHIIHH")
-# Fast path: Ethernet (dst, src, type) + IPv4 without options (vihl, total length, flags/
-# fragment offset, protocol, src, dst) + TCP (ports, seq, ack, offset/flags, window, skip
-# checksum and urgent pointer) + 12 option bytes read as the (NOP NOP 8 10) word, TSval,
-# TSecr: 66 bytes.  _FAST54 stops at the TCP window, for 54..65-byte frames.
-_FAST66 = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIHH4xIII")
-_FAST54 = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIHH")
+# Fast path: Ethernet (dst, src, type) + IPv4 without options + TCP (ports, seq, ack,
+# offset/flags, window, skip checksum and urgent pointer) + 12 option bytes read as the
+# (NOP NOP 8 10) word, TSval, TSecr: 66 bytes.  Of IPv4, one 32-bit word holds the
+# ethertype, version/IHL and TOS, one the flags/fragment offset, TTL and protocol (each
+# tested with one mask), then total length, src, dst: fewer values to make per frame.  _FAST54 stops at the TCP window, for 54..65-byte frames.
+_FAST66 = struct.Struct("!12xIHxxI2x4s4sHHIIHH4xIII")
+_FAST54 = struct.Struct("!12xIHxxI2x4s4sHHIIHH")
 # The same for IPv6 without extension headers, from offset 14: version/class/flow label,
 # payload length, next header, (hop limit), src, dst, then TCP as above.  86 bytes with the
 # timestamp word, 74 without (_FAST74 stops at the window).
@@ -193,13 +194,13 @@ def _tcp(frame, ts, buf, off, end, counts, src, dst, plen):
     cap = end - pay             # captured payload bytes
     flags = offfl & 0x1FF
     if hl == 20:
-        return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
-                       -1, -1, False, None, -1, -1, cap < paylen)
+        return new_segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
+                           -1, -1, False, None, -1, -1, cap < paylen)
     if hl == 32:
         word, tsval, tsecr = _III.unpack_from(buf, off + 20)
         if word == _TS_WORD:
-            return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
-                           -1, -1, False, None, tsval, tsecr, cap < paylen)
+            return new_segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
+                               -1, -1, False, None, tsval, tsecr, cap < paylen)
     # General option walk (RFC 9293 §3.2, RFC 7323, RFC 2018).
     mss = wscale = tsval = tsecr = -1
     sack_perm = False
@@ -253,8 +254,8 @@ def _tcp(frame, ts, buf, off, end, counts, src, dst, plen):
         i += ln                             # unknown kinds are skipped by their length
     if bad:
         counts["bad_tcp_option"] = counts.get("bad_tcp_option", 0) + 1
-    return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
-                   mss, wscale, sack_perm, sack, tsval, tsecr, cap < paylen)
+    return new_segment(frame, ts, src, dst, sport, dport, seq, ack, flags, win, paylen,
+                       mss, wscale, sack_perm, sack, tsval, tsecr, cap < paylen)
 
 
 # ======================================================================================
@@ -1579,31 +1580,32 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0)
     ``DecodeError("unsupported_linktype", 0, "link type N (NAME)")`` for unknown link types.
     """
     if linktype == 1:
-        if cython.compiled and type(buf) is bytes:
-            seg = _fast_ether(frame, ts_ns, buf, wirelen)
-            if seg is not None:
-                return seg
-            return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
+        if cython.compiled:
+            if type(buf) is bytes:
+                seg = _fast_ether(frame, ts_ns, buf, wirelen)
+                if seg is not None:
+                    return seg
+                return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
         # Fast path: Ethernet II, IPv4 with IHL 5, not a fragment, IP length set
         # (and within the wire length when known), or IPv6 with TCP as the first next
         # header and a payload length; TCP with no options or with exactly NOP NOP
         # Timestamp.  Anything else falls through to the general path.
         n = len(buf)
         if n >= 66:
-            (et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win,
-             word, tsval, tsecr) = _FAST66.unpack_from(buf)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
-                    and (not wirelen or tot + 14 <= wirelen):
+            etv, tot, fpr, src, dst, sport, dport, seq, ack, offfl, win, word, tsval, tsecr = \
+                _FAST66.unpack_from(buf)
+            # etv: ethertype, version/IHL, TOS; fpr: flags/fragment offset, TTL, protocol
+            if etv & 0xFFFFFF00 == 0x08004500 and fpr & 0x3FFF00FF == 6 and (not wirelen or tot + 14 <= wirelen):
                 hl = offfl & 0xF000
-                if hl == 0x8000 and word == _TS_WORD and tot >= 52:
+                if hl == 0x8000 and word == _TS_WORD_C and tot >= 52:
                     paylen = tot - 52
-                    return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
-                                   paylen, -1, -1, False, None, tsval, tsecr, n - 66 < paylen)
+                    return new_segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                       paylen, -1, -1, False, None, tsval, tsecr, n - 66 < paylen)
                 if hl == 0x5000 and tot >= 40:
                     paylen = tot - 40
-                    return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
-                                   paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
-            if et == 0x86DD and n >= 74:
+                    return new_segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                       paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+            elif etv >> 16 == 0x86DD and n >= 74:
                 # IPv6, next header TCP, payload length set (and within the wire length)
                 if n >= 86:
                     vtc, plen, nh, src, dst, sport, dport, seq, ack, offfl, win, word, tsval, tsecr = \
@@ -1613,21 +1615,21 @@ def decode(frame: int, ts_ns: int, linktype: int, buf, counts, wirelen: int = 0)
                     word = 0
                 if nh == 6 and vtc >> 28 == 6 and plen and (not wirelen or plen + 54 <= wirelen):
                     hl = offfl & 0xF000
-                    if hl == 0x8000 and word == _TS_WORD and plen >= 32:
+                    if hl == 0x8000 and word == _TS_WORD_C and plen >= 32:
                         paylen = plen - 32
-                        return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
-                                       paylen, -1, -1, False, None, tsval, tsecr, n - 86 < paylen)
+                        return new_segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                           paylen, -1, -1, False, None, tsval, tsecr, n - 86 < paylen)
                     if hl == 0x5000 and plen >= 20:
                         paylen = plen - 20
-                        return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
-                                       paylen, -1, -1, False, None, -1, -1, n - 74 < paylen)
+                        return new_segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                           paylen, -1, -1, False, None, -1, -1, n - 74 < paylen)
         elif n >= 54:
-            et, vihl, tot, frag, proto, src, dst, sport, dport, seq, ack, offfl, win = _FAST54.unpack_from(buf)
-            if et == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF \
-                    and offfl & 0xF000 == 0x5000 and tot >= 40 and (not wirelen or tot + 14 <= wirelen):
+            etv, tot, fpr, src, dst, sport, dport, seq, ack, offfl, win = _FAST54.unpack_from(buf)
+            if etv & 0xFFFFFF00 == 0x08004500 and fpr & 0x3FFF00FF == 6 and offfl & 0xF000 == 0x5000 \
+                    and tot >= 40 and (not wirelen or tot + 14 <= wirelen):
                 paylen = tot - 40
-                return Segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
-                               paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
+                return new_segment(frame, ts_ns, src, dst, sport, dport, seq, ack, offfl & 0x1FF, win,
+                                   paylen, -1, -1, False, None, -1, -1, n - 54 < paylen)
     return _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen)
 
 
@@ -1671,3 +1673,13 @@ def _decode_general_safe(frame, ts_ns, linktype, buf, counts, wirelen):
         return _decode_general(frame, ts_ns, linktype, buf, counts, wirelen)
     except (struct.error, IndexError) as exc:   # safety net only: every access is bounds-checked
         raise TruncatedError("truncated", 0, f"{type(exc).__name__}: {exc}") from None
+
+
+# As plain Python, decode() and _tcp() run with new_segment written into them
+# (tcpanalyze/_fuse.py): a segment is an allocation and its stores, not a class call.
+# Compiled, the fast path builds segments with C stores and this does not run.
+if not cython.compiled:
+    from tcpanalyze import _fuse
+    _FUSE_ENTRIES = ("decode", "_tcp")
+    _FUSE_INLINE = ("new_segment",)
+    _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE, cache=True)

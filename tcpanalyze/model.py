@@ -11,6 +11,11 @@ from typing import NamedTuple
 
 from tcpanalyze._fields import slots
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - exercised by the pure-Python install
+    from tcpanalyze import _cyshim as cython
+
 # TCP header flag bits (RFC 9293 §3.1; AE is RFC 3540's former NS bit, bit 8).
 FIN = 0x001
 SYN = 0x002
@@ -128,3 +133,33 @@ class Segment:
     def __repr__(self) -> str:
         return (f"Segment(frame={self.frame}, {addr_str(self.src)}:{self.sport} -> {addr_str(self.dst)}:{self.dport}, "
                 f"seq={self.seq}, ack={self.ack}, flags={flag_str(self.flags) or '-'}, win={self.win}, len={self.paylen})")
+
+
+@cython.locals(seg=Segment)
+def new_segment(frame, ts_ns, src, dst, sport, dport, seq, ack, flags, win, paylen,
+                mss, wscale, sack_perm, sack, tsval, tsecr, truncated):
+    """``Segment(...)`` with every field given, made without a call of ``__init__``: the
+    decoder's constructor.  As plain Python, the decoder has this written into it
+    (decode.py, ``_FUSE_INLINE``), so a segment costs an allocation and the stores, not the
+    class call's argument tuple and ``__init__`` frame; compiled, the stores are C stores.
+    tests/test_fields.py checks that it sets every field, in FIELDS order."""
+    seg = Segment.__new__(Segment)
+    seg.frame = frame
+    seg.ts_ns = ts_ns
+    seg.src = src
+    seg.dst = dst
+    seg.sport = sport
+    seg.dport = dport
+    seg.seq = seq
+    seg.ack = ack
+    seg.flags = flags
+    seg.win = win
+    seg.paylen = paylen
+    seg.mss = mss
+    seg.wscale = wscale
+    seg.sack_perm = sack_perm
+    seg.sack = sack
+    seg.tsval = tsval
+    seg.tsecr = tsecr
+    seg.truncated = truncated
+    return seg

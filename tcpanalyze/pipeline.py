@@ -211,8 +211,11 @@ def gc_tuned(off: bool = False):
                notable_only=cython.bint, drop=cython.bint, verify=cython.bint, cdec=cython.bint)
 def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only, drop) -> None:
     counts = stats.skipped
-    feed = analyzer.feed
     verify = counts.verify
+    if not cython.compiled and not verify and nparts == 1 and keep is None:
+        _run_plain(packets, analyzer, stats, on_segment, notable_only)
+        return
+    feed = analyzer.feed
     dec = decode_general if verify else decode   # checksums are computed off the fast path only
     cdec = cython.compiled and not verify        # compiled: decode() as a C call (decode_frame)
     frames = 0
@@ -240,6 +243,31 @@ def _run(packets, analyzer, stats, on_segment, keep, part, nparts, notable_only,
             continue
         if keep is not None and not keep(seg):
             continue
+        tcp += 1
+        v = feed(seg)
+        if on_segment is not None and (not notable_only or v.analysis or seg.flags & 0x17 != 0x10):
+            on_segment(seg, analyzer)
+    stats.frames += frames
+    stats.tcp += tcp
+
+
+def _run_plain(packets, analyzer, stats, on_segment, notable_only) -> None:
+    """_run as plain Python for the usual run (no checksums, one part, no ``keep``): the
+    same segments and counts, without the tests for what the run does not do."""
+    counts = stats.skipped
+    feed = analyzer.feed
+    frames = 0
+    tcp = 0
+    for frame, ts, lt, data, wirelen in packets:
+        frames += 1
+        try:
+            seg = decode(frame, ts, lt, data, counts, wirelen)
+        except DecodeError as e:
+            decode_error(stats, e, frame, lt)
+            continue
+        if seg is None:
+            continue
+        analyzer.cur_frame = seg.frame
         tcp += 1
         v = feed(seg)
         if on_segment is not None and (not notable_only or v.analysis or seg.flags & 0x17 != 0x10):
@@ -384,3 +412,16 @@ def _batches_with_progress(batches, reader, progress, every: int = K_PROGRESS_EV
         n = m
         yield batch
     progress(reader.bytes_read, reader.size)
+
+
+# As plain Python, the usual packet loop runs with decode() (and the Segment constructor it
+# uses) written into it (tcpanalyze/_fuse.py): no call per frame to decode it.  Compiled,
+# the loops call the C decoder and this does not run.
+if not cython.compiled:
+    # the names decode() reads, which the fuser needs here to write it out
+    from tcpanalyze.decode import _FAST54, _FAST66, _FAST74, _FAST86, _decode_general_safe  # noqa: F401
+    from tcpanalyze.model import new_segment  # noqa: F401
+    from tcpanalyze import _fuse
+    _FUSE_ENTRIES = ("_run_plain",)
+    _FUSE_INLINE = ("decode", "new_segment")
+    _fuse.fuse(globals(), _FUSE_ENTRIES, _FUSE_INLINE, cache=True)

@@ -101,6 +101,24 @@ def test_segment_init_matches_its_fields():
     assert [getattr(seg, f[0]) for f in Segment.FIELDS] == values
 
 
+def test_new_segment_sets_every_field_in_order():
+    """model.new_segment (the decoder's constructor) takes every field, in FIELDS order, and
+    gives what Segment() does with the same values."""
+    import inspect
+    from tcpanalyze.model import new_segment
+    if inspect.isfunction(new_segment):     # compiled, it has no signature to read
+        assert list(inspect.signature(new_segment).parameters) == [f[0] for f in Segment.FIELDS]
+    values = [object() for _ in Segment.FIELDS]
+    for i, f in enumerate(Segment.FIELDS):
+        if f[1] == "long long":
+            values[i] = 100 + i
+    seg = new_segment(*values)
+    assert type(seg) is Segment
+    assert [getattr(seg, f[0]) for f in Segment.FIELDS] == values
+    ref = Segment(*values)
+    assert [getattr(seg, f[0]) for f in Segment.FIELDS] == [getattr(ref, f[0]) for f in Segment.FIELDS]
+
+
 def test_ast_tables_match_runtime_tables():
     """What setup.py reads from the source is what the classes hold."""
     for module in (engine, model, zeek):

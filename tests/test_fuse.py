@@ -155,6 +155,62 @@ def test_tracebacks_name_the_fused_code(tmp_path):
     assert frame.lineno == 4            # the helper's statement, in its own file's numbering
 
 
+# ---------------------------------------------------------------------- the decoder and the packet loop
+
+DECODE = "tcpanalyze.decode.decode"
+TCP = "tcpanalyze.decode._tcp"
+LOOP = "tcpanalyze.pipeline._run_plain"
+
+
+@needs_pure
+def test_decoder_and_packet_loop_are_fused():
+    if not _fuse.enabled():
+        pytest.skip("TCPANALYZE_NOFUSE is set in this environment")
+    from tcpanalyze import decode as D, pipeline as P
+    status = _fuse.status()
+    for key, fn, helpers in ((DECODE, D.decode, {"new_segment"}), (TCP, D._tcp, {"new_segment"}),
+                             (LOOP, P._run_plain, {"decode", "new_segment"})):
+        report = status[key]
+        assert report["fused"], (key, report["error"])
+        assert fn.__code__.co_filename == f"<fused {key}>"
+        assert set(report["inlined"]) == helpers, key
+        assert report["refused"] == {}, key
+        src = _fuse.source(key)
+        for name in helpers:
+            assert f"{name}(" not in src, (key, name)
+
+
+def _segments(path: Path, dec):
+    """Every frame of a capture decoded by ``dec``: the segment's fields, None, or the error."""
+    from tcpanalyze.decode import DecodeState
+    from tcpanalyze.errors import DecodeError
+    from tcpanalyze.model import Segment
+    from tcpanalyze.sources.pcap import open_capture
+    out = []
+    counts = DecodeState()
+    with open_capture(str(path)) as r:
+        for frame, ts, lt, data, wirelen in r:
+            try:
+                seg = dec(frame, ts, lt, data, counts, wirelen)
+            except DecodeError as e:
+                out.append((e.kind, e.offset, e.detail))
+                continue
+            out.append(None if seg is None else [getattr(seg, f[0]) for f in Segment.FIELDS])
+    return out, dict(counts)
+
+
+@needs_pure
+@pytest.mark.parametrize("path", _captures(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_fused_decoder_and_loop_give_the_same_segments(path, monkeypatch):
+    from tcpanalyze import decode as D, pipeline as P
+    assert _segments(path, D.decode) == _segments(path, _fuse.original(DECODE))
+    fused = _run(path, Analyzer.feed)
+    monkeypatch.setattr(D, "_tcp", _fuse.original(TCP))
+    monkeypatch.setattr(P, "_run_plain", _fuse.original(LOOP))
+    assert _segments(path, D.decode) == _segments(path, _fuse.original(DECODE))
+    assert fused == _run(path, Analyzer.feed)
+
+
 # ---------------------------------------------------------------------- the transformer
 
 def _module(tmp_path: Path, name: str, text: str):
@@ -314,6 +370,36 @@ def test_globals_of_another_module(tmp_path):
     assert "another object" in report["refused"]["over"]
     assert "x + 3" in _fuse.source("fz_user.entry")
     assert mod.entry(5) == (True, 8) == before["entry"](5)
+
+
+def test_a_fused_helper_is_written_out_from_its_source(tmp_path):
+    """A helper that is another module's fused entry (decode() in the packet loop) is
+    written out as its source has it, with its own helpers written into it again."""
+    _module(tmp_path, "fz_inner", """
+        from tcpanalyze import _fuse
+
+        def twice(x):
+            return x + x
+
+        def inner(x):
+            if x < 0:
+                return 0
+            y = twice(x)
+            return y + 1
+
+        _fuse.fuse(globals(), ("inner",), ("twice",))
+        """)
+    mod, before, report = _fused(tmp_path, "fz_outer", """
+        from fz_inner import inner, twice
+
+        def entry(x):
+            r = inner(x)
+            return r * 10
+        """, ["entry"], ["inner", "twice"])
+    assert report["inlined"] == {"inner": 1, "twice": 1}
+    assert report["refused"] == {}
+    assert "inner(" not in _fuse.source("fz_outer.entry")
+    assert [mod.entry(x) for x in (-3, 0, 4)] == [before["entry"](x) for x in (-3, 0, 4)] == [0, 10, 90]
 
 
 def test_a_failing_fusion_keeps_the_function(tmp_path, monkeypatch):

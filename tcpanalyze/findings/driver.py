@@ -24,6 +24,9 @@ _LOST = cython.declare(cython.longlong, A.LOST_SEGMENT)
 _ACK_LOST = cython.declare(cython.longlong, A.ACK_LOST_SEGMENT)
 _OOO = cython.declare(cython.longlong, A.OUT_OF_ORDER)
 _REUSED = cython.declare(cython.longlong, A.REUSED_PORTS)
+#: the analysis bits whose segments leave evidence here (any of the five above)
+_EVIDENCE = cython.declare(cython.longlong, A.RETRANSMISSION_FAMILY | A.LOST_SEGMENT | A.ACK_LOST_SEGMENT
+                           | A.OUT_OF_ORDER | A.REUSED_PORTS)
 # what a segment detector asks to see, as C constants
 _SEG_ANALYSIS = cython.declare(cython.longlong, SEG_ANALYSIS)
 _SEG_ODD = cython.declare(cython.longlong, SEG_ODD)
@@ -79,6 +82,8 @@ class Detectors:
         self._sitw = 0                               # analyzer.syn_in_time_wait entries seen
         self._kev = th.evidence_frames
         self._gap_ns = int(th.ooo_burst_gap_s * 1e9)
+        self._seg_n = -1                             # segment detectors _seg_on covers
+        self._seg_on = 0                             # every property any of them asks for
 
     @cython.locals(seg=Segment, a=Analyzer, verdict=Verdict, conn=Conn, bits=cython.longlong,
                    fl=cython.longlong, want=cython.longlong, k=cython.longlong,
@@ -98,24 +103,32 @@ class Detectors:
         ev = conn.events
         if ev is None:
             ev = conn.events = {}
-        k = self._kev
         want = fl
         if bits:
             want |= _SEG_ANALYSIS
-            if bits & _RTX:
-                add_evidence(ev, "rtx", seg.frame, seg.ts_ns, k)
-            if bits & _LOST:
-                add_evidence(ev, "lost", seg.frame, seg.ts_ns, k)
-            if bits & _ACK_LOST:
-                add_evidence(ev, "ack_lost", seg.frame, seg.ts_ns, k)
-            if bits & _OOO:
-                self._out_of_order(ev, seg.frame, seg.ts_ns, k)
-            if bits & _REUSED and not seg.flags & 0x10:    # a SYN/ACK keeps its stream
-                self._port_reuse(seg, a, conn)
+            if bits & _EVIDENCE:
+                k = self._kev
+                if bits & _RTX:
+                    add_evidence(ev, "rtx", seg.frame, seg.ts_ns, k)
+                if bits & _LOST:
+                    add_evidence(ev, "lost", seg.frame, seg.ts_ns, k)
+                if bits & _ACK_LOST:
+                    add_evidence(ev, "ack_lost", seg.frame, seg.ts_ns, k)
+                if bits & _OOO:
+                    self._out_of_order(ev, seg.frame, seg.ts_ns, k)
+                if bits & _REUSED and not seg.flags & 0x10:    # a SYN/ACK keeps its stream
+                    self._port_reuse(seg, a, conn)
         if fl & 0x17 != 0x10:
             want |= _SEG_ODD
         if seg.paylen:
             want |= _SEG_DATA
+        if not cython.compiled:
+            # as plain Python, a walk of the list costs more than one test of what any
+            # detector asks for (compiled, the walk is C)
+            if len(SEGMENT_DETECTORS) != self._seg_n:
+                self._seg_mask()
+            if not want & self._seg_on:
+                return True
         th = self.th
         for _order, detect, on in SEGMENT_DETECTORS:
             if want & on:
@@ -125,6 +138,13 @@ class Detectors:
     #: the pipeline's per-segment callback (a class attribute: a bound method kept on the
     #: instance would make a reference cycle, freed only by the cyclic collector)
     on_segment = examine
+
+    def _seg_mask(self) -> None:
+        on = 0
+        for _order, _detect, want in SEGMENT_DETECTORS:
+            on |= want
+        self._seg_on = on
+        self._seg_n = len(SEGMENT_DETECTORS)
 
     def _out_of_order(self, ev: dict, frame: int, now: int, k: int) -> None:
         """Out-of-order evidence: count, frames, and bursts (segments less than the burst gap apart)."""

@@ -232,8 +232,9 @@ class CaptureReader:
         self.name = name
         self.size = size
         # frames yielded and bytes read, in one int64 array the compiled walk stores into
-        # without making Python ints (the ``frames``/``bytes_read`` properties read it)
-        self._pos = array("q", [0, 0])
+        # without making Python ints (the ``frames``/``bytes_read`` properties read it); as
+        # plain Python a list, whose item stores the interpreter makes without a call
+        self._pos = array("q", [0, 0]) if cython.compiled else [0, 0]
         self.damage: CaptureDamage | None = None
         self.warnings: list[str] = []
         self.format = ""
@@ -684,6 +685,7 @@ class CaptureReader:
         p = -base
         frame = 0                   # last frame number assigned (packet blocks seen)
         dropped = 0                 # packet blocks skipped as damaged
+        pos = self._pos             # frames yielded, bytes read (as the properties set them)
         while True:
             # Fast path: a well-formed Enhanced Packet Block (pcapng §4.3) that is entirely
             # in the window.  Anything else, including a damaged EPB, takes the general path.
@@ -702,8 +704,8 @@ class CaptureReader:
                             ts *= mul
                         if ts >> 62:                # negative, or 2**62 and beyond
                             ts = self._clamp_ts(ts, base + p, frame)
-                        self.frames = frame - dropped
-                        self.bytes_read = base + r
+                        pos[0] = frame - dropped
+                        pos[1] = base + r
                         yield (frame, ts, lt, buf[p + 28:p + 28 + caplen], wirelen)
                         p = r
                         continue

@@ -18,7 +18,7 @@ class longlong(int, metaclass=_CType):  # noqa: N801 - Cython's name
     pass
 
 
-Py_ssize_t = bint = char = uchar = int = ulonglong = longlong  # noqa: A001 - Cython's names
+Py_ssize_t = bint = char = uchar = int = uint = ulonglong = longlong  # noqa: A001 - Cython's names
 
 
 class double(float, metaclass=_CType):  # noqa: N801 - Cython's name

@@ -4,7 +4,7 @@
 # nothing holds, and address bytes objects).
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.ref cimport Py_REFCNT
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 from tcpanalyze.decode cimport decode_at
 from tcpanalyze.engine cimport Analyzer, Verdict
 from tcpanalyze.model cimport Segment

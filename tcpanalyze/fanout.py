@@ -2,11 +2,12 @@
 
 The dispatcher (``dispatch``) reads and decodes every frame, as ``pipeline.run_packets`` does
 (the same decoder, decode-error counts, fragment reassembly and checksum verification), and
-hands each TCP segment to the owner of its connection: the symmetric hash of the 4-tuple
-(``pipeline.owner``'s) picks one of ``K_BUCKETS`` buckets, so both directions and every
-reuse of a 4-tuple land in the same one, and a lane table (``lane_table``: consecutive
-ranges of buckets, in proportion to the lanes' weights) maps the bucket to a lane.  A
-worker's lane gets the segment as a fixed-size packed record (``REC``, below), which the
+hands each TCP segment to the owner of its connection: a symmetric hash of the 4-tuple
+picks one of ``K_BUCKETS`` buckets, so both directions and every reuse of a 4-tuple land in
+the same one, and a lane table (``lane_table``: consecutive ranges of buckets, in
+proportion to the lanes' weights) maps the bucket to a lane; a ``Placement`` moves new
+connections off that lane to keep the lanes as busy as each other (large connections
+the hash put on one lane, a reader slower or faster than its weight said).  A worker's lane gets the segment as a fixed-size packed record (``REC``, below), which the
 worker (``consume``, a slot at a time) turns back into a ``model.Segment`` for its own
 ``engine.Analyzer``; the dispatcher's own lane, if it has one, is fed the decoded segment
 at once.
@@ -37,6 +38,7 @@ as plain Python with ``struct``: the same bytes either way (tests/test_fanout.py
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 
 try:
@@ -117,6 +119,198 @@ def lane_table(weights) -> bytearray:
 def owner(seg: Segment, table) -> int:
     """The lane of a segment's connection under a ``lane_table``."""
     return table[_bucket_of(seg)]
+
+
+# ---------------------------------------------------------------------------- placement
+#: the seen filter: bits of a Bloom filter (1 MiB), two per 4-tuple
+K_SEEN_BITS = 1 << 23
+#: a lane more than this many segments over its share of the recent segments has its new
+#: connections placed on the lane furthest under its share
+K_SLACK = 512
+#: a worker's share of the segments is its weight plus this much times how far under half
+#: full its slots are (``Placement.steer``), and stays at least K_STEER_MIN from 0 and 1
+K_STEER_GAIN = 0.4
+K_STEER_MIN = 0.02
+#: the moved table's first size in slots; it doubles when half full, up to K_MOVED_MAX slots
+#: (8 MiB: 512k moved connections), after which no connection is moved
+K_MOVED_START = 1 << 12
+K_MOVED_MAX = 1 << 20
+_M64 = 0xFFFFFFFFFFFFFFFF
+#: splitmix64's finalizer constants and 2**64 / golden ratio (C constants when compiled)
+_MIX_A = cython.declare(cython.ulonglong, 0xBF58476D1CE4E5B9)
+_MIX_B = cython.declare(cython.ulonglong, 0x94D049BB133111EB)
+_PORT_MUL = cython.declare(cython.ulonglong, 0x9E3779B97F4A7C15)
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(x=cython.ulonglong)
+@cython.returns(cython.ulonglong)
+def _mix(x):
+    """splitmix64's finalizer: every output bit depends on every input bit."""
+    if cython.compiled:
+        x ^= x >> 30
+        x *= _MIX_A
+        x ^= x >> 27
+        x *= _MIX_B
+        x ^= x >> 31
+        return x
+    x ^= x >> 30
+    x = (x * _MIX_A) & _M64
+    x ^= x >> 27
+    x = (x * _MIX_B) & _M64
+    return x ^ (x >> 31)
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(addr=bytes, port=cython.ulonglong, v=cython.ulonglong, w=cython.ulonglong, a=cython.p_uchar,
+               n=cython.Py_ssize_t, i=cython.Py_ssize_t, u=cython.uint)
+@cython.returns(cython.ulonglong)
+def _end_hash(addr, port):
+    """One endpoint's hash: the address as a number in the machine's byte order (a 16-byte
+    one as its two 8-byte halves XORed), XORed with the port times ``_PORT_MUL``, mixed.
+    Compiled: one or two loads of the address's words."""
+    if cython.compiled:
+        a = cython.cast(cython.p_uchar, cython.cast(cython.p_char, addr))
+        n = len(addr)
+        if n == 4:
+            memcpy(cython.address(u), a, 4)
+            v = u
+        elif n == 16:
+            memcpy(cython.address(v), a, 8)
+            memcpy(cython.address(w), a + 8, 8)
+            v ^= w
+        else:                               # not an IP address: any consistent value
+            v = 0
+            for i in range(n):
+                v ^= cython.cast(cython.ulonglong, a[i]) << (8 * (i & 7))
+        return _mix(v ^ (port * _PORT_MUL))
+    v = int.from_bytes(addr, sys.byteorder)
+    w = 0
+    while v:
+        w ^= v & _M64
+        v >>= 64
+    return _mix(w ^ ((port * _PORT_MUL) & _M64))
+
+
+@cython.cfunc
+@cython.locals(seg=Segment)
+@cython.returns(cython.ulonglong)
+def _pair_hash(seg):
+    """The 64-bit hash of a segment's connection: the same for both directions (the sum
+    of the two endpoints' hashes, mixed); the same in both builds."""
+    if cython.compiled:
+        return _mix(_end_hash(seg.src, seg.sport) + _end_hash(seg.dst, seg.dport))
+    return _mix((_end_hash(seg.src, seg.sport) + _end_hash(seg.dst, seg.dport)) & _M64)
+
+
+def pair_hash(seg: Segment) -> int:
+    return _pair_hash(seg)
+
+
+class Placement:
+    """Which lane a segment goes to: the lane table's (``lane_table``) for its bucket (bits
+    32-41 of ``pair_hash``; without ``weights``, ``_bucket_of``'s), but a new connection, a pure SYN of a 4-tuple never seen before, goes to the lane furthest
+    under its share of the recent segments when its table lane is more than ``slack`` over
+    its own.  A few large connections that the hash happened to put on one lane are so made
+    up for by placing the many small ones elsewhere.
+
+    The shares start as ``weights``; ``steer`` moves them while the run goes on, by how far
+    behind each worker is (the slots it has not yet handed back), so that a worker neither
+    waits for records nor keeps the reader waiting for slots, whatever this capture's costs
+    of reading and of analysing are.  Which lane a connection gets then depends on timing;
+    the report does not (every lane's analyzer sees whole connections and the clock).
+
+    Every segment of a 4-tuple must go to one lane (the lane's analyzer is the only one that
+    knows the connection: its late packets, its reuse by a new SYN).  So only a 4-tuple no
+    lane has seen is moved, and a moved one is remembered: ``seen``, a Bloom filter of the
+    4-tuples seen (``pair_hash``; a false "seen" only leaves a connection on its table lane),
+    and ``keys``, an open-addressing table of the moved connections (the hash's top 56 bits,
+    the lane in the low byte; 0 is empty), which every segment is looked up in first (so two
+    4-tuples of one 56-bit key go to the same lane: consistent, as required).  Neither
+    forgets: the seen filter has room for millions of 4-tuples before false "seen"s stop the
+    moves, and the moved table stops growing at ``K_MOVED_MAX`` slots (``full``).  Without
+    ``weights`` every segment goes to its table lane (``lane_table``'s placement alone).
+
+    ``count``: the recent segments placed per lane, then their total (``steer`` ages them);
+    ``moved``: the connections placed off their table lane; ``own``: whether the last lane
+    is the reader's own.  ``dispatch`` reads and updates these."""
+
+    def __init__(self, weights=None, table=None, nlanes: int = 0, slack: int = K_SLACK, own: bool = True):
+        if table is None:
+            table = lane_table(weights)
+        self.table = bytearray(table)
+        if len(self.table) != K_BUCKETS:
+            raise ValueError("a lane table has K_BUCKETS entries")
+        nl = len(weights) if weights is not None else max(nlanes, max(self.table) + 1)
+        total = float(sum(weights)) if weights is not None else 1.0
+        self.share = array("d", [w / total for w in weights] if weights is not None else [0.0] * nl)
+        self.weights = list(self.share)
+        self.count = array("q", bytes(8 * (nl + 1)))
+        self.balance = weights is not None and nl > 1
+        self.seen = bytearray(K_SEEN_BITS >> 3 if self.balance else 1)
+        self.keys = array("Q", bytes(8 * K_MOVED_START))
+        self.slack = slack
+        self.moved = 0
+        self.full = False
+        self.own = own
+
+    def steer(self, k: int, behind: int, slots: int) -> None:
+        """Worker ``k`` has ``behind`` of its ``slots`` slots not yet handed back when the
+        reader hands it another: its share of new connections is its weight (if not 0) plus
+        ``K_STEER_GAIN`` times how far under half full its slots are (a share for each level
+        of the backlog: the backlog, which adds up the difference of the two rates, settles
+        where the share makes them equal, and neither process waits for the other); the
+        reader's own lane (the last) has what the workers leave, or the workers share the
+        whole.  The counts age by an eighth, so the shares weigh the recent segments most."""
+        share = self.share
+        nl = len(share)
+        nw = nl - 1 if self.own else nl
+        if not self.balance or k >= nw or self.weights[k] <= 0:
+            return
+        share[k] = min(1.0 - K_STEER_MIN, max(K_STEER_MIN, self.weights[k] + K_STEER_GAIN * (0.5 - behind / slots)))
+        work = sum(share[:nw])
+        scale = 1.0 / work
+        if self.own:
+            scale = min(1.0, (1.0 - K_STEER_MIN) / work)
+        for i in range(nw):
+            share[i] *= scale
+        if self.own:
+            share[nw] = 1.0 - sum(share[:nw])
+        cnt = self.count
+        tot = 0
+        for i in range(nl):
+            cnt[i] -= cnt[i] >> 3
+            tot += cnt[i]
+        cnt[nl] = tot
+
+    def grow(self) -> None:
+        """Double the moved table (rehashing its keys), or mark it full at K_MOVED_MAX slots."""
+        old = self.keys
+        if 2 * len(old) > K_MOVED_MAX:
+            self.full = True
+            return
+        keys = array("Q", bytes(16 * len(old)))
+        mask = len(keys) - 1
+        for e in old:
+            if e:
+                i = (e >> 24) & mask
+                while keys[i]:
+                    i = (i + 1) & mask
+                keys[i] = e
+        self.keys = keys
+
+    def lane_of_key(self, h: int) -> int:
+        """The lane a moved connection of ``pair_hash`` ``h`` was given, or -1."""
+        hk = (h >> 8) or 1
+        mask = len(self.keys) - 1
+        i = (h >> 24) & mask
+        while self.keys[i]:
+            if self.keys[i] >> 8 == hk:
+                return self.keys[i] & 255
+            i = (i + 1) & mask
+        return -1
 
 
 # ---------------------------------------------------------------------------- writing records
@@ -248,16 +442,22 @@ def _tick_own(an, frame, now, gl):
                nsw=cython.longlong, nrt=cython.longlong,
                started=cython.bint, kind=cython.longlong, o=cython.Py_ssize_t, rec=cython.Py_ssize_t,
                pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1],
-               table=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong, n=cython.Py_ssize_t,
+               tab=cython.uchar[::1], kseg=cython.longlong, kdrop=cython.longlong, n=cython.Py_ssize_t,
                i=cython.Py_ssize_t, r=cython.Py_ssize_t, recs=cython.longlong[::1], window=bytes,
                frame=cython.longlong, lt=cython.longlong, an=Analyzer, local=cython.Py_ssize_t,
-               notable=cython.bint, fed=cython.longlong)
+               notable=cython.bint, fed=cython.longlong, bal=cython.bint, h=cython.ulonglong,
+               hk=cython.ulonglong, ent=cython.ulonglong, keys=cython.ulonglong[::1], kmask=cython.ulonglong,
+               seen=cython.uchar[::1], b1=cython.ulonglong, b2=cython.ulonglong, fresh=cython.bint,
+               cnt=cython.longlong[::1], share=cython.double[::1], tot=cython.longlong, moved=cython.longlong,
+               slack=cython.double, full=cython.bint, best=cython.double, d=cython.double,
+               slot=cython.Py_ssize_t, m=cython.Py_ssize_t)
 def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, own=None, on_segment=None,
              notable_only=False) -> tuple:
     """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples, or with ``out`` a
-    reader's batches: see ``CaptureReader.batches``) into records for the lanes (``len(pos)`` of them; a segment goes to lane ``table[bucket]``: see
-    ``lane_table``) and run the capture clock; returns ``(first_ns, last_ns, ts_backwards,
-    fed)``, ``fed`` the number of segments fed to ``own``.
+    reader's batches: see ``CaptureReader.batches``) into records for the lanes (``len(pos)``
+    of them; ``table``, a ``Placement``, says which lane a segment goes to, and a lane table
+    is the placement by its buckets alone) and run the capture clock; returns ``(first_ns,
+    last_ns, ts_backwards, fed)``, ``fed`` the number of segments fed to ``own``.
 
     Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
     ``flush(k)`` hands the full slot over and sets ``pos[k]``/``lim[k]`` to a free one.
@@ -275,11 +475,22 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
     kseg = K_SEG
     kdrop = K_DROP
     nl = len(pos)
-    if len(table) != K_BUCKETS:
-        raise ValueError("a lane table has K_BUCKETS entries")
+    place = table if isinstance(table, Placement) else Placement(table=table, nlanes=nl)
+    tab = place.table
     for j in range(K_BUCKETS):
-        if table[j] >= nl:
-            raise ValueError(f"lane table names lane {table[j]} of {nl}")
+        if tab[j] >= nl:
+            raise ValueError(f"lane table names lane {tab[j]} of {nl}")
+    if len(place.count) != nl + 1:
+        raise ValueError(f"a placement for {len(place.count) - 1} lanes, not {nl}")
+    bal = place.balance
+    cnt = place.count
+    share = place.share
+    seen = place.seen
+    keys = place.keys
+    kmask = len(place.keys) - 1
+    moved = place.moved
+    full = place.full
+    slack = place.slack
     an = own
     local = -1 if own is None else nl - 1
     notable = notable_only
@@ -347,7 +558,57 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
                             nrt = now + K_RETIRE_EVERY_NS
                     nxt = nsw if nsw < nrt else nrt
                     sweep = True
-            k = table[_bucket_of(seg)]
+            if bal:                             # see Placement
+                h = _pair_hash(seg)
+                hk = h >> 8
+                if hk == 0:
+                    hk = 1
+                k = -1
+                slot = (h >> 24) & kmask
+                if moved:
+                    ent = keys[slot]
+                    while ent:
+                        if ent >> 8 == hk:
+                            k = ent & 255
+                            break
+                        slot = (slot + 1) & kmask
+                        ent = keys[slot]
+                if k < 0:
+                    k = tab[(h >> 32) & 1023]       # the bucket: K_BUCKETS - 1
+                    b1 = h & 8388607            # K_SEEN_BITS - 1
+                    b2 = (h >> 40) & 8388607
+                    fresh = not (seen[b1 >> 3] & (1 << (b1 & 7))) or not (seen[b2 >> 3] & (1 << (b2 & 7)))
+                    if fresh:
+                        seen[b1 >> 3] |= 1 << (b1 & 7)
+                        seen[b2 >> 3] |= 1 << (b2 & 7)
+                        tot = cnt[nl]
+                        if seg.flags & 0x17 == 0x02 and not full and share[k] * tot - cnt[k] < -slack:
+                            j = k                   # a new connection on a lane over its share
+                            best = 0.0
+                            for m in range(nl):
+                                d = share[m] * tot - cnt[m]
+                                if d > best:
+                                    best = d
+                                    j = m
+                            if j != k:
+                                k = j
+                                if not moved:
+                                    while keys[slot]:
+                                        slot = (slot + 1) & kmask
+                                keys[slot] = (hk << 8) | j
+                                moved += 1
+                                if 2 * moved >= kmask + 1:
+                                    place.moved = moved
+                                    place.grow()
+                                    keys = place.keys
+                                    kmask = len(place.keys) - 1
+                                    full = place.full
+                cnt[k] += 1
+                cnt[nl] += 1
+            else:
+                k = tab[_bucket_of(seg)]
+                cnt[k] += 1
+                cnt[nl] += 1
             if k == local:                      # this process's connection: fed at once
                 fed += _feed_own(an, seg, kind, gl, on_segment, notable)
             else:
@@ -369,6 +630,7 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
                             o = pos[j]
                         _put_tick(mem, o, seg.frame, now, gl)
                         pos[j] = o + rec
+    place.moved = moved
     stats.frames += frames
     stats.tcp += tcp
     return first, last, back, fed
@@ -669,5 +931,6 @@ def order_by_keys(keys, streams, values) -> tuple:
     return outs, outv
 
 
-__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "K_BUCKETS", "bucket", "lane_table", "owner", "prepare", "dispatch", "consume", "write_record",
+__all__ = ["REC_SIZE", "K_SEG", "K_DROP", "K_TICK", "K_BUCKETS", "bucket", "lane_table", "owner", "pair_hash",
+           "Placement", "prepare", "dispatch", "consume", "write_record",
            "read_record", "first_frame_ranks", "finalization_keys", "order_by_keys"]

@@ -10,15 +10,19 @@ same worker.  Two ways to get each worker its segments:
 * read once and fan out (``analyze_fanout``, wherever processes can be forked: Linux, macOS,
   BSD): N processes in all.  This process alone reads and decodes the file (or standard
   input); the hash picks one of ``fanout.K_BUCKETS`` buckets and a lane table
-  (``fanout.lane_table``) the process that owns the bucket.  N - 1 forked workers get their
-  segments as packed records in shared memory (an anonymous shared ``mmap`` made before
+  (``fanout.lane_table``) the process that owns the bucket, and a ``fanout.Placement``
+  places new connections off their bucket's lane when that lane is over its share: the
+  shares follow how far behind each worker is (``Placement.steer``, at every slot handed
+  over), so neither the reader nor a worker waits for the other, whatever the capture's
+  mix of large and small connections and costs of reading and analysing.  N - 1 forked
+  workers get their segments as packed records in shared memory (an anonymous shared ``mmap`` made before
   they are forked: per worker ``K_LANE_SLOTS`` slots of ``K_SLOT_RECORDS`` records; a full
   slot is announced over the worker's pipe, and the worker hands it back once fed); they
   decode nothing, they turn records back into segments and feed their own analyzer
   (``fanout.consume``).  The reading process feeds the segments of its own buckets straight
   to its own analyzer as it decodes them (``fanout.dispatch``: no record), a smaller share
-  than a worker's, so that reading plus its share keeps it as busy as a worker
-  (``lane_weights``; from 5 processes on it only reads).  The records also carry the capture clock
+  than a worker's to start with, so that reading plus its share keeps it about as busy as
+  a worker (``lane_weights``; from 5 processes on it only reads).  The records also carry the capture clock
   (``fanout``'s module doc): the clock's time before each segment, and a tick to every
   other analyzer for a segment at which the clock sweeps;
 * every worker reads the whole file (``analyze_whole``, where there is no fork): it decodes
@@ -52,7 +56,9 @@ findings and summary come from the same code as ``analyze_file``:
 
 Not identical by construction (documented limits): ``--max-connections`` applies to each
 worker's own live table (evictions only happen past a million live connections by
-default), and the SYN-flood distinct-source count is capped per worker (100k).
+default), and the SYN-flood distinct-source count is capped per worker (100k).  Which
+connections a worker gets depends, read once, on timing (``fanout.Placement.steer``), so
+past those bounds two runs of ``--jobs N`` can differ from each other too.
 
 The TIME_WAIT table.  One process enters a connection into its bounded TIME_WAIT table
 (``engine.TwTable``) at the segment that puts it there; the table folds hosts past
@@ -109,7 +115,7 @@ from tcpanalyze.errors import CaptureDamage, SourceError
 from tcpanalyze.findings import (K_TALLY_EXAMPLES, CaptureFacts, CloseTally, Examples, Finding, FindingSink,
                                  RstTally, RttTally, SynTally, Tallies, add_counts)
 from tcpanalyze.fanout import (REC_SIZE, consume, dispatch, finalization_keys, first_frame_ranks, frames_of,
-                               lane_table, order_by_keys, prepare)
+                               Placement, order_by_keys, prepare)
 from tcpanalyze.pipeline import RunStats, analyze_source, check_decodable, finish_stats, gc_tuned
 from tcpanalyze.session import ReportBuilder, analyze_file, failed_report, merge_reports
 from tcpanalyze.sources.pcap import capture_format, open_capture
@@ -435,9 +441,12 @@ class _Lanes:
     to ``own`` as it decodes them, so it has no slots (``fed`` counts its segments).  ``mem``,
     ``pos`` and ``lim`` are what ``fanout.dispatch`` writes to."""
 
-    def __init__(self, nparts: int, conns: list | None, slots: int = K_LANE_SLOTS, per_slot: int = K_SLOT_RECORDS,
-                 own: "_Part | None" = None, mem=None, on_ack=None):
-        self.size = size = per_slot * REC_SIZE
+    def __init__(self, nparts: int, conns: list | None, slots: int | None = None, per_slot: int | None = None,
+                 own: "_Part | None" = None, mem=None, on_ack=None, steer=None):
+        slots = K_LANE_SLOTS if slots is None else slots
+        self.size = size = (K_SLOT_RECORDS if per_slot is None else per_slot) * REC_SIZE
+        self.slots = slots
+        self.steer = steer
         self.local = nparts - 1 if own is not None else -1
         nslotted = nparts - 1 if own is not None else nparts
         # anonymous, shared with the workers forked after it was made
@@ -464,9 +473,14 @@ class _Lanes:
         self.lim[k] = s + self.size
 
     def flush(self, k: int) -> None:
-        """Hand lane ``k``'s current slot over (if it holds records) and take a free one."""
+        """Hand lane ``k``'s current slot over (if it holds records) and take a free one; with
+        a ``steer`` (``fanout.Placement.steer``), tell it how many of the lane's slots the
+        worker has not handed back yet."""
         if self.pos[k] > self.cur[k]:
             self.send(k, self.cur[k], self.pos[k])
+        if self.steer is not None:
+            self.drain(k)
+            self.steer(k, self.slots - len(self.free[k]), self.slots)
         self._take(k)
 
     def send(self, k: int, start: int, stop: int) -> None:
@@ -758,7 +772,7 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
     reads_only = weights[-1] <= 0
     if reads_only:                      # no lane of this process's own
         weights = weights[:-1]
-    table = lane_table(weights)
+    table = Placement(weights, own=not reads_only)
     if inline:
         return _fanout_inline(path, options, len(weights), table)
     import multiprocessing as mp
@@ -783,7 +797,7 @@ def analyze_fanout(path: str, options=None, jobs: int = 2, inline: bool = False,
         if not reads_only:
             own = _Part(path, options, nw, jobs, tw_enter=tw.own_enter(nw))
         got = _Received(tw, nw)
-        lanes = _Lanes(len(weights), conns, own=own, mem=mem, on_ack=got.ack)
+        lanes = _Lanes(len(weights), conns, own=own, mem=mem, on_ack=got.ack, steer=table.steer)
         shared = _read_or_fail(path, options, lanes, table)
         if not isinstance(shared, dict):
             return shared

@@ -355,3 +355,182 @@ def test_order_by_keys_sorts_streams_and_values_together():
         s, v = fanout.order_by_keys(keys, streams, values)
         want = sorted(zip(streams, values), key=lambda sv: keys[sv[0]])
         assert list(zip(s, v)) == want and type(s) is array and type(v) is array
+
+
+# ---------------------------------------------------------------------------- placement
+_M64 = (1 << 64) - 1
+
+
+def _ref_mix(x: int) -> int:
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def _ref_end(addr: bytes, port: int) -> int:
+    """An IPv4 address as a 4-byte word, an IPv6 one as two 8-byte words XORed."""
+    words = [addr] if len(addr) == 4 else [addr[:8], addr[8:]]
+    v = 0
+    for w in words:
+        v ^= int.from_bytes(w, sys.byteorder)
+    return _ref_mix(v ^ ((port * 0x9E3779B97F4A7C15) & _M64))
+
+
+def test_pair_hash_is_symmetric_and_the_same_in_both_builds():
+    """The connection hash the placement remembers moved connections by: both directions
+    give one value, the value this reference computes (so both builds place alike)."""
+    rnd = random.Random(11)
+    for _ in range(2000):
+        a = bytes(rnd.randrange(256) for _ in range(rnd.choice((4, 16))))
+        b = bytes(rnd.randrange(256) for _ in range(len(a)))
+        sp, dp = rnd.randrange(65536), rnd.randrange(65536)
+        seg = Segment(1, 0, a, b, sp, dp, 0, 0, 0x10, 0, 0)
+        back = Segment(2, 0, b, a, dp, sp, 0, 0, 0x10, 0, 0)
+        want = _ref_mix((_ref_end(a, sp) + _ref_end(b, dp)) & _M64)
+        assert fanout.pair_hash(seg) == fanout.pair_hash(back) == want
+
+
+def _lanes_of(path, place, nlanes):
+    """Run the dispatcher into kept lanes: per unordered 4-tuple, the set of lanes its
+    records went to; and the number of segment records per lane."""
+    lanes = P._KeptLanes(nlanes)
+    P._read_once(str(path), None, lanes, place)
+    lanes.mem.close()
+    owners: dict = {}
+    per_lane = [0] * nlanes
+    for k in range(nlanes):
+        for blob in lanes.kept[k]:
+            for o in range(0, len(blob), fanout.REC_SIZE):
+                r = fanout._REC.unpack_from(blob, o)
+                if r[14] == fanout.K_TICK:
+                    continue
+                per_lane[k] += 1
+                n = r[15]
+                owners.setdefault(tuple(sorted(((r[19][:n], r[12]), (r[20][:n], r[13])))), set()).add(k)
+    return owners, per_lane
+
+
+def _twice(gen, tmp_path) -> Path:
+    """The generated capture twice over, unshifted: every 4-tuple comes back with new SYNs."""
+    data = gen.read_bytes()
+    out = tmp_path / "twice.pcap"
+    out.write_bytes(data + data[24:])
+    return out
+
+
+@pytest.fixture(scope="module")
+def gen_small(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("place") / "g.pcap"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_capture.py"), str(out), "--conns", "300",
+                    "--conn-rate", "50", "--seed", "3", "--refused", "0.05", "--loss", "0.02"],
+                   check=True, capture_output=True)
+    return out
+
+
+def test_placement_moves_new_connections_and_keeps_each_four_tuple_on_one_lane(gen_small, tmp_path):
+    """With every bucket on lane 0 and no slack, most new connections are moved; every
+    4-tuple's segments still go to one lane, also when the 4-tuples come back with new SYNs
+    (a 4-tuple seen is never moved), and the counts are the records sent."""
+    names = ["bruteforce.pcap", "206_example_b.pcap", "zeek-tracker.pcap", "missing-syn.pcap"]
+    for path in [TRACES / n for n in names] + [gen_small, _twice(gen_small, tmp_path)]:
+        for n in (2, 3):
+            place = fanout.Placement([1] * n, table=bytes(fanout.K_BUCKETS), slack=0)
+            owners, per_lane = _lanes_of(path, place, n)
+            assert all(len(ks) == 1 for ks in owners.values()), path.name
+            assert list(place.count) == per_lane + [sum(per_lane)]
+            if path.name in ("bruteforce.pcap", "g.pcap", "twice.pcap"):
+                assert place.moved > 0 and min(per_lane) > 0, path.name
+    # the second copy's SYNs reuse seen 4-tuples: moved no more often than the first copy's
+    once = fanout.Placement([1, 1], table=bytes(fanout.K_BUCKETS), slack=0)
+    _lanes_of(gen_small, once, 2)
+    twice = fanout.Placement([1, 1], table=bytes(fanout.K_BUCKETS), slack=0)
+    _lanes_of(_twice(gen_small, tmp_path), twice, 2)
+    assert twice.moved == once.moved
+
+
+def test_placement_makes_up_for_a_skewed_table(gen_small):
+    """A table that puts every bucket on lane 0: placed by the table alone every segment
+    goes there; with the weights [1, 1] about half go to lane 1, and [3, 1] a quarter."""
+    static = fanout.Placement(table=bytes(fanout.K_BUCKETS), nlanes=2)
+    _owners, per_lane = _lanes_of(gen_small, static, 2)
+    assert per_lane[1] == 0 and static.moved == 0
+    for weights, want in (([1, 1], 0.5), ([3, 1], 0.25)):
+        place = fanout.Placement(weights, table=bytes(fanout.K_BUCKETS), slack=64)
+        _owners, per_lane = _lanes_of(gen_small, place, 2)
+        assert abs(per_lane[1] / sum(per_lane) - want) < 0.05, (weights, per_lane)
+
+
+def test_moved_table_grows_then_stops_moving(gen_small, monkeypatch):
+    """The moved table doubles at half full; at its largest size no connection is moved any
+    more, and every 4-tuple still stays on one lane with the report of one process."""
+    monkeypatch.setattr(fanout, "K_MOVED_START", 8)
+    monkeypatch.setattr(fanout, "K_MOVED_MAX", 32)
+    place = fanout.Placement([1, 1], table=bytes(fanout.K_BUCKETS), slack=0)
+    owners, _per_lane = _lanes_of(gen_small, place, 2)
+    assert place.full and place.moved == 16 and len(place.keys) == 32
+    assert all(len(ks) == 1 for ks in owners.values())
+    assert sorted(e & 255 for e in place.keys if e) == sorted(
+        place.lane_of_key(e) for e in place.keys if e)
+    place = fanout.Placement([1, 1], table=bytes(fanout.K_BUCKETS), slack=0)
+    one = _doc(analyze_file(str(gen_small)))
+    assert _doc(P._fanout_inline(str(gen_small), None, 2, place)) == one
+    assert place.full
+
+
+def test_steer_sets_a_workers_share_by_its_backlog():
+    """A worker with few slots out gets more than its weight, one with most out less; the
+    reader's own lane has the rest; reads-only, the workers' shares add up to 1; a worker of
+    weight 0 and the reader's lane are not steered; the counts age by an eighth."""
+    place = fanout.Placement([0.66, 0.34])
+    place.count[0], place.count[1], place.count[2] = 800, 160, 960
+    place.steer(0, 1, 24)
+    assert place.share[0] == pytest.approx(0.66 + 0.4 * (0.5 - 1 / 24))
+    assert place.share[0] + place.share[1] == pytest.approx(1.0)
+    assert list(place.count) == [700, 140, 840]
+    place.steer(0, 24, 24)
+    assert place.share[0] == pytest.approx(0.46) and place.share[1] == pytest.approx(0.54)
+    before = list(place.share)
+    place.steer(1, 24, 24)
+    place.steer(0, 12, 24)
+    assert place.share[0] == pytest.approx(0.66) and before[0] == pytest.approx(0.46)
+    three = fanout.Placement([1, 1, 1], own=False)
+    three.steer(0, 1, 24)
+    assert sum(three.share) == pytest.approx(1.0) and three.share[0] > three.share[1] == three.share[2]
+    zero = fanout.Placement([0, 1])
+    zero.steer(0, 1, 24)
+    assert list(zero.share) == [0.0, 1.0]
+    static = fanout.Placement(table=fanout.lane_table([1, 1]), nlanes=2)
+    static.steer(0, 1, 24)
+    assert list(static.share) == [0.0, 0.0]
+
+
+def test_forked_run_steered_at_random_equals_one_process(gen_small, monkeypatch, tmp_path):
+    """Forked workers, every bucket on lane 0, no slack, and at every slot handed over new
+    shares drawn at random: the placement changes all the time, the report does not."""
+    rnd = random.Random(1)
+    calls = []
+
+    def steer(self, k, behind, slots):
+        calls.append(behind)
+        w = [rnd.random() + 0.01 for _ in self.share]
+        for i, x in enumerate(w):
+            self.share[i] = x / sum(w)
+
+    made = []
+
+    def placement(weights, own=True):
+        made.append(fanout.Placement(weights, table=bytes(fanout.K_BUCKETS), slack=0, own=own))
+        return made[-1]
+
+    monkeypatch.setattr(fanout.Placement, "steer", steer)
+    monkeypatch.setattr(P, "Placement", placement)
+    monkeypatch.setattr(P, "K_SLOT_RECORDS", 64)
+    path = _twice(gen_small, tmp_path)
+    opts = AnalyzeOptions()
+    one = _doc(analyze_file(str(path), opts))
+    for jobs in (2, 3):
+        assert _doc(P.analyze_fanout(str(path), opts, jobs)) == one, jobs
+        assert made[-1].moved > 0
+    assert len(calls) > 20

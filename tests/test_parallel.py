@@ -47,10 +47,25 @@ def _fanout(path, opts, n):
     return P.analyze_fanout(str(path), opts, n, inline=True)
 
 
-@pytest.fixture(params=["whole", "fanout"])
+def _skewed(n):
+    """A placement whose lane table puts every bucket on lane 0 and that moves a new
+    connection whenever its lane is over its share at all: most connections are moved."""
+    from tcpanalyze.fanout import K_BUCKETS, Placement
+
+    return Placement([1] * n, table=bytes(K_BUCKETS), slack=0)
+
+
+def _moved(path, opts, n):
+    """The split read once and fanned out with ``_skewed``'s placement, its workers run one
+    after the other in this process."""
+    return P._fanout_inline(str(path), opts, n, _skewed(n))
+
+
+@pytest.fixture(params=["whole", "fanout", "moved"])
 def split(request):
-    """Both ways of splitting one file: every worker reads it all / one reader fans out."""
-    return _parts if request.param == "whole" else _fanout
+    """The ways of splitting one file: every worker reads it all / one reader fans out by the
+    flow hash / one reader fans out and moves new connections off their hash lane."""
+    return {"whole": _parts, "fanout": _fanout, "moved": _moved}[request.param]
 
 
 def _gen(out: Path, *args: str) -> Path:

@@ -436,6 +436,108 @@ def _tick_own(an, frame, now, gl):
     an.advance(now)
 
 
+@cython.cfunc
+@cython.inline
+@cython.locals(seg=Segment, h=cython.ulonglong, tab=cython.uchar[::1], seen=cython.uchar[::1],
+               keys=cython.ulonglong[::1], moved=cython.longlong, hk=cython.ulonglong, ent=cython.ulonglong,
+               kmask=cython.ulonglong, slot=cython.Py_ssize_t, b1=cython.ulonglong, b2=cython.ulonglong)
+@cython.returns(cython.longlong)
+def _placed(seg, h, tab, seen, keys, moved):
+    """The lane of a segment of ``pair_hash`` ``h`` under a balancing ``Placement`` (its
+    ``table``, ``seen``, ``keys``, ``moved``): a moved connection's lane, else its bucket's;
+    ``-1 - lane`` for a new connection (a pure SYN of a 4-tuple not seen before), which the
+    caller may move.  Marks the 4-tuple seen."""
+    hk = h >> 8
+    if hk == 0:
+        hk = 1
+    if moved:
+        kmask = len(keys) - 1
+        slot = (h >> 24) & kmask
+        ent = keys[slot]
+        while ent:
+            if ent >> 8 == hk:
+                return ent & 255
+            slot = (slot + 1) & kmask
+            ent = keys[slot]
+    b1 = h & 8388607                        # K_SEEN_BITS - 1
+    b2 = (h >> 40) & 8388607
+    if seen[b1 >> 3] & (1 << (b1 & 7)) and seen[b2 >> 3] & (1 << (b2 & 7)):
+        return tab[(h >> 32) & 1023]        # the bucket: K_BUCKETS - 1
+    seen[b1 >> 3] |= 1 << (b1 & 7)
+    seen[b2 >> 3] |= 1 << (b2 & 7)
+    if seg.flags & 0x17 == 0x02:            # SYN without ACK, RST or FIN
+        return -1 - tab[(h >> 32) & 1023]
+    return tab[(h >> 32) & 1023]
+
+
+@cython.cfunc
+@cython.locals(k=cython.longlong, h=cython.ulonglong, share=cython.double[::1], cnt=cython.longlong[::1],
+               keys=cython.ulonglong[::1], nl=cython.Py_ssize_t, m=cython.Py_ssize_t, j=cython.longlong,
+               best=cython.double, d=cython.double, tot=cython.longlong, hk=cython.ulonglong,
+               kmask=cython.ulonglong, slot=cython.Py_ssize_t)
+@cython.returns(cython.longlong)
+def _move(place, k, h):
+    """The lane for a new connection of ``pair_hash`` ``h`` whose bucket's lane ``k`` is over
+    its share: the lane furthest under its own, remembered in ``place.keys`` (growing it)."""
+    share = place.share
+    cnt = place.count
+    nl = len(share)
+    tot = cnt[nl]
+    j = k
+    best = 0.0
+    for m in range(nl):
+        d = share[m] * tot - cnt[m]
+        if d > best:
+            best = d
+            j = m
+    if j == k:
+        return k
+    hk = h >> 8
+    if hk == 0:
+        hk = 1
+    keys = place.keys
+    kmask = len(keys) - 1
+    slot = (h >> 24) & kmask
+    while keys[slot]:
+        slot = (slot + 1) & kmask
+    keys[slot] = (hk << 8) | j
+    place.moved += 1
+    if 2 * place.moved >= kmask + 1:
+        place.grow()
+    return j
+
+
+def _placement(table, nl: int) -> Placement:
+    """``table`` as a ``Placement`` for ``nl`` lanes (a lane table: placed by it alone)."""
+    place = table if isinstance(table, Placement) else Placement(table=table, nlanes=nl)
+    for lane in place.table:
+        if lane >= nl:
+            raise ValueError(f"lane table names lane {lane} of {nl}")
+    if len(place.count) != nl + 1:
+        raise ValueError(f"a placement for {len(place.count) - 1} lanes, not {nl}")
+    return place
+
+
+@cython.cfunc
+@cython.locals(nl=cython.Py_ssize_t, k=cython.longlong, j=cython.Py_ssize_t, local=cython.Py_ssize_t,
+               pos=cython.longlong[::1], lim=cython.longlong[::1], mem=cython.uchar[::1], o=cython.Py_ssize_t,
+               frame=cython.longlong, now=cython.longlong, gl=cython.longlong, an=Analyzer)
+def _ticks(mem, pos, lim, flush, k, local, an, frame, now, gl):
+    """A sweep of the clock at a segment of lane ``k``: a tick to every other lane."""
+    nl = len(pos)
+    for j in range(nl):
+        if j != k:
+            if j == local:
+                _tick_own(an, frame, now, gl)
+                continue
+            o = pos[j]
+            if o == lim[j]:
+                flush(j)
+                o = pos[j]
+            _put_tick(mem, o, frame, now, gl)
+            pos[j] = o + 152                # REC_SIZE
+
+
 @cython.locals(nl=cython.longlong, k=cython.longlong, j=cython.longlong, seg=Segment, frames=cython.longlong,
                tcp=cython.longlong, verify=cython.bint, drop=cython.bint, now=cython.longlong, last=cython.longlong,
                nxt=cython.longlong, back=cython.longlong, gl=cython.longlong, sweep=cython.bint,
@@ -446,28 +548,20 @@ def _tick_own(an, frame, now, gl):
                i=cython.Py_ssize_t, r=cython.Py_ssize_t, recs=cython.longlong[::1], window=bytes,
                frame=cython.longlong, lt=cython.longlong, an=Analyzer, local=cython.Py_ssize_t,
                notable=cython.bint, fed=cython.longlong, bal=cython.bint, h=cython.ulonglong,
-               hk=cython.ulonglong, ent=cython.ulonglong, keys=cython.ulonglong[::1], kmask=cython.ulonglong,
-               seen=cython.uchar[::1], b1=cython.ulonglong, b2=cython.ulonglong, fresh=cython.bint,
-               cnt=cython.longlong[::1], share=cython.double[::1], tot=cython.longlong, moved=cython.longlong,
-               slack=cython.double, full=cython.bint, best=cython.double, d=cython.double,
-               slot=cython.Py_ssize_t, m=cython.Py_ssize_t)
+               keys=cython.ulonglong[::1], seen=cython.uchar[::1], cnt=cython.longlong[::1],
+               share=cython.double[::1], slack=cython.double, moved=cython.longlong)
 def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, own=None, on_segment=None,
              notable_only=False) -> tuple:
     """Decode ``packets`` ((frame, ts_ns, linktype, data, wirelen) tuples, or with ``out`` a
-    reader's batches: see ``CaptureReader.batches``) into records for the lanes (``len(pos)``
-    of them; ``table``, a ``Placement``, says which lane a segment goes to, and a lane table
-    is the placement by its buckets alone) and run the capture clock; returns ``(first_ns,
-    last_ns, ts_backwards, fed)``, ``fed`` the number of segments fed to ``own``.
-
-    Lane ``k``'s next record goes to ``mem[pos[k]:]``; when ``pos[k]`` reaches ``lim[k]``,
+    reader's batches: ``CaptureReader.batches``) into records for the lanes (``len(pos)``;
+    ``table``, a ``Placement`` or a lane table, says which lane a segment goes to) and run the
+    capture clock; returns ``(first_ns, last_ns, ts_backwards, fed)``, ``fed`` the segments
+    fed to ``own``.  Lane ``k``'s next record goes to ``mem[pos[k]:]``; at ``lim[k]``,
     ``flush(k)`` hands the full slot over and sets ``pos[k]``/``lim[k]`` to a free one.
-    ``stats`` (a ``pipeline.RunStats`` made ready by ``prepare``) counts frames, TCP segments
-    and what could not be decoded, as ``pipeline.run_packets`` does; ``drop``: segments with a
-    bad TCP checksum go to their lane as ``K_DROP`` records (``Analyzer.checksum_error``).
-
-    ``own`` (an ``engine.Analyzer``): the last lane is this process's, fed and ticked at once
-    (``_feed_own``, ``_tick_own``: no records); ``on_segment`` and ``notable_only`` as in
-    ``pipeline.run_packets``."""
+    ``stats`` (a ``pipeline.RunStats`` made ready by ``prepare``) counts as
+    ``pipeline.run_packets`` does; ``drop``: a segment with a bad TCP checksum goes to its
+    lane as a ``K_DROP`` record.  ``own`` (an ``engine.Analyzer``): the last lane is this
+    process's, fed and ticked at once; ``on_segment``, ``notable_only``: as in ``run_packets``."""
     counts = stats.skipped
     verify = counts.verify
     dec = decode_general if verify else decode
@@ -475,22 +569,13 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
     kseg = K_SEG
     kdrop = K_DROP
     nl = len(pos)
-    place = table if isinstance(table, Placement) else Placement(table=table, nlanes=nl)
+    place = _placement(table, nl)
     tab = place.table
-    for j in range(K_BUCKETS):
-        if tab[j] >= nl:
-            raise ValueError(f"lane table names lane {tab[j]} of {nl}")
-    if len(place.count) != nl + 1:
-        raise ValueError(f"a placement for {len(place.count) - 1} lanes, not {nl}")
     bal = place.balance
     cnt = place.count
     share = place.share
     seen = place.seen
-    keys = place.keys
-    kmask = len(place.keys) - 1
-    moved = place.moved
-    full = place.full
-    slack = place.slack
+    keys, moved, slack = place.keys, place.moved, place.slack
     an = own
     local = -1 if own is None else nl - 1
     notable = notable_only
@@ -560,55 +645,16 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
                     sweep = True
             if bal:                             # see Placement
                 h = _pair_hash(seg)
-                hk = h >> 8
-                if hk == 0:
-                    hk = 1
-                k = -1
-                slot = (h >> 24) & kmask
-                if moved:
-                    ent = keys[slot]
-                    while ent:
-                        if ent >> 8 == hk:
-                            k = ent & 255
-                            break
-                        slot = (slot + 1) & kmask
-                        ent = keys[slot]
-                if k < 0:
-                    k = tab[(h >> 32) & 1023]       # the bucket: K_BUCKETS - 1
-                    b1 = h & 8388607            # K_SEEN_BITS - 1
-                    b2 = (h >> 40) & 8388607
-                    fresh = not (seen[b1 >> 3] & (1 << (b1 & 7))) or not (seen[b2 >> 3] & (1 << (b2 & 7)))
-                    if fresh:
-                        seen[b1 >> 3] |= 1 << (b1 & 7)
-                        seen[b2 >> 3] |= 1 << (b2 & 7)
-                        tot = cnt[nl]
-                        if seg.flags & 0x17 == 0x02 and not full and share[k] * tot - cnt[k] < -slack:
-                            j = k                   # a new connection on a lane over its share
-                            best = 0.0
-                            for m in range(nl):
-                                d = share[m] * tot - cnt[m]
-                                if d > best:
-                                    best = d
-                                    j = m
-                            if j != k:
-                                k = j
-                                if not moved:
-                                    while keys[slot]:
-                                        slot = (slot + 1) & kmask
-                                keys[slot] = (hk << 8) | j
-                                moved += 1
-                                if 2 * moved >= kmask + 1:
-                                    place.moved = moved
-                                    place.grow()
-                                    keys = place.keys
-                                    kmask = len(place.keys) - 1
-                                    full = place.full
+                k = _placed(seg, h, tab, seen, keys, moved)
+                if k < 0:                       # a new connection: moved if its lane is over its share
+                    k = -1 - k
+                    if share[k] * cnt[nl] - cnt[k] < -slack and not place.full:
+                        k = _move(place, k, h)
+                        keys, moved = place.keys, place.moved
                 cnt[k] += 1
                 cnt[nl] += 1
             else:
                 k = tab[_bucket_of(seg)]
-                cnt[k] += 1
-                cnt[nl] += 1
             if k == local:                      # this process's connection: fed at once
                 fed += _feed_own(an, seg, kind, gl, on_segment, notable)
             else:
@@ -619,18 +665,7 @@ def dispatch(packets, stats, table, mem, pos, lim, flush, drop=False, out=None, 
                 _put_seg(mem, o, kind, gl, seg)
                 pos[k] = o + rec
             if sweep:
-                for j in range(nl):
-                    if j != k:
-                        if j == local:
-                            _tick_own(an, seg.frame, now, gl)
-                            continue
-                        o = pos[j]
-                        if o == lim[j]:
-                            flush(j)
-                            o = pos[j]
-                        _put_tick(mem, o, seg.frame, now, gl)
-                        pos[j] = o + rec
-    place.moved = moved
+                _ticks(mem, pos, lim, flush, k, local, an, seg.frame, now, gl)
     stats.frames += frames
     stats.tcp += tcp
     return first, last, back, fed

@@ -7,8 +7,9 @@ picks one of ``K_BUCKETS`` buckets, so both directions and every reuse of a 4-tu
 the same one, and a lane table (``lane_table``: consecutive ranges of buckets, in
 proportion to the lanes' weights) maps the bucket to a lane; a ``Placement`` moves new
 connections off that lane to keep the lanes as busy as each other (large connections
-the hash put on one lane, a reader slower or faster than its weight said).  A worker's lane gets the segment as a fixed-size packed record (``REC``, below), which the
-worker (``consume``, a slot at a time) turns back into a ``model.Segment`` for its own
+the hash put on one lane, a reader slower or faster than its weight said).  A worker's
+lane gets the segment as a fixed-size packed record (``REC``, below), which the worker
+(``consume``, a slot at a time) turns back into a ``model.Segment`` for its own
 ``engine.Analyzer``; the dispatcher's own lane, if it has one, is fed the decoded segment
 at once.
 
@@ -206,14 +207,15 @@ def _pair_hash(seg):
 
 
 def pair_hash(seg: Segment) -> int:
+    """The 64-bit hash of a segment's connection (``_pair_hash``)."""
     return _pair_hash(seg)
 
 
 class Placement:
     """Which lane a segment goes to: the lane table's (``lane_table``) for its bucket (bits
-    32-41 of ``pair_hash``; without ``weights``, ``_bucket_of``'s), but a new connection, a pure SYN of a 4-tuple never seen before, goes to the lane furthest
-    under its share of the recent segments when its table lane is more than ``slack`` over
-    its own.  A few large connections that the hash happened to put on one lane are so made
+    32-41 of ``pair_hash``; without ``weights``, ``_bucket_of``'s), but a new connection, a
+    pure SYN of a 4-tuple never seen before, goes to the lane furthest under its share of
+    the recent segments when its table lane is more than ``slack`` over its own.  A few large connections that the hash happened to put on one lane are so made
     up for by placing the many small ones elsewhere.
 
     The shares start as ``weights``; ``steer`` moves them while the run goes on, by how far
@@ -292,25 +294,15 @@ class Placement:
             self.full = True
             return
         keys = array("Q", bytes(16 * len(old)))
-        mask = len(keys) - 1
         for e in old:
-            if e:
-                i = (e >> 24) & mask
-                while keys[i]:
-                    i = (i + 1) & mask
-                keys[i] = e
+            if e:                           # an entry is a pair_hash with the lane in its low byte
+                keys[_slot(keys, e)] = e
         self.keys = keys
 
     def lane_of_key(self, h: int) -> int:
         """The lane a moved connection of ``pair_hash`` ``h`` was given, or -1."""
-        hk = (h >> 8) or 1
-        mask = len(self.keys) - 1
-        i = (h >> 24) & mask
-        while self.keys[i]:
-            if self.keys[i] >> 8 == hk:
-                return self.keys[i] & 255
-            i = (i + 1) & mask
-        return -1
+        e = self.keys[_slot(self.keys, h)]
+        return e & 255 if e else -1
 
 
 # ---------------------------------------------------------------------------- writing records
@@ -438,27 +430,47 @@ def _tick_own(an, frame, now, gl):
 
 @cython.cfunc
 @cython.inline
+@cython.locals(h=cython.ulonglong, k=cython.ulonglong)
+@cython.returns(cython.ulonglong)
+def _key(h):
+    """The moved table's key of ``pair_hash`` ``h``: its top 56 bits, never 0 (0 is empty)."""
+    k = h >> 8
+    return k if k else 1
+
+
+@cython.cfunc
+@cython.inline
+@cython.locals(keys=cython.ulonglong[::1], h=cython.ulonglong, hk=cython.ulonglong, ent=cython.ulonglong,
+               kmask=cython.ulonglong, slot=cython.Py_ssize_t)
+@cython.returns(cython.Py_ssize_t)
+def _slot(keys, h):
+    """The slot of the moved table ``keys`` that holds ``pair_hash`` ``h``'s entry (the key
+    in the top 56 bits, the lane in the low byte), or the empty one where it would go."""
+    hk = _key(h)
+    kmask = len(keys) - 1
+    slot = (h >> 24) & kmask
+    ent = keys[slot]
+    while ent and ent >> 8 != hk:
+        slot = (slot + 1) & kmask
+        ent = keys[slot]
+    return slot
+
+
+@cython.cfunc
+@cython.inline
 @cython.locals(seg=Segment, h=cython.ulonglong, tab=cython.uchar[::1], seen=cython.uchar[::1],
-               keys=cython.ulonglong[::1], moved=cython.longlong, hk=cython.ulonglong, ent=cython.ulonglong,
-               kmask=cython.ulonglong, slot=cython.Py_ssize_t, b1=cython.ulonglong, b2=cython.ulonglong)
+               keys=cython.ulonglong[::1], moved=cython.longlong, ent=cython.ulonglong,
+               b1=cython.ulonglong, b2=cython.ulonglong)
 @cython.returns(cython.longlong)
 def _placed(seg, h, tab, seen, keys, moved):
     """The lane of a segment of ``pair_hash`` ``h`` under a balancing ``Placement`` (its
     ``table``, ``seen``, ``keys``, ``moved``): a moved connection's lane, else its bucket's;
     ``-1 - lane`` for a new connection (a pure SYN of a 4-tuple not seen before), which the
     caller may move.  Marks the 4-tuple seen."""
-    hk = h >> 8
-    if hk == 0:
-        hk = 1
     if moved:
-        kmask = len(keys) - 1
-        slot = (h >> 24) & kmask
-        ent = keys[slot]
-        while ent:
-            if ent >> 8 == hk:
-                return ent & 255
-            slot = (slot + 1) & kmask
-            ent = keys[slot]
+        ent = keys[_slot(keys, h)]
+        if ent:
+            return ent & 255
     b1 = h & 8388607                        # K_SEEN_BITS - 1
     b2 = (h >> 40) & 8388607
     if seen[b1 >> 3] & (1 << (b1 & 7)) and seen[b2 >> 3] & (1 << (b2 & 7)):
@@ -473,8 +485,7 @@ def _placed(seg, h, tab, seen, keys, moved):
 @cython.cfunc
 @cython.locals(k=cython.longlong, h=cython.ulonglong, share=cython.double[::1], cnt=cython.longlong[::1],
                keys=cython.ulonglong[::1], nl=cython.Py_ssize_t, m=cython.Py_ssize_t, j=cython.longlong,
-               best=cython.double, d=cython.double, tot=cython.longlong, hk=cython.ulonglong,
-               kmask=cython.ulonglong, slot=cython.Py_ssize_t)
+               best=cython.double, d=cython.double, tot=cython.longlong)
 @cython.returns(cython.longlong)
 def _move(place, k, h):
     """The lane for a new connection of ``pair_hash`` ``h`` whose bucket's lane ``k`` is over
@@ -492,17 +503,10 @@ def _move(place, k, h):
             j = m
     if j == k:
         return k
-    hk = h >> 8
-    if hk == 0:
-        hk = 1
     keys = place.keys
-    kmask = len(keys) - 1
-    slot = (h >> 24) & kmask
-    while keys[slot]:
-        slot = (slot + 1) & kmask
-    keys[slot] = (hk << 8) | j
+    keys[_slot(keys, h)] = (_key(h) << 8) | j
     place.moved += 1
-    if 2 * place.moved >= kmask + 1:
+    if 2 * place.moved >= len(keys):
         place.grow()
     return j
 
